@@ -1,0 +1,273 @@
+#include "bus/publisher.h"
+
+#include <spdlog/spdlog.h>
+
+#include "bus/event.h"
+#include "storage/keys.h"
+#include "util/runtime.h"
+
+namespace trainyard::bus {
+
+using storage::Key;
+using storage::KeyReader;
+
+std::string encode_outbox_value(std::string_view topic, std::string_view envelope) {
+  std::string v;
+  v.reserve(4 + topic.size() + envelope.size());
+  v.append(Key().u32(static_cast<uint32_t>(topic.size())).bytes());
+  v.append(topic);
+  v.append(envelope);
+  return v;
+}
+
+bool decode_outbox_value(std::string_view value, std::string_view* topic, std::string_view* envelope) {
+  if (value.size() < 4) return false;
+  uint32_t n = KeyReader(value).u32();
+  if (value.size() < 4 + n) return false;
+  *topic = value.substr(4, n);
+  *envelope = value.substr(4 + n);
+  return true;
+}
+
+Publisher::Publisher(zmq::context_t& ctx, storage::Store& store, rpc::Server& replay, PublisherOptions options,
+                     const Clock& clock)
+    : store_(store),
+      outbox_(store.cf("outbox")),
+      streams_(store.cf("streams")),
+      replay_(replay),
+      options_(std::move(options)),
+      clock_(clock) {
+  for (auto& ep : options_.bus_endpoints) {
+    zmq::socket_t s(ctx, zmq::socket_type::pub);
+    s.set(zmq::sockopt::linger, 2000);
+    s.set(zmq::sockopt::sndhwm, 1'000'000);
+    s.connect(ep);
+    sockets_.push_back(std::move(s));
+  }
+  // streams row: key stream -> last(8) published(8)
+  store_.scan(streams_, "", "", [&](std::string_view k, std::string_view v) {
+    StreamState st;
+    KeyReader r(v);
+    st.last = r.u64();
+    st.published = r.u64();
+    Key lo;
+    lo.str(k).u64(0);
+    std::string first_key;
+    store_.scan(outbox_, lo, storage::prefix_end(Key().str(k).bytes()), [&](std::string_view ok, std::string_view) {
+      first_key = std::string(ok);
+      return false;
+    });
+    st.first = st.last + 1;
+    if (!first_key.empty()) {
+      KeyReader fr(first_key);
+      fr.str();
+      st.first = fr.u64();
+    }
+    streams_state_.emplace(std::string(k), st);
+    return true;
+  });
+  // Queue what may not have left before a crash; duplicates are harmless
+  // (subscribers skip seqs at or below their cursor).
+  for (auto& [name, st] : streams_state_) {
+    if (st.published >= st.last) continue;
+    Key lo;
+    lo.str(name).u64(st.published + 1);
+    store_.scan(outbox_, lo, storage::prefix_end(Key().str(name).bytes()), [&](std::string_view k, std::string_view v) {
+      std::string_view topic, env;
+      if (!decode_outbox_value(v, &topic, &env)) return true;
+      KeyReader kr(k);
+      kr.str();
+      pending_.push_back(Pending{std::string(topic), std::string(env), name, kr.u64()});
+      ++stats_.republished;
+      return true;
+    });
+  }
+  if (!pending_.empty()) {
+    spdlog::info("publisher {}: republishing {} events committed before the last stop", options_.instance,
+                 pending_.size());
+  }
+  replay_.on(fb::RequestBody::ReplayRequest, [this](const fb::Request& req, rpc::Responder& r) { on_replay(req, r); });
+}
+
+void Publisher::attach(Runtime& runtime) {
+  runtime.after_commit([this] { flush(); });
+  runtime.every(options_.heartbeat_ms, [this] { heartbeat(); });
+  runtime.every(options_.trim_every_ms, [this, &runtime] { trim(runtime.batch()); });
+}
+
+std::string Publisher::prefix_to_stream(std::string_view prefix) const {
+  return stream_name(prefix, options_.instance);
+}
+
+void Publisher::write_stream_row(storage::Batch& batch, const std::string& stream, const StreamState& st) {
+  batch.put(streams_, stream, Key().u64(st.last).u64(st.published).bytes());
+}
+
+uint64_t Publisher::append(storage::Batch& batch, std::string_view topic, fb::Payload type,
+                           flatbuffers::Offset<void> payload) {
+  return append_to(batch, family_prefix(topic), topic, type, payload);
+}
+
+uint64_t Publisher::append_to(storage::Batch& batch, std::string_view prefix, std::string_view topic,
+                              fb::Payload type, flatbuffers::Offset<void> payload) {
+  std::string stream = prefix_to_stream(prefix);
+  auto it = streams_state_.find(stream);
+  if (it == streams_state_.end()) it = streams_state_.emplace(stream, StreamState{}).first;
+  auto& st = it->second;
+  uint64_t seq = ++st.last;
+
+  auto s = fbb_.CreateString(stream);
+  fb::EnvelopeBuilder eb(fbb_);
+  eb.add_stream(s);
+  eb.add_seq(seq);
+  eb.add_time_ns(clock_.now_ns());
+  eb.add_payload_type(type);
+  eb.add_payload(payload);
+  fb::FinishEnvelopeBuffer(fbb_, eb.Finish());
+  std::string env(reinterpret_cast<const char*>(fbb_.GetBufferPointer()), fbb_.GetSize());
+  fbb_.Clear();
+
+  batch.put(outbox_, Key().str(stream).u64(seq).bytes(), encode_outbox_value(topic, env));
+  write_stream_row(batch, stream, st);
+  pending_.push_back(Pending{std::string(topic), std::move(env), std::move(stream), seq});
+  ++stats_.appended;
+  return seq;
+}
+
+void Publisher::send(const std::string& topic, const std::string& envelope) {
+  for (auto& s : sockets_) {
+    s.send(zmq::buffer(topic), zmq::send_flags::sndmore);
+    s.send(zmq::buffer(envelope), zmq::send_flags::dontwait);
+  }
+}
+
+void Publisher::flush() {
+  for (auto& p : pending_) {
+    send(p.topic, p.envelope);
+    auto& st = streams_state_[p.stream];
+    if (p.seq > st.published) st.published = p.seq;
+    ++stats_.published;
+  }
+  pending_.clear();
+}
+
+void Publisher::heartbeat() {
+  for (auto& [name, st] : streams_state_) {
+    auto s = env_fbb_.CreateString(name);
+    auto ep = env_fbb_.CreateString(replay_.endpoint());
+    auto hb = fb::CreateStreamHeartbeat(env_fbb_, s, st.published, st.first, ep);
+    auto s2 = env_fbb_.CreateString(name);
+    fb::EnvelopeBuilder eb(env_fbb_);
+    eb.add_stream(s2);
+    eb.add_seq(0);
+    eb.add_time_ns(clock_.now_ns());
+    eb.add_payload_type(fb::Payload::StreamHeartbeat);
+    eb.add_payload(hb.Union());
+    fb::FinishEnvelopeBuffer(env_fbb_, eb.Finish());
+    std::string env(reinterpret_cast<const char*>(env_fbb_.GetBufferPointer()), env_fbb_.GetSize());
+    env_fbb_.Clear();
+    send(std::string(kHeartbeatPrefix) + name, env);
+  }
+}
+
+void Publisher::trim(storage::Batch& batch) {
+  int64_t cutoff = clock_.now_ns() - options_.outbox_keep_age_s * 1'000'000'000;
+  for (auto& [name, st] : streams_state_) {
+    uint64_t keep_from = st.first;
+    if (st.last >= options_.outbox_keep_events && st.last - options_.outbox_keep_events + 1 > keep_from) {
+      keep_from = st.last - options_.outbox_keep_events + 1;
+    }
+    // Age: walk the oldest events (bounded per call) until one is new enough.
+    Key lo;
+    lo.str(name).u64(keep_from);
+    size_t looked = 0;
+    store_.scan(outbox_, lo, storage::prefix_end(Key().str(name).bytes()), [&](std::string_view k, std::string_view v) {
+      std::string_view topic, env;
+      if (++looked > 10000 || !decode_outbox_value(v, &topic, &env)) return false;
+      auto* e = flatbuffers::GetRoot<fb::Envelope>(env.data());
+      if (e->time_ns() >= cutoff) return false;
+      KeyReader kr(k);
+      kr.str();
+      keep_from = kr.u64() + 1;
+      return true;
+    });
+    // Never trim what is not yet published.
+    keep_from = std::min(keep_from, st.published + 1);
+    if (keep_from > st.first) {
+      batch.del_range(outbox_, Key().str(name).u64(st.first).bytes(), Key().str(name).u64(keep_from).bytes());
+      stats_.trimmed += keep_from - st.first;
+      st.first = keep_from;
+    }
+  }
+}
+
+uint64_t Publisher::last_seq(std::string_view stream) const {
+  auto it = streams_state_.find(stream);
+  return it == streams_state_.end() ? 0 : it->second.last;
+}
+
+void Publisher::on_replay(const fb::Request& req, rpc::Responder& r) {
+  ++stats_.replay_requests;
+  auto* q = req.body_as_ReplayRequest();
+  if (!q->stream()) {
+    r.error(Status::invalid("ReplayRequest.stream is missing"));
+    return;
+  }
+  std::string stream = q->stream()->str();
+  auto it = streams_state_.find(stream);
+  if (it == streams_state_.end()) {
+    r.error(Status::not_found("stream " + stream + " is not published here"));
+    return;
+  }
+  auto& st = it->second;
+  auto& b = r.builder();
+  std::vector<flatbuffers::Offset<fb::RawEvent>> events;
+  uint32_t max = std::clamp<uint32_t>(q->max_events(), 1, 16384);
+  bool snapshot = false;
+  uint64_t snapshot_seq = 0;
+  uint64_t from = std::max<uint64_t>(q->from_seq(), 1);
+
+  if (from < st.first && snapshot_) {
+    // The events asked for are trimmed: send the state as of the newest
+    // published seq instead.
+    snapshot = true;
+    snapshot_seq = st.published;
+    ++stats_.snapshots;
+    flatbuffers::FlatBufferBuilder sb;
+    std::string prefix(stream_prefix(stream));
+    snapshot_(prefix, sb, [&](std::string_view topic, fb::Payload type, flatbuffers::Offset<void> payload) {
+      auto s = sb.CreateString(stream);
+      fb::EnvelopeBuilder eb(sb);
+      eb.add_stream(s);
+      eb.add_seq(snapshot_seq == 0 ? 1 : snapshot_seq);
+      eb.add_time_ns(clock_.now_ns());
+      eb.add_payload_type(type);
+      eb.add_payload(payload);
+      fb::FinishEnvelopeBuffer(sb, eb.Finish());
+      auto t = b.CreateString(topic);
+      auto e = b.CreateVector(sb.GetBufferPointer(), sb.GetSize());
+      events.push_back(fb::CreateRawEvent(b, t, e));
+      sb.Clear();
+    });
+  } else {
+    size_t bytes = 0;
+    Key lo;
+    lo.str(stream).u64(from);
+    store_.scan(outbox_, lo, storage::prefix_end(Key().str(stream).bytes()), [&](std::string_view, std::string_view v) {
+      std::string_view topic, env;
+      if (!decode_outbox_value(v, &topic, &env)) return true;
+      auto t = b.CreateString(topic);
+      auto e = b.CreateVector(reinterpret_cast<const uint8_t*>(env.data()), env.size());
+      events.push_back(fb::CreateRawEvent(b, t, e));
+      bytes += env.size();
+      return events.size() < max && bytes < (8u << 20);
+    });
+    stats_.replayed += events.size();
+  }
+  auto s = b.CreateString(stream);
+  auto ev = b.CreateVector(events);
+  auto batch = fb::CreateReplayBatch(b, s, ev, st.published, snapshot, snapshot_seq);
+  r.ok(fb::ReplyBody::ReplayBatch, batch.Union());
+}
+
+}  // namespace trainyard::bus

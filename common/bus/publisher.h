@@ -1,0 +1,131 @@
+// The durable publisher: numbers each of its streams 1, 2, 3..., writes every
+// event to a RocksDB outbox in the caller's WriteBatch (with the state change
+// that caused it), publishes it after the commit, serves replay of the outbox
+// on its ROUTER, and sends a heartbeat per stream every second.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <flatbuffers/flatbuffers.h>
+#include <zmq.hpp>
+
+#include "rpc/server.h"
+#include "storage/store.h"
+#include "trainyard/fb/bus_generated.h"
+#include "util/clock.h"
+
+namespace trainyard {
+class Runtime;
+}
+
+namespace trainyard::bus {
+
+struct PublisherOptions {
+  std::string instance;                     // names this publisher's streams: "<prefix>@<instance>"
+  std::vector<std::string> bus_endpoints;   // forwarders' XSUB endpoints (one or two)
+  int64_t heartbeat_ms = 1000;
+  uint64_t outbox_keep_events = 1'000'000;  // per stream; older ones are trimmed
+  int64_t outbox_keep_age_s = 7 * 24 * 3600;
+  int64_t trim_every_ms = 10'000;
+};
+
+struct PublisherStats {
+  uint64_t appended = 0;
+  uint64_t published = 0;
+  uint64_t republished = 0;   // sent again at start (unsent before a crash)
+  uint64_t replay_requests = 0;
+  uint64_t replayed = 0;
+  uint64_t snapshots = 0;
+  uint64_t trimmed = 0;
+};
+
+// Produces a snapshot of the publisher's current state for the stream with
+// `prefix`, as events: call emit(topic, type, payload) for each, building
+// payloads in `fbb`. Used when a subscriber asks for events already trimmed.
+using EmitFn = std::function<void(std::string_view topic, fb::Payload type, flatbuffers::Offset<void> payload)>;
+using SnapshotFn = std::function<void(std::string_view prefix, flatbuffers::FlatBufferBuilder& fbb, const EmitFn& emit)>;
+
+class Publisher {
+ public:
+  // Column families the store must be opened with.
+  static std::vector<std::string> column_families() { return {"outbox", "streams"}; }
+
+  // Loads each stream's last seq, queues what was committed but perhaps not
+  // published before a crash, and registers the Replay handler on `replay`
+  // (whose endpoint heartbeats advertise).
+  Publisher(zmq::context_t& ctx, storage::Store& store, rpc::Server& replay, PublisherOptions options,
+            const Clock& clock);
+
+  // Hooks the publisher into a service loop: flush after each commit,
+  // heartbeats and outbox trimming on timers.
+  void attach(Runtime& runtime);
+
+  // Build the payload here, then call append() with its offset.
+  flatbuffers::FlatBufferBuilder& builder() { return fbb_; }
+
+  // Adds the event to `batch` (outbox + the stream's seq) and queues it for
+  // flush(). The stream is "<family of topic>@<instance>" ("job.state" ->
+  // "job.@sched"). Returns its seq.
+  uint64_t append(storage::Batch& batch, std::string_view topic, fb::Payload type, flatbuffers::Offset<void> payload);
+  // Same, on the stream of an explicit topic prefix (e.g. "lease.node-3.").
+  uint64_t append_to(storage::Batch& batch, std::string_view prefix, std::string_view topic, fb::Payload type,
+                     flatbuffers::Offset<void> payload);
+
+  // Sends every queued event. Call only after the batch holding them is
+  // committed.
+  void flush();
+  // Sends one heartbeat per stream now.
+  void heartbeat();
+  // Deletes outbox events beyond the size and age limits.
+  void trim(storage::Batch& batch);
+
+  void set_snapshot(SnapshotFn fn) { snapshot_ = std::move(fn); }
+
+  uint64_t last_seq(std::string_view stream) const;
+  std::string stream_for(std::string_view prefix) const { return prefix_to_stream(prefix); }
+  const std::string& replay_endpoint() const { return replay_.endpoint(); }
+  const PublisherStats& stats() const { return stats_; }
+
+ private:
+  struct StreamState {
+    uint64_t last = 0;       // newest appended seq
+    uint64_t published = 0;  // newest flushed seq
+    uint64_t first = 1;      // oldest seq still in the outbox
+  };
+  struct Pending {
+    std::string topic;
+    std::string envelope;
+    std::string stream;
+    uint64_t seq;
+  };
+
+  std::string prefix_to_stream(std::string_view prefix) const;
+  void write_stream_row(storage::Batch& batch, const std::string& stream, const StreamState& st);
+  void send(const std::string& topic, const std::string& envelope);
+  void on_replay(const fb::Request& req, rpc::Responder& r);
+
+  storage::Store& store_;
+  storage::Cf outbox_;
+  storage::Cf streams_;
+  rpc::Server& replay_;
+  PublisherOptions options_;
+  const Clock& clock_;
+  std::vector<zmq::socket_t> sockets_;
+  flatbuffers::FlatBufferBuilder fbb_{1024};
+  flatbuffers::FlatBufferBuilder env_fbb_{1024};
+  std::map<std::string, StreamState, std::less<>> streams_state_;
+  std::vector<Pending> pending_;
+  SnapshotFn snapshot_;
+  PublisherStats stats_;
+};
+
+// Outbox row value: u32 topic length, topic, envelope bytes.
+std::string encode_outbox_value(std::string_view topic, std::string_view envelope);
+bool decode_outbox_value(std::string_view value, std::string_view* topic, std::string_view* envelope);
+
+}  // namespace trainyard::bus

@@ -1,0 +1,269 @@
+#include "bus/subscriber.h"
+
+#include <spdlog/spdlog.h>
+
+#include "storage/keys.h"
+#include "util/clock.h"
+#include "util/runtime.h"
+
+namespace trainyard::bus {
+
+using storage::Key;
+using storage::KeyReader;
+
+Subscriber::Subscriber(zmq::context_t& ctx, storage::Store& store, SubscriberOptions options, Handler handler)
+    : ctx_(ctx),
+      store_(store),
+      cursors_cf_(store.cf("cursors")),
+      options_(std::move(options)),
+      handler_(std::move(handler)),
+      socket_(ctx, zmq::socket_type::sub) {
+  socket_.set(zmq::sockopt::linger, 0);
+  socket_.set(zmq::sockopt::rcvhwm, 1'000'000);
+  for (auto& p : options_.prefixes) {
+    socket_.set(zmq::sockopt::subscribe, p);
+    socket_.set(zmq::sockopt::subscribe, std::string(kHeartbeatPrefix) + p);
+  }
+  for (auto& ep : options_.bus_endpoints) socket_.connect(ep);
+  // cursor row: key stream -> seq(8) endpoint
+  store_.scan(cursors_cf_, "", "", [&](std::string_view k, std::string_view v) {
+    if (v.size() < 8) return true;
+    StreamState st;
+    st.cursor = KeyReader(v).u64();
+    st.endpoint = std::string(v.substr(8));
+    if (tracks(k)) streams_.emplace(std::string(k), std::move(st));
+    return true;
+  });
+}
+
+Subscriber::~Subscriber() = default;
+
+void Subscriber::attach(Runtime& runtime) {
+  // Catch up from every cursor we have: the publisher may have moved on
+  // while we were down.
+  for (auto& [name, st] : streams_) {
+    if (!st.endpoint.empty()) st.wanted = std::max(st.wanted, st.cursor + 1);
+  }
+  runtime.watch(socket_, [this, &runtime] { poll(runtime.batch()); });
+  runtime.each_iteration([this, &runtime] { return work(runtime.batch()); });
+}
+
+bool Subscriber::tracks(std::string_view stream) const {
+  auto prefix = stream_prefix(stream);
+  for (auto& p : options_.prefixes) {
+    if (prefix.substr(0, p.size()) == p) return true;
+  }
+  return false;
+}
+
+Subscriber::StreamState& Subscriber::state(std::string_view stream) {
+  auto it = streams_.find(stream);
+  if (it == streams_.end()) it = streams_.emplace(std::string(stream), StreamState{}).first;
+  return it->second;
+}
+
+uint64_t Subscriber::cursor(std::string_view stream) const {
+  auto it = streams_.find(stream);
+  return it == streams_.end() ? 0 : it->second.cursor;
+}
+
+std::map<std::string, uint64_t> Subscriber::cursors() const {
+  std::map<std::string, uint64_t> out;
+  for (auto& [k, v] : streams_) out[k] = v.cursor;
+  return out;
+}
+
+bool Subscriber::caught_up() const {
+  for (auto& [k, v] : streams_) {
+    if (v.wanted > v.cursor) return false;
+  }
+  return true;
+}
+
+size_t Subscriber::poll(storage::Batch& batch) {
+  size_t n = 0;
+  budget_ = options_.max_batch;
+  while (n < options_.max_batch) {
+    zmq::message_t topic;
+    if (!socket_.recv(topic, zmq::recv_flags::dontwait)) break;
+    ++n;
+    ++stats_.received;
+    if (!topic.more()) {
+      ++stats_.rejected;
+      spdlog::warn("{}: dropped a one-frame message on topic '{}'", options_.name, topic.to_string_view().substr(0, 64));
+      continue;
+    }
+    zmq::message_t body;
+    (void)socket_.recv(body);
+    size_t frames = 2;
+    for (bool more = body.more(); more; ++frames) {
+      zmq::message_t x;
+      (void)socket_.recv(x);
+      more = x.more();
+    }
+    if (frames > 2) {
+      ++stats_.rejected;
+      spdlog::warn("{}: dropped a message of {} frames on topic '{}'", options_.name, frames,
+                   topic.to_string_view().substr(0, 64));
+      continue;
+    }
+    if (body.size() > options_.max_message_bytes) {
+      ++stats_.rejected;
+      spdlog::warn("{}: dropped an oversized message ({} bytes, limit {}) on topic '{}'", options_.name, body.size(),
+                   options_.max_message_bytes, topic.to_string_view().substr(0, 64));
+      continue;
+    }
+    handle(topic.to_string_view(), {static_cast<const uint8_t*>(body.data()), body.size()}, batch);
+  }
+  persist(batch);
+  return n;
+}
+
+void Subscriber::handle(std::string_view topic, std::span<const uint8_t> bytes, storage::Batch& batch) {
+  Event e;
+  std::string why;
+  if (!verify_event(topic, bytes, &e, &why)) {
+    ++stats_.rejected;
+    int64_t now = monotonic_ms();
+    if (now - last_reject_log_ms_ > 1000) {  // log once a second at most; the counter has them all
+      spdlog::warn("{}: rejected a message on topic '{}' ({} bytes): {} ({} rejected so far)", options_.name,
+                   topic.substr(0, 64), bytes.size(), why, stats_.rejected);
+      last_reject_log_ms_ = now;
+    }
+    return;
+  }
+  if (!tracks(e.stream())) return;
+  auto& st = state(e.stream());
+  if (e.type() == fb::Payload::StreamHeartbeat) {
+    auto* hb = e.as<fb::StreamHeartbeat>();
+    if (hb->replay_endpoint() && hb->replay_endpoint()->string_view() != st.endpoint) {
+      st.endpoint = hb->replay_endpoint()->str();
+      st.dirty = true;
+    }
+    if (hb->last_seq() > st.cursor && hb->last_seq() > st.wanted) {
+      st.wanted = hb->last_seq();  // events we never saw: ask for them
+      ++stats_.gaps;
+    }
+    return;
+  }
+  if (e.seq() <= st.cursor) {
+    ++stats_.duplicates;
+    return;
+  }
+  if (e.seq() > st.cursor + 1) {
+    // A gap: this event and what is missing before it come by replay.
+    if (e.seq() > st.wanted) {
+      if (st.wanted <= st.cursor) ++stats_.gaps;
+      st.wanted = e.seq();
+    }
+    return;
+  }
+  apply(e, st, batch);
+}
+
+void Subscriber::apply(const Event& e, StreamState& st, storage::Batch& batch) {
+  handler_(e, batch);
+  st.cursor = e.seq();
+  st.dirty = true;
+  ++stats_.applied;
+}
+
+void Subscriber::persist(storage::Batch& batch) {
+  for (auto& [name, st] : streams_) {
+    if (!st.dirty) continue;
+    std::string v = Key().u64(st.cursor).bytes();
+    v.append(st.endpoint);
+    batch.put(cursors_cf_, name, v);
+    st.dirty = false;
+  }
+}
+
+bool Subscriber::work(storage::Batch& batch) {
+  bool more = false;
+  int64_t now = monotonic_ms();
+  size_t budget = options_.max_batch;
+  for (auto& [name, st] : streams_) {
+    while (st.wanted > st.cursor && budget > 0) {
+      if (st.endpoint.empty() || now < st.retry_at_ms) break;  // wait for a heartbeat / the retry time
+      long n = replay_once(name, st, batch);
+      if (n < 0) {
+        st.retry_at_ms = monotonic_ms() + options_.retry_ms;
+        break;
+      }
+      if (n == 0) break;
+      budget -= std::min<size_t>(budget, static_cast<size_t>(n));
+    }
+    if (st.wanted > st.cursor && !st.endpoint.empty() && now >= st.retry_at_ms) more = true;
+  }
+  persist(batch);
+  return more;
+}
+
+long Subscriber::replay_once(const std::string& stream, StreamState& st, storage::Batch& batch) {
+  auto& client = replay_clients_[st.endpoint];
+  if (!client) {
+    rpc::ClientOptions o;
+    o.timeout_ms = options_.replay_timeout_ms;
+    o.tries = 1;
+    client = std::make_unique<rpc::Client>(ctx_, "publisher of " + stream, st.endpoint, o);
+  }
+  uint64_t from = st.cursor + 1;
+  auto reply = client->call(fb::RequestBody::ReplayRequest, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateReplayRequestDirect(b, stream.c_str(), from, 4096).Union();
+  });
+  if (!reply) {
+    ++stats_.replay_failures;
+    spdlog::warn("{}: replay of {} from seq {} failed: {}", options_.name, stream, from, reply.status().message());
+    return -1;
+  }
+  auto* rb = reply->body<fb::ReplayBatch>();
+  if (!rb) {
+    ++stats_.replay_failures;
+    return -1;
+  }
+  long applied = 0;
+  if (rb->snapshot()) {
+    ++stats_.snapshots;
+    spdlog::info("{}: events of {} from seq {} were trimmed; loading a snapshot at seq {}", options_.name, stream, from,
+                 rb->snapshot_seq());
+    if (snapshot_begin_) snapshot_begin_(stream, batch);
+  }
+  if (rb->events()) {
+    for (auto* raw : *rb->events()) {
+      if (!raw->topic() || !raw->envelope()) continue;
+      Event e;
+      std::string why;
+      std::span<const uint8_t> bytes(raw->envelope()->data(), raw->envelope()->size());
+      if (!verify_event(raw->topic()->string_view(), bytes, &e, &why) || e.stream() != stream) {
+        ++stats_.rejected;
+        spdlog::warn("{}: rejected a replayed event of {}: {}", options_.name, stream, why);
+        continue;
+      }
+      if (rb->snapshot()) {
+        handler_(e, batch);
+        ++applied;
+        continue;
+      }
+      if (e.seq() <= st.cursor) continue;
+      if (e.seq() > st.cursor + 1) {
+        // Trimmed away without a snapshot: these events are gone for us.
+        spdlog::error("{}: events {}..{} of {} are no longer in its outbox; skipping them", options_.name, st.cursor + 1,
+                      e.seq() - 1, stream);
+        st.cursor = e.seq() - 1;
+      }
+      apply(e, st, batch);
+      ++stats_.replayed;
+      ++applied;
+    }
+  }
+  if (rb->snapshot()) {
+    st.cursor = std::max(st.cursor, rb->snapshot_seq());
+    st.dirty = true;
+  }
+  // The publisher has nothing beyond last_seq: we cannot want more than that.
+  if (st.wanted > rb->last_seq() && st.cursor >= rb->last_seq()) st.wanted = st.cursor;
+  if (applied == 0 && st.cursor >= rb->last_seq()) st.wanted = st.cursor;
+  return applied == 0 && st.wanted > st.cursor ? -1 : applied;
+}
+
+}  // namespace trainyard::bus

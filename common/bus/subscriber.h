@@ -1,0 +1,114 @@
+// The durable subscriber: applies every event of the streams under its topic
+// prefixes exactly once. Its cursors (stream -> last applied seq) are written
+// in the same WriteBatch as the state changes the events cause; duplicates
+// are skipped; a gap, or a heartbeat showing events it never saw, is filled
+// by asking the publisher's ROUTER to replay; on start it replays from every
+// cursor it has.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "bus/event.h"
+#include "rpc/client.h"
+#include "storage/store.h"
+
+namespace trainyard {
+class Runtime;
+}
+
+namespace trainyard::bus {
+
+struct SubscriberOptions {
+  std::string name;                        // for logs ("billing")
+  std::vector<std::string> bus_endpoints;  // forwarders' XPUB endpoints (one or two)
+  std::vector<std::string> prefixes;       // topic prefixes, each ending in '.' ("job.", "lease.node-3.")
+  size_t max_batch = 8192;                 // events applied per loop iteration
+  int replay_timeout_ms = 2000;
+  int64_t retry_ms = 1000;                 // wait before asking an unreachable publisher again
+  size_t max_message_bytes = kDefaultMaxMessageBytes;
+};
+
+struct SubscriberStats {
+  uint64_t received = 0;
+  uint64_t applied = 0;
+  uint64_t duplicates = 0;
+  uint64_t gaps = 0;
+  uint64_t replayed = 0;
+  uint64_t rejected = 0;     // garbage, truncated, wrong type, oversized
+  uint64_t snapshots = 0;
+  uint64_t replay_failures = 0;
+};
+
+class Subscriber {
+ public:
+  // Applies one event: change state and write it into `batch`.
+  using Handler = std::function<void(const Event& event, storage::Batch& batch)>;
+  // Called before a snapshot of `stream` is applied: forget what that stream
+  // had built up (its events follow through the Handler).
+  using SnapshotBegin = std::function<void(std::string_view stream, storage::Batch& batch)>;
+
+  static std::vector<std::string> column_families() { return {"cursors"}; }
+
+  Subscriber(zmq::context_t& ctx, storage::Store& store, SubscriberOptions options, Handler handler);
+  ~Subscriber();
+
+  void on_snapshot(SnapshotBegin fn) { snapshot_begin_ = std::move(fn); }
+
+  // Hooks into a service loop: reads the socket, and does replay work each
+  // iteration. Call once; then replays from every stored cursor.
+  void attach(Runtime& runtime);
+
+  // Reads up to max_batch waiting messages and applies them into `batch`.
+  // Returns the number read.
+  size_t poll(storage::Batch& batch);
+  // Runs pending replays (within the max_batch budget). Returns true if
+  // more replay work is waiting.
+  bool work(storage::Batch& batch);
+
+  zmq::socket_t& socket() { return socket_; }
+  uint64_t cursor(std::string_view stream) const;
+  std::map<std::string, uint64_t> cursors() const;
+  const SubscriberStats& stats() const { return stats_; }
+  // True when no gap is known to be waiting for a replay.
+  bool caught_up() const;
+
+ private:
+  struct StreamState {
+    uint64_t cursor = 0;
+    std::string endpoint;      // replay endpoint (from heartbeats)
+    uint64_t wanted = 0;       // a replay up to at least this seq is due
+    int64_t retry_at_ms = 0;
+    bool dirty = false;        // cursor/endpoint to persist in the batch
+  };
+
+  bool tracks(std::string_view stream) const;
+  StreamState& state(std::string_view stream);
+  void handle(std::string_view topic, std::span<const uint8_t> bytes, storage::Batch& batch);
+  void apply(const Event& e, StreamState& st, storage::Batch& batch);
+  // Replays one batch for `stream`; returns events applied, or -1 on failure.
+  long replay_once(const std::string& stream, StreamState& st, storage::Batch& batch);
+  void persist(storage::Batch& batch);
+
+  zmq::context_t& ctx_;
+  storage::Store& store_;
+  storage::Cf cursors_cf_;
+  SubscriberOptions options_;
+  Handler handler_;
+  SnapshotBegin snapshot_begin_;
+  zmq::socket_t socket_;
+  std::map<std::string, StreamState, std::less<>> streams_;
+  std::map<std::string, std::unique_ptr<rpc::Client>> replay_clients_;
+  size_t budget_ = 0;
+  SubscriberStats stats_;
+  int64_t last_reject_log_ms_ = 0;
+};
+
+}  // namespace trainyard::bus

@@ -1,0 +1,106 @@
+#include "rpc/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include "bus/event.h"
+
+namespace trainyard::rpc {
+
+void Responder::ok(fb::ReplyBody type, flatbuffers::Offset<void> body) {
+  fb::ReplyBuilder rb(fbb_);
+  rb.add_id(request_id_);
+  rb.add_code(fb::ErrorCode::Ok);
+  if (type != fb::ReplyBody::NONE) {
+    rb.add_body_type(type);
+    rb.add_body(body);
+  }
+  fb::FinishReplyBuffer(fbb_, rb.Finish());
+  answered_ = true;
+}
+
+void Responder::error(const Status& status) {
+  fbb_.Clear();
+  auto msg = fbb_.CreateString(status.message());
+  fb::ReplyBuilder rb(fbb_);
+  rb.add_id(request_id_);
+  rb.add_code(status.code());
+  rb.add_message(msg);
+  fb::FinishReplyBuffer(fbb_, rb.Finish());
+  answered_ = true;
+}
+
+Server::Server(zmq::context_t& ctx, const std::string& endpoint, std::string service)
+    : socket_(ctx, zmq::socket_type::router), service_(std::move(service)) {
+  socket_.set(zmq::sockopt::linger, 0);
+  socket_.set(zmq::sockopt::router_mandatory, false);
+  socket_.set(zmq::sockopt::sndhwm, 100000);
+  socket_.set(zmq::sockopt::rcvhwm, 100000);
+  socket_.bind(endpoint);
+  endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+}
+
+size_t Server::poll_in(size_t max) {
+  size_t n = 0;
+  for (; n < max; ++n) {
+    zmq::message_t id;
+    if (!socket_.recv(id, zmq::recv_flags::dontwait)) break;
+    std::vector<zmq::message_t> frames;
+    while (true) {
+      bool more = frames.empty() ? id.more() : frames.back().more();
+      if (!more) break;
+      frames.emplace_back();
+      (void)socket_.recv(frames.back());
+    }
+    ++stats_.requests;
+    std::string routing(static_cast<const char*>(id.data()), id.size());
+    // Clients are DEALERs sending exactly one frame: the Request.
+    zmq::message_t* body = frames.size() == 1 ? &frames[0] : nullptr;
+    if (!body) {
+      ++stats_.rejected;
+      spdlog::warn("{}: dropped a request of {} frames from peer {:x}", service_, frames.size(),
+                   std::hash<std::string>{}(routing));
+      continue;
+    }
+    const auto* data = static_cast<const uint8_t*>(body->data());
+    flatbuffers::Verifier v(data, body->size(), 64, 10'000'000);
+    if (body->size() > bus::kDefaultMaxMessageBytes || !fb::RequestBufferHasIdentifier(data) ||
+        !fb::VerifyRequestBuffer(v)) {
+      ++stats_.rejected;
+      spdlog::warn("{}: rejected a malformed request ({} bytes) from peer {:x}", service_, body->size(),
+                   std::hash<std::string>{}(routing));
+      continue;  // a garbage sender gets no reply: it has no request id to match
+    }
+    auto* req = fb::GetRequest(data);
+    Responder r(std::move(routing), req->id());
+    auto it = handlers_.find(req->body_type());
+    if (it == handlers_.end()) {
+      ++stats_.unimplemented;
+      r.error(Status(ErrorCode::Unimplemented, service_ + " does not take " +
+                                                   fb::EnumNameRequestBody(req->body_type()) + " requests"));
+    } else {
+      try {
+        it->second(*req, r);
+      } catch (const std::exception& e) {
+        spdlog::error("{}: handler for {} failed: {}", service_, fb::EnumNameRequestBody(req->body_type()), e.what());
+        r.error(Status::internal(service_ + " failed on this request: " + e.what()));
+      }
+    }
+    if (r.answered()) pending_.push_back(std::move(r));
+  }
+  return n;
+}
+
+void Server::send_later(Responder&& r) { pending_.push_back(std::move(r)); }
+
+void Server::flush() {
+  for (auto& r : pending_) {
+    auto buf = r.take();
+    zmq::message_t id(r.routing_id().data(), r.routing_id().size());
+    zmq::message_t body(buf.data(), buf.size());
+    socket_.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    socket_.send(body, zmq::send_flags::dontwait);
+  }
+  pending_.clear();
+}
+
+}  // namespace trainyard::rpc

@@ -1,0 +1,85 @@
+// The ROUTER side of request/reply. Handlers run on the service's loop
+// thread; their replies are queued and sent by flush() after the loop has
+// committed the iteration's WriteBatch, so an ack always means "durable".
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <flatbuffers/flatbuffers.h>
+#include <zmq.hpp>
+
+#include "trainyard/fb/request_generated.h"
+#include "trainyard/fb/reply_generated.h"
+#include "util/status.h"
+
+namespace trainyard::rpc {
+
+// Builds the reply to one request. A handler either calls ok()/error() on it
+// before returning, or keeps it (moved) and answers later.
+class Responder {
+ public:
+  Responder() = default;
+  Responder(std::string routing_id, uint64_t request_id)
+      : routing_id_(std::move(routing_id)), request_id_(request_id) {}
+  // Where to build the reply body before calling ok().
+  flatbuffers::FlatBufferBuilder& builder() { return fbb_; }
+  void ok(fb::ReplyBody type = fb::ReplyBody::NONE, flatbuffers::Offset<void> body = 0);
+  void error(const Status& status);
+  bool answered() const { return answered_; }
+  const std::string& routing_id() const { return routing_id_; }
+  // The finished reply (after ok/error).
+  flatbuffers::DetachedBuffer take() { return fbb_.Release(); }
+
+ private:
+  std::string routing_id_;
+  uint64_t request_id_ = 0;
+  flatbuffers::FlatBufferBuilder fbb_{256};
+  bool answered_ = false;
+};
+
+struct ServerStats {
+  uint64_t requests = 0;
+  uint64_t rejected = 0;       // failed verification or over the size limit
+  uint64_t unimplemented = 0;
+};
+
+class Server {
+ public:
+  using Handler = std::function<void(const fb::Request&, Responder&)>;
+
+  // Binds a ROUTER at `endpoint` ("tcp://127.0.0.1:*" picks a free port;
+  // endpoint() tells which). Throws zmq::error_t if it cannot bind.
+  Server(zmq::context_t& ctx, const std::string& endpoint, std::string service);
+
+  // The bound endpoint with its real port.
+  const std::string& endpoint() const { return endpoint_; }
+  zmq::socket_t& socket() { return socket_; }
+  const std::string& service() const { return service_; }
+
+  void on(fb::RequestBody type, Handler handler) { handlers_[type] = std::move(handler); }
+
+  // Reads up to `max` waiting requests and runs their handlers. Returns how
+  // many were read.
+  size_t poll_in(size_t max = 1024);
+  // Queues a reply that a handler answered later.
+  void send_later(Responder&& r);
+  // Sends every queued reply (call after the loop's commit).
+  void flush();
+  bool has_pending() const { return !pending_.empty(); }
+  const ServerStats& stats() const { return stats_; }
+
+ private:
+  zmq::socket_t socket_;
+  std::string endpoint_;
+  std::string service_;
+  std::map<fb::RequestBody, Handler> handlers_;
+  std::vector<Responder> pending_;
+  ServerStats stats_;
+};
+
+}  // namespace trainyard::rpc

@@ -1,0 +1,113 @@
+#include "util/runtime.h"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "util/clock.h"
+
+namespace trainyard {
+
+void block_termination_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+void unblock_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  pthread_sigmask(SIG_SETMASK, &set, nullptr);
+  signal(SIGPIPE, SIG_DFL);
+}
+
+Runtime::Runtime(storage::Store* store) : store_(store) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  signal_fd_ = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (signal_fd_ < 0) throw std::runtime_error("signalfd failed");
+  watch_fd(signal_fd_, [this] {
+    signalfd_siginfo info;
+    while (read(signal_fd_, &info, sizeof info) == sizeof info) {
+      if (info.ssi_signo == SIGHUP) {
+        if (on_reload_) on_reload_();
+      } else {
+        signal_ = static_cast<int>(info.ssi_signo);
+        stopping_ = true;
+      }
+    }
+  });
+}
+
+Runtime::~Runtime() {
+  if (signal_fd_ >= 0) close(signal_fd_);
+}
+
+void Runtime::watch(zmq::socket_t& socket, std::function<void()> on_readable) {
+  items_.push_back(zmq::pollitem_t{static_cast<void*>(socket), 0, ZMQ_POLLIN, 0});
+  handlers_.push_back(std::move(on_readable));
+}
+
+void Runtime::watch_fd(int fd, std::function<void()> on_readable) {
+  items_.push_back(zmq::pollitem_t{nullptr, fd, ZMQ_POLLIN, 0});
+  handlers_.push_back(std::move(on_readable));
+}
+
+void Runtime::every(int64_t period_ms, std::function<void()> fn) {
+  timers_.push_back(Timer{period_ms, monotonic_ms() + period_ms, std::move(fn)});
+}
+
+void Runtime::after_commit(std::function<void()> fn) { after_commit_.push_back(std::move(fn)); }
+
+void Runtime::each_iteration(std::function<bool()> fn) { work_.push_back(std::move(fn)); }
+
+void Runtime::commit_now() {
+  if (store_ && !batch_.empty()) {
+    auto s = store_->commit(batch_);
+    if (!s) {
+      // The in-memory state is ahead of the disk: the only safe move is to
+      // stop and restart from what is durable.
+      spdlog::critical("commit failed, stopping: {}", s.to_string());
+      std::abort();
+    }
+  }
+  for (auto& f : after_commit_) f();
+}
+
+int Runtime::run() {
+  while (!stopping_) {
+    ++iterations_;
+    int64_t now = monotonic_ms();
+    int64_t wait = 1000;
+    for (auto& t : timers_) wait = std::min(wait, std::max<int64_t>(0, t.next_ms - now));
+    if (more_work_) wait = 0;
+    zmq::poll(items_.data(), items_.size(), std::chrono::milliseconds(wait));
+    for (size_t i = 0; i < items_.size() && !stopping_; ++i) {
+      if (items_[i].revents & ZMQ_POLLIN) handlers_[i]();
+    }
+    more_work_ = false;
+    for (auto& w : work_) more_work_ |= w();
+    now = monotonic_ms();
+    for (auto& t : timers_) {
+      if (now >= t.next_ms) {
+        t.next_ms = now + t.period_ms;
+        t.fn();
+      }
+    }
+    commit_now();
+  }
+  return signal_;
+}
+
+}  // namespace trainyard

@@ -1,0 +1,36 @@
+// The command line every Trainyard service shares: --config FILE, repeated
+// --set key=value overrides, --log-level, plus the service's own flags.
+// Keeps main.cc files to "parse, build the shell, run".
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "util/config.h"
+
+namespace trainyard {
+
+struct ServiceArgs {
+  std::string config_path;
+  std::vector<std::string> overrides;
+  std::string log_level;
+  std::string log_file;
+};
+
+// Adds the shared flags to `app`.
+inline void add_service_flags(CLI::App& app, ServiceArgs& args) {
+  app.add_option("-c,--config", args.config_path, "TOML config file (see deploy/trainyard.example.toml)");
+  app.add_option("--set", args.overrides, "Override a config key: --set section.key=value (repeatable)");
+  app.add_option("--log-level", args.log_level, "trace, debug, info, warn or error (default: config log.level or info)");
+  app.add_option("--log-file", args.log_file, "Append logs to this file instead of stderr");
+}
+
+// Loads the config named by the flags; on error prints it and exits 2.
+Config load_service_config(const ServiceArgs& args);
+
+// Sets up logging for `service` from flags and config (log.level, log.file).
+void init_service_logging(const std::string& service, const ServiceArgs& args, const Config& config);
+
+}  // namespace trainyard

@@ -1,0 +1,75 @@
+// Expected failures as cheap values: Status (code + message) and Result<T>.
+// Exceptions are kept for programming errors and start-up failures.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+
+#include "trainyard/fb/common_generated.h"
+
+namespace trainyard {
+
+using ErrorCode = fb::ErrorCode;
+
+// The outcome of an operation that can fail for a reason a user must see.
+// The message names what was wrong (the field, the peer, the file and line).
+class Status {
+ public:
+  Status() = default;
+  Status(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
+
+  static Status ok() { return {}; }
+  static Status invalid(std::string m) { return {ErrorCode::InvalidArgument, std::move(m)}; }
+  static Status not_found(std::string m) { return {ErrorCode::NotFound, std::move(m)}; }
+  static Status conflict(std::string m) { return {ErrorCode::Conflict, std::move(m)}; }
+  static Status unavailable(std::string m) { return {ErrorCode::Unavailable, std::move(m)}; }
+  static Status failed_precondition(std::string m) { return {ErrorCode::FailedPrecondition, std::move(m)}; }
+  static Status internal(std::string m) { return {ErrorCode::Internal, std::move(m)}; }
+  static Status permission_denied(std::string m) { return {ErrorCode::PermissionDenied, std::move(m)}; }
+  static Status exhausted(std::string m) { return {ErrorCode::ResourceExhausted, std::move(m)}; }
+
+  bool is_ok() const { return code_ == ErrorCode::Ok; }
+  explicit operator bool() const { return is_ok(); }
+  ErrorCode code() const { return code_; }
+  const std::string& message() const { return message_; }
+  // "NotFound: job 12 does not exist"
+  std::string to_string() const;
+
+ private:
+  ErrorCode code_ = ErrorCode::Ok;
+  std::string message_;
+};
+
+// A value or the Status that explains why there is none.
+template <typename T>
+class Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(Status status) : v_(std::move(status)) {}  // NOLINT
+
+  bool ok() const { return std::holds_alternative<T>(v_); }
+  explicit operator bool() const { return ok(); }
+  const Status& status() const {
+    static const Status kOk;
+    return ok() ? kOk : std::get<Status>(v_);
+  }
+  T& value() & { return std::get<T>(v_); }
+  const T& value() const& { return std::get<T>(v_); }
+  T&& value() && { return std::get<T>(std::move(v_)); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+ private:
+  std::variant<T, Status> v_;
+};
+
+inline std::string Status::to_string() const {
+  if (is_ok()) return "Ok";
+  return std::string(fb::EnumNameErrorCode(code_)) + ": " + message_;
+}
+
+}  // namespace trainyard

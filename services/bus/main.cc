@@ -1,0 +1,66 @@
+// trainyard-bus: the stateless XSUB/XPUB forwarder of the durable bus.
+#include <signal.h>
+
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "bus/forwarder.h"
+#include "util/runtime.h"
+#include "util/service_main.h"
+
+int main(int argc, char** argv) {
+  trainyard::block_termination_signals();
+  CLI::App app{"trainyard-bus: the bus forwarder. Publishers connect to its frontend (XSUB), subscribers to its "
+               "backend (XPUB). It keeps no state: restart it at will."};
+  trainyard::ServiceArgs args;
+  trainyard::add_service_flags(app, args);
+  std::string frontend, backend, endpoints_file;
+  app.add_option("--frontend", frontend, "XSUB endpoint to bind (config bus.frontend, default tcp://127.0.0.1:5550)");
+  app.add_option("--backend", backend, "XPUB endpoint to bind (config bus.backend, default tcp://127.0.0.1:5551)");
+  app.add_option("--endpoints-file", endpoints_file,
+                 "Write the bound endpoints here as 'frontend=...' and 'backend=...' lines (for port 0 / '*')");
+  CLI11_PARSE(app, argc, argv);
+  auto config = trainyard::load_service_config(args);
+  trainyard::init_service_logging("bus", args, config);
+
+  trainyard::bus::ForwarderOptions o;
+  o.frontend = frontend.empty() ? config.get_string("bus.frontend", "tcp://127.0.0.1:5550") : frontend;
+  o.backend = backend.empty() ? config.get_string("bus.backend", "tcp://127.0.0.1:5551") : backend;
+  o.hwm = static_cast<int>(config.get_int("bus.hwm", 1'000'000));
+
+  zmq::context_t ctx(1);
+  std::unique_ptr<trainyard::bus::Forwarder> fwd;
+  try {
+    fwd = std::make_unique<trainyard::bus::Forwarder>(ctx, o);
+  } catch (const zmq::error_t& e) {
+    spdlog::error("cannot bind {} / {}: {}", o.frontend, o.backend, e.what());
+    return 1;
+  }
+  if (!endpoints_file.empty()) {
+    std::string tmp = endpoints_file + ".tmp";
+    FILE* f = std::fopen(tmp.c_str(), "w");
+    if (!f) {
+      spdlog::error("cannot write {}", endpoints_file);
+      return 1;
+    }
+    std::fprintf(f, "frontend=%s\nbackend=%s\n", fwd->frontend().c_str(), fwd->backend().c_str());
+    std::fclose(f);
+    std::rename(tmp.c_str(), endpoints_file.c_str());
+  }
+  spdlog::info("forwarding {} -> {}", fwd->frontend(), fwd->backend());
+
+  std::thread signals([&] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int sig = 0;
+    sigwait(&set, &sig);
+    spdlog::info("signal {}: stopping", sig);
+    fwd->stop();
+  });
+  fwd->run();
+  signals.join();
+  return 0;
+}

@@ -1,0 +1,163 @@
+#include "process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace trainyard::testing {
+
+TempDir::TempDir() {
+  const char* base = getenv("TMPDIR");
+  std::string tmpl = std::string(base ? base : "/tmp") + "/trainyard-test-XXXXXX";
+  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  if (getenv("TY_KEEP_TEST_DIRS")) return;
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string bin(const std::string& name) { return std::string(TY_BIN_DIR) + "/" + name; }
+
+Process::Process(std::vector<std::string> argv, std::string log_path, std::map<std::string, std::string> env)
+    : log_path_(std::move(log_path)) {
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  setpgid(pid_, pid_);
+}
+
+Process::~Process() {
+  if (running()) {
+    ::kill(-pid_, SIGKILL);
+    ::kill(pid_, SIGKILL);
+    wait(std::chrono::seconds(5));
+  }
+}
+
+bool Process::running() {
+  if (status_) return false;
+  int st = 0;
+  pid_t r = waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return false;
+  }
+  return true;
+}
+
+void Process::signal(int sig) {
+  if (!running()) return;
+  ::kill(-pid_, sig);
+}
+
+std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (running()) {
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return status_;
+}
+
+int Process::stop(std::chrono::milliseconds grace) {
+  signal(SIGTERM);
+  if (auto s = wait(grace)) return *s;
+  signal(SIGKILL);
+  return wait(std::chrono::seconds(5)).value_or(-1);
+}
+
+std::string Process::log() const { return read_file(log_path_); }
+
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::optional<nlohmann::json> read_json(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return std::nullopt;
+  try {
+    return nlohmann::json::parse(f);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+nlohmann::json wait_json(const std::string& path, std::chrono::milliseconds timeout,
+                         const std::function<bool(const nlohmann::json&)>& pred) {
+  nlohmann::json out;
+  bool ok = wait_until(
+      [&] {
+        auto j = read_json(path);
+        if (!j) return false;
+        if (pred && !pred(*j)) {
+          out = *j;
+          return false;
+        }
+        out = *j;
+        return true;
+      },
+      timeout);
+  if (!ok) throw std::runtime_error("timed out waiting for " + path + " (last: " + out.dump() + ")");
+  return out;
+}
+
+std::pair<int, std::string> run(std::vector<std::string> argv, std::chrono::milliseconds timeout,
+                                std::map<std::string, std::string> env) {
+  char tmpl[] = "/tmp/trainyard-run-XXXXXX";
+  int fd = mkstemp(tmpl);
+  if (fd >= 0) close(fd);
+  int status;
+  {
+    Process p(std::move(argv), tmpl, std::move(env));
+    auto s = p.wait(timeout);
+    status = s ? *s : -1;
+    if (!s) p.kill9();
+  }
+  auto out = read_file(tmpl);
+  unlink(tmpl);
+  return {status, out};
+}
+
+}  // namespace trainyard::testing

@@ -1,0 +1,79 @@
+// Test support: real child processes and temporary data directories.
+// Tests start the real binaries with these and always clean them up, even
+// when an assertion fails (the destructors kill what is left).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace trainyard::testing {
+
+// A fresh directory under $TMPDIR, removed on destruction (kept when
+// TY_KEEP_TEST_DIRS is set, for debugging).
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Path of a binary built into build/bin.
+std::string bin(const std::string& name);
+
+// A child process in its own process group; stdout+stderr go to `log_path`.
+class Process {
+ public:
+  Process(std::vector<std::string> argv, std::string log_path, std::map<std::string, std::string> env = {});
+  ~Process();  // SIGKILLs the group if still running
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  // Sends `sig` to the whole process group.
+  void signal(int sig);
+  void kill9() { signal(9); }
+  // Waits up to `timeout` for the process to exit; returns its exit status
+  // (128+signal when killed) or nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  // SIGTERM, then SIGKILL after `grace`; returns the exit status.
+  int stop(std::chrono::milliseconds grace = std::chrono::milliseconds(5000));
+  std::string log() const;
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+  std::string log_path_;
+};
+
+// Polls `pred` every 20 ms until it holds or `timeout` passes.
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+
+// Reads a JSON file written atomically by a service (--ready-file, --info);
+// nullopt while it does not exist or does not parse.
+std::optional<nlohmann::json> read_json(const std::string& path);
+// Waits for read_json(path) to succeed (and `pred` to hold on it).
+nlohmann::json wait_json(const std::string& path, std::chrono::milliseconds timeout,
+                         const std::function<bool(const nlohmann::json&)>& pred = nullptr);
+
+std::string read_file(const std::string& path);
+// Runs a command to completion, returning {exit status, stdout+stderr}.
+std::pair<int, std::string> run(std::vector<std::string> argv, std::chrono::milliseconds timeout = std::chrono::seconds(30),
+                                std::map<std::string, std::string> env = {});
+
+}  // namespace trainyard::testing
