@@ -1,7 +1,9 @@
 #include "util/service_main.h"
 
 #include <cstdio>
+#include <stdexcept>
 #include <cstdlib>
+#include <unistd.h>
 
 #include "util/log.h"
 
@@ -25,6 +27,18 @@ void init_service_logging(const std::string& service, const ServiceArgs& args, c
     std::fprintf(stderr, "error: %s\n", e.what());
     std::exit(2);
   }
+}
+
+void write_ready_file(const std::string& path, nlohmann::json j) {
+  if (path.empty()) return;
+  j["pid"] = getpid();
+  std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) throw std::runtime_error("cannot write ready file " + path);
+  auto s = j.dump();
+  std::fwrite(s.data(), 1, s.size(), f);
+  std::fclose(f);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot write ready file " + path);
 }
 
 }  // namespace trainyard

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "util/config.h"
 
@@ -32,5 +33,9 @@ Config load_service_config(const ServiceArgs& args);
 
 // Sets up logging for `service` from flags and config (log.level, log.file).
 void init_service_logging(const std::string& service, const ServiceArgs& args, const Config& config);
+
+// Writes `j` (plus "pid") to `path` atomically (a .tmp then rename), so a
+// supervisor or test reading it sees all of it or nothing. No-op if empty.
+void write_ready_file(const std::string& path, nlohmann::json j);
 
 }  // namespace trainyard
