@@ -19,7 +19,7 @@ Subscriber::Subscriber(zmq::context_t& ctx, storage::Store& store, SubscriberOpt
       handler_(std::move(handler)),
       socket_(ctx, zmq::socket_type::sub) {
   socket_.set(zmq::sockopt::linger, 0);
-  socket_.set(zmq::sockopt::rcvhwm, 1'000'000);
+  socket_.set(zmq::sockopt::rcvhwm, options_.rcvhwm);
   for (auto& p : options_.prefixes) {
     socket_.set(zmq::sockopt::subscribe, p);
     socket_.set(zmq::sockopt::subscribe, std::string(kHeartbeatPrefix) + p);

@@ -34,6 +34,7 @@ struct SubscriberOptions {
   int replay_timeout_ms = 2000;
   int64_t retry_ms = 1000;                 // wait before asking an unreachable publisher again
   size_t max_message_bytes = kDefaultMaxMessageBytes;
+  int rcvhwm = 1'000'000;                  // messages queued before ZeroMQ drops (gaps are replayed)
 };
 
 struct SubscriberStats {

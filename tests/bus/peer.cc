@@ -57,6 +57,17 @@ void write_json(const std::string& path, const nlohmann::json& j) {
   std::rename(tmp.c_str(), path.c_str());
 }
 
+std::vector<std::string> split_endpoints(const std::string& s) {
+  std::vector<std::string> out;
+  for (size_t start = 0; start <= s.size();) {
+    auto comma = s.find(',', start);
+    if (comma == std::string::npos) comma = s.size();
+    if (comma > start) out.push_back(s.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -66,6 +77,9 @@ int main(int argc, char** argv) {
   std::string data, bus, replay = "tcp://127.0.0.1:*", instance = "peer", info_file, prefix = "test.";
   uint64_t count = 0, batch_size = 100, crash_after_commit = 0, payload = 100, keep_events = 1'000'000;
   double rate = 0;
+  int rcvhwm = 0;
+  uint64_t apply_delay_us = 0;
+  size_t max_message_bytes = bus::kDefaultMaxMessageBytes;
 
   auto* pub = app.add_subcommand("publish", "publish --count TestEvents on topic test.event, then serve replay until SIGTERM");
   pub->add_option("--data", data)->required();
@@ -86,6 +100,9 @@ int main(int argc, char** argv) {
   sub->add_option("--bus", bus, "forwarder backend (comma-separated for two)")->required();
   sub->add_option("--until", count, "exit once this many events are applied (0: run until SIGTERM)");
   sub->add_option("--prefix", prefix);
+  sub->add_option("--rcvhwm", rcvhwm, "receive high-water mark (small values make ZeroMQ drop: gaps)");
+  sub->add_option("--apply-delay-us", apply_delay_us, "sleep this long per applied event (a slow subscriber)");
+  sub->add_option("--max-message-bytes", max_message_bytes, "reject bigger messages");
   sub->add_option("--info", info_file, "write {count, checksum, stats} JSON here when done and every second");
 
   auto* status = app.add_subcommand("status", "print the stored state of a stopped peer as JSON");
@@ -117,7 +134,7 @@ int main(int argc, char** argv) {
     rpc::Server server(ctx, replay, "bus-peer");
     bus::PublisherOptions o;
     o.instance = instance;
-    o.bus_endpoints = {bus};
+    o.bus_endpoints = split_endpoints(bus);
     o.heartbeat_ms = 200;
     o.outbox_keep_events = keep_events;
     o.trim_every_ms = 200;
@@ -175,12 +192,9 @@ int main(int argc, char** argv) {
   bus::SubscriberOptions o;
   o.name = "bus-peer";
   o.prefixes = {prefix};
-  for (size_t start = 0; start <= bus.size();) {
-    auto comma = bus.find(',', start);
-    if (comma == std::string::npos) comma = bus.size();
-    o.bus_endpoints.push_back(bus.substr(start, comma - start));
-    start = comma + 1;
-  }
+  o.bus_endpoints = split_endpoints(bus);
+  o.max_message_bytes = max_message_bytes;
+  if (rcvhwm > 0) o.rcvhwm = rcvhwm;
   bus::Subscriber subscriber(ctx, store, o, [&](const bus::Event& e, storage::Batch& batch) {
     auto* t = e.as<fb::TestEvent>();
     if (!t) return;
@@ -192,6 +206,7 @@ int main(int argc, char** argv) {
       st.checksum = fold(st.checksum, t->value());
     }
     save(batch, state_cf, st);
+    if (apply_delay_us) usleep(static_cast<useconds_t>(apply_delay_us));
   });
   subscriber.on_snapshot([&](std::string_view, storage::Batch&) { st = State{}; });
   subscriber.attach(runtime);
@@ -205,7 +220,8 @@ int main(int argc, char** argv) {
                            {"gaps", s.gaps},
                            {"replayed", s.replayed},
                            {"rejected", s.rejected},
-                           {"snapshots", s.snapshots}});
+                           {"snapshots", s.snapshots},
+                           {"applied", s.applied}});
   };
   runtime.every(100, dump);
   runtime.after_commit([&] {

@@ -1,0 +1,292 @@
+// The durable bus contract, tested with real processes: a forwarder
+// (trainyard-bus), publishers and subscribers (trainyard-bus-peer), real
+// RocksDB and real sockets on loopback, and SIGKILL where it hurts.
+#define BOOST_TEST_MODULE bus
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+
+#include <thread>
+
+#include <flatbuffers/flatbuffers.h>
+#include <zmq.hpp>
+
+#include "process.h"
+#include "trainyard/fb/bus_generated.h"
+#include "trainyard/fb/request_generated.h"
+#include "rpc/client.h"
+
+using namespace std::chrono_literals;
+using trainyard::testing::bin;
+using trainyard::testing::Process;
+using trainyard::testing::TempDir;
+using trainyard::testing::wait_json;
+using trainyard::testing::wait_until;
+using trainyard::testing::read_json;
+using nlohmann::json;
+
+namespace {
+
+// The checksum a subscriber must reach after applying events 1..n in order.
+uint64_t expected_checksum(uint64_t n) {
+  uint64_t sum = 0;
+  for (uint64_t i = 1; i <= n; ++i) sum = sum * 1099511628211ull ^ (i * 2654435761u + 7);
+  return sum;
+}
+
+struct Forwarder {
+  Forwarder(const TempDir& dir, const std::string& name, const std::string& frontend = "tcp://127.0.0.1:*",
+            const std::string& backend = "tcp://127.0.0.1:*", int hwm = 0)
+      : file(dir / (name + ".endpoints")),
+        proc({bin("trainyard-bus"), "--frontend", frontend, "--backend", backend, "--endpoints-file", file,
+              "--log-level", "warn", "--set", "bus.hwm=" + std::to_string(hwm > 0 ? hwm : 1000000)},
+             dir / (name + ".log")) {
+    BOOST_REQUIRE_MESSAGE(wait_until([&] { return !trainyard::testing::read_file(file).empty(); }, 10s),
+                          "forwarder did not start: " + proc.log());
+    auto text = trainyard::testing::read_file(file);
+    auto line = [&](const std::string& key) {
+      auto p = text.find(key + "=");
+      auto e = text.find('\n', p);
+      return text.substr(p + key.size() + 1, e - p - key.size() - 1);
+    };
+    front = line("frontend");
+    back = line("backend");
+  }
+  std::string file;
+  Process proc;
+  std::string front, back;
+};
+
+std::unique_ptr<Process> publisher(const TempDir& dir, const std::string& name, const std::string& bus, uint64_t count,
+                                   std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv{bin("trainyard-bus-peer"), "publish", "--data", dir / (name + ".db"), "--bus", bus,
+                                "--count", std::to_string(count), "--info", dir / (name + ".json")};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return std::make_unique<Process>(argv, dir / (name + ".log"));
+}
+
+std::unique_ptr<Process> subscriber(const TempDir& dir, const std::string& name, const std::string& bus, uint64_t until,
+                                    std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv{bin("trainyard-bus-peer"), "subscribe", "--data", dir / (name + ".db"), "--bus", bus,
+                                "--until", std::to_string(until), "--info", dir / (name + ".json")};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return std::make_unique<Process>(argv, dir / (name + ".log"));
+}
+
+// Waits for the subscriber to exit having applied `n` events, and checks its
+// state is exactly the fold of events 1..n.
+json expect_exactly_once(Process& sub, const TempDir& dir, const std::string& name, uint64_t n,
+                         std::chrono::seconds timeout = 60s) {
+  auto rc = sub.wait(timeout);
+  auto info = read_json(dir / (name + ".json")).value_or(json::object());
+  BOOST_REQUIRE_MESSAGE(rc.has_value(), "subscriber did not finish; last state " + info.dump() + "\n" + sub.log());
+  BOOST_CHECK_EQUAL(*rc, 0);
+  BOOST_CHECK_EQUAL(info["count"].get<uint64_t>(), n);
+  BOOST_CHECK_EQUAL(info["checksum"].get<uint64_t>(), expected_checksum(n));
+  return info;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(events_arrive_in_order_exactly_once_and_duplicates_are_skipped) {
+  TempDir dir;
+  // Two forwarders, as in production: every event arrives twice.
+  Forwarder a(dir, "fwd-a"), b(dir, "fwd-b");
+  auto sub = subscriber(dir, "sub", a.back + "," + b.back, 5000);
+  auto pub = publisher(dir, "pub", a.front + "," + b.front, 5000, {"--batch", "50", "--rate", "20000"});
+  auto info = expect_exactly_once(*sub, dir, "sub", 5000);
+  BOOST_CHECK_GT(info["duplicates"].get<uint64_t>(), 1000u);
+}
+
+BOOST_AUTO_TEST_CASE(a_gap_is_filled_by_replay_when_the_subscriber_falls_behind) {
+  TempDir dir;
+  // A forwarder with a small queue and a slow subscriber: ZeroMQ drops
+  // what does not fit, as it would under load in production.
+  Forwarder f(dir, "fwd", "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", 100);
+  auto sub = subscriber(dir, "sub", f.back, 20000, {"--rcvhwm", "50", "--apply-delay-us", "20"});
+  auto pub = publisher(dir, "pub", f.front, 20000, {"--batch", "1000"});
+  auto info = expect_exactly_once(*sub, dir, "sub", 20000);
+  BOOST_CHECK_GT(info["gaps"].get<uint64_t>(), 0u);
+  BOOST_CHECK_GT(info["replayed"].get<uint64_t>(), 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_subscriber_joining_mid_stream_replays_what_it_missed_while_events_flow) {
+  TempDir dir;
+  Forwarder f(dir, "fwd");
+  auto pub = publisher(dir, "pub", f.front, 30000, {"--batch", "100", "--rate", "20000"});
+  wait_json(dir / "pub.json", 30s, [](const json& j) { return j["published"].get<uint64_t>() >= 5000; });
+  auto sub = subscriber(dir, "sub", f.back, 30000);
+  auto info = expect_exactly_once(*sub, dir, "sub", 30000);
+  BOOST_CHECK_GT(info["gaps"].get<uint64_t>(), 0u);
+  BOOST_CHECK_GE(info["replayed"].get<uint64_t>(), 5000u);
+}
+
+BOOST_AUTO_TEST_CASE(a_subscriber_started_late_catches_up_from_the_beginning) {
+  TempDir dir;
+  Forwarder f(dir, "fwd");
+  auto pub = publisher(dir, "pub", f.front, 10000, {"--batch", "500"});
+  wait_json(dir / "pub.json", 30s, [](const json& j) { return j["published"].get<uint64_t>() >= 10000; });
+  auto sub = subscriber(dir, "sub", f.back, 10000);
+  auto info = expect_exactly_once(*sub, dir, "sub", 10000);
+  BOOST_CHECK_EQUAL(info["snapshots"].get<uint64_t>(), 0u);
+  BOOST_CHECK_GE(info["replayed"].get<uint64_t>(), 9000u);
+}
+
+BOOST_AUTO_TEST_CASE(a_subscriber_too_far_behind_starts_from_a_snapshot) {
+  TempDir dir;
+  Forwarder f(dir, "fwd");
+  auto pub = publisher(dir, "pub", f.front, 10000, {"--batch", "500", "--keep-events", "1000"});
+  wait_json(dir / "pub.json", 30s, [](const json& j) {
+    return j["published"].get<uint64_t>() >= 10000 && j["trimmed"].get<uint64_t>() >= 9000;
+  });
+  auto sub = subscriber(dir, "sub", f.back, 10000);
+  auto info = expect_exactly_once(*sub, dir, "sub", 10000);
+  BOOST_CHECK_EQUAL(info["snapshots"].get<uint64_t>(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_publisher_killed_between_commit_and_publish_delivers_after_restart_exactly_once) {
+  TempDir dir;
+  Forwarder f(dir, "fwd");
+  auto sub = subscriber(dir, "sub", f.back, 3000);
+  {
+    // Dies by SIGKILL right after committing the batch holding seq 1500,
+    // before publishing it.
+    auto pub = publisher(dir, "pub", f.front, 3000, {"--batch", "100", "--rate", "5000", "--crash-after-commit", "1500"});
+    auto rc = pub->wait(30s);
+    BOOST_REQUIRE(rc.has_value());
+    BOOST_CHECK_EQUAL(*rc, 128 + SIGKILL);
+  }
+  auto sub_info = read_json(dir / "sub.json").value_or(json::object());
+  BOOST_CHECK_LT(sub_info.value("count", uint64_t{0}), 1500u);  // the crashed batch never left
+  auto pub = publisher(dir, "pub", f.front, 3000, {"--batch", "100"});
+  expect_exactly_once(*sub, dir, "sub", 3000);
+  auto pub_info = read_json(dir / "pub.json").value_or(json::object());
+  BOOST_CHECK_GT(pub_info.value("republished", uint64_t{0}), 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_subscriber_killed_mid_stream_of_100k_applies_every_event_exactly_once) {
+  TempDir dir;
+  Forwarder f(dir, "fwd");
+  auto pub = publisher(dir, "pub", f.front, 100000, {"--batch", "500", "--rate", "40000"});
+  {
+    auto sub = subscriber(dir, "sub", f.back, 100000);
+    wait_json(dir / "sub.json", 30s, [](const json& j) { return j["count"].get<uint64_t>() >= 30000; });
+    sub->kill9();
+    sub->wait(5s);
+  }
+  auto partial = read_json(dir / "sub.json").value_or(json::object());
+  BOOST_TEST_MESSAGE("killed at count " << partial.dump());
+  BOOST_CHECK_LT(partial["count"].get<uint64_t>(), 100000u);
+  auto sub = subscriber(dir, "sub", f.back, 100000);
+  expect_exactly_once(*sub, dir, "sub", 100000, 90s);
+}
+
+BOOST_AUTO_TEST_CASE(the_forwarder_killed_and_restarted_mid_stream_loses_nothing) {
+  TempDir dir;
+  auto f = std::make_unique<Forwarder>(dir, "fwd");
+  std::string front = f->front, back = f->back;
+  auto sub = subscriber(dir, "sub", back, 40000);
+  auto pub = publisher(dir, "pub", front, 40000, {"--batch", "200", "--rate", "20000"});
+  wait_json(dir / "sub.json", 30s, [](const json& j) { return j["count"].get<uint64_t>() >= 10000; });
+  f->proc.kill9();
+  f->proc.wait(5s);
+  f.reset();
+  std::this_thread::sleep_for(300ms);  // events published now have nowhere to go
+  Forwarder again(dir, "fwd2", front, back);
+  // ZeroMQ may queue what the dead forwarder could not take, or drop it;
+  // either way the subscriber ends with every event exactly once.
+  expect_exactly_once(*sub, dir, "sub", 40000);
+}
+
+BOOST_AUTO_TEST_CASE(garbage_truncated_wrong_type_and_oversized_messages_are_rejected_and_counted) {
+  TempDir dir;
+  Forwarder f(dir, "fwd");
+  auto sub = subscriber(dir, "sub", f.back, 1000, {"--max-message-bytes", "1048576"});
+  wait_until([&] { return read_json(dir / "sub.json").has_value(); }, 10s);
+
+  zmq::context_t ctx;
+  zmq::socket_t raw(ctx, zmq::socket_type::pub);
+  raw.connect(f.front);
+  // A valid envelope to truncate and to mismatch.
+  flatbuffers::FlatBufferBuilder b;
+  auto stream = b.CreateString("test.@evil");
+  auto ev = trainyard::fb::CreateTestEvent(b, 1, 1);
+  auto env = trainyard::fb::CreateEnvelope(b, stream, 1, 0, trainyard::fb::Payload::TestEvent, ev.Union());
+  trainyard::fb::FinishEnvelopeBuffer(b, env);
+  std::string good(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+  // A valid envelope claiming a stream the topic does not belong to.
+  flatbuffers::FlatBufferBuilder ob;
+  auto ostream = ob.CreateString("other.@evil");
+  auto oev = trainyard::fb::CreateTestEvent(ob, 1, 1);
+  trainyard::fb::FinishEnvelopeBuffer(
+      ob, trainyard::fb::CreateEnvelope(ob, ostream, 1, 0, trainyard::fb::Payload::TestEvent, oev.Union()));
+  std::string foreign(reinterpret_cast<const char*>(ob.GetBufferPointer()), ob.GetSize());
+  // A well-formed FlatBuffer of another type (a Request).
+  flatbuffers::FlatBufferBuilder rb;
+  auto req = trainyard::fb::CreateRequest(rb, 7);
+  trainyard::fb::FinishRequestBuffer(rb, req);
+  std::string wrong(reinterpret_cast<const char*>(rb.GetBufferPointer()), rb.GetSize());
+
+  std::vector<std::pair<std::string, std::string>> bad = {
+      {"test.event", "garbage garbage garbage garbage"},
+      {"test.event", good.substr(0, good.size() / 2)},
+      {"test.event", wrong},
+      {"test.event", foreign},                              // topic outside the claimed stream
+      {"test.event", std::string(2 << 20, 'x')},            // over the 1 MiB limit
+  };
+  auto rejected = [&] {
+    auto j = read_json(dir / "sub.json");
+    return j ? (*j)["rejected"].get<uint64_t>() : 0;
+  };
+  // Probe until the subscription has reached the raw socket (slow joiner),
+  // then send each bad message exactly once.
+  BOOST_REQUIRE(wait_until(
+      [&] {
+        raw.send(zmq::str_buffer("test.single-frame"));
+        return rejected() >= 1;
+      },
+      10s));
+  std::this_thread::sleep_for(300ms);
+  uint64_t before = rejected();
+  for (auto& [t, m] : bad) {
+    raw.send(zmq::buffer(t), zmq::send_flags::sndmore);
+    raw.send(zmq::buffer(m));
+  }
+  BOOST_REQUIRE(wait_until([&] { return rejected() >= before + bad.size(); }, 10s));
+  auto pub = publisher(dir, "pub", f.front, 1000, {"--batch", "100"});
+  auto info = expect_exactly_once(*sub, dir, "sub", 1000);
+  BOOST_CHECK_EQUAL(info["rejected"].get<uint64_t>(), before + bad.size());
+}
+
+BOOST_AUTO_TEST_CASE(a_garbage_request_is_dropped_and_the_server_keeps_answering) {
+  TempDir dir;
+  Forwarder f(dir, "fwd");
+  auto pub = publisher(dir, "pub", f.front, 10, {"--batch", "10"});
+  auto info = wait_json(dir / "pub.json", 10s, [](const json& j) { return j["published"].get<uint64_t>() >= 10; });
+  std::string replay = info["replay"];
+  zmq::context_t ctx;
+  zmq::socket_t raw(ctx, zmq::socket_type::dealer);
+  raw.connect(replay);
+  raw.send(zmq::str_buffer("not a request"));
+  raw.send(zmq::buffer(std::string(1000, '\xff')));
+  trainyard::rpc::Client client(ctx, "peer", replay, {1000, 1, ""});
+  auto r = client.call(trainyard::fb::RequestBody::ReplayRequest, [](flatbuffers::FlatBufferBuilder& fbb) {
+    return trainyard::fb::CreateReplayRequestDirect(fbb, "test.@peer", 1, 100).Union();
+  });
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+  BOOST_CHECK_EQUAL(r->body<trainyard::fb::ReplayBatch>()->events()->size(), 10u);
+  // The garbage got no reply.
+  zmq::message_t m;
+  BOOST_CHECK(!raw.recv(m, zmq::recv_flags::dontwait));
+}
+
+BOOST_AUTO_TEST_CASE(a_request_to_a_dead_peer_fails_fast_with_its_name) {
+  zmq::context_t ctx;
+  trainyard::rpc::Client client(ctx, "scheduler", "tcp://127.0.0.1:1", {300, 2, ""});
+  auto start = std::chrono::steady_clock::now();
+  auto r = client.call(trainyard::fb::RequestBody::Ping);
+  BOOST_CHECK(!r.ok());
+  BOOST_CHECK(r.status().code() == trainyard::fb::ErrorCode::Unavailable);
+  BOOST_CHECK_NE(r.status().message().find("scheduler"), std::string::npos);
+  BOOST_CHECK_LT(std::chrono::steady_clock::now() - start, 2s);
+}
