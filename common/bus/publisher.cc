@@ -70,6 +70,7 @@ Publisher::Publisher(zmq::context_t& ctx, storage::Store& store, rpc::Server& re
   // (subscribers skip seqs at or below their cursor).
   for (auto& [name, st] : streams_state_) {
     if (st.published >= st.last) continue;
+    // (std::map nodes are stable: Pending may point at st.)
     Key lo;
     lo.str(name).u64(st.published + 1);
     store_.scan(outbox_, lo, storage::prefix_end(Key().str(name).bytes()), [&](std::string_view k, std::string_view v) {
@@ -77,7 +78,7 @@ Publisher::Publisher(zmq::context_t& ctx, storage::Store& store, rpc::Server& re
       if (!decode_outbox_value(v, &topic, &env)) return true;
       KeyReader kr(k);
       kr.str();
-      pending_.push_back(Pending{std::string(topic), std::string(env), name, kr.u64()});
+      pending_.push_back(Pending{std::string(v), &st, kr.u64()});
       ++stats_.republished;
       return true;
     });
@@ -90,6 +91,7 @@ Publisher::Publisher(zmq::context_t& ctx, storage::Store& store, rpc::Server& re
 }
 
 void Publisher::attach(Runtime& runtime) {
+  runtime.before_commit([this, &runtime] { seal(runtime.batch()); });
   runtime.after_commit([this] { flush(); });
   runtime.every(options_.heartbeat_ms, [this] { heartbeat(); });
   runtime.every(options_.trim_every_ms, [this, &runtime] { trim(runtime.batch()); });
@@ -110,13 +112,26 @@ uint64_t Publisher::append(storage::Batch& batch, std::string_view topic, fb::Pa
 
 uint64_t Publisher::append_to(storage::Batch& batch, std::string_view prefix, std::string_view topic,
                               fb::Payload type, flatbuffers::Offset<void> payload) {
-  std::string stream = prefix_to_stream(prefix);
-  auto it = streams_state_.find(stream);
-  if (it == streams_state_.end()) it = streams_state_.emplace(stream, StreamState{}).first;
-  auto& st = it->second;
-  uint64_t seq = ++st.last;
+  // Streams are few and long-lived: look up by prefix without building the
+  // name on the hot path.
+  StreamState* st = nullptr;
+  const std::string* name = nullptr;
+  if (last_prefix_ == prefix && last_stream_) {
+    st = last_stream_;
+    name = last_name_;
+  } else {
+    std::string stream = prefix_to_stream(prefix);
+    auto it = streams_state_.find(stream);
+    if (it == streams_state_.end()) it = streams_state_.emplace(stream, StreamState{}).first;
+    st = &it->second;
+    name = &it->first;
+    last_prefix_ = std::string(prefix);
+    last_stream_ = st;
+    last_name_ = name;
+  }
+  uint64_t seq = ++st->last;
 
-  auto s = fbb_.CreateString(stream);
+  auto s = fbb_.CreateString(*name);
   fb::EnvelopeBuilder eb(fbb_);
   eb.add_stream(s);
   eb.add_seq(seq);
@@ -124,17 +139,28 @@ uint64_t Publisher::append_to(storage::Batch& batch, std::string_view prefix, st
   eb.add_payload_type(type);
   eb.add_payload(payload);
   fb::FinishEnvelopeBuffer(fbb_, eb.Finish());
-  std::string env(reinterpret_cast<const char*>(fbb_.GetBufferPointer()), fbb_.GetSize());
+  std::string value = encode_outbox_value(
+      topic, std::string_view(reinterpret_cast<const char*>(fbb_.GetBufferPointer()), fbb_.GetSize()));
   fbb_.Clear();
 
-  batch.put(outbox_, Key().str(stream).u64(seq).bytes(), encode_outbox_value(topic, env));
-  write_stream_row(batch, stream, st);
-  pending_.push_back(Pending{std::string(topic), std::move(env), std::move(stream), seq});
+  batch.put(outbox_, Key().str(*name).u64(seq).bytes(), value);
+  st->dirty = true;
+  pending_.push_back(Pending{std::move(value), st, seq});
   ++stats_.appended;
   return seq;
 }
 
-void Publisher::send(const std::string& topic, const std::string& envelope) {
+void Publisher::seal(storage::Batch& batch) {
+  for (auto& [name, st] : streams_state_) {
+    if (!st.dirty) continue;
+    // The published mark is the one before this batch's events: if we die
+    // before flushing them, a restart republishes from there.
+    write_stream_row(batch, name, st);
+    st.dirty = false;
+  }
+}
+
+void Publisher::send(std::string_view topic, std::string_view envelope) {
   for (auto& s : sockets_) {
     s.send(zmq::buffer(topic), zmq::send_flags::sndmore);
     s.send(zmq::buffer(envelope), zmq::send_flags::dontwait);
@@ -143,9 +169,10 @@ void Publisher::send(const std::string& topic, const std::string& envelope) {
 
 void Publisher::flush() {
   for (auto& p : pending_) {
-    send(p.topic, p.envelope);
-    auto& st = streams_state_[p.stream];
-    if (p.seq > st.published) st.published = p.seq;
+    std::string_view topic, env;
+    decode_outbox_value(p.value, &topic, &env);
+    send(topic, env);
+    if (p.seq > p.stream->published) p.stream->published = p.seq;
     ++stats_.published;
   }
   pending_.clear();

@@ -76,6 +76,9 @@ class Publisher {
   uint64_t append_to(storage::Batch& batch, std::string_view prefix, std::string_view topic, fb::Payload type,
                      flatbuffers::Offset<void> payload);
 
+  // Writes each changed stream's seq row into `batch`. Call once before the
+  // batch holding appended events is committed (attach() does).
+  void seal(storage::Batch& batch);
   // Sends every queued event. Call only after the batch holding them is
   // committed.
   void flush();
@@ -96,17 +99,17 @@ class Publisher {
     uint64_t last = 0;       // newest appended seq
     uint64_t published = 0;  // newest flushed seq
     uint64_t first = 1;      // oldest seq still in the outbox
+    bool dirty = false;      // seq row not yet written to a batch
   };
   struct Pending {
-    std::string topic;
-    std::string envelope;
-    std::string stream;
+    std::string value;       // the outbox value: topic length, topic, envelope
+    StreamState* stream;
     uint64_t seq;
   };
 
   std::string prefix_to_stream(std::string_view prefix) const;
   void write_stream_row(storage::Batch& batch, const std::string& stream, const StreamState& st);
-  void send(const std::string& topic, const std::string& envelope);
+  void send(std::string_view topic, std::string_view envelope);
   void on_replay(const fb::Request& req, rpc::Responder& r);
 
   storage::Store& store_;
@@ -120,6 +123,9 @@ class Publisher {
   flatbuffers::FlatBufferBuilder env_fbb_{1024};
   std::map<std::string, StreamState, std::less<>> streams_state_;
   std::vector<Pending> pending_;
+  std::string last_prefix_;             // append_to's cache of the last stream used
+  StreamState* last_stream_ = nullptr;
+  const std::string* last_name_ = nullptr;
   SnapshotFn snapshot_;
   PublisherStats stats_;
 };

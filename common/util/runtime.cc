@@ -68,11 +68,14 @@ void Runtime::every(int64_t period_ms, std::function<void()> fn) {
   timers_.push_back(Timer{period_ms, monotonic_ms() + period_ms, std::move(fn)});
 }
 
+void Runtime::before_commit(std::function<void()> fn) { before_commit_.push_back(std::move(fn)); }
+
 void Runtime::after_commit(std::function<void()> fn) { after_commit_.push_back(std::move(fn)); }
 
 void Runtime::each_iteration(std::function<bool()> fn) { work_.push_back(std::move(fn)); }
 
 void Runtime::commit_now() {
+  for (auto& f : before_commit_) f();
   if (store_ && !batch_.empty()) {
     auto s = store_->commit(batch_);
     if (!s) {

@@ -34,6 +34,8 @@ class Runtime {
   void watch_fd(int fd, std::function<void()> on_readable);
   // Runs fn every period_ms (first run after one period).
   void every(int64_t period_ms, std::function<void()> fn);
+  // Runs fn just before each iteration's commit (last writes into the batch).
+  void before_commit(std::function<void()> fn);
   // Runs fn after each iteration's commit.
   void after_commit(std::function<void()> fn);
   // Runs fn every iteration after the socket handlers; while it returns true
@@ -63,6 +65,7 @@ class Runtime {
   std::vector<zmq::pollitem_t> items_;
   std::vector<std::function<void()>> handlers_;
   std::vector<Timer> timers_;
+  std::vector<std::function<void()>> before_commit_;
   std::vector<std::function<void()>> after_commit_;
   std::vector<std::function<bool()>> work_;
   bool more_work_ = false;
