@@ -1,0 +1,164 @@
+// The scheduler's replica of the cluster, built from node.* and lease.*
+// events: each node's GPUs, CPUs and memory, what holds them (leases the
+// broker granted, and this scheduler's own placements still waiting for
+// the broker), and free-capacity indexes that make best-fit placement cost
+// a few bucket lookups instead of a scan of every node.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/config.h"
+#include "core/job.h"
+#include "trainyard/fb/nodes_generated.h"
+
+namespace trainyard::scheduler {
+
+using NodeIdx = uint32_t;
+
+// Resources held on one node. GPUs as a bit mask of GPU indices (< 64).
+struct Hold {
+  uint64_t gpus = 0;
+  uint32_t cpus = 0;
+  uint64_t memory_mb = 0;
+};
+
+// One node of a placement: the node and the GPUs picked on it.
+struct NodePick {
+  NodeIdx node = 0;
+  uint64_t gpus = 0;
+};
+
+std::vector<uint32_t> gpu_list(uint64_t mask);
+uint64_t gpu_mask(const std::vector<uint32_t>& indices);
+
+class Cluster {
+ public:
+  explicit Cluster(std::vector<PartitionConfig> partitions);
+
+  // --- partitions and GPU types ---
+  size_t partition_count() const { return partitions_.size(); }
+  std::optional<uint16_t> partition_index(std::string_view name) const;
+  const PartitionConfig& partition(uint16_t p) const { return partitions_[p]; }
+  // 0 for "" (any type); nullopt for a type no node or config has named.
+  std::optional<uint16_t> gpu_type_index(std::string_view type) const;
+  uint16_t intern_gpu_type(std::string_view type);
+  const std::string& gpu_type_name(uint16_t t) const { return types_[t]; }
+  // Types the nodes of partition p have (names).
+  std::vector<std::string> gpu_types_in(uint16_t p) const;
+
+  // What the largest known node of a partition offers (for validation).
+  struct Limits {
+    size_t nodes = 0;
+    uint32_t max_cpus = 0;
+    uint64_t max_memory_mb = 0;
+    std::vector<uint32_t> max_gpus;  // by type index; [0]: any type
+  };
+  const Limits& limits(uint16_t p) const { return limits_[p]; }
+
+  // --- nodes (node.* events) ---
+  // node.up: registers a node or updates its resources; it is up.
+  NodeIdx upsert(const fb::NodeInfoT& info);
+  void set_up(std::string_view name, bool up);
+  void set_drained(std::string_view name, bool drained);
+  std::optional<NodeIdx> find_node(std::string_view name) const;
+  const std::string& node_name(NodeIdx n) const { return nodes_[n].name; }
+  size_t node_count() const { return nodes_.size(); }
+  bool schedulable(NodeIdx n) const;
+
+  // --- holds ---
+  // lease.<node>.granted: the broker granted these resources (to any
+  // scheduler's job). A lease on a node not seen yet is kept for it.
+  void add_lease(uint64_t lease_id, std::string_view node, const std::vector<uint32_t>& gpus, uint32_t cpus,
+                 uint64_t memory_mb, JobId job, uint32_t attempt);
+  // lease.<node>.released / .lost. Unknown ids are ignored.
+  void remove_lease(uint64_t lease_id);
+  bool has_lease(uint64_t lease_id) const { return leases_.count(lease_id) > 0; }
+  // This scheduler placed `job` on `node` and asked the broker: the
+  // resources count as used until the lease arrives or the broker says no.
+  void add_tentative(JobId job, NodeIdx node, const Hold& hold);
+  void remove_tentative(JobId job, NodeIdx node);
+  void remove_tentatives(JobId job);
+  size_t lease_count() const { return leases_.size(); }
+
+  // --- placement ---
+  // False when no single node could hold one node's worth of `shape` (a
+  // constant-time check: the cycle's fast path for a full cluster).
+  bool may_fit(const Shape& shape) const;
+  // Best fit: shape.nodes distinct nodes of the partition, each with the
+  // fewest free GPUs (of the type) that still hold shape.gpus, CPUs and
+  // memory. All or nothing: false leaves `out` empty.
+  bool place(const Shape& shape, std::vector<NodePick>* out) const;
+  // Free GPUs on schedulable nodes.
+  uint64_t free_gpus() const { return free_gpus_; }
+  uint64_t free_gpus_on(NodeIdx n) const;
+
+ private:
+  struct Membership {
+    uint16_t partition;
+    uint16_t type;
+    uint32_t bucket;
+    uint32_t slot;
+  };
+  struct Node {
+    std::string name;
+    bool known = false;  // a node.up was seen
+    bool up = false;
+    bool drained = false;
+    uint64_t all_gpus = 0;
+    std::vector<std::pair<uint16_t, uint64_t>> type_masks;  // (type, GPUs of it)
+    uint32_t cpus = 0;
+    uint64_t memory_mb = 0;
+    std::vector<uint16_t> partitions;
+    std::vector<std::pair<uint64_t, Hold>> leases;
+    std::vector<std::pair<JobId, Hold>> tentative;
+    uint64_t free_gpus = 0;
+    uint32_t free_cpus = 0;
+    uint64_t free_memory_mb = 0;
+    uint64_t counted_free = 0;  // its share of free_gpus_
+    std::vector<Membership> members;
+  };
+  // Nodes of one (partition, GPU type) by how many GPUs of the type they
+  // have free: buckets[k] holds the nodes with exactly k free.
+  struct Index {
+    std::vector<std::vector<NodeIdx>> buckets;
+    int top = -1;  // highest non-empty bucket
+  };
+  struct Lease {
+    NodeIdx node;
+    Hold hold;
+    JobId job;
+    uint32_t attempt;
+  };
+
+  NodeIdx node_for(std::string_view name);
+  Index& index(uint16_t p, uint16_t t);
+  const Index* find_index(uint16_t p, uint16_t t) const;
+  void recompute_free(NodeIdx n);
+  void reindex(NodeIdx n);
+  void unindex(NodeIdx n);
+  void index_insert(NodeIdx n, uint16_t p, uint16_t t, uint32_t bucket);
+  void index_remove(NodeIdx n, size_t member);
+  uint32_t free_of_type(const Node& node, uint16_t t) const;
+  void update_limits(const Node& node);
+  void rebuild_limits();
+
+  std::vector<PartitionConfig> partitions_;
+  std::vector<std::string> types_{""};
+  std::unordered_map<std::string, uint16_t> type_ids_;
+  std::vector<Node> nodes_;
+  std::unordered_map<std::string, NodeIdx> node_ids_;
+  std::vector<std::vector<std::unique_ptr<Index>>> indexes_;  // [partition][type]
+  std::vector<Limits> limits_;
+  std::unordered_map<uint64_t, Lease> leases_;
+  std::unordered_map<JobId, std::vector<NodeIdx>> tentative_by_job_;
+  uint64_t free_gpus_ = 0;
+};
+
+}  // namespace trainyard::scheduler

@@ -1,0 +1,91 @@
+// A job as the scheduler core keeps it: its (normalised) spec, its state and
+// history, where it runs, and the derived values the cycle reads often.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "trainyard/fb/jobs_generated.h"
+#include "trainyard/fb/rpc_generated.h"
+
+namespace trainyard::scheduler {
+
+using JobId = uint64_t;
+using JobState = fb::JobState;
+
+// What a job asks of each node, in the cluster's own indices: what the
+// placement cycle compares, kept flat so it reads fast.
+struct Shape {
+  uint16_t partition = 0;
+  uint16_t gpu_type = 0;  // 0: any type
+  uint32_t gpus = 0;      // per node
+  uint32_t nodes = 1;
+  uint32_t cpus = 1;      // per node
+  uint64_t memory_mb = 0; // per node
+  bool operator==(const Shape&) const = default;
+};
+
+// Why a pending job is not running yet (shown as its reason).
+enum class WaitReason : uint8_t {
+  kNone,
+  kResources,       // no node has room for it now
+  kDependency,      // waits for the jobs it depends on
+  kHeld,            // held by its user
+  kArrayLimit,      // its array already runs "%N" tasks
+  kAccountBlocked,  // its account's budget is spent
+  kAllocating,      // placed; the broker has not answered yet
+  kBackoff,         // the broker refused or did not answer; tried again soon
+};
+std::string_view wait_reason_name(WaitReason r);
+
+struct Transition {
+  JobState to;
+  int64_t time_ns;
+  std::string reason;
+};
+
+struct Job {
+  JobId id = 0;
+  std::shared_ptr<const fb::JobSpecT> spec;  // array tasks share one
+  JobState state = JobState::Pending;
+  std::string reason;          // why it ended (terminal), or the last requeue
+  uint32_t attempt = 1;        // 1-based; +1 on every requeue
+  JobId array_job_id = 0;
+  int32_t array_index = -1;
+  int64_t submit_time_ns = 0;
+  int64_t start_time_ns = 0;
+  int64_t end_time_ns = 0;
+  int32_t exit_code = 0;
+  std::vector<std::string> nodes;      // rank order
+  std::vector<uint32_t> gpu_indices;   // every node's, in rank order
+  std::vector<uint64_t> lease_ids;     // rank order; 0 while unknown
+  std::vector<Transition> history;
+  bool cancel_requested = false;       // cancel sent to the broker; ends as Cancelled
+
+  // Derived (rebuilt on restore, never stored).
+  Shape shape;
+  uint32_t account = 0;                // index into the core's account names
+  WaitReason wait = WaitReason::kNone;
+  bool queued = false;                 // in the policy's queue
+  bool allocating = false;             // an Allocate is out for this attempt
+  bool dirty = false;                  // changed since the shell last stored it
+  uint32_t unmet_dependencies = 0;
+  int64_t retry_after_ns = 0;
+
+  bool terminal() const;
+  // Holds (or is about to hold) resources: counts against an array's "%N".
+  bool active() const { return allocating || state == JobState::Scheduled || state == JobState::Running; }
+};
+
+bool is_terminal(JobState s);
+
+// The JobRecord of `job` (queries and storage). `reason` is the text to
+// show; `score` the policy's priority score.
+void to_record(const Job& job, std::string_view reason, double score, fb::JobRecordT* out);
+// A Job from a stored JobRecord; derived fields are left for the core.
+Job from_record(const fb::JobRecordT& rec);
+
+}  // namespace trainyard::scheduler

@@ -1,0 +1,246 @@
+// The scheduler's pure core: the job table and its state machine, arrays
+// and dependencies, requeue and retries, and the placement cycle. Requests
+// and events go in as calls (with the time they happen); what the shell
+// must do comes out in Output: events to publish, jobs to store, requests
+// for the broker. No sockets, no clock, no disk: tests and the trace
+// simulator drive it directly.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/cluster.h"
+#include "core/config.h"
+#include "core/job.h"
+#include "core/policy.h"
+#include "trainyard/fb/runs_generated.h"
+#include "util/status.h"
+
+namespace trainyard::scheduler {
+
+// job.state: one transition.
+struct StateChange {
+  JobId job = 0;
+  JobState from = JobState::Pending;
+  JobState to = JobState::Pending;
+  std::string reason;
+  uint32_t attempt = 1;
+  int32_t exit_code = 0;
+};
+
+// One node of an Allocate.
+struct NodeGrant {
+  std::string node;
+  std::vector<uint32_t> gpus;
+  uint32_t cpus = 0;
+  uint64_t memory_mb = 0;
+};
+
+// Ask the broker for a lease (a gang when nodes.size() > 1: all or none).
+struct AllocateRequest {
+  JobId job = 0;
+  uint32_t attempt = 1;
+  std::vector<NodeGrant> nodes;
+};
+
+// Ask the broker to end a lease (kill: stop the run first, after grace_s).
+struct ReleaseRequest {
+  uint64_t lease_id = 0;
+  JobId job = 0;
+  bool kill = true;
+  std::string reason;
+  uint32_t grace_s = 0;
+};
+
+// What the shell must do after calls into the core, in order.
+struct Output {
+  std::vector<JobId> submitted;           // job.submitted
+  std::vector<StateChange> changes;       // job.state
+  std::vector<AllocateRequest> allocations;
+  std::vector<ReleaseRequest> releases;
+  std::vector<JobId> dirty;               // jobs whose stored record is stale
+  bool empty() const {
+    return submitted.empty() && changes.empty() && allocations.empty() && releases.empty() && dirty.empty();
+  }
+};
+
+struct SubmitResult {
+  std::vector<JobId> job_ids;
+  JobId array_job_id = 0;
+  bool duplicate = false;  // a retry of a submission already taken (client_token)
+};
+
+// lease.<node>.granted, as the core needs it.
+struct Grant {
+  uint64_t lease_id = 0;
+  JobId job = 0;
+  uint32_t attempt = 0;
+  std::string node;
+  std::vector<uint32_t> gpus;
+  uint32_t cpus = 0;
+  uint64_t memory_mb = 0;
+  uint32_t node_rank = 0;
+};
+
+// run.finished, as the core needs it.
+struct RunEnd {
+  JobId job = 0;
+  uint32_t attempt = 0;
+  uint64_t lease_id = 0;
+  fb::RunOutcome outcome = fb::RunOutcome::Succeeded;
+  int32_t exit_code = 0;
+  int32_t signal = 0;
+  std::string reason;
+};
+
+struct SchedulerStats {
+  uint64_t cycles = 0;
+  uint64_t full_cycles = 0;
+  uint64_t tried = 0;       // placement attempts (jobs offered to the cluster)
+  uint64_t placed = 0;
+  uint64_t requeued = 0;
+  uint64_t conflicts = 0;   // Allocates the broker refused or did not answer
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(SchedulerConfig config, std::unique_ptr<QueuePolicy> policy = nullptr);
+
+  // --- requests ---
+  // Validates and takes a job (or one job per array index). The same
+  // spec.client_token from the same user returns the first submission's ids.
+  Result<SubmitResult> submit(const fb::JobSpecT& spec, int64_t now_ns);
+  // Pending/held: cancelled now. Scheduled/running: the broker is asked to
+  // stop it; it ends Cancelled when the run ends. An array id acts on
+  // every task.
+  Status cancel(JobId id, std::string_view reason, int64_t now_ns);
+  Status hold(JobId id, int64_t now_ns);
+  Status release(JobId id, int64_t now_ns);
+
+  // --- queries ---
+  const Job* job(JobId id) const;
+  // Task ids of an array (nullptr: not an array id).
+  const std::vector<JobId>* array_tasks(JobId array_job_id) const;
+  // Calls fn for jobs in id order from `from` until it returns false.
+  void for_each_job(JobId from, const std::function<bool(const Job&)>& fn) const;
+  // Why the job waits (pending, held) or why it ended.
+  std::string reason_of(const Job& job) const;
+  double score(const Job& job) const { return policy_->score(job); }
+  size_t job_count() const { return jobs_.size(); }
+  size_t queued() const { return policy_->size(); }
+
+  // --- events (node.*, lease.*, run.*, account.*) ---
+  void node_up(const fb::NodeInfoT& info);
+  void node_down(std::string_view name);
+  void node_drained(std::string_view name, bool drained);
+  void lease_granted(const Grant& g, int64_t now_ns);
+  void lease_released(uint64_t lease_id, JobId job, int64_t now_ns);
+  void lease_lost(uint64_t lease_id, JobId job, uint32_t attempt, std::string_view reason, int64_t now_ns);
+  void run_started(JobId job, uint32_t attempt, uint64_t lease_id, int64_t start_ns, int64_t now_ns);
+  void run_finished(const RunEnd& end, int64_t now_ns);
+  void account_blocked(std::string_view account, bool blocked, bool stop_running, int64_t now_ns);
+  bool account_is_blocked(std::string_view account) const;
+
+  // --- broker replies ---
+  void allocated(JobId job, uint32_t attempt, const std::vector<uint64_t>& lease_ids, int64_t now_ns);
+  void allocate_failed(JobId job, uint32_t attempt, const Status& why, int64_t now_ns);
+  // Asks the broker again to stop every job whose cancel is under way (at
+  // start, and after a ReleaseLease the broker did not take).
+  void resend_releases();
+
+  // --- the cycle ---
+  // True when something changed that may let a job start.
+  bool wants_cycle() const { return full_ || !fresh_.empty(); }
+  // Places waiting jobs in policy order (best fit, gangs all or none) and
+  // emits an Allocate for each. After a change that freed resources every
+  // waiting job is tried; after submissions only, only the new ones (the
+  // others did not fit and nothing was freed since). Returns jobs placed.
+  size_t cycle(int64_t now_ns);
+  // Periodic: jobs whose broker retry time has come wait again; the policy
+  // may re-rank.
+  void tick(int64_t now_ns);
+  // The next cycle tries every waiting job.
+  void force_full() { full_ = true; }
+
+  // --- restore (from storage, before serving) ---
+  void set_next_job_id(JobId next) { next_id_ = std::max(next_id_, next); }
+  JobId next_job_id() const { return next_id_; }
+  void restore_node(const fb::NodeInfoT& info, bool up, bool drained);
+  void restore_lease(const Grant& g) {
+    cluster_.add_lease(g.lease_id, g.node, g.gpus, g.cpus, g.memory_mb, g.job, g.attempt);
+  }
+  void restore_blocked(std::string_view account) { blocked(account_index(account)) = true; }
+  void restore_job(Job job);
+  // Rebuilds what is derived (queue, arrays, dependencies, tokens) and asks
+  // again for the releases of cancels under way.
+  void finish_restore(int64_t now_ns);
+
+  // --- output ---
+  Output& output() { return out_; }
+  Output take_output();
+
+  const Cluster& cluster() const { return cluster_; }
+  Cluster& cluster() { return cluster_; }
+  const SchedulerConfig& config() const { return config_; }
+  const SchedulerStats& stats() const { return stats_; }
+  const QueuePolicy& policy() const { return *policy_; }
+
+ private:
+  struct ArrayInfo {
+    uint32_t max_running = 0;
+    uint32_t active = 0;
+    std::vector<JobId> tasks;
+  };
+  enum class DepStatus { kWaiting, kSatisfied, kNever };
+
+  Job* find(JobId id);
+  uint32_t account_index(std::string_view account);
+  std::vector<bool>::reference blocked(uint32_t account);
+  bool blocked_at(uint32_t account) const { return account < blocked_.size() && blocked_[account]; }
+  QueueEntry entry(Job& j) const { return QueueEntry{j.id, j.spec->priority, j.shape, &j}; }
+  void mark_dirty(Job& j);
+  void transition(Job& j, JobState to, std::string reason, int64_t now_ns, int32_t exit_code = 0);
+  void set_allocating(Job& j, bool allocating);
+  void active_changed(Job& j, bool was_active);
+  void enqueue(Job& j);
+  void dequeue(Job& j);
+  // A job that is (again) Pending: queue it, or wait for its dependencies.
+  void make_ready(Job& j, int64_t now_ns);
+  DepStatus dependency_status(const fb::DependencyT& d, std::string* why) const;
+  DepStatus dependencies_of(const Job& j, std::string* why) const;
+  void on_terminal(Job& j, int64_t now_ns);
+  void release_leases(Job& j, uint64_t except, std::string_view reason);
+  void requeue_or_end(Job& j, JobState final_state, std::string reason, int64_t now_ns);
+  void cancel_one(Job& j, std::string_view reason, int64_t now_ns);
+  void place_rank(Job& j, uint32_t rank, const std::string& node, const std::vector<uint32_t>& gpus);
+  bool try_place(const QueueEntry& e, int64_t now_ns, std::vector<JobId>* placed);
+
+  SchedulerConfig config_;
+  std::unique_ptr<QueuePolicy> policy_;
+  Cluster cluster_;
+  std::map<JobId, Job> jobs_;
+  JobId next_id_ = 1;
+  std::unordered_map<JobId, ArrayInfo> arrays_;
+  std::unordered_map<JobId, std::vector<JobId>> dependents_;  // target (job or array) -> waiting jobs
+  std::unordered_map<std::string, SubmitResult> tokens_;      // user '\0' token -> ids
+  std::unordered_map<std::string, uint32_t> account_ids_;
+  std::vector<std::string> account_names_;
+  std::vector<bool> blocked_;
+  std::vector<JobId> fresh_;    // queued since the last cycle
+  std::vector<JobId> backoff_;  // waiting for their broker retry time
+  bool full_ = true;
+  size_t cpu_only_queued_ = 0;
+  std::vector<NodePick> picks_;
+  std::vector<Shape> failed_shapes_;
+  Output out_;
+  SchedulerStats stats_;
+};
+
+}  // namespace trainyard::scheduler

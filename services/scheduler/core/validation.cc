@@ -1,0 +1,142 @@
+#include "core/validation.h"
+
+#include <algorithm>
+
+namespace trainyard::scheduler {
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (auto& s : v) {
+    if (!out.empty()) out += ", ";
+    out += s;
+  }
+  return out.empty() ? "none" : out;
+}
+
+std::string quoted(const std::string& s) { return "'" + s + "'"; }
+
+}  // namespace
+
+Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const Cluster& cluster) {
+  if (spec.user.empty()) return Status::invalid("user: missing; a job needs the name of the user who submits it");
+  if (spec.command.empty() && spec.sim_duration_s <= 0) {
+    return Status::invalid("command: empty; give the program to run and its arguments");
+  }
+  if (!config.accounts.empty()) {
+    if (spec.account.empty()) {
+      return Status::invalid("account: missing; choose one of: " + join(config.accounts));
+    }
+    if (std::find(config.accounts.begin(), config.accounts.end(), spec.account) == config.accounts.end()) {
+      return Status::invalid("account: unknown account " + quoted(spec.account) + "; known accounts: " +
+                             join(config.accounts));
+    }
+  }
+  if (spec.partition.empty()) {
+    spec.partition = config.default_partition.empty() ? cluster.partition(0).name : config.default_partition;
+  }
+  auto p = cluster.partition_index(spec.partition);
+  if (!p) {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < cluster.partition_count(); ++i) names.push_back(cluster.partition(static_cast<uint16_t>(i)).name);
+    return Status::invalid("partition: unknown partition " + quoted(spec.partition) + "; partitions: " + join(names));
+  }
+  const auto& part = cluster.partition(*p);
+  const auto& lim = cluster.limits(*p);
+  bool known_nodes = lim.nodes > 0;
+
+  if (spec.nodes == 0) return Status::invalid("nodes: must be at least 1");
+  if (spec.nodes > config.max_nodes_per_job) {
+    return Status::invalid("nodes: " + std::to_string(spec.nodes) + " is not a valid node count (at most " +
+                           std::to_string(config.max_nodes_per_job) + ")");
+  }
+  if (known_nodes && spec.nodes > lim.nodes) {
+    return Status::invalid("nodes: " + std::to_string(spec.nodes) + " nodes asked but partition " +
+                           quoted(part.name) + " has " + std::to_string(lim.nodes));
+  }
+
+  if (spec.gpus_per_node > config.max_gpus_per_node) {
+    return Status::invalid("gpus_per_node: " + std::to_string(spec.gpus_per_node) +
+                           " is not a valid GPU count (0 to " + std::to_string(config.max_gpus_per_node) + ")");
+  }
+  uint16_t type = 0;
+  if (!spec.gpu_type.empty()) {
+    if (spec.gpus_per_node == 0) {
+      return Status::invalid("gpus_per_node: 0 GPUs asked with gpu_type " + quoted(spec.gpu_type) +
+                             "; ask for at least 1 GPU or leave gpu_type empty");
+    }
+    auto t = cluster.gpu_type_index(spec.gpu_type);
+    if (!t) {
+      return Status::invalid("gpu_type: unknown GPU type " + quoted(spec.gpu_type) + "; known types: " +
+                             join(cluster.gpu_types_in(*p)));
+    }
+    type = *t;
+    if (known_nodes && (lim.max_gpus.size() <= type || lim.max_gpus[type] == 0) &&
+        std::find(config.gpu_types.begin(), config.gpu_types.end(), spec.gpu_type) == config.gpu_types.end()) {
+      return Status::invalid("gpu_type: partition " + quoted(part.name) + " has no " + quoted(spec.gpu_type) +
+                             " GPUs; it has: " + join(cluster.gpu_types_in(*p)));
+    }
+  }
+  if (known_nodes && spec.gpus_per_node > 0) {
+    uint32_t most = type < lim.max_gpus.size() ? lim.max_gpus[type] : 0;
+    bool declared_only = type != 0 && most == 0;  // a configured type no node has yet
+    if (!declared_only && spec.gpus_per_node > most) {
+      return Status::invalid("gpus_per_node: " + std::to_string(spec.gpus_per_node) +
+                             " GPUs per node asked but the largest node in partition " + quoted(part.name) +
+                             " has " + std::to_string(most) +
+                             (spec.gpu_type.empty() ? std::string() : " of type " + quoted(spec.gpu_type)) +
+                             "; use more nodes with fewer GPUs each");
+    }
+  }
+
+  if (spec.cpus == 0) spec.cpus = 1;
+  if (spec.cpus > config.max_cpus) {
+    return Status::invalid("cpus: " + std::to_string(spec.cpus) + " is not a valid CPU count");
+  }
+  if (known_nodes && spec.cpus > lim.max_cpus) {
+    return Status::invalid("cpus: " + std::to_string(spec.cpus) + " CPUs per node asked but the largest node in partition " +
+                           quoted(part.name) + " has " + std::to_string(lim.max_cpus));
+  }
+  if (known_nodes && spec.memory_mb > lim.max_memory_mb) {
+    return Status::invalid("memory_mb: " + std::to_string(spec.memory_mb) +
+                           " MB per node asked but the largest node in partition " + quoted(part.name) + " has " +
+                           std::to_string(lim.max_memory_mb) + " MB");
+  }
+
+  if (spec.time_limit_s == 0) {
+    spec.time_limit_s = part.default_time_limit_s ? part.default_time_limit_s : config.default_time_limit_s;
+  }
+  if (spec.time_limit_s == 0) {
+    return Status::invalid("time_limit_s: missing; give the job a time limit (e.g. --time 1:00:00): partition " +
+                           quoted(part.name) + " has no default");
+  }
+  if (part.max_time_limit_s && spec.time_limit_s > part.max_time_limit_s) {
+    return Status::invalid("time_limit_s: " + std::to_string(spec.time_limit_s) + " s is over the maximum of partition " +
+                           quoted(part.name) + " (" + std::to_string(part.max_time_limit_s) + " s)");
+  }
+  if (spec.max_retries > config.max_retries) {
+    return Status::invalid("max_retries: " + std::to_string(spec.max_retries) + " is over the limit of " +
+                           std::to_string(config.max_retries));
+  }
+  if (spec.sim_duration_s < 0) return Status::invalid("sim_duration_s: must not be negative");
+  for (size_t i = 0; i < spec.env.size(); ++i) {
+    if (!spec.env[i] || spec.env[i]->key.empty() || spec.env[i]->key.find('=') != std::string::npos) {
+      return Status::invalid("env[" + std::to_string(i) + "]: a variable needs a name without '='");
+    }
+  }
+  return Status::ok();
+}
+
+Shape shape_of(const fb::JobSpecT& spec, Cluster& cluster) {
+  Shape s;
+  auto p = cluster.partition_index(spec.partition);
+  s.partition = p ? *p : uint16_t{0xffff};
+  s.gpu_type = cluster.intern_gpu_type(spec.gpu_type);
+  s.gpus = spec.gpus_per_node;
+  s.nodes = std::max<uint32_t>(1, spec.nodes);
+  s.cpus = std::max<uint32_t>(1, spec.cpus);
+  s.memory_mb = spec.memory_mb;
+  return s;
+}
+
+}  // namespace trainyard::scheduler
