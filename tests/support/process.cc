@@ -114,6 +114,25 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+int kill_processes_mentioning(const std::string& needle) {
+  int killed = 0;
+  for (auto& e : std::filesystem::directory_iterator("/proc")) {
+    auto name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = std::stoi(name);
+    if (pid == getpid()) continue;
+    std::string cmdline = read_file(e.path().string() + "/cmdline");
+    std::error_code ec;
+    auto cwd = std::filesystem::read_symlink(e.path() / "cwd", ec).string();
+    if (cmdline.find(needle) == std::string::npos && cwd.find(needle) == std::string::npos) continue;
+    pid_t pgid = getpgid(pid);
+    if (pgid > 0 && pgid != getpgrp()) ::kill(-pgid, SIGKILL);
+    ::kill(pid, SIGKILL);
+    ++killed;
+  }
+  return killed;
+}
+
 std::optional<nlohmann::json> read_json(const std::string& path) {
   std::ifstream f(path);
   if (!f) return std::nullopt;

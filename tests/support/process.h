@@ -72,6 +72,11 @@ nlohmann::json wait_json(const std::string& path, std::chrono::milliseconds time
                          const std::function<bool(const nlohmann::json&)>& pred = nullptr);
 
 std::string read_file(const std::string& path);
+
+// SIGKILLs every process (and its process group) whose command line or
+// working directory mentions `needle` — e.g. a test's temporary directory,
+// to reap job processes that agents run in sessions of their own.
+int kill_processes_mentioning(const std::string& needle);
 // Runs a command to completion, returning {exit status, stdout+stderr}.
 std::pair<int, std::string> run(std::vector<std::string> argv, std::chrono::milliseconds timeout = std::chrono::seconds(30),
                                 std::map<std::string, std::string> env = {});
