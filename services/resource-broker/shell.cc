@@ -1,0 +1,310 @@
+#include "shell.h"
+
+#include <chrono>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "records.h"
+#include "storage/keys.h"
+#include "util/runtime.h"
+#include "wire.h"
+
+namespace trainyard::broker {
+
+namespace {
+
+constexpr std::string_view kNextLeaseKey = "next_lease_id";
+constexpr const char* kVersion = "0.1.0";
+
+bus::PublisherOptions publisher_options(const BrokerOptions& o) {
+  bus::PublisherOptions p;
+  p.instance = o.instance;
+  p.bus_endpoints = o.bus_frontend;
+  p.heartbeat_ms = o.stream_heartbeat_ms;
+  p.outbox_keep_events = o.outbox_keep_events;
+  return p;
+}
+
+std::vector<uint64_t> ids_of(const flatbuffers::Vector<uint64_t>* v) {
+  if (!v) return {};
+  return {v->begin(), v->end()};
+}
+
+}  // namespace
+
+std::vector<std::string> BrokerShell::column_families() {
+  std::vector<std::string> cfs = bus::Publisher::column_families();
+  for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
+  for (const char* c : {"nodes", "leases", "meta"}) cfs.emplace_back(c);
+  return cfs;
+}
+
+BrokerShell::BrokerShell(zmq::context_t& ctx, storage::Store& store, BrokerOptions options, const Clock& clock)
+    : store_(store),
+      nodes_cf_(store.cf("nodes")),
+      leases_cf_(store.cf("leases")),
+      meta_cf_(store.cf("meta")),
+      options_(std::move(options)),
+      clock_(clock),
+      server_(ctx, options_.endpoint, "resource-broker"),
+      publisher_(ctx, store, server_, publisher_options(options_), clock),
+      cluster_(ClusterOptions{options_.node_timeout_ms * 1'000'000}) {
+  // Nodes first: live leases take their GPUs on their node again.
+  std::string error;
+  store_.scan(nodes_cf_, "", "", [&](std::string_view k, std::string_view v) {
+    auto n = decode_node(v);
+    if (!n) {
+      error = fmt::format("node {}: {}", k, n.status().message());
+      return false;
+    }
+    cluster_.restore_node(std::move(n).value());
+    return true;
+  });
+  if (error.empty()) {
+    store_.scan(leases_cf_, "", "", [&](std::string_view k, std::string_view v) {
+      auto l = decode_lease(v);
+      Status s = l ? cluster_.restore_lease(std::move(l).value()) : l.status();
+      if (!s) {
+        error = fmt::format("lease {}: {}", storage::KeyReader(k).u64(), s.message());
+        return false;
+      }
+      return true;
+    });
+  }
+  if (!error.empty()) {
+    throw std::runtime_error("the broker's store " + store_.path() + " holds an unreadable record (" + error +
+                             "); restore it from a backup or move it away to start empty");
+  }
+  if (auto v = store_.get(meta_cf_, kNextLeaseKey); v && v->size() == 8) {
+    cluster_.restore_next_lease_id(storage::decode_u64(*v));
+  }
+  cluster_.resume(now());
+  if (!cluster_.nodes().empty()) {
+    spdlog::info("resumed with {} nodes and {} live leases; nodes have {} ms to heartbeat", cluster_.nodes().size(),
+                 cluster_.live_lease_count(), options_.node_timeout_ms);
+  }
+
+  publisher_.set_snapshot([this](std::string_view prefix, flatbuffers::FlatBufferBuilder& b, const bus::EmitFn& emit) {
+    for (const auto& e : snapshot_events(cluster_, prefix)) {
+      auto w = build_event(b, e);
+      emit(w.topic, w.type, w.payload);
+    }
+  });
+
+  bus::SubscriberOptions so;
+  so.name = "resource-broker";
+  so.bus_endpoints = options_.bus_backend;
+  so.prefixes = {"run."};
+  // A replay from an agent that died blocks the loop: keep it well under
+  // node_timeout so live nodes are never judged silent meanwhile.
+  so.replay_timeout_ms = static_cast<int>(std::clamp<int64_t>(options_.node_timeout_ms / 5, 100, 2000));
+  subscriber_ = std::make_unique<bus::Subscriber>(
+      ctx, store, so, [this](const bus::Event& e, storage::Batch& batch) { on_run_event(e, batch); });
+
+  using fb::RequestBody;
+  auto bind = [this](RequestBody type, void (BrokerShell::*fn)(const fb::Request&, rpc::Responder&)) {
+    server_.on(type, [this, fn](const fb::Request& req, rpc::Responder& r) { (this->*fn)(req, r); });
+  };
+  bind(RequestBody::Ping, &BrokerShell::on_ping);
+  bind(RequestBody::RegisterNode, &BrokerShell::on_register);
+  bind(RequestBody::NodeHeartbeat, &BrokerShell::on_heartbeat);
+  bind(RequestBody::Allocate, &BrokerShell::on_allocate);
+  bind(RequestBody::ReleaseLease, &BrokerShell::on_release);
+  bind(RequestBody::DrainNode, &BrokerShell::on_drain);
+  bind(RequestBody::ListNodes, &BrokerShell::on_list);
+}
+
+BrokerShell::~BrokerShell() = default;
+
+void BrokerShell::attach(Runtime& runtime) {
+  runtime_ = &runtime;
+  runtime.watch(server_.socket(), [this] { server_.poll_in(); });
+  // Events first, then replies: whoever gets an ack can count on the event
+  // being on its way.
+  publisher_.attach(runtime);
+  runtime.after_commit([this] { server_.flush(); });
+  subscriber_->attach(runtime);
+  int64_t check = options_.liveness_check_ms > 0 ? options_.liveness_check_ms
+                                                 : std::clamp<int64_t>(options_.node_timeout_ms / 10, 20, 1000);
+  runtime.every(check, [this] {
+    // Read heartbeats that queued up while the loop was busy (e.g. a replay
+    // from a dead agent) before judging anyone silent.
+    server_.poll_in();
+    Effects fx;
+    cluster_.check_liveness(now(), fx);
+    for (auto& e : fx.events) {
+      if (e.kind == EventKind::kNodeDown) spdlog::warn("node {} is down: {}", e.node, e.reason);
+    }
+    apply(fx, runtime_->batch());
+  });
+  if (options_.metrics_ms > 0) runtime.every(options_.metrics_ms, [this] { publish_metrics(runtime_->batch()); });
+}
+
+Now BrokerShell::now() const {
+  return Now{clock_.now_ns(), std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now().time_since_epoch())
+                                  .count()};
+}
+
+void BrokerShell::apply(const Effects& fx, storage::Batch& batch) {
+  for (const auto& name : fx.nodes) {
+    if (const Node* n = cluster_.node(name)) batch.put(nodes_cf_, name, encode_node(*n));
+  }
+  for (auto id : fx.leases) {
+    if (const Lease* l = cluster_.lease(id)) batch.put(leases_cf_, storage::Key().u64(id), encode_lease(*l));
+  }
+  if (fx.lease_counter) batch.put(meta_cf_, kNextLeaseKey, storage::encode_u64(cluster_.next_lease_id()));
+  for (const auto& e : fx.events) {
+    auto w = build_event(publisher_.builder(), e);
+    publisher_.append_to(batch, w.prefix, w.topic, w.type, w.payload);
+  }
+}
+
+void BrokerShell::on_ping(const fb::Request&, rpc::Responder& r) {
+  auto& b = r.builder();
+  r.ok(fb::ReplyBody::Pong, fb::CreatePongDirect(b, "resource-broker", options_.instance.c_str(), kVersion).Union());
+}
+
+void BrokerShell::on_register(const fb::Request& req, rpc::Responder& r) {
+  auto* q = req.body_as_RegisterNode();
+  if (!q->node()) {
+    r.error(Status::invalid("RegisterNode.node is missing: send the node's NodeInfo"));
+    return;
+  }
+  ++stats_.registrations;
+  Effects fx;
+  auto s = cluster_.register_node(std::shared_ptr<const fb::NodeInfoT>(q->node()->UnPack()),
+                                  ids_of(q->running_leases()), now(), fx);
+  if (!s) {
+    r.error(s);
+    return;
+  }
+  const Node* n = cluster_.node(q->node()->name()->string_view());
+  spdlog::info("node {} registered: {} GPUs, {} CPUs, {} MiB, agent {}, {} leases live", n->name(),
+               n->info->gpus.size(), n->info->cpus, n->info->memory_mb, n->info->agent_endpoint, n->leases.size());
+  apply(fx, runtime_->batch());
+  r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union());
+}
+
+void BrokerShell::on_heartbeat(const fb::Request& req, rpc::Responder& r) {
+  auto* q = req.body_as_NodeHeartbeat();
+  if (!q->name()) {
+    r.error(Status::invalid("NodeHeartbeat.name is missing: name the node"));
+    return;
+  }
+  ++stats_.heartbeats;
+  Effects fx;
+  auto s = cluster_.heartbeat(q->name()->string_view(), ids_of(q->running_leases()), now(), fx);
+  apply(fx, runtime_->batch());
+  if (!s) {
+    r.error(s);
+    return;
+  }
+  r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union());
+}
+
+void BrokerShell::on_allocate(const fb::Request& req, rpc::Responder& r) {
+  auto* q = req.body_as_Allocate();
+  Effects fx;
+  auto ids = cluster_.allocate(read_allocate(*q), now(), fx);
+  if (!ids) {
+    if (ids.status().code() == ErrorCode::Conflict) ++stats_.conflicts;
+    spdlog::debug("Allocate for job {} refused: {}", q->job_id(), ids.status().to_string());
+    r.error(ids.status());
+    return;
+  }
+  if (!fx.events.empty()) ++stats_.allocations;
+  apply(fx, runtime_->batch());
+  auto& b = r.builder();
+  auto v = b.CreateVector(*ids);
+  r.ok(fb::ReplyBody::Allocated, fb::CreateAllocated(b, ids->front(), v).Union());
+}
+
+void BrokerShell::on_release(const fb::Request& req, rpc::Responder& r) {
+  auto* q = req.body_as_ReleaseLease();
+  ++stats_.releases;
+  Effects fx;
+  auto s = cluster_.release(q->lease_id(), q->kill(), q->reason() ? q->reason()->string_view() : std::string_view(),
+                            q->grace_s(), now(), fx);
+  if (!s) {
+    r.error(s);
+    return;
+  }
+  apply(fx, runtime_->batch());
+  r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union());
+}
+
+void BrokerShell::on_drain(const fb::Request& req, rpc::Responder& r) {
+  auto* q = req.body_as_DrainNode();
+  if (!q->name()) {
+    r.error(Status::invalid("DrainNode.name is missing: name the node to drain"));
+    return;
+  }
+  Effects fx;
+  auto s = cluster_.drain(q->name()->string_view(), q->drain(),
+                          q->reason() ? q->reason()->string_view() : std::string_view(), fx);
+  if (!s) {
+    r.error(s);
+    return;
+  }
+  if (!fx.events.empty()) {
+    spdlog::info("node {} {}{}", q->name()->string_view(), q->drain() ? "drained" : "undrained",
+                 q->reason() && q->reason()->size() ? ": " + q->reason()->str() : std::string());
+  }
+  apply(fx, runtime_->batch());
+  r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union());
+}
+
+void BrokerShell::on_list(const fb::Request&, rpc::Responder& r) {
+  auto& b = r.builder();
+  std::vector<flatbuffers::Offset<fb::NodeStatus>> rows;
+  for (const auto& [name, n] : cluster_.nodes()) rows.push_back(build_node_status(b, n));
+  auto v = b.CreateVector(rows);
+  r.ok(fb::ReplyBody::NodeList, fb::CreateNodeList(b, v).Union());
+}
+
+void BrokerShell::on_run_event(const bus::Event& e, storage::Batch& batch) {
+  Effects fx;
+  if (auto* f = e.as<fb::RunFinished>()) {
+    std::string node = f->node() ? f->node()->str() : std::string();
+    std::string reason = fmt::format("run finished: {}", fb::EnumNameRunOutcome(f->outcome()));
+    if (f->signal() != 0) {
+      reason += fmt::format(" (signal {})", f->signal());
+    } else {
+      reason += fmt::format(" (exit {})", f->exit_code());
+    }
+    cluster_.run_finished(f->lease_id(), node, reason, now(), fx);
+  } else if (auto* s = e.as<fb::RunStarted>()) {
+    cluster_.run_started(s->lease_id(), s->node() ? s->node()->string_view() : std::string_view(), fx);
+  }
+  apply(fx, batch);
+}
+
+void BrokerShell::publish_metrics(storage::Batch& batch) {
+  size_t up = 0, drained = 0;
+  for (const auto& [name, n] : cluster_.nodes()) {
+    up += n.up ? 1 : 0;
+    drained += n.drained ? 1 : 0;
+  }
+  auto& b = publisher_.builder();
+  std::vector<flatbuffers::Offset<fb::Gauge>> g;
+  auto gauge = [&](const char* name, double v) { g.push_back(fb::CreateGaugeDirect(b, name, v)); };
+  gauge("nodes", static_cast<double>(cluster_.nodes().size()));
+  gauge("nodes_up", static_cast<double>(up));
+  gauge("nodes_drained", static_cast<double>(drained));
+  gauge("gpus_total", static_cast<double>(cluster_.total_gpus()));
+  gauge("gpus_free", static_cast<double>(cluster_.free_gpus()));
+  gauge("leases_live", static_cast<double>(cluster_.live_lease_count()));
+  gauge("allocations", static_cast<double>(stats_.allocations));
+  gauge("conflicts", static_cast<double>(stats_.conflicts));
+  gauge("registrations", static_cast<double>(stats_.registrations));
+  auto gv = b.CreateVector(g);
+  auto svc = b.CreateString("resource-broker");
+  auto inst = b.CreateString(options_.instance);
+  publisher_.append(batch, "ops.metrics.resource-broker", fb::Payload::OpsMetrics,
+                    fb::CreateOpsMetrics(b, svc, inst, gv).Union());
+}
+
+}  // namespace trainyard::broker

@@ -1,0 +1,96 @@
+// The resource broker's I/O shell: its ROUTER (RegisterNode, NodeHeartbeat,
+// Allocate, ReleaseLease, DrainNode, ListNodes, Ping, replay), its RocksDB,
+// its node./lease.<node>. streams, its run. subscription and the liveness
+// timer. It feeds the Cluster core and writes what the core changed, with
+// the events, into the loop's one WriteBatch; replies and events leave only
+// after that batch is committed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "bus/publisher.h"
+#include "bus/subscriber.h"
+#include "core/cluster.h"
+#include "rpc/server.h"
+#include "storage/store.h"
+#include "util/clock.h"
+
+namespace trainyard {
+class Runtime;
+}
+
+namespace trainyard::broker {
+
+struct BrokerOptions {
+  std::string endpoint = "tcp://127.0.0.1:5561";  // broker.endpoint
+  std::string instance = "broker";                // broker.instance: names the streams (node.@broker)
+  std::vector<std::string> bus_frontend;          // bus.frontend: where events go
+  std::vector<std::string> bus_backend;           // bus.backend: where run.* comes from
+  int64_t node_timeout_ms = 5000;                 // broker.node_timeout_ms
+  int64_t liveness_check_ms = 0;                  // 0: node_timeout_ms / 10, within [20, 1000]
+  int64_t stream_heartbeat_ms = 1000;             // broker.stream_heartbeat_ms
+  uint64_t outbox_keep_events = 1'000'000;        // broker.outbox_keep_events (per stream)
+  int64_t metrics_ms = 5000;                      // broker.metrics_ms: ops.metrics.resource-broker; 0: off
+};
+
+struct BrokerStats {
+  uint64_t registrations = 0;
+  uint64_t heartbeats = 0;
+  uint64_t allocations = 0;
+  uint64_t conflicts = 0;
+  uint64_t releases = 0;
+};
+
+class BrokerShell {
+ public:
+  // Column families the store must be opened with.
+  static std::vector<std::string> column_families();
+
+  // Binds the ROUTER, loads every node and lease from `store` and gives the
+  // nodes a grace period of node_timeout (no heartbeat could arrive while
+  // the broker was stopped). Throws std::runtime_error naming the record if
+  // the store holds something unreadable, zmq::error_t if it cannot bind.
+  BrokerShell(zmq::context_t& ctx, storage::Store& store, BrokerOptions options, const Clock& clock);
+  ~BrokerShell();
+
+  // Hooks the sockets and timers into `runtime` (whose store is `store`).
+  void attach(Runtime& runtime);
+
+  const std::string& endpoint() const { return server_.endpoint(); }
+  const Cluster& cluster() const { return cluster_; }
+  const BrokerStats& stats() const { return stats_; }
+
+ private:
+  Now now() const;
+  // Writes the records `fx` names and appends its events, in `batch`.
+  void apply(const Effects& fx, storage::Batch& batch);
+  void on_ping(const fb::Request& req, rpc::Responder& r);
+  void on_register(const fb::Request& req, rpc::Responder& r);
+  void on_heartbeat(const fb::Request& req, rpc::Responder& r);
+  void on_allocate(const fb::Request& req, rpc::Responder& r);
+  void on_release(const fb::Request& req, rpc::Responder& r);
+  void on_drain(const fb::Request& req, rpc::Responder& r);
+  void on_list(const fb::Request& req, rpc::Responder& r);
+  void on_run_event(const bus::Event& e, storage::Batch& batch);
+  void publish_metrics(storage::Batch& batch);
+
+  storage::Store& store_;
+  storage::Cf nodes_cf_;
+  storage::Cf leases_cf_;
+  storage::Cf meta_cf_;
+  BrokerOptions options_;
+  const Clock& clock_;
+  rpc::Server server_;
+  bus::Publisher publisher_;
+  std::unique_ptr<bus::Subscriber> subscriber_;
+  Cluster cluster_;
+  Runtime* runtime_ = nullptr;
+  BrokerStats stats_;
+};
+
+}  // namespace trainyard::broker
