@@ -1,0 +1,418 @@
+#include "shell.h"
+
+#include <spdlog/spdlog.h>
+
+#include "core/calendar.h"
+#include "core/estimate.h"
+#include "core/money.h"
+#include "core/report.h"
+#include "storage/keys.h"
+
+namespace trainyard::billing {
+
+using storage::Key;
+using storage::KeyReader;
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+std::vector<std::string> endpoints(const Config& c, std::string_view key, const std::string& def) {
+  auto v = c.get_strings(key);
+  if (v.empty()) v.push_back(def);
+  return v;
+}
+
+// "user:NAME" principals read; only services, admins and local (unauthenticated) callers change things.
+bool may_administer(const fb::Request& req) {
+  return !req.principal() || req.principal()->string_view().substr(0, 5) != "user:";
+}
+
+std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+}  // namespace
+
+Result<BillingOptions> BillingOptions::from_config(const Config& c) {
+  BillingOptions o;
+  try {
+    o.endpoint = c.get_string("billing.endpoint", o.endpoint);
+    o.data = c.get_string("billing.data", o.data);
+    o.rates = c.get_string("billing.rates", "");
+    o.currency = c.get_string("billing.currency", o.currency);
+    o.instance = c.get_string("billing.instance", o.instance);
+    o.check_ms = c.get_int("billing.check_ms", o.check_ms);
+    o.cache_lines = static_cast<size_t>(c.get_int("billing.cache_lines", static_cast<int64_t>(o.cache_lines)));
+    o.fsync = c.get_bool("billing.fsync", false);
+    o.bus_frontend = endpoints(c, "bus.frontend", "tcp://127.0.0.1:5550");
+    o.bus_backend = endpoints(c, "bus.backend", "tcp://127.0.0.1:5551");
+  } catch (const std::exception& e) {
+    return Status::invalid(e.what());
+  }
+  if (o.rates.empty()) {
+    return Status::invalid("billing.rates is not set: point it at a rate card TOML file (see "
+                           "services/billing/rates.example.toml)");
+  }
+  if (o.currency.empty()) return Status::invalid("billing.currency is empty: name the currency, e.g. \"EUR\"");
+  if (o.check_ms <= 0) return Status::invalid("billing.check_ms must be positive");
+  return o;
+}
+
+Result<std::unique_ptr<BillingShell>> BillingShell::create(zmq::context_t& ctx, BillingOptions options,
+                                                           const Clock& clock) {
+  auto card = RateCard::load(options.rates);
+  if (!card) return Status::invalid("rate card refused: " + card.status().message());
+  if (!card->currency().empty() && card->currency() != options.currency) {
+    return Status::invalid("rate card " + options.rates + " is in " + card->currency() + " but billing.currency is " +
+                           options.currency + "; make them agree");
+  }
+  std::vector<std::string> cfs = bus::Publisher::column_families();
+  for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
+  for (const char* c : {"lines", "spends", "accounts", "jobs"}) cfs.emplace_back(c);
+  auto store = storage::Store::open(
+      options.data, storage::Options{cfs, {}, options.fsync ? storage::Durability::kFsync : storage::Durability::kWal});
+  if (!store) return store.status();
+  try {
+    return std::unique_ptr<BillingShell>(
+        new BillingShell(ctx, std::move(options), clock, std::move(card).value(), std::move(store).value()));
+  } catch (const zmq::error_t& e) {
+    return Status::unavailable("cannot bind billing.endpoint: " + std::string(e.what()));
+  }
+}
+
+BillingShell::BillingShell(zmq::context_t& ctx, BillingOptions options, const Clock& clock, RateCard card,
+                           std::unique_ptr<storage::Store> store)
+    : options_(std::move(options)),
+      clock_(clock),
+      card_(std::move(card)),
+      store_(std::move(store)),
+      lines_cf_(store_->cf("lines")),
+      spends_cf_(store_->cf("spends")),
+      accounts_cf_(store_->cf("accounts")),
+      jobs_cf_(store_->cf("jobs")),
+      runtime_(store_.get()),
+      ledger_([this](std::string_view k) { return store_->get(lines_cf_, k); },
+              [this](std::string_view k) { return store_->get(spends_cf_, k); }) {
+  store_->scan(accounts_cf_, "", "", [&](std::string_view k, std::string_view v) {
+    if (auto st = AccountState::decode(v)) accounts_.emplace(std::string(k), *st);
+    return true;
+  });
+
+  server_ = std::make_unique<rpc::Server>(ctx, options_.endpoint, "billing");
+  bus::PublisherOptions po;
+  po.instance = options_.instance;
+  po.bus_endpoints = options_.bus_frontend;
+  publisher_ = std::make_unique<bus::Publisher>(ctx, *store_, *server_, po, clock_);
+  publisher_->set_snapshot(
+      [this](std::string_view prefix, flatbuffers::FlatBufferBuilder& b, const bus::EmitFn& emit) {
+        snapshot(prefix, b, emit);
+      });
+
+  bus::SubscriberOptions so;
+  so.name = "billing";
+  so.bus_endpoints = options_.bus_backend;
+  so.prefixes = {"usage.", "job."};
+  subscriber_ = std::make_unique<bus::Subscriber>(
+      ctx, *store_, so, [this](const bus::Event& e, storage::Batch& batch) { on_event(e, batch); });
+
+  server_->on(fb::RequestBody::Ping, [this](const fb::Request&, rpc::Responder& r) {
+    auto& b = r.builder();
+    r.ok(fb::ReplyBody::Pong, fb::CreatePongDirect(b, "billing", options_.instance.c_str(), kVersion).Union());
+  });
+  server_->on(fb::RequestBody::QueryUsage, [this](const fb::Request& q, rpc::Responder& r) { on_query_usage(q, r); });
+  server_->on(fb::RequestBody::GetInvoice, [this](const fb::Request& q, rpc::Responder& r) { on_invoice(q, r); });
+  server_->on(fb::RequestBody::EstimateCost, [this](const fb::Request& q, rpc::Responder& r) { on_estimate(q, r); });
+  server_->on(fb::RequestBody::SetBudget, [this](const fb::Request& q, rpc::Responder& r) { on_set_budget(q, r); });
+  server_->on(fb::RequestBody::ReloadRates, [this](const fb::Request& q, rpc::Responder& r) { on_reload(q, r); });
+
+  runtime_.watch(server_->socket(), [this] { server_->poll_in(); });
+  subscriber_->attach(runtime_);
+  // After the subscriber's replay work: every change of the iteration is in
+  // the batch before the runtime commits it with the cursors.
+  runtime_.each_iteration([this] {
+    settle(runtime_.batch());
+    return false;
+  });
+  publisher_->attach(runtime_);
+  runtime_.after_commit([this] {
+    server_->flush();
+    ledger_.trim_cache(options_.cache_lines);
+  });
+  runtime_.every(options_.check_ms, [this] {
+    // A new month lifts last month's blocks; settle() writes what changed.
+    uint32_t month = month_of(clock_.now_ns());
+    std::vector<std::string> names;
+    for (auto& [name, st] : accounts_) {
+      if (st.budget || st.blocked) names.push_back(name);
+    }
+    for (auto& n : names) check_budget(n, month, runtime_.batch());
+  });
+  runtime_.on_reload([this] {
+    auto s = reload_rates();
+    if (!s) spdlog::error("SIGHUP: {}", s.message());
+  });
+}
+
+BillingShell::~BillingShell() = default;
+
+int BillingShell::run() {
+  spdlog::info("billing on {} (stream {}), rate card {} with {} price period(s), currency {}", endpoint(), stream(),
+               options_.rates, card_.periods().size(), options_.currency);
+  return runtime_.run();
+}
+
+Status BillingShell::reload_rates() {
+  auto card = RateCard::load(options_.rates);
+  if (!card) return Status::invalid("rate card not reloaded, the previous one stays in force: " + card.status().message());
+  if (!card->currency().empty() && card->currency() != options_.currency) {
+    return Status::invalid("rate card not reloaded, the previous one stays in force: " + options_.rates + " is in " +
+                           card->currency() + " but billing.currency is " + options_.currency);
+  }
+  card_ = std::move(card).value();
+  ++stats_.reloads;
+  spdlog::info("rate card {} reloaded: {} price period(s)", options_.rates, card_.periods().size());
+  return Status::ok();
+}
+
+void BillingShell::on_event(const bus::Event& e, storage::Batch& batch) {
+  switch (e.type()) {
+    case fb::Payload::UsageTick: {
+      auto* t = e.as<fb::UsageTick>();
+      Usage u;
+      auto view = [](const flatbuffers::String* s) { return s ? s->string_view() : std::string_view(); };
+      u.account = view(t->account());
+      u.user = view(t->user());
+      u.partition = view(t->partition());
+      u.gpu_type = view(t->gpu_type());
+      u.job = t->job_id();
+      u.gpus = t->gpus();
+      u.cpus = t->cpus();
+      u.memory_mb = t->memory_mb();
+      u.start_ns = t->start_ns();
+      u.end_ns = t->end_ns();
+      auto r = ledger_.charge(u, card_);
+      if (!r) {
+        // Never retried: the same event would be refused again. Counted and logged.
+        ++stats_.refused;
+        int64_t now = monotonic_ms();
+        if (now - last_refusal_log_ms_ > 1000) {
+          spdlog::warn("refused usage.tick {} seq {}: {} ({} refused so far)", e.stream(), e.seq(),
+                       r.status().message(), stats_.refused);
+          last_refusal_log_ms_ = now;
+        }
+        return;
+      }
+      ++stats_.ticks;
+      if (r->unpriced && ++stats_.unpriced == 1) {
+        spdlog::warn("usage of GPU type '{}' (job {}) is charged 0: the rate card prices neither it nor 'default'",
+                     u.gpu_type, u.job);
+      }
+      return;
+    }
+    case fb::Payload::JobSubmitted: {
+      auto* j = e.as<fb::JobSubmitted>();
+      if (!j->spec() || !j->spec()->account()) return;
+      auto account = j->spec()->account()->string_view();
+      if (account.find('\0') != std::string_view::npos) return;
+      batch.put(jobs_cf_, Key().u64(j->job_id()).str(account).bytes(), "");
+      return;
+    }
+    default:
+      return;  // other job.* events carry nothing billing needs
+  }
+}
+
+void BillingShell::settle(storage::Batch& batch) {
+  auto changes = ledger_.drain();
+  for (auto& [k, v] : changes.lines) batch.put(lines_cf_, k, v);
+  for (auto& [job, account] : changes.new_jobs) batch.put(jobs_cf_, Key().u64(job).str(account).bytes(), "");
+  if (changes.spends.empty()) return;
+  uint32_t now_month = month_of(clock_.now_ns());
+  for (auto& [k, micros] : changes.spends) {
+    batch.put(spends_cf_, k, storage::encode_u64(static_cast<uint64_t>(micros)));
+    KeyReader r(k);
+    std::string account(r.str());
+    uint32_t month = r.u32();
+    // Late usage of a past month no longer moves a budget.
+    if (month == now_month) check_budget(account, month, batch);
+  }
+}
+
+void BillingShell::check_budget(const std::string& account, uint32_t month, storage::Batch& batch) {
+  auto it = accounts_.find(account);
+  if (it == accounts_.end()) return;  // no budget, never blocked
+  AccountState before = it->second;
+  auto events = evaluate_budget(account, it->second, month, ledger_.spent(account, month));
+  for (auto& e : events) publish(e, batch);
+  if (it->second.encode() != before.encode()) batch.put(accounts_cf_, account, it->second.encode());
+}
+
+void BillingShell::publish(const AccountEvent& e, storage::Batch& batch) {
+  auto& b = publisher_->builder();
+  auto account = b.CreateString(e.account);
+  auto month = b.CreateString(format_month(e.month));
+  if (e.kind == AccountEvent::Kind::kWarning) {
+    auto w = fb::CreateAccountWarning(b, account, month, e.spent_micros, e.limit_micros);
+    publisher_->append(batch, "account.warning", fb::Payload::AccountWarning, w.Union());
+    spdlog::info("account {}: spent {} of {} {} in {} (soft limit)", e.account, format_micros(e.spent_micros),
+                 format_micros(e.limit_micros), options_.currency, format_month(e.month));
+  } else {
+    auto bl = fb::CreateAccountBlocked(b, account, month, e.spent_micros, e.limit_micros, e.blocked, e.stop_running);
+    publisher_->append(batch, "account.blocked", fb::Payload::AccountBlocked, bl.Union());
+    spdlog::info("account {} {}: spent {} of {} {} in {}", e.account, e.blocked ? "blocked" : "unblocked",
+                 format_micros(e.spent_micros), format_micros(e.limit_micros), options_.currency,
+                 format_month(e.month));
+  }
+  ++stats_.events_published;
+}
+
+void BillingShell::snapshot(std::string_view prefix, flatbuffers::FlatBufferBuilder& b, const bus::EmitFn& emit) {
+  if (prefix != "account.") return;
+  // The state a late subscriber needs: which accounts are blocked now.
+  uint32_t now_month = month_of(clock_.now_ns());
+  for (auto& [name, st] : accounts_) {
+    int64_t limit = st.budget ? st.budget->monthly_micros : 0;
+    uint32_t month = st.blocked ? st.blocked_month : now_month;
+    auto a = b.CreateString(name);
+    auto m = b.CreateString(format_month(month));
+    auto bl = fb::CreateAccountBlocked(b, a, m, ledger_.spent(name, month), limit, st.blocked,
+                                       st.budget && st.budget->stop_running);
+    emit("account.blocked", fb::Payload::AccountBlocked, bl.Union());
+  }
+}
+
+void BillingShell::scan_lines(const UsageFilter& f,
+                              const std::function<void(const LineKey&, const Line&)>& fn) const {
+  auto visit = [&](std::string_view k, std::string_view v) {
+    auto key = LineKey::decode(k);
+    auto line = Line::decode(v);
+    if (key && line && f.matches(*key)) fn(*key, *line);
+    return true;
+  };
+  auto scan_account = [&](const std::string& account) {
+    std::string lo = Key().str(account).u32(f.first_day).bytes();
+    std::string hi = f.end_day == std::numeric_limits<uint32_t>::max() ? storage::prefix_end(Key().str(account).bytes())
+                                                                       : Key().str(account).u32(f.end_day).bytes();
+    store_->scan(lines_cf_, lo, hi, visit);
+  };
+  if (!f.account.empty()) {
+    scan_account(f.account);
+  } else if (f.job != 0) {
+    std::vector<std::string> accounts;
+    store_->scan_prefix(jobs_cf_, Key().u64(f.job).bytes(), [&](std::string_view k, std::string_view) {
+      KeyReader r(k);
+      r.u64();
+      accounts.emplace_back(r.str());
+      return true;
+    });
+    for (auto& a : accounts) scan_account(a);
+  } else {
+    store_->scan(lines_cf_, "", "", visit);
+  }
+}
+
+void BillingShell::on_query_usage(const fb::Request& req, rpc::Responder& r) {
+  auto* q = req.body_as_QueryUsage();
+  auto by = parse_group_by(q->group_by() ? q->group_by()->string_view() : "");
+  if (!by) return r.error(by.status());
+  if (q->until_ns() > 0 && q->until_ns() <= q->since_ns()) {
+    return r.error(Status::invalid("QueryUsage.until_ns is not after since_ns: give a period [since, until)"));
+  }
+  UsageFilter f = UsageFilter::from_period(q->since_ns(), q->until_ns());
+  f.account = str(q->account());
+  f.user = str(q->user());
+  f.job = q->job_id();
+  UsageReport report(*by);
+  scan_lines(f, [&](const LineKey& k, const Line& l) { report.add(k, l); });
+  auto& b = r.builder();
+  std::vector<flatbuffers::Offset<fb::UsageRow>> rows;
+  for (auto& row : report.rows()) {
+    rows.push_back(fb::CreateUsageRowDirect(b, row.key.c_str(), to_ms(row.gpu_ns), to_ms(row.cpu_ns),
+                                            to_ms(row.memory_mb_ns), row.cost_micros));
+  }
+  auto body = fb::CreateUsageReportDirect(b, options_.currency.c_str(), &rows);
+  r.ok(fb::ReplyBody::UsageReport, body.Union());
+}
+
+void BillingShell::on_invoice(const fb::Request& req, rpc::Responder& r) {
+  auto* q = req.body_as_GetInvoice();
+  std::string account = str(q->account());
+  if (account.empty()) return r.error(Status::invalid("GetInvoice.account is empty: name the account to invoice"));
+  auto month = parse_month(q->month() ? q->month()->string_view() : "");
+  if (!month) {
+    return r.error(Status::invalid("GetInvoice.month '" + str(q->month()) + "' is not a month such as 2026-11"));
+  }
+  UsageFilter f;
+  f.account = account;
+  f.first_day = month_first_day(*month);
+  f.end_day = month_end_day(*month);
+  InvoiceBuilder inv;
+  scan_lines(f, [&](const LineKey& k, const Line& l) { inv.add(k, l); });
+  auto& b = r.builder();
+  std::vector<flatbuffers::Offset<fb::InvoiceLine>> lines;
+  for (auto& l : inv.lines()) {
+    lines.push_back(fb::CreateInvoiceLineDirect(b, l.user.c_str(), std::string(resource_name(l.resource)).c_str(),
+                                                l.gpu_type.c_str(), to_ms(l.quantity_ns), l.cost_micros));
+  }
+  auto body = fb::CreateInvoiceDirect(b, account.c_str(), format_month(*month).c_str(), options_.currency.c_str(),
+                                      &lines, inv.total_micros());
+  r.ok(fb::ReplyBody::Invoice, body.Union());
+}
+
+void BillingShell::on_estimate(const fb::Request& req, rpc::Responder& r) {
+  auto* q = req.body_as_EstimateCost();
+  if (!q->spec()) return r.error(Status::invalid("EstimateCost.spec is missing: send the job spec to estimate"));
+  auto* s = q->spec();
+  JobShape job;
+  job.gpu_type = str(s->gpu_type());
+  job.partition = str(s->partition());
+  job.gpus_per_node = s->gpus_per_node();
+  job.cpus = s->cpus();
+  job.memory_mb = s->memory_mb();
+  job.nodes = s->nodes();
+  job.time_limit_s = s->time_limit_s();
+  auto cost = estimate_cost(job, card_, day_of(clock_.now_ns()));
+  if (!cost) return r.error(cost.status());
+  auto& b = r.builder();
+  r.ok(fb::ReplyBody::Estimate, fb::CreateEstimateDirect(b, *cost, options_.currency.c_str()).Union());
+}
+
+void BillingShell::on_set_budget(const fb::Request& req, rpc::Responder& r) {
+  if (!may_administer(req)) {
+    return r.error(Status::permission_denied("only an admin or a service may set budgets; " +
+                                             req.principal()->str() + " may not"));
+  }
+  auto* q = req.body_as_SetBudget();
+  std::string account = str(q->account());
+  if (account.empty() || account.find('\0') != std::string::npos) {
+    return r.error(Status::invalid("SetBudget.account is empty: name the account"));
+  }
+  if (q->monthly_micros() < 0) {
+    return r.error(Status::invalid("SetBudget.monthly_micros is negative; give the monthly budget in micro-units "
+                                   "(0 removes the budget)"));
+  }
+  if (q->soft_percent() > 1000) {
+    return r.error(Status::invalid("SetBudget.soft_percent " + std::to_string(q->soft_percent()) +
+                                   " is above 1000; give a percentage of the monthly budget (0: no warning)"));
+  }
+  auto& st = accounts_[account];
+  if (q->monthly_micros() == 0) {
+    st.budget.reset();
+  } else {
+    st.budget = Budget{q->monthly_micros(), q->soft_percent(), q->hard(), q->stop_running()};
+  }
+  runtime_.batch().put(accounts_cf_, account, st.encode());
+  check_budget(account, month_of(clock_.now_ns()), runtime_.batch());
+  r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union());
+}
+
+void BillingShell::on_reload(const fb::Request& req, rpc::Responder& r) {
+  if (!may_administer(req)) {
+    return r.error(Status::permission_denied("only an admin or a service may reload the rate card; " +
+                                             req.principal()->str() + " may not"));
+  }
+  auto s = reload_rates();
+  if (!s) return r.error(s);
+  r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union());
+}
+
+}  // namespace trainyard::billing
