@@ -1,0 +1,207 @@
+#include "host.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace trainyard::agent {
+namespace {
+
+bool write_file(const std::string& path, const std::string& value, std::string* why = nullptr) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (why) *why = path + ": " + std::strerror(errno);
+    return false;
+  }
+  bool ok = ::write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size());
+  if (!ok && why) *why = "writing '" + value + "' to " + path + ": " + std::strerror(errno);
+  ::close(fd);
+  return ok;
+}
+
+std::string read_small(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  std::string n(buf);
+  auto dot = n.find('.');
+  return dot == std::string::npos ? n : n.substr(0, dot);
+}
+
+uint32_t host_cpus() {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<uint32_t>(n) : 1;
+}
+
+uint64_t host_memory_mb() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0;
+  std::string unit;
+  while (f >> key >> kb >> unit) {
+    if (key == "MemTotal:") return kb / 1024;
+  }
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && size > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(size) / (1024 * 1024) : 0;
+}
+
+Result<std::vector<HostGpu>> declared_gpus(const Config& config) {
+  std::vector<HostGpu> out;
+  auto node = config.table().at_path("agent.gpus");
+  if (!node) return out;
+  auto* arr = node.as_array();
+  if (!arr) return Status::invalid("config agent.gpus must be a list of tables like {type = \"A100\", memory_gb = 80}");
+  for (size_t i = 0; i < arr->size(); ++i) {
+    auto* t = (*arr)[i].as_table();
+    std::string where = "config agent.gpus[" + std::to_string(i) + "]";
+    if (!t) return Status::invalid(where + " must be a table like {type = \"A100\", memory_gb = 80}");
+    auto type = (*t)["type"].value<std::string>();
+    if (!type || type->empty()) return Status::invalid(where + ".type is missing (e.g. type = \"A100\")");
+    uint64_t memory_mb = 0;
+    if (auto gb = (*t)["memory_gb"].value<double>()) {
+      memory_mb = static_cast<uint64_t>(*gb * 1024);
+    } else if (auto mb = (*t)["memory_mb"].value<int64_t>()) {
+      memory_mb = static_cast<uint64_t>(*mb);
+    }
+    int64_t count = (*t)["count"].value_or<int64_t>(1);
+    if (count < 1 || count > 1024) return Status::invalid(where + ".count must be between 1 and 1024");
+    std::string uuid = (*t)["uuid"].value_or<std::string>("");
+    for (int64_t c = 0; c < count; ++c) {
+      HostGpu g;
+      g.index = static_cast<uint32_t>(out.size());
+      g.type = *type;
+      g.memory_mb = memory_mb;
+      g.uuid = count == 1 && !uuid.empty() ? uuid : "declared-" + std::to_string(g.index);
+      out.push_back(std::move(g));
+    }
+  }
+  return out;
+}
+
+RunResources sample_run(int pgid, const std::string& cgroup) {
+  RunResources r;
+  if (!cgroup.empty()) {
+    std::istringstream cpu(read_small(cgroup + "/cpu.stat"));
+    std::string k;
+    uint64_t v;
+    while (cpu >> k >> v) {
+      if (k == "usage_usec") r.cpu_ns = v * 1000;
+    }
+    auto mem = read_small(cgroup + "/memory.current");
+    if (!mem.empty()) {
+      r.rss_bytes = std::strtoull(mem.c_str(), nullptr, 10);
+      r.processes = 1;
+      return r;
+    }
+  }
+  if (pgid <= 0) return r;
+  static const long ticks = sysconf(_SC_CLK_TCK);
+  static const long page = sysconf(_SC_PAGE_SIZE);
+  DIR* d = opendir("/proc");
+  if (!d) return r;
+  while (auto* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    auto stat = read_small(std::string("/proc/") + e->d_name + "/stat");
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream is(stat.substr(close + 2));
+    // Fields from 3 (state) on: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+    // cutime cstime priority nice threads itrealvalue starttime vsize rss
+    std::string state;
+    long ppid, pgrp;
+    is >> state >> ppid >> pgrp;
+    if (pgrp != pgid || state == "Z") continue;
+    std::string skip;
+    for (int i = 0; i < 7; ++i) is >> skip;
+    uint64_t utime = 0, stime = 0;
+    is >> utime >> stime;
+    for (int i = 0; i < 8; ++i) is >> skip;
+    int64_t rss = 0;
+    is >> skip >> rss;  // vsize, then rss in pages
+    r.cpu_ns += (utime + stime) * 1'000'000'000ull / static_cast<uint64_t>(ticks);
+    if (rss > 0) r.rss_bytes += static_cast<uint64_t>(rss) * static_cast<uint64_t>(page);
+    ++r.processes;
+  }
+  closedir(d);
+  return r;
+}
+
+std::unique_ptr<Cgroups> Cgroups::open(const std::string& root, std::string* why) {
+  if (root == "off") {
+    *why = "agent.cgroup_root is \"off\"";
+    return nullptr;
+  }
+  struct stat st;
+  if (::stat("/sys/fs/cgroup/cgroup.controllers", &st) != 0) {
+    *why = "the host has no cgroup v2 hierarchy at /sys/fs/cgroup";
+    return nullptr;
+  }
+  std::string dir = root;
+  if (root.empty() || root == "auto") {
+    // Below the agent's own cgroup ("0::/system.slice/trainyard-agent.service").
+    std::string own;
+    std::istringstream is(read_small("/proc/self/cgroup"));
+    for (std::string line; std::getline(is, line);) {
+      if (line.rfind("0::", 0) == 0) own = line.substr(3);
+    }
+    dir = "/sys/fs/cgroup" + (own == "/" ? std::string() : own);
+  }
+  std::string error;
+  // A cgroup with processes cannot hand controllers to children ("no
+  // internal processes"): move the agent into a leaf of its own first, as a
+  // systemd service with Delegate=yes is expected to.
+  if (!write_file(dir + "/cgroup.subtree_control", "+cpu +memory", &error)) {
+    if (errno != EBUSY) {
+      *why = "cannot enable the cpu and memory controllers: " + error;
+      return nullptr;
+    }
+    ::mkdir((dir + "/agent").c_str(), 0755);
+    if (!write_file(dir + "/agent/cgroup.procs", std::to_string(getpid()), &error) ||
+        !write_file(dir + "/cgroup.subtree_control", "+cpu +memory", &error)) {
+      *why = "cannot enable the cpu and memory controllers: " + error;
+      return nullptr;
+    }
+  }
+  std::unique_ptr<Cgroups> c(new Cgroups());
+  c->root_ = dir;
+  return c;
+}
+
+std::string Cgroups::create(const std::string& name, uint32_t cpus, uint64_t memory_mb, std::string* why) {
+  std::string path = root_ + "/" + name;
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    *why = "mkdir " + path + ": " + std::strerror(errno);
+    return "";
+  }
+  if (cpus > 0 && !write_file(path + "/cpu.max", std::to_string(cpus * 100000ull) + " 100000", why)) return "";
+  if (memory_mb > 0 && !write_file(path + "/memory.max", std::to_string(memory_mb * 1024 * 1024), why)) return "";
+  return path;
+}
+
+void Cgroups::remove(const std::string& path) {
+  if (path.empty()) return;
+  write_file(path + "/cgroup.kill", "1");
+  for (int i = 0; i < 20; ++i) {
+    if (::rmdir(path.c_str()) == 0 || errno == ENOENT) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+}  // namespace trainyard::agent

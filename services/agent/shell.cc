@@ -1,0 +1,917 @@
+#include "shell.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
+
+#include "storage/keys.h"
+#include "supervisor.h"
+
+extern char** environ;
+
+namespace trainyard::agent {
+
+using storage::Key;
+
+namespace {
+
+std::string lease_key(uint64_t lease) { return Key().u64(lease).bytes(); }
+
+std::string exit_reason(int exit_code, int signal) {
+  if (signal != 0) return "killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
+  return "exit code " + std::to_string(exit_code);
+}
+
+// A metric.batch under construction: the names table and its points.
+class PointBatch {
+ public:
+  void add(const std::string& name, int64_t step, int64_t time_ns, double value) {
+    auto it = index_.find(name);
+    uint32_t idx;
+    if (it == index_.end()) {
+      idx = static_cast<uint32_t>(names_.size());
+      names_.push_back(name);
+      index_.emplace(name, idx);
+    } else {
+      idx = it->second;
+    }
+    points_.emplace_back(step, time_ns, value, idx);
+  }
+  size_t size() const { return points_.size(); }
+  bool empty() const { return points_.empty(); }
+  // Appends the points as metric.batch events of at most `max` points each.
+  void publish(bus::Publisher& pub, storage::Batch& batch, uint64_t job, uint32_t attempt,
+               const std::string& experiment, size_t max) {
+    for (size_t from = 0; from < points_.size(); from += max) {
+      size_t to = std::min(points_.size(), from + max);
+      auto& b = pub.builder();
+      // Only the names these points use.
+      std::vector<int64_t> remap(names_.size(), -1);
+      std::vector<flatbuffers::Offset<flatbuffers::String>> names;
+      std::vector<fb::MetricPoint> pts;
+      pts.reserve(to - from);
+      for (size_t i = from; i < to; ++i) {
+        auto& p = points_[i];
+        if (remap[p.name()] < 0) {
+          remap[p.name()] = static_cast<int64_t>(names.size());
+          names.push_back(b.CreateString(names_[p.name()]));
+        }
+        pts.emplace_back(p.step(), p.time_ns(), p.value(), static_cast<uint32_t>(remap[p.name()]));
+      }
+      auto n = b.CreateVector(names);
+      auto v = b.CreateVectorOfStructs(pts);
+      auto e = b.CreateString(experiment);
+      auto mb = fb::CreateMetricBatch(b, job, attempt, n, v, e);
+      pub.append(batch, "metric.batch", fb::Payload::MetricBatch, mb.Union());
+    }
+    points_.clear();
+    names_.clear();
+    index_.clear();
+  }
+
+ private:
+  std::vector<std::string> names_;
+  std::unordered_map<std::string, uint32_t> index_;
+  std::vector<fb::MetricPoint> points_;
+};
+
+}  // namespace
+
+std::vector<std::string> AgentShell::column_families() {
+  auto cfs = bus::Publisher::column_families();
+  for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
+  cfs.push_back("runs");
+  cfs.push_back("grants");
+  return cfs;
+}
+
+AgentShell::AgentShell(zmq::context_t& ctx, storage::Store& store, Runtime& runtime, AgentOptions options,
+                       const Clock& clock, std::unique_ptr<Nvml> nvml)
+    : ctx_(ctx),
+      store_(store),
+      runtime_(runtime),
+      options_(std::move(options)),
+      clock_(clock),
+      nvml_(std::move(nvml)),
+      runs_cf_(store.cf("runs")),
+      grants_cf_(store.cf("grants")),
+      server_(ctx, options_.endpoint, "agent") {
+  if (options_.simulate > 0) {
+    for (uint32_t i = 0; i < options_.simulate; ++i) nodes_.push_back(options_.node + "-" + std::to_string(i));
+  } else {
+    nodes_.push_back(options_.node);
+  }
+  node_set_.insert(nodes_.begin(), nodes_.end());
+  node_state_.resize(nodes_.size());
+
+  bus::PublisherOptions po;
+  po.instance = options_.node;
+  po.bus_endpoints = options_.bus_frontend;
+  po.heartbeat_ms = options_.publisher_heartbeat_ms;
+  publisher_ = std::make_unique<bus::Publisher>(ctx, store, server_, po, clock);
+
+  bus::SubscriberOptions so;
+  so.name = "agent " + options_.node;
+  so.bus_endpoints = options_.bus_backend;
+  for (auto& n : nodes_) so.prefixes.push_back("lease." + n + ".");
+  subscriber_ = std::make_unique<bus::Subscriber>(
+      ctx, store, so, [this](const bus::Event& e, storage::Batch& batch) { on_lease_event(e, batch); });
+
+  if (!options_.broker_endpoint.empty()) {
+    broker_ = std::make_unique<rpc::AsyncClient>(ctx, "broker", options_.broker_endpoint, 3000);
+  }
+  server_.on(fb::RequestBody::ReadLog, [this](const fb::Request& req, rpc::Responder& r) { on_read_log(req, r); });
+
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("pipe2 failed");
+  notify_read_ = fds[0];
+  notify_write_ = fds[1];
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) base_env_.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  if (options_.simulate == 0) {
+    std::string why;
+    cgroups_ = Cgroups::open(options_.cgroup_root, &why);
+    if (cgroups_) {
+      spdlog::info("runs get cgroup v2 limits under {}", cgroups_->root());
+    } else {
+      spdlog::info("runs get no cgroup limits: {}", why);
+    }
+  }
+  read_buf_.resize(std::max<size_t>(options_.metrics_read_bytes, 4096));
+}
+
+AgentShell::~AgentShell() {
+  for (auto& [lease, run] : runs_) {
+    if (run->metrics_fd >= 0) ::close(run->metrics_fd);
+  }
+  if (notify_read_ >= 0) ::close(notify_read_);
+  if (notify_write_ >= 0) ::close(notify_write_);
+}
+
+void AgentShell::start() {
+  recover();
+  runtime_.watch(server_.socket(), [this] { server_.poll_in(); });
+  runtime_.after_commit([this] { server_.flush(); });
+  publisher_->attach(runtime_);
+  subscriber_->attach(runtime_);
+  if (broker_) broker_->attach(runtime_);
+  runtime_.watch_fd(notify_read_, [this] { on_notify(); });
+  // Supervisors start only once the grant (and the cursor past it) is durable.
+  runtime_.after_commit([this] { launch_due_runs(); });
+  runtime_.every(options_.check_ms, [this] {
+    reap_children();
+    check_runs();
+  });
+  runtime_.every(options_.usage_tick_ms, [this] { usage_ticks(); });
+  if (options_.simulate == 0) runtime_.every(options_.sample_ms, [this] { sample_resources(); });
+  runtime_.every(options_.heartbeat_ms, [this] { heartbeat(); });
+  runtime_.every(60'000, [this] { prune_finished(); });
+  runtime_.each_iteration([this] { return follow_metrics(); });
+  check_runs();
+  heartbeat();
+}
+
+void AgentShell::recover() {
+  size_t total = 0, live = 0;
+  store_.scan(runs_cf_, "", "", [&](std::string_view k, std::string_view v) {
+    auto rec = decode_run(v);
+    if (!rec) {
+      spdlog::warn("skipping an unreadable run record ({} bytes) in {}", v.size(), store_.path());
+      return true;
+    }
+    auto run = std::make_unique<Run>();
+    run->rec = std::move(*rec);
+    if (auto g = store_.get(grants_cf_, k)) run->grant = std::move(*g);
+    ++total;
+    if (!run->rec.finished()) {
+      ++live;
+      if (!run->rec.simulated && run->rec.state == RunState::kPending) {
+        // Granted but perhaps never started: launch() adopts it if it did.
+        run->launch_due = true;
+        launch_queue_.push_back(run->rec.lease_id);
+      }
+    }
+    runs_.emplace(run->rec.lease_id, std::move(run));
+    return true;
+  });
+  if (total > 0) spdlog::info("recovered {} runs from {}, {} not finished", total, store_.path(), live);
+}
+
+AgentShell::Run* AgentShell::find(uint64_t lease) {
+  auto it = runs_.find(lease);
+  return it == runs_.end() ? nullptr : it->second.get();
+}
+
+void AgentShell::save(Run& run) { runtime_.batch().put(runs_cf_, lease_key(run.rec.lease_id), encode_run(run.rec)); }
+
+void AgentShell::on_lease_event(const bus::Event& e, storage::Batch&) {
+  switch (e.type()) {
+    case fb::Payload::LeaseGranted: {
+      auto* g = e.as<fb::LeaseGranted>();
+      if (!g || !g->node() || !node_set_.count(g->node()->string_view())) return;
+      on_granted(*g, e);
+      return;
+    }
+    case fb::Payload::LeaseRevoked: {
+      auto* r = e.as<fb::LeaseRevoked>();
+      Run* run = r ? find(r->lease_id()) : nullptr;
+      if (!run || run->rec.finished()) return;
+      std::string why = r->reason() ? r->reason()->str() : std::string();
+      bool preempt = why.find("preempt") != std::string::npos;
+      stop_run(*run, preempt ? StopReason::kPreempted : StopReason::kRevoked,
+               "revoked" + (why.empty() ? std::string() : ": " + why), r->grace_s());
+      return;
+    }
+    case fb::Payload::LeaseReleased:
+    case fb::Payload::LeaseLost: {
+      bool lost = e.type() == fb::Payload::LeaseLost;
+      uint64_t lease = lost ? e.as<fb::LeaseLost>()->lease_id() : e.as<fb::LeaseReleased>()->lease_id();
+      Run* run = find(lease);
+      if (!run || run->rec.finished()) return;
+      if (run->rec.state == RunState::kPending && !started_before_restart(*run)) {
+        // Replayed history: the lease ended before this agent ever started it.
+        run->launch_due = false;
+        run->rec.state = RunState::kFinished;
+        run->rec.reason = lost ? "lease lost before the run started" : "lease released before the run started";
+        run->rec.metrics_done = true;
+        save(*run);
+        return;
+      }
+      stop_run(*run, lost ? StopReason::kLost : StopReason::kRevoked,
+               lost ? "the broker declared the lease lost" : "the lease was released", lost ? 0 : run->rec.grace_s);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+void AgentShell::on_granted(const fb::LeaseGranted& g, const bus::Event& e) {
+  if (find(g.lease_id())) return;  // a grant seen twice (replay) starts nothing twice
+  auto run = std::make_unique<Run>();
+  RunRecord& r = run->rec;
+  int64_t now = clock_.now_ns();
+  r.lease_id = g.lease_id();
+  r.job_id = g.job_id();
+  r.attempt = g.attempt();
+  r.array_index = g.array_index();
+  r.node = g.node()->str();
+  r.simulated = options_.simulate > 0;
+  r.granted_ns = now;
+  if (g.gpu_indices()) r.gpu_indices.assign(g.gpu_indices()->begin(), g.gpu_indices()->end());
+  r.gpus = static_cast<uint32_t>(r.gpu_indices.size());
+  r.cpus = g.cpus();
+  r.memory_mb = g.memory_mb();
+  r.gpu_type = g.gpu_type() ? g.gpu_type()->str() : std::string();
+  if (r.gpu_type.empty() && !r.gpu_indices.empty()) {
+    for (auto& gpu : options_.gpus) {
+      if (gpu.index == r.gpu_indices[0]) r.gpu_type = gpu.type;
+    }
+  }
+  r.partition = options_.partition;
+  if (auto* spec = g.spec()) {
+    if (spec->account()) r.account = spec->account()->str();
+    if (spec->user()) r.user = spec->user()->str();
+    if (spec->partition() && spec->partition()->size() > 0) r.partition = spec->partition()->str();
+    if (spec->experiment()) r.experiment = spec->experiment()->str();
+    r.grace_s = spec->grace_s();
+    r.time_limit_s = spec->time_limit_s();
+    if (r.simulated) {
+      r.sim_end_ns = now + static_cast<int64_t>(std::max(0.0, spec->sim_duration_s()) * 1e9);
+      if (spec->env()) {
+        for (auto* kv : *spec->env()) {
+          if (kv->key() && kv->value() && kv->key()->string_view() == "TY_SIM_EXIT_CODE") {
+            r.sim_exit_code = std::atoi(kv->value()->c_str());
+          }
+        }
+      }
+    }
+  }
+  run->grant.assign(reinterpret_cast<const char*>(e.bytes.data()), e.bytes.size());
+  runtime_.batch().put(grants_cf_, lease_key(r.lease_id), run->grant);
+  if (r.simulated) {
+    r.state = RunState::kRunning;
+    r.start_ns = now;
+    r.usage_until_ns = now;
+    if (r.time_limit_s > 0) r.deadline_ns = now + static_cast<int64_t>(r.time_limit_s) * 1'000'000'000;
+    r.metrics_done = true;
+    publish_started(*run);
+  } else {
+    run->launch_due = true;
+    launch_queue_.push_back(r.lease_id);
+  }
+  save(*run);
+  spdlog::debug("lease {} granted: job {} attempt {} on {}", r.lease_id, r.job_id, r.attempt, r.node);
+  runs_.emplace(r.lease_id, std::move(run));
+}
+
+void AgentShell::stop_run(Run& run, StopReason why, const std::string& message, uint32_t grace_s) {
+  auto& r = run.rec;
+  if (r.finished()) return;
+  int64_t now = clock_.now_ns();
+  if (r.state == RunState::kStopping) {
+    // Asked again (a revoke after the time limit...): keep the first reason, the sooner kill.
+    r.kill_at_ns = std::min(r.kill_at_ns, now + static_cast<int64_t>(grace_s) * 1'000'000'000);
+    save(run);
+    return;
+  }
+  r.stop_reason = why;
+  r.stop_message = message;
+  if (r.simulated) {
+    finish(run, -1, SIGTERM, now, message);
+    return;
+  }
+  if (r.state == RunState::kPending && started_before_restart(run)) launch(run);  // adopt it, then stop it
+  if (r.state == RunState::kPending) {
+    // Not started yet: nothing to kill.
+    run.launch_due = false;
+    finish(run, -1, 0, now, message + " before it started");
+    return;
+  }
+  r.state = RunState::kStopping;
+  r.kill_at_ns = now + static_cast<int64_t>(grace_s) * 1'000'000'000;
+  if (r.supervisor_pid > 0 && (run.our_child || supervisor_alive(r.run_dir))) {
+    ::kill(r.supervisor_pid, grace_s == 0 ? SIGUSR1 : SIGTERM);
+    if (grace_s == 0) run.last_kill_ms = monotonic_ms();
+  }
+  spdlog::info("stopping job {} (lease {}): {}; SIGKILL in {} s", r.job_id, r.lease_id, message, grace_s);
+  save(run);
+}
+
+std::string AgentShell::run_dir_for(const RunRecord& r) const {
+  return options_.runs_dir + "/" + std::to_string(r.job_id) + "-" + std::to_string(r.attempt) + "-" +
+         std::to_string(r.lease_id);
+}
+
+bool AgentShell::started_before_restart(const Run& run) const {
+  if (run.rec.simulated) return false;
+  std::string dir = run_dir_for(run.rec);
+  return read_job_started(dir) || read_job_exit(dir) || supervisor_alive(dir);
+}
+
+void AgentShell::launch_due_runs() {
+  auto queue = std::move(launch_queue_);
+  launch_queue_.clear();
+  for (uint64_t lease : queue) {
+    Run* run = find(lease);
+    if (run && run->launch_due && run->rec.state == RunState::kPending) launch(*run);
+  }
+}
+
+// Runs after the commit: it may write the run's record (it lands in the next
+// batch) but never publishes, since the publisher flushes in this same phase.
+void AgentShell::launch(Run& run) {
+  run.launch_due = false;
+  auto& r = run.rec;
+  flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(run.grant.data()), run.grant.size());
+  const fb::LeaseGranted* g = nullptr;
+  if (!run.grant.empty() && fb::VerifyEnvelopeBuffer(v)) {
+    g = fb::GetEnvelope(run.grant.data())->payload_as_LeaseGranted();
+  }
+  if (!g || !g->spec()) {
+    run.launch_error = "the lease's grant is missing from the agent's store";
+    return;
+  }
+  const fb::JobSpec& spec = *g->spec();
+  std::string dir = run_dir_for(r);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    run.launch_error = "cannot create the run directory " + dir + ": " + ec.message();
+    return;
+  }
+  std::string workdir = spec.workdir() && spec.workdir()->size() > 0 ? spec.workdir()->str() : dir;
+  r.run_dir = dir;
+  r.metrics_path = dir + "/metrics.jsonl";
+  r.stdout_path = dir + "/stdout";
+  r.stderr_path = dir + "/stderr";
+  if (spec.stdout_path() && spec.stdout_path()->size() > 0) {
+    r.stdout_path = expand_log_path(spec.stdout_path()->string_view(), r.job_id, r.array_index, r.attempt, r.node,
+                                    workdir);
+    r.stderr_path = r.stdout_path;  // as Slurm: errors go with the output unless told otherwise
+  }
+  if (spec.stderr_path() && spec.stderr_path()->size() > 0) {
+    r.stderr_path = expand_log_path(spec.stderr_path()->string_view(), r.job_id, r.array_index, r.attempt, r.node,
+                                    workdir);
+  }
+  r.state = RunState::kRunning;
+  if (read_job_started(dir) || read_job_exit(dir) || supervisor_alive(dir)) {
+    // Started before a crash of this agent: check_runs() adopts it.
+    spdlog::info("job {} (lease {}) was started before this agent restarted; adopting it", r.job_id, r.lease_id);
+    save(run);
+    return;
+  }
+  if (!spec.command() || spec.command()->size() == 0) {
+    run.launch_error = "the job's command is empty";
+    return;
+  }
+  int mfd = ::open(r.metrics_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (mfd >= 0) ::close(mfd);
+
+  LaunchSpec ls;
+  ls.lease_id = r.lease_id;
+  for (auto* a : *spec.command()) ls.argv.push_back(a->str());
+  JobEnvInput in;
+  in.job_id = r.job_id;
+  in.attempt = r.attempt;
+  in.array_index = r.array_index;
+  in.node_rank = g->node_rank();
+  if (g->nodes()) {
+    for (auto* n : *g->nodes()) in.nodes.push_back(n->str());
+  }
+  in.node = r.node;
+  in.gpu_indices = r.gpu_indices;
+  in.metrics_file = r.metrics_path;
+  if (spec.env()) {
+    for (auto* kv : *spec.env()) {
+      if (kv->key()) in.spec_env.emplace_back(kv->key()->str(), kv->value() ? kv->value()->str() : std::string());
+    }
+  }
+  ls.env = job_environment(in, base_env_);
+  ls.workdir = workdir;
+  ls.stdout_path = r.stdout_path;
+  ls.stderr_path = r.stderr_path;
+  if (cgroups_) {
+    std::string why;
+    r.cgroup = cgroups_->create("run-" + std::to_string(r.lease_id), r.cpus, r.memory_mb, &why);
+    if (r.cgroup.empty() && !warned_cgroup_) {
+      warned_cgroup_ = true;
+      spdlog::warn("runs start without cgroup limits: {}", why);
+    }
+  }
+  ls.cgroup = r.cgroup;
+  if (auto s = write_launch_spec(dir, ls); !s) {
+    run.launch_error = s.message();
+    return;
+  }
+  auto pid = start_supervisor(options_.self_exe, dir, notify_write_);
+  if (!pid) {
+    run.launch_error = pid.status().message();
+    return;
+  }
+  r.supervisor_pid = *pid;
+  run.our_child = true;
+  save(run);
+}
+
+void AgentShell::on_notify() {
+  char buf[4096];
+  while (true) {
+    ssize_t n = ::read(notify_read_, buf, sizeof buf);
+    if (n <= 0) break;
+    notify_buf_.append(buf, static_cast<size_t>(n));
+  }
+  int64_t now = clock_.now_ns();
+  size_t start = 0;
+  for (auto nl = notify_buf_.find('\n'); nl != std::string::npos; nl = notify_buf_.find('\n', start)) {
+    std::string line = notify_buf_.substr(start, nl - start);
+    start = nl + 1;
+    if (line.size() < 3) continue;
+    uint64_t lease = std::strtoull(line.c_str() + 2, nullptr, 10);
+    if (Run* run = find(lease); run && !run->rec.finished() && !run->rec.simulated) check_real_run(*run, now);
+  }
+  notify_buf_.erase(0, start);
+}
+
+void AgentShell::reap_children() {
+  int st = 0;
+  for (pid_t pid; (pid = waitpid(-1, &st, WNOHANG)) > 0;) {
+    for (auto& [lease, run] : runs_) {
+      if (run->our_child && run->rec.supervisor_pid == pid) run->our_child = false;
+    }
+  }
+}
+
+void AgentShell::check_runs() {
+  int64_t now = clock_.now_ns();
+  for (auto& [lease, run] : runs_) {
+    auto& r = run->rec;
+    if (r.finished()) continue;
+    if (!run->launch_error.empty()) {
+      spdlog::error("job {} (lease {}) could not start: {}", r.job_id, r.lease_id, run->launch_error);
+      finish(*run, 127, 0, now, "could not start: " + run->launch_error);
+      continue;
+    }
+    if (!r.simulated) {
+      check_real_run(*run, now);
+      continue;
+    }
+    if (r.deadline_ns > 0 && r.deadline_ns < r.sim_end_ns && now >= r.deadline_ns) {
+      r.stop_reason = StopReason::kTimeLimit;
+      finish(*run, -1, SIGKILL, r.deadline_ns, "time limit of " + std::to_string(r.time_limit_s) + " s reached");
+    } else if (now >= r.sim_end_ns) {
+      finish(*run, r.sim_exit_code, 0, r.sim_end_ns, exit_reason(r.sim_exit_code, 0));
+    }
+  }
+}
+
+void AgentShell::check_real_run(Run& run, int64_t now) {
+  auto& r = run.rec;
+  if (r.state == RunState::kPending || r.finished()) return;
+  if (r.start_ns == 0) {
+    if (auto js = read_job_started(r.run_dir)) mark_started(run, *js);
+  }
+  auto finish_from_exit = [&](const JobExit& ex) {
+    std::string reason = r.stop_reason != StopReason::kNone ? r.stop_message : exit_reason(ex.exit_code, ex.signal);
+    finish(run, ex.exit_code, ex.signal, ex.end_ns, reason);
+  };
+  if (auto ex = read_job_exit(r.run_dir)) {
+    finish_from_exit(*ex);
+    return;
+  }
+  if (!run.our_child && !supervisor_alive(r.run_dir)) {
+    if (auto ex = read_job_exit(r.run_dir)) {  // it wrote the status just before exiting
+      finish_from_exit(*ex);
+      return;
+    }
+    r.stop_reason = StopReason::kLost;
+    finish(run, -1, 0, now, "the run's supervisor died without reporting how the job ended");
+    return;
+  }
+  if (r.state == RunState::kRunning && r.deadline_ns > 0 && now >= r.deadline_ns) {
+    stop_run(run, StopReason::kTimeLimit, "time limit of " + std::to_string(r.time_limit_s) + " s reached",
+             r.grace_s);
+  }
+  if (r.state == RunState::kStopping && now >= r.kill_at_ns && r.supervisor_pid > 0 &&
+      monotonic_ms() - run.last_kill_ms >= 1000) {
+    ::kill(r.supervisor_pid, SIGUSR1);
+    run.last_kill_ms = monotonic_ms();
+  }
+}
+
+void AgentShell::mark_started(Run& run, const JobStarted& js) {
+  auto& r = run.rec;
+  r.job_pid = js.pid;
+  r.start_ns = js.start_ns > 0 ? js.start_ns : clock_.now_ns();
+  if (js.supervisor_pid > 0) r.supervisor_pid = js.supervisor_pid;
+  r.usage_until_ns = r.start_ns;
+  if (r.time_limit_s > 0) r.deadline_ns = r.start_ns + static_cast<int64_t>(r.time_limit_s) * 1'000'000'000;
+  publish_started(run);
+  save(run);
+  spdlog::info("job {} attempt {} started (lease {}, pid {})", r.job_id, r.attempt, r.lease_id, r.job_pid);
+}
+
+void AgentShell::publish_started(const Run& run) {
+  auto& r = run.rec;
+  auto& b = publisher_->builder();
+  auto node = b.CreateString(r.node);
+  auto ev = fb::CreateRunStarted(b, r.lease_id, r.job_id, r.attempt, node, r.job_pid, r.start_ns);
+  publisher_->append(runtime_.batch(), "run.started", fb::Payload::RunStarted, ev.Union());
+}
+
+void AgentShell::publish_usage(Run& run, int64_t end_ns, bool final) {
+  auto& r = run.rec;
+  auto tick = next_usage_tick(r.usage_until_ns, end_ns);
+  if (!tick && !final) return;
+  int64_t start = r.usage_until_ns;
+  int64_t end = tick ? tick->second : r.usage_until_ns;
+  auto& b = publisher_->builder();
+  auto account = b.CreateString(r.account);
+  auto user = b.CreateString(r.user);
+  auto partition = b.CreateString(r.partition);
+  auto node = b.CreateString(r.node);
+  auto gpu_type = b.CreateString(r.gpu_type);
+  auto ev = fb::CreateUsageTick(b, r.lease_id, r.job_id, account, user, partition, node, gpu_type, r.gpus, r.cpus,
+                                r.memory_mb, start, end, final);
+  publisher_->append(runtime_.batch(), "usage.tick", fb::Payload::UsageTick, ev.Union());
+  r.usage_until_ns = end;
+}
+
+void AgentShell::finish(Run& run, int exit_code, int signal, int64_t end_ns, const std::string& reason) {
+  auto& r = run.rec;
+  if (r.finished()) return;
+  r.outcome = decide_outcome(r.stop_reason, exit_code, signal);
+  r.exit_code = exit_code;
+  r.signal = signal;
+  if (r.start_ns > 0) {
+    // The final tick closes the tiling; a tick already past the reported end
+    // moves the end (by at most one check period) so the sum stays exact.
+    r.end_ns = std::max(end_ns, r.usage_until_ns);
+    publish_usage(run, r.end_ns, true);
+  } else {
+    r.end_ns = end_ns;
+  }
+  r.reason = reason;
+  r.state = RunState::kFinished;
+  run.launch_due = false;
+  auto& b = publisher_->builder();
+  auto node = b.CreateString(r.node);
+  auto why = b.CreateString(reason);
+  auto ev = fb::CreateRunFinished(b, r.lease_id, r.job_id, r.attempt, node, r.outcome, exit_code, signal, r.end_ns, why);
+  publisher_->append(runtime_.batch(), "run.finished", fb::Payload::RunFinished, ev.Union());
+  save(run);
+  if (!r.simulated) {
+    spdlog::info("job {} attempt {} finished (lease {}): {} ({})", r.job_id, r.attempt, r.lease_id,
+                 fb::EnumNameRunOutcome(r.outcome), reason);
+  }
+}
+
+void AgentShell::usage_ticks() {
+  int64_t now = clock_.now_ns();
+  for (auto& [lease, run] : runs_) {
+    auto& r = run->rec;
+    if (r.finished() || r.start_ns == 0) continue;
+    int64_t end = now;
+    if (r.simulated) {
+      // A simulated run ends exactly at its declared end, not when a check notices.
+      end = std::min(end, r.sim_end_ns);
+      if (r.deadline_ns > 0) end = std::min(end, r.deadline_ns);
+    }
+    if (end <= r.usage_until_ns) continue;
+    publish_usage(*run, end, false);
+    save(*run);
+  }
+}
+
+bool AgentShell::follow_metrics() {
+  bool more = false;
+  for (auto& [lease, run] : runs_) {
+    auto& r = run->rec;
+    if (r.simulated || r.metrics_done || r.run_dir.empty() || r.state == RunState::kPending) continue;
+    more |= follow_one(*run, options_.metrics_read_bytes);
+  }
+  return more;
+}
+
+bool AgentShell::follow_one(Run& run, size_t budget) {
+  auto& r = run.rec;
+  bool finished = r.finished();
+  if (!run.splitter) run.splitter = std::make_unique<LineSplitter>(kMaxMetricLineBytes, r.metrics_offset, r.metrics_skipping);
+  if (run.metrics_fd < 0) {
+    run.metrics_fd = ::open(r.metrics_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (run.metrics_fd < 0) {
+      if (finished) {
+        r.metrics_done = true;
+        save(run);
+      }
+      return false;
+    }
+  }
+  // Unchanged file and still running: nothing to do until it grows.
+  if (run.metrics_eof && !finished) {
+    struct stat st;
+    if (::fstat(run.metrics_fd, &st) == 0 && static_cast<uint64_t>(st.st_size) <= run.splitter->next_read()) return false;
+  }
+  budget = std::min(budget, read_buf_.size());
+  ssize_t n = ::pread(run.metrics_fd, read_buf_.data(), budget, static_cast<off_t>(run.splitter->next_read()));
+  if (n < 0) n = 0;
+  run.metrics_eof = static_cast<size_t>(n) < budget;
+  int64_t now = clock_.now_ns();
+  PointBatch points;
+  uint64_t bad_before = 0;
+  for (auto c : r.bad_lines) bad_before += c;
+  auto on_line = [&](std::string_view line, uint64_t offset) {
+    MetricLine m = parse_metric_line(line);
+    if (m.bad != BadLine::kNone) {
+      ++r.bad_lines[static_cast<size_t>(m.bad)];
+      warn_bad_line(run, m.bad, offset);
+      return;
+    }
+    int64_t t = m.has_time ? static_cast<int64_t>(m.time_s * 1e9) : now;
+    for (auto& [name, value] : m.values) points.add(name, m.step, t, value);
+  };
+  auto on_too_long = [&](uint64_t offset) {
+    ++r.bad_lines[static_cast<size_t>(BadLine::kTooLong)];
+    warn_bad_line(run, BadLine::kTooLong, offset);
+  };
+  uint64_t before = run.splitter->consumed();
+  bool was_skipping = run.splitter->skipping();
+  if (n > 0) run.splitter->feed(std::string_view(read_buf_.data(), static_cast<size_t>(n)), on_line, on_too_long);
+  if (n == 0 && finished) {
+    run.splitter->finish(on_line, on_too_long);
+    r.metrics_done = true;
+    ::close(run.metrics_fd);
+    run.metrics_fd = -1;
+    uint64_t bad = 0;
+    for (auto c : r.bad_lines) bad += c;
+    spdlog::info("job {} attempt {}: {} metric points, {} bad lines skipped", r.job_id, r.attempt,
+                 r.points + points.size(), bad);
+  }
+  uint64_t bad_after = 0;
+  for (auto c : r.bad_lines) bad_after += c;
+  if (!points.empty()) {
+    r.points += points.size();
+    points.publish(*publisher_, runtime_.batch(), r.job_id, r.attempt, r.experiment, options_.metrics_batch_points);
+  }
+  if (run.splitter->consumed() != before || run.splitter->skipping() != was_skipping || r.metrics_done ||
+      bad_after != bad_before) {
+    r.metrics_offset = run.splitter->consumed();
+    r.metrics_skipping = run.splitter->skipping();
+    save(run);
+  }
+  return static_cast<size_t>(n) == budget;
+}
+
+void AgentShell::warn_bad_line(Run& run, BadLine kind, uint64_t offset) {
+  auto& r = run.rec;
+  uint32_t bit = 1u << static_cast<uint32_t>(kind);
+  if (r.warned_kinds & bit) return;
+  r.warned_kinds |= bit;
+  std::string msg = "trainyard: skipped a line of the metrics file " + r.metrics_path + " at byte " +
+                    std::to_string(offset) + ": " + describe(kind) +
+                    " (expected {\"step\": N, \"name\": number, ...}); further lines like it are skipped and counted "
+                    "without a warning\n";
+  int fd = ::open(r.stderr_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    (void)!::write(fd, msg.data(), msg.size());
+    ::close(fd);
+  }
+}
+
+void AgentShell::sample_resources() {
+  int64_t now = clock_.now_ns();
+  for (auto& [lease, run] : runs_) {
+    auto& r = run->rec;
+    if (r.simulated || r.finished() || r.job_pid <= 0 || r.start_ns == 0) continue;
+    RunResources res = sample_run(r.job_pid, r.cgroup);
+    if (res.processes == 0) continue;
+    PointBatch points;
+    int64_t step = (now - r.start_ns) / 1'000'000;
+    if (run->prev_sample_ns > 0 && now > run->prev_sample_ns && res.cpu_ns >= run->prev_cpu_ns) {
+      double pct = static_cast<double>(res.cpu_ns - run->prev_cpu_ns) / static_cast<double>(now - run->prev_sample_ns) * 100;
+      points.add("sys/cpu_percent", step, now, pct);
+    }
+    run->prev_cpu_ns = res.cpu_ns;
+    run->prev_sample_ns = now;
+    points.add("sys/rss_mb", step, now, static_cast<double>(res.rss_bytes) / (1024.0 * 1024.0));
+    if (nvml_ && options_.gpus_from_nvml && !r.gpu_indices.empty()) {
+      double util = 0, mem = 0;
+      int n = 0;
+      for (auto idx : r.gpu_indices) {
+        if (auto s = nvml_->sample(idx)) {
+          util += s->util_percent;
+          mem += s->memory_used_mb;
+          ++n;
+        }
+      }
+      if (n > 0) {
+        points.add("sys/gpu_util", step, now, util / n);
+        points.add("sys/gpu_mem_mb", step, now, mem);
+      }
+    }
+    points.publish(*publisher_, runtime_.batch(), r.job_id, r.attempt, r.experiment, options_.metrics_batch_points);
+  }
+}
+
+std::vector<uint64_t> AgentShell::running_leases(const std::string& node) const {
+  std::vector<uint64_t> out;
+  for (auto& [lease, run] : runs_) {
+    if (!run->rec.finished() && run->rec.node == node) out.push_back(lease);
+  }
+  return out;
+}
+
+flatbuffers::Offset<fb::NodeInfo> AgentShell::node_info(flatbuffers::FlatBufferBuilder& b,
+                                                        const std::string& name) const {
+  std::vector<flatbuffers::Offset<fb::GpuInfo>> gpus;
+  for (auto& g : options_.gpus) {
+    gpus.push_back(fb::CreateGpuInfoDirect(b, g.index, g.type.c_str(), g.memory_mb,
+                                           (options_.simulate > 0 ? name + "-" + g.uuid : g.uuid).c_str()));
+  }
+  std::vector<flatbuffers::Offset<fb::KeyValue>> labels;
+  for (auto& [k, v] : options_.labels) labels.push_back(fb::CreateKeyValueDirect(b, k.c_str(), v.c_str()));
+  std::string ep = options_.advertise_endpoint.empty() ? server_.endpoint() : options_.advertise_endpoint;
+  return fb::CreateNodeInfoDirect(b, name.c_str(), &gpus, options_.cpus, options_.memory_mb, &labels,
+                                  options_.partition.c_str(), options_.simulate > 0, ep.c_str());
+}
+
+void AgentShell::register_node(size_t i) {
+  node_state_[i].in_flight = true;
+  const std::string& name = nodes_[i];
+  auto leases = running_leases(name);
+  broker_->send(
+      fb::RequestBody::RegisterNode,
+      [&](flatbuffers::FlatBufferBuilder& b) {
+        auto info = node_info(b, name);
+        auto l = b.CreateVector(leases);
+        return fb::CreateRegisterNode(b, info, l).Union();
+      },
+      [this, i](Result<rpc::Reply> reply) {
+        node_state_[i].in_flight = false;
+        if (!reply) {
+          if (!warned_broker_) {
+            spdlog::warn("cannot register {} with the broker: {}; retrying every {} ms", nodes_[i],
+                         reply.status().message(), options_.heartbeat_ms);
+            warned_broker_ = true;
+          }
+          return;
+        }
+        node_state_[i].registered = true;
+        if (warned_broker_ || options_.simulate == 0) spdlog::info("{} registered with the broker", nodes_[i]);
+        warned_broker_ = false;
+      });
+}
+
+void AgentShell::heartbeat() {
+  if (!broker_) return;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    auto& st = node_state_[i];
+    if (st.in_flight) continue;
+    if (!st.registered) {
+      register_node(i);
+      continue;
+    }
+    st.in_flight = true;
+    auto leases = running_leases(nodes_[i]);
+    broker_->send(
+        fb::RequestBody::NodeHeartbeat,
+        [&](flatbuffers::FlatBufferBuilder& b) {
+          auto n = b.CreateString(nodes_[i]);
+          auto l = b.CreateVector(leases);
+          return fb::CreateNodeHeartbeat(b, n, l).Union();
+        },
+        [this, i](Result<rpc::Reply> reply) {
+          node_state_[i].in_flight = false;
+          if (reply) {
+            warned_broker_ = false;
+            return;
+          }
+          if (reply.status().code() == ErrorCode::NotFound) {
+            spdlog::info("the broker does not know {}; registering again", nodes_[i]);
+            node_state_[i].registered = false;
+            register_node(i);
+          } else if (!warned_broker_) {
+            spdlog::warn("heartbeat of {} failed: {}", nodes_[i], reply.status().message());
+            warned_broker_ = true;
+          }
+        });
+  }
+}
+
+void AgentShell::prune_finished() {
+  int64_t now = clock_.now_ns();
+  for (auto it = runs_.begin(); it != runs_.end();) {
+    auto& r = it->second->rec;
+    int64_t keep = r.simulated ? std::min<int64_t>(options_.keep_finished_s, 60) : options_.keep_finished_s;
+    if (r.finished() && r.metrics_done && now - r.end_ns > keep * 1'000'000'000) {
+      runtime_.batch().del(runs_cf_, lease_key(r.lease_id));
+      runtime_.batch().del(grants_cf_, lease_key(r.lease_id));
+      if (it->second->metrics_fd >= 0) ::close(it->second->metrics_fd);
+      it = runs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void AgentShell::on_read_log(const fb::Request& req, rpc::Responder& reply) {
+  auto* q = req.body_as_ReadLog();
+  Run* best = nullptr;
+  for (auto& [lease, run] : runs_) {
+    auto& r = run->rec;
+    if (r.job_id != q->job_id()) continue;
+    if (q->attempt() != 0 && r.attempt != q->attempt()) continue;
+    if (!best || r.attempt > best->rec.attempt || (r.attempt == best->rec.attempt && r.lease_id > best->rec.lease_id)) {
+      best = run.get();
+    }
+  }
+  if (!best) {
+    reply.error(Status::not_found("job " + std::to_string(q->job_id()) +
+                                  (q->attempt() ? " attempt " + std::to_string(q->attempt()) : std::string()) +
+                                  " has no run on node " + options_.node +
+                                  " (it ran elsewhere, has not started, or its logs were pruned)"));
+    return;
+  }
+  auto& r = best->rec;
+  // Decided before reading: once finished, the file no longer grows, so
+  // "finished" with this chunk means nothing more will ever come.
+  bool finished = r.finished();
+  std::string path = q->stderr() ? r.stderr_path : r.stdout_path;
+  std::vector<uint8_t> data;
+  uint64_t size = 0;
+  uint64_t offset = q->offset();
+  if (!path.empty()) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      struct stat st;
+      if (::fstat(fd, &st) == 0) size = static_cast<uint64_t>(st.st_size);
+      if (offset < size) {
+        size_t want = std::min<uint64_t>(std::clamp<uint32_t>(q->max_bytes(), 1, 4u << 20), size - offset);
+        data.resize(want);
+        ssize_t n = ::pread(fd, data.data(), want, static_cast<off_t>(offset));
+        data.resize(n > 0 ? static_cast<size_t>(n) : 0);
+      }
+      ::close(fd);
+    }
+  }
+  auto& b = reply.builder();
+  auto d = b.CreateVector(data);
+  auto chunk = fb::CreateLogChunk(b, d, offset, size, finished && offset + data.size() >= size);
+  reply.ok(fb::ReplyBody::LogChunk, chunk.Union());
+}
+
+}  // namespace trainyard::agent

@@ -1,0 +1,154 @@
+// The node agent's I/O shell: registers its node(s) with the broker, applies
+// the lease.<node>.* stream, starts each run under a supervisor, enforces
+// time limits and revocations, follows metrics files, samples resources, and
+// publishes run.*, usage.* and metric.* on its own durable streams. Runs are
+// kept in RocksDB so a restarted agent finds them again.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "bus/publisher.h"
+#include "bus/subscriber.h"
+#include "core/line_splitter.h"
+#include "core/run.h"
+#include "host.h"
+#include "nvml.h"
+#include "rpc/async_client.h"
+#include "rpc/server.h"
+#include "storage/store.h"
+#include "supervisor.h"
+#include "util/clock.h"
+#include "util/runtime.h"
+
+namespace trainyard::agent {
+
+struct AgentOptions {
+  std::string node;                          // this node (simulated: the prefix of its nodes' names)
+  uint32_t simulate = 0;                     // >0: act as that many simulated nodes
+  std::string endpoint = "tcp://127.0.0.1:*";
+  std::string runs_dir;
+  std::string broker_endpoint;
+  std::vector<std::string> bus_frontend;
+  std::vector<std::string> bus_backend;
+  std::vector<HostGpu> gpus;
+  bool gpus_from_nvml = false;               // sample GPU use through NVML
+  std::string advertise_endpoint;            // reported to the broker; empty: the bound endpoint
+  uint32_t cpus = 0;
+  uint64_t memory_mb = 0;
+  std::vector<std::pair<std::string, std::string>> labels;
+  std::string partition;
+  int64_t heartbeat_ms = 1000;
+  int64_t usage_tick_ms = 10000;
+  int64_t sample_ms = 5000;
+  int64_t check_ms = 100;                    // time limits, grace periods, simulated ends
+  int64_t keep_finished_s = 7 * 24 * 3600;   // finished runs stay readable (logs) this long
+  size_t metrics_read_bytes = 256 * 1024;    // per run per loop iteration
+  size_t metrics_batch_points = 20000;       // points per metric.batch at most
+  std::string self_exe;                      // for the supervisor re-exec
+  std::string cgroup_root = "auto";
+  int64_t publisher_heartbeat_ms = 1000;
+};
+
+class AgentShell {
+ public:
+  static std::vector<std::string> column_families();
+
+  AgentShell(zmq::context_t& ctx, storage::Store& store, Runtime& runtime, AgentOptions options, const Clock& clock,
+             std::unique_ptr<Nvml> nvml);
+  ~AgentShell();
+
+  // Recovers the stored runs and hooks everything into the runtime.
+  void start();
+
+  const std::string& endpoint() const { return server_.endpoint(); }
+  const std::vector<std::string>& nodes() const { return nodes_; }
+
+ private:
+  struct Run {
+    RunRecord rec;
+    std::string grant;                        // the LeaseGranted envelope (launch needs its spec)
+    bool launch_due = false;                  // start the supervisor after this iteration's commit
+    std::string launch_error;                 // launching failed: finish it as Failed
+    bool our_child = false;                   // the supervisor is our child (started by this process)
+    int64_t last_kill_ms = 0;                 // SIGKILL resent every second while it lingers
+    std::unique_ptr<LineSplitter> splitter;   // metrics follower
+    int metrics_fd = -1;
+    bool metrics_eof = false;                 // last read hit the end of the file
+    uint64_t prev_cpu_ns = 0;                 // resource sampling
+    int64_t prev_sample_ns = 0;
+  };
+  struct NodeState {
+    bool registered = false;
+    bool in_flight = false;
+  };
+
+  void recover();
+  Run* find(uint64_t lease);
+  void save(Run& run);
+  void on_lease_event(const bus::Event& e, storage::Batch& batch);
+  void on_granted(const fb::LeaseGranted& g, const bus::Event& e);
+  void stop_run(Run& run, StopReason why, const std::string& message, uint32_t grace_s);
+  void launch_due_runs();
+  void launch(Run& run);
+  std::string run_dir_for(const RunRecord& r) const;
+  // A pending run whose directory shows a supervisor started it (the agent
+  // crashed before recording that).
+  bool started_before_restart(const Run& run) const;
+  void on_notify();
+  void reap_children();
+  void check_runs();
+  void check_real_run(Run& run, int64_t now);
+  void mark_started(Run& run, const JobStarted& js);
+  void finish(Run& run, int exit_code, int signal, int64_t end_ns, const std::string& reason);
+  void publish_started(const Run& run);
+  void publish_usage(Run& run, int64_t end_ns, bool final);
+  void usage_ticks();
+  bool follow_metrics();
+  bool follow_one(Run& run, size_t budget);
+  void warn_bad_line(Run& run, BadLine kind, uint64_t offset);
+  void sample_resources();
+  void heartbeat();
+  void register_node(size_t i);
+  void prune_finished();
+  void on_read_log(const fb::Request& req, rpc::Responder& r);
+  std::vector<uint64_t> running_leases(const std::string& node) const;
+  flatbuffers::Offset<fb::NodeInfo> node_info(flatbuffers::FlatBufferBuilder& b, const std::string& name) const;
+
+  zmq::context_t& ctx_;
+  storage::Store& store_;
+  Runtime& runtime_;
+  AgentOptions options_;
+  const Clock& clock_;
+  std::unique_ptr<Nvml> nvml_;
+  std::unique_ptr<Cgroups> cgroups_;
+  storage::Cf runs_cf_;
+  storage::Cf grants_cf_;
+  rpc::Server server_;
+  std::unique_ptr<bus::Publisher> publisher_;
+  std::unique_ptr<bus::Subscriber> subscriber_;
+  std::unique_ptr<rpc::AsyncClient> broker_;
+  std::vector<std::string> nodes_;
+  std::set<std::string, std::less<>> node_set_;
+  std::vector<NodeState> node_state_;
+  std::map<uint64_t, std::unique_ptr<Run>> runs_;
+  std::vector<uint64_t> launch_queue_;
+  int notify_read_ = -1;
+  int notify_write_ = -1;
+  std::string notify_buf_;
+  std::vector<std::pair<std::string, std::string>> base_env_;
+  size_t metrics_cursor_ = 0;  // round-robin start among followed runs
+  bool warned_cgroup_ = false;
+  bool warned_broker_ = false;
+  std::vector<char> read_buf_;
+};
+
+}  // namespace trainyard::agent
