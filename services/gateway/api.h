@@ -1,0 +1,62 @@
+// The HTTP surface of the gateway: REST under /api/v1, Server-Sent Events of
+// job/node events and of log files, Prometheus /metrics, and the dashboard's
+// static files. Handlers translate HTTP to the services' requests and their
+// replies back to JSON; they keep no state beyond the EventHub.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "backends.h"
+#include "event_hub.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace trainyard::gateway {
+
+struct ApiOptions {
+  std::string web_root;               // the built dashboard (index.html + assets)
+  bool trust_user_header = true;      // take the principal from X-Trainyard-User
+  std::string default_user;           // principal when the header is absent; empty: writes need it
+  std::vector<std::string> admins;    // users who may submit or cancel as someone else
+  size_t max_streams = 24;            // open SSE streams at most (each holds a worker thread)
+  int64_t ops_max_age_ms = 60'000;    // ops.metrics reports older than this are left out
+  int64_t keepalive_ms = 10'000;      // SSE comment lines that reveal dead clients
+};
+
+class Api {
+ public:
+  Api(Backends& backends, EventHub& hub, ApiOptions options);
+  void install(httplib::Server& server);
+
+ private:
+  void cluster(const httplib::Request& req, httplib::Response& res);
+  void nodes(const httplib::Request& req, httplib::Response& res);
+  void jobs(const httplib::Request& req, httplib::Response& res);
+  void job(const httplib::Request& req, httplib::Response& res);
+  void submit(const httplib::Request& req, httplib::Response& res);
+  void job_action(const httplib::Request& req, httplib::Response& res, const std::string& action);
+  void logs(const httplib::Request& req, httplib::Response& res);
+  void job_metrics(const httplib::Request& req, httplib::Response& res);
+  void series(const httplib::Request& req, httplib::Response& res);
+  void experiments(const httplib::Request& req, httplib::Response& res);
+  void experiment(const httplib::Request& req, httplib::Response& res);
+  void compare(const httplib::Request& req, httplib::Response& res, const std::string& experiment);
+  void usage(const httplib::Request& req, httplib::Response& res);
+  void accounts(const httplib::Request& req, httplib::Response& res);
+  void invoice(const httplib::Request& req, httplib::Response& res, const std::string& account);
+  void events(const httplib::Request& req, httplib::Response& res);
+  void recent_events(const httplib::Request& req, httplib::Response& res);
+  void health(const httplib::Request& req, httplib::Response& res);
+  void metrics(const httplib::Request& req, httplib::Response& res);
+
+  Backends& backends_;
+  EventHub& hub_;
+  ApiOptions options_;
+};
+
+}  // namespace trainyard::gateway

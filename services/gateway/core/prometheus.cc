@@ -1,0 +1,211 @@
+#include "core/prometheus.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+namespace trainyard::gateway {
+
+std::string PromWriter::sanitize_name(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    out.push_back(ok ? c : '_');
+  }
+  if (out.empty() || (out[0] >= '0' && out[0] <= '9')) out.insert(out.begin(), '_');
+  return out;
+}
+
+std::string PromWriter::escape_label(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string PromWriter::format_value(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+    return buf;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+void PromWriter::family(const std::string& name, const std::string& type, const std::string& help) {
+  current_ = name;
+  std::string h;
+  for (char c : help) {
+    if (c == '\\') {
+      h += "\\\\";
+    } else if (c == '\n') {
+      h += "\\n";
+    } else {
+      h.push_back(c);
+    }
+  }
+  out_ += "# HELP " + name + " " + h + "\n";
+  out_ += "# TYPE " + name + " " + type + "\n";
+}
+
+void PromWriter::sample(const Labels& labels, double value, const std::string& suffix) {
+  out_ += current_ + suffix;
+  if (!labels.empty()) {
+    out_ += "{";
+    bool first = true;
+    for (const auto& [k, v] : labels) {
+      if (!first) out_ += ",";
+      first = false;
+      out_ += sanitize_name(k) + "=\"" + escape_label(v) + "\"";
+    }
+    out_ += "}";
+  }
+  out_ += " " + format_value(value) + "\n";
+}
+
+void PromWriter::histogram(const Labels& labels, const std::vector<double>& bounds, const std::vector<double>& obs) {
+  std::vector<double> sorted = obs;
+  std::sort(sorted.begin(), sorted.end());
+  double sum = 0;
+  for (double v : sorted) sum += v;
+  for (double b : bounds) {
+    auto n = std::upper_bound(sorted.begin(), sorted.end(), b) - sorted.begin();
+    Labels l = labels;
+    l.emplace_back("le", format_value(b));
+    sample(l, static_cast<double>(n), "_bucket");
+  }
+  Labels inf = labels;
+  inf.emplace_back("le", "+Inf");
+  sample(inf, static_cast<double>(sorted.size()), "_bucket");
+  sample(labels, sum, "_sum");
+  sample(labels, static_cast<double>(sorted.size()), "_count");
+}
+
+const std::vector<double>& queue_wait_buckets() {
+  static const std::vector<double> b{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400};
+  return b;
+}
+
+namespace {
+
+bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+// Gauges named "*_ms" are milliseconds; Prometheus wants seconds.
+double to_seconds(const std::string& name, double v) {
+  if (name.size() > 3 && name.compare(name.size() - 3, 3, "_ms") == 0) return v / 1000.0;
+  if (name.size() > 3 && name.compare(name.size() - 3, 3, "_us") == 0) return v / 1e6;
+  return v;
+}
+
+}  // namespace
+
+std::string render_metrics(const MetricsInput& in) {
+  PromWriter w;
+  w.family("trainyard_service_up", "gauge",
+           "1 when the service answered the gateway during this scrape, 0 when it did not");
+  for (const auto& [svc, up] : in.service_up) w.sample({{"service", svc}}, up ? 1 : 0);
+
+  if (in.jobs) {
+    w.family("trainyard_jobs", "gauge", "Jobs known to the scheduler, by state and partition");
+    for (const auto& [key, n] : in.jobs->by_state_partition) {
+      w.sample({{"state", key.first}, {"partition", key.second}}, static_cast<double>(n));
+    }
+    w.family("trainyard_queue_wait_seconds", "histogram",
+             "Time from submit to start of every job that has started (latest attempt)");
+    w.histogram({}, queue_wait_buckets(), in.jobs->queue_waits_s);
+  }
+
+  if (in.nodes) {
+    w.family("trainyard_nodes", "gauge", "Nodes known to the resource broker, by status");
+    w.sample({{"status", "up"}}, static_cast<double>(in.nodes->up));
+    w.sample({{"status", "down"}}, static_cast<double>(in.nodes->down));
+    w.sample({{"status", "drained"}}, static_cast<double>(in.nodes->drained));
+    w.family("trainyard_gpus_total", "gauge", "GPUs on registered nodes, by GPU type");
+    for (const auto& [type, c] : in.nodes->gpus) w.sample({{"gpu_type", type}}, static_cast<double>(c.total));
+    w.family("trainyard_gpus_allocated", "gauge", "GPUs held by a lease, by GPU type");
+    for (const auto& [type, c] : in.nodes->gpus) w.sample({{"gpu_type", type}}, static_cast<double>(c.allocated));
+    w.family("trainyard_gpus_idle", "gauge", "Free GPUs on nodes that are up and not drained, by GPU type");
+    for (const auto& [type, c] : in.nodes->gpus) w.sample({{"gpu_type", type}}, static_cast<double>(c.idle));
+    w.family("trainyard_gpus_unavailable", "gauge", "Free GPUs on nodes that are down or drained, by GPU type");
+    for (const auto& [type, c] : in.nodes->gpus) w.sample({{"gpu_type", type}}, static_cast<double>(c.unavailable));
+  }
+
+  if (in.spend) {
+    w.family("trainyard_account_spend_micros_total", "counter",
+             "Money charged to each account since billing started, in millionths of the currency unit");
+    for (const auto& s : *in.spend) {
+      w.sample({{"account", s.account}, {"currency", s.currency}}, static_cast<double>(s.cost_micros));
+    }
+    w.family("trainyard_account_gpu_seconds_total", "counter", "GPU time charged to each account");
+    for (const auto& s : *in.spend) w.sample({{"account", s.account}}, static_cast<double>(s.gpu_ms) / 1000.0);
+  }
+
+  // Figures the services publish about themselves on ops.metrics.<service>.
+  // Names are the services' own; the well-known ones get a dedicated family.
+  std::vector<std::pair<Labels, double>> cycle, lag, points;
+  for (const auto& r : in.ops) {
+    for (const auto& [name, v] : r.gauges) {
+      if (r.service.rfind("scheduler", 0) == 0 && contains(name, "cycle")) {
+        cycle.push_back({{{"instance", r.instance}, {"stat", name}}, to_seconds(name, v)});
+      }
+      if (contains(name, "lag")) {
+        lag.push_back({{{"subscriber", r.service}, {"instance", r.instance}, {"name", name}}, v});
+      }
+      if (r.service.rfind("metrics", 0) == 0 && contains(name, "points")) {
+        points.push_back({{{"instance", r.instance}, {"name", name}}, v});
+      }
+    }
+  }
+  if (!cycle.empty()) {
+    w.family("trainyard_scheduler_cycle_seconds", "gauge",
+             "Scheduling cycle time as the scheduler reports it on ops.metrics.scheduler (stat: its gauge name)");
+    for (const auto& [l, v] : cycle) w.sample(l, v);
+  }
+  if (!lag.empty()) {
+    w.family("trainyard_bus_lag", "gauge",
+             "How far each bus subscriber is behind, as it reports it on ops.metrics.<service> (name: its gauge)");
+    for (const auto& [l, v] : lag) w.sample(l, v);
+  }
+  if (!points.empty()) {
+    w.family("trainyard_metric_points_ingested", "gauge",
+             "Metric points the metrics-aggregator reports it has stored (name: its gauge)");
+    for (const auto& [l, v] : points) w.sample(l, v);
+  }
+  if (!in.ops.empty()) {
+    w.family("trainyard_ops_gauge", "gauge", "Every gauge of every fresh ops.metrics.<service> report, as published");
+    std::set<std::tuple<std::string, std::string, std::string>> seen;  // a repeated name would break the exposition
+    for (const auto& r : in.ops) {
+      for (const auto& [name, v] : r.gauges) {
+        if (!seen.insert({r.service, r.instance, name}).second) continue;
+        w.sample({{"service", r.service}, {"instance", r.instance}, {"name", name}}, v);
+      }
+    }
+  }
+
+  w.family("trainyard_gateway_bus_events_total", "counter", "Bus events the gateway received (any topic it watches)");
+  w.sample({}, static_cast<double>(in.bus_events_seen));
+  w.family("trainyard_gateway_metric_points_seen_total", "counter",
+           "Metric points in the metric.batch events the gateway saw since it started");
+  w.sample({}, static_cast<double>(in.metric_points_seen));
+  w.family("trainyard_gateway_sse_clients", "gauge", "Open /api/v1/events and log-follow streams");
+  w.sample({}, static_cast<double>(in.sse_clients));
+  w.family("trainyard_gateway_http_requests_total", "counter", "HTTP requests the gateway answered");
+  w.sample({}, static_cast<double>(in.http_requests));
+  return w.text();
+}
+
+}  // namespace trainyard::gateway
