@@ -1,0 +1,505 @@
+// The Client: request-reply wrappers over rpc::Client, plus wait, watch and
+// logs, which combine several requests (and the bus) into one user action.
+#include "trainyard/client.h"
+
+#include <thread>
+#include <random>
+#include <set>
+
+#include <zmq.hpp>
+
+#include "bus/event.h"
+#include "rpc/client.h"
+#include "util/clock.h"
+
+namespace trainyard::client {
+namespace {
+
+using std::chrono::milliseconds;
+
+// The body of an Ok reply, unpacked into its object-API type.
+template <typename T>
+Result<typename T::NativeTableType> unpack(const Result<rpc::Reply>& reply, const std::string& peer) {
+  if (!reply) return reply.status();
+  const T* body = reply->template body<T>();
+  if (!body) {
+    return Status::internal(peer + " answered with an unexpected reply type; are the client and service versions "
+                                   "compatible?");
+  }
+  typename T::NativeTableType out;
+  body->UnPackTo(&out);
+  return out;
+}
+
+std::string random_token() {
+  std::random_device rd;
+  static const char* kHex = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < 32; ++i) s += kHex[rd() % 16];
+  return s;
+}
+
+// A SUB socket on the bus for job.* events; none when no bus is configured.
+std::unique_ptr<zmq::socket_t> job_subscriber(zmq::context_t& ctx, const std::vector<std::string>& bus,
+                                              const std::string& prefix) {
+  if (bus.empty()) return nullptr;
+  auto sock = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::sub);
+  sock->set(zmq::sockopt::linger, 0);
+  sock->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(bus::kDefaultMaxMessageBytes));
+  sock->set(zmq::sockopt::subscribe, prefix);
+  for (auto& e : bus) {
+    try {
+      sock->connect(e);
+    } catch (const zmq::error_t&) {
+      return nullptr;  // a malformed endpoint: do without events
+    }
+  }
+  return sock;
+}
+
+// Reads one bus message if one waits; fills `out` when it is a job event.
+bool read_job_event(zmq::socket_t& sock, JobEvent* out) {
+  zmq::message_t topic, body;
+  if (!sock.recv(topic, zmq::recv_flags::dontwait)) return false;
+  if (!topic.more()) return true;
+  (void)sock.recv(body);
+  while (body.more()) {
+    zmq::message_t extra;
+    (void)sock.recv(extra);
+  }
+  bus::Event e;
+  std::string why;
+  std::string_view t(static_cast<const char*>(topic.data()), topic.size());
+  std::span<const uint8_t> bytes(static_cast<const uint8_t*>(body.data()), body.size());
+  if (!bus::verify_event(t, bytes, &e, &why)) return true;
+  JobEvent je;
+  je.topic = std::string(t);
+  je.stream = std::string(e.stream());
+  je.seq = e.seq();
+  je.time_ns = e.time_ns();
+  if (auto* s = e.as<fb::JobStateChanged>()) {
+    je.job_id = s->job_id();
+    je.state.emplace();
+    s->UnPackTo(&*je.state);
+  } else if (auto* s = e.as<fb::JobSubmitted>()) {
+    je.job_id = s->job_id();
+    je.submitted.emplace();
+    s->UnPackTo(&*je.submitted);
+  } else {
+    return true;
+  }
+  *out = std::move(je);
+  return true;
+}
+
+}  // namespace
+
+bool is_terminal(fb::JobState state) {
+  switch (state) {
+    case fb::JobState::Succeeded:
+    case fb::JobState::Failed:
+    case fb::JobState::Cancelled:
+    case fb::JobState::TimedOut:
+    case fb::JobState::NodeFailure:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Client::Client(Endpoints endpoints, std::string principal)
+    : endpoints_(std::move(endpoints)), principal_(std::move(principal)), ctx_(std::make_unique<zmq::context_t>(1)) {}
+
+Client::~Client() {
+  peers_.clear();  // sockets before their context
+}
+
+rpc::Client& Client::peer(const std::string& service) {
+  auto it = peers_.find(service);
+  if (it != peers_.end()) return *it->second;
+  std::string endpoint;
+  std::string name = service;
+  if (service == "scheduler") {
+    endpoint = endpoints_.scheduler;
+  } else if (service == "broker") {
+    endpoint = endpoints_.broker;
+    name = "resource broker";
+  } else if (service == "metrics") {
+    endpoint = endpoints_.metrics;
+    name = "metrics-aggregator";
+  } else if (service == "billing") {
+    endpoint = endpoints_.billing;
+  } else {
+    endpoint = service.substr(service.find(' ') + 1);  // "agent <endpoint>"
+    name = "node agent";
+  }
+  rpc::ClientOptions o;
+  o.timeout_ms = endpoints_.timeout_ms;
+  o.tries = 2;
+  o.principal = principal_;
+  auto c = std::make_unique<rpc::Client>(*ctx_, name, endpoint, o);
+  auto& ref = *c;
+  peers_[service] = std::move(c);
+  return ref;
+}
+
+// ---- jobs ----
+
+Result<SubmitResult> Client::submit(const fb::JobSpecT& spec) {
+  fb::JobSpecT copy = spec;
+  if (copy.client_token.empty()) copy.client_token = random_token();
+  auto& p = peer("scheduler");
+  auto reply = p.call(fb::RequestBody::SubmitJob, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateSubmitJob(b, fb::CreateJobSpec(b, &copy)).Union();
+  });
+  auto s = unpack<fb::Submitted>(reply, p.peer());
+  if (!s) return s.status();
+  return SubmitResult{s->job_ids, s->array_job_id};
+}
+
+Status Client::cancel(uint64_t job_id, const std::string& reason) {
+  auto r = peer("scheduler").call(fb::RequestBody::CancelJob, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateCancelJobDirect(b, job_id, reason.empty() ? nullptr : reason.c_str()).Union();
+  });
+  return r.status();
+}
+
+Status Client::hold(uint64_t job_id) {
+  return peer("scheduler")
+      .call(fb::RequestBody::HoldJob,
+            [&](flatbuffers::FlatBufferBuilder& b) { return fb::CreateHoldJob(b, job_id).Union(); })
+      .status();
+}
+
+Status Client::release(uint64_t job_id) {
+  return peer("scheduler")
+      .call(fb::RequestBody::ReleaseJob,
+            [&](flatbuffers::FlatBufferBuilder& b) { return fb::CreateReleaseJob(b, job_id).Union(); })
+      .status();
+}
+
+Result<fb::JobRecordT> Client::status(uint64_t job_id) {
+  auto& p = peer("scheduler");
+  auto r = p.call(fb::RequestBody::GetJob,
+                  [&](flatbuffers::FlatBufferBuilder& b) { return fb::CreateGetJob(b, job_id).Union(); });
+  return unpack<fb::JobRecord>(r, p.peer());
+}
+
+Result<std::vector<fb::JobRecordT>> Client::list(const JobFilter& f) {
+  auto& p = peer("scheduler");
+  auto r = p.call(fb::RequestBody::QueryJobs, [&](flatbuffers::FlatBufferBuilder& b) {
+    std::vector<uint8_t> states;
+    for (auto s : f.states) states.push_back(static_cast<uint8_t>(s));
+    auto sv = b.CreateVector(states);
+    auto user = b.CreateString(f.user);
+    auto account = b.CreateString(f.account);
+    auto experiment = b.CreateString(f.experiment);
+    fb::QueryJobsBuilder q(b);
+    q.add_states(flatbuffers::Offset<flatbuffers::Vector<fb::JobState>>(sv.o));
+    q.add_user(user);
+    q.add_account(account);
+    q.add_experiment(experiment);
+    q.add_array_job_id(f.array_job_id);
+    q.add_limit(f.limit);
+    return q.Finish().Union();
+  });
+  auto list = unpack<fb::JobList>(r, p.peer());
+  if (!list) return list.status();
+  std::vector<fb::JobRecordT> out;
+  out.reserve(list->jobs.size());
+  for (auto& j : list->jobs) out.push_back(std::move(*j));
+  return out;
+}
+
+Result<std::vector<fb::JobRecordT>> Client::wait(const std::vector<uint64_t>& job_ids, milliseconds timeout,
+                                                 const Progress& progress) {
+  constexpr int64_t kPollMs = 500;
+  constexpr int64_t kRideOutMs = 30'000;  // a restarting scheduler may be away this long
+  const int64_t start = monotonic_ms();
+  const int64_t deadline = timeout.count() > 0 ? start + timeout.count() : INT64_MAX;
+  std::map<uint64_t, fb::JobRecordT> records;
+  auto sub = job_subscriber(*ctx_, endpoints_.bus, "job.state");
+
+  // The first look must succeed: a wrong id or a scheduler that is not
+  // there is an error now, not after the timeout.
+  for (auto id : job_ids) {
+    if (records.count(id)) continue;
+    auto r = status(id);
+    if (!r) return r.status();
+    records[id] = std::move(*r);
+  }
+  auto ordered = [&] {
+    std::vector<fb::JobRecordT> out;
+    for (auto id : job_ids) out.push_back(records[id]);
+    return out;
+  };
+  auto all_done = [&] {
+    for (auto& [id, r] : records) {
+      if (!is_terminal(r.state)) return false;
+    }
+    return true;
+  };
+  if (progress) progress(ordered());
+  int64_t next_poll = monotonic_ms() + kPollMs;
+  int64_t unavailable_since = 0;
+  Status last_error;
+
+  // Refreshes `ids`; arrays are read in one QueryJobs per array.
+  auto refresh = [&](const std::set<uint64_t>& ids) -> Status {
+    bool changed = false;
+    std::map<uint64_t, std::vector<uint64_t>> arrays;
+    for (auto id : ids) {
+      if (records[id].array_job_id != 0) arrays[records[id].array_job_id].push_back(id);
+    }
+    std::set<uint64_t> done;
+    for (auto& [array, members] : arrays) {
+      if (members.size() < 2) continue;
+      JobFilter f;
+      f.array_job_id = array;
+      f.limit = 1'000'000;
+      auto l = list(f);
+      if (!l) return l.status();
+      for (auto& rec : *l) {
+        auto it = records.find(rec.job_id);
+        if (it == records.end() || !ids.count(rec.job_id)) continue;
+        if (it->second.state != rec.state) changed = true;
+        it->second = std::move(rec);
+        done.insert(it->first);
+      }
+    }
+    for (auto id : ids) {
+      if (done.count(id)) continue;
+      auto r = status(id);
+      if (!r) return r.status();
+      if (r->state != records[id].state) changed = true;
+      records[id] = std::move(*r);
+    }
+    if (changed && progress) progress(ordered());
+    return Status::ok();
+  };
+
+  while (!all_done()) {
+    int64_t now = monotonic_ms();
+    if (now >= deadline) {
+      return Status(ErrorCode::DeadlineExceeded,
+                    "jobs still not finished after " + std::to_string(timeout.count() / 1000) + " s");
+    }
+    std::set<uint64_t> woken;
+    int64_t wait_ms = std::max<int64_t>(0, std::min(next_poll, deadline) - now);
+    if (sub) {
+      zmq::pollitem_t item{static_cast<void*>(*sub), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, milliseconds(wait_ms));
+      JobEvent e;
+      for (int i = 0; i < 10'000 && read_job_event(*sub, &e); ++i) {
+        if (e.job_id && records.count(e.job_id) && !is_terminal(records[e.job_id].state)) woken.insert(e.job_id);
+        e.job_id = 0;
+      }
+    } else {
+      std::this_thread::sleep_for(milliseconds(wait_ms));
+    }
+    std::set<uint64_t> ids;
+    if (monotonic_ms() >= next_poll) {
+      for (auto& [id, r] : records) {
+        if (!is_terminal(r.state)) ids.insert(id);
+      }
+      next_poll = monotonic_ms() + kPollMs;
+    } else {
+      ids = std::move(woken);
+    }
+    if (ids.empty()) continue;
+    auto s = refresh(ids);
+    if (s.code() == ErrorCode::Unavailable) {
+      if (unavailable_since == 0) unavailable_since = monotonic_ms();
+      if (monotonic_ms() - unavailable_since > kRideOutMs) return s;
+      continue;
+    }
+    if (!s) return s;
+    unavailable_since = 0;
+  }
+  return ordered();
+}
+
+Status Client::watch(const std::vector<uint64_t>& job_ids, const std::function<bool(const JobEvent&)>& on_event,
+                     milliseconds timeout) {
+  auto sub = job_subscriber(*ctx_, endpoints_.bus, "job.");
+  if (!sub) return Status::invalid("no bus endpoint to watch events on (set bus.backend or --bus)");
+  std::set<uint64_t> wanted(job_ids.begin(), job_ids.end());
+  std::map<std::string, uint64_t> seen;  // stream -> newest seq, to drop the second forwarder's copy
+  const int64_t deadline = timeout.count() > 0 ? monotonic_ms() + timeout.count() : INT64_MAX;
+  while (true) {
+    int64_t left = deadline - monotonic_ms();
+    if (left <= 0) return Status(ErrorCode::DeadlineExceeded, "watch ended after its timeout");
+    zmq::pollitem_t item{static_cast<void*>(*sub), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, milliseconds(std::min<int64_t>(left, 1000)));
+    JobEvent e;
+    while (read_job_event(*sub, &e)) {
+      if (e.job_id == 0) continue;
+      auto& last = seen[e.stream];
+      if (e.seq <= last) continue;
+      last = e.seq;
+      if (!wanted.empty() && !wanted.count(e.job_id)) continue;
+      if (!on_event(e)) return Status::ok();
+      e = JobEvent{};
+    }
+  }
+}
+
+Status Client::logs(uint64_t job_id, const LogOptions& options, const std::function<void(std::string_view)>& sink) {
+  const int64_t deadline = options.timeout.count() > 0 ? monotonic_ms() + options.timeout.count() : INT64_MAX;
+  auto rec = status(job_id);
+  if (!rec) return rec.status();
+  while (rec->nodes.empty()) {
+    std::string state = fb::EnumNameJobState(rec->state);
+    if (is_terminal(rec->state)) {
+      return Status::failed_precondition("job " + std::to_string(job_id) + " never ran (" + state +
+                                         (rec->reason.empty() ? "" : ": " + rec->reason) + "); it has no log");
+    }
+    if (!options.follow) {
+      return Status::failed_precondition("job " + std::to_string(job_id) + " has not started yet (" + state +
+                                         (rec->reason.empty() ? "" : ": " + rec->reason) +
+                                         "); use -f to wait for it");
+    }
+    if (monotonic_ms() >= deadline) return Status(ErrorCode::DeadlineExceeded, "job did not start in time");
+    std::this_thread::sleep_for(milliseconds(500));
+    rec = status(job_id);
+    if (!rec) return rec.status();
+  }
+  const std::string node = rec->nodes.front();  // rank 0 of a multi-node job
+  auto all = nodes();
+  if (!all) return all.status();
+  std::string endpoint;
+  for (auto& n : *all) {
+    if (n.node && n.node->name == node) endpoint = n.node->agent_endpoint;
+  }
+  if (endpoint.empty()) {
+    return Status::unavailable("the resource broker knows no agent endpoint for node " + node + " (job " +
+                               std::to_string(job_id) + " ran there); is its agent registered?");
+  }
+  auto& agent = peer("agent " + connectable(endpoint));
+  uint64_t offset = options.offset;
+  while (true) {
+    auto r = agent.call(fb::RequestBody::ReadLog, [&](flatbuffers::FlatBufferBuilder& b) {
+      return fb::CreateReadLog(b, job_id, options.attempt, options.stderr_stream, offset, 1u << 20).Union();
+    });
+    auto chunk = unpack<fb::LogChunk>(r, "the agent of node " + node);
+    if (!chunk) {
+      if (chunk.status().code() == ErrorCode::Unavailable) {
+        return Status::unavailable("the agent of node " + node + " at " + endpoint + " did not answer; is it running?");
+      }
+      return chunk.status();
+    }
+    if (!chunk->data.empty()) {
+      sink(std::string_view(reinterpret_cast<const char*>(chunk->data.data()), chunk->data.size()));
+    }
+    offset = chunk->offset + chunk->data.size();
+    if (offset < chunk->size && !chunk->data.empty()) continue;  // more is there already
+    if (!options.follow || chunk->finished) return Status::ok();
+    if (monotonic_ms() >= deadline) return Status(ErrorCode::DeadlineExceeded, "stopped following after the timeout");
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+}
+
+// ---- nodes ----
+
+Result<std::vector<fb::NodeStatusT>> Client::nodes() {
+  auto& p = peer("broker");
+  auto r = p.call(fb::RequestBody::ListNodes,
+                  [](flatbuffers::FlatBufferBuilder& b) { return fb::CreateListNodes(b).Union(); });
+  auto list = unpack<fb::NodeList>(r, p.peer());
+  if (!list) return list.status();
+  std::vector<fb::NodeStatusT> out;
+  for (auto& n : list->nodes) out.push_back(std::move(*n));
+  return out;
+}
+
+Status Client::drain(const std::string& node, const std::string& reason) {
+  return peer("broker")
+      .call(fb::RequestBody::DrainNode,
+            [&](flatbuffers::FlatBufferBuilder& b) {
+              return fb::CreateDrainNodeDirect(b, node.c_str(), true, reason.c_str()).Union();
+            })
+      .status();
+}
+
+Status Client::undrain(const std::string& node) {
+  return peer("broker")
+      .call(fb::RequestBody::DrainNode,
+            [&](flatbuffers::FlatBufferBuilder& b) {
+              return fb::CreateDrainNodeDirect(b, node.c_str(), false, "").Union();
+            })
+      .status();
+}
+
+// ---- metrics ----
+
+Result<fb::MetricSummariesT> Client::metrics(uint64_t job_id) {
+  auto& p = peer("metrics");
+  auto r = p.call(fb::RequestBody::ListMetrics,
+                  [&](flatbuffers::FlatBufferBuilder& b) { return fb::CreateListMetrics(b, job_id).Union(); });
+  return unpack<fb::MetricSummaries>(r, p.peer());
+}
+
+Result<fb::SeriesT> Client::series(uint64_t job_id, const std::string& metric, uint32_t max_points, int64_t from_step,
+                                   int64_t to_step) {
+  auto& p = peer("metrics");
+  auto r = p.call(fb::RequestBody::QuerySeries, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateQuerySeriesDirect(b, job_id, metric.c_str(), from_step, to_step, max_points).Union();
+  });
+  return unpack<fb::Series>(r, p.peer());
+}
+
+Result<fb::ComparisonT> Client::compare(const std::string& experiment, const std::vector<uint64_t>& job_ids,
+                                        const std::string& metric, bool maximize) {
+  auto& p = peer("metrics");
+  auto r = p.call(fb::RequestBody::CompareRuns, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateCompareRunsDirect(b, experiment.c_str(), &job_ids, metric.c_str(), maximize).Union();
+  });
+  return unpack<fb::Comparison>(r, p.peer());
+}
+
+// ---- billing ----
+
+Result<fb::UsageReportT> Client::usage(const UsageQuery& q) {
+  auto& p = peer("billing");
+  auto r = p.call(fb::RequestBody::QueryUsage, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateQueryUsageDirect(b, q.account.c_str(), q.user.c_str(), q.job_id, q.since_ns, q.until_ns,
+                                      q.group_by.c_str())
+        .Union();
+  });
+  return unpack<fb::UsageReport>(r, p.peer());
+}
+
+Result<fb::InvoiceT> Client::invoice(const std::string& account, const std::string& month) {
+  auto& p = peer("billing");
+  auto r = p.call(fb::RequestBody::GetInvoice, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateGetInvoiceDirect(b, account.c_str(), month.c_str()).Union();
+  });
+  return unpack<fb::Invoice>(r, p.peer());
+}
+
+Result<fb::EstimateT> Client::estimate(const fb::JobSpecT& spec) {
+  auto& p = peer("billing");
+  auto r = p.call(fb::RequestBody::EstimateCost, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateEstimateCost(b, fb::CreateJobSpec(b, &spec)).Union();
+  });
+  return unpack<fb::Estimate>(r, p.peer());
+}
+
+Status Client::set_budget(const Budget& budget) {
+  return peer("billing")
+      .call(fb::RequestBody::SetBudget,
+            [&](flatbuffers::FlatBufferBuilder& b) {
+              return fb::CreateSetBudgetDirect(b, budget.account.c_str(), budget.monthly_micros, budget.soft_percent,
+                                               budget.hard, budget.stop_running)
+                  .Union();
+            })
+      .status();
+}
+
+Result<fb::PongT> Client::ping(const std::string& service) {
+  auto& p = peer(service);
+  auto r = p.call(fb::RequestBody::Ping, [](flatbuffers::FlatBufferBuilder& b) { return fb::CreatePing(b).Union(); });
+  return unpack<fb::Pong>(r, p.peer());
+}
+
+}  // namespace trainyard::client

@@ -1,0 +1,347 @@
+// Job spec files in TOML or JSON. Both are read into one JSON tree plus a
+// way to find a key's line, so one set of field rules serves both formats
+// and every error names the file, the line and the field.
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include "trainyard/job_spec.h"
+
+namespace trainyard::client {
+namespace {
+
+using nlohmann::json;
+
+struct Document {
+  json root;
+  std::string path;
+  // Line of a top-level key (or of `key` nested under `parent`); 0: unknown.
+  std::function<int(const std::string& parent, const std::string& key)> line_of;
+};
+
+int line_at(std::string_view text, size_t offset) {
+  int line = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') ++line;
+  }
+  return line;
+}
+
+// JSON keeps no positions: find `"key"` followed by ':' (after the parent's
+// key when nested). Good enough for naming a line in a small spec file.
+size_t find_json_key(std::string_view text, const std::string& key, size_t from) {
+  std::string quoted = "\"" + key + "\"";
+  for (auto at = text.find(quoted, from); at != std::string_view::npos; at = text.find(quoted, at + 1)) {
+    auto after = text.find_first_not_of(" \t\r\n", at + quoted.size());
+    if (after != std::string_view::npos && text[after] == ':') return at;
+  }
+  return std::string_view::npos;
+}
+
+json toml_to_json(const toml::node& n, const std::string& prefix, std::map<std::string, int>& lines) {
+  if (auto* t = n.as_table()) {
+    json out = json::object();
+    for (auto& [k, v] : *t) {
+      std::string key(k.str());
+      lines[prefix + key] = static_cast<int>(v.source().begin.line);
+      out[key] = toml_to_json(v, prefix + key + ".", lines);
+    }
+    return out;
+  }
+  if (auto* a = n.as_array()) {
+    json out = json::array();
+    for (auto& v : *a) out.push_back(toml_to_json(v, prefix, lines));
+    return out;
+  }
+  if (auto v = n.as_string()) return v->get();
+  if (auto v = n.as_integer()) return v->get();
+  if (auto v = n.as_floating_point()) return v->get();
+  if (auto v = n.as_boolean()) return v->get();
+  std::ostringstream os;  // dates and times: as written
+  n.visit([&os](auto&& x) { os << x; });
+  return os.str();
+}
+
+Result<Document> parse_document(std::string_view text, const std::string& path) {
+  Document doc;
+  doc.path = path;
+  auto ends_with = [&path](std::string_view ext) {
+    return path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;
+  };
+  bool is_json = ends_with(".json");
+  if (!is_json && !ends_with(".toml")) {  // no telling extension: a JSON object starts with '{'
+    auto first = text.find_first_not_of(" \t\r\n");
+    is_json = first != std::string_view::npos && text[first] == '{';
+  }
+  if (is_json) {
+    try {
+      doc.root = json::parse(text);
+    } catch (const json::parse_error& e) {
+      return Status::invalid(path + " line " + std::to_string(line_at(text, e.byte == 0 ? 0 : e.byte - 1)) +
+                             ": not valid JSON: " + e.what());
+    }
+    if (!doc.root.is_object()) return Status::invalid(path + " line 1: a job spec must be a JSON object");
+    std::string copy(text);
+    doc.line_of = [copy](const std::string& parent, const std::string& key) {
+      size_t from = 0;
+      if (!parent.empty()) {
+        from = find_json_key(copy, parent, 0);
+        if (from == std::string::npos) return 0;
+      }
+      auto at = find_json_key(copy, key, from);
+      return at == std::string::npos ? 0 : line_at(copy, at);
+    };
+    return doc;
+  }
+  toml::table table;
+  try {
+    table = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    return Status::invalid(path + " line " + std::to_string(e.source().begin.line) + ": not valid TOML: " +
+                           std::string(e.description()));
+  }
+  auto lines = std::make_shared<std::map<std::string, int>>();
+  doc.root = toml_to_json(table, "", *lines);
+  doc.line_of = [lines](const std::string& parent, const std::string& key) {
+    auto it = lines->find(parent.empty() ? key : parent + "." + key);
+    return it == lines->end() ? 0 : it->second;
+  };
+  return doc;
+}
+
+// Reads one field; errors name file, line and field.
+class FieldReader {
+ public:
+  explicit FieldReader(const Document& doc) : doc_(doc) {}
+
+  Status error(const std::string& field, const std::string& what, const std::string& parent = "") const {
+    int line = doc_.line_of(parent, field);
+    std::string where = doc_.path + (line > 0 ? " line " + std::to_string(line) : std::string());
+    std::string name = parent.empty() ? field : parent + "." + field;
+    return Status::invalid(where + ": field '" + name + "' " + what);
+  }
+
+  Result<std::string> string(const std::string& field, const json& v) const {
+    if (!v.is_string()) return error(field, "must be a string");
+    return v.get<std::string>();
+  }
+  Result<uint64_t> unsigned_int(const std::string& field, const json& v, uint64_t max) const {
+    if (!v.is_number_integer() || (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() < 0)) {
+      return error(field, "must be a whole number, 0 or more");
+    }
+    auto n = v.get<uint64_t>();
+    if (n > max) return error(field, "is too large (at most " + std::to_string(max) + ")");
+    return n;
+  }
+  Result<std::string> scalar_as_string(const std::string& field, const json& v, const std::string& parent) const {
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_number() || v.is_boolean()) return v.dump();
+    return error(field, "must be a string, number or boolean", parent);
+  }
+  Result<std::vector<std::unique_ptr<fb::KeyValueT>>> key_values(const std::string& field, const json& v) const {
+    if (!v.is_object()) return error(field, "must be a table of KEY = VALUE");
+    std::vector<std::unique_ptr<fb::KeyValueT>> out;
+    for (auto& [k, val] : v.items()) {
+      auto s = scalar_as_string(k, val, field);
+      if (!s) return s.status();
+      auto kv = std::make_unique<fb::KeyValueT>();
+      kv->key = k;
+      kv->value = *s;
+      out.push_back(std::move(kv));
+    }
+    return out;
+  }
+
+ private:
+  const Document& doc_;
+};
+
+Status fill_spec(const Document& doc, fb::JobSpecT& spec) {
+  FieldReader r(doc);
+  using Setter = std::function<Status(const std::string&, const json&)>;
+  auto str = [&](std::string fb::JobSpecT::*member) -> Setter {
+    return [&spec, &r, member](const std::string& f, const json& v) -> Status {
+      auto s = r.string(f, v);
+      if (!s) return s.status();
+      spec.*member = *s;
+      return Status::ok();
+    };
+  };
+  auto u32 = [&](uint32_t fb::JobSpecT::*member) -> Setter {
+    return [&spec, &r, member](const std::string& f, const json& v) -> Status {
+      auto n = r.unsigned_int(f, v, 0xffffffffu);
+      if (!n) return n.status();
+      spec.*member = static_cast<uint32_t>(*n);
+      return Status::ok();
+    };
+  };
+  auto u64 = [&](uint64_t fb::JobSpecT::*member) -> Setter {
+    return [&spec, &r, member](const std::string& f, const json& v) -> Status {
+      auto n = r.unsigned_int(f, v, UINT64_MAX);
+      if (!n) return n.status();
+      spec.*member = *n;
+      return Status::ok();
+    };
+  };
+  std::map<std::string, Setter> fields = {
+      {"name", str(&fb::JobSpecT::name)},
+      {"user", str(&fb::JobSpecT::user)},
+      {"account", str(&fb::JobSpecT::account)},
+      {"partition", str(&fb::JobSpecT::partition)},
+      {"workdir", str(&fb::JobSpecT::workdir)},
+      {"gpu_type", str(&fb::JobSpecT::gpu_type)},
+      {"experiment", str(&fb::JobSpecT::experiment)},
+      {"stdout_path", str(&fb::JobSpecT::stdout_path)},
+      {"stderr_path", str(&fb::JobSpecT::stderr_path)},
+      {"client_token", str(&fb::JobSpecT::client_token)},
+      {"gpus_per_node", u32(&fb::JobSpecT::gpus_per_node)},
+      {"cpus", u32(&fb::JobSpecT::cpus)},
+      {"nodes", u32(&fb::JobSpecT::nodes)},
+      {"max_retries", u32(&fb::JobSpecT::max_retries)},
+      {"grace_s", u32(&fb::JobSpecT::grace_s)},
+      {"memory_mb", u64(&fb::JobSpecT::memory_mb)},
+      {"time_limit_s", u64(&fb::JobSpecT::time_limit_s)},
+      {"command",
+       [&](const std::string& f, const json& v) -> Status {
+         spec.command.clear();
+         if (v.is_string()) {
+           spec.command = {"bash", "-c", v.get<std::string>()};
+           return Status::ok();
+         }
+         if (!v.is_array() || v.empty()) return r.error(f, "must be a list of strings (argv) or a shell command string");
+         for (auto& a : v) {
+           if (!a.is_string()) return r.error(f, "must be a list of strings (argv) or a shell command string");
+           spec.command.push_back(a.get<std::string>());
+         }
+         return Status::ok();
+       }},
+      {"env",
+       [&](const std::string& f, const json& v) -> Status {
+         auto kv = r.key_values(f, v);
+         if (!kv) return kv.status();
+         spec.env = std::move(*kv);
+         return Status::ok();
+       }},
+      {"labels",
+       [&](const std::string& f, const json& v) -> Status {
+         auto kv = r.key_values(f, v);
+         if (!kv) return kv.status();
+         spec.labels = std::move(*kv);
+         return Status::ok();
+       }},
+      {"priority",
+       [&](const std::string& f, const json& v) -> Status {
+         if (!v.is_number_integer()) return r.error(f, "must be a whole number");
+         auto n = v.get<int64_t>();
+         if (n < -1'000'000 || n > 1'000'000) return r.error(f, "must be between -1000000 and 1000000");
+         spec.priority = static_cast<int32_t>(n);
+         return Status::ok();
+       }},
+      {"preemptible",
+       [&](const std::string& f, const json& v) -> Status {
+         if (!v.is_boolean()) return r.error(f, "must be true or false");
+         spec.preemptible = v.get<bool>();
+         return Status::ok();
+       }},
+      {"sim_duration_s",
+       [&](const std::string& f, const json& v) -> Status {
+         if (!v.is_number() || v.get<double>() < 0 || !std::isfinite(v.get<double>())) {
+           return r.error(f, "must be a number of seconds, 0 or more");
+         }
+         spec.sim_duration_s = v.get<double>();
+         return Status::ok();
+       }},
+      {"array",
+       [&](const std::string& f, const json& v) -> Status {
+         auto s = r.string(f, v);
+         if (!s) return s.status();
+         if (auto n = validate_array(*s); !n) return r.error(f, "is not valid: " + n.status().message());
+         spec.array = *s;
+         return Status::ok();
+       }},
+      {"time_limit",
+       [&](const std::string& f, const json& v) -> Status {
+         auto s = r.string(f, v);
+         if (!s) return r.error(f, "must be a Slurm time string such as \"1-00:00:00\" (or use time_limit_s)");
+         auto t = parse_time_limit(*s);
+         if (!t) return r.error(f, "is not valid: " + t.status().message());
+         spec.time_limit_s = *t;
+         return Status::ok();
+       }},
+      {"memory",
+       [&](const std::string& f, const json& v) -> Status {
+         std::string text;
+         if (v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0)) {
+           text = v.dump();
+         } else if (v.is_string()) {
+           text = v.get<std::string>();
+         } else {
+           return r.error(f, "must be a size such as \"16G\" (or use memory_mb)");
+         }
+         auto m = parse_memory_mb(text);
+         if (!m) return r.error(f, "is not valid: " + m.status().message());
+         spec.memory_mb = *m;
+         return Status::ok();
+       }},
+      {"dependencies",
+       [&](const std::string& f, const json& v) -> Status {
+         spec.dependencies.clear();
+         if (v.is_string()) {
+           auto d = parse_dependency(v.get<std::string>());
+           if (!d) return r.error(f, "is not valid: " + d.status().message());
+           for (auto& dep : *d) spec.dependencies.push_back(std::make_unique<fb::DependencyT>(dep));
+           return Status::ok();
+         }
+         if (!v.is_array()) return r.error(f, "must be a list such as [\"afterok:12\"] or [{kind = \"afterok\", job_id = 12}]");
+         for (auto& item : v) {
+           std::string text;
+           if (item.is_string()) {
+             text = item.get<std::string>();
+           } else if (item.is_object() && item.contains("kind") && item.contains("job_id") && item["kind"].is_string() &&
+                      item["job_id"].is_number_unsigned()) {
+             text = item["kind"].get<std::string>() + ":" + std::to_string(item["job_id"].get<uint64_t>());
+           } else {
+             return r.error(f, "items must be \"afterok:12\" or {kind = \"afterok\", job_id = 12}");
+           }
+           auto d = parse_dependency(text);
+           if (!d) return r.error(f, "is not valid: " + d.status().message());
+           for (auto& dep : *d) spec.dependencies.push_back(std::make_unique<fb::DependencyT>(dep));
+         }
+         return Status::ok();
+       }},
+  };
+  for (auto& [key, value] : doc.root.items()) {
+    auto it = fields.find(key);
+    if (it == fields.end()) {
+      std::string known;
+      for (auto& [k, _] : fields) known += (known.empty() ? "" : ", ") + k;
+      return r.error(key, "is not a job spec field (fields: " + known + ")");
+    }
+    if (auto s = it->second(key, value); !s) return s;
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<fb::JobSpecT> parse_spec_file(std::string_view text, const std::string& path) {
+  auto doc = parse_document(text, path);
+  if (!doc) return doc.status();
+  fb::JobSpecT spec;
+  if (auto s = fill_spec(*doc, spec); !s) return s;
+  return spec;
+}
+
+Result<fb::JobSpecT> load_spec_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::invalid("cannot read spec file " + path + ": no such file or not readable");
+  std::ostringstream os;
+  os << in.rdbuf();
+  return parse_spec_file(os.str(), path);
+}
+
+}  // namespace trainyard::client

@@ -1,0 +1,563 @@
+// The options of a submission, as sbatch spells them (plus a few of ty's
+// own), and the SpecBuilder that applies them to a JobSpec. The same table
+// serves #SBATCH directives and `ty submit` flags, so both mean the same.
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <functional>
+#include <set>
+
+#include "trainyard/job_spec.h"
+
+namespace trainyard::client {
+
+using ArgKind = OptionArg;
+enum class OptionKind {
+  kSpec,      // changes the spec
+  kIgnored,   // a Slurm option with no meaning here: accepted with a warning
+  kRefused,   // a Slurm option whose meaning Trainyard cannot honour
+};
+
+struct OptionDef {
+  std::string_view long_name;
+  char short_name;
+  ArgKind arg;
+  OptionKind kind;
+  std::string_view help;  // for kRefused: why
+  std::function<Status(SpecBuilder&, const std::string&)> apply;
+};
+
+// Friend of SpecBuilder: holds the table whose handlers fill it in.
+struct OptionTable {
+  static const std::vector<OptionDef>& get();
+};
+
+namespace {
+
+std::optional<uint64_t> to_u64(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::optional<int64_t> to_i64(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  if (s.front() == '+') s.remove_prefix(1);
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+Result<uint32_t> positive_u32(std::string_view option, const std::string& v, bool allow_zero = false) {
+  auto n = to_u64(v);
+  if (!n || (*n == 0 && !allow_zero) || *n > 0xffffffffu) {
+    return Status::invalid("--" + std::string(option) + " '" + v + "' is not a " +
+                           (allow_zero ? "whole number" : "positive whole number"));
+  }
+  return static_cast<uint32_t>(*n);
+}
+
+Status set_key_value(std::vector<std::unique_ptr<fb::KeyValueT>>& list, std::string_view option, const std::string& v) {
+  auto eq = v.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return Status::invalid("--" + std::string(option) + " '" + v + "' is not KEY=VALUE");
+  }
+  auto key = v.substr(0, eq);
+  for (auto& kv : list) {
+    if (kv->key == key) {
+      kv->value = v.substr(eq + 1);
+      return Status::ok();
+    }
+  }
+  auto kv = std::make_unique<fb::KeyValueT>();
+  kv->key = key;
+  kv->value = v.substr(eq + 1);
+  list.push_back(std::move(kv));
+  return Status::ok();
+}
+
+std::string absolute(const std::string& base, const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  if (base.empty()) return path;
+  return base.back() == '/' ? base + path : base + "/" + path;
+}
+
+std::string basename_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Variables of the submitting shell that describe its own session or
+// devices and must not leak into the job under --export=ALL.
+bool is_local_variable(const std::string& name) {
+  static const std::set<std::string> kNames = {"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
+                                               "HIP_VISIBLE_DEVICES",  "GPU_DEVICE_ORDINAL",     "PWD",
+                                               "OLDPWD",               "SHLVL",                  "_"};
+  if (kNames.count(name)) return true;
+  for (const char* p : {"TY_", "SLURM_", "SSH_"}) {
+    if (name.rfind(p, 0) == 0) return true;
+  }
+  return false;
+}
+
+OptionDef spec(std::string_view l, char s, ArgKind a, std::string_view help,
+               std::function<Status(SpecBuilder&, const std::string&)> fn) {
+  return OptionDef{l, s, a, OptionKind::kSpec, help, std::move(fn)};
+}
+OptionDef ignored(std::string_view l, char s = 0, ArgKind a = ArgKind::kRequired) {
+  return OptionDef{l, s, a, OptionKind::kIgnored, "", nullptr};
+}
+OptionDef refused(std::string_view l, char s, ArgKind a, std::string_view why) {
+  return OptionDef{l, s, a, OptionKind::kRefused, why, nullptr};
+}
+
+}  // namespace
+
+const std::vector<OptionDef>& OptionTable::get() {
+  using A = ArgKind;
+  static const std::vector<OptionDef> table = [] {
+    std::vector<OptionDef> t;
+    // --- Slurm options with a Trainyard meaning ---
+    t.push_back(spec("job-name", 'J', A::kRequired, "NAME  the job's name (default: the script's or command's name)",
+                     [](SpecBuilder& b, const std::string& v) {
+                       b.request_.spec.name = v;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("account", 'A', A::kRequired, "ACCOUNT  the account (project) charged",
+                     [](SpecBuilder& b, const std::string& v) {
+                       b.request_.spec.account = v;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("partition", 'p', A::kRequired, "PARTITION  where to run",
+                     [](SpecBuilder& b, const std::string& v) {
+                       b.request_.spec.partition = v;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("gres", 0, A::kRequired, "gpu[:TYPE]:N  N GPUs per node (of TYPE)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto g = parse_gres(v);
+                       if (!g) return g.status();
+                       b.request_.spec.gpus_per_node = g->count;
+                       b.request_.spec.gpu_type = g->type;
+                       b.gpus_total_.reset();
+                       return Status::ok();
+                     }));
+    t.push_back(spec("gpus", 'G', A::kRequired, "[TYPE:]N  N GPUs for the whole job (split evenly over --nodes)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto g = parse_gpu_count(v);
+                       if (!g) return g.status();
+                       b.gpus_total_ = *g;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("gpus-per-node", 0, A::kRequired, "[TYPE:]N  N GPUs on each node",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto g = parse_gpu_count(v);
+                       if (!g) return g.status();
+                       b.request_.spec.gpus_per_node = g->count;
+                       b.request_.spec.gpu_type = g->type;
+                       b.gpus_total_.reset();
+                       return Status::ok();
+                     }));
+    t.push_back(spec("gpu-type", 0, A::kRequired, "TYPE  the GPU type (A100, H100...; default any)",
+                     [](SpecBuilder& b, const std::string& v) {
+                       b.request_.spec.gpu_type = v;
+                       if (b.gpus_total_) b.gpus_total_->type = v;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("cpus-per-task", 'c', A::kRequired, "N  CPUs per task (times tasks per node = CPUs per node)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto n = positive_u32("cpus-per-task", v);
+                       if (!n) return n.status();
+                       b.cpus_per_task_ = *n;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("ntasks", 'n', A::kRequired, "N  tasks in all (spread over --nodes; sizes the CPUs)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto n = positive_u32("ntasks", v);
+                       if (!n) return n.status();
+                       b.ntasks_ = *n;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("ntasks-per-node", 0, A::kRequired, "N  tasks on each node (sizes the CPUs)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto n = positive_u32("ntasks-per-node", v);
+                       if (!n) return n.status();
+                       b.tasks_per_node_ = *n;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("mem", 0, A::kRequired, "SIZE  memory per node (K/M/G/T; default M; 0: no limit)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto m = parse_memory_mb(v);
+                       if (!m) return m.status();
+                       b.request_.spec.memory_mb = *m;
+                       b.mem_per_cpu_mb_.reset();
+                       b.mem_per_gpu_mb_.reset();
+                       return Status::ok();
+                     }));
+    t.push_back(spec("mem-per-cpu", 0, A::kRequired, "SIZE  memory per CPU",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto m = parse_memory_mb(v);
+                       if (!m) return m.status();
+                       b.mem_per_cpu_mb_ = *m;
+                       b.mem_per_gpu_mb_.reset();
+                       return Status::ok();
+                     }));
+    t.push_back(spec("mem-per-gpu", 0, A::kRequired, "SIZE  memory per GPU",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto m = parse_memory_mb(v);
+                       if (!m) return m.status();
+                       b.mem_per_gpu_mb_ = *m;
+                       b.mem_per_cpu_mb_.reset();
+                       return Status::ok();
+                     }));
+    t.push_back(spec("time", 't', A::kRequired, "TIME  time limit: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto s = parse_time_limit(v);
+                       if (!s) return s.status();
+                       b.request_.spec.time_limit_s = *s;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("nodes", 'N', A::kRequired, "N  nodes, gang-scheduled (all or none)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       std::string n = v;
+                       if (auto dash = v.find('-'); dash != std::string::npos) {
+                         if (v.substr(0, dash) != v.substr(dash + 1)) {
+                           return Status::invalid("--nodes '" + v +
+                                                  "': a range of node counts is not supported; give one number");
+                         }
+                         n = v.substr(0, dash);
+                       }
+                       auto c = positive_u32("nodes", n);
+                       if (!c) return c.status();
+                       b.request_.spec.nodes = *c;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("array", 'a', A::kRequired, "INDICES  a job array: 0-99%8, 1,3,5, 0-15:4",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto n = validate_array(v);
+                       if (!n) return n.status();
+                       b.request_.spec.array = v;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("dependency", 'd', A::kRequired, "LIST  afterok:ID[:ID...], afterany:..., afternotok:... (',' = all)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto d = parse_dependency(v);
+                       if (!d) return d.status();
+                       b.request_.spec.dependencies.clear();
+                       for (auto& dep : *d) b.request_.spec.dependencies.push_back(std::make_unique<fb::DependencyT>(dep));
+                       return Status::ok();
+                     }));
+    t.push_back(spec("output", 'o', A::kRequired,
+                     "PATH  stdout file (relative to the work dir; %j %A %a %x %u %N %% expanded by the agent)",
+                     [](SpecBuilder& b, const std::string& v) {
+                       b.request_.spec.stdout_path = v;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("error", 'e', A::kRequired, "PATH  stderr file (default: with stdout when --output is given)",
+                     [](SpecBuilder& b, const std::string& v) {
+                       b.request_.spec.stderr_path = v;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("chdir", 'D', A::kRequired, "DIR  the job's working directory (default: the submit directory)",
+                     [](SpecBuilder& b, const std::string& v) {
+                       b.request_.spec.workdir = absolute(b.ctx_.cwd, v);
+                       return Status::ok();
+                     }));
+    t.push_back(spec("hold", 'H', A::kNone, "submit held (release with ty release JOB)",
+                     [](SpecBuilder& b, const std::string&) {
+                       b.request_.hold = true;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("export", 0, A::kRequired,
+                     "ALL|NONE|[ALL,]VAR[=VALUE],...  environment passed on (scripts: ALL, as sbatch; else NONE)",
+                     [](SpecBuilder& b, const std::string& v) {
+                       b.export_ = v;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("wrap", 0, A::kRequired, "COMMAND  run this shell command line (bash -c)",
+                     [](SpecBuilder& b, const std::string& v) {
+                       b.request_.spec.command = {"bash", "-c", v};
+                       if (b.default_name_.empty()) b.default_name_ = "wrap";
+                       return Status::ok();
+                     }));
+    t.push_back(spec("comment", 0, A::kRequired, "TEXT  kept as the label comment=TEXT",
+                     [](SpecBuilder& b, const std::string& v) {
+                       return set_key_value(b.request_.spec.labels, "comment", "comment=" + v);
+                     }));
+    t.push_back(spec("nice", 0, A::kOptional, "[N]  lower the priority by N (default 100)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto n = v.empty() ? std::optional<int64_t>(100) : to_i64(v);
+                       if (!n) return Status::invalid("--nice '" + v + "' is not a number");
+                       b.request_.spec.priority = static_cast<int32_t>(-*n);
+                       return Status::ok();
+                     }));
+    t.push_back(spec("requeue", 0, A::kNone, "requeue after a node failure (the default)",
+                     [](SpecBuilder& b, const std::string&) {
+                       if (b.request_.spec.max_retries == 0) b.request_.spec.max_retries = 1;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("no-requeue", 0, A::kNone, "never run again after a failure (max retries 0)",
+                     [](SpecBuilder& b, const std::string&) {
+                       b.request_.spec.max_retries = 0;
+                       return Status::ok();
+                     }));
+    // --- Trainyard's own ---
+    t.push_back(spec("priority", 0, A::kRequired, "N  priority tier (higher runs first)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto n = to_i64(v);
+                       if (!n || *n < -1'000'000 || *n > 1'000'000) return Status::invalid("--priority '" + v + "' is not a number");
+                       b.request_.spec.priority = static_cast<int32_t>(*n);
+                       return Status::ok();
+                     }));
+    t.push_back(spec("max-retries", 0, A::kRequired, "N  runs again after a failure or lost node, up to N times",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto n = positive_u32("max-retries", v, true);
+                       if (!n) return n.status();
+                       b.request_.spec.max_retries = *n;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("experiment", 0, A::kRequired, "NAME  the experiment this run belongs to (ty compare)",
+                     [](SpecBuilder& b, const std::string& v) {
+                       b.request_.spec.experiment = v;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("label", 0, A::kRequired, "KEY=VALUE  a free label, e.g. lr=0.001 (repeatable)",
+                     [](SpecBuilder& b, const std::string& v) { return set_key_value(b.request_.spec.labels, "label", v); }));
+    t.push_back(spec("env", 0, A::kRequired, "KEY=VALUE  an environment variable of the job (repeatable)",
+                     [](SpecBuilder& b, const std::string& v) { return set_key_value(b.request_.spec.env, "env", v); }));
+    t.push_back(spec("grace", 0, A::kRequired, "SECONDS  from SIGTERM to SIGKILL on cancel or timeout (default 30)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto n = positive_u32("grace", v, true);
+                       if (!n) return n.status();
+                       b.request_.spec.grace_s = *n;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("no-preempt", 0, A::kNone, "never preempt this job",
+                     [](SpecBuilder& b, const std::string&) {
+                       b.request_.spec.preemptible = false;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("sim-duration", 0, A::kRequired, "SECONDS  how long the job 'runs' on a simulated agent",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       char* end = nullptr;
+                       double d = std::strtod(v.c_str(), &end);
+                       if (v.empty() || *end != '\0' || !(d >= 0)) return Status::invalid("--sim-duration '" + v + "' is not a number of seconds");
+                       b.request_.spec.sim_duration_s = d;
+                       return Status::ok();
+                     }));
+    // --- Slurm options that change nothing here: accepted, with a warning ---
+    for (auto name : {"mail-type", "mail-user", "constraint", "reservation", "licenses", "time-min", "signal",
+                      "open-mode", "propagate", "profile", "wckey", "kill-on-invalid-dep", "hint", "threads-per-core",
+                      "sockets-per-node", "cores-per-socket", "distribution", "cpus-per-gpu", "gpus-per-task",
+                      "gpu-bind", "gpu-freq", "cpu-freq", "mem-bind", "mincpus", "tmp", "network", "power", "prefer",
+                      "switches", "acctg-freq", "core-spec", "thread-spec", "tres-per-task", "delay-boot", "cluster",
+                      "clusters", "deadline", "uid", "gid", "ntasks-per-core", "ntasks-per-socket", "ntasks-per-gpu",
+                      "mcs-label", "container", "bb", "bbf", "extra-node-info", "input", "qos", "cpus-per-gpu"}) {
+      t.push_back(ignored(name));
+    }
+    for (auto name : {"parsable", "spread-job", "use-min-nodes", "contiguous", "oversubscribe", "overcommit", "no-kill",
+                      "reboot", "quiet", "verbose", "ignore-pbs", "wait-all-nodes"}) {
+      t.push_back(ignored(name, 0, A::kNone));
+    }
+    for (auto name : {"exclusive", "get-user-env"}) t.push_back(ignored(name, 0, A::kOptional));
+    // Short forms of ignored options.
+    auto alias = [&t](std::string_view l, char s) {
+      for (auto& d : t) {
+        if (d.long_name == l) d.short_name = s;
+      }
+    };
+    alias("qos", 'q');
+    alias("constraint", 'C');
+    alias("licenses", 'L');
+    alias("distribution", 'm');
+    alias("cluster", 'M');
+    alias("core-spec", 'S');
+    alias("extra-node-info", 'B');
+    alias("input", 'i');
+    alias("oversubscribe", 's');
+    alias("overcommit", 'O');
+    alias("no-kill", 'k');
+    alias("quiet", 'Q');
+    alias("verbose", 'v');
+    // --- Slurm options Trainyard cannot honour: refused ---
+    t.push_back(refused("begin", 'b', A::kRequired, "deferred start is not supported; submit later or use --hold"));
+    t.push_back(refused("nodelist", 'w', A::kRequired, "choosing nodes by name is not supported; use --partition and --gpu-type"));
+    t.push_back(refused("exclude", 'x', A::kRequired, "excluding nodes by name is not supported; ask an admin to drain them"));
+    t.push_back(refused("nodefile", 'F', A::kRequired, "choosing nodes by name is not supported"));
+    t.push_back(refused("test-only", 0, A::kNone, "use ty submit --estimate"));
+    t.push_back(refused("wait", 'W', A::kNone, "use ty submit --wait on the command line"));
+    t.push_back(refused("export-file", 0, A::kRequired, "use --export or --env"));
+    t.push_back(refused("batch", 0, A::kRequired, "node features are not supported"));
+    return t;
+  }();
+  return table;
+}
+
+namespace {
+
+// Finds an option by exact long name, unique long prefix, or short name.
+Result<const OptionDef*> find_option(std::string_view name) {
+  const auto& table = OptionTable::get();
+  if (name.size() == 1) {
+    for (auto& d : table) {
+      if (d.short_name == name[0]) return &d;
+    }
+    return Status::invalid("unknown option -" + std::string(name));
+  }
+  const OptionDef* prefix_match = nullptr;
+  int prefix_matches = 0;
+  for (auto& d : table) {
+    if (d.long_name == name) return &d;
+    if (d.long_name.substr(0, name.size()) == name) {
+      prefix_match = &d;
+      ++prefix_matches;
+    }
+  }
+  if (prefix_matches == 1) return prefix_match;
+  if (prefix_matches > 1) return Status::invalid("option --" + std::string(name) + " is ambiguous");
+  return Status::invalid("unknown option --" + std::string(name));
+}
+
+std::string dashed(const OptionDef& d) { return "--" + std::string(d.long_name); }
+
+}  // namespace
+
+std::optional<OptionArg> spec_option_arg(std::string_view name) {
+  auto d = find_option(name);
+  if (!d) return std::nullopt;
+  return (*d)->arg;
+}
+
+std::string spec_options_help() {
+  std::string out;
+  for (const auto& d : OptionTable::get()) {
+    if (d.kind != OptionKind::kSpec) continue;
+    std::string flag = d.short_name ? std::string("-") + d.short_name + ", " : "    ";
+    flag += dashed(d);
+    auto help = std::string(d.help);
+    std::string arg;
+    if (d.arg != ArgKind::kNone) {
+      auto sp = help.find("  ");
+      if (sp != std::string::npos) {
+        arg = help.substr(0, sp);
+        help = help.substr(sp + 2);
+      }
+      flag += d.arg == ArgKind::kOptional ? "[=" + arg + "]" : " " + arg;
+    }
+    out += "  " + flag;
+    out += flag.size() < 34 ? std::string(34 - flag.size(), ' ') : std::string("\n") + std::string(36, ' ');
+    out += help + "\n";
+  }
+  out += "  (other sbatch options such as --mail-user, --qos or --exclusive are accepted and ignored, with a warning)\n";
+  return out;
+}
+
+SpecBuilder::SpecBuilder(SubmitContext ctx) : ctx_(std::move(ctx)) {}
+
+Status SpecBuilder::apply(const SpecOption& option) {
+  auto where = option.where.empty() ? std::string() : option.where + ": ";
+  auto found = find_option(option.name);
+  if (!found) return Status::invalid(where + found.status().message());
+  const OptionDef& d = **found;
+  if (d.arg == ArgKind::kRequired && !option.value) {
+    return Status::invalid(where + "option " + dashed(d) + " needs a value");
+  }
+  if (d.arg == ArgKind::kNone && option.value) {
+    return Status::invalid(where + "option " + dashed(d) + " takes no value (got '" + *option.value + "')");
+  }
+  switch (d.kind) {
+    case OptionKind::kIgnored:
+      request_.warnings.push_back({option.where, "option " + dashed(d) + " has no meaning in Trainyard and is ignored"});
+      return Status::ok();
+    case OptionKind::kRefused:
+      return Status::invalid(where + "option " + dashed(d) + " is not supported: " + std::string(d.help));
+    case OptionKind::kSpec:
+      break;
+  }
+  auto s = d.apply(*this, option.value.value_or(""));
+  if (!s) return Status(s.code(), where + s.message());
+  return s;
+}
+
+Result<JobRequest> SpecBuilder::finish() {
+  auto& spec = request_.spec;
+  if (spec.nodes == 0) spec.nodes = 1;
+  if (gpus_total_) {
+    if (gpus_total_->count % spec.nodes != 0) {
+      return Status::invalid("--gpus " + std::to_string(gpus_total_->count) + " cannot be split evenly over " +
+                             std::to_string(spec.nodes) + " nodes; use --gpus-per-node");
+    }
+    spec.gpus_per_node = gpus_total_->count / spec.nodes;
+    if (!gpus_total_->type.empty()) spec.gpu_type = gpus_total_->type;
+  }
+  if (cpus_per_task_ || tasks_per_node_ || ntasks_) {
+    uint32_t per_node = 1;
+    if (tasks_per_node_) {
+      per_node = *tasks_per_node_;
+    } else if (ntasks_) {
+      per_node = (*ntasks_ + spec.nodes - 1) / spec.nodes;
+    }
+    spec.cpus = cpus_per_task_.value_or(1) * per_node;
+  }
+  if (mem_per_cpu_mb_) spec.memory_mb = *mem_per_cpu_mb_ * std::max<uint32_t>(1, spec.cpus);
+  if (mem_per_gpu_mb_) {
+    if (spec.gpus_per_node == 0) return Status::invalid("--mem-per-gpu needs GPUs (--gres, --gpus or --gpus-per-node)");
+    spec.memory_mb = *mem_per_gpu_mb_ * spec.gpus_per_node;
+  }
+
+  if (spec.workdir.empty()) spec.workdir = ctx_.cwd;
+  spec.stdout_path = absolute(spec.workdir, spec.stdout_path);
+  spec.stderr_path = absolute(spec.workdir, spec.stderr_path);
+  // As sbatch: with --output alone, stderr goes to the same file.
+  if (spec.stderr_path.empty()) spec.stderr_path = spec.stdout_path;
+  if (spec.user.empty()) spec.user = ctx_.user;
+  if (spec.command.empty()) {
+    return Status::invalid("no command to run: give a batch script, a command after the options, --wrap, or a spec file "
+                           "with 'command'");
+  }
+  if (spec.name.empty()) spec.name = default_name_.empty() ? basename_of(spec.command.front()) : default_name_;
+
+  // The environment: what --export passes on, then the spec's own entries
+  // (--env, the spec file) over it.
+  std::string exp = export_.value_or(default_export_);
+  std::map<std::string, std::string> env;
+  std::string upper = exp;
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (upper != "NONE" && upper != "NIL") {
+    size_t start = 0;
+    while (start <= exp.size()) {
+      auto comma = exp.find(',', start);
+      auto item = exp.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      start = comma == std::string::npos ? exp.size() + 1 : comma + 1;
+      if (item.empty()) continue;
+      std::string item_upper = item;
+      for (auto& c : item_upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (item_upper == "ALL") {
+        for (auto& [k, v] : ctx_.env) {
+          if (!is_local_variable(k)) env[k] = v;
+        }
+      } else if (item_upper == "NONE" || item_upper == "NIL") {
+        continue;
+      } else if (auto eq = item.find('='); eq != std::string::npos) {
+        if (eq == 0) return Status::invalid("--export item '" + item + "' has no variable name");
+        env[item.substr(0, eq)] = item.substr(eq + 1);
+      } else if (auto it = ctx_.env.find(item); it != ctx_.env.end()) {
+        env[item] = it->second;
+      }
+    }
+  }
+  for (auto& kv : spec.env) env[kv->key] = kv->value;
+  spec.env.clear();
+  for (auto& [k, v] : env) {
+    auto kv = std::make_unique<fb::KeyValueT>();
+    kv->key = k;
+    kv->value = v;
+    spec.env.push_back(std::move(kv));
+  }
+  return std::move(request_);
+}
+
+}  // namespace trainyard::client

@@ -1,0 +1,53 @@
+// How ty shows things: aligned tables, durations, times, money, a terminal
+// line plot, and the JSON form of every record (--json).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "trainyard/fb/rpc_generated.h"
+
+namespace trainyard::ty {
+
+// A table with a header row; columns are padded to their widest cell.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) : rows_{std::move(header)} {}
+  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  size_t size() const { return rows_.size() - 1; }
+  std::string render() const;
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// Seconds as Slurm shows them: "45:07", "3:04:05", "2-03:04:05".
+std::string format_duration(int64_t seconds);
+// Unix nanoseconds as local "2026-11-03 14:05:09"; "-" for 0.
+std::string format_time(int64_t ns);
+// Micro-units as "12.345678" trimmed to at least 2 decimals ("12.30").
+std::string format_money(int64_t micros);
+// "12.5" / "500" -> micro-units; false when it is not a plain amount.
+bool parse_money(const std::string& text, int64_t* micros);
+// Milliseconds of a resource as hours with 2 decimals.
+std::string format_hours(uint64_t ms);
+// A number for a table: compact, up to 6 significant digits.
+std::string format_number(double v);
+// "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM[:SS]" (UTC) -> Unix nanoseconds.
+bool parse_date(const std::string& text, int64_t* ns);
+// Lower-case state names as shown and accepted: "pending", "timed_out"...
+std::string state_name(fb::JobState s);
+bool parse_state(const std::string& text, fb::JobState* out);
+
+// A line plot of (step, value) points in `width` x `height` characters
+// (plus axis labels), for `ty metrics JOB --metric NAME`.
+std::string render_plot(const std::vector<int64_t>& steps, const std::vector<double>& values, int width, int height);
+
+nlohmann::json to_json(const fb::JobSpecT& spec);
+nlohmann::json to_json(const fb::JobRecordT& job);
+nlohmann::json to_json(const fb::NodeStatusT& node);
+
+}  // namespace trainyard::ty

@@ -1,0 +1,425 @@
+// ty's job commands: submit, queue, status, cancel, hold, release, logs, wait.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include "commands.h"
+#include "format.h"
+#include "trainyard/job_spec.h"
+#include "util/clock.h"
+
+extern char** environ;
+
+namespace trainyard::ty {
+namespace {
+
+bool parse_job_id(const std::string& text, uint64_t* id) {
+  if (text.empty() || text.size() > 19) return false;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+  }
+  *id = std::stoull(text);
+  return *id > 0;
+}
+
+// Parses JOB arguments; prints and returns false on a bad one.
+bool parse_job_ids(const std::vector<std::string>& texts, std::vector<uint64_t>* ids) {
+  for (auto& t : texts) {
+    uint64_t id = 0;
+    if (!parse_job_id(t, &id)) {
+      std::cerr << "ty: '" << t << "' is not a job id (a positive number)\n";
+      return false;
+    }
+    ids->push_back(id);
+  }
+  return true;
+}
+
+std::string gpus_of(const fb::JobSpecT* spec) {
+  if (!spec || spec->gpus_per_node == 0) return "0";
+  uint64_t total = uint64_t{spec->gpus_per_node} * std::max<uint32_t>(1, spec->nodes);
+  return std::to_string(total) + (spec->gpu_type.empty() ? "" : "x" + spec->gpu_type);
+}
+
+std::string join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (auto& p : parts) out += (out.empty() ? "" : sep) + p;
+  return out;
+}
+
+std::string elapsed_of(const fb::JobRecordT& j) {
+  if (j.start_time_ns <= 0) return "0:00";
+  int64_t end = j.end_time_ns > 0 ? j.end_time_ns : SystemClock().now_ns();
+  return format_duration((end - j.start_time_ns) / 1'000'000'000);
+}
+
+// One line on stderr each time the jobs' states change, while waiting.
+class ProgressLine {
+ public:
+  void operator()(const std::vector<fb::JobRecordT>& jobs) {
+    std::map<std::string, int> counts;
+    for (auto& j : jobs) counts[state_name(j.state)]++;
+    std::string line;
+    for (auto& [state, n] : counts) line += (line.empty() ? "" : ", ") + std::to_string(n) + " " + state;
+    if (line == last_) return;
+    last_ = line;
+    std::cerr << "ty: " << jobs.size() << (jobs.size() == 1 ? " job: " : " jobs: ") << line << std::endl;
+  }
+
+ private:
+  std::string last_;
+};
+
+// Waits for `ids`, reports failures; 0 only when every job succeeded.
+int wait_for(client::Client& c, const std::vector<uint64_t>& ids, int64_t timeout_s, bool json) {
+  ProgressLine progress;
+  auto done = c.wait(ids, std::chrono::seconds(timeout_s), std::ref(progress));
+  if (!done) return fail(done.status());
+  int rc = kExitOk;
+  nlohmann::json out = nlohmann::json::array();
+  for (auto& j : *done) {
+    if (j.state != fb::JobState::Succeeded) {
+      rc = kExitFailed;
+      std::cerr << "ty: job " << j.job_id << " " << state_name(j.state);
+      if (j.state == fb::JobState::Failed) std::cerr << " (exit code " << j.exit_code << ")";
+      if (!j.reason.empty()) std::cerr << ": " << j.reason;
+      std::cerr << "\n";
+    }
+    out.push_back(to_json(j));
+  }
+  if (json) std::cout << out.dump(2) << "\n";
+  return rc;
+}
+
+void print_status(const fb::JobRecordT& j) {
+  const fb::JobSpecT empty;
+  const fb::JobSpecT& s = j.spec ? *j.spec : empty;
+  std::cout << "Job " << j.job_id << (s.name.empty() ? "" : " (" + s.name + ")") << ": " << state_name(j.state);
+  if (!j.reason.empty()) std::cout << " — " << j.reason;
+  std::cout << "\n";
+  Table t({"", ""});
+  t.add({"user", s.user});
+  t.add({"account", s.account.empty() ? "-" : s.account});
+  t.add({"partition", s.partition.empty() ? "-" : s.partition});
+  if (!s.experiment.empty()) t.add({"experiment", s.experiment});
+  std::string command = join(s.command, " ");
+  if (command.size() > 200) command = command.substr(0, 197) + "...";
+  for (auto& c : command) {
+    if (c == '\n') c = ' ';
+  }
+  t.add({"command", command});
+  t.add({"workdir", s.workdir});
+  std::string res = std::to_string(std::max<uint32_t>(1, s.nodes)) + (s.nodes > 1 ? " nodes" : " node") + ", " +
+                    std::to_string(s.gpus_per_node) + " GPU" + (s.gpus_per_node == 1 ? "" : "s") +
+                    (s.gpu_type.empty() ? "" : " (" + s.gpu_type + ")") + (s.nodes > 1 ? " per node" : "") + ", " +
+                    std::to_string(std::max<uint32_t>(1, s.cpus)) + " CPUs, " +
+                    (s.memory_mb ? std::to_string(s.memory_mb) + " MB" : std::string("memory not limited"));
+  t.add({"resources", res});
+  t.add({"time limit", s.time_limit_s ? format_duration(static_cast<int64_t>(s.time_limit_s)) : "-"});
+  if (j.array_job_id) t.add({"array", std::to_string(j.array_job_id) + " index " + std::to_string(j.array_index)});
+  if (!j.nodes.empty()) t.add({"nodes", join(j.nodes, ",")});
+  if (!j.gpu_indices.empty()) {
+    std::vector<std::string> g;
+    for (auto i : j.gpu_indices) g.push_back(std::to_string(i));
+    t.add({"GPUs", join(g, ",")});
+  }
+  if (client::is_terminal(j.state)) t.add({"exit code", std::to_string(j.exit_code)});
+  t.add({"attempt", std::to_string(j.attempt)});
+  t.add({"submitted", format_time(j.submit_time_ns)});
+  t.add({"started", format_time(j.start_time_ns)});
+  t.add({"ended", format_time(j.end_time_ns)});
+  if (j.start_time_ns > 0) t.add({"elapsed", elapsed_of(j)});
+  std::string rendered = t.render();
+  std::cout << rendered.substr(rendered.find('\n') + 1);  // no header row
+  if (!j.history.empty()) {
+    std::cout << "\nHistory:\n";
+    Table h({"TIME", "STATE", "REASON"});
+    for (auto& e : j.history) h.add({format_time(e->time_ns), state_name(e->to), e->reason});
+    std::cout << h.render();
+  }
+}
+
+}  // namespace
+
+std::string submit_help() {
+  return "Submit a job: ty submit [OPTIONS] (SCRIPT [ARGS...] | COMMAND [ARGS...] | --wrap CMD | --file SPEC)\n"
+         "\n"
+         "A batch script (a file starting with #! or named *.sh/*.sbatch/*.slurm) runs unchanged: its #SBATCH\n"
+         "(or #TY) directives are read up to its first command, options given here override them, and it runs\n"
+         "with bash in the submit directory (its text as of now). Anything else is a command run as given.\n"
+         "Options take '--opt value', '--opt=value', '-J name' or '-Jname', as with sbatch.\n"
+         "\n"
+         "ty options:\n"
+         "  --file SPEC                   a TOML or JSON job spec (fields of the JobSpec; options override it)\n"
+         "  --estimate                    show the cost estimate (billing) before submitting\n"
+         "  --wait                        wait for the job(s) to end; exit 0 only if all succeeded\n"
+         "  --parsable                    print only the job id(s)\n"
+         "  --json                        print the ids as JSON\n"
+         "  --scheduler/--billing/--bus/--config/--timeout   as for every ty command\n"
+         "\n"
+         "Job options:\n" +
+         client::spec_options_help() +
+         "\n"
+         "Exit codes: 0 submitted (with --wait: all succeeded), 1 failed, 2 bad options or spec, 3 a service is\n"
+         "unavailable.\n";
+}
+
+int run_submit(Context& ctx, const std::vector<std::string>& args) {
+  for (auto& a : args) {
+    if (a == "--") break;
+    if (a == "-h" || a == "--help") {
+      std::cout << submit_help();
+      return kExitOk;
+    }
+  }
+  using client::ExtraOption;
+  using client::OptionArg;
+  std::vector<ExtraOption> extras = {
+      {"json", 0, OptionArg::kNone},           {"wait", 0, OptionArg::kNone},
+      {"estimate", 0, OptionArg::kNone},       {"parsable", 0, OptionArg::kNone},
+      {"scheduler", 0, OptionArg::kRequired},  {"broker", 0, OptionArg::kRequired},
+      {"metrics", 0, OptionArg::kRequired},    {"billing", 0, OptionArg::kRequired},
+      {"bus", 0, OptionArg::kRequired},        {"config", 0, OptionArg::kRequired},
+      {"timeout", 0, OptionArg::kRequired},
+  };
+  client::SubmitContext sctx;
+  char cwd[4096];
+  if (getcwd(cwd, sizeof cwd)) sctx.cwd = cwd;
+  sctx.user = ctx.user;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) sctx.env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  auto built = client::build_job_request(args, sctx, extras);
+  if (!built) {
+    std::cerr << "ty submit: " << built.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto& x = built->extras;
+  for (auto [name, field] : {std::pair{"scheduler", &ctx.scheduler}, {"broker", &ctx.broker}, {"metrics", &ctx.metrics},
+                             {"billing", &ctx.billing}, {"bus", &ctx.bus}, {"config", &ctx.config}}) {
+    if (x.count(name)) *field = x[name];
+  }
+  if (x.count("timeout")) {
+    try {
+      ctx.timeout_ms = std::stoi(x["timeout"]);
+    } catch (const std::exception&) {
+      std::cerr << "ty submit: --timeout '" << x["timeout"] << "' is not a number of milliseconds\n";
+      return kExitUsage;
+    }
+  }
+  for (auto& w : built->request.warnings) {
+    std::cerr << "ty: warning: " << (w.where.empty() ? "" : w.where + ": ") << w.message << "\n";
+  }
+  auto* c = ctx.client();
+  if (!c) return kExitUsage;
+  const auto& spec = built->request.spec;
+  if (x.count("estimate")) {
+    auto e = c->estimate(spec);
+    if (!e) return fail(e.status());
+    std::cerr << "Estimated cost: " << format_money(e->cost_micros) << " " << e->currency << " (the whole time limit, "
+              << (spec.time_limit_s ? format_duration(static_cast<int64_t>(spec.time_limit_s)) : "none given")
+              << ", at current prices" << (spec.array.empty() ? "" : ", per array task") << ")\n";
+  }
+  auto r = c->submit(spec);
+  if (!r) return fail(r.status());
+  if (built->request.hold) {
+    for (auto id : r->job_ids) {
+      if (auto s = c->hold(id); !s) std::cerr << "ty: warning: job " << id << " could not be held: " << s.message() << "\n";
+    }
+  }
+  if (x.count("json")) {
+    std::cout << nlohmann::json{{"job_ids", r->job_ids}, {"array_job_id", r->array_job_id}}.dump() << "\n";
+  } else if (x.count("parsable")) {
+    for (auto id : r->job_ids) std::cout << id << "\n";
+  } else if (r->job_ids.size() == 1) {
+    std::cout << "Submitted job " << r->job_ids.front() << "\n";
+  } else if (!r->job_ids.empty()) {
+    std::cout << "Submitted array job " << r->array_job_id << ": " << r->job_ids.size() << " jobs, "
+              << r->job_ids.front() << " to " << r->job_ids.back() << "\n";
+  }
+  std::cout.flush();
+  if (x.count("wait")) return wait_for(*c, r->job_ids, 0, false);
+  return kExitOk;
+}
+
+void add_job_commands(CLI::App& app, Context& ctx, Action& action) {
+  // submit is parsed by run_submit; this entry is for `ty --help`.
+  app.add_subcommand("submit", "Submit a job: flags, a spec file (--file) or an #SBATCH batch script (ty submit --help)")
+      ->allow_extras();
+
+  {
+    auto* cmd = app.add_subcommand("queue", "List jobs (default: every user's pending, held and running jobs)");
+    auto all = std::make_shared<bool>(false), me = std::make_shared<bool>(false),
+         json = std::make_shared<bool>(false);
+    auto user = std::make_shared<std::string>(), account = std::make_shared<std::string>(),
+         experiment = std::make_shared<std::string>();
+    auto states = std::make_shared<std::vector<std::string>>();
+    auto limit = std::make_shared<uint32_t>(1000);
+    cmd->add_flag("-a,--all", *all, "Include finished jobs");
+    cmd->add_option("-u,--user", *user, "Only this user's jobs");
+    cmd->add_flag("--me", *me, "Only my jobs");
+    cmd->add_option("-A,--account", *account, "Only this account's jobs");
+    cmd->add_option("--experiment", *experiment, "Only this experiment's jobs");
+    cmd->add_option("-t,--state", *states, "Only jobs in these states (pending,running,... comma-separated)")
+        ->delimiter(',');
+    cmd->add_option("--limit", *limit, "At most this many jobs (default 1000)");
+    cmd->add_flag("--json", *json, "Print JSON");
+    cmd->callback([=, &ctx, &action] {
+      action = [=, &ctx]() -> int {
+        client::JobFilter f;
+        f.user = *me ? ctx.user : *user;
+        f.account = *account;
+        f.experiment = *experiment;
+        f.limit = *limit;
+        for (auto& s : *states) {
+          fb::JobState st;
+          if (!parse_state(s, &st)) {
+            std::cerr << "ty queue: unknown state '" << s << "' (pending, held, scheduled, running, succeeded, failed, "
+                      << "cancelled, timed_out, node_failure)\n";
+            return kExitUsage;
+          }
+          f.states.push_back(st);
+        }
+        if (f.states.empty() && !*all) {
+          f.states = {fb::JobState::Pending, fb::JobState::Held, fb::JobState::Scheduled, fb::JobState::Running};
+        }
+        auto* c = ctx.client();
+        if (!c) return kExitUsage;
+        auto jobs = c->list(f);
+        if (!jobs) return fail(jobs.status());
+        if (*json) {
+          nlohmann::json out = nlohmann::json::array();
+          for (auto& j : *jobs) out.push_back(to_json(j));
+          std::cout << out.dump(2) << "\n";
+          return kExitOk;
+        }
+        Table t({"JOBID", "NAME", "USER", "ACCOUNT", "PARTITION", "STATE", "GPUS", "TIME", "NODES(REASON)"});
+        for (auto& j : *jobs) {
+          const fb::JobSpecT* s = j.spec.get();
+          std::string where = j.nodes.empty() ? (j.reason.empty() ? "" : "(" + j.reason + ")") : join(j.nodes, ",");
+          t.add({std::to_string(j.job_id), s ? s->name : "", s ? s->user : "", s ? s->account : "",
+                 s ? s->partition : "", state_name(j.state), gpus_of(s), elapsed_of(j), where});
+        }
+        std::cout << t.render();
+        return kExitOk;
+      };
+    });
+  }
+
+  {
+    auto* cmd = app.add_subcommand("status", "Show a job: state, reason, nodes, GPUs and history");
+    auto job = std::make_shared<std::string>();
+    auto json = std::make_shared<bool>(false);
+    cmd->add_option("JOB", *job, "Job id")->required();
+    cmd->add_flag("--json", *json, "Print JSON");
+    cmd->callback([=, &ctx, &action] {
+      action = [=, &ctx]() -> int {
+        std::vector<uint64_t> ids;
+        if (!parse_job_ids({*job}, &ids)) return kExitUsage;
+        auto* c = ctx.client();
+        if (!c) return kExitUsage;
+        auto r = c->status(ids[0]);
+        if (!r) return fail(r.status());
+        if (*json) {
+          std::cout << to_json(*r).dump(2) << "\n";
+        } else {
+          print_status(*r);
+        }
+        return kExitOk;
+      };
+    });
+  }
+
+  // cancel, hold, release: the same shape.
+  struct Simple {
+    const char* name;
+    const char* help;
+    const char* done;
+    std::function<Status(client::Client&, uint64_t, const std::string&)> fn;
+  };
+  for (auto& s : std::vector<Simple>{
+           {"cancel", "Cancel jobs (running ones get SIGTERM, their grace period, then SIGKILL)", "Cancelled",
+            [](client::Client& c, uint64_t id, const std::string& reason) { return c.cancel(id, reason); }},
+           {"hold", "Keep pending jobs from starting", "Held",
+            [](client::Client& c, uint64_t id, const std::string&) { return c.hold(id); }},
+           {"release", "Let held jobs start", "Released",
+            [](client::Client& c, uint64_t id, const std::string&) { return c.release(id); }}}) {
+    auto* cmd = app.add_subcommand(s.name, s.help);
+    auto jobs = std::make_shared<std::vector<std::string>>();
+    auto reason = std::make_shared<std::string>();
+    cmd->add_option("JOB", *jobs, "Job ids")->required();
+    if (std::string(s.name) == "cancel") cmd->add_option("--reason", *reason, "Why (shown in the job's history)");
+    cmd->callback([=, &ctx, &action] {
+      action = [=, &ctx]() -> int {
+        std::vector<uint64_t> ids;
+        if (!parse_job_ids(*jobs, &ids)) return kExitUsage;
+        auto* c = ctx.client();
+        if (!c) return kExitUsage;
+        int rc = kExitOk;
+        for (auto id : ids) {
+          auto st = s.fn(*c, id, *reason);
+          if (st) {
+            std::cout << s.done << " job " << id << "\n";
+          } else {
+            rc = std::max(rc, fail(Status(st.code(), "job " + std::to_string(id) + ": " + st.message())));
+            if (st.code() == ErrorCode::Unavailable) break;
+          }
+        }
+        return rc;
+      };
+    });
+  }
+
+  {
+    auto* cmd = app.add_subcommand("logs", "Print a job's output (stdout, or stderr), from the node that ran it");
+    auto job = std::make_shared<std::string>();
+    auto follow = std::make_shared<bool>(false), err = std::make_shared<bool>(false);
+    auto attempt = std::make_shared<uint32_t>(0);
+    cmd->add_option("JOB", *job, "Job id")->required();
+    cmd->add_flag("-f,--follow", *follow, "Keep printing until the job ends (waits for a pending job to start)");
+    cmd->add_flag("--stderr", *err, "Print stderr instead of stdout");
+    cmd->add_option("--attempt", *attempt, "Which run of a requeued job (default: the latest)");
+    cmd->callback([=, &ctx, &action] {
+      action = [=, &ctx]() -> int {
+        std::vector<uint64_t> ids;
+        if (!parse_job_ids({*job}, &ids)) return kExitUsage;
+        auto* c = ctx.client();
+        if (!c) return kExitUsage;
+        client::LogOptions o;
+        o.follow = *follow;
+        o.stderr_stream = *err;
+        o.attempt = *attempt;
+        auto s = c->logs(ids[0], o, [](std::string_view data) {
+          std::fwrite(data.data(), 1, data.size(), stdout);
+          std::fflush(stdout);
+        });
+        return s ? kExitOk : fail(s);
+      };
+    });
+  }
+
+  {
+    auto* cmd = app.add_subcommand("wait", "Wait for jobs to end (progress on stderr); exit 0 only if all succeeded");
+    auto jobs = std::make_shared<std::vector<std::string>>();
+    auto timeout = std::make_shared<int64_t>(0);
+    auto json = std::make_shared<bool>(false);
+    cmd->add_option("JOB", *jobs, "Job ids")->required();
+    cmd->add_option("--timeout", *timeout, "Give up after this many seconds (exit 1; default: no limit)");
+    cmd->add_flag("--json", *json, "Print the final records as JSON");
+    cmd->callback([=, &ctx, &action] {
+      action = [=, &ctx]() -> int {
+        std::vector<uint64_t> ids;
+        if (!parse_job_ids(*jobs, &ids)) return kExitUsage;
+        auto* c = ctx.client();
+        if (!c) return kExitUsage;
+        return wait_for(*c, ids, *timeout, *json);
+      };
+    });
+  }
+}
+
+}  // namespace trainyard::ty

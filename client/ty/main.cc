@@ -1,0 +1,125 @@
+// ty: the Trainyard command line. Parses flags, resolves endpoints, runs one
+// subcommand through the client library and maps the outcome to an exit code.
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <set>
+
+#include "commands.h"
+
+namespace trainyard::ty {
+
+int exit_code(const Status& s) {
+  switch (s.code()) {
+    case ErrorCode::Ok: return kExitOk;
+    case ErrorCode::InvalidArgument: return kExitUsage;
+    case ErrorCode::Unavailable: return kExitUnavailable;
+    default: return kExitFailed;
+  }
+}
+
+int fail(const Status& s) {
+  std::cerr << "ty: " << s.message();
+  if (s.code() == ErrorCode::Unavailable) std::cerr << " (check the endpoint: ty --help lists the flags and config)";
+  std::cerr << "\n";
+  return exit_code(s);
+}
+
+client::Client* Context::client() {
+  if (client_) return client_.get();
+  auto opt = [](const std::string& v) { return v.empty() ? std::nullopt : std::optional<std::string>(v); };
+  flags.config = opt(config);
+  flags.scheduler = opt(scheduler);
+  flags.broker = opt(broker);
+  flags.metrics = opt(metrics);
+  flags.billing = opt(billing);
+  flags.bus = opt(bus);
+  if (timeout_ms > 0) flags.timeout_ms = timeout_ms;
+  const char* env = std::getenv("TY_CONFIG");
+  const char* home = std::getenv("HOME");
+  auto e = client::resolve_endpoints(flags, env ? std::optional<std::string>(env) : std::nullopt, home ? home : "");
+  if (!e) {
+    std::cerr << "ty: " << e.status().message() << "\n";
+    return nullptr;
+  }
+  client_ = std::make_unique<client::Client>(std::move(*e), "user:" + user);
+  return client_.get();
+}
+
+}  // namespace trainyard::ty
+
+namespace {
+
+std::string login_name() {
+  if (const char* u = std::getenv("USER"); u && *u) return u;
+  if (auto* pw = getpwuid(getuid())) return pw->pw_name;
+  return std::to_string(getuid());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace trainyard::ty;
+  Context ctx;
+  ctx.user = login_name();
+
+  CLI::App app{"ty: submit and follow training jobs on Trainyard, see their metrics and what they cost."};
+  app.set_version_flag("--version", "ty 0.1.0");
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.add_option("--scheduler", ctx.scheduler, "Scheduler endpoint (config scheduler.endpoint; tcp://127.0.0.1:5560)");
+  app.add_option("--broker", ctx.broker, "Resource broker endpoint (config broker.endpoint; tcp://127.0.0.1:5561)");
+  app.add_option("--metrics", ctx.metrics, "Metrics-aggregator endpoint (config metrics.endpoint; tcp://127.0.0.1:5562)");
+  app.add_option("--billing", ctx.billing, "Billing endpoint (config billing.endpoint; tcp://127.0.0.1:5563)");
+  app.add_option("--bus", ctx.bus, "Bus backend(s) to watch events on, comma-separated (config bus.backend; "
+                                   "tcp://127.0.0.1:5551)");
+  app.add_option("--config", ctx.config, "Config file (instead of $TY_CONFIG, then ~/.config/trainyard/config.toml)");
+  app.add_option("--timeout", ctx.timeout_ms, "Milliseconds to wait for a service's answer, per try "
+                                              "(config client.timeout_ms; default 1500; two tries)");
+  app.footer(
+      "Endpoints: a flag, else the file named by $TY_CONFIG (or --config), else ~/.config/trainyard/config.toml,\n"
+      "else the local defaults. Every listing takes --json.\n"
+      "\n"
+      "Exit codes:\n"
+      "  0  ok\n"
+      "  1  the operation failed (a job failed or was not found, a wait timed out...)\n"
+      "  2  usage error: a bad flag, job spec or batch script\n"
+      "  3  a service is unavailable (did not answer within the timeout)\n");
+
+  Action action;
+  add_job_commands(app, ctx, action);
+  add_cluster_commands(app, ctx, action);
+
+  // `ty [global options] submit ARGS...`: everything after "submit" goes to
+  // the sbatch-style parser untouched.
+  static const std::set<std::string> kValued = {"--scheduler", "--broker", "--metrics", "--billing",
+                                                "--bus",       "--config", "--timeout"};
+  int submit_at = -1;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (kValued.count(a)) {
+      ++i;
+      continue;
+    }
+    if (!a.empty() && a[0] == '-') continue;
+    if (a == "submit") submit_at = i;
+    break;
+  }
+  try {
+    app.parse(submit_at < 0 ? argc : submit_at + 1, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  if (submit_at >= 0) {
+    std::vector<std::string> rest(argv + submit_at + 1, argv + argc);
+    return run_submit(ctx, rest);
+  }
+  if (!action) {
+    std::cerr << app.help();
+    return kExitUsage;
+  }
+  return action();
+}
