@@ -44,8 +44,9 @@ void Subscriber::attach(Runtime& runtime) {
   for (auto& [name, st] : streams_) {
     if (!st.endpoint.empty()) st.wanted = std::max(st.wanted, st.cursor + 1);
   }
+  runtime_ = &runtime;
   runtime.watch(socket_, [this, &runtime] { poll(runtime.batch()); });
-  runtime.each_iteration([this, &runtime] { return work(runtime.batch()); });
+  runtime.each_iteration([this] { return work(); });
 }
 
 bool Subscriber::tracks(std::string_view stream) const {
@@ -82,7 +83,6 @@ bool Subscriber::caught_up() const {
 
 size_t Subscriber::poll(storage::Batch& batch) {
   size_t n = 0;
-  budget_ = options_.max_batch;
   while (n < options_.max_batch) {
     zmq::message_t topic;
     if (!socket_.recv(topic, zmq::recv_flags::dontwait)) break;
@@ -178,54 +178,55 @@ void Subscriber::persist(storage::Batch& batch) {
   }
 }
 
-bool Subscriber::work(storage::Batch& batch) {
-  bool more = false;
+bool Subscriber::work() {
+  if (!runtime_) return false;
   int64_t now = monotonic_ms();
-  size_t budget = options_.max_batch;
+  for (auto& [endpoint, client] : replay_clients_) client->expire();
   for (auto& [name, st] : streams_) {
-    while (st.wanted > st.cursor && budget > 0) {
-      if (st.endpoint.empty() || now < st.retry_at_ms) break;  // wait for a heartbeat / the retry time
-      long n = replay_once(name, st, batch);
-      if (n < 0) {
-        st.retry_at_ms = monotonic_ms() + options_.retry_ms;
-        break;
-      }
-      if (n == 0) break;
-      budget -= std::min<size_t>(budget, static_cast<size_t>(n));
+    if (st.wanted > st.cursor && !st.in_flight && !st.endpoint.empty() && now >= st.retry_at_ms) {
+      request_replay(name, st);
     }
-    if (st.wanted > st.cursor && !st.endpoint.empty() && now >= st.retry_at_ms) more = true;
   }
-  persist(batch);
-  return more;
+  return false;
 }
 
-long Subscriber::replay_once(const std::string& stream, StreamState& st, storage::Batch& batch) {
+void Subscriber::request_replay(const std::string& stream, StreamState& st) {
   auto& client = replay_clients_[st.endpoint];
   if (!client) {
-    rpc::ClientOptions o;
-    o.timeout_ms = options_.replay_timeout_ms;
-    o.tries = 1;
-    client = std::make_unique<rpc::Client>(ctx_, "publisher of " + stream, st.endpoint, o);
+    client = std::make_unique<rpc::AsyncClient>(ctx_, "publisher of " + stream, st.endpoint, options_.replay_timeout_ms);
+    auto* c = client.get();
+    runtime_->watch(c->socket(), [c] { c->poll_in(); });
   }
   uint64_t from = st.cursor + 1;
-  auto reply = client->call(fb::RequestBody::ReplayRequest, [&](flatbuffers::FlatBufferBuilder& b) {
-    return fb::CreateReplayRequestDirect(b, stream.c_str(), from, 4096).Union();
-  });
+  st.in_flight = true;
+  client->send(
+      fb::RequestBody::ReplayRequest,
+      [&](flatbuffers::FlatBufferBuilder& b) { return fb::CreateReplayRequestDirect(b, stream.c_str(), from, 4096).Union(); },
+      [this, stream](Result<rpc::Reply> reply) { on_replay(stream, std::move(reply)); });
+}
+
+void Subscriber::on_replay(const std::string& stream, Result<rpc::Reply> reply) {
+  auto& st = state(stream);
+  st.in_flight = false;
+  auto& batch = runtime_->batch();
   if (!reply) {
     ++stats_.replay_failures;
-    spdlog::warn("{}: replay of {} from seq {} failed: {}", options_.name, stream, from, reply.status().message());
-    return -1;
+    st.retry_at_ms = monotonic_ms() + options_.retry_ms;
+    spdlog::warn("{}: replay of {} from seq {} failed: {}", options_.name, stream, st.cursor + 1,
+                 reply.status().message());
+    return;
   }
   auto* rb = reply->body<fb::ReplayBatch>();
   if (!rb) {
     ++stats_.replay_failures;
-    return -1;
+    st.retry_at_ms = monotonic_ms() + options_.retry_ms;
+    return;
   }
   long applied = 0;
   if (rb->snapshot()) {
     ++stats_.snapshots;
-    spdlog::info("{}: events of {} from seq {} were trimmed; loading a snapshot at seq {}", options_.name, stream, from,
-                 rb->snapshot_seq());
+    spdlog::info("{}: events of {} from seq {} were trimmed; loading a snapshot at seq {}", options_.name, stream,
+                 st.cursor + 1, rb->snapshot_seq());
     if (snapshot_begin_) snapshot_begin_(stream, batch);
   }
   if (rb->events()) {
@@ -246,9 +247,9 @@ long Subscriber::replay_once(const std::string& stream, StreamState& st, storage
       }
       if (e.seq() <= st.cursor) continue;
       if (e.seq() > st.cursor + 1) {
-        // Trimmed away without a snapshot: these events are gone for us.
-        spdlog::error("{}: events {}..{} of {} are no longer in its outbox; skipping them", options_.name, st.cursor + 1,
-                      e.seq() - 1, stream);
+        // Trimmed away and no snapshot offered: these events are gone for us.
+        spdlog::error("{}: events {}..{} of {} are no longer in its outbox; skipping them", options_.name,
+                      st.cursor + 1, e.seq() - 1, stream);
         st.cursor = e.seq() - 1;
       }
       apply(e, st, batch);
@@ -261,9 +262,13 @@ long Subscriber::replay_once(const std::string& stream, StreamState& st, storage
     st.dirty = true;
   }
   // The publisher has nothing beyond last_seq: we cannot want more than that.
-  if (st.wanted > rb->last_seq() && st.cursor >= rb->last_seq()) st.wanted = st.cursor;
-  if (applied == 0 && st.cursor >= rb->last_seq()) st.wanted = st.cursor;
-  return applied == 0 && st.wanted > st.cursor ? -1 : applied;
+  if (st.cursor >= rb->last_seq() && st.wanted > st.cursor) st.wanted = st.cursor;
+  if (applied == 0 && st.wanted > st.cursor) {
+    // Nothing came although we are behind (e.g. the publisher restarted and
+    // has not re-read its outbox yet): wait before asking again.
+    st.retry_at_ms = monotonic_ms() + options_.retry_ms;
+  }
+  persist(batch);
 }
 
 }  // namespace trainyard::bus

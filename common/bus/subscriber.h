@@ -17,7 +17,7 @@
 #include <zmq.hpp>
 
 #include "bus/event.h"
-#include "rpc/client.h"
+#include "rpc/async_client.h"
 #include "storage/store.h"
 
 namespace trainyard {
@@ -70,9 +70,10 @@ class Subscriber {
   // Reads up to max_batch waiting messages and applies them into `batch`.
   // Returns the number read.
   size_t poll(storage::Batch& batch);
-  // Runs pending replays (within the max_batch budget). Returns true if
-  // more replay work is waiting.
-  bool work(storage::Batch& batch);
+  // Asks publishers to replay what is missing. Replays are asynchronous: a
+  // dead publisher never blocks the loop; its replies are applied into the
+  // runtime's batch when they arrive. Returns false (nothing to spin on).
+  bool work();
 
   zmq::socket_t& socket() { return socket_; }
   uint64_t cursor(std::string_view stream) const;
@@ -87,6 +88,7 @@ class Subscriber {
     std::string endpoint;      // replay endpoint (from heartbeats)
     uint64_t wanted = 0;       // a replay up to at least this seq is due
     int64_t retry_at_ms = 0;
+    bool in_flight = false;    // a ReplayRequest is out
     bool dirty = false;        // cursor/endpoint to persist in the batch
   };
 
@@ -94,8 +96,8 @@ class Subscriber {
   StreamState& state(std::string_view stream);
   void handle(std::string_view topic, std::span<const uint8_t> bytes, storage::Batch& batch);
   void apply(const Event& e, StreamState& st, storage::Batch& batch);
-  // Replays one batch for `stream`; returns events applied, or -1 on failure.
-  long replay_once(const std::string& stream, StreamState& st, storage::Batch& batch);
+  void request_replay(const std::string& stream, StreamState& st);
+  void on_replay(const std::string& stream, Result<rpc::Reply> reply);
   void persist(storage::Batch& batch);
 
   zmq::context_t& ctx_;
@@ -106,8 +108,8 @@ class Subscriber {
   SnapshotBegin snapshot_begin_;
   zmq::socket_t socket_;
   std::map<std::string, StreamState, std::less<>> streams_;
-  std::map<std::string, std::unique_ptr<rpc::Client>> replay_clients_;
-  size_t budget_ = 0;
+  std::map<std::string, std::unique_ptr<rpc::AsyncClient>> replay_clients_;
+  Runtime* runtime_ = nullptr;
   SubscriberStats stats_;
   int64_t last_reject_log_ms_ = 0;
 };

@@ -56,16 +56,16 @@ Runtime::~Runtime() {
 
 void Runtime::watch(zmq::socket_t& socket, std::function<void()> on_readable) {
   items_.push_back(zmq::pollitem_t{static_cast<void*>(socket), 0, ZMQ_POLLIN, 0});
-  handlers_.push_back(std::move(on_readable));
+  handlers_.push_back(std::make_shared<std::function<void()>>(std::move(on_readable)));
 }
 
 void Runtime::watch_fd(int fd, std::function<void()> on_readable) {
   items_.push_back(zmq::pollitem_t{nullptr, fd, ZMQ_POLLIN, 0});
-  handlers_.push_back(std::move(on_readable));
+  handlers_.push_back(std::make_shared<std::function<void()>>(std::move(on_readable)));
 }
 
 void Runtime::every(int64_t period_ms, std::function<void()> fn) {
-  timers_.push_back(Timer{period_ms, monotonic_ms() + period_ms, std::move(fn)});
+  timers_.push_back(std::make_shared<Timer>(Timer{period_ms, monotonic_ms() + period_ms, std::move(fn)}));
 }
 
 void Runtime::before_commit(std::function<void()> fn) { before_commit_.push_back(std::move(fn)); }
@@ -93,19 +93,26 @@ int Runtime::run() {
     ++iterations_;
     int64_t now = monotonic_ms();
     int64_t wait = 1000;
-    for (auto& t : timers_) wait = std::min(wait, std::max<int64_t>(0, t.next_ms - now));
+    for (auto& t : timers_) wait = std::min(wait, std::max<int64_t>(0, t->next_ms - now));
     if (more_work_) wait = 0;
+    for (auto& item : items_) item.revents = 0;
     zmq::poll(items_.data(), items_.size(), std::chrono::milliseconds(wait));
-    for (size_t i = 0; i < items_.size() && !stopping_; ++i) {
-      if (items_[i].revents & ZMQ_POLLIN) handlers_[i]();
+    size_t n = items_.size();  // watches added by handlers wait for the next poll
+    for (size_t i = 0; i < n && !stopping_; ++i) {
+      if (items_[i].revents & ZMQ_POLLIN) {
+        auto handler = handlers_[i];
+        (*handler)();
+      }
     }
     more_work_ = false;
     for (auto& w : work_) more_work_ |= w();
     now = monotonic_ms();
-    for (auto& t : timers_) {
-      if (now >= t.next_ms) {
-        t.next_ms = now + t.period_ms;
-        t.fn();
+    size_t nt = timers_.size();
+    for (size_t i = 0; i < nt; ++i) {
+      auto t = timers_[i];
+      if (now >= t->next_ms) {
+        t->next_ms = now + t->period_ms;
+        t->fn();
       }
     }
     commit_now();

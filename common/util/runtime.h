@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,10 +30,12 @@ class Runtime {
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 
-  // Calls on_readable when the socket has input.
+  // Calls on_readable when the socket has input. Safe to call from inside
+  // a handler (the new watch takes effect from the next poll).
   void watch(zmq::socket_t& socket, std::function<void()> on_readable);
   void watch_fd(int fd, std::function<void()> on_readable);
-  // Runs fn every period_ms (first run after one period).
+  // Runs fn every period_ms (first run after one period). Safe from inside
+  // a handler too.
   void every(int64_t period_ms, std::function<void()> fn);
   // Runs fn just before each iteration's commit (last writes into the batch).
   void before_commit(std::function<void()> fn);
@@ -62,9 +65,10 @@ class Runtime {
   };
   storage::Store* store_;
   storage::Batch batch_;
+  // Handlers are shared_ptrs so one can add watches while it runs.
   std::vector<zmq::pollitem_t> items_;
-  std::vector<std::function<void()>> handlers_;
-  std::vector<Timer> timers_;
+  std::vector<std::shared_ptr<std::function<void()>>> handlers_;
+  std::vector<std::shared_ptr<Timer>> timers_;
   std::vector<std::function<void()>> before_commit_;
   std::vector<std::function<void()>> after_commit_;
   std::vector<std::function<bool()>> work_;
