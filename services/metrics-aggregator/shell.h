@@ -1,0 +1,123 @@
+// The metrics-aggregator's I/O shell: applies metric.* and job.* events from
+// the durable bus into RocksDB (points, rollups, summaries, runs), answers
+// ListMetrics / QuerySeries / CompareRuns / Ping on its ROUTER, drops raw
+// points past retention, and publishes ops.metrics.metrics-aggregator.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "bus/publisher.h"
+#include "bus/subscriber.h"
+#include "core/ingest.h"
+#include "rpc/server.h"
+#include "storage/store.h"
+#include "util/clock.h"
+#include "util/config.h"
+#include "util/runtime.h"
+
+namespace trainyard::metrics {
+
+struct AggregatorOptions {
+  std::string endpoint = "tcp://127.0.0.1:5562";  // metrics.endpoint
+  std::string instance = "metrics";                // metrics.instance: names the ops stream
+  std::vector<std::string> bus_frontend;           // bus.frontend
+  std::vector<std::string> bus_backend;            // bus.backend
+  int64_t raw_retention_s = 30 * 24 * 3600;        // metrics.raw_retention_s (0: keep raw points forever)
+  int64_t retention_check_s = 60;                  // metrics.retention_check_s
+  size_t retention_series_per_pass = 20'000;       // metrics.retention_series_per_pass
+  int64_t ops_interval_ms = 5000;                  // metrics.ops_interval_ms
+  size_t max_events_per_commit = 256;              // metrics.max_events_per_commit
+  uint32_t max_points_per_query = 200'000;         // metrics.max_points_per_query
+  size_t max_runs_per_comparison = 10'000;         // metrics.max_runs_per_comparison
+  size_t cached_series = 100'000;                  // metrics.cached_series
+
+  // Reads [metrics] and [bus]; throws std::runtime_error naming a bad key.
+  static AggregatorOptions from_config(const Config& config);
+};
+
+// Counters behind the ops gauges.
+struct AggregatorStats {
+  uint64_t batches = 0;
+  uint64_t points_received = 0;
+  uint64_t points_new = 0;
+  uint64_t points_overwritten = 0;
+  uint64_t points_duplicate = 0;
+  uint64_t points_late = 0;
+  uint64_t points_rejected = 0;
+  uint64_t raw_points_dropped = 0;  // by retention
+  uint64_t queries = 0;
+};
+
+class AggregatorShell {
+ public:
+  // Column families the store must be opened with.
+  static std::vector<std::string> column_families();
+  static std::vector<std::string> counter_families() { return {"meta"}; }
+
+  // Binds the ROUTER, connects to the bus and hooks into `runtime`. Throws
+  // zmq::error_t when the endpoint cannot be bound.
+  AggregatorShell(zmq::context_t& ctx, storage::Store& store, Runtime& runtime, AggregatorOptions options,
+                  const Clock& clock);
+  ~AggregatorShell();
+
+  const std::string& endpoint() const { return server_.endpoint(); }
+  const std::string& ops_stream() const { return ops_stream_; }
+  const AggregatorStats& stats() const { return stats_; }
+
+ private:
+  class Committed;
+
+  void on_event(const bus::Event& e, storage::Batch& batch);
+  void on_metric_batch(const bus::Event& e, storage::Batch& batch);
+  void on_job_submitted(const bus::Event& e, storage::Batch& batch);
+  bool flush_rows();
+  void retention_pass();
+  void publish_ops();
+
+  void on_ping(const fb::Request& req, rpc::Responder& r);
+  void on_list_metrics(const fb::Request& req, rpc::Responder& r);
+  void on_query_series(const fb::Request& req, rpc::Responder& r);
+  void on_compare_runs(const fb::Request& req, rpc::Responder& r);
+
+  storage::Store& store_;
+  Runtime& runtime_;
+  AggregatorOptions options_;
+  const Clock& clock_;
+  storage::Cf points_;
+  storage::Cf rollups_;
+  storage::Cf series_;
+  storage::Cf jobs_;
+  storage::Cf experiments_;
+  storage::Cf meta_;
+  rpc::Server server_;
+  bus::Publisher publisher_;
+  std::unique_ptr<Committed> committed_;
+  SeriesWriter writer_;
+  std::unique_ptr<bus::Subscriber> subscriber_;
+  std::string ops_stream_;
+
+  AggregatorStats stats_;
+  uint64_t points_total_ = 0;  // stored points (meta "points")
+  uint64_t series_total_ = 0;  // series (meta "series")
+  uint64_t points_pending_ = 0;  // new points not yet counted into meta
+  // Jobs whose experiment index row this process already wrote.
+  std::unordered_set<uint64_t> indexed_jobs_;
+  std::string key_buf_;
+  std::string value_buf_;
+
+  bool retention_due_ = false;
+  std::string retention_resume_;  // series key the next pass starts from
+
+  int64_t ops_last_ms_ = 0;
+  uint64_t ops_last_points_ = 0;
+  uint64_t ops_last_received_ = 0;
+  int64_t lag_max_ns_ = 0;  // the worst bus lag since the last ops report
+};
+
+}  // namespace trainyard::metrics
