@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
     o.stream_heartbeat_ms = config.get_int("broker.stream_heartbeat_ms", o.stream_heartbeat_ms);
     o.outbox_keep_events =
         static_cast<uint64_t>(config.get_int("broker.outbox_keep_events", static_cast<int64_t>(o.outbox_keep_events)));
+    o.outbox_keep_age_s = config.get_int("broker.outbox_keep_age_s", o.outbox_keep_age_s);
+    o.outbox_trim_ms = config.get_int("broker.outbox_trim_ms", o.outbox_trim_ms);
     o.metrics_ms = config.get_int("broker.metrics_ms", o.metrics_ms);
     data = config.get_string("broker.data", "data/broker");
     auto d = config.get_string("broker.durability", "wal");
@@ -50,6 +52,9 @@ int main(int argc, char** argv) {
       throw std::runtime_error("config key 'broker.durability' must be \"wal\" or \"fsync\", not \"" + d + "\"");
     }
     if (o.node_timeout_ms <= 0) throw std::runtime_error("config key 'broker.node_timeout_ms' must be positive");
+    if (o.outbox_trim_ms <= 0 || o.stream_heartbeat_ms <= 0) {
+      throw std::runtime_error("config keys 'broker.outbox_trim_ms' and 'broker.stream_heartbeat_ms' must be positive");
+    }
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;

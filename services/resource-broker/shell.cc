@@ -24,6 +24,8 @@ bus::PublisherOptions publisher_options(const BrokerOptions& o) {
   p.bus_endpoints = o.bus_frontend;
   p.heartbeat_ms = o.stream_heartbeat_ms;
   p.outbox_keep_events = o.outbox_keep_events;
+  p.outbox_keep_age_s = o.outbox_keep_age_s;
+  p.trim_every_ms = o.outbox_trim_ms;
   return p;
 }
 

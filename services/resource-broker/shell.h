@@ -35,6 +35,8 @@ struct BrokerOptions {
   int64_t liveness_check_ms = 0;                  // 0: node_timeout_ms / 10, within [20, 1000]
   int64_t stream_heartbeat_ms = 1000;             // broker.stream_heartbeat_ms
   uint64_t outbox_keep_events = 1'000'000;        // broker.outbox_keep_events (per stream)
+  int64_t outbox_keep_age_s = 7 * 24 * 3600;      // broker.outbox_keep_age_s
+  int64_t outbox_trim_ms = 10'000;                // broker.outbox_trim_ms
   int64_t metrics_ms = 5000;                      // broker.metrics_ms: ops.metrics.resource-broker; 0: off
 };
 

@@ -18,7 +18,8 @@ using testing::wait_until;
 
 // --- Stack ---
 
-Stack::Stack(int64_t timeout_ms) : node_timeout_ms(timeout_ms) {
+Stack::Stack(int64_t timeout_ms, std::vector<std::string> extra_sets)
+    : node_timeout_ms(timeout_ms), extra(std::move(extra_sets)) {
   std::string file = dir / "bus.endpoints";
   bus = std::make_unique<Process>(
       std::vector<std::string>{bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend",
@@ -44,13 +45,16 @@ Stack::~Stack() {
 void Stack::start_broker() {
   std::string ready = dir / "broker.ready";
   std::filesystem::remove(ready);
-  broker = std::make_unique<Process>(
-      std::vector<std::string>{bin("trainyard-resource-broker"), "--ready-file", ready, "--log-level", "info",
-                               "--set", "broker.endpoint=" + endpoint, "--set", "broker.data=" + (dir / "broker-data"),
-                               "--set", "bus.frontend=" + frontend, "--set", "bus.backend=" + backend, "--set",
-                               "broker.node_timeout_ms=" + std::to_string(node_timeout_ms), "--set",
-                               "broker.stream_heartbeat_ms=200"},
-      dir / "broker.log");
+  std::vector<std::string> argv{bin("trainyard-resource-broker"), "--ready-file", ready, "--log-level", "info",
+                                "--set", "broker.endpoint=" + endpoint, "--set", "broker.data=" + (dir / "broker-data"),
+                                "--set", "bus.frontend=" + frontend, "--set", "bus.backend=" + backend, "--set",
+                                "broker.node_timeout_ms=" + std::to_string(node_timeout_ms), "--set",
+                                "broker.stream_heartbeat_ms=200"};
+  for (auto& e : extra) {
+    argv.push_back("--set");
+    argv.push_back(e);
+  }
+  broker = std::make_unique<Process>(argv, dir / "broker.log");
   auto j = wait_json(ready, 10s);
   if (!j.contains("endpoint")) throw std::runtime_error("broker did not start: " + broker->log());
   // Restarts bind the same endpoint, so agents' clients find it again.
@@ -67,6 +71,30 @@ std::unique_ptr<rpc::Client> Stack::client(int timeout_ms, int tries) {
   o.timeout_ms = timeout_ms;
   o.tries = tries;
   return std::make_unique<rpc::Client>(ctx, "resource-broker", endpoint, o);
+}
+
+bool wait_trimmed(Stack& stack, const std::string& stream, uint64_t first_seq, int timeout_ms) {
+  zmq::socket_t sub(stack.ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::linger, 0);
+  sub.set(zmq::sockopt::subscribe, std::string(bus::kHeartbeatPrefix) + stream);
+  sub.connect(stack.backend);
+  int64_t deadline = monotonic_ms() + timeout_ms;
+  while (monotonic_ms() < deadline) {
+    zmq::pollitem_t item{static_cast<void*>(sub), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(100));
+    if (!(item.revents & ZMQ_POLLIN)) continue;
+    zmq::message_t topic, body;
+    (void)sub.recv(topic);
+    if (!topic.more()) continue;
+    (void)sub.recv(body);
+    bus::Event e;
+    std::string why;
+    if (!bus::verify_event(topic.to_string_view(), {static_cast<const uint8_t*>(body.data()), body.size()}, &e, &why)) {
+      continue;
+    }
+    if (auto* hb = e.as<fb::StreamHeartbeat>(); hb && hb->first_seq() >= first_seq) return true;
+  }
+  return false;
 }
 
 // --- requests ---

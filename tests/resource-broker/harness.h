@@ -32,7 +32,8 @@ using testing::TempDir;
 // A bus forwarder and a broker with their data in one temporary directory.
 class Stack {
  public:
-  explicit Stack(int64_t node_timeout_ms = 1000);
+  // `extra`: more config overrides for the broker ("broker.key=value").
+  explicit Stack(int64_t node_timeout_ms = 1000, std::vector<std::string> extra = {});
   ~Stack();
 
   // Starts the broker (again, on the same data and endpoint once it ran).
@@ -46,9 +47,14 @@ class Stack {
   std::string backend;   // subscribers connect here
   std::string endpoint;  // the broker's ROUTER
   int64_t node_timeout_ms;
+  std::vector<std::string> extra;
   std::unique_ptr<Process> bus;
   std::unique_ptr<Process> broker;
 };
+
+// Waits until the broker's stream heartbeats say `stream` ("node.@broker")
+// has trimmed its outbox up to at least `first_seq`.
+bool wait_trimmed(Stack& stack, const std::string& stream, uint64_t first_seq, int timeout_ms = 10000);
 
 // Requests, as an agent or a scheduler sends them.
 Status register_node(rpc::Client& c, const std::string& name, int gpus, const std::vector<uint64_t>& running = {});

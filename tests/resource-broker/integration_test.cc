@@ -303,3 +303,40 @@ BOOST_AUTO_TEST_CASE(sigkill_of_the_broker_loses_no_lease_and_double_grants_no_g
   BOOST_REQUIRE(watcher.wait_for(".granted", acked.size() + 1, 0, 15000));
   for (auto id : acked) BOOST_TEST(watcher.count(".granted", id) == 1u, "lease " << id);
 }
+
+BOOST_AUTO_TEST_CASE(a_subscriber_too_far_behind_gets_a_snapshot_of_nodes_and_live_leases) {
+  // Outboxes keep two events per stream, trimmed every 100 ms.
+  Stack stack(5000, {"broker.outbox_keep_events=2", "broker.outbox_trim_ms=100"});
+  Agent a(stack, "node-a", 2), b(stack, "node-b", 2);
+  BOOST_REQUIRE(a.start());
+  BOOST_REQUIRE(b.start());
+  auto c = stack.client();
+  BOOST_REQUIRE(drain(*c, "node-b", true, "bad DIMM"));
+  auto l1 = allocate(*c, 1, "node-a", {0});
+  auto l2 = allocate(*c, 2, "node-a", {1});
+  BOOST_REQUIRE(l1.ok());
+  BOOST_REQUIRE(l2.ok());
+  BOOST_REQUIRE(release(*c, l1->front(), false));
+  auto l3 = allocate(*c, 3, "node-a", {0});
+  BOOST_REQUIRE(l3.ok());
+  BOOST_REQUIRE(release(*c, l2->front(), true, "preempted"));
+  // node.@broker: up, up, drain; lease.node-a.@broker: 5 events.
+  BOOST_REQUIRE(wait_trimmed(stack, "node.@broker", 2));
+  BOOST_REQUIRE(wait_trimmed(stack, "lease.node-a.@broker", 4));
+
+  Watcher late(stack, {"node.", "lease.node-a."});
+  BOOST_REQUIRE(late.wait_for(".granted", 2));
+  BOOST_REQUIRE(late.wait_for("node.drain", 1));
+  BOOST_TEST(late.count(".granted", l2->front()) == 1u);
+  BOOST_TEST(late.count(".granted", l3->front()) == 1u);
+  BOOST_TEST(late.count(".granted", l1->front()) == 0u);  // released: not in the state
+  BOOST_TEST(late.count(".revoked", l2->front()) == 1u);  // still revoking
+  BOOST_TEST(late.count("node.up") == 2u);
+  BOOST_TEST(late.matching("node.drain")[0].node == "node-b");
+  BOOST_TEST(late.matching("node.drain")[0].reason == "bad DIMM");
+  // Live events follow the snapshot.
+  auto l4 = allocate(*c, 4, "node-a", {1});
+  BOOST_TEST(l4.status().code() == ErrorCode::Conflict);  // GPU 1 still held by the revoking lease
+  BOOST_REQUIRE(release(*c, l3->front(), false));
+  BOOST_REQUIRE(late.wait_for(".released", 1, l3->front()));
+}
