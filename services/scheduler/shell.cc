@@ -1,0 +1,579 @@
+#include "shell.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "storage/keys.h"
+
+namespace trainyard::scheduler {
+
+using storage::Key;
+using storage::KeyReader;
+
+namespace {
+
+// Stored job value: format byte, flags byte, then a JobRecord FlatBuffer.
+constexpr uint8_t kJobFormat = 1;
+constexpr uint8_t kCancelRequested = 1;
+constexpr std::string_view kNextJobId = "next_job_id";
+
+flatbuffers::Offset<fb::JobRecord> build_record(flatbuffers::FlatBufferBuilder& b, const Job& j,
+                                                std::string_view reason, double score) {
+  auto spec = j.spec ? fb::CreateJobSpec(b, j.spec.get()) : 0;
+  auto why = b.CreateString(reason.data(), reason.size());
+  auto nodes = b.CreateVectorOfStrings(j.nodes);
+  auto gpus = b.CreateVector(j.gpu_indices);
+  std::vector<flatbuffers::Offset<fb::JobTransition>> hist;
+  hist.reserve(j.history.size());
+  for (auto& t : j.history) hist.push_back(fb::CreateJobTransition(b, t.to, t.time_ns, b.CreateString(t.reason)));
+  auto history = b.CreateVector(hist);
+  auto leases = b.CreateVector(j.lease_ids);
+  return fb::CreateJobRecord(b, j.id, spec, j.state, why, nodes, gpus, j.exit_code, j.attempt, j.array_job_id,
+                             j.array_index, j.submit_time_ns, j.start_time_ns, j.end_time_ns, history, leases, score);
+}
+
+std::string encode_job(flatbuffers::FlatBufferBuilder& b, const Job& j) {
+  b.Clear();
+  b.Finish(build_record(b, j, j.reason, 0));
+  std::string v;
+  v.reserve(2 + b.GetSize());
+  v.push_back(static_cast<char>(kJobFormat));
+  v.push_back(static_cast<char>(j.cancel_requested ? kCancelRequested : 0));
+  v.append(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+  return v;
+}
+
+template <typename T>
+const T* verified_root(std::string_view bytes) {
+  auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  flatbuffers::Verifier v(data, bytes.size(), 64, 10'000'000);
+  if (!v.VerifyBuffer<T>(nullptr)) return nullptr;
+  return flatbuffers::GetRoot<T>(data);
+}
+
+std::string node_value(const fb::NodeInfoT& info, bool up, bool drained) {
+  flatbuffers::FlatBufferBuilder b(512);
+  b.Finish(fb::CreateNodeInfo(b, &info));
+  std::string v;
+  v.push_back(up ? 1 : 0);
+  v.push_back(drained ? 1 : 0);
+  v.append(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+  return v;
+}
+
+Grant grant_of(const fb::LeaseGranted& g) {
+  Grant out;
+  out.lease_id = g.lease_id();
+  out.job = g.job_id();
+  out.attempt = g.attempt();
+  out.node = g.node() ? g.node()->str() : std::string();
+  if (g.gpu_indices()) out.gpus.assign(g.gpu_indices()->begin(), g.gpu_indices()->end());
+  out.cpus = g.cpus();
+  out.memory_mb = g.memory_mb();
+  out.node_rank = g.node_rank();
+  return out;
+}
+
+std::string lease_value(const Grant& g) {
+  flatbuffers::FlatBufferBuilder b(256);
+  b.Finish(fb::CreateLeaseGrantedDirect(b, g.lease_id, g.job, g.attempt, g.node.c_str(), &g.gpus, g.cpus, g.memory_mb,
+                                        0, -1, nullptr, g.node_rank));
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+}
+
+std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+}  // namespace
+
+Result<ShellOptions> options_from_config(const Config& c) {
+  ShellOptions o;
+  try {
+    o.endpoint = c.get_string("scheduler.endpoint", o.endpoint);
+    o.data = c.get_string("scheduler.data", o.data);
+    o.instance = c.get_string("scheduler.instance", o.instance);
+    if (c.has("bus.frontend")) o.bus_frontend = c.get_strings("bus.frontend");
+    if (c.has("bus.backend")) o.bus_backend = c.get_strings("bus.backend");
+    o.broker_endpoint = c.get_string("broker.endpoint", o.broker_endpoint);
+    o.cycle_ms = c.get_int("scheduler.cycle_ms", o.cycle_ms);
+    if (o.cycle_ms < 1) return Status::invalid("scheduler.cycle_ms: must be at least 1");
+    o.allocate_timeout_ms = static_cast<int>(c.get_int("scheduler.allocate_timeout_ms", o.allocate_timeout_ms));
+    std::string durability = c.get_string("scheduler.durability", "wal");
+    if (durability == "wal") {
+      o.durability = storage::Durability::kWal;
+    } else if (durability == "fsync") {
+      o.durability = storage::Durability::kFsync;
+    } else {
+      return Status::invalid("scheduler.durability: '" + durability + "' is not \"wal\" or \"fsync\"");
+    }
+    o.policy = c.get_string("scheduler.policy", o.policy);
+    if (!make_policy(o.policy)) return Status::invalid("scheduler.policy: unknown policy '" + o.policy + "' (known: priority)");
+    auto& k = o.core;
+    k.accounts = c.get_strings("scheduler.accounts");
+    k.gpu_types = c.get_strings("scheduler.gpu_types");
+    k.default_time_limit_s = static_cast<uint64_t>(std::max<int64_t>(0, c.get_int("scheduler.default_time_limit_s", 0)));
+    k.default_partition = c.get_string("scheduler.default_partition", "");
+    k.max_array_size = static_cast<uint32_t>(c.get_int("scheduler.max_array_size", k.max_array_size));
+    k.max_retries = static_cast<uint32_t>(c.get_int("scheduler.max_retries", k.max_retries));
+    if (auto* parts = c.table().at_path("scheduler.partitions").as_table()) {
+      for (auto& [name, node] : *parts) {
+        auto* t = node.as_table();
+        std::string pname(name.str());
+        if (!t) return Status::invalid("scheduler.partitions." + pname + ": must be a table");
+        PartitionConfig pc;
+        pc.name = pname;
+        auto key = [&](const char* leaf) { return "scheduler.partitions." + pname + "." + leaf; };
+        pc.default_time_limit_s = static_cast<uint64_t>(std::max<int64_t>(0, c.get_int(key("default_time_limit_s"), 0)));
+        pc.max_time_limit_s = static_cast<uint64_t>(std::max<int64_t>(0, c.get_int(key("max_time_limit_s"), 0)));
+        if (auto* labels = (*t)["labels"].as_table()) {
+          for (auto& [lk, lv] : *labels) {
+            auto v = lv.value<std::string>();
+            if (!v) return Status::invalid(key("labels") + "." + std::string(lk.str()) + ": must be a string");
+            pc.labels[std::string(lk.str())] = *v;
+          }
+        }
+        if (c.get_bool(key("default"), false) && k.default_partition.empty()) k.default_partition = pname;
+        k.partitions.push_back(std::move(pc));
+      }
+    }
+    if (!k.default_partition.empty() && !k.partitions.empty() &&
+        std::none_of(k.partitions.begin(), k.partitions.end(), [&](auto& p) { return p.name == k.default_partition; })) {
+      return Status::invalid("scheduler.default_partition: '" + k.default_partition + "' is not a partition");
+    }
+  } catch (const std::exception& e) {
+    return Status::invalid(e.what());
+  }
+  return o;
+}
+
+Result<std::unique_ptr<SchedulerShell>> SchedulerShell::open(zmq::context_t& ctx, ShellOptions options,
+                                                             const Clock& clock) {
+  std::vector<std::string> cfs = bus::Publisher::column_families();
+  for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
+  for (const char* c : {"jobs", "nodes", "leases", "accounts", "meta"}) cfs.push_back(c);
+  auto store = storage::Store::open(options.data, storage::Options{cfs, {}, options.durability});
+  if (!store) return store.status();
+  std::unique_ptr<SchedulerShell> shell;
+  try {
+    shell.reset(new SchedulerShell(ctx, std::move(options), clock, std::move(store).value()));
+  } catch (const zmq::error_t& e) {
+    return Status::unavailable("scheduler: cannot bind its endpoint: " + std::string(e.what()));
+  }
+  return shell;
+}
+
+SchedulerShell::SchedulerShell(zmq::context_t& ctx, ShellOptions options, const Clock& clock,
+                               std::unique_ptr<storage::Store> store)
+    : ctx_(ctx),
+      options_(std::move(options)),
+      clock_(clock),
+      store_(std::move(store)),
+      jobs_cf_(store_->cf("jobs")),
+      nodes_cf_(store_->cf("nodes")),
+      leases_cf_(store_->cf("leases")),
+      accounts_cf_(store_->cf("accounts")),
+      meta_cf_(store_->cf("meta")),
+      core_(options_.core, make_policy(options_.policy)),
+      runtime_(store_.get()) {
+  restore();
+  server_ = std::make_unique<rpc::Server>(ctx_, options_.endpoint, "scheduler");
+  bus::PublisherOptions po;
+  po.instance = options_.instance;
+  po.bus_endpoints = options_.bus_frontend;
+  publisher_ = std::make_unique<bus::Publisher>(ctx_, *store_, *server_, po, clock_);
+  bus::SubscriberOptions so;
+  so.name = "scheduler";
+  so.bus_endpoints = options_.bus_backend;
+  so.prefixes = {"node.", "lease.", "run.", "account."};
+  subscriber_ = std::make_unique<bus::Subscriber>(ctx_, *store_, so,
+                                                  [this](const bus::Event& e, storage::Batch& b) { on_event(e, b); });
+  broker_ = std::make_unique<rpc::AsyncClient>(ctx_, "broker", options_.broker_endpoint, options_.allocate_timeout_ms);
+  register_handlers();
+
+  runtime_.watch(server_->socket(), [this] { server_->poll_in(); });
+  subscriber_->attach(runtime_);
+  broker_->attach(runtime_);
+  // Settle before the publisher seals its stream rows: the events settle
+  // appends must be in the same batch.
+  runtime_.before_commit([this] { settle(); });
+  publisher_->attach(runtime_);
+  runtime_.after_commit([this] { server_->flush(); });
+  runtime_.after_commit([this] { send_to_broker(); });
+  runtime_.every(options_.cycle_ms, [this] {
+    int64_t now = clock_.now_ns();
+    core_.tick(now);
+    if (resend_releases_) {
+      resend_releases_ = false;
+      core_.resend_releases();
+    }
+    core_.force_full();
+  });
+}
+
+SchedulerShell::~SchedulerShell() = default;
+
+void SchedulerShell::restore() {
+  if (auto v = store_->get(meta_cf_, kNextJobId)) {
+    stored_next_id_ = storage::decode_u64(*v);
+    core_.set_next_job_id(stored_next_id_);
+  }
+  size_t nodes = 0, leases = 0, jobs = 0, bad = 0;
+  store_->scan(nodes_cf_, "", "", [&](std::string_view, std::string_view v) {
+    const fb::NodeInfo* n = v.size() > 2 ? verified_root<fb::NodeInfo>(v.substr(2)) : nullptr;
+    if (!n) {
+      ++bad;
+      return true;
+    }
+    fb::NodeInfoT info;
+    n->UnPackTo(&info);
+    core_.restore_node(info, v[0] != 0, v[1] != 0);
+    ++nodes;
+    return true;
+  });
+  store_->scan(leases_cf_, "", "", [&](std::string_view, std::string_view v) {
+    const auto* g = verified_root<fb::LeaseGranted>(v);
+    if (!g) {
+      ++bad;
+      return true;
+    }
+    core_.restore_lease(grant_of(*g));
+    ++leases;
+    return true;
+  });
+  store_->scan(accounts_cf_, "", "", [&](std::string_view k, std::string_view) {
+    core_.restore_blocked(k);
+    return true;
+  });
+  store_->scan(jobs_cf_, "", "", [&](std::string_view, std::string_view v) {
+    const fb::JobRecord* r = v.size() > 2 && v[0] == static_cast<char>(kJobFormat)
+                                 ? verified_root<fb::JobRecord>(v.substr(2))
+                                 : nullptr;
+    if (!r) {
+      ++bad;
+      return true;
+    }
+    fb::JobRecordT rec;
+    r->UnPackTo(&rec);
+    Job j = from_record(rec);
+    j.cancel_requested = (static_cast<uint8_t>(v[1]) & kCancelRequested) != 0;
+    core_.restore_job(std::move(j));
+    ++jobs;
+    return true;
+  });
+  if (bad) spdlog::error("{} stored records in {} could not be read and were skipped", bad, store_->path());
+  core_.finish_restore(clock_.now_ns());
+  stored_next_id_ = std::max(stored_next_id_, core_.next_job_id());
+  spdlog::info("restored {} jobs, {} nodes, {} leases from {}", jobs, nodes, leases, store_->path());
+}
+
+void SchedulerShell::register_handlers() {
+  using fb::RequestBody;
+  auto bind = [this](void (SchedulerShell::*fn)(const fb::Request&, rpc::Responder&)) {
+    return [this, fn](const fb::Request& req, rpc::Responder& r) { (this->*fn)(req, r); };
+  };
+  server_->on(RequestBody::SubmitJob, bind(&SchedulerShell::on_submit));
+  server_->on(RequestBody::CancelJob, bind(&SchedulerShell::on_cancel));
+  server_->on(RequestBody::HoldJob, bind(&SchedulerShell::on_hold));
+  server_->on(RequestBody::ReleaseJob, bind(&SchedulerShell::on_release));
+  server_->on(RequestBody::GetJob, bind(&SchedulerShell::on_get));
+  server_->on(RequestBody::QueryJobs, bind(&SchedulerShell::on_query));
+  server_->on(RequestBody::Ping, bind(&SchedulerShell::on_ping));
+}
+
+// --- requests ----------------------------------------------------------------
+
+void SchedulerShell::on_submit(const fb::Request& req, rpc::Responder& r) {
+  auto* body = req.body_as_SubmitJob();
+  if (!body || !body->spec()) {
+    r.error(Status::invalid("spec: missing; SubmitJob needs a job spec"));
+    return;
+  }
+  fb::JobSpecT spec;
+  body->spec()->UnPackTo(&spec);
+  auto res = core_.submit(spec, clock_.now_ns());
+  if (!res) {
+    r.error(res.status());
+    return;
+  }
+  // The reply leaves after this iteration's commit: an ack means durable.
+  auto& b = r.builder();
+  auto ids = b.CreateVector(res->job_ids);
+  r.ok(fb::ReplyBody::Submitted, fb::CreateSubmitted(b, ids, res->array_job_id).Union());
+}
+
+void SchedulerShell::on_cancel(const fb::Request& req, rpc::Responder& r) {
+  auto* body = req.body_as_CancelJob();
+  auto s = core_.cancel(body->job_id(), str(body->reason()), clock_.now_ns());
+  s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
+}
+
+void SchedulerShell::on_hold(const fb::Request& req, rpc::Responder& r) {
+  auto s = core_.hold(req.body_as_HoldJob()->job_id(), clock_.now_ns());
+  s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
+}
+
+void SchedulerShell::on_release(const fb::Request& req, rpc::Responder& r) {
+  auto s = core_.release(req.body_as_ReleaseJob()->job_id(), clock_.now_ns());
+  s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
+}
+
+void SchedulerShell::on_get(const fb::Request& req, rpc::Responder& r) {
+  JobId id = req.body_as_GetJob()->job_id();
+  const Job* j = core_.job(id);
+  if (!j) {
+    if (core_.array_tasks(id)) {
+      r.error(Status::not_found("job " + std::to_string(id) +
+                                " is an array; list its tasks with QueryJobs{array_job_id: " + std::to_string(id) + "}"));
+    } else {
+      r.error(Status::not_found("job " + std::to_string(id) + " does not exist"));
+    }
+    return;
+  }
+  auto& b = r.builder();
+  auto rec = build_record(b, *j, core_.reason_of(*j), core_.score(*j));
+  r.ok(fb::ReplyBody::JobRecord, rec.Union());
+}
+
+void SchedulerShell::on_query(const fb::Request& req, rpc::Responder& r) {
+  auto* q = req.body_as_QueryJobs();
+  std::vector<fb::JobState> states;
+  if (q->states()) {
+    for (auto s : *q->states()) states.push_back(static_cast<fb::JobState>(s));
+  }
+  std::string user = str(q->user()), account = str(q->account()), experiment = str(q->experiment());
+  JobId array = q->array_job_id();
+  uint32_t limit = q->limit() == 0 ? 1000 : q->limit();
+  auto& b = r.builder();
+  std::vector<flatbuffers::Offset<fb::JobRecord>> out;
+  auto match = [&](const Job& j) {
+    if (!states.empty() && std::find(states.begin(), states.end(), j.state) == states.end()) return false;
+    if (!user.empty() && j.spec->user != user) return false;
+    if (!account.empty() && j.spec->account != account) return false;
+    if (!experiment.empty() && j.spec->experiment != experiment) return false;
+    if (array && j.array_job_id != array) return false;
+    return true;
+  };
+  auto add = [&](const Job& j) {
+    if (!match(j)) return true;
+    out.push_back(build_record(b, j, core_.reason_of(j), core_.score(j)));
+    return out.size() < limit;
+  };
+  if (array) {
+    if (auto* tasks = core_.array_tasks(array)) {
+      for (JobId t : *tasks) {
+        const Job* j = core_.job(t);
+        if (j && !add(*j)) break;
+      }
+    }
+  } else {
+    core_.for_each_job(0, add);
+  }
+  auto jobs = b.CreateVector(out);
+  r.ok(fb::ReplyBody::JobList, fb::CreateJobList(b, jobs).Union());
+}
+
+void SchedulerShell::on_ping(const fb::Request&, rpc::Responder& r) {
+  auto& b = r.builder();
+  r.ok(fb::ReplyBody::Pong, fb::CreatePongDirect(b, "scheduler", options_.instance.c_str(), "0.1.0").Union());
+}
+
+// --- events ------------------------------------------------------------------
+
+void SchedulerShell::on_event(const bus::Event& e, storage::Batch& batch) {
+  int64_t now = clock_.now_ns();
+  switch (e.type()) {
+    case fb::Payload::NodeUp: {
+      auto* n = e.as<fb::NodeUp>()->node();
+      if (!n || !n->name()) return;
+      fb::NodeInfoT info;
+      n->UnPackTo(&info);
+      core_.node_up(info);
+      auto existing = store_->get(nodes_cf_, info.name);
+      bool drained = existing && existing->size() > 1 && (*existing)[1] != 0;
+      batch.put(nodes_cf_, info.name, node_value(info, true, drained));
+      if (drained) core_.node_drained(info.name, true);
+      return;
+    }
+    case fb::Payload::NodeDown:
+    case fb::Payload::NodeDrained: {
+      std::string name;
+      bool down = e.type() == fb::Payload::NodeDown;
+      bool drained = false;
+      if (down) {
+        name = str(e.as<fb::NodeDown>()->name());
+        core_.node_down(name);
+      } else {
+        auto* d = e.as<fb::NodeDrained>();
+        name = str(d->name());
+        drained = d->drained();
+        core_.node_drained(name, drained);
+      }
+      // Keep the stored node's flags in step (the node's own record comes
+      // with node.up).
+      auto v = store_->get(nodes_cf_, name);
+      if (v && v->size() > 2) {
+        (*v)[down ? 0 : 1] = down ? 0 : (drained ? 1 : 0);
+        batch.put(nodes_cf_, name, *v);
+      }
+      return;
+    }
+    case fb::Payload::LeaseGranted: {
+      Grant g = grant_of(*e.as<fb::LeaseGranted>());
+      core_.lease_granted(g, now);
+      batch.put(leases_cf_, Key().u64(g.lease_id), lease_value(g));
+      return;
+    }
+    case fb::Payload::LeaseReleased: {
+      auto* l = e.as<fb::LeaseReleased>();
+      core_.lease_released(l->lease_id(), l->job_id(), now);
+      batch.del(leases_cf_, Key().u64(l->lease_id()));
+      return;
+    }
+    case fb::Payload::LeaseLost: {
+      auto* l = e.as<fb::LeaseLost>();
+      core_.lease_lost(l->lease_id(), l->job_id(), l->attempt(), str(l->reason()), now);
+      batch.del(leases_cf_, Key().u64(l->lease_id()));
+      return;
+    }
+    case fb::Payload::RunStarted: {
+      auto* s = e.as<fb::RunStarted>();
+      core_.run_started(s->job_id(), s->attempt(), s->lease_id(), s->start_time_ns(), now);
+      return;
+    }
+    case fb::Payload::RunFinished: {
+      auto* f = e.as<fb::RunFinished>();
+      core_.run_finished(RunEnd{f->job_id(), f->attempt(), f->lease_id(), f->outcome(), f->exit_code(), f->signal(),
+                                str(f->reason())},
+                         now);
+      return;
+    }
+    case fb::Payload::AccountBlocked: {
+      auto* a = e.as<fb::AccountBlocked>();
+      std::string account = str(a->account());
+      core_.account_blocked(account, a->blocked(), a->stop_running(), now);
+      if (a->blocked()) {
+        batch.put(accounts_cf_, account, "1");
+      } else {
+        batch.del(accounts_cf_, account);
+      }
+      return;
+    }
+    default:
+      return;  // lease.revoked, account.warning...: nothing for the scheduler
+  }
+}
+
+// --- settle: store, publish, then talk to the broker ---------------------------
+
+void SchedulerShell::settle() {
+  int64_t now = clock_.now_ns();
+  if (core_.wants_cycle()) {
+    size_t placed = core_.cycle(now);
+    if (placed) spdlog::debug("cycle placed {} jobs ({} still waiting)", placed, core_.queued());
+  }
+  auto& batch = runtime_.batch();
+  if (core_.next_job_id() != stored_next_id_) {
+    stored_next_id_ = core_.next_job_id();
+    batch.put(meta_cf_, kNextJobId, storage::encode_u64(stored_next_id_));
+  }
+  auto& out = core_.output();
+  if (out.empty()) return;
+  Output o = core_.take_output();
+  for (JobId id : o.dirty) {
+    if (const Job* j = core_.job(id)) batch.put(jobs_cf_, Key().u64(id), encode_job(store_fbb_, *j));
+  }
+  for (JobId id : o.submitted) {
+    const Job* j = core_.job(id);
+    if (!j) continue;
+    auto& b = publisher_->builder();
+    auto spec = fb::CreateJobSpec(b, j->spec.get());
+    auto ev = fb::CreateJobSubmitted(b, j->id, spec, j->array_job_id, j->array_index, j->submit_time_ns);
+    publisher_->append(batch, "job.submitted", fb::Payload::JobSubmitted, ev.Union());
+  }
+  for (auto& c : o.changes) {
+    const Job* j = core_.job(c.job);
+    if (!j) continue;
+    auto& b = publisher_->builder();
+    auto reason = b.CreateString(c.reason);
+    auto nodes = b.CreateVectorOfStrings(j->nodes);
+    auto account = b.CreateString(j->spec->account);
+    auto user = b.CreateString(j->spec->user);
+    auto ev = fb::CreateJobStateChanged(b, c.job, c.from, c.to, reason, nodes, c.exit_code, c.attempt, account, user);
+    publisher_->append(batch, "job.state", fb::Payload::JobStateChanged, ev.Union());
+  }
+  for (auto& a : o.allocations) to_allocate_.push_back(std::move(a));
+  for (auto& r : o.releases) to_release_.push_back(std::move(r));
+}
+
+void SchedulerShell::send_to_broker() {
+  // Only now, after the commit: the broker never hears of a job (or an
+  // attempt) the scheduler could forget in a crash.
+  for (auto& a : to_allocate_) send_allocate(a);
+  to_allocate_.clear();
+  for (auto& r : to_release_) send_release(r);
+  to_release_.clear();
+}
+
+void SchedulerShell::send_allocate(const AllocateRequest& a) {
+  const Job* j = core_.job(a.job);
+  if (!j || a.nodes.empty()) return;
+  auto spec = j->spec;
+  int32_t index = j->array_index;
+  broker_->send(
+      fb::RequestBody::Allocate,
+      [&](flatbuffers::FlatBufferBuilder& b) {
+        auto s = fb::CreateJobSpec(b, spec.get());
+        if (a.nodes.size() == 1) {
+          auto& n = a.nodes[0];
+          auto node = b.CreateString(n.node);
+          auto gpus = b.CreateVector(n.gpus);
+          return fb::CreateAllocate(b, a.job, a.attempt, node, gpus, n.cpus, n.memory_mb, s, index).Union();
+        }
+        std::vector<flatbuffers::Offset<fb::Placement>> ps;
+        for (auto& n : a.nodes) {
+          ps.push_back(fb::CreatePlacement(b, b.CreateString(n.node), b.CreateVector(n.gpus), n.cpus, n.memory_mb));
+        }
+        auto placements = b.CreateVector(ps);
+        return fb::CreateAllocate(b, a.job, a.attempt, 0, 0, a.nodes[0].cpus, a.nodes[0].memory_mb, s, index, placements)
+            .Union();
+      },
+      [this, job = a.job, attempt = a.attempt](Result<rpc::Reply> reply) {
+        int64_t now = clock_.now_ns();
+        const fb::Allocated* al = reply ? reply->body<fb::Allocated>() : nullptr;
+        if (!al) {
+          Status why = reply ? Status::internal("the broker's reply to Allocate has no Allocated body") : reply.status();
+          if (why.code() == ErrorCode::Conflict) {
+            spdlog::debug("Allocate of job {} refused: {}", job, why.message());
+          } else if (monotonic_ms() - last_broker_warning_ms_ > 5000) {
+            last_broker_warning_ms_ = monotonic_ms();
+            spdlog::warn("Allocate of job {} failed: {}", job, why.to_string());
+          }
+          core_.allocate_failed(job, attempt, why, now);
+          return;
+        }
+        std::vector<uint64_t> ids;
+        if (al->lease_ids() && al->lease_ids()->size() > 0) {
+          ids.assign(al->lease_ids()->begin(), al->lease_ids()->end());
+        } else {
+          ids.push_back(al->lease_id());
+        }
+        core_.allocated(job, attempt, ids, now);
+      });
+}
+
+void SchedulerShell::send_release(const ReleaseRequest& rel) {
+  broker_->send(
+      fb::RequestBody::ReleaseLease,
+      [&](flatbuffers::FlatBufferBuilder& b) {
+        return fb::CreateReleaseLeaseDirect(b, rel.lease_id, rel.kill, rel.reason.c_str(), rel.grace_s).Union();
+      },
+      [this, lease = rel.lease_id, job = rel.job](Result<rpc::Reply> reply) {
+        if (reply) return;
+        auto code = reply.status().code();
+        if (code == ErrorCode::NotFound || code == ErrorCode::FailedPrecondition) return;  // already gone
+        spdlog::warn("ReleaseLease {} of job {} failed: {}; asking again", lease, job, reply.status().to_string());
+        resend_releases_ = true;
+      });
+}
+
+}  // namespace trainyard::scheduler

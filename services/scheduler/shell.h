@@ -1,0 +1,100 @@
+// The scheduler's I/O shell: its ROUTER (SubmitJob, CancelJob, HoldJob,
+// ReleaseJob, GetJob, QueryJobs, Ping), its job.* publisher, its subscriber
+// to node.*, lease.*, run.* and account.*, its requests to the broker, and
+// RocksDB. It feeds the core, stores what the core changed and publishes
+// its events in the loop's batch, and talks to the broker only after that
+// batch is committed. On start it rebuilds the core from RocksDB.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "bus/publisher.h"
+#include "bus/subscriber.h"
+#include "core/scheduler.h"
+#include "rpc/async_client.h"
+#include "rpc/server.h"
+#include "storage/store.h"
+#include "util/clock.h"
+#include "util/config.h"
+#include "util/runtime.h"
+
+namespace trainyard::scheduler {
+
+struct ShellOptions {
+  std::string endpoint = "tcp://127.0.0.1:5560";  // scheduler.endpoint
+  std::string data = "data/scheduler";            // scheduler.data
+  std::string instance = "scheduler";             // scheduler.instance: names the job.@<instance> stream
+  std::vector<std::string> bus_frontend{"tcp://127.0.0.1:5550"};
+  std::vector<std::string> bus_backend{"tcp://127.0.0.1:5551"};
+  std::string broker_endpoint = "tcp://127.0.0.1:5561";
+  int64_t cycle_ms = 1000;                        // scheduler.cycle_ms: the periodic cycle
+  int allocate_timeout_ms = 3000;                 // scheduler.allocate_timeout_ms
+  storage::Durability durability = storage::Durability::kWal;
+  std::string policy = "priority";
+  SchedulerConfig core;
+};
+
+// Reads [scheduler], [broker] and [bus]; errors name the key.
+Result<ShellOptions> options_from_config(const Config& config);
+
+class SchedulerShell {
+ public:
+  // Opens RocksDB, rebuilds the core, binds the ROUTER. Errors: the data
+  // directory is locked or unreadable, the endpoint cannot be bound.
+  static Result<std::unique_ptr<SchedulerShell>> open(zmq::context_t& ctx, ShellOptions options,
+                                                      const Clock& clock);
+  ~SchedulerShell();
+
+  // Serves until SIGTERM/SIGINT; returns the signal.
+  int run() { return runtime_.run(); }
+  const std::string& endpoint() const { return server_->endpoint(); }
+  size_t job_count() const { return core_.job_count(); }
+
+ private:
+  SchedulerShell(zmq::context_t& ctx, ShellOptions options, const Clock& clock, std::unique_ptr<storage::Store> store);
+  void restore();
+  void register_handlers();
+
+  // Requests.
+  void on_submit(const fb::Request& req, rpc::Responder& r);
+  void on_cancel(const fb::Request& req, rpc::Responder& r);
+  void on_hold(const fb::Request& req, rpc::Responder& r);
+  void on_release(const fb::Request& req, rpc::Responder& r);
+  void on_get(const fb::Request& req, rpc::Responder& r);
+  void on_query(const fb::Request& req, rpc::Responder& r);
+  void on_ping(const fb::Request& req, rpc::Responder& r);
+  // Events.
+  void on_event(const bus::Event& e, storage::Batch& batch);
+
+  // Cycle if due, then store and publish what the core changed (runs
+  // before each commit).
+  void settle();
+  void send_to_broker();
+  void send_allocate(const AllocateRequest& a);
+  void send_release(const ReleaseRequest& r);
+
+  zmq::context_t& ctx_;
+  ShellOptions options_;
+  const Clock& clock_;
+  std::unique_ptr<storage::Store> store_;
+  storage::Cf jobs_cf_, nodes_cf_, leases_cf_, accounts_cf_, meta_cf_;
+  Scheduler core_;
+  Runtime runtime_;
+  std::unique_ptr<rpc::Server> server_;
+  std::unique_ptr<bus::Publisher> publisher_;
+  std::unique_ptr<bus::Subscriber> subscriber_;
+  std::unique_ptr<rpc::AsyncClient> broker_;
+  std::vector<AllocateRequest> to_allocate_;
+  std::vector<ReleaseRequest> to_release_;
+  bool resend_releases_ = false;
+  JobId stored_next_id_ = 0;
+  int64_t last_broker_warning_ms_ = 0;
+  flatbuffers::FlatBufferBuilder store_fbb_{1024};
+};
+
+}  // namespace trainyard::scheduler
