@@ -185,8 +185,8 @@ AggregatorShell::AggregatorShell(zmq::context_t& ctx, storage::Store& store, Run
 
   runtime.watch(server_.socket(), [this] { server_.poll_in(); });
   subscriber_->attach(runtime);
-  // After the subscriber's replay work: every event of the iteration is in.
-  runtime.each_iteration([this] { return flush_rows(); });
+  // Last thing before the commit: every event of the iteration is in.
+  runtime.before_commit([this] { flush_rows(); });
   publisher_.attach(runtime);
   runtime.after_commit([this] { server_.flush(); });
   runtime.after_commit([this] {
@@ -295,7 +295,7 @@ void AggregatorShell::on_metric_batch(const bus::Event& e, storage::Batch& batch
   }
 }
 
-bool AggregatorShell::flush_rows() {
+void AggregatorShell::flush_rows() {
   auto& batch = runtime_.batch();
   uint64_t created = writer_.flush(
       [&](const std::string& key, const Summary& s) { batch.put(series_, key, encode_summary(s)); },
@@ -311,7 +311,6 @@ bool AggregatorShell::flush_rows() {
     points_total_ += points_pending_;
     points_pending_ = 0;
   }
-  return false;
 }
 
 void AggregatorShell::retention_pass() {

@@ -76,7 +76,7 @@ class AggregatorShell {
   void on_event(const bus::Event& e, storage::Batch& batch);
   void on_metric_batch(const bus::Event& e, storage::Batch& batch);
   void on_job_submitted(const bus::Event& e, storage::Batch& batch);
-  bool flush_rows();
+  void flush_rows();
   void retention_pass();
   void publish_ops();
 
