@@ -273,7 +273,8 @@ BOOST_AUTO_TEST_CASE(usage_is_split_per_day_and_malformed_usage_is_refused) {
   int64_t start = at(2026, 3, 10, 22);
   BOOST_REQUIRE(split_usage(usage(start, start + 3 * kNsPerHour, 1, "A100", 2), c, &out).is_ok());
   BOOST_REQUIRE(out.size() == 4u);  // gpu + cpu, two days
-  BOOST_TEST(out[0].key.day + 1 == out[2].key.day);
+  BOOST_TEST(out[0].day + 1 == out[2].day);
+  BOOST_TEST((LineKey::decode(out[0].key)->resource == Resource::kGpu));
   BOOST_TEST(static_cast<uint64_t>(out[0].quantity) == static_cast<uint64_t>(2 * kNsPerHour));
   BOOST_TEST(static_cast<uint64_t>(out[2].quantity) == static_cast<uint64_t>(kNsPerHour));
   BOOST_TEST(!split_usage(usage(start, start, 1), c, &out).is_ok());

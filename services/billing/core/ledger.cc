@@ -131,15 +131,16 @@ Status split_usage(const Usage& u, const RateCard& card, std::vector<Charge>* ou
     u128 ns = static_cast<u128>(end - t);
     const PricePeriod& p = card.period_at(day);
     u128 mult = static_cast<u128>(RateCard::multiplier_ppm(p, u.partition));
+    // The key parts every line of this day shares, then each line's own
+    // (the layout of LineKey::encode).
+    std::string prefix = Key().str(u.account).u32(day).str(u.user).u64(u.job).bytes();
     auto add = [&](Resource r, u128 units, u128 price, std::string_view gpu_type, bool unpriced) {
       Charge c;
-      c.key.account = u.account;
-      c.key.day = day;
-      c.key.user = u.user;
-      c.key.job = u.job;
-      c.key.resource = r;
-      c.key.gpu_type = gpu_type;
-      c.key.period = p.from_day;
+      c.key.reserve(prefix.size() + gpu_type.size() + 9);
+      c.key = prefix;
+      c.key.append(Key().u32(static_cast<uint32_t>(r)).str(gpu_type).u32(p.from_day).bytes());
+      c.resource = r;
+      c.day = day;
       c.quantity = units * ns;
       c.rate = price * mult;
       c.unpriced = unpriced;
@@ -172,29 +173,33 @@ Result<Ledger::Charged> Ledger::charge(const Usage& u, const RateCard& card) {
   auto s = split_usage(u, card, &scratch_);
   if (!s) return s;
   Charged result;
-  for (auto& c : scratch_) {
-    std::string key = c.key.encode();
-    auto [it, inserted] = lines_.try_emplace(std::move(key));
+  int64_t day_cost = 0;  // of the charges of one day, added to its month's spend at once
+  for (size_t i = 0; i < scratch_.size(); ++i) {
+    auto& c = scratch_[i];
+    auto [it, inserted] = lines_.try_emplace(std::move(c.key));
     if (inserted) {
       if (auto v = read_line_(it->first)) {
         if (auto l = Line::decode(*v)) it->second.line = *l;
       }
     }
-    int64_t added = add_usage(it->second.line, c.key.resource, c.quantity, c.rate);
+    int64_t added = add_usage(it->second.line, c.resource, c.quantity, c.rate);
     if (!it->second.dirty) {
       it->second.dirty = true;
-      dirty_lines_.push_back(&*it);
+      dirty_lines_.push_back(&*it);  // unordered_map nodes never move
     }
     result.cost_micros += added;
     result.unpriced |= c.unpriced;
-    if (added != 0) {
-      auto& sp = spend_entry(spend_key(u.account, month_of_day(c.key.day)));
-      sp.second.micros += added;
+    day_cost += added;
+    bool last_of_day = i + 1 == scratch_.size() || scratch_[i + 1].day != c.day;
+    if (last_of_day && day_cost != 0) {
+      auto& sp = spend_entry(spend_key(u.account, month_of_day(c.day)));
+      sp.second.micros += day_cost;
       if (!sp.second.dirty) {
         sp.second.dirty = true;
-        dirty_spends_.push_back(&sp);  // unordered_map nodes never move
+        dirty_spends_.push_back(&sp);
       }
     }
+    if (last_of_day) day_cost = 0;
   }
   if (known_jobs_.insert(u.job).second) new_jobs_.emplace_back(u.job, std::string(u.account));
   return result;

@@ -74,7 +74,9 @@ int64_t add_usage(Line& line, Resource r, u128 quantity, u128 rate);
 
 // A piece of a usage on one ledger line.
 struct Charge {
-  LineKey key;
+  std::string key;  // LineKey::encode() of its line
+  Resource resource = Resource::kGpu;
+  uint32_t day = 0;
   u128 quantity = 0;
   u128 rate = 0;
   bool unpriced = false;  // a GPU type the card does not price (charged 0)
