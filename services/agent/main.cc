@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
     o.usage_tick_ms = config.get_int("agent.usage_tick_ms", 10000);
     o.sample_ms = config.get_int("agent.sample_ms", 5000);
     o.check_ms = config.get_int("agent.check_ms", 100);
+    o.ops_ms = config.get_int("agent.ops_ms", 10000);
     o.keep_finished_s = config.get_int("agent.keep_finished_s", 7 * 24 * 3600);
     o.metrics_read_bytes = static_cast<size_t>(config.get_int("agent.metrics_read_kb", 256)) * 1024;
     o.cgroup_root = config.get_string("agent.cgroup_root", "auto");
@@ -87,8 +88,9 @@ int main(int argc, char** argv) {
         o.labels.emplace_back(std::string(k.str()), *s);
       }
     }
-    if (o.heartbeat_ms <= 0 || o.usage_tick_ms <= 0 || o.sample_ms <= 0 || o.check_ms <= 0) {
-      throw std::runtime_error("config agent.heartbeat_ms, usage_tick_ms, sample_ms and check_ms must be positive");
+    if (o.heartbeat_ms <= 0 || o.usage_tick_ms <= 0 || o.sample_ms <= 0 || o.check_ms <= 0 ||
+        o.ops_ms <= 0) {
+      throw std::runtime_error("config agent.heartbeat_ms, usage_tick_ms, sample_ms, check_ms and ops_ms must be positive");
     }
     auto declared = declared_gpus(config);
     if (!declared) throw std::runtime_error(declared.status().message());

@@ -180,6 +180,7 @@ void AgentShell::start() {
   if (options_.simulate == 0) runtime_.every(options_.sample_ms, [this] { sample_resources(); });
   runtime_.every(options_.heartbeat_ms, [this] { heartbeat(); });
   runtime_.every(60'000, [this] { prune_finished(); });
+  runtime_.every(options_.ops_ms, [this] { publish_ops(); });
   runtime_.each_iteration([this] { return follow_metrics(); });
   check_runs();
   heartbeat();
@@ -818,6 +819,12 @@ void AgentShell::register_node(size_t i) {
 
 void AgentShell::heartbeat() {
   if (!broker_) return;
+  // One pass over the runs, not one per node: a simulated agent has thousands of each.
+  std::unordered_map<std::string_view, std::vector<uint64_t>> by_node;
+  for (auto& [lease, run] : runs_) {
+    if (!run->rec.finished()) by_node[run->rec.node].push_back(lease);
+  }
+  static const std::vector<uint64_t> kNone;
   for (size_t i = 0; i < nodes_.size(); ++i) {
     auto& st = node_state_[i];
     if (st.in_flight) continue;
@@ -826,7 +833,8 @@ void AgentShell::heartbeat() {
       continue;
     }
     st.in_flight = true;
-    auto leases = running_leases(nodes_[i]);
+    auto it = by_node.find(nodes_[i]);
+    const auto& leases = it == by_node.end() ? kNone : it->second;
     broker_->send(
         fb::RequestBody::NodeHeartbeat,
         [&](flatbuffers::FlatBufferBuilder& b) {
@@ -850,6 +858,33 @@ void AgentShell::heartbeat() {
           }
         });
   }
+}
+
+void AgentShell::publish_ops() {
+  size_t running = 0, finished = 0;
+  uint64_t points = 0, bad = 0;
+  for (auto& [lease, run] : runs_) {
+    auto& r = run->rec;
+    (r.finished() ? finished : running) += 1;
+    points += r.points;
+    for (auto c : r.bad_lines) bad += c;
+  }
+  size_t registered = 0;
+  for (auto& st : node_state_) registered += st.registered ? 1 : 0;
+  auto& stats = publisher_->stats();
+  auto& b = publisher_->builder();
+  std::vector<flatbuffers::Offset<fb::Gauge>> g;
+  auto gauge = [&](const char* name, double v) { g.push_back(fb::CreateGaugeDirect(b, name, v)); };
+  gauge("runs_running", static_cast<double>(running));
+  gauge("runs_kept_finished", static_cast<double>(finished));
+  gauge("nodes", static_cast<double>(nodes_.size()));
+  gauge("nodes_registered", static_cast<double>(registered));
+  gauge("metric_points_of_kept_runs", static_cast<double>(points));
+  gauge("bad_metric_lines_of_kept_runs", static_cast<double>(bad));
+  gauge("events_published", static_cast<double>(stats.published));
+  gauge("lease_events_applied", static_cast<double>(subscriber_->stats().applied));
+  auto ev = fb::CreateOpsMetricsDirect(b, "agent", options_.node.c_str(), &g);
+  publisher_->append(runtime_.batch(), "ops.metrics.agent", fb::Payload::OpsMetrics, ev.Union());
 }
 
 void AgentShell::prune_finished() {

@@ -56,6 +56,7 @@ struct AgentOptions {
   std::string self_exe;                      // for the supervisor re-exec
   std::string cgroup_root = "auto";
   int64_t publisher_heartbeat_ms = 1000;
+  int64_t ops_ms = 10000;                    // ops.metrics.agent every so often
 };
 
 class AgentShell {
@@ -119,6 +120,7 @@ class AgentShell {
   void heartbeat();
   void register_node(size_t i);
   void prune_finished();
+  void publish_ops();
   void on_read_log(const fb::Request& req, rpc::Responder& r);
   std::vector<uint64_t> running_leases(const std::string& node) const;
   flatbuffers::Offset<fb::NodeInfo> node_info(flatbuffers::FlatBufferBuilder& b, const std::string& name) const;

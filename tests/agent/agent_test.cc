@@ -204,7 +204,8 @@ BOOST_AUTO_TEST_CASE(runs_a_command_and_reports_its_exit_code_and_logs) {
   BOOST_REQUIRE(early);
   BOOST_TEST(!early->body<fb::LogChunk>()->finished());
 
-  auto* f = c.wait_finished(1).as<fb::RunFinished>();
+  auto f_seen = c.wait_finished(1);
+  auto* f = f_seen.as<fb::RunFinished>();
   BOOST_TEST(f->outcome() == fb::RunOutcome::Failed);
   BOOST_TEST(f->exit_code() == 3);
   BOOST_TEST(f->signal() == 0);
@@ -225,7 +226,8 @@ BOOST_AUTO_TEST_CASE(runs_a_command_and_reports_its_exit_code_and_logs) {
              "oops\n");
 
   BOOST_TEST(c.wait_finished(2).as<fb::RunFinished>()->outcome() == fb::RunOutcome::Succeeded);
-  auto* bad = c.wait_finished(3).as<fb::RunFinished>();
+  auto bad_seen = c.wait_finished(3);
+  auto* bad = bad_seen.as<fb::RunFinished>();
   BOOST_TEST(bad->outcome() == fb::RunOutcome::Failed);
   BOOST_TEST(bad->exit_code() == 127);
   auto e3 = c.read_log(103, true);
@@ -248,7 +250,8 @@ BOOST_AUTO_TEST_CASE(a_job_sees_only_its_gpus_and_its_trainyard_environment) {
   g.env = {{"CUDA_VISIBLE_DEVICES", "0,1,2,3"}, {"FOO", "bar"}};
   g.workdir = c.path("");
   c.broker().grant(g);
-  auto* f = c.wait_finished(5).as<fb::RunFinished>();
+  auto f_seen = c.wait_finished(5);
+  auto* f = f_seen.as<fb::RunFinished>();
   BOOST_TEST(f->outcome() == fb::RunOutcome::Succeeded);
   std::string workdir = c.path("");
   workdir.pop_back();
@@ -262,14 +265,16 @@ BOOST_AUTO_TEST_CASE(revoke_kills_the_whole_process_group_after_the_grace_period
   Grant g = job(7, 307, {"sh", "-c", "trap '' TERM; sleep 300 & echo $! > " + gc + "; wait; sleep 300"});
   g.grace_s = 1;
   c.broker().grant(g);
-  auto* s = c.wait_started(7).as<fb::RunStarted>();
+  auto s_seen = c.wait_started(7);
+  auto* s = s_seen.as<fb::RunStarted>();
   int leader = s->pid();
   BOOST_REQUIRE(wait_until([&] { return !read_file(gc).empty(); }, 5s));
   int grandchild = std::stoi(read_file(gc));
   BOOST_TEST(!process_gone(grandchild));
   auto t0 = std::chrono::steady_clock::now();
   c.broker().revoke("n1", 7, 307, 1, "cancelled by alice");
-  auto* f = c.wait_finished(7).as<fb::RunFinished>();
+  auto f_seen = c.wait_finished(7);
+  auto* f = f_seen.as<fb::RunFinished>();
   auto took = std::chrono::steady_clock::now() - t0;
   BOOST_TEST(f->outcome() == fb::RunOutcome::Cancelled);
   BOOST_TEST(f->signal() == SIGKILL);
@@ -283,10 +288,12 @@ BOOST_AUTO_TEST_CASE(time_limit_ends_the_run_as_timed_out) {
   g.time_limit_s = 1;
   g.grace_s = 5;
   c.broker().grant(g);
-  auto* f = c.wait_finished(8, 10s).as<fb::RunFinished>();
+  auto f_seen = c.wait_finished(8, 10s);
+  auto* f = f_seen.as<fb::RunFinished>();
   BOOST_TEST(f->outcome() == fb::RunOutcome::TimedOut);
   BOOST_TEST(f->signal() == SIGTERM);  // sleep obeys SIGTERM: no SIGKILL needed
-  auto* s = c.for_lease<fb::RunStarted>("run.started", 8).front().as<fb::RunStarted>();
+  auto s_seen = c.for_lease<fb::RunStarted>("run.started", 8).front();
+  auto* s = s_seen.as<fb::RunStarted>();
   double ran_s = static_cast<double>(f->end_time_ns() - s->start_time_ns()) / 1e9;
   BOOST_TEST(ran_s >= 1.0);
   BOOST_TEST(ran_s < 2.0);
@@ -299,8 +306,10 @@ BOOST_AUTO_TEST_CASE(usage_ticks_sum_exactly_to_the_run_duration) {
   g.cpus = 4;
   g.memory_mb = 2048;
   c.broker().grant(g);
-  auto* f = c.wait_finished(9).as<fb::RunFinished>();
-  auto* s = c.for_lease<fb::RunStarted>("run.started", 9).front().as<fb::RunStarted>();
+  auto f_seen = c.wait_finished(9);
+  auto* f = f_seen.as<fb::RunFinished>();
+  auto s_seen = c.for_lease<fb::RunStarted>("run.started", 9).front();
+  auto* s = s_seen.as<fb::RunStarted>();
   BOOST_REQUIRE(wait_until(
       [&] {
         auto ticks = c.for_lease<fb::UsageTick>("usage.tick", 9);
@@ -351,7 +360,8 @@ time.sleep(0.7)
   Grant g = job(11, 411, {"python3", script});
   g.experiment = "exp-a";
   c.broker().grant(g);
-  auto* f = c.wait_finished(11).as<fb::RunFinished>();
+  auto f_seen = c.wait_finished(11);
+  auto* f = f_seen.as<fb::RunFinished>();
   BOOST_TEST(f->outcome() == fb::RunOutcome::Succeeded);
   std::map<std::string, std::vector<std::pair<int64_t, double>>> series;
   int64_t time_of_t = 0;
@@ -392,20 +402,68 @@ time.sleep(0.7)
   BOOST_TEST(count(err, "longer than 1 MiB") == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_job_flooding_metrics_does_not_hold_up_other_jobs) {
+  Cluster c;
+  std::string script = c.path("flood.py");
+  std::ofstream(script) << R"(import os, time
+with open(os.environ["TY_METRICS_FILE"], "a") as f:
+    t0 = time.time()
+    for step in range(300000):
+        f.write('{"step": %d, "loss": 0.5}\n' % step)
+    f.flush()
+print("wrote in", time.time() - t0)
+time.sleep(0.5)
+)";
+  c.broker().grant(job(31, 631, {"python3", script}));
+  c.wait_started(31);
+  // While the flood is read, another job still starts and ends promptly.
+  auto t0 = std::chrono::steady_clock::now();
+  c.broker().grant(job(32, 632, {"sh", "-c", "exit 4"}));
+  auto f_seen = c.wait_finished(32);
+  auto* f = f_seen.as<fb::RunFinished>();
+  auto took = std::chrono::steady_clock::now() - t0;
+  BOOST_TEST(f->exit_code() == 4);
+  BOOST_TEST(took < 2s, "the other job took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                                                << " ms");
+  c.wait_finished(31);
+  BOOST_TEST(wait_until(
+      [&] {
+        size_t n = 0;
+        for (auto& s : c.broker().events("metric.batch")) {
+          auto* mb = s.as<fb::MetricBatch>();
+          if (mb->job_id() != 631) continue;
+          for (auto* p : *mb->points()) n += mb->names()->Get(p->name())->string_view() == "loss" ? 1 : 0;
+        }
+        return n == 300000u;
+      },
+      20s));
+}
+
 BOOST_AUTO_TEST_CASE(an_agent_killed_and_restarted_reports_each_run_exactly_once) {
   Cluster c;
   auto& b = c.broker();
   b.grant(job(21, 521, {"sh", "-c", "sleep 0.8; exit 7"}));  // ends while the agent is down
   b.grant(job(22, 522, {"sh", "-c", "sleep 3; exit 5"}));    // outlives the restart
+  b.grant(job(23, 523, {"sleep", "60"}));                     // its supervisor dies with the agent down
   c.wait_started(21);
   c.wait_started(22);
+  c.wait_started(23);
   c.agent().kill9();
+  auto j23 = read_json(c.run_dir(523, 1, 23) + "/job.json");
+  BOOST_REQUIRE(j23);
+  ::kill(j23->value("supervisor_pid", 0), SIGKILL);
+  ::kill(-j23->value("pid", 0), SIGKILL);
   BOOST_REQUIRE(wait_until([&] { return file_exists(c.run_dir(521, 1, 21) + "/exit.json"); }, 5s));
   c.start_agent();
-  auto* f21 = c.wait_finished(21).as<fb::RunFinished>();
+  auto f23_seen = c.wait_finished(23);
+  auto* f23 = f23_seen.as<fb::RunFinished>();
+  BOOST_TEST(f23->outcome() == fb::RunOutcome::Lost);
+  auto f21_seen = c.wait_finished(21);
+  auto* f21 = f21_seen.as<fb::RunFinished>();
   BOOST_TEST(f21->exit_code() == 7);
   BOOST_TEST(f21->outcome() == fb::RunOutcome::Failed);
-  auto* f22 = c.wait_finished(22).as<fb::RunFinished>();
+  auto f22_seen = c.wait_finished(22);
+  auto* f22 = f22_seen.as<fb::RunFinished>();
   BOOST_TEST(f22->exit_code() == 5);
   // Restart once more: finished runs stay finished.
   c.agent().kill9();
@@ -416,6 +474,7 @@ BOOST_AUTO_TEST_CASE(an_agent_killed_and_restarted_reports_each_run_exactly_once
   BOOST_TEST(c.for_lease<fb::RunFinished>("run.finished", 22).size() == 1u);
   BOOST_TEST(c.for_lease<fb::RunStarted>("run.started", 21).size() == 1u);
   BOOST_TEST(c.for_lease<fb::RunStarted>("run.started", 22).size() == 1u);
+  BOOST_TEST(c.for_lease<fb::RunFinished>("run.finished", 23).size() == 1u);
   // Usage still tiles the whole run, across the agent's death.
   int64_t sum = 0;
   for (auto& t : c.for_lease<fb::UsageTick>("usage.tick", 22)) sum += t.as<fb::UsageTick>()->end_ns() - t.as<fb::UsageTick>()->start_ns();
@@ -457,7 +516,8 @@ BOOST_AUTO_TEST_CASE(simulated_mode_acts_as_many_nodes) {
     BOOST_TEST(rf->node()->str() == "n1-" + std::to_string(i * 3));
     if (i >= 4) {
       // A simulated run lasts exactly its declared duration, and its usage says so.
-      auto* s = c.for_lease<fb::RunStarted>("run.started", 1000 + i).front().as<fb::RunStarted>();
+      auto s_seen = c.for_lease<fb::RunStarted>("run.started", 1000 + i).front();
+  auto* s = s_seen.as<fb::RunStarted>();
       BOOST_TEST(rf->end_time_ns() - s->start_time_ns() == 500'000'000);
     }
   }
