@@ -301,9 +301,9 @@ Status fill_spec(const Document& doc, fb::JobSpecT& spec) {
            std::string text;
            if (item.is_string()) {
              text = item.get<std::string>();
-           } else if (item.is_object() && item.contains("kind") && item.contains("job_id") && item["kind"].is_string() &&
-                      item["job_id"].is_number_unsigned()) {
-             text = item["kind"].get<std::string>() + ":" + std::to_string(item["job_id"].get<uint64_t>());
+           } else if (item.is_object() && item.size() == 2 && item.contains("kind") && item.contains("job_id") &&
+                      item["kind"].is_string() && item["job_id"].is_number_integer() && item["job_id"].get<int64_t>() > 0) {
+             text = item["kind"].get<std::string>() + ":" + std::to_string(item["job_id"].get<int64_t>());
            } else {
              return r.error(f, "items must be \"afterok:12\" or {kind = \"afterok\", job_id = 12}");
            }
