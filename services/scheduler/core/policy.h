@@ -16,12 +16,22 @@
 
 namespace trainyard::scheduler {
 
-// A waiting job as the queue holds it: the fields the cycle reads, inline.
+// A waiting job as the queue holds it: the fields the cycle reads, inline,
+// so that passing over a job that cannot start touches no other memory.
 struct QueueEntry {
   JobId id = 0;
   int32_t priority = 0;
+  uint32_t account = 0;
+  JobId array_job_id = 0;
   Shape shape;
   Job* job = nullptr;
+};
+
+// What the cycle does with the entry it was shown.
+enum class Visit {
+  kNext,  // leave it waiting, show the next one
+  kTake,  // it starts: remove it from the queue, show the next one
+  kStop,  // nothing more can start in this cycle
 };
 
 class QueuePolicy {
@@ -37,9 +47,9 @@ class QueuePolicy {
 
   // Strict order: true when `a` is tried before `b`.
   virtual bool before(const QueueEntry& a, const QueueEntry& b) const = 0;
-  // Visits the waiting jobs in order until fn returns false. fn must not
-  // add or remove entries (the core collects changes and applies them after).
-  virtual void visit(const std::function<bool(const QueueEntry&)>& fn) const = 0;
+  // Shows the waiting jobs in order until fn says kStop, removing those it
+  // takes. fn must not add or remove entries itself.
+  virtual void visit(const std::function<Visit(const QueueEntry&)>& fn) = 0;
   // The job's priority as shown to users (JobRecord.priority_score).
   virtual double score(const Job& job) const = 0;
 
@@ -60,9 +70,11 @@ class PriorityFifoPolicy final : public QueuePolicy {
   void remove(const QueueEntry& e) override { queue_.erase(e); }
   size_t size() const override { return queue_.size(); }
   bool before(const QueueEntry& a, const QueueEntry& b) const override { return Order{}(a, b); }
-  void visit(const std::function<bool(const QueueEntry&)>& fn) const override {
-    for (auto& e : queue_) {
-      if (!fn(e)) break;
+  void visit(const std::function<Visit(const QueueEntry&)>& fn) override {
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      Visit v = fn(*it);
+      if (v == Visit::kStop) break;
+      it = v == Visit::kTake ? queue_.erase(it) : std::next(it);
     }
   }
   double score(const Job& job) const override { return job.spec ? job.spec->priority : 0; }

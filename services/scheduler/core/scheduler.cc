@@ -63,6 +63,9 @@ std::string Scheduler::reason_of(const Job& j) const {
   if (j.state == JobState::Held) return std::string(wait_reason_name(WaitReason::kHeld));
   if (j.state != JobState::Pending) return j.cancel_requested ? j.reason : std::string();
   if (j.queued && blocked_at(j.account)) return std::string(wait_reason_name(WaitReason::kAccountBlocked));
+  if (j.queued && j.array_job_id && array_full(j.array_job_id)) {
+    return std::string(wait_reason_name(WaitReason::kArrayLimit));
+  }
   if (j.wait == WaitReason::kBackoff) return std::string(wait_reason_name(j.wait)) + ": " + j.reason;
   if (j.wait == WaitReason::kNone) return std::string(wait_reason_name(WaitReason::kResources));
   return std::string(wait_reason_name(j.wait));
@@ -131,8 +134,12 @@ void Scheduler::enqueue(Job& j) {
 
 void Scheduler::dequeue(Job& j) {
   if (!j.queued) return;
-  j.queued = false;
   policy_->remove(entry(j));
+  left_queue(j);
+}
+
+void Scheduler::left_queue(Job& j) {
+  j.queued = false;
   if (j.shape.gpus == 0) --cpu_only_queued_;
 }
 
@@ -669,21 +676,16 @@ void Scheduler::tick(int64_t now_ns) {
   backoff_ = std::move(later);
 }
 
-bool Scheduler::try_place(const QueueEntry& e, int64_t /*now_ns*/, std::vector<JobId>* placed) {
-  Job& j = *e.job;
+bool Scheduler::array_full(JobId array_job_id) const {
+  auto it = arrays_.find(array_job_id);
+  return it != arrays_.end() && it->second.max_running && it->second.active >= it->second.max_running;
+}
+
+bool Scheduler::try_place(const QueueEntry& e) {
+  // Hot path: a job that cannot start is passed over reading only its entry.
   ++stats_.tried;
-  if (blocked_at(j.account)) {
-    j.wait = WaitReason::kAccountBlocked;
-    return false;
-  }
-  if (j.array_job_id) {
-    auto it = arrays_.find(j.array_job_id);
-    if (it != arrays_.end() && it->second.max_running && it->second.active >= it->second.max_running) {
-      j.wait = WaitReason::kArrayLimit;
-      return false;
-    }
-  }
-  j.wait = WaitReason::kResources;
+  if (blocked_at(e.account)) return false;
+  if (e.array_job_id && array_full(e.array_job_id)) return false;
   if (!cluster_.may_fit(e.shape)) return false;
   for (auto& f : failed_shapes_) {
     if (f == e.shape) return false;
@@ -692,6 +694,7 @@ bool Scheduler::try_place(const QueueEntry& e, int64_t /*now_ns*/, std::vector<J
     if (failed_shapes_.size() < 256) failed_shapes_.push_back(e.shape);
     return false;
   }
+  Job& j = *e.job;
   AllocateRequest req{j.id, j.attempt, {}};
   req.nodes.reserve(picks_.size());
   j.nodes.clear();
@@ -707,24 +710,25 @@ bool Scheduler::try_place(const QueueEntry& e, int64_t /*now_ns*/, std::vector<J
   out_.allocations.push_back(std::move(req));
   set_allocating(j, true);
   j.wait = WaitReason::kAllocating;
-  placed->push_back(j.id);
   ++stats_.placed;
   return true;
 }
 
-size_t Scheduler::cycle(int64_t now_ns) {
+size_t Scheduler::cycle(int64_t /*now_ns*/) {
   if (!wants_cycle()) return 0;
   ++stats_.cycles;
   failed_shapes_.clear();
-  std::vector<JobId> placed;
+  size_t placed = 0;
   // Nothing can start when no GPU is free and every waiting job wants one.
   auto exhausted = [&] { return cluster_.free_gpus() == 0 && cpu_only_queued_ == 0; };
   if (full_) {
     ++stats_.full_cycles;
     policy_->visit([&](const QueueEntry& e) {
-      if (exhausted()) return false;
-      try_place(e, now_ns, &placed);
-      return true;
+      if (exhausted()) return Visit::kStop;
+      if (!try_place(e)) return Visit::kNext;
+      ++placed;
+      left_queue(*e.job);
+      return Visit::kTake;
     });
   } else {
     std::vector<QueueEntry> fresh;
@@ -737,18 +741,14 @@ size_t Scheduler::cycle(int64_t now_ns) {
     fresh.erase(std::unique(fresh.begin(), fresh.end(), [](auto& a, auto& b) { return a.id == b.id; }), fresh.end());
     for (auto& e : fresh) {
       if (exhausted()) break;
-      try_place(e, now_ns, &placed);
-    }
-  }
-  for (JobId id : placed) {
-    if (Job* j = find(id)) {
-      dequeue(*j);
-      j->wait = WaitReason::kAllocating;
+      if (!try_place(e)) continue;
+      ++placed;
+      dequeue(*e.job);
     }
   }
   full_ = false;
   fresh_.clear();
-  return placed.size();
+  return placed;
 }
 
 // --- restore -----------------------------------------------------------------

@@ -204,13 +204,14 @@ class Scheduler {
   uint32_t account_index(std::string_view account);
   std::vector<bool>::reference blocked(uint32_t account);
   bool blocked_at(uint32_t account) const { return account < blocked_.size() && blocked_[account]; }
-  QueueEntry entry(Job& j) const { return QueueEntry{j.id, j.spec->priority, j.shape, &j}; }
+  QueueEntry entry(Job& j) const { return QueueEntry{j.id, j.spec->priority, j.account, j.array_job_id, j.shape, &j}; }
   void mark_dirty(Job& j);
   void transition(Job& j, JobState to, std::string reason, int64_t now_ns, int32_t exit_code = 0);
   void set_allocating(Job& j, bool allocating);
   void active_changed(Job& j, bool was_active);
   void enqueue(Job& j);
   void dequeue(Job& j);
+  void left_queue(Job& j);  // bookkeeping of a job whose entry is gone
   // A job that is (again) Pending: queue it, or wait for its dependencies.
   void make_ready(Job& j, int64_t now_ns);
   DepStatus dependency_status(const fb::DependencyT& d, std::string* why) const;
@@ -220,7 +221,8 @@ class Scheduler {
   void requeue_or_end(Job& j, JobState final_state, std::string reason, int64_t now_ns);
   void cancel_one(Job& j, std::string_view reason, int64_t now_ns);
   void place_rank(Job& j, uint32_t rank, const std::string& node, const std::vector<uint32_t>& gpus);
-  bool try_place(const QueueEntry& e, int64_t now_ns, std::vector<JobId>* placed);
+  bool try_place(const QueueEntry& e);
+  bool array_full(JobId array_job_id) const;
 
   SchedulerConfig config_;
   std::unique_ptr<QueuePolicy> policy_;
