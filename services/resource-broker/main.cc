@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
     o.outbox_keep_age_s = config.get_int("broker.outbox_keep_age_s", o.outbox_keep_age_s);
     o.outbox_trim_ms = config.get_int("broker.outbox_trim_ms", o.outbox_trim_ms);
     o.metrics_ms = config.get_int("broker.metrics_ms", o.metrics_ms);
+    o.keep_ended_s = config.get_int("broker.keep_ended_s", o.keep_ended_s);
     data = config.get_string("broker.data", "data/broker");
     auto d = config.get_string("broker.durability", "wal");
     if (d == "fsync") {

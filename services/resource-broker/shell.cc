@@ -141,6 +141,11 @@ void BrokerShell::attach(Runtime& runtime) {
     }
     apply(fx, runtime_->batch());
   });
+  runtime.every(std::min<int64_t>(60'000, std::max<int64_t>(1000, options_.keep_ended_s * 100)), [this] {
+    Effects fx;
+    cluster_.forget_ended_before(clock_.now_ns() - options_.keep_ended_s * 1'000'000'000, 100'000, fx);
+    apply(fx, runtime_->batch());
+  });
   if (options_.metrics_ms > 0) runtime.every(options_.metrics_ms, [this] { publish_metrics(runtime_->batch()); });
 }
 
@@ -157,6 +162,7 @@ void BrokerShell::apply(const Effects& fx, storage::Batch& batch) {
   for (auto id : fx.leases) {
     if (const Lease* l = cluster_.lease(id)) batch.put(leases_cf_, storage::Key().u64(id), encode_lease(*l));
   }
+  for (auto id : fx.forgotten) batch.del(leases_cf_, storage::Key().u64(id));
   if (fx.lease_counter) batch.put(meta_cf_, kNextLeaseKey, storage::encode_u64(cluster_.next_lease_id()));
   for (const auto& e : fx.events) {
     auto w = build_event(publisher_.builder(), e);

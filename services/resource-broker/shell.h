@@ -37,6 +37,7 @@ struct BrokerOptions {
   uint64_t outbox_keep_events = 1'000'000;        // broker.outbox_keep_events (per stream)
   int64_t outbox_keep_age_s = 7 * 24 * 3600;      // broker.outbox_keep_age_s
   int64_t outbox_trim_ms = 10'000;                // broker.outbox_trim_ms
+  int64_t keep_ended_s = 24 * 3600;               // broker.keep_ended_s: ended leases kept this long
   int64_t metrics_ms = 5000;                      // broker.metrics_ms: ops.metrics.resource-broker; 0: off
 };
 

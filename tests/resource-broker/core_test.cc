@@ -419,3 +419,38 @@ BOOST_AUTO_TEST_CASE(corrupt_records_are_reported_not_read) {
   BOOST_TEST(decode_node("not a flatbuffer at all").status().code() == ErrorCode::Internal);
   BOOST_TEST(decode_lease(std::string(3, '\0')).status().code() == ErrorCode::Internal);
 }
+
+BOOST_FIXTURE_TEST_CASE(ended_leases_are_forgotten_after_a_while_but_live_ones_never, Fixture) {
+  add_node("a", 4);
+  add_node("b", 4);
+  uint64_t done = grant(1, "a", {0});
+  uint64_t running = grant(2, "a", {1});
+  AllocateRequest gang;
+  gang.job_id = 3;
+  gang.spec = spec();
+  gang.placements = {{"a", {2}, 0, 0}, {"b", {0}, 0, 0}};
+  Effects fx;
+  auto g = cluster.allocate(gang, now, fx);
+  BOOST_REQUIRE(g.ok());
+  BOOST_REQUIRE(cluster.release(done, false, "", 0, now, fx));
+  BOOST_REQUIRE(cluster.release((*g)[0], false, "", 0, now, fx));  // half the gang ended
+  advance(100 * kSecond);
+
+  Effects forget;
+  cluster.forget_ended_before(now.wall_ns - 50 * kSecond, 1000, forget);
+  BOOST_TEST(forget.forgotten == std::set<uint64_t>({done}));
+  BOOST_TEST(!cluster.lease(done));
+  BOOST_TEST(cluster.lease(running));
+  BOOST_TEST(cluster.lease((*g)[0]));  // kept while its gang partner lives
+  // A forgotten attempt is granted afresh.
+  auto again = cluster.allocate(single(1, "a", {0}), now, forget);
+  BOOST_REQUIRE(again.ok());
+  BOOST_TEST(again->front() != done);
+
+  Effects end;
+  BOOST_REQUIRE(cluster.release((*g)[1], false, "", 0, now, end));
+  advance(100 * kSecond);
+  cluster.forget_ended_before(now.wall_ns - 50 * kSecond, 1000, end);
+  BOOST_TEST(end.forgotten == std::set<uint64_t>({(*g)[0], (*g)[1]}));
+  BOOST_TEST(cluster.lease_count() == 2u);  // the two live ones
+}

@@ -90,6 +90,7 @@ Status Cluster::restore_lease(Lease lease) {
     ++live_count_;
   }
   by_job_[{lease.job_id, lease.attempt}].push_back(lease.id);
+  if (!lease.live()) ended_.emplace(lease.ended_ns, lease.id);
   leases_.insert_or_assign(lease.id, std::move(lease));
   return Status::ok();
 }
@@ -418,6 +419,35 @@ void Cluster::mark_down(Node& n, std::string_view reason, Now now, Effects& out)
   for (auto id : held) end(leases_.at(id), LeaseState::kLost, fmt::format("node {} down: {}", n.name(), reason), now, out);
 }
 
+void Cluster::forget_ended_before(int64_t wall_ns, size_t max, Effects& out) {
+  size_t n = 0;
+  std::vector<std::pair<int64_t, uint64_t>> later;
+  while (!ended_.empty() && ended_.begin()->first < wall_ns && n < max) {
+    auto [ended_ns, id] = *ended_.begin();
+    ended_.erase(ended_.begin());
+    auto it = leases_.find(id);
+    if (it == leases_.end() || it->second.live()) continue;
+    JobAttempt key{it->second.job_id, it->second.attempt};
+    // A gang's attempt is forgotten only once none of its leases is live.
+    auto& ids = by_job_[key];
+    bool any_live = std::any_of(ids.begin(), ids.end(), [&](uint64_t other) {
+      auto o = leases_.find(other);
+      return o != leases_.end() && o->second.live();
+    });
+    if (any_live) {
+      later.emplace_back(ended_ns, id);
+      continue;
+    }
+    ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
+    if (ids.empty()) by_job_.erase(key);
+    leases_.erase(it);
+    out.leases.erase(id);
+    out.forgotten.insert(id);
+    ++n;
+  }
+  for (auto& e : later) ended_.insert(e);
+}
+
 // --- internals ---
 
 void Cluster::take(Node& n, const Lease& l) {
@@ -444,6 +474,7 @@ void Cluster::end(Lease& l, LeaseState state, std::string_view reason, Now now, 
   l.ended_ns = now.wall_ns;
   l.spec.reset();
   --live_count_;
+  ended_.emplace(l.ended_ns, l.id);
   out.leases.insert(l.id);
   Event e{state == LeaseState::kLost ? EventKind::kLeaseLost : EventKind::kLeaseReleased, l.node};
   e.lease = l;

@@ -99,6 +99,10 @@ class Cluster {
   // lease.<node>.lost for each lease it held (their resources are freed; the
   // node takes nothing until it registers again).
   void check_liveness(Now now, Effects& out);
+  // Drops leases that ended before `wall_ns` (at most `max` of them): memory
+  // and store stay bounded. An Allocate of a forgotten job attempt is
+  // granted afresh; an agent still reporting one is told to kill it.
+  void forget_ended_before(int64_t wall_ns, size_t max, Effects& out);
 
   // --- views ---
   const std::map<std::string, Node, std::less<>>& nodes() const { return nodes_; }
@@ -108,6 +112,7 @@ class Cluster {
   std::vector<const Lease*> live_leases(std::string_view node) const;
   uint64_t next_lease_id() const { return next_lease_id_; }
   size_t live_lease_count() const { return live_count_; }
+  size_t lease_count() const { return leases_.size(); }
   size_t total_gpus() const;
   size_t free_gpus() const;  // on nodes up and not drained
   const ClusterOptions& options() const { return options_; }
@@ -127,6 +132,7 @@ class Cluster {
   std::map<std::string, Node, std::less<>> nodes_;
   std::map<uint64_t, Lease> leases_;  // every lease ever granted; ended ones slim
   std::map<JobAttempt, std::vector<uint64_t>> by_job_;
+  std::multimap<int64_t, uint64_t> ended_;  // ended_ns -> lease id, oldest first
   uint64_t next_lease_id_ = 1;
   size_t live_count_ = 0;
 };

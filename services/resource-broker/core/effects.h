@@ -41,9 +41,12 @@ struct Effects {
   std::vector<Event> events;
   std::set<std::string> nodes;   // node records to write
   std::set<uint64_t> leases;     // lease records to write (live or ended)
+  std::set<uint64_t> forgotten;  // ended lease records to delete
   bool lease_counter = false;    // the next lease id moved
 
-  bool empty() const { return events.empty() && nodes.empty() && leases.empty() && !lease_counter; }
+  bool empty() const {
+    return events.empty() && nodes.empty() && leases.empty() && forgotten.empty() && !lease_counter;
+  }
   void clear() { *this = Effects{}; }
 };
 
