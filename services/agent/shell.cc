@@ -682,7 +682,9 @@ bool AgentShell::follow_one(Run& run, size_t budget) {
       warn_bad_line(run, m.bad, offset);
       return;
     }
-    int64_t t = m.has_time ? static_cast<int64_t>(m.time_s * 1e9) : now;
+    // A "time" beyond year 2255 (or before 1970) is a unit mistake: use the read time.
+    bool time_ok = m.has_time && m.time_s >= 0 && m.time_s < 9.0e9;
+    int64_t t = time_ok ? static_cast<int64_t>(m.time_s * 1e9) : now;
     for (auto& [name, value] : m.values) points.add(name, m.step, t, value);
   };
   auto on_too_long = [&](uint64_t offset) {

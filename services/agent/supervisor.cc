@@ -120,9 +120,12 @@ Result<int> start_supervisor(const std::string& self_exe, const std::string& run
       dup2(out, 2);
     }
     close_range(notify_fd >= 0 ? 4 : 3, ~0u, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Blocked across exec: a revoke that arrives while the supervisor is
+    // still loading stays pending for it instead of killing it.
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int s : {SIGCHLD, SIGTERM, SIGUSR1, SIGINT, SIGHUP, SIGQUIT}) sigaddset(&mask, s);
+    sigprocmask(SIG_SETMASK, &mask, nullptr);
     execv(argv[0], argv.data());
     _exit(127);
   }
