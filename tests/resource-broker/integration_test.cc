@@ -123,6 +123,7 @@ BOOST_AUTO_TEST_CASE(a_node_that_stops_heartbeating_goes_down_and_its_leases_are
   BOOST_TEST(find(*rows, "node-b")->up);  // b kept heartbeating
   BOOST_TEST(find(*rows, "node-b")->leases == *l2);
   BOOST_TEST(watcher.count(".lost", l2->front()) == 0u);
+  BOOST_TEST(heartbeat(*sched, "node-ghost").code() == ErrorCode::NotFound);  // never registered
   // Its GPUs are not granted while it is down.
   auto refused = allocate(*sched, 3, "node-a", {2});
   BOOST_TEST(refused.status().code() == ErrorCode::Conflict);
@@ -167,6 +168,11 @@ BOOST_AUTO_TEST_CASE(drain_refuses_new_leases_and_list_nodes_shows_it) {
   BOOST_TEST(row->agent_endpoint == "tcp://127.0.0.1:1/node-a");
   BOOST_TEST(row->last_heartbeat_ns > 0);
   BOOST_TEST(drain(*admin, "node-zz", true).code() == ErrorCode::NotFound);
+  auto pong = admin->call(fb::RequestBody::Ping,
+                          [](flatbuffers::FlatBufferBuilder& b) { return fb::CreatePing(b).Union(); });
+  BOOST_REQUIRE(pong.ok());
+  BOOST_REQUIRE(pong->body<fb::Pong>());
+  BOOST_TEST(pong->body<fb::Pong>()->service()->str() == "resource-broker");
 
   BOOST_REQUIRE(drain(*admin, "node-a", false));
   BOOST_REQUIRE(watcher.wait_for("node.drain", 2));
