@@ -1,6 +1,7 @@
 #include "core/rate_card.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <sstream>
 
 #include <toml++/toml.h>
