@@ -1,5 +1,6 @@
 #include "shell.h"
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 
@@ -190,8 +191,13 @@ void BrokerShell::on_register(const fb::Request& req, rpc::Responder& r) {
     return;
   }
   const Node* n = cluster_.node(q->node()->name()->string_view());
-  spdlog::info("node {} registered: {} GPUs, {} CPUs, {} MiB, agent {}, {} leases live", n->name(),
-               n->info->gpus.size(), n->info->cpus, n->info->memory_mb, n->info->agent_endpoint, n->leases.size());
+  size_t revoked = static_cast<size_t>(std::count_if(fx.events.begin(), fx.events.end(), [](const Event& e) {
+    return e.kind == EventKind::kLeaseRevoked;
+  }));
+  spdlog::info("node {} registered: {} GPUs, {} CPUs, {} MiB, agent {}; {} leases live, {} reported running, {} of "
+               "them revoked (not live here)",
+               n->name(), n->info->gpus.size(), n->info->cpus, n->info->memory_mb, n->info->agent_endpoint,
+               n->leases.size(), q->running_leases() ? q->running_leases()->size() : 0, revoked);
   apply(fx, runtime_->batch());
   r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union());
 }
