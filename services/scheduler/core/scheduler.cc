@@ -649,7 +649,7 @@ void Scheduler::allocate_failed(JobId job_id, uint32_t attempt, const Status& wh
   if (j->state != JobState::Pending) return;
   // The replica was behind the broker (Conflict) or the broker is away:
   // try again a little later rather than spin on it.
-  int64_t delay_ms = why.code() == ErrorCode::Unavailable ? 1000 : 100;
+  int64_t delay_ms = why.code() == ErrorCode::Conflict ? 100 : 1000;
   j->retry_after_ns = now_ns + delay_ms * 1'000'000;
   j->wait = WaitReason::kBackoff;
   j->reason = why.message();
