@@ -271,6 +271,21 @@ BOOST_AUTO_TEST_CASE(downsampling_a_range_with_ragged_edges_is_exact_per_bucket)
   }
 }
 
+BOOST_AUTO_TEST_CASE(steps_at_the_ends_of_the_int64_range_are_counted_once) {
+  Harness h;
+  std::vector<Point> pts = {{INT64_MIN, 1.0}, {INT64_MIN + 1, 2.0}, {0, -1.0}, {INT64_MAX - 1, 5.0}, {INT64_MAX, 3.0}};
+  for (auto& p : pts) h.add(1, "x", p.step, p.value);
+  h.commit();
+  MemSeries rows(h.rows, series_key(1, "x"));
+  auto s = h.summary(1, "x");
+  auto whole = query_series(s, rows, SeriesQuery{INT64_MIN, INT64_MAX, 1000});
+  BOOST_TEST(whole.total_points == 5u);
+  BOOST_TEST(whole.points.size() == 5u);
+  auto two = query_series(s, rows, SeriesQuery{INT64_MIN, INT64_MAX, 2});
+  BOOST_TEST(two.total_points == 5u);
+  BOOST_TEST(two.points.size() <= 2u);
+}
+
 BOOST_AUTO_TEST_CASE(parallel_and_sequential_scans_agree) {
   auto pts = curve(300'000);
   auto h = ingest(pts, 50'000);

@@ -9,8 +9,10 @@ namespace trainyard::metrics {
 
 namespace {
 
-// Blocks per oneTBB task when a middle range is scanned in parallel.
+// Rows per oneTBB task when a middle range is scanned in parallel, and the
+// most tasks one scan is split into.
 constexpr int64_t kBlocksPerTask = 2048;
+constexpr int64_t kMaxTasks = 32;
 
 bool lower(const Point& a, const Point& b) { return a.value < b.value || (a.value == b.value && a.step < b.step); }
 bool higher(const Point& a, const Point& b) { return a.value > b.value || (a.value == b.value && a.step < b.step); }
@@ -24,7 +26,7 @@ int64_t floor_div(int64_t a, int64_t b) {
 class Collector {
  public:
   Collector(const Summary& summary, const SeriesRows& rows, bool parallel)
-      : raw_from_(summary.raw_from), rows_(rows), parallel_(parallel) {}
+      : raw_from_(summary.raw_from), count_(summary.all.count), rows_(rows), parallel_(parallel) {}
 
   // Adds every point in [lo, hi] to `ds`, reading rows of `level` where whole
   // blocks lie inside the range and finer ones at its two edges.
@@ -53,7 +55,7 @@ class Collector {
       collect(level - 1, lo, hi, ds);
       return;
     }
-    collect(level - 1, lo, block_first_step(b_lo, level) - 1, ds);
+    if (block_first_step(b_lo, level) > lo) collect(level - 1, lo, block_first_step(b_lo, level) - 1, ds);
     middle(level, b_lo, b_hi, ds);
     if (block_last_step(b_hi, level) < hi) collect(level - 1, block_last_step(b_hi, level) + 1, hi, ds);
   }
@@ -63,21 +65,25 @@ class Collector {
  private:
   void middle(int level, int64_t b_lo, int64_t b_hi, Downsampler& ds) {
     int64_t n = b_hi - b_lo + 1;
-    if (!parallel_ || n <= 2 * kBlocksPerTask) {
+    // Rows present: at most one per block and one per point.
+    uint64_t rows = std::min<uint64_t>(static_cast<uint64_t>(n), count_);
+    if (!parallel_ || rows <= 2 * kBlocksPerTask) {
       rows_.blocks(level, b_lo, b_hi, [&](const Aggregate& a) {
         ++rows_read_;
         ds.add_block(a);
       });
       return;
     }
-    size_t tasks = static_cast<size_t>((n + kBlocksPerTask - 1) / kBlocksPerTask);
+    int64_t tasks = std::min<int64_t>(kMaxTasks, static_cast<int64_t>(rows / kBlocksPerTask));
+    int64_t chunk = n / tasks + (n % tasks != 0 ? 1 : 0);
     // Each task fills an empty copy of the bucket layout; merged in order.
-    std::vector<Downsampler> parts(tasks, blank_);
+    std::vector<Downsampler> parts(static_cast<size_t>(tasks), blank_);
     std::atomic<uint64_t> read{0};
-    tbb::parallel_for(size_t{0}, tasks, [&](size_t i) {
-      int64_t lo = b_lo + static_cast<int64_t>(i) * kBlocksPerTask;
-      int64_t hi = std::min(b_hi, lo + kBlocksPerTask - 1);
-      Downsampler& part = parts[i];
+    tbb::parallel_for(int64_t{0}, tasks, [&](int64_t i) {
+      int64_t lo = b_lo + i * chunk;
+      if (lo > b_hi) return;
+      int64_t hi = b_hi - lo < chunk ? b_hi : lo + chunk - 1;
+      Downsampler& part = parts[static_cast<size_t>(i)];
       uint64_t local = 0;
       rows_.blocks(level, lo, hi, [&](const Aggregate& a) {
         ++local;
@@ -109,6 +115,7 @@ class Collector {
 
  private:
   int64_t raw_from_;
+  uint64_t count_;
   const SeriesRows& rows_;
   bool parallel_;
   uint64_t rows_read_ = 0;
