@@ -32,7 +32,7 @@ struct AggregatorOptions {
   int64_t retention_check_s = 60;                  // metrics.retention_check_s
   size_t retention_series_per_pass = 20'000;       // metrics.retention_series_per_pass
   int64_t ops_interval_ms = 5000;                  // metrics.ops_interval_ms
-  size_t max_events_per_commit = 256;              // metrics.max_events_per_commit
+  size_t max_events_per_commit = 64;               // metrics.max_events_per_commit
   uint32_t max_points_per_query = 200'000;         // metrics.max_points_per_query
   size_t max_runs_per_comparison = 10'000;         // metrics.max_runs_per_comparison
   size_t cached_series = 100'000;                  // metrics.cached_series
