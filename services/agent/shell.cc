@@ -124,7 +124,14 @@ AgentShell::AgentShell(zmq::context_t& ctx, storage::Store& store, Runtime& runt
   bus::SubscriberOptions so;
   so.name = "agent " + options_.node;
   so.bus_endpoints = options_.bus_backend;
-  for (auto& n : nodes_) so.prefixes.push_back("lease." + n + ".");
+  if (options_.simulate > 0) {
+    // One prefix covers every simulated node ("lease.sim-" matches "lease.sim-42."): thousands of
+    // prefixes would cost a scan per event, and a SUB socket drops subscriptions beyond its
+    // send high-water mark when it connects.
+    so.prefixes.push_back("lease." + options_.node + "-");
+  } else {
+    so.prefixes.push_back("lease." + options_.node + ".");
+  }
   subscriber_ = std::make_unique<bus::Subscriber>(
       ctx, store, so, [this](const bus::Event& e, storage::Batch& batch) { on_lease_event(e, batch); });
 
@@ -178,12 +185,14 @@ void AgentShell::start() {
   });
   runtime_.every(options_.usage_tick_ms, [this] { usage_ticks(); });
   if (options_.simulate == 0) runtime_.every(options_.sample_ms, [this] { sample_resources(); });
-  runtime_.every(options_.heartbeat_ms, [this] { heartbeat(); });
+  // Simulated nodes heartbeat in slices spread over the period, not in one burst.
+  heartbeat_slices_ = std::clamp<int64_t>(static_cast<int64_t>(nodes_.size()) / 100, 1, 10);
+  runtime_.every(std::max<int64_t>(1, options_.heartbeat_ms / heartbeat_slices_), [this] { heartbeat(); });
   runtime_.every(60'000, [this] { prune_finished(); });
   runtime_.every(options_.ops_ms, [this] { publish_ops(); });
   runtime_.each_iteration([this] { return follow_metrics(); });
   check_runs();
-  heartbeat();
+  for (int64_t i = 0; i < heartbeat_slices_; ++i) heartbeat();  // register every node now
 }
 
 void AgentShell::recover() {
@@ -827,7 +836,8 @@ void AgentShell::heartbeat() {
     if (!run->rec.finished()) by_node[run->rec.node].push_back(lease);
   }
   static const std::vector<uint64_t> kNone;
-  for (size_t i = 0; i < nodes_.size(); ++i) {
+  size_t slice = static_cast<size_t>(heartbeat_slice_++ % heartbeat_slices_);
+  for (size_t i = slice; i < nodes_.size(); i += static_cast<size_t>(heartbeat_slices_)) {
     auto& st = node_state_[i];
     if (st.in_flight) continue;
     if (!st.registered) {

@@ -150,6 +150,8 @@ class AgentShell {
   size_t metrics_cursor_ = 0;  // round-robin start among followed runs
   bool warned_cgroup_ = false;
   bool warned_broker_ = false;
+  int64_t heartbeat_slices_ = 1;
+  int64_t heartbeat_slice_ = 0;
   std::vector<char> read_buf_;
 };
 

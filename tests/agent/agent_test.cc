@@ -52,7 +52,8 @@ size_t count(const std::string& hay, const std::string& needle) {
 
 class Cluster {
  public:
-  explicit Cluster(std::string agent_extra = "") : agent_extra_(std::move(agent_extra)) {
+  explicit Cluster(std::string agent_extra = "", std::vector<std::string> sets = {})
+      : agent_extra_(std::move(agent_extra)), sets_(std::move(sets)) {
     bus_ = std::make_unique<Process>(
         std::vector<std::string>{bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend",
                                  "tcp://127.0.0.1:*", "--endpoints-file", dir_ / "bus.ep"},
@@ -98,9 +99,13 @@ class Cluster {
       << "[bus]\nfrontend = \"" << frontend_ << "\"\nbackend = \"" << backend_ << "\"\n";
     f.close();
     ::unlink((dir_ / "agent.ready").c_str());
-    agent_ = std::make_unique<Process>(std::vector<std::string>{bin("trainyard-agent"), "--config", cfg, "--ready-file",
-                                                                dir_ / "agent.ready", "--log-level", "debug"},
-                                       dir_ / "agent.log");
+    std::vector<std::string> argv{bin("trainyard-agent"), "--config", cfg, "--ready-file", dir_ / "agent.ready",
+                                  "--log-level", "debug"};
+    for (auto& s : sets_) {
+      argv.push_back("--set");
+      argv.push_back(s);
+    }
+    agent_ = std::make_unique<Process>(argv, dir_ / "agent.log");
     auto j = wait_json(dir_ / "agent.ready", 15s);
     endpoint_ = j["endpoint"];
   }
@@ -144,6 +149,7 @@ class Cluster {
  private:
   TempDir dir_;
   std::string agent_extra_;
+  std::vector<std::string> sets_;
   std::string frontend_, backend_, endpoint_;
   std::unique_ptr<Process> bus_;
   std::unique_ptr<BrokerDouble> broker_;
@@ -482,10 +488,18 @@ BOOST_AUTO_TEST_CASE(an_agent_killed_and_restarted_reports_each_run_exactly_once
 }
 
 BOOST_AUTO_TEST_CASE(simulated_mode_acts_as_many_nodes) {
-  Cluster c("simulate = 300");
+  // TY_AGENT_SIM_NODES=5000 makes this a scale check (by hand; CI runs 300).
+  size_t nodes = getenv("TY_AGENT_SIM_NODES") ? std::stoul(getenv("TY_AGENT_SIM_NODES")) : 300;
+  auto t0 = std::chrono::steady_clock::now();
+  // Thousands of nodes heartbeat at the default pace, not the tests' fast one.
+  Cluster c("simulate = " + std::to_string(nodes),
+            nodes > 1000 ? std::vector<std::string>{"agent.heartbeat_ms=1000"} : std::vector<std::string>{});
   auto& b = c.broker();
-  BOOST_REQUIRE(wait_until([&] { return b.registered_nodes() == 300u; }, 15s));
-  auto info = b.node("n1-299");
+  BOOST_REQUIRE(wait_until([&] { return b.registered_nodes() == nodes; }, 30s));
+  BOOST_TEST_MESSAGE(nodes << " simulated nodes started and registered in "
+                           << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()
+                           << " ms");
+  auto info = b.node("n1-" + std::to_string(nodes - 1));
   BOOST_REQUIRE(info);
   BOOST_TEST(info->simulated);
   BOOST_TEST(info->gpus.size() == 4u);
@@ -533,4 +547,8 @@ BOOST_AUTO_TEST_CASE(simulated_mode_acts_as_many_nodes) {
         return finals == 100u && total == 96 * 500'000'000ll;
       },
       5s));
+  if (auto rss = read_file("/proc/" + std::to_string(c.agent().pid()) + "/status"); !rss.empty()) {
+    auto at = rss.find("VmRSS:");
+    if (at != std::string::npos) BOOST_TEST_MESSAGE("agent " << rss.substr(at, rss.find('\n', at) - at));
+  }
 }
