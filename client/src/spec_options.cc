@@ -103,6 +103,29 @@ bool is_local_variable(const std::string& name) {
   return false;
 }
 
+// Fills in the log path patterns known at submission (%x the job's name,
+// %u the user); %j, %a, %t, %N and %% are left for the agent, which knows
+// the job id, array index, attempt and node.
+std::string expand_submit_patterns(const std::string& path, const std::string& name, const std::string& user) {
+  std::string out;
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] != '%' || i + 1 == path.size()) {
+      out += path[i];
+      continue;
+    }
+    char k = path[++i];
+    if (k == 'x') {
+      out += name;
+    } else if (k == 'u') {
+      out += user;
+    } else {
+      out += '%';
+      out += k;
+    }
+  }
+  return out;
+}
+
 OptionDef spec(std::string_view l, char s, ArgKind a, std::string_view help,
                std::function<Status(SpecBuilder&, const std::string&)> fn) {
   return OptionDef{l, s, a, OptionKind::kSpec, help, std::move(fn)};
@@ -218,6 +241,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                        auto s = parse_time_limit(v);
                        if (!s) return s.status();
                        b.request_.spec.time_limit_s = *s;
+                       if (*s == 0) b.note("--time " + v + " means the partition's default time limit here");
                        return Status::ok();
                      }));
     t.push_back(spec("nodes", 'N', A::kRequired, "N  nodes, gang-scheduled (all or none)",
@@ -251,7 +275,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                        return Status::ok();
                      }));
     t.push_back(spec("output", 'o', A::kRequired,
-                     "PATH  stdout file (relative to the work dir; %j %A %a %x %u %N %% expanded by the agent)",
+                     "PATH  stdout file (relative to the work dir; %x %u filled in now, %j %a %t %N %% by the agent)",
                      [](SpecBuilder& b, const std::string& v) {
                        b.request_.spec.stdout_path = v;
                        return Status::ok();
@@ -477,6 +501,7 @@ Status SpecBuilder::apply(const SpecOption& option) {
     case OptionKind::kSpec:
       break;
   }
+  where_ = option.where;
   auto s = d.apply(*this, option.value.value_or(""));
   if (!s) return Status(s.code(), where + s.message());
   return s;
@@ -519,6 +544,8 @@ Result<JobRequest> SpecBuilder::finish() {
                            "with 'command'");
   }
   if (spec.name.empty()) spec.name = default_name_.empty() ? basename_of(spec.command.front()) : default_name_;
+  spec.stdout_path = expand_submit_patterns(spec.stdout_path, spec.name, spec.user);
+  spec.stderr_path = expand_submit_patterns(spec.stderr_path, spec.name, spec.user);
 
   // The environment: what --export passes on, then the spec's own entries
   // (--env, the spec file) over it.

@@ -43,11 +43,9 @@ Result<uint64_t> parse_time_limit(std::string_view text) {
   const std::string bad = "time limit '" + std::string(text) +
                           "' is not a Slurm time (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)";
   auto l = lower(text);
-  if (l == "unlimited" || l == "infinite" || l == "-1") {
-    return Status::invalid("time limit '" + std::string(text) +
-                           "': Trainyard needs a finite time limit (it places and bills jobs by it); give one such as "
-                           "2-00:00:00");
-  }
+  // Slurm's "no limit" (capped by the partition): here the partition's
+  // default limit, which the scheduler fills in for 0.
+  if (l == "unlimited" || l == "infinite" || l == "-1") return uint64_t{0};
   uint64_t days = 0;
   std::string_view rest = text;
   bool has_days = false;

@@ -157,7 +157,7 @@ std::string submit_help() {
          "  --wait                        wait for the job(s) to end; exit 0 only if all succeeded\n"
          "  --parsable                    print only the job id(s)\n"
          "  --json                        print the ids as JSON\n"
-         "  --scheduler/--billing/--bus/--config/--timeout   as for every ty command\n"
+         "  --scheduler/--billing/--bus/--config/--request-timeout   as for every ty command\n"
          "\n"
          "Job options:\n" +
          client::spec_options_help() +
@@ -182,7 +182,7 @@ int run_submit(Context& ctx, const std::vector<std::string>& args) {
       {"scheduler", 0, OptionArg::kRequired},  {"broker", 0, OptionArg::kRequired},
       {"metrics", 0, OptionArg::kRequired},    {"billing", 0, OptionArg::kRequired},
       {"bus", 0, OptionArg::kRequired},        {"config", 0, OptionArg::kRequired},
-      {"timeout", 0, OptionArg::kRequired},
+      {"request-timeout", 0, OptionArg::kRequired},
   };
   client::SubmitContext sctx;
   char cwd[4096];
@@ -203,11 +203,11 @@ int run_submit(Context& ctx, const std::vector<std::string>& args) {
                              {"billing", &ctx.billing}, {"bus", &ctx.bus}, {"config", &ctx.config}}) {
     if (x.count(name)) *field = x[name];
   }
-  if (x.count("timeout")) {
+  if (x.count("request-timeout")) {
     try {
-      ctx.timeout_ms = std::stoi(x["timeout"]);
+      ctx.timeout_ms = std::stoi(x["request-timeout"]);
     } catch (const std::exception&) {
-      std::cerr << "ty submit: --timeout '" << x["timeout"] << "' is not a number of milliseconds\n";
+      std::cerr << "ty submit: --request-timeout '" << x["request-timeout"] << "' is not a number of milliseconds\n";
       return kExitUsage;
     }
   }

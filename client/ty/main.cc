@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   app.add_option("--bus", ctx.bus, "Bus backend(s) to watch events on, comma-separated (config bus.backend; "
                                    "tcp://127.0.0.1:5551)");
   app.add_option("--config", ctx.config, "Config file (instead of $TY_CONFIG, then ~/.config/trainyard/config.toml)");
-  app.add_option("--timeout", ctx.timeout_ms, "Milliseconds to wait for a service's answer, per try "
+  app.add_option("--request-timeout", ctx.timeout_ms, "Milliseconds to wait for a service's answer, per try "
                                               "(config client.timeout_ms; default 1500; two tries)");
   app.footer(
       "Endpoints: a flag, else the file named by $TY_CONFIG (or --config), else ~/.config/trainyard/config.toml,\n"
@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
   // `ty [global options] submit ARGS...`: everything after "submit" goes to
   // the sbatch-style parser untouched.
   static const std::set<std::string> kValued = {"--scheduler", "--broker", "--metrics", "--billing",
-                                                "--bus",       "--config", "--timeout"};
+                                                "--bus",       "--config", "--request-timeout"};
   int submit_at = -1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];

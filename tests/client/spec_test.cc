@@ -62,11 +62,13 @@ BOOST_AUTO_TEST_CASE(time_limits_accept_every_slurm_form) {
 }
 
 BOOST_AUTO_TEST_CASE(time_limits_refuse_unlimited_and_garbage) {
-  for (auto bad : {"UNLIMITED", "infinite", "-1", "", "abc", "1:2:3:4", "1-", "-5", "1h", "0", "0:00:00", "1-2-3"}) {
+  for (auto bad : {"", "abc", "1:2:3:4", "1-", "-5", "1h", "0", "0:00:00", "1-2-3"}) {
     auto r = parse_time_limit(bad);
     BOOST_TEST(!r.ok(), "'" << bad << "' should be refused");
   }
-  BOOST_TEST(parse_time_limit("UNLIMITED").status().message().find("finite") != std::string::npos);
+  // Slurm's "no limit": the partition's default (0), which the scheduler fills in.
+  BOOST_TEST(*parse_time_limit("UNLIMITED") == 0u);
+  BOOST_TEST(*parse_time_limit("infinite") == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(memory_sizes_take_suffixes_and_default_to_megabytes) {
@@ -140,7 +142,7 @@ BOOST_AUTO_TEST_CASE(every_supported_directive_sets_its_field) {
                          "#SBATCH --nodes=2\n"
                          "#SBATCH --array=0-9%2\n"
                          "#SBATCH --dependency=afterok:41\n"
-                         "#SBATCH --output=out/%j.log\n"
+                         "#SBATCH --output=out/%x-%u-%j.log\n"
                          "#SBATCH --error=/abs/%j.err\n"
                          "\n"
                          "python train.py\n");
@@ -158,7 +160,7 @@ BOOST_AUTO_TEST_CASE(every_supported_directive_sets_its_field) {
   BOOST_TEST(s.array == "0-9%2");
   BOOST_REQUIRE(s.dependencies.size() == 1u);
   BOOST_TEST(s.dependencies[0]->job_id == 41u);
-  BOOST_TEST(s.stdout_path == dir.path() + "/out/%j.log");  // %j left for the agent
+  BOOST_TEST(s.stdout_path == dir.path() + "/out/train-resnet-ada-%j.log");  // %j left for the agent
   BOOST_TEST(s.stderr_path == "/abs/%j.err");
   BOOST_TEST(s.user == "ada");
   BOOST_TEST(s.workdir == dir.path());
@@ -264,7 +266,6 @@ BOOST_AUTO_TEST_CASE(a_bad_directive_is_refused_with_its_line) {
   };
   for (auto& c : std::vector<Case>{{"#SBATCH --bogus=1", "--bogus"},
                                    {"#SBATCH --time=forever", "time limit 'forever'"},
-                                   {"#SBATCH --time=UNLIMITED", "finite"},
                                    {"#SBATCH --mem=lots", "memory 'lots'"},
                                    {"#SBATCH --gres=gpu:a100:x", "--gres"},
                                    {"#SBATCH --array=9-1", "array"},
@@ -292,6 +293,16 @@ BOOST_AUTO_TEST_CASE(harmless_slurm_options_are_accepted_with_a_warning) {
   BOOST_REQUIRE(r->request.warnings.size() == 3u);
   BOOST_TEST(r->request.warnings[0].where == "job.sh line 2");
   BOOST_TEST(r->request.warnings[0].message.find("--mail-user") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(unlimited_time_means_the_partition_default_with_a_warning) {
+  testing::TempDir dir;
+  auto r = submit_script(dir, "#!/bin/bash\n#SBATCH --time=UNLIMITED\ntrue\n");
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().message());
+  BOOST_TEST(r->request.spec.time_limit_s == 0u);
+  BOOST_REQUIRE(r->request.warnings.size() == 1u);
+  BOOST_TEST(r->request.warnings[0].where == "job.sh line 2");
+  BOOST_TEST(r->request.warnings[0].message.find("partition's default") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(command_line_flags_override_directives) {

@@ -392,10 +392,10 @@ BOOST_AUTO_TEST_CASE(logs_come_from_the_agent_of_the_jobs_node) {
 
 BOOST_AUTO_TEST_CASE(a_metrics_command_against_no_aggregator_names_it) {
   tt::TempDir home;
-  auto [rc, out] = ty({"--metrics", "ipc://" + home.path() + "/none", "--timeout", "300", "metrics", "5"}, home);
+  auto [rc, out] = ty({"--metrics", "ipc://" + home.path() + "/none", "--request-timeout", "300", "metrics", "5"}, home);
   BOOST_TEST(rc == 3);
   BOOST_TEST(contains(out, "metrics-aggregator"), out);
-  auto [rc2, out2] = ty({"--billing", "ipc://" + home.path() + "/none", "--timeout", "300", "usage"}, home);
+  auto [rc2, out2] = ty({"--billing", "ipc://" + home.path() + "/none", "--request-timeout", "300", "usage"}, home);
   BOOST_TEST(rc2 == 3);
   BOOST_TEST(contains(out2, "billing"), out2);
 }

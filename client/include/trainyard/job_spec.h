@@ -41,8 +41,9 @@ struct JobRequest {
 // ---- value formats (shared by flags, directives and spec files) ----
 
 // Slurm --time: "MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS".
-// "UNLIMITED"/"INFINITE" are refused: every Trainyard job needs a finite
-// limit (the scheduler places and bills by it). Returns seconds (> 0).
+// "UNLIMITED", "INFINITE" and "-1" give 0: the partition's default limit,
+// which the scheduler fills in (it refuses the job when the partition has
+// none: every Trainyard job runs under a finite limit). Returns seconds.
 Result<uint64_t> parse_time_limit(std::string_view text);
 
 // Slurm --mem: an integer with an optional K, M, G or T suffix (an optional
@@ -105,7 +106,11 @@ class SpecBuilder {
 
  private:
   friend struct OptionTable;
+  // A warning about the option being applied.
+  void note(std::string message) { request_.warnings.push_back({where_, std::move(message)}); }
+
   SubmitContext ctx_;
+  std::string where_;  // of the option being applied
   JobRequest request_;
   // Values that are combined in finish().
   std::optional<GpuRequest> gpus_total_;   // --gpus (whole job)
