@@ -20,6 +20,10 @@ Subscriber::Subscriber(zmq::context_t& ctx, storage::Store& store, SubscriberOpt
       socket_(ctx, zmq::socket_type::sub) {
   socket_.set(zmq::sockopt::linger, 0);
   socket_.set(zmq::sockopt::rcvhwm, options_.rcvhwm);
+  // Subscriptions travel upstream as messages: with the default send limit
+  // (1000) ZeroMQ silently drops those past it, so many prefixes would miss
+  // events. No limit: there are as many as the caller asked for.
+  socket_.set(zmq::sockopt::sndhwm, 0);
   for (auto& p : options_.prefixes) {
     socket_.set(zmq::sockopt::subscribe, p);
     socket_.set(zmq::sockopt::subscribe, std::string(kHeartbeatPrefix) + p);

@@ -1,0 +1,140 @@
+#include "cluster.h"
+
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+
+namespace trainyard::testing {
+namespace {
+
+std::string field(const std::string& text, const std::string& key) {
+  auto p = text.find(key + "=");
+  auto e = text.find('\n', p);
+  return text.substr(p + key.size() + 1, e - p - key.size() - 1);
+}
+
+}  // namespace
+
+Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
+  // The bus first: everyone connects to it.
+  auto ep_file = dir_ / "bus.endpoints";
+  procs_["bus"] = std::make_unique<Process>(
+      std::vector<std::string>{bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend",
+                               "tcp://127.0.0.1:*", "--endpoints-file", ep_file},
+      dir_ / "bus.log");
+  if (!wait_until([&] { return !read_file(ep_file).empty(); }, std::chrono::seconds(10))) {
+    throw std::runtime_error("bus did not start: " + procs_["bus"]->log());
+  }
+  auto text = read_file(ep_file);
+  bus_frontend = field(text, "frontend");
+  bus_backend = field(text, "backend");
+  start("broker");
+  start("scheduler");
+  if (options_.metrics) start("metrics");
+  if (options_.billing) start("billing");
+  for (auto& a : options_.agents) start(a.node);
+  std::ofstream(dir_ / "ty.toml") << "[scheduler]\nendpoint = \"" << scheduler << "\"\n[broker]\nendpoint = \"" << broker
+                                  << "\"\n[metrics]\nendpoint = \"" << (metrics.empty() ? "tcp://127.0.0.1:9" : metrics)
+                                  << "\"\n[billing]\nendpoint = \"" << (billing.empty() ? "tcp://127.0.0.1:9" : billing)
+                                  << "\"\n[bus]\nbackend = \"" << bus_backend << "\"\n";
+  ty_config_ = dir_ / "ty.toml";
+}
+
+Cluster::~Cluster() {
+  // Agents first, so their runs are not orphaned while services vanish.
+  for (auto& a : options_.agents) {
+    auto it = procs_.find(a.node);
+    if (it != procs_.end()) it->second->stop(std::chrono::milliseconds(3000));
+  }
+  for (auto& [name, p] : procs_) p->stop(std::chrono::milliseconds(3000));
+  // Runs live in sessions of their own (they survive agent restarts): reap
+  // whatever is left of this cluster's jobs.
+  kill_processes_mentioning(dir_.path());
+}
+
+std::vector<std::string> Cluster::common_sets() const {
+  return {"--set", "bus.frontend=" + bus_frontend, "--set", "bus.backend=" + bus_backend, "--log-level", "info"};
+}
+
+void Cluster::start(const std::string& name) {
+  std::string ready = dir_ / (name + ".ready");
+  std::remove(ready.c_str());
+  std::vector<std::string> argv;
+  auto add = [&](std::initializer_list<std::string> xs) { argv.insert(argv.end(), xs); };
+  auto add_sets = [&](const std::vector<std::string>& sets) {
+    for (auto& s : sets) add({"--set", s});
+  };
+  // A restarted service binds its old port again so peers find it.
+  auto endpoint_of = [&](const std::string& current) { return current.empty() ? std::string("tcp://127.0.0.1:*") : current; };
+  if (name == "broker") {
+    argv = {bin("trainyard-resource-broker")};
+    add({"--set", "broker.endpoint=" + endpoint_of(broker), "--set", "broker.data=" + (dir_ / "broker.db"), "--set",
+         "broker.node_timeout_ms=" + std::to_string(options_.node_timeout_ms)});
+    add_sets(options_.broker_sets);
+  } else if (name == "scheduler") {
+    argv = {bin("trainyard-scheduler")};
+    add({"--set", "scheduler.endpoint=" + endpoint_of(scheduler), "--set", "scheduler.data=" + (dir_ / "scheduler.db"),
+         "--set", "broker.endpoint=" + broker});
+    add_sets(options_.scheduler_sets);
+  } else if (name == "metrics") {
+    argv = {bin("trainyard-metrics-aggregator")};
+    add({"--set", "metrics.endpoint=" + endpoint_of(metrics), "--set", "metrics.data=" + (dir_ / "metrics.db")});
+  } else if (name == "billing") {
+    argv = {bin("trainyard-billing")};
+    add({"--set", "billing.endpoint=" + endpoint_of(billing), "--set", "billing.data=" + (dir_ / "billing.db")});
+    add_sets(options_.billing_sets);
+  } else {
+    const AgentSpec* spec = nullptr;
+    for (auto& a : options_.agents) {
+      if (a.node == name) spec = &a;
+    }
+    if (!spec) throw std::invalid_argument("no service or agent named " + name);
+    std::string gpus = "[";
+    for (int i = 0; i < spec->gpus; ++i) {
+      gpus += std::string(i ? "," : "") + "{type=\"" + spec->gpu_type + "\",memory_gb=80}";
+    }
+    gpus += "]";
+    argv = {bin("trainyard-agent")};
+    add({"--set", "agent.node=" + name, "--set", "agent.data=" + (dir_ / (name + ".db")), "--set",
+         "agent.runs_dir=" + (dir_ / (name + ".runs")), "--set", "agent.gpus=" + gpus, "--set",
+         "agent.cpus=" + std::to_string(spec->cpus), "--set", "agent.memory_mb=" + std::to_string(spec->memory_mb),
+         "--set", "broker.endpoint=" + broker, "--set", "agent.usage_tick_ms=1000"});
+    add_sets(spec->extra);
+  }
+  auto sets = common_sets();
+  argv.insert(argv.end(), sets.begin(), sets.end());
+  add({"--ready-file", ready});
+  procs_[name] = std::make_unique<Process>(argv, dir_ / (name + ".log"));
+  auto j = wait_json(ready, std::chrono::seconds(15));
+  std::string ep = j.value("endpoint", "");
+  if (name == "broker") broker = ep;
+  if (name == "scheduler") scheduler = ep;
+  if (name == "metrics") metrics = ep;
+  if (name == "billing") billing = ep;
+}
+
+void Cluster::kill9(const std::string& name) {
+  auto& p = *procs_.at(name);
+  // Only the service's own pid: an agent's runs live in their own sessions.
+  ::kill(p.pid(), SIGKILL);
+  p.wait(std::chrono::seconds(5));
+}
+
+std::pair<int, std::string> Cluster::ty(std::vector<std::string> args, std::chrono::milliseconds timeout) {
+  args.insert(args.begin(), bin("ty"));
+  return run(args, timeout, {{"TY_CONFIG", ty_config_}});
+}
+
+std::string Cluster::logs() const {
+  std::string out;
+  for (auto& [name, p] : procs_) {
+    auto log = p->log();
+    if (log.size() > 4000) log = "..." + log.substr(log.size() - 4000);
+    out += "---- " + name + " ----\n" + log + "\n";
+  }
+  return out;
+}
+
+}  // namespace trainyard::testing

@@ -1,0 +1,65 @@
+// A whole Trainyard on loopback for end-to-end tests and benchmarks: the
+// real bus, scheduler, resource broker, agents (declared GPUs) and, when
+// asked, metrics-aggregator and billing, each a real process with its own
+// RocksDB in a temporary directory, bound to free ports read back from
+// their ready files.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "process.h"
+
+namespace trainyard::testing {
+
+struct AgentSpec {
+  std::string node;
+  int gpus = 2;
+  std::string gpu_type = "A100";
+  int cpus = 16;
+  int memory_mb = 65536;
+  std::vector<std::string> extra;  // more --set overrides
+};
+
+struct ClusterOptions {
+  std::vector<AgentSpec> agents = {{"node-a"}, {"node-b"}};
+  bool metrics = false;
+  bool billing = false;
+  std::vector<std::string> scheduler_sets;  // extra --set for the scheduler
+  std::vector<std::string> broker_sets;
+  std::vector<std::string> billing_sets;
+  int node_timeout_ms = 3000;
+};
+
+class Cluster {
+ public:
+  explicit Cluster(ClusterOptions options = {});
+  ~Cluster();
+
+  const std::string& dir() const { return dir_.path(); }
+  std::string bus_frontend, bus_backend;
+  std::string scheduler, broker, metrics, billing;  // ROUTER endpoints
+
+  // Starts (or restarts) a service by name: "scheduler", "broker",
+  // "metrics", "billing", or an agent's node name. Waits for its ready file.
+  void start(const std::string& name);
+  Process& process(const std::string& name) { return *procs_.at(name); }
+  void kill9(const std::string& name);
+  // Writes a ty config file pointing at this cluster and returns its path.
+  const std::string& ty_config() const { return ty_config_; }
+  // Runs `ty args...` against this cluster.
+  std::pair<int, std::string> ty(std::vector<std::string> args,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  std::string logs() const;  // every service's log, for failure messages
+
+ private:
+  std::vector<std::string> common_sets() const;
+  TempDir dir_;
+  ClusterOptions options_;
+  std::map<std::string, std::unique_ptr<Process>> procs_;
+  std::string ty_config_;
+};
+
+}  // namespace trainyard::testing
