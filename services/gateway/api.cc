@@ -177,6 +177,18 @@ Result<rpc::Reply> query_usage(Backends& b, const std::string& account, const st
                : b.call(Service::kBilling, fb::RequestBody::QueryUsage, build);
 }
 
+// The body of an Ok reply; a service answering with another body type is a
+// bug there, reported as a 500 naming it rather than a crash here.
+template <typename T>
+const T& expect(const rpc::Reply& r) {
+  const T* b = r.body<T>();
+  if (!b) {
+    throw std::runtime_error(std::string("a service answered with an unexpected reply (") +
+                             fb::EnumNameReplyBody(r.get().body_type()) + ")");
+  }
+  return *b;
+}
+
 // The path parameter captured by the route's first group.
 uint64_t id_of(const Request& req) { return std::stoull(req.matches[1].str()); }
 
@@ -281,8 +293,8 @@ void Api::cluster(const Request&, Response& res) {
   if (!n) return send_failure(res, n.status(), Service::kBroker);
   auto j = query_jobs(backends_, {}, "", "", "", 0, kAllJobs);
   if (!j) return send_failure(res, j.status(), Service::kScheduler);
-  auto ns = node_stats(*n->body<fb::NodeList>());
-  auto js = job_stats(*j->body<fb::JobList>());
+  auto ns = node_stats(expect<fb::NodeList>(*n));
+  auto js = job_stats(expect<fb::JobList>(*j));
   send_json(res, 200, cluster_summary(ns, js));
 }
 
@@ -326,7 +338,7 @@ void Api::jobs(const Request& req, Response& res) {
 void Api::job(const Request& req, Response& res) {
   auto r = get_job(backends_, id_of(req));
   if (!r) return send_failure(res, r.status(), Service::kScheduler);
-  send_json(res, 200, to_json(*r->body<fb::JobRecord>(), true));
+  send_json(res, 200, to_json(expect<fb::JobRecord>(*r), true));
 }
 
 void Api::submit(const Request& req, Response& res) {
@@ -392,7 +404,7 @@ void Api::job_action(const Request& req, Response& res, const std::string& actio
     // Users act on their own jobs (the scheduler checks too, under CURVE).
     auto j = get_job(backends_, id);
     if (!j) return send_failure(res, j.status(), Service::kScheduler);
-    auto* spec = j->body<fb::JobRecord>()->spec();
+    auto* spec = expect<fb::JobRecord>(*j).spec();
     std::string owner = spec && spec->user() ? spec->user()->str() : "";
     if (!owner.empty() && owner != user) {
       return send_error(res, ApiError{403, "job " + std::to_string(id) + " belongs to '" + owner + "', not '" + user + "'",
@@ -423,7 +435,7 @@ void Api::logs(const Request& req, Response& res) {
   if (stream != "stdout" && stream != "stderr") {
     return send_error(res, bad_request("stream", "query parameter 'stream' must be stdout or stderr"));
   }
-  auto tail = uint_param(req, "tail", 64 * 1024, 0, 16u << 20, err);
+  auto tail = uint_param(req, "tail", 64 * 1024, 0, 4u << 20, err);
   bool has_offset = req.has_param("offset");
   auto offset = uint_param(req, "offset", 0, 0, UINT64_MAX, err);
   auto attempt = static_cast<uint32_t>(uint_param(req, "attempt", 0, 0, UINT32_MAX, err));
@@ -433,7 +445,7 @@ void Api::logs(const Request& req, Response& res) {
   // Which node ran it (rank 0 holds the log), and that node's agent.
   auto j = get_job(backends_, id);
   if (!j) return send_failure(res, j.status(), Service::kScheduler);
-  auto* rec = j->body<fb::JobRecord>();
+  auto* rec = &expect<fb::JobRecord>(*j);
   if (!rec->nodes() || rec->nodes()->size() == 0) {
     return send_error(res, ApiError{404, "job " + std::to_string(id) + " is " + state_name(rec->state()) +
                                              " and has not run on any node yet: no logs",
@@ -467,13 +479,13 @@ void Api::logs(const Request& req, Response& res) {
   if (!has_offset) {
     auto probe = read(0, 1);
     if (!probe) return send_error(res, from_status(probe.status(), agent));
-    uint64_t size = probe->body<fb::LogChunk>()->size();
+    uint64_t size = expect<fb::LogChunk>(*probe).size();
     start = size > tail ? size - tail : 0;
   }
   if (follow != "1" && follow != "true") {
     auto r = read(start, static_cast<uint32_t>(std::max<uint64_t>(tail, 1)));
     if (!r) return send_error(res, from_status(r.status(), agent));
-    auto* c = r->body<fb::LogChunk>();
+    auto* c = &expect<fb::LogChunk>(*r);
     std::string data = c->data() ? std::string(reinterpret_cast<const char*>(c->data()->data()), c->data()->size()) : "";
     return send_json(res, 200,
                      {{"job_id", id}, {"node", node}, {"stream", stream}, {"offset", c->offset()}, {"size", c->size()},
@@ -507,6 +519,7 @@ void Api::logs(const Request& req, Response& res) {
           return sink.write(m.data(), m.size());
         }
         auto* c = r->body<fb::LogChunk>();
+        if (!c) return false;
         size_t n = c->data() ? c->data()->size() : 0;
         if (n > 0) {
           std::string data(reinterpret_cast<const char*>(c->data()->data()), n);
@@ -540,7 +553,7 @@ void Api::job_metrics(const Request& req, Response& res) {
     return send_json(res, 200, {{"job_id", id}, {"metrics", Json::array()}});
   }
   if (!r) return send_failure(res, r.status(), Service::kMetrics);
-  send_json(res, 200, to_json(*r->body<fb::MetricSummaries>()));
+  send_json(res, 200, to_json(expect<fb::MetricSummaries>(*r)));
 }
 
 void Api::series(const Request& req, Response& res) {
@@ -557,7 +570,7 @@ void Api::series(const Request& req, Response& res) {
     return fb::CreateQuerySeriesDirect(fbb, id, name.c_str(), from, to, max_points).Union();
   });
   if (!r) return send_failure(res, r.status(), Service::kMetrics);
-  send_json(res, 200, to_json(*r->body<fb::Series>()));
+  send_json(res, 200, to_json(expect<fb::Series>(*r)));
 }
 
 void Api::experiments(const Request&, Response& res) {
@@ -653,7 +666,7 @@ void Api::compare(const Request& req, Response& res, const std::string& experime
     return fb::CreateCompareRunsDirect(fbb, experiment.c_str(), &ids, metric.c_str(), maximize).Union();
   });
   if (!r) return send_failure(res, r.status(), Service::kMetrics);
-  Json out = to_json(*r->body<fb::Comparison>(), maximize);
+  Json out = to_json(expect<fb::Comparison>(*r), maximize);
   out["experiment"] = experiment;
   out["goal"] = maximize ? "max" : "min";
   // The runs' parameters and states, from the scheduler; the ranking stands
@@ -662,10 +675,12 @@ void Api::compare(const Request& req, Response& res, const std::string& experime
   auto jobs = experiment.empty() ? Result<rpc::Reply>(Status::not_found(""))
                                  : query_jobs(backends_, {}, "", "", experiment, 0, kAllJobs);
   if (jobs) {
-    for (const auto* j : *jobs->body<fb::JobList>()->jobs()) info[j->job_id()] = to_json(*j, true);
+    if (auto* l = jobs->body<fb::JobList>(); l && l->jobs()) {
+      for (const auto* j : *l->jobs()) info[j->job_id()] = to_json(*j, true);
+    }
   } else if (experiment.empty()) {
     for (auto id : ids) {
-      if (auto one = get_job(backends_, id)) info[id] = to_json(*one->body<fb::JobRecord>(), true);
+      if (auto one = get_job(backends_, id)) info[id] = to_json(expect<fb::JobRecord>(*one), true);
     }
   } else {
     out["jobs_error"] = from_status(jobs.status(), service_name(Service::kScheduler)).body();
@@ -701,7 +716,7 @@ void Api::usage(const Request& req, Response& res) {
   if (err) return send_error(res, *err);
   auto r = query_usage(backends_, param(req, "account"), param(req, "user"), job, since, until, group_by);
   if (!r) return send_failure(res, r.status(), Service::kBilling);
-  Json out = to_json(*r->body<fb::UsageReport>());
+  Json out = to_json(expect<fb::UsageReport>(*r));
   out["group_by"] = group_by;
   send_json(res, 200, out);
 }
@@ -732,7 +747,7 @@ void Api::accounts(const Request&, Response& res) {
     if (e.topic == "account.warning") b["warning"] = true;
     if (d.contains("blocked")) b["blocked"] = d["blocked"];
   }
-  const auto* report = all->body<fb::UsageReport>();
+  const auto* report = &expect<fb::UsageReport>(*all);
   Json list = Json::array();
   if (report->rows()) {
     for (const auto* row : *report->rows()) {
@@ -763,7 +778,7 @@ void Api::invoice(const Request& req, Response& res, const std::string& account)
     return fb::CreateGetInvoiceDirect(fbb, account.c_str(), month.c_str()).Union();
   });
   if (!r) return send_failure(res, r.status(), Service::kBilling);
-  send_json(res, 200, to_json(*r->body<fb::Invoice>()));
+  send_json(res, 200, to_json(expect<fb::Invoice>(*r)));
 }
 
 void Api::events(const Request& req, Response& res) {
@@ -877,15 +892,15 @@ void Api::metrics(const Request&, Response& res) {
   auto up = [](const Result<rpc::Reply>& r) { return r.ok() || r.status().code() != ErrorCode::Unavailable; };
   auto n = nodes.get();
   in.service_up[service_name(Service::kBroker)] = up(n);
-  if (n) in.nodes = node_stats(*n->body<fb::NodeList>());
+  if (n) in.nodes = node_stats(expect<fb::NodeList>(*n));
   auto j = jobs.get();
   in.service_up[service_name(Service::kScheduler)] = up(j);
-  if (j) in.jobs = job_stats(*j->body<fb::JobList>());
+  if (j) in.jobs = job_stats(expect<fb::JobList>(*j));
   auto s = spend.get();
   in.service_up[service_name(Service::kBilling)] = up(s);
   if (s) {
     std::vector<AccountSpend> list;
-    auto* u = s->body<fb::UsageReport>();
+    auto* u = &expect<fb::UsageReport>(*s);
     std::string currency = u->currency() ? u->currency()->str() : "";
     if (u->rows()) {
       for (const auto* row : *u->rows()) {

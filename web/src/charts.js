@@ -56,7 +56,7 @@ export function timeChart(el, title, label, points, opts = {}) {
       title,
       width: width(el),
       height: opts.height || 200,
-      series: [{}, { label, stroke: opts.color || color(0), width: 2, fill: "rgba(37,99,235,0.08)" }],
+      series: [{}, { label, stroke: opts.color || color(0), width: 2, fill: "rgba(37,99,235,0.08)", points: { size: 7 } }],
     },
     [xs, ys],
     el,

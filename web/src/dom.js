@@ -37,7 +37,9 @@ export function fmtNum(v, digits = 4) {
 
 export function fmtMoney(v, currency) {
   if (v === null || v === undefined) return "—";
-  return `${v.toFixed(2)}${currency ? " " + currency : ""}`;
+  // Small sums (a test run costs a fraction of a cent) keep 3 significant digits.
+  const text = v !== 0 && Math.abs(v) < 1 ? Number(v.toPrecision(3)).toString() : v.toFixed(2);
+  return `${text}${currency ? " " + currency : ""}`;
 }
 
 export function stateBadge(state) {

@@ -62,6 +62,8 @@ export async function accountsPage(app) {
         .map((row) => ({ t: Date.parse(row.key), v: row.cost }))
         .filter((p) => !Number.isNaN(p.t))
         .sort((x, y) => x.t - y.t);
+      // A first day alone draws no line: start from nothing the day before.
+      if (pts.length === 1) pts.unshift({ t: pts[0].t - 86400000, v: 0 });
       const box = h("div", { class: "chart", "data-account": a.account });
       grid.append(box);
       if (pts.length) timeChart(box, `${a.account}: cost per day (${u.currency})`, "cost", pts);

@@ -1,0 +1,205 @@
+// Unit tests of the gateway's pure core: what the REST API answers for good
+// and bad input, how runs are ranked, and that /metrics is valid Prometheus
+// text whatever the services report.
+#define BOOST_TEST_MODULE gateway_core
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+
+#include "core/api_error.h"
+#include "core/cluster.h"
+#include "core/codec.h"
+#include "core/job_spec_json.h"
+#include "core/prometheus.h"
+#include "prom_check.h"
+#include "trainyard/fb/rpc_generated.h"
+
+using namespace trainyard;
+using namespace trainyard::gateway;
+using nlohmann::json;
+
+namespace {
+
+std::optional<ApiError> parse(const json& j, fb::JobSpecT* spec, const std::string& user = "ana", bool admin = false) {
+  return parse_job_spec(j, user, admin, spec);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_valid_spec_is_read_field_by_field_and_defaults_the_user) {
+  fb::JobSpecT s;
+  auto e = parse(json::parse(R"({"name":"sweep","command":["python3","train.py"],"gpus":2,"gpu_type":"A100",
+      "account":"vision","experiment":"lr","array":"0-3","labels":{"lr":0.1,"opt":"sgd"},"env":{"A":"1"},
+      "time_limit_s":600,"dependencies":[{"kind":"afterany","job_id":7}]})"),
+                 &s);
+  BOOST_REQUIRE(!e);
+  BOOST_TEST(s.user == "ana");
+  BOOST_TEST(s.gpus_per_node == 2u);
+  BOOST_TEST(s.command.size() == 2u);
+  BOOST_TEST(s.labels.size() == 2u);
+  BOOST_TEST(s.labels[0]->key == "lr");
+  BOOST_TEST(s.labels[0]->value == "0.1");
+  BOOST_TEST(s.dependencies.at(0)->job_id == 7u);
+  BOOST_TEST(static_cast<int>(s.dependencies.at(0)->kind) == static_cast<int>(fb::DependencyKind::AfterAny));
+  BOOST_TEST(s.nodes == 1u);  // the schema default stays
+}
+
+BOOST_AUTO_TEST_CASE(bad_specs_are_400s_that_name_the_field) {
+  struct Case {
+    const char* body;
+    const char* field;
+  } cases[] = {
+      {R"({"command":["x"],"gpu":1})", "gpu"},
+      {R"({"command":"python3 train.py"})", "command"},
+      {R"({"name":"x"})", "command"},
+      {R"({"command":["x"],"gpus":-1})", "gpus"},
+      {R"({"command":["x"],"gpus":"two"})", "gpus"},
+      {R"({"command":["x"],"labels":["a"]})", "labels"},
+      {R"({"command":["x"],"dependencies":[{"kind":"after","job_id":1}]})", "dependencies"},
+      {R"({"command":["x"],"preemptible":"yes"})", "preemptible"},
+      {R"({"command":["x"],"gpus":1,"gpus_per_node":1})", "gpus"},
+      {R"({"command":["x"],"grace_s":99999999999})", "grace_s"},
+  };
+  for (const auto& c : cases) {
+    fb::JobSpecT s;
+    auto e = parse(json::parse(c.body), &s);
+    BOOST_REQUIRE_MESSAGE(e, c.body);
+    BOOST_TEST(e->http == 400, c.body);
+    BOOST_TEST(e->field == c.field, c.body << " -> " << e->field);
+    BOOST_TEST(e->body()["error"].get<std::string>().find(c.field) != std::string::npos, e->message);
+  }
+  fb::JobSpecT s;
+  auto e = parse(json::parse("[1]"), &s);
+  BOOST_REQUIRE(e);
+  BOOST_TEST(e->http == 400);
+}
+
+BOOST_AUTO_TEST_CASE(submitting_as_someone_else_is_forbidden_unless_admin) {
+  fb::JobSpecT s;
+  auto e = parse(json::parse(R"({"command":["x"],"user":"bob"})"), &s);
+  BOOST_REQUIRE(e);
+  BOOST_TEST(e->http == 403);
+  BOOST_TEST(e->field == "user");
+  fb::JobSpecT t;
+  BOOST_TEST(!parse(json::parse(R"({"command":["x"],"user":"bob"})"), &t, "root", true));
+  BOOST_TEST(t.user == "bob");
+}
+
+BOOST_AUTO_TEST_CASE(service_errors_map_to_http_and_unavailable_names_the_service) {
+  auto e = from_status(Status::unavailable("scheduler at tcp://x did not answer"), "scheduler");
+  BOOST_TEST(e.http == 503);
+  BOOST_TEST(e.body()["service"] == "scheduler");
+  BOOST_TEST(e.body()["error"].get<std::string>().find("scheduler is unavailable") == 0u);
+  BOOST_TEST(from_status(Status::not_found("job 9"), "scheduler").http == 404);
+  BOOST_TEST(from_status(Status::invalid("gpus"), "scheduler").http == 400);
+  BOOST_TEST(from_status(Status::failed_precondition("done"), "scheduler").http == 409);
+  BOOST_TEST(from_status(Status::exhausted("budget"), "scheduler").http == 429);
+  BOOST_TEST(bad_request("state", "x").body()["field"] == "state");
+  BOOST_TEST(ApiError{}.body()["field"].is_null());
+}
+
+BOOST_AUTO_TEST_CASE(comparisons_rank_best_first_for_the_goal_and_put_empty_runs_last) {
+  auto build = [](bool maximize) {
+    flatbuffers::FlatBufferBuilder b;
+    std::vector<flatbuffers::Offset<fb::ComparisonRow>> rows;
+    auto row = [&](uint64_t id, double best) {
+      rows.push_back(fb::CreateComparisonRowDirect(b, id, "run", best, 10, best, 5));
+    };
+    row(1, 0.5);
+    row(2, NAN);
+    row(3, 0.2);
+    row(4, 0.9);
+    auto c = fb::CreateComparisonDirect(b, "loss", &rows);
+    b.Finish(c);
+    auto* cmp = flatbuffers::GetRoot<fb::Comparison>(b.GetBufferPointer());
+    return to_json(*cmp, maximize);
+  };
+  auto min = build(false);
+  BOOST_TEST(min["best_job_id"] == 3);
+  std::vector<uint64_t> order;
+  for (auto& r : min["rows"]) order.push_back(r["job_id"]);
+  BOOST_TEST(order == (std::vector<uint64_t>{3, 1, 4, 2}), boost::test_tools::per_element());
+  BOOST_TEST(min["rows"][0]["rank"] == 1);
+  BOOST_TEST(min["rows"][3]["best_value"].is_null());
+  auto max = build(true);
+  BOOST_TEST(max["best_job_id"] == 4);
+  BOOST_TEST(max["rows"][0]["job_id"] == 4);
+}
+
+BOOST_AUTO_TEST_CASE(node_stats_split_gpus_into_allocated_idle_and_unavailable_per_type) {
+  flatbuffers::FlatBufferBuilder b;
+  auto node = [&](const char* name, const char* type, int gpus, std::vector<uint32_t> allocated, bool up, bool drained) {
+    std::vector<flatbuffers::Offset<fb::GpuInfo>> g;
+    for (int i = 0; i < gpus; ++i) g.push_back(fb::CreateGpuInfoDirect(b, i, type, 80000));
+    auto info = fb::CreateNodeInfoDirect(b, name, &g);
+    return fb::CreateNodeStatusDirect(b, info, up, drained, "", &allocated);
+  };
+  std::vector<flatbuffers::Offset<fb::NodeStatus>> nodes{node("a", "A100", 4, {0, 2}, true, false),
+                                                         node("b", "A100", 2, {}, false, false),
+                                                         node("c", "H100", 8, {1}, true, true),
+                                                         node("d", "", 1, {}, true, false)};
+  b.Finish(fb::CreateNodeListDirect(b, &nodes));
+  auto s = node_stats(*flatbuffers::GetRoot<fb::NodeList>(b.GetBufferPointer()));
+  BOOST_TEST(s.up == 2u);
+  BOOST_TEST(s.down == 1u);
+  BOOST_TEST(s.drained == 1u);
+  BOOST_TEST(s.gpus["A100"].total == 6u);
+  BOOST_TEST(s.gpus["A100"].allocated == 2u);
+  BOOST_TEST(s.gpus["A100"].idle == 2u);
+  BOOST_TEST(s.gpus["A100"].unavailable == 2u);
+  BOOST_TEST(s.gpus["H100"].allocated == 1u);
+  BOOST_TEST(s.gpus["H100"].idle == 0u);
+  BOOST_TEST(s.gpus["unknown"].idle == 1u);
+  auto j = cluster_summary(s, JobStats{});
+  BOOST_TEST(j["gpus"]["total"] == 15);
+  BOOST_TEST(j["gpus"]["by_type"]["H100"]["unavailable"] == 7);
+}
+
+BOOST_AUTO_TEST_CASE(metrics_text_is_strict_prometheus_with_awkward_names_and_values) {
+  MetricsInput in;
+  in.service_up = {{"scheduler", true}, {"billing", false}};
+  NodeStats n;
+  n.up = 2;
+  n.gpus["A100"] = {4, 1, 3, 0};
+  n.gpus["weird \"type\"\\x\n"] = {1, 0, 1, 0};
+  in.nodes = n;
+  JobStats j;
+  j.by_state_partition[{"Running", "gpu"}] = 2;
+  j.by_state_partition[{"Pending", "default"}] = 5;
+  j.queue_waits_s = {0.5, 3, 3, 70, 1e6};
+  in.jobs = j;
+  in.spend = std::vector<AccountSpend>{{"vision", "EUR", 12'500'000, 3'600'000}};
+  in.ops = {{"scheduler", "main", {{"cycle_ms", 4.0}, {"lag_s", 0.1}}},
+            {"metrics-aggregator", "m", {{"points_total", 1e6}, {"sys/odd name", NAN}}}};
+  auto text = render_metrics(in);
+  std::string err;
+  auto p = testing::parse_prometheus(text, &err);
+  BOOST_REQUIRE_MESSAGE(p, err << "\n" << text);
+  BOOST_TEST(*p->value("trainyard_service_up", {{"service", "billing"}}) == 0);
+  BOOST_TEST(*p->value("trainyard_gpus_total", {{"gpu_type", "A100"}}) == 4);
+  BOOST_TEST(*p->value("trainyard_gpus_idle", {{"gpu_type", "weird \"type\"\\x\n"}}) == 1);
+  BOOST_TEST(*p->value("trainyard_jobs", {{"state", "Pending"}, {"partition", "default"}}) == 5);
+  BOOST_TEST(*p->value("trainyard_queue_wait_seconds_bucket", {{"le", "5"}}) == 3);
+  BOOST_TEST(*p->value("trainyard_queue_wait_seconds_bucket", {{"le", "+Inf"}}) == 5);
+  BOOST_TEST(*p->value("trainyard_queue_wait_seconds_count") == 5);
+  BOOST_TEST(*p->value("trainyard_account_spend_micros_total", {{"account", "vision"}}) == 12'500'000);
+  BOOST_TEST(*p->value("trainyard_scheduler_cycle_seconds", {{"stat", "cycle_ms"}}) == 0.004);
+  BOOST_TEST(*p->value("trainyard_bus_lag", {{"subscriber", "scheduler"}}) == 0.1);
+  BOOST_TEST(*p->value("trainyard_metric_points_ingested", {{"name", "points_total"}}) == 1e6);
+  BOOST_TEST(p->types.at("trainyard_queue_wait_seconds") == "histogram");
+}
+
+BOOST_AUTO_TEST_CASE(the_strict_parser_rejects_what_prometheus_would) {
+  std::string err;
+  BOOST_TEST(!testing::parse_prometheus("a 1", &err));  // no final newline
+  BOOST_TEST(!testing::parse_prometheus("a{x=\"1\"} 1\nb 2\na{x=\"2\"} 3\n", &err));  // split family
+  BOOST_TEST(!testing::parse_prometheus("a{x=\"\\q\"} 1\n", &err));
+  BOOST_TEST(!testing::parse_prometheus("a 1\na 2\n", &err));
+  BOOST_TEST(!testing::parse_prometheus("a 1\n# TYPE a gauge\n", &err));
+  BOOST_TEST(!testing::parse_prometheus("1a 1\n", &err));
+  BOOST_TEST(!testing::parse_prometheus("a one\n", &err));
+  BOOST_TEST(!testing::parse_prometheus("# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n", &err));
+  BOOST_TEST(testing::parse_prometheus("# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n", &err)
+                 .has_value(),
+             err);
+}

@@ -1,0 +1,578 @@
+// The gateway against real processes: first alone, with every service down
+// (503s naming the service, fast; 4xx JSON errors for bad requests; /metrics
+// still valid), then in front of a whole local Trainyard (bus, scheduler,
+// broker, agent, metrics-aggregator, billing) running a real training
+// script: REST bodies, live events over SSE, logs, comparisons, usage,
+// /metrics, cancel, and the dashboard in headless Chromium.
+#define BOOST_TEST_MODULE gateway
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "process.h"
+#include "prom_check.h"
+
+using namespace trainyard::testing;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kDead = "tcp://127.0.0.1:9";  // nothing listens there
+
+struct Response {
+  int status = 0;
+  json body;
+  std::string text;
+  std::string content_type;
+};
+
+class Http {
+ public:
+  explicit Http(const std::string& url) : cli_(url) {
+    cli_.set_read_timeout(20, 0);
+    cli_.set_connection_timeout(5, 0);
+  }
+  Response get(const std::string& path) { return wrap(cli_.Get(path.c_str())); }
+  Response post(const std::string& path, const std::string& body, const std::string& user = "") {
+    httplib::Headers h;
+    if (!user.empty()) h.emplace("X-Trainyard-User", user);
+    return wrap(cli_.Post(path.c_str(), h, body, "application/json"));
+  }
+
+ private:
+  static Response wrap(const httplib::Result& r) {
+    Response out;
+    if (!r) return out;
+    out.status = r->status;
+    out.text = r->body;
+    out.content_type = r->get_header_value("Content-Type");
+    if (out.content_type.rfind("application/json", 0) == 0) out.body = json::parse(r->body, nullptr, false);
+    return out;
+  }
+  httplib::Client cli_;
+};
+
+// A running trainyard-gateway.
+struct Gateway {
+  Gateway(const TempDir& dir, std::vector<std::string> sets, const std::string& name = "gateway") {
+    std::vector<std::string> argv{bin("trainyard-gateway"), "--listen", "127.0.0.1:0", "--ready-file",
+                                  dir / (name + ".ready"), "--web-root", std::string(TY_BUILD_DIR) + "/web/dist"};
+    for (auto& s : sets) {
+      argv.push_back("--set");
+      argv.push_back(s);
+    }
+    proc = std::make_unique<Process>(argv, dir / (name + ".log"));
+    auto ready = wait_json(dir / (name + ".ready"), 15s);
+    url = ready.at("url").get<std::string>();
+    BOOST_REQUIRE(url.rfind("http://127.0.0.1:", 0) == 0);
+    BOOST_REQUIRE(ready.at("pid").get<int>() == proc->pid());
+  }
+  std::unique_ptr<Process> proc;
+  std::string url;
+};
+
+std::string field(const std::string& text, const std::string& key) {
+  auto p = text.find(key + "=");
+  auto e = text.find('\n', p);
+  return text.substr(p + key.size() + 1, e - p - key.size() - 1);
+}
+
+// Every service of a local Trainyard, each a real process on free ports.
+class LocalTrainyard {
+ public:
+  LocalTrainyard() {
+    auto ep_file = dir_ / "bus.endpoints";
+    start("bus", {bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend", "tcp://127.0.0.1:*",
+                  "--endpoints-file", ep_file});
+    BOOST_REQUIRE(wait_until([&] { return !read_file(ep_file).empty(); }, 10s));
+    frontend_ = field(read_file(ep_file), "frontend");
+    backend_ = field(read_file(ep_file), "backend");
+    broker = service("resource-broker", "broker", {"broker.node_timeout_ms=5000"});
+    scheduler = service("scheduler", "scheduler", {"broker.endpoint=" + broker});
+    metrics = service("metrics-aggregator", "metrics", {});
+    std::string rates = std::string(TY_SOURCE_DIR) + "/services/billing/rates.example.toml";
+    billing = service("billing", "billing", {"billing.rates=" + rates, "billing.currency=EUR"});
+    agent_ = service("agent", "agent",
+                     {"agent.node=node-a", "agent.gpus=[{type=\"A100\",memory_gb=80},{type=\"A100\",memory_gb=80}]",
+                      "agent.runs_dir=" + (dir_ / "runs"), "agent.cpus=8", "agent.memory_mb=32768",
+                      "broker.endpoint=" + broker, "agent.usage_tick_ms=500", "agent.sample_ms=500"});
+    gateway = std::make_unique<Gateway>(
+        dir_, std::vector<std::string>{"bus.backend=" + backend_, "scheduler.endpoint=" + scheduler,
+                                       "broker.endpoint=" + broker, "metrics.endpoint=" + metrics,
+                                       "billing.endpoint=" + billing, "gateway.keepalive_ms=300"});
+  }
+  ~LocalTrainyard() {
+    gateway.reset();
+    for (auto it = procs_.rbegin(); it != procs_.rend(); ++it) it->second->stop(3000ms);
+    kill_processes_mentioning(dir_.path());
+  }
+  std::string logs() const {
+    std::string out;
+    for (auto& [name, p] : procs_) {
+      auto log = p->log();
+      if (log.size() > 3000) log = "..." + log.substr(log.size() - 3000);
+      out += "---- " + name + " ----\n" + log + "\n";
+    }
+    if (gateway) out += "---- gateway ----\n" + gateway->proc->log();
+    return out;
+  }
+  const TempDir& dir() const { return dir_; }
+
+  std::string scheduler, broker, metrics, billing;
+  std::unique_ptr<Gateway> gateway;
+
+ private:
+  void start(const std::string& name, std::vector<std::string> argv) {
+    procs_.emplace_back(name, std::make_unique<Process>(argv, dir_ / (name + ".log")));
+  }
+  std::string service(const std::string& binary, const std::string& key, std::vector<std::string> sets) {
+    std::vector<std::string> argv{bin("trainyard-" + binary), "--ready-file", dir_ / (key + ".ready")};
+    sets.push_back("bus.frontend=" + frontend_);
+    sets.push_back("bus.backend=" + backend_);
+    if (key != "agent") {
+      sets.push_back(key + ".endpoint=tcp://127.0.0.1:*");
+      sets.push_back(key + ".data=" + (dir_ / (key + ".db")));
+    } else {
+      sets.push_back("agent.data=" + (dir_ / "agent.db"));
+    }
+    for (auto& s : sets) {
+      argv.push_back("--set");
+      argv.push_back(s);
+    }
+    start(key, argv);
+    auto ready = wait_json(dir_ / (key + ".ready"), 20s);
+    return ready.value("endpoint", "");
+  }
+
+  TempDir dir_;
+  std::string frontend_, backend_, agent_;
+  std::vector<std::pair<std::string, std::unique_ptr<Process>>> procs_;
+};
+
+// One local Trainyard for the cases that need it (starting one takes a few
+// seconds; the cases read it in order).
+LocalTrainyard& cluster() {
+  static std::unique_ptr<LocalTrainyard> c;
+  if (!c) c = std::make_unique<LocalTrainyard>();
+  return *c;
+}
+
+struct Shared {
+  uint64_t array_job_id = 0;
+  std::vector<uint64_t> jobs;
+  uint64_t best_job = 0;
+  std::string experiment = "moons";
+  std::vector<std::string> sse_lines;
+};
+Shared& shared() {
+  static Shared s;
+  return s;
+}
+
+json job_of(Http& http, uint64_t id) { return http.get("/api/v1/jobs/" + std::to_string(id)).body; }
+
+bool chromium_present() { return std::filesystem::exists("/usr/bin/chromium"); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(with_every_service_down_each_endpoint_answers_503_naming_the_service_within_seconds) {
+  TempDir dir;
+  Gateway gw(dir, {"bus.backend=" + kDead, "scheduler.endpoint=" + kDead, "broker.endpoint=" + kDead,
+                   "metrics.endpoint=" + kDead, "billing.endpoint=" + kDead, "gateway.rpc_timeout_ms=400",
+                   "gateway.rpc_tries=2"});
+  Http http(gw.url);
+  struct Case {
+    std::string path, service;
+  } cases[] = {
+      {"/api/v1/cluster", "resource-broker"},
+      {"/api/v1/nodes", "resource-broker"},
+      {"/api/v1/jobs", "scheduler"},
+      {"/api/v1/jobs?state=Running&user=ana", "scheduler"},
+      {"/api/v1/jobs/7", "scheduler"},
+      {"/api/v1/jobs/7/logs", "scheduler"},
+      {"/api/v1/jobs/7/metrics", "metrics-aggregator"},
+      {"/api/v1/jobs/7/series?name=loss", "metrics-aggregator"},
+      {"/api/v1/experiments", "scheduler"},
+      {"/api/v1/experiments/moons/compare?metric=loss", "metrics-aggregator"},
+      {"/api/v1/compare?jobs=1,2&metric=accuracy", "metrics-aggregator"},
+      {"/api/v1/usage?group_by=day", "billing"},
+      {"/api/v1/accounts", "billing"},
+      {"/api/v1/accounts/vision/invoice?month=2026-01", "billing"},
+  };
+  for (const auto& c : cases) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = http.get(c.path);
+    auto took = std::chrono::steady_clock::now() - t0;
+    BOOST_TEST(r.status == 503, c.path << " -> " << r.status << " " << r.text);
+    BOOST_TEST(r.body.value("service", "") == c.service, c.path << " -> " << r.text);
+    BOOST_TEST(r.body.value("error", "").find(c.service) != std::string::npos, r.text);
+    BOOST_TEST(r.body.value("code", "") == "Unavailable");
+    BOOST_TEST(took < 3s, c.path << " took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                                 << " ms");
+  }
+  // Writes: the principal is checked first, then the scheduler is asked.
+  auto r = http.post("/api/v1/jobs", R"({"command":["true"]})", "ana");
+  BOOST_TEST(r.status == 503);
+  BOOST_TEST(r.body.value("service", "") == "scheduler");
+  r = http.post("/api/v1/jobs/7/cancel", "", "ana");
+  BOOST_TEST(r.status == 503);
+
+  // /metrics stays scrapeable: valid text that says who is down, in one timeout.
+  auto t0 = std::chrono::steady_clock::now();
+  r = http.get("/metrics");
+  BOOST_TEST((std::chrono::steady_clock::now() - t0) < 3s);
+  BOOST_TEST(r.status == 200);
+  BOOST_TEST(r.content_type.find("text/plain") == 0u);
+  std::string err;
+  auto prom = parse_prometheus(r.text, &err);
+  BOOST_REQUIRE_MESSAGE(prom, err << "\n" << r.text);
+  for (const char* s : {"scheduler", "resource-broker", "metrics-aggregator", "billing"}) {
+    BOOST_TEST(prom->get("trainyard_service_up", {{"service", s}}) == 0.0, s);
+  }
+  BOOST_TEST(!prom->value("trainyard_gpus_total"));  // no made-up numbers
+
+  auto health = http.get("/api/v1/health");
+  BOOST_TEST(health.status == 200);
+  BOOST_TEST(health.body["ok"] == false);
+  BOOST_TEST(health.body["services"]["billing"]["up"] == false);
+}
+
+BOOST_AUTO_TEST_CASE(bad_requests_get_4xx_with_a_json_error_naming_the_field) {
+  TempDir dir;
+  Gateway gw(dir, {"bus.backend=" + kDead, "scheduler.endpoint=" + kDead, "broker.endpoint=" + kDead,
+                   "metrics.endpoint=" + kDead, "billing.endpoint=" + kDead, "gateway.rpc_timeout_ms=300"});
+  Http http(gw.url);
+  struct Case {
+    std::string path;
+    int status;
+    std::string field;
+  } gets[] = {
+      {"/api/v1/jobs?state=Sleeping", 400, "state"},
+      {"/api/v1/jobs?limit=0", 400, "limit"},
+      {"/api/v1/jobs?limit=ten", 400, "limit"},
+      {"/api/v1/jobs/1/series", 400, "name"},
+      {"/api/v1/jobs/1/series?name=loss&max_points=1", 400, "max_points"},
+      {"/api/v1/jobs/1/series?name=loss&from_step=9&to_step=2", 400, "from_step"},
+      {"/api/v1/jobs/1/logs?stream=stdin", 400, "stream"},
+      {"/api/v1/experiments/x/compare", 400, "metric"},
+      {"/api/v1/experiments/x/compare?metric=loss&goal=best", 400, "goal"},
+      {"/api/v1/compare?metric=loss", 400, "jobs"},
+      {"/api/v1/compare?metric=loss&jobs=1,x", 400, "jobs"},
+      {"/api/v1/usage?group_by=planet", 400, "group_by"},
+      {"/api/v1/usage?since=yesterday", 400, "since"},
+      {"/api/v1/accounts/vision/invoice?month=2026-13", 400, "month"},
+      {"/api/v1/events?kinds=job,weather", 400, "kinds"},
+      {"/api/v1/events/recent?limit=0", 400, "limit"},
+  };
+  for (const auto& c : gets) {
+    auto r = http.get(c.path);
+    BOOST_TEST(r.status == c.status, c.path << " -> " << r.status << " " << r.text);
+    BOOST_TEST(r.body.is_object(), c.path);
+    BOOST_TEST(r.body.value("field", "") == c.field, c.path << " -> " << r.text);
+    BOOST_TEST(!r.body.value("error", "").empty(), c.path);
+  }
+  auto r = http.get("/api/v1/no/such/thing");
+  BOOST_TEST(r.status == 404);
+  BOOST_TEST(r.body["field"].is_null());
+  BOOST_TEST(r.body.value("error", "").find("/api/v1/no/such/thing") != std::string::npos);
+
+  r = http.post("/api/v1/jobs", R"({"command":["true"]})");
+  BOOST_TEST(r.status == 401);
+  BOOST_TEST(r.body.value("field", "") == "X-Trainyard-User");
+  r = http.post("/api/v1/jobs", R"({"command":["true"]})", "bad user!");
+  BOOST_TEST(r.status == 400);
+  r = http.post("/api/v1/jobs", "{not json", "ana");
+  BOOST_TEST(r.status == 400);
+  r = http.post("/api/v1/jobs", R"({"command":["true"],"gpu":4})", "ana");
+  BOOST_TEST(r.status == 400);
+  BOOST_TEST(r.body.value("field", "") == "gpu");
+  r = http.post("/api/v1/jobs", R"({"command":["true"],"user":"bob"})", "ana");
+  BOOST_TEST(r.status == 403);
+  r = http.post("/api/v1/jobs/5/cancel", "", "");
+  BOOST_TEST(r.status == 401);
+}
+
+BOOST_AUTO_TEST_CASE(a_whole_local_trainyard_through_the_rest_api_sse_and_metrics) {
+  auto& c = cluster();
+  auto& s = shared();
+  Http http(c.gateway->url);
+
+  // The agent's node and its two GPUs reach the overview.
+  BOOST_REQUIRE_MESSAGE(wait_until(
+                            [&] {
+                              auto r = http.get("/api/v1/cluster");
+                              return r.status == 200 && r.body["gpus"]["total"] == 2;
+                            },
+                            20s),
+                        c.logs());
+  auto summary = http.get("/api/v1/cluster").body;
+  BOOST_TEST(summary["gpus"]["by_type"]["A100"]["total"] == 2);
+  BOOST_TEST(summary["nodes"]["up"] == 1);
+  auto nodes = http.get("/api/v1/nodes").body["nodes"];
+  BOOST_REQUIRE(nodes.size() == 1u);
+  BOOST_TEST(nodes[0]["name"] == "node-a");
+  BOOST_TEST(nodes[0]["gpus"].size() == 2u);
+
+  // Live events: an SSE client from before the submit.
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::string sse;
+  // Joined however the case ends (a failed REQUIRE throws past it).
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread t;
+    ~Joiner() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } reader{stop, std::thread([&] {
+    httplib::Client cli(c.gateway->url);
+    cli.set_read_timeout(30, 0);
+    cli.Get("/api/v1/events?kinds=job,run", [&](const char* data, size_t n) {
+      std::lock_guard lock(mu);
+      sse.append(data, n);
+      return !stop.load();
+    });
+  })};
+  BOOST_REQUIRE(wait_until(
+      [&] {
+        std::lock_guard lock(mu);
+        return sse.find("event: hello") != std::string::npos;
+      },
+      10s));
+
+  // A real training script as an array of three hyperparameter variants.
+  std::string script = std::string(TY_SOURCE_DIR) + "/examples/train.py";
+  json spec{{"name", "moons-sweep"},
+            {"command", {"python3", script, "--steps", "120", "--eval-every", "10", "--grid", "0.5:8,0.02:2,2.0:16",
+                         "--sleep", "0.01"}},
+            {"account", "vision"},
+            {"experiment", s.experiment},
+            {"array", "0-2"},
+            {"gpus", 1},
+            {"gpu_type", "A100"},
+            {"labels", {{"sweep", "lr-hidden"}}},
+            {"time_limit_s", 300}};
+  auto sub = http.post("/api/v1/jobs", spec.dump(), "ana");
+  BOOST_REQUIRE_MESSAGE(sub.status == 201, sub.text << c.logs());
+  BOOST_TEST(sub.body["user"] == "ana");
+  for (auto& id : sub.body["job_ids"]) s.jobs.push_back(id.get<uint64_t>());
+  BOOST_REQUIRE(s.jobs.size() == 3u);
+  s.array_job_id = sub.body["array_job_id"].get<uint64_t>();
+
+  bool done = wait_until(
+      [&] {
+        for (auto id : s.jobs) {
+          if (job_of(http, id).value("state", "") != "Succeeded") return false;
+        }
+        return true;
+      },
+      90s);
+  BOOST_REQUIRE_MESSAGE(done, http.get("/api/v1/jobs").text << c.logs());
+
+  // A job with its history.
+  auto j = job_of(http, s.jobs[0]);
+  BOOST_TEST(j["user"] == "ana");
+  BOOST_TEST(j["account"] == "vision");
+  BOOST_TEST(j["experiment"] == s.experiment);
+  BOOST_TEST(j["nodes"][0] == "node-a");
+  BOOST_TEST(j["terminal"] == true);
+  BOOST_TEST(j["spec"]["labels"]["sweep"] == "lr-hidden");
+  std::vector<std::string> states;
+  for (auto& t : j["history"]) states.push_back(t["state"]);
+  BOOST_REQUIRE(!states.empty());
+  BOOST_TEST(states.front() == "Pending");
+  BOOST_TEST(states.back() == "Succeeded");
+  BOOST_TEST((std::find(states.begin(), states.end(), "Running") != states.end()));
+  BOOST_TEST(http.get("/api/v1/jobs/999999").status == 404);
+
+  // Filters.
+  auto mine = http.get("/api/v1/jobs?user=ana&state=Succeeded&experiment=" + s.experiment).body;
+  BOOST_TEST(mine["count"] == 3);
+  BOOST_TEST(http.get("/api/v1/jobs?user=nobody").body["count"] == 0);
+  BOOST_TEST(http.get("/api/v1/jobs?account=vision&state=Running,Pending").body["count"] == 0);
+  BOOST_TEST(http.get("/api/v1/jobs?array=" + std::to_string(s.array_job_id)).body["count"] == 3);
+
+  // Logs: the script's first line, as a tail and from an offset.
+  auto log = http.get("/api/v1/jobs/" + std::to_string(s.jobs[0]) + "/logs");
+  BOOST_REQUIRE_MESSAGE(log.status == 200, log.text);
+  BOOST_TEST(log.body["data"].get<std::string>().find("job=" + std::to_string(s.jobs[0])) != std::string::npos,
+             log.text);
+  BOOST_TEST(log.body["finished"] == true);
+  auto tail = http.get("/api/v1/jobs/" + std::to_string(s.jobs[0]) + "/logs?tail=10").body;
+  BOOST_TEST(tail["data"].get<std::string>().size() <= 10u);
+  BOOST_TEST(tail["next_offset"] == tail["size"]);
+  // Follow on a finished job: the whole log then "end".
+  auto follow = http.get("/api/v1/jobs/" + std::to_string(s.jobs[0]) + "/logs?follow=1&offset=0");
+  BOOST_TEST(follow.status == 200);
+  BOOST_TEST(follow.text.find("event: log") != std::string::npos, follow.text);
+  BOOST_TEST(follow.text.find("event: end") != std::string::npos, follow.text);
+
+  // Metrics: names, a downsampled series, a ranked comparison.
+  BOOST_REQUIRE(wait_until(
+      [&] {
+        auto m = http.get("/api/v1/jobs/" + std::to_string(s.jobs[2]) + "/metrics").body;
+        for (auto& x : m["metrics"]) {
+          if (x["name"] == "loss" && x["last_step"].get<int64_t>() >= 119) return true;
+        }
+        return false;
+      },
+      20s));
+  auto series = http.get("/api/v1/jobs/" + std::to_string(s.jobs[0]) + "/series?name=loss&max_points=20").body;
+  BOOST_TEST(series["name"] == "loss");
+  BOOST_TEST(series["steps"].size() >= 2u);
+  BOOST_TEST(series["steps"].size() <= 20u);
+  BOOST_TEST(series["steps"].size() == series["values"].size());
+  BOOST_TEST(series["total_points"].get<uint64_t>() >= 100u);
+
+  auto exp = http.get("/api/v1/experiments").body["experiments"];
+  BOOST_REQUIRE(!exp.empty());
+  BOOST_TEST(exp[0]["name"] == s.experiment);
+  BOOST_TEST(exp[0]["succeeded"] == 3);
+  auto e = http.get("/api/v1/experiments/" + s.experiment).body;
+  BOOST_TEST((std::find(e["metrics"].begin(), e["metrics"].end(), "val_acc") != e["metrics"].end()), e.dump());
+
+  auto cmp = http.get("/api/v1/experiments/" + s.experiment + "/compare?metric=loss").body;
+  BOOST_TEST(cmp["goal"] == "min");
+  BOOST_REQUIRE(cmp["rows"].size() == 3u);
+  for (size_t i = 1; i < 3; ++i) {
+    BOOST_TEST(cmp["rows"][i - 1]["best_value"].get<double>() <= cmp["rows"][i]["best_value"].get<double>());
+  }
+  BOOST_TEST(cmp["best_job_id"] == cmp["rows"][0]["job_id"]);
+  BOOST_TEST(cmp["rows"][0]["state"] == "Succeeded");
+  BOOST_TEST(cmp["rows"][0]["params"]["sweep"] == "lr-hidden");
+  s.best_job = cmp["best_job_id"].get<uint64_t>();
+  auto acc = http.get("/api/v1/compare?metric=val_acc&jobs=" + std::to_string(s.jobs[0]) + "," +
+                      std::to_string(s.jobs[1]))
+                 .body;
+  BOOST_TEST(acc["goal"] == "max");
+  BOOST_REQUIRE_MESSAGE(acc["rows"].size() == 2u, acc.dump());
+  BOOST_TEST(acc["rows"][0]["best_value"].get<double>() >= acc["rows"][1]["best_value"].get<double>());
+
+  // Usage and cost: billing charged the account for the GPU time.
+  BOOST_REQUIRE_MESSAGE(wait_until(
+                            [&] {
+                              auto u = http.get("/api/v1/usage?group_by=account").body;
+                              for (auto& row : u["rows"]) {
+                                if (row["key"] == "vision" && row["gpu_ms"].get<uint64_t>() > 0) return true;
+                              }
+                              return false;
+                            },
+                            20s),
+                        http.get("/api/v1/usage?group_by=account").text);
+  auto usage = http.get("/api/v1/usage?group_by=account&account=vision").body;
+  BOOST_TEST(usage["currency"] == "EUR");
+  BOOST_TEST(usage["rows"][0]["cost_micros"].get<int64_t>() > 0);
+  auto accounts = http.get("/api/v1/accounts").body;
+  BOOST_TEST(accounts["accounts"][0]["account"] == "vision");
+  BOOST_TEST(accounts["accounts"][0]["month_cost_micros"].get<int64_t>() > 0);
+  auto inv = http.get("/api/v1/accounts/vision/invoice").body;
+  BOOST_TEST(inv["account"] == "vision");
+  BOOST_TEST(inv["total_micros"].get<int64_t>() > 0, inv.dump());
+  BOOST_TEST(!inv["lines"].empty());
+
+  // The SSE stream saw every job go through its states.
+  BOOST_TEST(wait_until(
+      [&] {
+        std::lock_guard lock(mu);
+        return sse.find("\"to\":\"Succeeded\"") != std::string::npos && sse.find("event: run.finished") != std::string::npos;
+      },
+      10s));
+  stop = true;
+  reader.t.join();
+  {
+    std::lock_guard lock(mu);
+    BOOST_TEST(sse.find("event: job.submitted") != std::string::npos, sse);
+    BOOST_TEST(sse.find("event: node.") == std::string::npos);  // filtered out by kinds
+    BOOST_TEST(sse.find("id: ") != std::string::npos);
+  }
+  auto recent = http.get("/api/v1/events/recent?kinds=job&limit=5").body;
+  BOOST_TEST(recent["events"].size() == 5u);
+  BOOST_TEST(recent["events"][4]["kind"] == "job");
+
+  // /metrics: strict Prometheus text with the cluster's figures.
+  auto m = http.get("/metrics");
+  BOOST_TEST(m.status == 200);
+  std::string err;
+  auto prom = parse_prometheus(m.text, &err);
+  BOOST_REQUIRE_MESSAGE(prom, err << "\n" << m.text);
+  for (const char* svc : {"scheduler", "resource-broker", "metrics-aggregator", "billing"}) {
+    BOOST_TEST(prom->get("trainyard_service_up", {{"service", svc}}) == 1.0, svc);
+  }
+  BOOST_TEST(prom->get("trainyard_gpus_total", {{"gpu_type", "A100"}}) == 2.0);
+  BOOST_TEST(prom->get("trainyard_gpus_idle", {{"gpu_type", "A100"}}) == 2.0);
+  BOOST_TEST(prom->get("trainyard_gpus_allocated", {{"gpu_type", "A100"}}) == 0.0);
+  BOOST_TEST(prom->get("trainyard_jobs", {{"state", "Succeeded"}}) == 3.0);
+  BOOST_TEST(prom->get("trainyard_queue_wait_seconds_count") == 3.0);
+  BOOST_TEST(*prom->value("trainyard_account_spend_micros_total", {{"account", "vision"}}) > 0);
+  BOOST_TEST(*prom->value("trainyard_gateway_metric_points_seen_total") > 0);
+  // The services' own ops.metrics reports arrive within a few seconds.
+  BOOST_TEST(wait_until(
+      [&] {
+        auto p = parse_prometheus(http.get("/metrics").text, &err);
+        return p && p->value("trainyard_ops_gauge", {{"service", "resource-broker"}});
+      },
+      15s));
+  if (std::filesystem::exists("/usr/bin/promtool")) {
+    std::ofstream(c.dir() / "metrics.txt") << m.text;
+    auto [rc, out] = run({"/bin/sh", "-c", "promtool check metrics < " + (c.dir() / "metrics.txt")});
+    BOOST_TEST(rc == 0, out);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(cancel_through_the_api_stops_a_running_job_and_only_its_owner_may) {
+  auto& c = cluster();
+  Http http(c.gateway->url);
+  auto sub = http.post("/api/v1/jobs", R"({"name":"sleeper","command":["sleep","120"],"account":"vision","time_limit_s":600})", "ana");
+  BOOST_REQUIRE_MESSAGE(sub.status == 201, sub.text);
+  uint64_t id = sub.body["job_ids"][0].get<uint64_t>();
+  BOOST_REQUIRE(wait_until([&] { return job_of(http, id).value("state", "") == "Running"; }, 30s));
+  auto r = http.post("/api/v1/jobs/" + std::to_string(id) + "/cancel", R"({"reason":"test"})", "bob");
+  BOOST_TEST(r.status == 403, r.text);
+  r = http.post("/api/v1/jobs/" + std::to_string(id) + "/cancel", R"({"reason":"enough"})", "ana");
+  BOOST_TEST(r.status == 202, r.text);
+  BOOST_TEST(wait_until([&] { return job_of(http, id).value("state", "") == "Cancelled"; }, 30s),
+             job_of(http, id).dump());
+  // Cancelling again is the scheduler's FailedPrecondition, as a 409.
+  r = http.post("/api/v1/jobs/" + std::to_string(id) + "/cancel", "", "ana");
+  BOOST_TEST((r.status == 409 || r.status == 202), r.text);
+  // The scheduler's own validation comes back as a 400.
+  r = http.post("/api/v1/jobs", R"({"command":["true"],"gpus":64,"gpu_type":"A100","nodes":0,"time_limit_s":60})", "ana");
+  BOOST_TEST(r.status / 100 == 4, r.text);
+  BOOST_TEST(!r.body.value("error", "").empty());
+}
+
+BOOST_AUTO_TEST_CASE(the_dashboard_in_headless_chromium_shows_gpus_charts_and_ranked_runs) {
+  auto& s = shared();
+  std::string web = std::string(TY_SOURCE_DIR) + "/web";
+  if (!chromium_present()) {
+    BOOST_TEST_MESSAGE("SKIPPED: the browser test needs Debian's chromium (/usr/bin/chromium): apt-get install chromium");
+    return;
+  }
+  BOOST_REQUIRE_MESSAGE(std::filesystem::exists(web + "/node_modules/playwright-core"),
+                        "web/node_modules/playwright-core is missing: run `npm ci` in web/ (scripts/deps does)");
+  BOOST_REQUIRE_MESSAGE(std::filesystem::exists(std::string(TY_BUILD_DIR) + "/web/dist/index.html"),
+                        "the dashboard is not built: cmake --build <build> --target web");
+  BOOST_REQUIRE_MESSAGE(!s.jobs.empty() && s.best_job != 0, "the REST case must run first (it submits the jobs)");
+  auto& c = cluster();
+  std::string out = std::string(TY_BUILD_DIR) + "/artifacts/gateway";
+  std::filesystem::create_directories(out);
+  auto [rc, text] = run({"node", std::string(TY_SOURCE_DIR) + "/tests/gateway/dashboard.mjs", c.gateway->url, out,
+                         std::to_string(s.jobs[0]), s.experiment, std::to_string(s.best_job)},
+                        90s, {{"TY_WEB_DIR", web}});
+  BOOST_TEST(rc == 0, text);
+  BOOST_TEST_MESSAGE(text);
+  for (const char* shot : {"overview.png", "jobs.png", "job.png", "experiment.png", "accounts.png"}) {
+    BOOST_TEST(std::filesystem::exists(out + "/" + shot), shot);
+  }
+}
