@@ -559,6 +559,10 @@ BOOST_AUTO_TEST_CASE(the_dashboard_in_headless_chromium_shows_gpus_charts_and_ra
     BOOST_TEST_MESSAGE("SKIPPED: the browser test needs Debian's chromium (/usr/bin/chromium): apt-get install chromium");
     return;
   }
+  if (run({"/bin/sh", "-c", "command -v node"}).first != 0) {
+    BOOST_TEST_MESSAGE("SKIPPED: the browser test needs node (and npm to build the dashboard): apt-get install nodejs npm");
+    return;
+  }
   BOOST_REQUIRE_MESSAGE(std::filesystem::exists(web + "/node_modules/playwright-core"),
                         "web/node_modules/playwright-core is missing: run `npm ci` in web/ (scripts/deps does)");
   BOOST_REQUIRE_MESSAGE(std::filesystem::exists(std::string(TY_BUILD_DIR) + "/web/dist/index.html"),
