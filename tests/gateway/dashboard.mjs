@@ -1,5 +1,5 @@
 // Drives the dashboard in Debian's headless Chromium with playwright-core
-// (from web/node_modules) against a live gateway, checks what a user sees on
+// (from <build>/web/node_modules, found through TY_WEB_DIR) against a live gateway, checks what a user sees on
 // each page, and saves a screenshot of each page.
 //
 //   node dashboard.mjs URL OUT_DIR JOB_ID EXPERIMENT BEST_JOB_ID

@@ -554,7 +554,7 @@ BOOST_AUTO_TEST_CASE(cancel_through_the_api_stops_a_running_job_and_only_its_own
 
 BOOST_AUTO_TEST_CASE(the_dashboard_in_headless_chromium_shows_gpus_charts_and_ranked_runs) {
   auto& s = shared();
-  std::string web = std::string(TY_SOURCE_DIR) + "/web";
+  std::string web = std::string(TY_BUILD_DIR) + "/web";  // the build's npm folder (web/CMakeLists.txt)
   if (!chromium_present()) {
     BOOST_TEST_MESSAGE("SKIPPED: the browser test needs Debian's chromium (/usr/bin/chromium): apt-get install chromium");
     return;
@@ -564,7 +564,7 @@ BOOST_AUTO_TEST_CASE(the_dashboard_in_headless_chromium_shows_gpus_charts_and_ra
     return;
   }
   BOOST_REQUIRE_MESSAGE(std::filesystem::exists(web + "/node_modules/playwright-core"),
-                        "web/node_modules/playwright-core is missing: run `npm ci` in web/ (scripts/deps does)");
+                        "<build>/web/node_modules/playwright-core is missing: build the `web` target (it runs npm ci)");
   BOOST_REQUIRE_MESSAGE(std::filesystem::exists(std::string(TY_BUILD_DIR) + "/web/dist/index.html"),
                         "the dashboard is not built: cmake --build <build> --target web");
   BOOST_REQUIRE_MESSAGE(!s.jobs.empty() && s.best_job != 0, "the REST case must run first (it submits the jobs)");
