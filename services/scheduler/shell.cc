@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "config_keys.h"
 #include "storage/keys.h"
 
 namespace trainyard::scheduler {
@@ -16,10 +17,11 @@ namespace {
 // Stored job value: format byte, flags byte, then a JobRecord FlatBuffer.
 constexpr uint8_t kJobFormat = 1;
 constexpr uint8_t kCancelRequested = 1;
+constexpr uint8_t kPreemptRequested = 2;
 constexpr std::string_view kNextJobId = "next_job_id";
 
 flatbuffers::Offset<fb::JobRecord> build_record(flatbuffers::FlatBufferBuilder& b, const Job& j,
-                                                std::string_view reason, double score) {
+                                                std::string_view reason, const PriorityFactors& f) {
   auto spec = j.spec ? fb::CreateJobSpec(b, j.spec.get()) : 0;
   auto why = b.CreateString(reason.data(), reason.size());
   auto nodes = b.CreateVectorOfStrings(j.nodes);
@@ -30,16 +32,19 @@ flatbuffers::Offset<fb::JobRecord> build_record(flatbuffers::FlatBufferBuilder& 
   auto history = b.CreateVector(hist);
   auto leases = b.CreateVector(j.lease_ids);
   return fb::CreateJobRecord(b, j.id, spec, j.state, why, nodes, gpus, j.exit_code, j.attempt, j.array_job_id,
-                             j.array_index, j.submit_time_ns, j.start_time_ns, j.end_time_ns, history, leases, score);
+                             j.array_index, j.submit_time_ns, j.start_time_ns, j.end_time_ns, history, leases,
+                             f.priority, j.preemptions, f.tier, f.fairshare, f.age, j.expected_start_ns);
 }
 
 std::string encode_job(flatbuffers::FlatBufferBuilder& b, const Job& j) {
   b.Clear();
-  b.Finish(build_record(b, j, j.reason, 0));
+  PriorityFactors none;
+  none.tier = j.tier;
+  b.Finish(build_record(b, j, j.reason, none));
   std::string v;
   v.reserve(2 + b.GetSize());
   v.push_back(static_cast<char>(kJobFormat));
-  v.push_back(static_cast<char>(j.cancel_requested ? kCancelRequested : 0));
+  v.push_back(static_cast<char>((j.cancel_requested ? kCancelRequested : 0) | (j.preempt_requested ? kPreemptRequested : 0)));
   v.append(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
   return v;
 }
@@ -106,40 +111,10 @@ Result<ShellOptions> options_from_config(const Config& c) {
     } else {
       return Status::invalid("scheduler.durability: '" + durability + "' is not \"wal\" or \"fsync\"");
     }
-    o.policy = c.get_string("scheduler.policy", o.policy);
-    if (!make_policy(o.policy)) return Status::invalid("scheduler.policy: unknown policy '" + o.policy + "' (known: priority)");
-    auto& k = o.core;
-    k.accounts = c.get_strings("scheduler.accounts");
-    k.gpu_types = c.get_strings("scheduler.gpu_types");
-    k.default_time_limit_s = static_cast<uint64_t>(std::max<int64_t>(0, c.get_int("scheduler.default_time_limit_s", 0)));
-    k.default_partition = c.get_string("scheduler.default_partition", "");
-    k.max_array_size = static_cast<uint32_t>(c.get_int("scheduler.max_array_size", k.max_array_size));
-    k.max_retries = static_cast<uint32_t>(c.get_int("scheduler.max_retries", k.max_retries));
-    if (auto* parts = c.table().at_path("scheduler.partitions").as_table()) {
-      for (auto& [name, node] : *parts) {
-        auto* t = node.as_table();
-        std::string pname(name.str());
-        if (!t) return Status::invalid("scheduler.partitions." + pname + ": must be a table");
-        PartitionConfig pc;
-        pc.name = pname;
-        auto key = [&](const char* leaf) { return "scheduler.partitions." + pname + "." + leaf; };
-        pc.default_time_limit_s = static_cast<uint64_t>(std::max<int64_t>(0, c.get_int(key("default_time_limit_s"), 0)));
-        pc.max_time_limit_s = static_cast<uint64_t>(std::max<int64_t>(0, c.get_int(key("max_time_limit_s"), 0)));
-        if (auto* labels = (*t)["labels"].as_table()) {
-          for (auto& [lk, lv] : *labels) {
-            auto v = lv.value<std::string>();
-            if (!v) return Status::invalid(key("labels") + "." + std::string(lk.str()) + ": must be a string");
-            pc.labels[std::string(lk.str())] = *v;
-          }
-        }
-        if (c.get_bool(key("default"), false) && k.default_partition.empty()) k.default_partition = pname;
-        k.partitions.push_back(std::move(pc));
-      }
-    }
-    if (!k.default_partition.empty() && !k.partitions.empty() &&
-        std::none_of(k.partitions.begin(), k.partitions.end(), [&](auto& p) { return p.name == k.default_partition; })) {
-      return Status::invalid("scheduler.default_partition: '" + k.default_partition + "' is not a partition");
-    }
+    auto choice = scheduler_config_from(c);
+    if (!choice) return choice.status();
+    o.policy = choice->policy;
+    o.core = std::move(choice->core);
   } catch (const std::exception& e) {
     return Status::invalid(e.what());
   }
@@ -173,7 +148,7 @@ SchedulerShell::SchedulerShell(zmq::context_t& ctx, ShellOptions options, const 
       leases_cf_(store_->cf("leases")),
       accounts_cf_(store_->cf("accounts")),
       meta_cf_(store_->cf("meta")),
-      core_(options_.core, make_policy(options_.policy)),
+      core_(options_.core, make_policy(options_.policy, options_.core.fairshare)),
       runtime_(store_.get()) {
   restore();
   server_ = std::make_unique<rpc::Server>(ctx_, options_.endpoint, "scheduler");
@@ -256,6 +231,7 @@ void SchedulerShell::restore() {
     r->UnPackTo(&rec);
     Job j = from_record(rec);
     j.cancel_requested = (static_cast<uint8_t>(v[1]) & kCancelRequested) != 0;
+    j.preempt_requested = (static_cast<uint8_t>(v[1]) & kPreemptRequested) != 0;
     core_.restore_job(std::move(j));
     ++jobs;
     return true;
@@ -330,7 +306,7 @@ void SchedulerShell::on_get(const fb::Request& req, rpc::Responder& r) {
     return;
   }
   auto& b = r.builder();
-  auto rec = build_record(b, *j, core_.reason_of(*j), core_.score(*j));
+  auto rec = build_record(b, *j, core_.reason_of(*j), factors_of(*j));
   r.ok(fb::ReplyBody::JobRecord, rec.Union());
 }
 
@@ -355,7 +331,7 @@ void SchedulerShell::on_query(const fb::Request& req, rpc::Responder& r) {
   };
   auto add = [&](const Job& j) {
     if (!match(j)) return true;
-    out.push_back(build_record(b, j, core_.reason_of(j), core_.score(j)));
+    out.push_back(build_record(b, j, core_.reason_of(j), factors_of(j)));
     return out.size() < limit;
   };
   if (array) {
@@ -370,6 +346,15 @@ void SchedulerShell::on_query(const fb::Request& req, rpc::Responder& r) {
   }
   auto jobs = b.CreateVector(out);
   r.ok(fb::ReplyBody::JobList, fb::CreateJobList(b, jobs).Union());
+}
+
+PriorityFactors SchedulerShell::factors_of(const Job& j) const {
+  // Factors mean something while a job waits; after that only its tier.
+  if (j.state == JobState::Pending || j.state == JobState::Held) return core_.factors(j);
+  PriorityFactors f;
+  f.tier = j.tier;
+  f.priority = core_.score(j);
+  return f;
 }
 
 void SchedulerShell::on_ping(const fb::Request&, rpc::Responder& r) {

@@ -68,6 +68,7 @@ class SchedulerShell {
   void on_get(const fb::Request& req, rpc::Responder& r);
   void on_query(const fb::Request& req, rpc::Responder& r);
   void on_ping(const fb::Request& req, rpc::Responder& r);
+  PriorityFactors factors_of(const Job& j) const;
   // Events.
   void on_event(const bus::Event& e, storage::Batch& batch);
 

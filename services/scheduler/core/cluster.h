@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,12 +24,33 @@ namespace trainyard::scheduler {
 
 using NodeIdx = uint32_t;
 
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+
 // Resources held on one node. GPUs as a bit mask of GPU indices (< 64).
 struct Hold {
   uint64_t gpus = 0;
   uint32_t cpus = 0;
   uint64_t memory_mb = 0;
+  int64_t end_ns = kNever;  // when the holder is expected to let go (its time limit); kNever: unknown
 };
+
+// Free capacity as placement sees it: how many free GPUs sit on nodes that
+// are wholly free (a large job can use them) and how many are scattered on
+// partly used nodes (fragments).
+struct Fragmentation {
+  uint64_t free_gpus = 0;
+  uint64_t free_on_whole_nodes = 0;
+  uint64_t whole_free_nodes = 0;
+  uint64_t nodes = 0;  // schedulable nodes
+  // Share of the free GPUs that are on partly used nodes (0: none free).
+  double ratio() const {
+    return free_gpus ? static_cast<double>(free_gpus - free_on_whole_nodes) / static_cast<double>(free_gpus) : 0;
+  }
+};
+
+// Accepts or refuses a node for a placement: `gpus` the GPUs it would pick
+// there. Lets the cycle keep backfilled jobs off reserved resources.
+using NodeFilter = std::function<bool(NodeIdx node, uint64_t gpus)>;
 
 // One node of a placement: the node and the GPUs picked on it.
 struct NodePick {
@@ -50,6 +73,7 @@ class Cluster {
   std::optional<uint16_t> gpu_type_index(std::string_view type) const;
   uint16_t intern_gpu_type(std::string_view type);
   const std::string& gpu_type_name(uint16_t t) const { return types_[t]; }
+  size_t gpu_type_count() const { return types_.size(); }
   // Types the nodes of partition p have (names).
   std::vector<std::string> gpu_types_in(uint16_t p) const;
 
@@ -76,7 +100,9 @@ class Cluster {
   // lease.<node>.granted: the broker granted these resources (to any
   // scheduler's job). A lease on a node not seen yet is kept for it.
   void add_lease(uint64_t lease_id, std::string_view node, const std::vector<uint32_t>& gpus, uint32_t cpus,
-                 uint64_t memory_mb, JobId job, uint32_t attempt);
+                 uint64_t memory_mb, JobId job, uint32_t attempt, int64_t end_ns = kNever);
+  // The expected end of a lease (its job's start plus time limit).
+  void set_lease_end(uint64_t lease_id, int64_t end_ns);
   // lease.<node>.released / .lost. Unknown ids are ignored.
   void remove_lease(uint64_t lease_id);
   bool has_lease(uint64_t lease_id) const { return leases_.count(lease_id) > 0; }
@@ -93,11 +119,37 @@ class Cluster {
   bool may_fit(const Shape& shape) const;
   // Best fit: shape.nodes distinct nodes of the partition, each with the
   // fewest free GPUs (of the type) that still hold shape.gpus, CPUs and
-  // memory. All or nothing: false leaves `out` empty.
-  bool place(const Shape& shape, std::vector<NodePick>* out) const;
+  // memory, and that `filter` (when given) accepts. On a node, the GPUs of
+  // one NUMA domain are preferred (the fullest domain that holds them).
+  // All or nothing: false leaves `out` empty.
+  bool place(const Shape& shape, std::vector<NodePick>* out, const NodeFilter* filter = nullptr) const;
   // Free GPUs on schedulable nodes.
   uint64_t free_gpus() const { return free_gpus_; }
   uint64_t free_gpus_on(NodeIdx n) const;
+  Fragmentation fragmentation() const;
+  // Schedulable GPUs by type index ([0]: every type).
+  const std::vector<uint64_t>& capacity() const { return capacity_; }
+
+  // --- what reservations and preemption read ---
+  // Schedulable nodes of a (partition, GPU type) pool, in index order.
+  std::vector<NodeIdx> pool_nodes(uint16_t partition, uint16_t type) const;
+  // GPUs of type t on node n (t 0: all), and which of them are free.
+  uint64_t type_mask(NodeIdx n, uint16_t t) const;
+  uint64_t free_mask(NodeIdx n) const { return nodes_[n].free_gpus; }
+  // The earliest time node n has `gpus` GPUs of type t free, as its holds
+  // end at their expected ends (kNever if not by any known end); *free_then
+  // gets how many are free at that time.
+  int64_t earliest_free(NodeIdx n, uint16_t t, uint32_t gpus, int64_t now_ns, uint32_t* free_then) const;
+  // The type of GPU `index` on node n (0: unknown).
+  uint16_t gpu_type_at(NodeIdx n, uint32_t index) const;
+  // Picks `count` GPUs of `avail` on node n, one NUMA domain if it can.
+  uint64_t pick_gpus(NodeIdx n, uint64_t avail, uint32_t count) const;
+  // GPUs of type t free on node n at `when`, as holds end at their expected ends.
+  uint32_t free_at(NodeIdx n, uint16_t t, int64_t when) const;
+  bool in_partition(NodeIdx n, uint16_t p) const;
+  bool fits_cpu_memory(NodeIdx n, const Shape& s) const {
+    return nodes_[n].free_cpus >= s.cpus && nodes_[n].free_memory_mb >= s.memory_mb;
+  }
 
  private:
   struct Membership {
@@ -122,6 +174,9 @@ class Cluster {
     uint32_t free_cpus = 0;
     uint64_t free_memory_mb = 0;
     uint64_t counted_free = 0;  // its share of free_gpus_
+    uint64_t counted_whole = 0; // its share of whole_free_gpus_ (free GPUs when wholly free)
+    bool counted_capacity = false;
+    std::vector<uint64_t> numa_masks;  // GPUs by NUMA domain (empty: not reported)
     std::vector<Membership> members;
   };
   // Nodes of one (partition, GPU type) by how many GPUs of the type they
@@ -159,6 +214,10 @@ class Cluster {
   std::unordered_map<uint64_t, Lease> leases_;
   std::unordered_map<JobId, std::vector<NodeIdx>> tentative_by_job_;
   uint64_t free_gpus_ = 0;
+  uint64_t whole_free_gpus_ = 0;
+  uint64_t whole_free_nodes_ = 0;
+  uint64_t schedulable_nodes_ = 0;
+  std::vector<uint64_t> capacity_{0};
 };
 
 }  // namespace trainyard::scheduler

@@ -1,5 +1,7 @@
 #include "core/job.h"
 
+#include <algorithm>
+
 namespace trainyard::scheduler {
 
 std::string_view wait_reason_name(WaitReason r) {
@@ -12,6 +14,9 @@ std::string_view wait_reason_name(WaitReason r) {
     case WaitReason::kAccountBlocked: return "AccountBlocked: the account's budget is spent";
     case WaitReason::kAllocating: return "Allocating";
     case WaitReason::kBackoff: return "BrokerRetry";
+    case WaitReason::kPriority: return "Priority";
+    case WaitReason::kQuota: return "QuotaExceeded";
+    case WaitReason::kPreempting: return "Preempting";
   }
   return "";
 }
@@ -30,6 +35,11 @@ bool is_terminal(JobState s) {
 }
 
 bool Job::terminal() const { return is_terminal(state); }
+
+int64_t tier_of(int32_t partition_tier, int32_t priority) {
+  int64_t pt = std::clamp<int64_t>(partition_tier, -(int64_t{1} << 28), int64_t{1} << 28);
+  return pt * (int64_t{1} << 32) + priority;
+}
 
 void to_record(const Job& job, std::string_view reason, double score, fb::JobRecordT* out) {
   out->job_id = job.id;
@@ -55,6 +65,7 @@ void to_record(const Job& job, std::string_view reason, double score, fb::JobRec
   }
   out->lease_ids = job.lease_ids;
   out->priority_score = score;
+  out->preemptions = job.preemptions;
 }
 
 Job from_record(const fb::JobRecordT& rec) {
@@ -76,6 +87,7 @@ Job from_record(const fb::JobRecordT& rec) {
     if (t) j.history.push_back(Transition{t->to, t->time_ns, t->reason});
   }
   j.lease_ids = rec.lease_ids;
+  j.preemptions = rec.preemptions;
   return j;
 }
 

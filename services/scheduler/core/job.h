@@ -38,6 +38,9 @@ enum class WaitReason : uint8_t {
   kAccountBlocked,  // its account's budget is spent
   kAllocating,      // placed; the broker has not answered yet
   kBackoff,         // the broker refused or did not answer; tried again soon
+  kPriority,        // it would fit, but starting it would delay a higher job (backfill / strict order)
+  kQuota,           // its account is at its GPU quota
+  kPreempting,      // lower jobs are being preempted to make room for it
 };
 std::string_view wait_reason_name(WaitReason r);
 
@@ -64,6 +67,8 @@ struct Job {
   std::vector<uint64_t> lease_ids;     // rank order; 0 while unknown
   std::vector<Transition> history;
   bool cancel_requested = false;       // cancel sent to the broker; ends as Cancelled
+  bool preempt_requested = false;      // preemption sent to the broker; requeued when the run ends
+  uint32_t preemptions = 0;            // times preempted (and requeued)
 
   // Derived (rebuilt on restore, never stored).
   Shape shape;
@@ -74,6 +79,13 @@ struct Job {
   bool dirty = false;                  // changed since the shell last stored it
   uint32_t unmet_dependencies = 0;
   int64_t retry_after_ns = 0;
+  int64_t tier = 0;                    // partition tier, then spec priority (higher first)
+  uint16_t held_type = 0;              // while active: the GPU type it holds (0: unknown / none)
+  uint32_t held_gpus = 0;              // while active: GPUs it holds on all its nodes
+  bool counted = false;                // held_* are counted in the account's usage
+  bool usage_open = false;             // the policy was told it started (and not yet that it ended)
+  int64_t expected_start_ns = 0;       // pending with a backfill reservation: its reserved start
+  JobId preempted_for = 0;             // while preempt_requested: the job it makes room for
 
   bool terminal() const;
   // Holds (or is about to hold) resources: counts against an array's "%N".
@@ -81,6 +93,9 @@ struct Job {
 };
 
 bool is_terminal(JobState s);
+
+// The tier of a job: its partition's tier first, then its own priority.
+int64_t tier_of(int32_t partition_tier, int32_t priority);
 
 // The JobRecord of `job` (queries and storage). `reason` is the text to
 // show; `score` the policy's priority score.

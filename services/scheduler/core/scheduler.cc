@@ -1,6 +1,10 @@
 #include "core/scheduler.h"
 
 #include <algorithm>
+#include <bit>
+#include <climits>
+
+#include <tbb/parallel_for.h>
 
 #include "core/array_spec.h"
 #include "core/validation.h"
@@ -19,6 +23,45 @@ Scheduler::Scheduler(SchedulerConfig config, std::unique_ptr<QueuePolicy> policy
       policy_(policy ? std::move(policy) : std::make_unique<PriorityFifoPolicy>()),
       cluster_(config_.partitions) {
   for (auto& t : config_.gpu_types) cluster_.intern_gpu_type(t);
+  for (auto& [account, q] : config_.quotas) {
+    for (auto& [t, n] : q.max_gpus) {
+      cluster_.intern_gpu_type(t);
+      any_quota_ = true;
+    }
+    for (auto& [t, n] : q.guaranteed_gpus) {
+      cluster_.intern_gpu_type(t);
+      if (n) any_guarantee_ = true;
+    }
+  }
+  policy_->attach(PolicyContext{&account_names_, &cluster_.capacity()});
+  // Keeps a job that would outlive a reservation's start off the GPUs the
+  // reservation needs (EASY backfill, and room made by preemption).
+  reservation_filter_ = [this](NodeIdx n, uint64_t gpus) {
+    auto it = reserved_.find(n);
+    if (it == reserved_.end()) return true;
+    const Reservation& r = reservations_[it->second.first];
+    if (candidate_end_ns_ <= r.start_ns) return true;
+    uint32_t conflict = static_cast<uint32_t>(std::popcount(gpus & cluster_.type_mask(n, r.type)));
+    uint32_t slot = it->second.second;
+    return r.avail[slot] >= conflict + r.need[slot];
+  };
+}
+
+int64_t Scheduler::tier_for(const fb::JobSpecT& spec, const Shape& shape) const {
+  int32_t pt = shape.partition < cluster_.partition_count() ? cluster_.partition(shape.partition).priority_tier : 0;
+  return tier_of(pt, spec.priority);
+}
+
+int64_t Scheduler::limit_ns(const Job& j) const {
+  uint64_t s = j.spec ? j.spec->time_limit_s : 0;
+  if (s == 0) return kNever / 4;
+  return static_cast<int64_t>(std::min<uint64_t>(s, uint64_t{1} << 32)) * 1'000'000'000;
+}
+
+void Scheduler::set_lease_ends(Job& j, int64_t end_ns) {
+  for (uint64_t l : j.lease_ids) {
+    if (l) cluster_.set_lease_end(l, end_ns);
+  }
 }
 
 Job* Scheduler::find(JobId id) {
@@ -47,8 +90,77 @@ uint32_t Scheduler::account_index(std::string_view account) {
   if (fresh) {
     account_names_.emplace_back(account);
     blocked_.push_back(false);
+    used_.emplace_back();
+    preempted_by_account_.push_back(0);
   }
   return it->second;
+}
+
+uint32_t Scheduler::account_gpus(std::string_view account, std::string_view gpu_type) const {
+  auto it = account_ids_.find(std::string(account));
+  auto t = cluster_.gpu_type_index(gpu_type);
+  if (it == account_ids_.end() || !t) return 0;
+  return used(it->second, *t);
+}
+
+uint64_t Scheduler::account_preemptions(std::string_view account) const {
+  auto it = account_ids_.find(std::string(account));
+  return it == account_ids_.end() ? 0 : preempted_by_account_[it->second];
+}
+
+uint32_t Scheduler::used(uint32_t account, uint16_t type) const {
+  if (account >= used_.size() || type >= used_[account].size()) return 0;
+  return used_[account][type];
+}
+
+const Scheduler::Limits& Scheduler::limits(uint32_t account) {
+  size_t types = cluster_.gpu_type_count();
+  if (limits_types_ != types || limits_.size() != account_names_.size()) {
+    limits_.assign(account_names_.size(), Limits{});
+    for (size_t a = 0; a < account_names_.size(); ++a) {
+      auto& l = limits_[a];
+      l.max.assign(types, UINT32_MAX);
+      l.guaranteed.assign(types, 0);
+      auto q = config_.quotas.find(account_names_[a]);
+      if (q == config_.quotas.end()) continue;
+      for (auto& [t, n] : q->second.max_gpus) {
+        if (auto ti = cluster_.gpu_type_index(t)) l.max[*ti] = n;
+        l.any = true;
+      }
+      for (auto& [t, n] : q->second.guaranteed_gpus) {
+        if (auto ti = cluster_.gpu_type_index(t)) l.guaranteed[*ti] = n;
+        l.any = true;
+      }
+    }
+    limits_types_ = types;
+  }
+  return limits_[account];
+}
+
+bool Scheduler::over_quota(const QueueEntry& e, uint16_t type) {
+  const Limits& l = limits(e.account);
+  if (!l.any) return false;
+  uint64_t want = uint64_t{e.shape.gpus} * e.shape.nodes;
+  if (used(e.account, 0) + want > l.max[0]) return true;
+  return type != 0 && used(e.account, type) + want > l.max[type];
+}
+
+bool Scheduler::borrowing(uint32_t account, uint16_t type) {
+  const Limits& l = limits(account);
+  // Above its guarantee of the type, or of all types together.
+  if (type != 0 && used(account, type) > l.guaranteed[type]) {
+    return l.guaranteed[0] == 0 || used(account, 0) > l.guaranteed[0];
+  }
+  return type == 0 && used(account, 0) > l.guaranteed[0];
+}
+
+bool Scheduler::can_reclaim(const QueueEntry& e) {
+  if (!any_guarantee_ || !config_.preemption.reclaim) return false;
+  const Limits& l = limits(e.account);
+  uint64_t want = uint64_t{e.shape.gpus} * e.shape.nodes;
+  uint16_t t = e.shape.gpu_type;
+  if (t != 0 && l.guaranteed[t] > 0) return used(e.account, t) + want <= l.guaranteed[t];
+  return l.guaranteed[0] > 0 && used(e.account, 0) + want <= l.guaranteed[0];
 }
 
 std::vector<bool>::reference Scheduler::blocked(uint32_t account) { return blocked_[account]; }
@@ -61,13 +173,33 @@ bool Scheduler::account_is_blocked(std::string_view account) const {
 std::string Scheduler::reason_of(const Job& j) const {
   if (j.terminal()) return j.reason;
   if (j.state == JobState::Held) return std::string(wait_reason_name(WaitReason::kHeld));
-  if (j.state != JobState::Pending) return j.cancel_requested ? j.reason : std::string();
+  if (j.state != JobState::Pending) return j.cancel_requested || j.preempt_requested ? j.reason : std::string();
   if (j.queued && blocked_at(j.account)) return std::string(wait_reason_name(WaitReason::kAccountBlocked));
   if (j.queued && j.array_job_id && array_full(j.array_job_id)) {
     return std::string(wait_reason_name(WaitReason::kArrayLimit));
   }
   if (j.wait == WaitReason::kBackoff) return std::string(wait_reason_name(j.wait)) + ": " + j.reason;
   if (j.wait == WaitReason::kNone) return std::string(wait_reason_name(WaitReason::kResources));
+  if (j.wait == WaitReason::kQuota) {
+    uint16_t t = j.shape.gpu_type;
+    auto q = config_.quotas.find(account_names_[j.account]);
+    std::string what = "GPUs";
+    uint32_t max = 0;
+    if (q != config_.quotas.end()) {
+      auto typed = t ? q->second.max_gpus.find(cluster_.gpu_type_name(t)) : q->second.max_gpus.end();
+      auto all = q->second.max_gpus.find("");
+      if (typed != q->second.max_gpus.end() &&
+          (all == q->second.max_gpus.end() || used(j.account, t) + j.shape.gpus * j.shape.nodes > typed->second)) {
+        what = cluster_.gpu_type_name(t) + " GPUs";
+        max = typed->second;
+      } else if (all != q->second.max_gpus.end()) {
+        max = all->second;
+      }
+    }
+    uint32_t in_use = what == "GPUs" ? used(j.account, 0) : used(j.account, t);
+    return "QuotaExceeded: account '" + account_names_[j.account] + "' uses " + std::to_string(in_use) + " of its " +
+           std::to_string(max) + " " + what;
+  }
   return std::string(wait_reason_name(j.wait));
 }
 
@@ -99,6 +231,16 @@ void Scheduler::transition(Job& j, JobState to, std::string reason, int64_t now_
   }
   out_.changes.push_back(StateChange{j.id, from, to, std::move(reason), j.attempt, exit_code});
   mark_dirty(j);
+  // Fair share accrues usage over runs: from run start to run end.
+  if (j.usage_open && to != JobState::Running) {
+    policy_->on_ended(j, now_ns);
+    j.usage_open = false;
+  }
+  if (to == JobState::Running && !j.usage_open) {
+    if (!j.counted) held_changed(j, true);
+    policy_->on_started(j, now_ns);
+    j.usage_open = true;
+  }
   active_changed(j, was_active);
   if (is_terminal(to)) on_terminal(j, now_ns);
 }
@@ -109,9 +251,45 @@ void Scheduler::set_allocating(Job& j, bool allocating) {
   active_changed(j, was_active);
 }
 
+void Scheduler::held_changed(Job& j, bool now_active) {
+  if (now_active == j.counted) return;
+  if (now_active) {
+    uint16_t t = j.shape.gpu_type;
+    if (t == 0 && !j.nodes.empty() && !j.gpu_indices.empty()) {
+      if (auto n = cluster_.find_node(j.nodes[0])) t = cluster_.gpu_type_at(*n, j.gpu_indices[0]);
+    }
+    j.held_type = t;
+    j.held_gpus = j.shape.gpus * j.shape.nodes;
+  }
+  auto& u = used_[j.account];
+  if (u.size() <= j.held_type) u.resize(j.held_type + 1, 0);
+  if (now_active) {
+    u[0] += j.held_gpus;
+    if (j.held_type) u[j.held_type] += j.held_gpus;
+    active_.insert(j.id);
+    if (j.spec->preemptible) ++active_tiers_[j.tier];
+  } else {
+    u[0] -= std::min(u[0], j.held_gpus);
+    if (j.held_type) u[j.held_type] -= std::min(u[j.held_type], j.held_gpus);
+    active_.erase(j.id);
+    if (j.spec->preemptible) {
+      auto it = active_tiers_.find(j.tier);
+      if (it != active_tiers_.end() && --it->second == 0) active_tiers_.erase(it);
+    }
+    if (j.preempted_for) {
+      auto d = draining_for_.find(j.preempted_for);
+      if (d != draining_for_.end() && --d->second == 0) draining_for_.erase(d);
+      j.preempted_for = 0;
+    }
+  }
+  j.counted = now_active;
+}
+
 void Scheduler::active_changed(Job& j, bool was_active) {
   bool now_active = j.active();
-  if (was_active == now_active || j.array_job_id == 0) return;
+  if (was_active == now_active) return;
+  held_changed(j, now_active);
+  if (j.array_job_id == 0) return;
   auto it = arrays_.find(j.array_job_id);
   if (it == arrays_.end()) return;
   auto& a = it->second;
@@ -140,6 +318,8 @@ void Scheduler::dequeue(Job& j) {
 
 void Scheduler::left_queue(Job& j) {
   j.queued = false;
+  j.expected_start_ns = 0;
+  plans_.erase(j.id);
   if (j.shape.gpus == 0) --cpu_only_queued_;
 }
 
@@ -193,6 +373,7 @@ Result<SubmitResult> Scheduler::submit(const fb::JobSpecT& in, int64_t now_ns) {
     j.array_index = index;
     j.submit_time_ns = now_ns;
     j.shape = shape;
+    j.tier = tier_for(*spec, shape);
     j.account = account;
     j.history.push_back(Transition{JobState::Pending, now_ns, "submitted"});
     result.job_ids.push_back(id);
@@ -294,7 +475,6 @@ void Scheduler::on_terminal(Job& j, int64_t now_ns) {
   dequeue(j);
   cluster_.remove_tentatives(j.id);
   if (j.allocating) set_allocating(j, false);
-  policy_->on_ended(j, now_ns);
   // Wake (or cancel) the jobs that depend on this one or on its array.
   auto wake = [&](JobId target) {
     auto it = dependents_.find(target);
@@ -361,7 +541,7 @@ void Scheduler::release_leases(Job& j, uint64_t except, std::string_view reason)
 
 void Scheduler::resend_releases() {
   for (auto& [id, j] : jobs_) {
-    if (j.cancel_requested && !j.terminal()) release_leases(j, 0, j.reason);
+    if ((j.cancel_requested || j.preempt_requested) && !j.terminal()) release_leases(j, 0, j.reason);
   }
 }
 
@@ -444,9 +624,11 @@ void Scheduler::place_rank(Job& j, uint32_t rank, const std::string& node, const
 }
 
 void Scheduler::lease_granted(const Grant& g, int64_t now_ns) {
-  cluster_.add_lease(g.lease_id, g.node, g.gpus, g.cpus, g.memory_mb, g.job, g.attempt);
-  if (auto n = cluster_.find_node(g.node)) cluster_.remove_tentative(g.job, *n);
   Job* j = find(g.job);
+  int64_t end = kNever;
+  if (j && !j->terminal()) end = (j->state == JobState::Running ? j->start_time_ns : now_ns) + limit_ns(*j);
+  cluster_.add_lease(g.lease_id, g.node, g.gpus, g.cpus, g.memory_mb, g.job, g.attempt, end);
+  if (auto n = cluster_.find_node(g.node)) cluster_.remove_tentative(g.job, *n);
   if (!j) return;  // another scheduler's job: only its resources matter here
   if (g.attempt != j->attempt || j->terminal() || j->cancel_requested) {
     // A lease this job no longer wants: a cancelled job's, or an older
@@ -476,10 +658,14 @@ void Scheduler::lease_released(uint64_t lease_id, JobId job_id, int64_t now_ns) 
   cluster_.remove_lease(lease_id);
   full_ = true;
   Job* j = find(job_id);
-  if (!j || j->terminal() || !j->cancel_requested) return;
+  if (!j || j->terminal() || !(j->cancel_requested || j->preempt_requested)) return;
   if (std::find(j->lease_ids.begin(), j->lease_ids.end(), lease_id) == j->lease_ids.end()) return;
   release_leases(*j, lease_id, j->reason);
-  transition(*j, JobState::Cancelled, j->reason, now_ns);
+  if (j->cancel_requested) {
+    transition(*j, JobState::Cancelled, j->reason, now_ns);
+  } else {
+    requeue_preempted(*j, now_ns);
+  }
 }
 
 void Scheduler::lease_lost(uint64_t lease_id, JobId job_id, uint32_t attempt, std::string_view reason, int64_t now_ns) {
@@ -505,6 +691,7 @@ void Scheduler::lease_lost(uint64_t lease_id, JobId job_id, uint32_t attempt, st
 
 void Scheduler::requeue_or_end(Job& j, JobState final_state, std::string reason, int64_t now_ns) {
   cluster_.remove_tentatives(j.id);
+  j.preempt_requested = false;
   if (j.attempt <= j.spec->max_retries) {
     ++stats_.requeued;
     uint32_t next = j.attempt + 1;
@@ -539,8 +726,8 @@ void Scheduler::run_started(JobId job_id, uint32_t attempt, uint64_t lease_id, i
     if (j->lease_ids[0] == 0) j->lease_ids[0] = lease_id;
   }
   j->start_time_ns = start_ns ? start_ns : now_ns;
+  set_lease_ends(*j, j->start_time_ns + limit_ns(*j));
   transition(*j, JobState::Running, "", now_ns);
-  policy_->on_started(*j, now_ns);
 }
 
 void Scheduler::run_finished(const RunEnd& e, int64_t now_ns) {
@@ -560,6 +747,10 @@ void Scheduler::run_finished(const RunEnd& e, int64_t now_ns) {
   std::string detail = e.reason.empty() ? std::string() : ": " + e.reason;
   if (j->cancel_requested) {
     transition(*j, JobState::Cancelled, j->reason, now_ns, e.exit_code);
+    return;
+  }
+  if (j->preempt_requested && e.outcome != fb::RunOutcome::Succeeded) {
+    requeue_preempted(*j, now_ns);
     return;
   }
   switch (e.outcome) {
@@ -583,18 +774,31 @@ void Scheduler::run_finished(const RunEnd& e, int64_t now_ns) {
     case fb::RunOutcome::Lost:
       requeue_or_end(*j, JobState::NodeFailure, "run lost on its node" + detail, now_ns);
       return;
-    case fb::RunOutcome::Preempted: {
-      // Preemption is not the job's fault: it does not spend a retry.
-      ++stats_.requeued;
-      j->attempt += 1;
-      j->lease_ids.clear();
-      j->nodes.clear();
-      j->gpu_indices.clear();
-      transition(*j, JobState::Pending, "requeued after preemption" + detail, now_ns);
-      make_ready(*j, now_ns);
+    case fb::RunOutcome::Preempted:
+      requeue_preempted(*j, now_ns);
       return;
-    }
   }
+}
+
+void Scheduler::requeue_preempted(Job& j, int64_t now_ns) {
+  // Preemption is not the job's fault: it does not spend a retry.
+  ++stats_.requeued;
+  ++stats_.preemptions;
+  ++j.preemptions;
+  ++preempted_by_account_[j.account];
+  cluster_.remove_tentatives(j.id);
+  if (j.allocating) set_allocating(j, false);
+  std::string why = j.preempt_requested ? j.reason : std::string("preempted on its node");
+  j.preempt_requested = false;
+  transition(j, JobState::Preempted, why, now_ns);
+  j.attempt += 1;
+  j.lease_ids.clear();
+  j.nodes.clear();
+  j.gpu_indices.clear();
+  j.start_time_ns = 0;
+  j.reason = "requeued after preemption (" + std::to_string(j.preemptions) + " so far): " + why;
+  transition(j, JobState::Pending, j.reason, now_ns);
+  make_ready(j, now_ns);
 }
 
 void Scheduler::account_blocked(std::string_view account, bool is_blocked, bool stop_running, int64_t now_ns) {
@@ -681,26 +885,87 @@ bool Scheduler::array_full(JobId array_job_id) const {
   return it != arrays_.end() && it->second.max_running && it->second.active >= it->second.max_running;
 }
 
-bool Scheduler::try_place(const QueueEntry& e) {
-  // Hot path: a job that cannot start is passed over reading only its entry.
-  ++stats_.tried;
-  if (blocked_at(e.account)) return false;
-  if (e.array_job_id && array_full(e.array_job_id)) return false;
-  if (!cluster_.may_fit(e.shape)) return false;
-  for (auto& f : failed_shapes_) {
-    if (f == e.shape) return false;
+bool Scheduler::pool_reserved(uint16_t partition, uint16_t type) const {
+  for (auto& r : reservations_) {
+    if (r.partition == partition && r.pool_type == type) return true;
   }
-  if (!cluster_.place(e.shape, &picks_)) {
-    if (failed_shapes_.size() < 256) failed_shapes_.push_back(e.shape);
-    return false;
+  return false;
+}
+
+void Scheduler::add_reservation(Reservation r) {
+  if (r.nodes.empty()) return;
+  uint32_t idx = static_cast<uint32_t>(reservations_.size());
+  for (uint32_t i = 0; i < r.nodes.size(); ++i) reserved_[r.nodes[i]] = {idx, i};
+  if (Job* j = find(r.job); j && (j->expected_start_ns == 0 || r.start_ns < j->expected_start_ns)) {
+    j->expected_start_ns = r.start_ns;
+    with_expected_start_.push_back(j->id);
+  }
+  reservations_.push_back(std::move(r));
+}
+
+void Scheduler::begin_full_cycle() {
+  reservations_.clear();
+  reserved_.clear();
+  strict_blockers_.clear();
+  failed_preempt_.clear();
+  preemptors_tried_ = 0;
+  for (JobId id : with_expected_start_) {
+    if (Job* j = find(id)) j->expected_start_ns = 0;
+  }
+  with_expected_start_.clear();
+}
+
+Scheduler::Placed Scheduler::try_place(const QueueEntry& e) {
+  // Hot path: a job that cannot start is passed over reading only its entry.
+  if (!cluster_.may_fit(e.shape)) return Placed::kNoRoom;
+  for (auto& f : failed_shapes_) {
+    if (f == e.shape) return Placed::kNoRoom;
   }
   Job& j = *e.job;
+  const NodeFilter* filter = nullptr;
+  uint64_t limit_s = j.spec->time_limit_s;
+  if (!reserved_.empty()) {
+    candidate_end_ns_ = now_ns_ + limit_ns(j);
+    filter = &reservation_filter_;
+    for (auto& [f, l] : failed_filtered_) {
+      if (l == limit_s && f == e.shape) return Placed::kReserved;
+    }
+  }
+  if (!cluster_.place(e.shape, &picks_, filter)) {
+    if (filter && cluster_.place(e.shape, &picks_)) {
+      // It fits, but only on GPUs reserved for a job ahead of it.
+      if (failed_filtered_.size() < 256) failed_filtered_.emplace_back(e.shape, limit_s);
+      picks_.clear();
+      return Placed::kReserved;
+    }
+    if (failed_shapes_.size() < 256) failed_shapes_.push_back(e.shape);
+    return Placed::kNoRoom;
+  }
+  if (any_quota_ && e.shape.gpu_type == 0 && e.shape.gpus > 0) {
+    // "Any" type: the quota of the type it landed on.
+    uint16_t t = cluster_.gpu_type_at(picks_[0].node, static_cast<uint32_t>(std::countr_zero(picks_[0].gpus)));
+    if (over_quota(e, t)) return Placed::kQuota;
+  }
+  int64_t end = now_ns_ + limit_ns(j);
+  if (!reservations_.empty()) {
+    ++stats_.backfilled;
+    // A job that outlives a reservation's start takes from what it keeps.
+    for (auto& p : picks_) {
+      auto it = reserved_.find(p.node);
+      if (it == reserved_.end()) continue;
+      Reservation& r = reservations_[it->second.first];
+      if (end <= r.start_ns) continue;
+      uint32_t conflict = static_cast<uint32_t>(std::popcount(p.gpus & cluster_.type_mask(p.node, r.type)));
+      auto& avail = r.avail[it->second.second];
+      avail -= std::min(avail, conflict);
+    }
+  }
   AllocateRequest req{j.id, j.attempt, {}};
   req.nodes.reserve(picks_.size());
   j.nodes.clear();
   j.gpu_indices.clear();
   for (auto& p : picks_) {
-    Hold h{p.gpus, e.shape.cpus, e.shape.memory_mb};
+    Hold h{p.gpus, e.shape.cpus, e.shape.memory_mb, end};
     cluster_.add_tentative(j.id, p.node, h);
     auto gpus = gpu_list(p.gpus);
     j.nodes.push_back(cluster_.node_name(p.node));
@@ -711,21 +976,346 @@ bool Scheduler::try_place(const QueueEntry& e) {
   set_allocating(j, true);
   j.wait = WaitReason::kAllocating;
   ++stats_.placed;
+  return Placed::kStarted;
+}
+
+bool Scheduler::offer(const QueueEntry& e) {
+  ++stats_.tried;
+  Job& j = *e.job;
+  if (blocked_at(e.account)) return false;
+  if (e.array_job_id && array_full(e.array_job_id)) return false;
+  if (config_.backfill == Backfill::kOff) {
+    for (auto& [p, b] : strict_blockers_) {
+      if (p == e.shape.partition && b.id != e.id && policy_->before(b, e)) {
+        j.wait = WaitReason::kPriority;
+        return false;
+      }
+    }
+  }
+  if (any_quota_ && over_quota(e, e.shape.gpu_type)) {
+    j.wait = WaitReason::kQuota;
+    return false;
+  }
+  Placed placed = try_place(e);
+  if (placed == Placed::kStarted) return true;
+  if (placed == Placed::kQuota) {
+    j.wait = WaitReason::kQuota;
+    return false;
+  }
+  // It waits. Victims already make room for it: keep that room for it.
+  if (draining_for_.count(e.id)) {
+    if (auto p = plans_.find(e.id); p != plans_.end()) reserve_for_plan(e, p->second);
+    j.wait = WaitReason::kPreempting;
+    return false;
+  }
+  if (placed == Placed::kNoRoom && preemption_possible(e) && preempt_for(e)) {
+    j.wait = WaitReason::kPreempting;
+    return false;
+  }
+  switch (config_.backfill) {
+    case Backfill::kOff: {
+      // Strict order: the first job that waits holds back its partition.
+      auto it = std::find_if(strict_blockers_.begin(), strict_blockers_.end(),
+                             [&](auto& pb) { return pb.first == e.shape.partition; });
+      if (it == strict_blockers_.end()) {
+        strict_blockers_.emplace_back(e.shape.partition, e);
+      } else if (policy_->before(e, it->second)) {
+        it->second = e;
+      }
+      j.wait = WaitReason::kResources;
+      return false;
+    }
+    case Backfill::kEasy: {
+      const Reservation* holder = nullptr;
+      for (auto& r : reservations_) {
+        if (r.partition == e.shape.partition && r.pool_type == e.shape.gpu_type) holder = &r;
+      }
+      if (holder) {
+        // A fresh job ahead of the pool's reservation: the next cycle
+        // reorders the reservations.
+        if (!full_) {
+          if (Job* h = find(holder->job); h && h->queued && policy_->before(e, entry(*h))) {
+            rerun_full_ = true;
+          }
+        }
+        j.wait = WaitReason::kPriority;
+        return false;
+      }
+      if (reservations_.size() < config_.max_reservations) reserve(e);
+      j.wait = placed == Placed::kReserved && j.expected_start_ns == 0 ? WaitReason::kPriority : WaitReason::kResources;
+      return false;
+    }
+    case Backfill::kGreedy:
+      break;
+  }
+  j.wait = placed == Placed::kReserved ? WaitReason::kPriority : WaitReason::kResources;
+  return false;
+}
+
+bool Scheduler::reserve(const QueueEntry& e) {
+  uint16_t p = e.shape.partition;
+  uint32_t g = e.shape.gpus, k = e.shape.nodes;
+  if (g == 0 || p >= cluster_.partition_count()) return false;
+  // "Any" type: the type where it starts soonest.
+  std::vector<uint16_t> types;
+  if (e.shape.gpu_type) {
+    types.push_back(e.shape.gpu_type);
+  } else {
+    const auto& lim = cluster_.limits(p);
+    for (size_t t = 1; t < lim.max_gpus.size(); ++t) {
+      if (lim.max_gpus[t] >= g) types.push_back(static_cast<uint16_t>(t));
+    }
+    if (types.empty()) types.push_back(0);
+  }
+  int64_t best_start = kNever;
+  uint16_t best_type = 0;
+  std::vector<NodeIdx> best_nodes;
+  for (uint16_t t : types) {
+    std::vector<NodeIdx> nodes = cluster_.pool_nodes(p, t);
+    nodes.erase(std::remove_if(nodes.begin(), nodes.end(),
+                               [&](NodeIdx n) {
+                                 return reserved_.count(n) ||
+                                        static_cast<uint32_t>(std::popcount(cluster_.type_mask(n, t))) < g;
+                               }),
+                nodes.end());
+    if (nodes.size() < k) continue;
+    // When each node can hold it, as running jobs end at their limits:
+    // independent per node, so scored in parallel on large pools.
+    std::vector<int64_t> at(nodes.size());
+    auto score = [&](size_t i) { at[i] = cluster_.earliest_free(nodes[i], t, g, now_ns_, nullptr); };
+    if (nodes.size() >= 2048) {
+      tbb::parallel_for(tbb::blocked_range<size_t>(0, nodes.size(), 512), [&](const tbb::blocked_range<size_t>& r) {
+        for (size_t i = r.begin(); i != r.end(); ++i) score(i);
+      });
+    } else {
+      for (size_t i = 0; i < nodes.size(); ++i) score(i);
+    }
+    std::vector<uint32_t> order(nodes.size());
+    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    auto earlier = [&](uint32_t a, uint32_t b) { return at[a] != at[b] ? at[a] < at[b] : nodes[a] < nodes[b]; };
+    std::nth_element(order.begin(), order.begin() + (k - 1), order.end(), earlier);
+    std::sort(order.begin(), order.begin() + k, earlier);
+    int64_t start = at[order[k - 1]];
+    if (start < best_start) {
+      best_start = start;
+      best_type = t;
+      best_nodes.clear();
+      for (uint32_t i = 0; i < k; ++i) best_nodes.push_back(nodes[order[i]]);
+    }
+  }
+  if (best_start == kNever) return false;
+  Reservation r;
+  r.job = e.id;
+  r.partition = p;
+  r.pool_type = e.shape.gpu_type;
+  r.type = best_type;
+  r.start_ns = best_start;
+  r.nodes = best_nodes;
+  r.need.assign(k, g);
+  for (NodeIdx n : best_nodes) r.avail.push_back(cluster_.free_at(n, best_type, best_start));
+  ++stats_.reservations;
+  add_reservation(std::move(r));
   return true;
 }
 
-size_t Scheduler::cycle(int64_t /*now_ns*/) {
+void Scheduler::reserve_for_plan(const QueueEntry& e, const PreemptionPlan& plan) {
+  // Nothing may take the room its victims leave: the reservation starts now.
+  Reservation r;
+  r.job = e.id;
+  r.partition = e.shape.partition;
+  r.pool_type = e.shape.gpu_type;
+  r.type = plan.type;
+  r.start_ns = now_ns_;
+  for (NodeIdx n : plan.nodes) {
+    if (reserved_.count(n)) continue;
+    uint64_t mask = cluster_.type_mask(n, plan.type);
+    uint32_t avail = static_cast<uint32_t>(std::popcount(cluster_.free_mask(n) & mask));
+    for (JobId v : plan.victims) {
+      const Job* vj = job(v);
+      if (!vj || !vj->preempt_requested) continue;
+      for (size_t rank = 0; rank < vj->nodes.size(); ++rank) {
+        if (cluster_.find_node(vj->nodes[rank]) != n) continue;
+        for (uint32_t i = 0; i < vj->shape.gpus; ++i) {
+          size_t at = rank * vj->shape.gpus + i;
+          if (at < vj->gpu_indices.size() && vj->gpu_indices[at] < 64 && (mask >> vj->gpu_indices[at]) & 1) ++avail;
+        }
+      }
+    }
+    r.nodes.push_back(n);
+    r.need.push_back(e.shape.gpus);
+    r.avail.push_back(avail);
+  }
+  add_reservation(std::move(r));
+}
+
+bool Scheduler::preemption_possible(const QueueEntry& e) {
+  if (e.shape.gpus == 0 || preemptors_tried_ >= config_.max_preemptors_per_cycle) return false;
+  bool tiers = config_.preemption.tiers && !active_tiers_.empty() && active_tiers_.begin()->first < e.tier;
+  bool reclaim = can_reclaim(e);
+  if (!tiers && !reclaim) return false;
+  if (!reclaim) {
+    for (auto& [shape, tier] : failed_preempt_) {
+      if (tier == e.tier && shape == e.shape) return false;
+    }
+  }
+  return true;
+}
+
+bool Scheduler::preempt_for(const QueueEntry& e) {
+  ++preemptors_tried_;
+  bool tiers = config_.preemption.tiers;
+  bool reclaim = can_reclaim(e);
+  uint16_t p = e.shape.partition, t = e.shape.gpu_type;
+  uint32_t g = e.shape.gpus, k = e.shape.nodes;
+  uint16_t reclaim_type = 0;
+  if (reclaim) {
+    const Limits& l = limits(e.account);
+    if (t != 0 && l.guaranteed[t] > 0) reclaim_type = t;
+  }
+  int64_t young = now_ns_ - static_cast<int64_t>(config_.preemption.min_runtime_s) * 1'000'000'000;
+  struct Candidate {
+    NodeIdx node;
+    uint32_t gpus;
+    int64_t tier;
+    int64_t start;
+    JobId id;
+  };
+  std::vector<Candidate> cands;
+  std::vector<JobId> eligible;
+  for (JobId id : active_) {
+    Job* v = find(id);
+    if (!v || v->id == e.id || !v->spec->preemptible || v->cancel_requested || v->preempt_requested || v->allocating) {
+      continue;
+    }
+    if (v->state != JobState::Scheduled && v->state != JobState::Running) continue;
+    bool by_tier = tiers && v->tier < e.tier;
+    bool by_reclaim = reclaim && v->account != e.account && borrowing(v->account, reclaim_type);
+    if (!by_tier && !by_reclaim) continue;
+    if (config_.preemption.min_runtime_s && v->state == JobState::Running && v->start_time_ns > young) continue;
+    for (size_t rank = 0; rank < v->nodes.size(); ++rank) {
+      auto n = cluster_.find_node(v->nodes[rank]);
+      if (!n || !cluster_.schedulable(*n) || !cluster_.in_partition(*n, p)) continue;
+      uint64_t mask = 0;
+      for (uint32_t i = 0; i < v->shape.gpus; ++i) {
+        size_t at = rank * v->shape.gpus + i;
+        if (at < v->gpu_indices.size() && v->gpu_indices[at] < 64) mask |= uint64_t{1} << v->gpu_indices[at];
+      }
+      mask &= cluster_.type_mask(*n, t);
+      if (mask) cands.push_back(Candidate{*n, static_cast<uint32_t>(std::popcount(mask)), v->tier, v->start_time_ns, id});
+    }
+  }
+  // Per node, the lowest victims first (lower tier, then the latest
+  // started: it loses the least work), until the job fits there.
+  std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+    if (a.node != b.node) return a.node < b.node;
+    if (a.tier != b.tier) return a.tier < b.tier;
+    if (a.start != b.start) return a.start > b.start;
+    return a.id > b.id;
+  });
+  struct Choice {
+    uint32_t victim_gpus;
+    int64_t top_tier;
+    NodeIdx node;
+    size_t first, count;
+  };
+  std::vector<Choice> choices;
+  for (size_t i = 0; i < cands.size();) {
+    size_t j = i;
+    while (j < cands.size() && cands[j].node == cands[i].node) ++j;
+    NodeIdx n = cands[i].node;
+    uint32_t f = static_cast<uint32_t>(std::popcount(cluster_.free_mask(n) & cluster_.type_mask(n, t)));
+    uint32_t taken = 0;
+    int64_t top = INT64_MIN;
+    size_t c = i;
+    while (f < g && c < j) {
+      f += cands[c].gpus;
+      taken += cands[c].gpus;
+      top = std::max(top, cands[c].tier);
+      ++c;
+    }
+    if (f >= g) choices.push_back(Choice{taken, top, n, i, c - i});
+    i = j;
+  }
+  // A gang also takes nodes that hold it already.
+  if (k > 1) {
+    for (NodeIdx n : cluster_.pool_nodes(p, t)) {
+      if (std::popcount(cluster_.free_mask(n) & cluster_.type_mask(n, t)) >= static_cast<int>(g) &&
+          cluster_.fits_cpu_memory(n, e.shape)) {
+        choices.push_back(Choice{0, INT64_MIN, n, 0, 0});
+      }
+    }
+  }
+  if (choices.size() < k) {
+    if (!reclaim && failed_preempt_.size() < 64) failed_preempt_.emplace_back(e.shape, e.tier);
+    return false;
+  }
+  std::sort(choices.begin(), choices.end(), [](const Choice& a, const Choice& b) {
+    if (a.victim_gpus != b.victim_gpus) return a.victim_gpus < b.victim_gpus;
+    if (a.top_tier != b.top_tier) return a.top_tier < b.top_tier;
+    return a.node < b.node;
+  });
+  PreemptionPlan plan;
+  plan.type = t;
+  for (uint32_t c = 0; c < k; ++c) {
+    plan.nodes.push_back(choices[c].node);
+    for (size_t v = choices[c].first; v < choices[c].first + choices[c].count; ++v) {
+      if (std::find(plan.victims.begin(), plan.victims.end(), cands[v].id) == plan.victims.end()) {
+        plan.victims.push_back(cands[v].id);
+      }
+    }
+  }
+  if (plan.victims.empty()) return false;  // it fits without victims: CPUs or memory hold it back
+  Job& preemptor = *e.job;
+  for (JobId id : plan.victims) {
+    Job& v = *find(id);
+    bool by_tier = tiers && v.tier < e.tier;
+    v.preempt_requested = true;
+    v.preempted_for = e.id;
+    v.reason = "preempted by job " + std::to_string(e.id) +
+               (by_tier ? " of a higher tier (" + std::to_string(preemptor.tier) + " > " + std::to_string(v.tier) + ")"
+                        : " (account '" + account_names_[e.account] + "' reclaims its guaranteed GPUs)");
+    mark_dirty(v);
+    release_leases(v, 0, v.reason);
+    ++draining_for_[e.id];
+    ++stats_.preempt_requests;
+  }
+  reserve_for_plan(e, plan);
+  plans_[e.id] = std::move(plan);
+  return true;
+}
+
+size_t Scheduler::cycle(int64_t now_ns) {
   if (!wants_cycle()) return 0;
   ++stats_.cycles;
+  now_ns_ = now_ns;
   failed_shapes_.clear();
+  failed_filtered_.clear();
   size_t placed = 0;
-  // Nothing can start when no GPU is free and every waiting job wants one.
+  // Nothing can start when no GPU is free and every waiting job wants one,
+  // except by preemption.
   auto exhausted = [&] { return cluster_.free_gpus() == 0 && cpu_only_queued_ == 0; };
+  bool reclaim = any_guarantee_ && config_.preemption.reclaim;
+  auto only_preemption_left = [&](const QueueEntry& e) {
+    if (preemptors_tried_ >= config_.max_preemptors_per_cycle) return false;
+    if (reclaim) return true;
+    if (!config_.preemption.tiers || active_tiers_.empty()) return false;
+    // In tier order, once the tiers are no higher than every running job's
+    // nothing after can preempt.
+    return !policy_->tier_first() || e.tier > active_tiers_.begin()->first;
+  };
   if (full_) {
     ++stats_.full_cycles;
+    begin_full_cycle();
+    bool first = true;
     policy_->visit([&](const QueueEntry& e) {
-      if (exhausted()) return Visit::kStop;
-      if (!try_place(e)) return Visit::kNext;
+      if (exhausted()) {
+        // The first waiting job still gets its reservation (and its
+        // expected start) on a full cluster.
+        bool reserve_first = first && config_.backfill == Backfill::kEasy;
+        if (!reserve_first && !only_preemption_left(e)) return Visit::kStop;
+      }
+      first = false;
+      if (!offer(e)) return Visit::kNext;
       ++placed;
       left_queue(*e.job);
       return Visit::kTake;
@@ -740,13 +1330,14 @@ size_t Scheduler::cycle(int64_t /*now_ns*/) {
     std::sort(fresh.begin(), fresh.end(), [&](auto& a, auto& b) { return policy_->before(a, b); });
     fresh.erase(std::unique(fresh.begin(), fresh.end(), [](auto& a, auto& b) { return a.id == b.id; }), fresh.end());
     for (auto& e : fresh) {
-      if (exhausted()) break;
-      if (!try_place(e)) continue;
+      if (exhausted() && !only_preemption_left(e)) break;
+      if (!offer(e)) continue;
       ++placed;
       dequeue(*e.job);
     }
   }
-  full_ = false;
+  full_ = rerun_full_;
+  rerun_full_ = false;
   fresh_.clear();
   return placed;
 }
@@ -764,6 +1355,7 @@ void Scheduler::finish_restore(int64_t now_ns) {
   // Derived state first, for every job, then queue what waits.
   for (auto& [id, j] : jobs_) {
     j.shape = shape_of(*j.spec, cluster_);
+    j.tier = tier_for(*j.spec, j.shape);
     j.account = account_index(j.spec->account);
     j.dirty = false;
     j.queued = false;
@@ -786,6 +1378,48 @@ void Scheduler::finish_restore(int64_t now_ns) {
       for (auto& d : j.spec->dependencies) dependents_[d->job_id].push_back(id);
     }
   }
+  // What active jobs hold, and when they are due to end.
+  for (auto& [id, j] : jobs_) {
+    if (!j.active()) continue;
+    held_changed(j, true);
+    int64_t start = j.state == JobState::Running && j.start_time_ns ? j.start_time_ns : now_ns;
+    set_lease_ends(j, start + limit_ns(j));
+  }
+  // Fair-share history: every run in the jobs' histories, replayed in time
+  // order into the policy (usage of runs whose GPU type is not recorded
+  // counts as the job's type, or as any type).
+  struct RunEdge {
+    int64_t time;
+    bool start;
+    JobId job;
+  };
+  std::vector<RunEdge> edges;
+  for (auto& [id, j] : jobs_) {
+    for (size_t h = 0; h < j.history.size(); ++h) {
+      if (j.history[h].to != JobState::Running) continue;
+      edges.push_back(RunEdge{j.history[h].time_ns, true, id});
+      if (h + 1 < j.history.size()) edges.push_back(RunEdge{j.history[h + 1].time_ns, false, id});
+    }
+  }
+  std::sort(edges.begin(), edges.end(), [](const RunEdge& a, const RunEdge& b) {
+    if (a.time != b.time) return a.time < b.time;
+    if (a.start != b.start) return !a.start;  // ends first
+    return a.job < b.job;
+  });
+  for (auto& edge : edges) {
+    Job& j = jobs_[edge.job];
+    if (!j.counted) {
+      j.held_type = j.shape.gpu_type;
+      j.held_gpus = j.shape.gpus * j.shape.nodes;
+    }
+    if (edge.start) {
+      policy_->on_started(j, std::min(edge.time, now_ns));
+    } else {
+      policy_->on_ended(j, std::min(edge.time, now_ns));
+    }
+  }
+  for (auto& [id, j] : jobs_) j.usage_open = j.state == JobState::Running;
+  policy_->refresh(now_ns);
   for (auto& [id, j] : jobs_) {
     if (j.state == JobState::Pending) make_ready(j, now_ns);
   }

@@ -107,6 +107,23 @@ struct SchedulerStats {
   uint64_t placed = 0;
   uint64_t requeued = 0;
   uint64_t conflicts = 0;   // Allocates the broker refused or did not answer
+  uint64_t backfilled = 0;  // started while a higher job held a reservation
+  uint64_t reservations = 0;
+  uint64_t preemptions = 0; // runs ended by preemption and requeued
+  uint64_t preempt_requests = 0;
+};
+
+// A backfill reservation: where and when a waiting job is due to start.
+// Jobs that would still hold those GPUs at `start_ns` may not take them.
+struct Reservation {
+  JobId job = 0;
+  uint16_t partition = 0;
+  uint16_t pool_type = 0;      // the pool it reserves for (the job's type; 0: any)
+  uint16_t type = 0;           // the GPU type reserved
+  int64_t start_ns = 0;
+  std::vector<NodeIdx> nodes;
+  std::vector<uint32_t> need;  // GPUs of `type` it needs on each node
+  std::vector<uint32_t> avail; // GPUs of `type` free there at start_ns (less what backfilled jobs took)
 };
 
 class Scheduler {
@@ -133,6 +150,14 @@ class Scheduler {
   // Why the job waits (pending, held) or why it ended.
   std::string reason_of(const Job& job) const;
   double score(const Job& job) const { return policy_->score(job); }
+  PriorityFactors factors(const Job& job) const { return policy_->factors(job); }
+  // GPUs the account's active jobs hold (type 0: all types).
+  uint32_t account_gpus(std::string_view account, std::string_view gpu_type = "") const;
+  // Runs of the account's jobs ended by preemption.
+  uint64_t account_preemptions(std::string_view account) const;
+  const std::vector<std::string>& account_names() const { return account_names_; }
+  // The reservations of the last full cycle.
+  const std::vector<Reservation>& reservations() const { return reservations_; }
   size_t job_count() const { return jobs_.size(); }
   size_t queued() const { return policy_->size(); }
 
@@ -193,6 +218,17 @@ class Scheduler {
   const QueuePolicy& policy() const { return *policy_; }
 
  private:
+  struct Limits {
+    std::vector<uint32_t> max;         // by type index ([0]: all); UINT32_MAX: none
+    std::vector<uint32_t> guaranteed;  // by type index; 0: none
+    bool any = false;
+  };
+  // Victims chosen for a preemptor, and where its GPUs come free.
+  struct PreemptionPlan {
+    uint16_t type = 0;
+    std::vector<NodeIdx> nodes;
+    std::vector<JobId> victims;
+  };
   struct ArrayInfo {
     uint32_t max_running = 0;
     uint32_t active = 0;
@@ -204,7 +240,10 @@ class Scheduler {
   uint32_t account_index(std::string_view account);
   std::vector<bool>::reference blocked(uint32_t account);
   bool blocked_at(uint32_t account) const { return account < blocked_.size() && blocked_[account]; }
-  QueueEntry entry(Job& j) const { return QueueEntry{j.id, j.spec->priority, j.account, j.array_job_id, j.shape, &j}; }
+  QueueEntry entry(Job& j) const {
+    return QueueEntry{j.id, j.tier, j.submit_time_ns, j.account, j.array_job_id, j.shape, &j};
+  }
+  int64_t tier_for(const fb::JobSpecT& spec, const Shape& shape) const;
   void mark_dirty(Job& j);
   void transition(Job& j, JobState to, std::string reason, int64_t now_ns, int32_t exit_code = 0);
   void set_allocating(Job& j, bool allocating);
@@ -221,8 +260,31 @@ class Scheduler {
   void requeue_or_end(Job& j, JobState final_state, std::string reason, int64_t now_ns);
   void cancel_one(Job& j, std::string_view reason, int64_t now_ns);
   void place_rank(Job& j, uint32_t rank, const std::string& node, const std::vector<uint32_t>& gpus);
-  bool try_place(const QueueEntry& e);
+  enum class Placed { kStarted, kNoRoom, kReserved, kQuota };
+  Placed try_place(const QueueEntry& e);
   bool array_full(JobId array_job_id) const;
+  // The cycle's treatment of one waiting job: start it, or say why it
+  // waits (and reserve, block or preempt for it). True when it starts.
+  bool offer(const QueueEntry& e);
+  void begin_full_cycle();
+  int64_t limit_ns(const Job& j) const;
+  void set_lease_ends(Job& j, int64_t end_ns);
+  void held_changed(Job& j, bool now_active);
+  // Quotas.
+  const Limits& limits(uint32_t account);
+  bool over_quota(const QueueEntry& e, uint16_t type);
+  uint32_t used(uint32_t account, uint16_t type) const;
+  bool borrowing(uint32_t account, uint16_t type);
+  bool can_reclaim(const QueueEntry& e);
+  // Backfill.
+  bool reserve(const QueueEntry& e);
+  void reserve_for_plan(const QueueEntry& e, const PreemptionPlan& plan);
+  void add_reservation(Reservation r);
+  bool pool_reserved(uint16_t partition, uint16_t type) const;
+  // Preemption.
+  bool preemption_possible(const QueueEntry& e);
+  bool preempt_for(const QueueEntry& e);
+  void requeue_preempted(Job& j, int64_t now_ns);
 
   SchedulerConfig config_;
   std::unique_ptr<QueuePolicy> policy_;
@@ -241,6 +303,30 @@ class Scheduler {
   size_t cpu_only_queued_ = 0;
   std::vector<NodePick> picks_;
   std::vector<Shape> failed_shapes_;
+  std::vector<std::pair<Shape, uint64_t>> failed_filtered_;  // (shape, time limit) refused by reservations
+  int64_t now_ns_ = 0;                                       // the time of the cycle under way
+  // Usage and quotas.
+  std::vector<std::vector<uint32_t>> used_;  // [account][type]: GPUs held by active jobs ([0]: all)
+  std::vector<Limits> limits_;
+  size_t limits_types_ = 0;                  // type count the limits were resolved for
+  bool any_quota_ = false;
+  bool any_guarantee_ = false;
+  std::vector<uint64_t> preempted_by_account_;
+  // Backfill.
+  std::vector<Reservation> reservations_;
+  std::unordered_map<NodeIdx, std::pair<uint32_t, uint32_t>> reserved_;  // node -> (reservation, slot)
+  std::vector<JobId> with_expected_start_;
+  std::vector<std::pair<uint16_t, QueueEntry>> strict_blockers_;  // (partition, first job that waits)
+  NodeFilter reservation_filter_;
+  int64_t candidate_end_ns_ = 0;  // the expected end of the job being placed (for the filter)
+  bool rerun_full_ = false;
+  // Preemption.
+  std::unordered_set<JobId> active_;
+  std::map<int64_t, uint32_t> active_tiers_;  // preemptible active jobs by tier
+  std::unordered_map<JobId, PreemptionPlan> plans_;
+  std::unordered_map<JobId, uint32_t> draining_for_;  // preemptor -> victims not yet ended
+  uint32_t preemptors_tried_ = 0;
+  std::vector<std::pair<Shape, int64_t>> failed_preempt_;
   Output out_;
   SchedulerStats stats_;
 };

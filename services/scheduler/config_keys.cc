@@ -1,0 +1,147 @@
+#include "config_keys.h"
+
+#include <algorithm>
+
+#include "core/policy.h"
+
+namespace trainyard::scheduler {
+namespace {
+
+// A GPU count by type: an integer (every type together) or a table
+// {A100 = 8, ...}.
+Status read_counts(const Config& c, const std::string& key, std::map<std::string, uint32_t>* out) {
+  auto node = c.table().at_path(key);
+  if (!node) return Status::ok();
+  if (auto v = node.value<int64_t>()) {
+    if (*v < 0) return Status::invalid(key + ": must not be negative");
+    (*out)[""] = static_cast<uint32_t>(*v);
+    return Status::ok();
+  }
+  auto* t = node.as_table();
+  if (!t) return Status::invalid(key + ": must be a GPU count or a table of GPU type = count");
+  for (auto& [type, n] : *t) {
+    auto v = n.value<int64_t>();
+    if (!v || *v < 0) return Status::invalid(key + "." + std::string(type.str()) + ": must be a GPU count (0 or more)");
+    (*out)[std::string(type.str())] = static_cast<uint32_t>(*v);
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<Backfill> parse_backfill(const std::string& name) {
+  if (name == "greedy") return Backfill::kGreedy;
+  if (name == "easy") return Backfill::kEasy;
+  if (name == "off") return Backfill::kOff;
+  return Status::invalid("scheduler.backfill: '" + name + "' is not \"greedy\", \"easy\" or \"off\"");
+}
+
+Result<PolicyChoice> scheduler_config_from(const Config& c) {
+  PolicyChoice out;
+  auto& k = out.core;
+  try {
+    out.policy = c.get_string("scheduler.policy", out.policy);
+    if (!make_policy(out.policy)) {
+      return Status::invalid("scheduler.policy: unknown policy '" + out.policy +
+                             "' (known: fifo, priority, fairshare, fairshare+backfill)");
+    }
+    k.backfill = backfill_for(out.policy);
+    if (c.has("scheduler.backfill")) {
+      auto b = parse_backfill(c.get_string("scheduler.backfill"));
+      if (!b) return b.status();
+      k.backfill = *b;
+    }
+    // scheduler.accounts: a list of names, or a table of name = share.
+    if (auto* accounts = c.table().at_path("scheduler.accounts").as_table()) {
+      for (auto& [name, v] : *accounts) {
+        auto share = v.value<double>();
+        if (!share || *share < 0) {
+          return Status::invalid("scheduler.accounts." + std::string(name.str()) + ": must be a share weight (0 or more)");
+        }
+        k.accounts.emplace_back(name.str());
+        k.fairshare.shares[std::string(name.str())] = *share;
+      }
+    } else {
+      k.accounts = c.get_strings("scheduler.accounts");
+    }
+    k.gpu_types = c.get_strings("scheduler.gpu_types");
+    k.default_time_limit_s = static_cast<uint64_t>(std::max<int64_t>(0, c.get_int("scheduler.default_time_limit_s", 0)));
+    k.default_partition = c.get_string("scheduler.default_partition", "");
+    k.max_array_size = static_cast<uint32_t>(c.get_int("scheduler.max_array_size", k.max_array_size));
+    k.max_retries = static_cast<uint32_t>(c.get_int("scheduler.max_retries", k.max_retries));
+    k.max_reservations = static_cast<uint32_t>(std::max<int64_t>(0, c.get_int("scheduler.max_reservations", k.max_reservations)));
+    k.max_preemptors_per_cycle = static_cast<uint32_t>(
+        std::max<int64_t>(0, c.get_int("scheduler.max_preemptors_per_cycle", k.max_preemptors_per_cycle)));
+    if (auto* parts = c.table().at_path("scheduler.partitions").as_table()) {
+      for (auto& [name, node] : *parts) {
+        auto* t = node.as_table();
+        std::string pname(name.str());
+        if (!t) return Status::invalid("scheduler.partitions." + pname + ": must be a table");
+        PartitionConfig pc;
+        pc.name = pname;
+        auto key = [&](const char* leaf) { return "scheduler.partitions." + pname + "." + leaf; };
+        pc.default_time_limit_s = static_cast<uint64_t>(std::max<int64_t>(0, c.get_int(key("default_time_limit_s"), 0)));
+        pc.max_time_limit_s = static_cast<uint64_t>(std::max<int64_t>(0, c.get_int(key("max_time_limit_s"), 0)));
+        pc.priority_tier = static_cast<int32_t>(
+            std::clamp<int64_t>(c.get_int(key("priority_tier"), 0), -(int64_t{1} << 28), int64_t{1} << 28));
+        if (auto* labels = (*t)["labels"].as_table()) {
+          for (auto& [lk, lv] : *labels) {
+            auto v = lv.value<std::string>();
+            if (!v) return Status::invalid(key("labels") + "." + std::string(lk.str()) + ": must be a string");
+            pc.labels[std::string(lk.str())] = *v;
+          }
+        }
+        if (c.get_bool(key("default"), false) && k.default_partition.empty()) k.default_partition = pname;
+        k.partitions.push_back(std::move(pc));
+      }
+    }
+    if (!k.default_partition.empty() && !k.partitions.empty() &&
+        std::none_of(k.partitions.begin(), k.partitions.end(), [&](auto& p) { return p.name == k.default_partition; })) {
+      return Status::invalid("scheduler.default_partition: '" + k.default_partition + "' is not a partition");
+    }
+
+    auto& fs = k.fairshare;
+    fs.half_life_s = c.get_double("scheduler.fairshare.half_life_s", fs.half_life_s);
+    fs.weight_fairshare = c.get_double("scheduler.fairshare.weight_fairshare", fs.weight_fairshare);
+    fs.weight_age = c.get_double("scheduler.fairshare.weight_age", fs.weight_age);
+    fs.max_age_s = c.get_double("scheduler.fairshare.max_age_s", fs.max_age_s);
+    if (fs.half_life_s < 0) return Status::invalid("scheduler.fairshare.half_life_s: must not be negative (0: no decay)");
+    if (fs.weight_fairshare < 0 || fs.weight_age < 0) {
+      return Status::invalid("scheduler.fairshare.weight_*: weights must not be negative");
+    }
+    if (auto* shares = c.table().at_path("scheduler.fairshare.shares").as_table()) {
+      for (auto& [name, v] : *shares) {
+        auto share = v.value<double>();
+        if (!share || *share < 0) {
+          return Status::invalid("scheduler.fairshare.shares." + std::string(name.str()) +
+                                 ": must be a share weight (0 or more)");
+        }
+        fs.shares[std::string(name.str())] = *share;
+      }
+    }
+
+    if (auto* quotas = c.table().at_path("scheduler.quotas").as_table()) {
+      for (auto& [name, node] : *quotas) {
+        std::string account(name.str());
+        if (!node.as_table()) return Status::invalid("scheduler.quotas." + account + ": must be a table");
+        AccountQuota q;
+        std::string base = "scheduler.quotas." + account + ".";
+        for (auto [leaf, dest] : {std::pair{"max_gpus", &q.max_gpus}, std::pair{"max_gpus_by_type", &q.max_gpus},
+                                  std::pair{"guaranteed_gpus", &q.guaranteed_gpus},
+                                  std::pair{"guaranteed_gpus_by_type", &q.guaranteed_gpus}}) {
+          if (auto s = read_counts(c, base + leaf, dest); !s) return s;
+        }
+        k.quotas[account] = std::move(q);
+      }
+    }
+    k.preemption.tiers = c.get_bool("scheduler.preemption.tiers", k.preemption.tiers);
+    k.preemption.reclaim = c.get_bool("scheduler.preemption.reclaim", k.preemption.reclaim);
+    k.preemption.min_runtime_s =
+        static_cast<uint64_t>(std::max<int64_t>(0, c.get_int("scheduler.preemption.min_runtime_s", 0)));
+  } catch (const std::exception& e) {
+    return Status::invalid(e.what());
+  }
+  return out;
+}
+
+}  // namespace trainyard::scheduler

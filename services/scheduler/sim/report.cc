@@ -1,0 +1,77 @@
+#include "sim/report.h"
+
+#include <cstdio>
+
+namespace trainyard::scheduler::sim {
+namespace {
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+nlohmann::json pct(const Percentiles& p) {
+  return {{"count", p.count}, {"avg_s", p.avg}, {"p50_s", p.p50}, {"p99_s", p.p99}, {"max_s", p.max}};
+}
+
+}  // namespace
+
+std::string format_table(const std::vector<SimResult>& runs) {
+  std::string out;
+  char line[512];
+  std::snprintf(line, sizeof line, "%-20s %9s %9s %9s %9s %9s %9s %10s %6s %7s %6s %7s %6s\n", "policy", "avg JCT",
+                "p50 JCT", "p99 JCT", "avg wait", "p99 wait", "max wait", "makespan", "util", "util|q", "frag",
+                "preempt", "Jain");
+  out += line;
+  for (auto& r : runs) {
+    std::snprintf(line, sizeof line,
+                  "%-20s %9.0f %9.0f %9.0f %9.0f %9.0f %9.0f %10.0f %5.1f%% %6.1f%% %5.1f%% %7llu %6.3f\n",
+                  r.policy.c_str(), r.jct.avg, r.jct.p50, r.jct.p99, r.wait.avg, r.wait.p99, r.wait.max, r.makespan_s,
+                  100 * r.utilisation, 100 * r.utilisation_queued, 100 * r.fragmentation,
+                  static_cast<unsigned long long>(r.preemptions), r.jain_fairness);
+    out += line;
+  }
+  return out;
+}
+
+std::string format_wait_by_size(const std::vector<SimResult>& runs) {
+  std::string out = "queueing delay by job size (GPUs): count, avg / p50 / p99 s\n";
+  for (auto& r : runs) {
+    out += "  " + r.policy + ":";
+    for (auto& [bucket, p] : r.wait_by_size) {
+      out += "  [" + bucket + "] " + std::to_string(p.count) + ", " + fmt("%.0f", p.avg) + " / " + fmt("%.0f", p.p50) +
+             " / " + fmt("%.0f", p.p99);
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+nlohmann::json to_json(const SimResult& r) {
+  nlohmann::json by_size = nlohmann::json::object();
+  for (auto& [b, p] : r.wait_by_size) by_size[b] = pct(p);
+  nlohmann::json series = nlohmann::json::array();
+  for (auto& [t, u] : r.utilisation_series) series.push_back({{"t_s", t}, {"utilisation", u}});
+  nlohmann::json preempted = nlohmann::json::object();
+  for (auto& [u, n] : r.preemptions_by_user) preempted[u] = n;
+  return {{"policy", r.policy},
+          {"jobs", r.jobs},
+          {"finished", r.finished},
+          {"gpus", r.gpus},
+          {"jct", pct(r.jct)},
+          {"queueing_delay", pct(r.wait)},
+          {"queueing_delay_by_size", by_size},
+          {"makespan_s", r.makespan_s},
+          {"utilisation", r.utilisation},
+          {"utilisation_while_jobs_wait", r.utilisation_queued},
+          {"utilisation_over_time", series},
+          {"fragmentation", r.fragmentation},
+          {"preemptions", r.preemptions},
+          {"preemptions_by_user", preempted},
+          {"jain_fairness", r.jain_fairness},
+          {"backfilled", r.backfilled},
+          {"cycles", r.cycles}};
+}
+
+}  // namespace trainyard::scheduler::sim
