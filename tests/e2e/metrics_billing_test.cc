@@ -23,7 +23,7 @@ namespace {
 
 const std::string kPython = std::string(TY_SOURCE_DIR) + "/client/python";
 
-// A$100 at 3.60 per hour: one micro-unit per GPU-millisecond. CPU and
+// A100 GPUs at 3.60 per hour: one micro-unit per GPU-millisecond. CPU and
 // memory are free, so a job's cost is its GPU milliseconds.
 ClusterOptions with_metrics_and_billing(const std::string& rates) {
   ClusterOptions o;
