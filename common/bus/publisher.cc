@@ -1,5 +1,7 @@
 #include "bus/publisher.h"
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include "bus/event.h"
@@ -10,6 +12,17 @@ namespace trainyard::bus {
 
 using storage::Key;
 using storage::KeyReader;
+
+std::string reachable_endpoint(const std::string& endpoint) {
+  for (std::string wildcard : {"tcp://0.0.0.0:", "tcp://*:"}) {
+    if (endpoint.rfind(wildcard, 0) == 0) {
+      char host[256] = {0};
+      if (gethostname(host, sizeof host - 1) != 0 || host[0] == 0) return endpoint;
+      return "tcp://" + std::string(host) + ":" + endpoint.substr(wildcard.size());
+    }
+  }
+  return endpoint;
+}
 
 std::string encode_outbox_value(std::string_view topic, std::string_view envelope) {
   std::string v;
@@ -37,6 +50,7 @@ Publisher::Publisher(zmq::context_t& ctx, storage::Store& store, rpc::Server& re
       replay_(replay),
       options_(std::move(options)),
       clock_(clock) {
+  advertised_ = options_.advertise.empty() ? reachable_endpoint(replay_.endpoint()) : options_.advertise;
   for (auto& ep : options_.bus_endpoints) {
     zmq::socket_t s(ctx, zmq::socket_type::pub);
     s.set(zmq::sockopt::linger, 2000);
@@ -181,7 +195,7 @@ void Publisher::flush() {
 void Publisher::heartbeat() {
   for (auto& [name, st] : streams_state_) {
     auto s = env_fbb_.CreateString(name);
-    auto ep = env_fbb_.CreateString(replay_.endpoint());
+    auto ep = env_fbb_.CreateString(advertised_);
     auto hb = fb::CreateStreamHeartbeat(env_fbb_, s, st.published, st.first, ep);
     auto s2 = env_fbb_.CreateString(name);
     fb::EnvelopeBuilder eb(env_fbb_);

@@ -32,6 +32,10 @@ struct PublisherOptions {
   uint64_t outbox_keep_events = 1'000'000;  // per stream; older ones are trimmed
   int64_t outbox_keep_age_s = 7 * 24 * 3600;
   int64_t trim_every_ms = 10'000;
+  // The replay endpoint heartbeats advertise. Empty: the replay server's
+  // bound endpoint, with a wildcard address (0.0.0.0) replaced by this
+  // host's name so subscribers on other hosts can reach it.
+  std::string advertise;
 };
 
 struct PublisherStats {
@@ -91,7 +95,7 @@ class Publisher {
 
   uint64_t last_seq(std::string_view stream) const;
   std::string stream_for(std::string_view prefix) const { return prefix_to_stream(prefix); }
-  const std::string& replay_endpoint() const { return replay_.endpoint(); }
+  const std::string& replay_endpoint() const { return advertised_; }
   const PublisherStats& stats() const { return stats_; }
 
  private:
@@ -128,7 +132,12 @@ class Publisher {
   const std::string* last_name_ = nullptr;
   SnapshotFn snapshot_;
   PublisherStats stats_;
+  std::string advertised_;
 };
+
+// `endpoint` with a wildcard host (tcp://0.0.0.0:P, tcp://*:P) replaced by
+// this machine's host name: an address other hosts can connect to.
+std::string reachable_endpoint(const std::string& endpoint);
 
 // Outbox row value: u32 topic length, topic, envelope bytes.
 std::string encode_outbox_value(std::string_view topic, std::string_view envelope);

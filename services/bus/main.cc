@@ -1,6 +1,8 @@
 // trainyard-bus: the stateless XSUB/XPUB forwarder of the durable bus.
 #include <signal.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -18,6 +20,8 @@ int main(int argc, char** argv) {
   std::string frontend, backend, endpoints_file;
   app.add_option("--frontend", frontend, "XSUB endpoint to bind (config bus.frontend, default tcp://127.0.0.1:5550)");
   app.add_option("--backend", backend, "XPUB endpoint to bind (config bus.backend, default tcp://127.0.0.1:5551)");
+  app.footer("Config keys: bus.frontend, bus.backend (the endpoints to bind; defaults above), bus.hwm (messages "
+             "queued per peer before ZeroMQ drops; default 1000000), log.level, log.file.");
   app.add_option("--endpoints-file", endpoints_file,
                  "Write the bound endpoints here as 'frontend=...' and 'backend=...' lines (for port 0 / '*')");
   CLI11_PARSE(app, argc, argv);
@@ -25,9 +29,26 @@ int main(int argc, char** argv) {
   trainyard::init_service_logging("bus", args, config);
 
   trainyard::bus::ForwarderOptions o;
-  o.frontend = frontend.empty() ? config.get_string("bus.frontend", "tcp://127.0.0.1:5550") : frontend;
-  o.backend = backend.empty() ? config.get_string("bus.backend", "tcp://127.0.0.1:5551") : backend;
-  o.hwm = static_cast<int>(config.get_int("bus.hwm", 1'000'000));
+  // In a shared config bus.frontend/backend may list two forwarders (what
+  // services connect to); a forwarder binds one: say so rather than guess.
+  auto one = [&](const std::string& flag, const char* key, const char* def) {
+    if (!flag.empty()) return flag;
+    auto v = config.get_strings(key);
+    if (v.size() > 1) {
+      std::fprintf(stderr, "error: %s lists %zu endpoints (what services connect to); give this forwarder the one "
+                   "to bind with --%s\n", key, v.size(), key + 4);
+      std::exit(2);
+    }
+    return v.empty() ? std::string(def) : v[0];
+  };
+  try {
+    o.frontend = one(frontend, "bus.frontend", "tcp://127.0.0.1:5550");
+    o.backend = one(backend, "bus.backend", "tcp://127.0.0.1:5551");
+    o.hwm = static_cast<int>(config.get_int("bus.hwm", 1'000'000));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
 
   zmq::context_t ctx(1);
   std::unique_ptr<trainyard::bus::Forwarder> fwd;
