@@ -471,7 +471,6 @@ std::vector<NodeIdx> Cluster::pool_nodes(uint16_t p, uint16_t t) const {
   const Index* ix = find_index(p, t);
   if (!ix) return out;
   for (int k = 0; k <= ix->top; ++k) out.insert(out.end(), ix->buckets[k].begin(), ix->buckets[k].end());
-  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -131,7 +131,8 @@ class Cluster {
   const std::vector<uint64_t>& capacity() const { return capacity_; }
 
   // --- what reservations and preemption read ---
-  // Schedulable nodes of a (partition, GPU type) pool, in index order.
+  // Schedulable nodes of a (partition, GPU type) pool (in bucket order:
+  // callers that need an order sort or break ties by index).
   std::vector<NodeIdx> pool_nodes(uint16_t partition, uint16_t type) const;
   // GPUs of type t on node n (t 0: all), and which of them are free.
   uint64_t type_mask(NodeIdx n, uint16_t t) const;

@@ -83,6 +83,7 @@ struct Job {
   uint16_t held_type = 0;              // while active: the GPU type it holds (0: unknown / none)
   uint32_t held_gpus = 0;              // while active: GPUs it holds on all its nodes
   bool counted = false;                // held_* are counted in the account's usage
+  uint32_t active_slot = 0;            // while counted: its place in the core's list of active jobs
   bool usage_open = false;             // the policy was told it started (and not yet that it ended)
   int64_t expected_start_ns = 0;       // pending with a backfill reservation: its reserved start
   JobId preempted_for = 0;             // while preempt_requested: the job it makes room for

@@ -40,7 +40,7 @@ Scheduler::Scheduler(SchedulerConfig config, std::unique_ptr<QueuePolicy> policy
     auto it = reserved_.find(n);
     if (it == reserved_.end()) return true;
     const Reservation& r = reservations_[it->second.first];
-    if (candidate_end_ns_ <= r.start_ns) return true;
+    if (r.job == candidate_job_ || candidate_end_ns_ <= r.start_ns) return true;
     uint32_t conflict = static_cast<uint32_t>(std::popcount(gpus & cluster_.type_mask(n, r.type)));
     uint32_t slot = it->second.second;
     return r.avail[slot] >= conflict + r.need[slot];
@@ -247,6 +247,7 @@ void Scheduler::transition(Job& j, JobState to, std::string reason, int64_t now_
 
 void Scheduler::set_allocating(Job& j, bool allocating) {
   bool was_active = j.active();
+  if (allocating != j.allocating) allocating ? ++allocating_count_ : --allocating_count_;
   j.allocating = allocating;
   active_changed(j, was_active);
 }
@@ -266,12 +267,17 @@ void Scheduler::held_changed(Job& j, bool now_active) {
   if (now_active) {
     u[0] += j.held_gpus;
     if (j.held_type) u[j.held_type] += j.held_gpus;
-    active_.insert(j.id);
+    j.active_slot = static_cast<uint32_t>(active_.size());
+    active_.push_back(&j);
     if (j.spec->preemptible) ++active_tiers_[j.tier];
   } else {
     u[0] -= std::min(u[0], j.held_gpus);
     if (j.held_type) u[j.held_type] -= std::min(u[j.held_type], j.held_gpus);
-    active_.erase(j.id);
+    if (j.active_slot < active_.size() && active_[j.active_slot] == &j) {
+      active_[j.active_slot] = active_.back();
+      active_[j.active_slot]->active_slot = j.active_slot;
+      active_.pop_back();
+    }
     if (j.spec->preemptible) {
       auto it = active_tiers_.find(j.tier);
       if (it != active_tiers_.end() && --it->second == 0) active_tiers_.erase(it);
@@ -307,6 +313,16 @@ void Scheduler::enqueue(Job& j) {
   j.wait = WaitReason::kResources;
   policy_->add(entry(j));
   if (j.shape.gpus == 0) ++cpu_only_queued_;
+  auto pool = std::find_if(queued_pools_.begin(), queued_pools_.end(), [&](auto& qp) {
+    return qp.first.first == j.shape.partition && qp.first.second == j.shape.gpu_type;
+  });
+  if (pool == queued_pools_.end()) {
+    queued_pools_.push_back({{j.shape.partition, j.shape.gpu_type}, 1});
+  } else {
+    ++pool->second;
+  }
+  if (queued_by_account_.size() <= j.account) queued_by_account_.resize(j.account + 1, 0);
+  ++queued_by_account_[j.account];
   fresh_.push_back(j.id);
 }
 
@@ -318,6 +334,11 @@ void Scheduler::dequeue(Job& j) {
 
 void Scheduler::left_queue(Job& j) {
   j.queued = false;
+  auto pool = std::find_if(queued_pools_.begin(), queued_pools_.end(), [&](auto& qp) {
+    return qp.first.first == j.shape.partition && qp.first.second == j.shape.gpu_type;
+  });
+  if (pool != queued_pools_.end() && --pool->second == 0) queued_pools_.erase(pool);
+  if (j.account < queued_by_account_.size() && queued_by_account_[j.account] > 0) --queued_by_account_[j.account];
   j.expected_start_ns = 0;
   plans_.erase(j.id);
   if (j.shape.gpus == 0) --cpu_only_queued_;
@@ -865,6 +886,8 @@ void Scheduler::allocate_failed(JobId job_id, uint32_t attempt, const Status& wh
 // --- the cycle ---------------------------------------------------------------
 
 void Scheduler::tick(int64_t now_ns) {
+  // Runs may have ended before their limits: look for earlier starts.
+  recompute_reservations_ = true;
   if (policy_->refresh(now_ns)) full_ = true;
   if (backoff_.empty()) return;
   std::vector<JobId> later;
@@ -886,8 +909,9 @@ bool Scheduler::array_full(JobId array_job_id) const {
 }
 
 bool Scheduler::pool_reserved(uint16_t partition, uint16_t type) const {
-  for (auto& r : reservations_) {
-    if (r.partition == partition && r.pool_type == type) return true;
+  // Reserved, or tried in this cycle without finding a start.
+  for (auto& [p, t] : pools_tried_) {
+    if (p == partition && t == type) return true;
   }
   return false;
 }
@@ -904,8 +928,16 @@ void Scheduler::add_reservation(Reservation r) {
 }
 
 void Scheduler::begin_full_cycle() {
+  kept_.clear();
+  if (!recompute_reservations_) {
+    for (auto& r : reservations_) {
+      if (!r.for_preemption) kept_.push_back(std::move(r));
+    }
+  }
+  recompute_reservations_ = false;
   reservations_.clear();
   reserved_.clear();
+  pools_tried_.clear();
   strict_blockers_.clear();
   failed_preempt_.clear();
   preemptors_tried_ = 0;
@@ -913,6 +945,15 @@ void Scheduler::begin_full_cycle() {
     if (Job* j = find(id)) j->expected_start_ns = 0;
   }
   with_expected_start_.clear();
+  // Room being made by preemption is kept for its preemptor first, before
+  // any job is tried (jobs ahead of it in the order included).
+  std::vector<JobId> preemptors;
+  for (auto& [id, plan] : plans_) preemptors.push_back(id);
+  std::sort(preemptors.begin(), preemptors.end());
+  for (JobId id : preemptors) {
+    Job* j = find(id);
+    if (j && j->queued) reserve_for_plan(entry(*j), plans_[id]);
+  }
 }
 
 Scheduler::Placed Scheduler::try_place(const QueueEntry& e) {
@@ -926,15 +967,18 @@ Scheduler::Placed Scheduler::try_place(const QueueEntry& e) {
   uint64_t limit_s = j.spec->time_limit_s;
   if (!reserved_.empty()) {
     candidate_end_ns_ = now_ns_ + limit_ns(j);
+    candidate_job_ = j.id;
     filter = &reservation_filter_;
-    for (auto& [f, l] : failed_filtered_) {
-      if (l == limit_s && f == e.shape) return Placed::kReserved;
+    if (!plans_.count(j.id)) {  // a preemptor's own reservation does not hold it back
+      for (auto& [f, l] : failed_filtered_) {
+        if (l == limit_s && f == e.shape) return Placed::kReserved;
+      }
     }
   }
   if (!cluster_.place(e.shape, &picks_, filter)) {
     if (filter && cluster_.place(e.shape, &picks_)) {
       // It fits, but only on GPUs reserved for a job ahead of it.
-      if (failed_filtered_.size() < 256) failed_filtered_.emplace_back(e.shape, limit_s);
+      if (failed_filtered_.size() < 256 && !plans_.count(j.id)) failed_filtered_.emplace_back(e.shape, limit_s);
       picks_.clear();
       return Placed::kReserved;
     }
@@ -954,7 +998,7 @@ Scheduler::Placed Scheduler::try_place(const QueueEntry& e) {
       auto it = reserved_.find(p.node);
       if (it == reserved_.end()) continue;
       Reservation& r = reservations_[it->second.first];
-      if (end <= r.start_ns) continue;
+      if (r.job == j.id || end <= r.start_ns) continue;
       uint32_t conflict = static_cast<uint32_t>(std::popcount(p.gpus & cluster_.type_mask(p.node, r.type)));
       auto& avail = r.avail[it->second.second];
       avail -= std::min(avail, conflict);
@@ -1041,7 +1085,9 @@ bool Scheduler::offer(const QueueEntry& e) {
         j.wait = WaitReason::kPriority;
         return false;
       }
-      if (reservations_.size() < config_.max_reservations) reserve(e);
+      if (reservations_.size() < config_.max_reservations && !pool_reserved(e.shape.partition, e.shape.gpu_type)) {
+        reserve(e);
+      }
       j.wait = placed == Placed::kReserved && j.expected_start_ns == 0 ? WaitReason::kPriority : WaitReason::kResources;
       return false;
     }
@@ -1056,6 +1102,25 @@ bool Scheduler::reserve(const QueueEntry& e) {
   uint16_t p = e.shape.partition;
   uint32_t g = e.shape.gpus, k = e.shape.nodes;
   if (g == 0 || p >= cluster_.partition_count()) return false;
+  pools_tried_.emplace_back(p, e.shape.gpu_type);
+  // The reservation it had in the last cycle, if it still holds: its nodes
+  // free of other reservations and still due to have room at its start.
+  for (auto& kept : kept_) {
+    if (kept.job != e.id || kept.start_ns < now_ns_) continue;
+    bool holds = true;
+    for (size_t i = 0; i < kept.nodes.size() && holds; ++i) {
+      NodeIdx n = kept.nodes[i];
+      holds = !reserved_.count(n) && cluster_.schedulable(n);
+      if (holds) {
+        kept.avail[i] = cluster_.free_at(n, kept.type, kept.start_ns);
+        holds = kept.avail[i] >= kept.need[i];
+      }
+    }
+    if (!holds) break;
+    add_reservation(std::move(kept));
+    kept.job = 0;
+    return true;
+  }
   // "Any" type: the type where it starts soonest.
   std::vector<uint16_t> types;
   if (e.shape.gpu_type) {
@@ -1126,6 +1191,7 @@ void Scheduler::reserve_for_plan(const QueueEntry& e, const PreemptionPlan& plan
   r.pool_type = e.shape.gpu_type;
   r.type = plan.type;
   r.start_ns = now_ns_;
+  r.for_preemption = true;
   for (NodeIdx n : plan.nodes) {
     if (reserved_.count(n)) continue;
     uint64_t mask = cluster_.type_mask(n, plan.type);
@@ -1153,10 +1219,9 @@ bool Scheduler::preemption_possible(const QueueEntry& e) {
   bool tiers = config_.preemption.tiers && !active_tiers_.empty() && active_tiers_.begin()->first < e.tier;
   bool reclaim = can_reclaim(e);
   if (!tiers && !reclaim) return false;
-  if (!reclaim) {
-    for (auto& [shape, tier] : failed_preempt_) {
-      if (tier == e.tier && shape == e.shape) return false;
-    }
+  uint32_t who = reclaim ? e.account : UINT32_MAX;
+  for (auto& f : failed_preempt_) {
+    if (f.tier == e.tier && f.account == who && f.shape == e.shape) return false;
   }
   return true;
 }
@@ -1173,6 +1238,11 @@ bool Scheduler::preempt_for(const QueueEntry& e) {
     if (t != 0 && l.guaranteed[t] > 0) reclaim_type = t;
   }
   int64_t young = now_ns_ - static_cast<int64_t>(config_.preemption.min_runtime_s) * 1'000'000'000;
+  if (active_.size() <= allocating_count_) {
+    // Every active job is still being allocated: nothing to preempt yet.
+    if (failed_preempt_.size() < 64) failed_preempt_.push_back(FailedPreempt{e.shape, e.tier, reclaim ? e.account : UINT32_MAX});
+    return false;
+  }
   struct Candidate {
     NodeIdx node;
     uint32_t gpus;
@@ -1182,15 +1252,15 @@ bool Scheduler::preempt_for(const QueueEntry& e) {
   };
   std::vector<Candidate> cands;
   std::vector<JobId> eligible;
-  for (JobId id : active_) {
-    Job* v = find(id);
-    if (!v || v->id == e.id || !v->spec->preemptible || v->cancel_requested || v->preempt_requested || v->allocating) {
-      continue;
-    }
+  for (Job* v : active_) {
+    JobId id = v->id;
+    // Cheapest tests first: this loop sees every active job.
+    if (v->allocating || v->preempt_requested || v->cancel_requested || v->id == e.id) continue;
     if (v->state != JobState::Scheduled && v->state != JobState::Running) continue;
     bool by_tier = tiers && v->tier < e.tier;
-    bool by_reclaim = reclaim && v->account != e.account && borrowing(v->account, reclaim_type);
+    bool by_reclaim = !by_tier && reclaim && v->account != e.account && borrowing(v->account, reclaim_type);
     if (!by_tier && !by_reclaim) continue;
+    if (!v->spec->preemptible) continue;
     if (config_.preemption.min_runtime_s && v->state == JobState::Running && v->start_time_ns > young) continue;
     for (size_t rank = 0; rank < v->nodes.size(); ++rank) {
       auto n = cluster_.find_node(v->nodes[rank]);
@@ -1246,7 +1316,7 @@ bool Scheduler::preempt_for(const QueueEntry& e) {
     }
   }
   if (choices.size() < k) {
-    if (!reclaim && failed_preempt_.size() < 64) failed_preempt_.emplace_back(e.shape, e.tier);
+    if (failed_preempt_.size() < 64) failed_preempt_.push_back(FailedPreempt{e.shape, e.tier, reclaim ? e.account : UINT32_MAX});
     return false;
   }
   std::sort(choices.begin(), choices.end(), [](const Choice& a, const Choice& b) {
@@ -1295,26 +1365,69 @@ size_t Scheduler::cycle(int64_t now_ns) {
   // except by preemption.
   auto exhausted = [&] { return cluster_.free_gpus() == 0 && cpu_only_queued_ == 0; };
   bool reclaim = any_guarantee_ && config_.preemption.reclaim;
+  // On a full cluster the first waiting job of each pool still gets its
+  // reservation (and users its expected start).
+  auto reservation_left = [&] {
+    return config_.backfill == Backfill::kEasy && reservations_.size() < config_.max_reservations;
+  };
+  auto needs_reservation = [&](const QueueEntry& e) {
+    return reservation_left() && e.shape.gpus > 0 && !pool_reserved(e.shape.partition, e.shape.gpu_type);
+  };
+  auto every_pool_reserved = [&] {
+    for (auto& [pool, n] : queued_pools_) {
+      if (!pool_reserved(pool.first, pool.second)) return false;
+    }
+    return true;
+  };
+  // Accounts under their guarantee with jobs waiting: the only ones that
+  // may reclaim; their waiting jobs are counted down as they are seen.
+  size_t reclaim_left = 0;
+  std::vector<bool> reclaimer;
+  if (reclaim) {
+    reclaimer.assign(account_names_.size(), false);
+    for (uint32_t a = 0; a < queued_by_account_.size(); ++a) {
+      uint32_t n = queued_by_account_[a];
+      if (n == 0) continue;
+      const Limits& l = limits(a);
+      bool under = false;
+      for (size_t t = 0; t < l.guaranteed.size(); ++t) under = under || used(a, static_cast<uint16_t>(t)) < l.guaranteed[t];
+      if (under) {
+        reclaimer[a] = true;
+        reclaim_left += n;
+      }
+    }
+  }
   auto only_preemption_left = [&](const QueueEntry& e) {
     if (preemptors_tried_ >= config_.max_preemptors_per_cycle) return false;
-    if (reclaim) return true;
+    if (reclaim_left > 0 && e.account < reclaimer.size() && reclaimer[e.account]) {
+      --reclaim_left;
+      return true;
+    }
     if (!config_.preemption.tiers || active_tiers_.empty()) return false;
     // In tier order, once the tiers are no higher than every running job's
     // nothing after can preempt.
     return !policy_->tier_first() || e.tier > active_tiers_.begin()->first;
   };
+  auto nothing_more = [&](const QueueEntry& e) {
+    bool may_preempt = preemptors_tried_ < config_.max_preemptors_per_cycle;
+    if (may_preempt && reclaim_left > 0) return false;
+    if (may_preempt && config_.preemption.tiers && !active_tiers_.empty() &&
+        (!policy_->tier_first() || e.tier > active_tiers_.begin()->first)) {
+      return false;
+    }
+    return !reservation_left() || every_pool_reserved();
+  };
   if (full_) {
     ++stats_.full_cycles;
     begin_full_cycle();
-    bool first = true;
     policy_->visit([&](const QueueEntry& e) {
       if (exhausted()) {
-        // The first waiting job still gets its reservation (and its
-        // expected start) on a full cluster.
-        bool reserve_first = first && config_.backfill == Backfill::kEasy;
-        if (!reserve_first && !only_preemption_left(e)) return Visit::kStop;
+        // Only preemption, or a reservation for a pool that has none yet,
+        // is left to do.
+        if (!only_preemption_left(e) && !needs_reservation(e)) {
+          return nothing_more(e) ? Visit::kStop : Visit::kNext;
+        }
       }
-      first = false;
       if (!offer(e)) return Visit::kNext;
       ++placed;
       left_queue(*e.job);
@@ -1330,7 +1443,7 @@ size_t Scheduler::cycle(int64_t now_ns) {
     std::sort(fresh.begin(), fresh.end(), [&](auto& a, auto& b) { return policy_->before(a, b); });
     fresh.erase(std::unique(fresh.begin(), fresh.end(), [](auto& a, auto& b) { return a.id == b.id; }), fresh.end());
     for (auto& e : fresh) {
-      if (exhausted() && !only_preemption_left(e)) break;
+      if (exhausted() && !only_preemption_left(e) && !needs_reservation(e)) continue;
       if (!offer(e)) continue;
       ++placed;
       dequeue(*e.job);

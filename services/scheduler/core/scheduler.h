@@ -124,6 +124,7 @@ struct Reservation {
   std::vector<NodeIdx> nodes;
   std::vector<uint32_t> need;  // GPUs of `type` it needs on each node
   std::vector<uint32_t> avail; // GPUs of `type` free there at start_ns (less what backfilled jobs took)
+  bool for_preemption = false; // room its victims leave (starts now)
 };
 
 class Scheduler {
@@ -316,17 +317,31 @@ class Scheduler {
   std::vector<Reservation> reservations_;
   std::unordered_map<NodeIdx, std::pair<uint32_t, uint32_t>> reserved_;  // node -> (reservation, slot)
   std::vector<JobId> with_expected_start_;
+  std::vector<std::pair<uint16_t, uint16_t>> pools_tried_;
+  // Last cycle's reservations, reused (checked, not recomputed) by the
+  // cycles between two periodic ticks while their job still leads its pool.
+  std::vector<Reservation> kept_;
+  bool recompute_reservations_ = true;  // (partition, pool type) reserved for this cycle
   std::vector<std::pair<uint16_t, QueueEntry>> strict_blockers_;  // (partition, first job that waits)
   NodeFilter reservation_filter_;
-  int64_t candidate_end_ns_ = 0;  // the expected end of the job being placed (for the filter)
+  int64_t candidate_end_ns_ = 0;
+  JobId candidate_job_ = 0;  // the expected end of the job being placed (for the filter)
   bool rerun_full_ = false;
   // Preemption.
-  std::unordered_set<JobId> active_;
+  std::vector<Job*> active_;  // jobs holding (or about to hold) resources (Job::active_slot)
+  std::vector<std::pair<std::pair<uint16_t, uint16_t>, uint32_t>> queued_pools_;  // (partition, type) -> waiting jobs
+  std::vector<uint32_t> queued_by_account_;
   std::map<int64_t, uint32_t> active_tiers_;  // preemptible active jobs by tier
   std::unordered_map<JobId, PreemptionPlan> plans_;
   std::unordered_map<JobId, uint32_t> draining_for_;  // preemptor -> victims not yet ended
   uint32_t preemptors_tried_ = 0;
-  std::vector<std::pair<Shape, int64_t>> failed_preempt_;
+  size_t allocating_count_ = 0;  // active jobs whose Allocate is still out
+  struct FailedPreempt {
+    Shape shape;
+    int64_t tier;
+    uint32_t account;  // UINT32_MAX: by tier alone
+  };
+  std::vector<FailedPreempt> failed_preempt_;
   Output out_;
   SchedulerStats stats_;
 };
