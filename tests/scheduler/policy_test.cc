@@ -572,3 +572,53 @@ BOOST_AUTO_TEST_CASE(partition_tier_ranks_before_job_priority) {
   sim.finish(blocker);
   BOOST_TEST((sim.cycle() == std::set<JobId>{urgent}));
 }
+
+BOOST_AUTO_TEST_CASE(restore_rebuilds_fair_share_usage_and_preemption_state_from_job_records) {
+  SchedulerConfig c;
+  c.preemption.tiers = true;
+  Sim sim(c, "fairshare");
+  sim.s.node_up(make_node("n1", 4));
+  JobId ran = sim.submit(make_spec(4, "vision"));
+  sim.cycle();
+  sim.advance(600);
+  sim.finish(ran);
+  JobId victim = sim.submit(make_spec(2, "nlp"));
+  sim.cycle();
+  sim.submit(make_spec(4, "vision", 3600, 3));
+  sim.cycle();  // preempts the nlp job
+  BOOST_REQUIRE(sim.s.job(victim)->preempt_requested);
+  JobId waiting_nlp = sim.submit(make_spec(1, "nlp"));
+  JobId waiting_vision = sim.submit(make_spec(1, "vision"));
+  sim.s.tick(sim.now);
+  double before_nlp = sim.s.factors(*sim.s.job(waiting_nlp)).fairshare;
+  double before_vision = sim.s.factors(*sim.s.job(waiting_vision)).fairshare;
+  BOOST_TEST(before_vision < before_nlp);
+
+  Scheduler restored(c, make_policy("fairshare", c.fairshare));
+  restored.restore_node(make_node("n1", 4), true, false);
+  for (auto& [id, ls] : sim.leases) {
+    const Job* j = sim.s.job(id);
+    for (size_t r = 0; r < ls.size(); ++r) {
+      restored.restore_lease(Grant{ls[r], id, j->attempt, j->nodes[r], j->gpu_indices, 1, 0, static_cast<uint32_t>(r)});
+    }
+  }
+  sim.s.for_each_job(0, [&](const Job& j) {
+    fb::JobRecordT rec;
+    to_record(j, j.reason, 0, &rec);
+    Job back = from_record(rec);
+    back.preempt_requested = j.preempt_requested;  // the shell stores it in the record's flags
+    restored.restore_job(std::move(back));
+    return true;
+  });
+  restored.finish_restore(sim.now);
+  BOOST_TEST(restored.factors(*restored.job(waiting_nlp)).fairshare == before_nlp,
+             boost::test_tools::tolerance(1e-9));
+  BOOST_TEST(restored.factors(*restored.job(waiting_vision)).fairshare == before_vision,
+             boost::test_tools::tolerance(1e-9));
+  BOOST_TEST(restored.account_gpus("nlp") == 2u);
+  // The preemption under way is asked again.
+  auto out = restored.take_output();
+  BOOST_REQUIRE_EQUAL(out.releases.size(), 1u);
+  BOOST_TEST(out.releases[0].job == victim);
+  BOOST_TEST(out.releases[0].reason.find("preempted by job") == 0u);
+}

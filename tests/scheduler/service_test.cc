@@ -449,3 +449,51 @@ BOOST_AUTO_TEST_CASE(arrays_and_dependencies_through_the_service) {
   BOOST_TEST(max_active == 3u);
   for (auto t : tasks) BOOST_TEST(w.saw(t, fb::JobState::Succeeded));
 }
+
+BOOST_AUTO_TEST_CASE(a_higher_tier_preempts_through_the_broker_and_queries_show_priority_factors) {
+  Stack s({"n1:4"}, {"scheduler.policy=fairshare+backfill", "scheduler.preemption.tiers=true",
+                     "scheduler.fairshare.shares.vision=2"});
+  Watcher w(s.ctx, s.dir / "watch", s.backend);
+  auto c = s.client();
+  wait_for_nodes(*c, 4);
+  auto low = make_spec(4, 0);  // runs until stopped
+  low.grace_s = 7;
+  uint64_t victim = submit_ok(*c, low);
+  BOOST_REQUIRE(w.wait_for(victim, fb::JobState::Running, 15s));
+  auto high = make_spec(4, 0);
+  high.account = "nlp";
+  high.priority = 5;
+  uint64_t boss = submit_ok(*c, high);
+  BOOST_REQUIRE(w.wait_for(boss, fb::JobState::Running, 15s));
+  // The victim went Running -> Preempted -> Pending and waits again.
+  BOOST_REQUIRE(w.wait_for(victim, fb::JobState::Pending, 15s));
+  auto seen = w.states_of(victim);
+  std::vector<fb::JobState> want{fb::JobState::Pending, fb::JobState::Scheduled, fb::JobState::Running,
+                                 fb::JobState::Preempted, fb::JobState::Pending};
+  BOOST_TEST(seen == want, boost::test_tools::per_element());
+  auto rec = get_job(*c, victim);
+  BOOST_REQUIRE(rec);
+  BOOST_TEST(rec->state == fb::JobState::Pending);
+  BOOST_TEST(rec->preemptions == 1u);
+  BOOST_TEST(rec->attempt == 2u);  // a new attempt, no retry spent
+  BOOST_TEST(rec->reason == "Resources");
+  BOOST_TEST(rec->priority_tier == 0);
+  BOOST_TEST(rec->fairshare_factor > 0.0);
+  BOOST_TEST(rec->fairshare_factor <= 1.0);
+  BOOST_TEST(rec->age_factor >= 0.0);
+  auto running = get_job(*c, boss);
+  BOOST_REQUIRE(running);
+  BOOST_TEST(running->priority_tier == 5);
+  // Its backfill reservation: when the job holding the node reaches its limit.
+  BOOST_REQUIRE(wait_until([&] { return get_job(*c, victim)->expected_start_ns > 0; }, 5s));
+  int64_t due = running->start_time_ns + int64_t{600} * 1'000'000'000;
+  BOOST_TEST(std::llabs(get_job(*c, victim)->expected_start_ns - due) < int64_t{5'000'000'000});
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_policy_key_stops_the_scheduler_with_the_key_named) {
+  TempDir dir;
+  auto [rc, out] = run({bin("trainyard-scheduler"), "--set", "scheduler.data=" + dir / "d", "--set",
+                        "scheduler.backfill=sometimes"});
+  BOOST_TEST(rc != 0);
+  BOOST_TEST(out.find("scheduler.backfill") != std::string::npos);
+}

@@ -1072,7 +1072,9 @@ bool Scheduler::offer(const QueueEntry& e) {
     case Backfill::kEasy: {
       const Reservation* holder = nullptr;
       for (auto& r : reservations_) {
-        if (r.partition == e.shape.partition && r.pool_type == e.shape.gpu_type) holder = &r;
+        if (r.partition != e.shape.partition || r.pool_type != e.shape.gpu_type) continue;
+        const Job* h = job(r.job);
+        if (h && h->queued) holder = &r;  // (one that started in this cycle holds nothing back)
       }
       if (holder) {
         // A fresh job ahead of the pool's reservation: the next cycle
