@@ -99,7 +99,15 @@ Result<int> start_supervisor(const std::string& self_exe, const std::string& run
   // so the child may only make async-signal-safe calls until exec.
   std::string fd_arg = notify_fd >= 0 ? "3" : "-1";
   std::string log = run_dir + "/supervisor.log";
-  std::vector<std::string> args = {self_exe, "--supervise", run_dir, fd_arg};
+  // The small supervisor beside the agent when installed (fast to start),
+  // else the agent itself in its hidden supervise mode.
+  std::string program = self_exe;
+  auto slash = self_exe.rfind('/');
+  if (slash != std::string::npos) {
+    std::string small = self_exe.substr(0, slash + 1) + "trainyard-supervise";
+    if (::access(small.c_str(), X_OK) == 0) program = small;
+  }
+  std::vector<std::string> args = {program, "--supervise", run_dir, fd_arg};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
