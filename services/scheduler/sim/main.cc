@@ -84,9 +84,9 @@ int main(int argc, char** argv) {
     runs.push_back(std::move(r).value());
   }
   uint64_t gpus = runs.empty() ? 0 : runs[0].gpus;
-  std::printf("trace %s: %zu jobs on %s (%llu GPUs), limits = duration x %s%.2f, seed %llu\n", trace_path.c_str(),
+  std::printf("trace %s: %zu jobs on %s (%llu GPUs), limits = duration x %s%.2f%s, seed %llu\n", trace_path.c_str(),
               trace->size(), nodes.c_str(), static_cast<unsigned long long>(gpus), limit_random ? "U[1, " : "",
-              limit_factor, static_cast<unsigned long long>(seed));
+              limit_factor, limit_random ? "]" : "", static_cast<unsigned long long>(seed));
   std::printf("%s", sim::format_table(runs).c_str());
   std::printf("%s", sim::format_wait_by_size(runs).c_str());
   if (!json_path.empty()) {
