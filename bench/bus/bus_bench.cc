@@ -108,12 +108,20 @@ DurableResult durable(uint64_t n, size_t payload, double rate, size_t batch, con
     o.bus_endpoints = {f.fwd.backend()};
     o.prefixes = {"test."};
     if (rate > 0) result.latencies_ns.reserve(n);
-    bus::Subscriber sub(ctx, **store, o, [&](const bus::Event& e, storage::Batch& b) {
+    // Like a service, it keeps its state in memory and writes it in the
+    // same batch as the cursors, once per loop iteration.
+    bool dirty = false;
+    bus::Subscriber sub(ctx, **store, o, [&](const bus::Event& e, storage::Batch&) {
       auto* t = e.as<fb::TestEvent>();
       checksum = checksum * 31 + t->key();
       ++applied;
-      b.put(state, "checksum", storage::Key().u64(checksum).u64(applied).bytes());
+      dirty = true;
       if (rate > 0) result.latencies_ns.push_back(steady_ns() - static_cast<int64_t>(t->value()));
+    });
+    runtime.before_commit([&] {
+      if (!dirty) return;
+      runtime.batch().put(state, "checksum", storage::Key().u64(checksum).u64(applied).bytes());
+      dirty = false;
     });
     sub.attach(runtime);
     Steady::time_point done;

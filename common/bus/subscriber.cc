@@ -136,8 +136,14 @@ void Subscriber::handle(std::string_view topic, std::span<const uint8_t> bytes, 
     }
     return;
   }
-  if (!tracks(e.stream())) return;
-  auto& st = state(e.stream());
+  StreamState* cached = (last_state_ && e.stream() == last_stream_) ? last_state_ : nullptr;
+  if (!cached) {
+    if (!tracks(e.stream())) return;
+    cached = &state(e.stream());  // std::map nodes never move
+    last_stream_ = std::string(e.stream());
+    last_state_ = cached;
+  }
+  auto& st = *cached;
   if (e.type() == fb::Payload::StreamHeartbeat) {
     auto* hb = e.as<fb::StreamHeartbeat>();
     if (hb->replay_endpoint() && hb->replay_endpoint()->string_view() != st.endpoint) {

@@ -110,6 +110,10 @@ class Subscriber {
   std::map<std::string, StreamState, std::less<>> streams_;
   std::map<std::string, std::unique_ptr<rpc::AsyncClient>> replay_clients_;
   Runtime* runtime_ = nullptr;
+  // The stream of the previous live event: most events follow one another
+  // on the same stream, so this skips the map lookup and prefix check.
+  std::string last_stream_;
+  StreamState* last_state_ = nullptr;
   SubscriberStats stats_;
   int64_t last_reject_log_ms_ = 0;
 };
