@@ -1,8 +1,11 @@
 // Endpoint resolution: flags, then one config file, then defaults.
 #include "trainyard/endpoints.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include "util/config.h"
@@ -16,8 +19,38 @@ std::string connectable(const std::string& endpoint) {
   return endpoint;
 }
 
+std::string local_registry_path(const std::string& home, const std::optional<std::string>& xdg_state_home) {
+  if (xdg_state_home && !xdg_state_home->empty()) return *xdg_state_home + "/trainyard/local";
+  return home + "/.local/state/trainyard/local";
+}
+
+std::string running_local_config(const std::string& registry_path) {
+  std::ifstream registry(registry_path);
+  for (std::string dir; std::getline(registry, dir);) {
+    if (dir.empty()) continue;
+    std::ifstream pid_file(dir + "/run/scheduler.pid");
+    long pid = 0;
+    if (!(pid_file >> pid) || pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) != 0) continue;
+    // A pid that lives on as a zombie or was reused by another program is
+    // not the scheduler.
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    auto paren = line.rfind(')');
+    if (paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] == 'Z') continue;
+    std::ifstream cmdline_file("/proc/" + std::to_string(pid) + "/cmdline");
+    std::stringstream cmdline;
+    cmdline << cmdline_file.rdbuf();
+    if (cmdline.str().find("trainyard-scheduler") == std::string::npos) continue;
+    std::string config = dir + "/trainyard.toml";
+    struct stat st {};
+    if (::stat(config.c_str(), &st) == 0) return config;
+  }
+  return "";
+}
+
 Result<Endpoints> resolve_endpoints(const EndpointFlags& flags, const std::optional<std::string>& ty_config_env,
-                                    const std::string& home) {
+                                    const std::string& home, const std::string& local_config) {
   Endpoints e;
   std::string path;
   bool must_exist = false;
@@ -35,6 +68,10 @@ Result<Endpoints> resolve_endpoints(const EndpointFlags& flags, const std::optio
   if (!exists && must_exist) {
     return Status::invalid("config file " + path + " (from " + (flags.config ? "--config" : "$TY_CONFIG") +
                            ") does not exist");
+  }
+  if (!exists && !local_config.empty()) {
+    path = local_config;
+    exists = ::stat(path.c_str(), &st) == 0;
   }
   if (exists) {
     auto config = Config::load(path);

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "commands.h"
+#include "local.h"
 
 namespace trainyard::ty {
 
@@ -39,7 +40,11 @@ client::Client* Context::client() {
   if (timeout_ms > 0) flags.timeout_ms = timeout_ms;
   const char* env = std::getenv("TY_CONFIG");
   const char* home = std::getenv("HOME");
-  auto e = client::resolve_endpoints(flags, env ? std::optional<std::string>(env) : std::nullopt, home ? home : "");
+  const char* state = std::getenv("XDG_STATE_HOME");
+  std::string local = client::running_local_config(
+      client::local_registry_path(home ? home : "", state ? std::optional<std::string>(state) : std::nullopt));
+  auto e = client::resolve_endpoints(flags, env ? std::optional<std::string>(env) : std::nullopt, home ? home : "",
+                                     local);
   if (!e) {
     std::cerr << "ty: " << e.status().message() << "\n";
     return nullptr;
@@ -80,7 +85,7 @@ int main(int argc, char** argv) {
                                               "(config client.timeout_ms; default 1500; two tries)");
   app.footer(
       "Endpoints: a flag, else the file named by $TY_CONFIG (or --config), else ~/.config/trainyard/config.toml,\n"
-      "else the local defaults. Every listing takes --json.\n"
+      "else the running local Trainyard's (ty local up), else the local defaults. Every listing takes --json.\n"
       "\n"
       "Exit codes:\n"
       "  0  ok\n"
@@ -91,6 +96,7 @@ int main(int argc, char** argv) {
   Action action;
   add_job_commands(app, ctx, action);
   add_cluster_commands(app, ctx, action);
+  add_local_commands(app, ctx, action);
 
   // `ty [global options] submit ARGS...`: everything after "submit" goes to
   // the sbatch-style parser untouched.

@@ -1,7 +1,8 @@
 // Where the client finds the services. Each endpoint comes from, in order:
 // a flag (--scheduler, --broker, --metrics, --billing, --bus), the TOML file
-// named by $TY_CONFIG (or --config), ~/.config/trainyard/config.toml, and
-// the local defaults of docs/flows.md. Keys as in the services' config:
+// named by $TY_CONFIG (or --config), ~/.config/trainyard/config.toml, the
+// config of the running local Trainyard (`ty local up`), and the local
+// defaults of docs/flows.md. Keys as in the services' config:
 // scheduler.endpoint, broker.endpoint, metrics.endpoint, billing.endpoint,
 // bus.backend; plus client.timeout_ms.
 #pragma once
@@ -33,10 +34,21 @@ struct EndpointFlags {
 
 // Resolves the endpoints. `ty_config_env` is $TY_CONFIG (unset or empty:
 // none); `home` is $HOME (for ~/.config/trainyard/config.toml). A file named
-// by --config or $TY_CONFIG must exist; the one in ~/.config may not. Errors
+// by --config or $TY_CONFIG must exist; the one in ~/.config may not.
+// `local_config` (may be empty) is read when none of those is there: the
+// running local Trainyard's config (running_local_config()). Errors
 // (InvalidArgument) name the file, line and key.
 Result<Endpoints> resolve_endpoints(const EndpointFlags& flags, const std::optional<std::string>& ty_config_env,
-                                    const std::string& home);
+                                    const std::string& home, const std::string& local_config = "");
+
+// Where `ty local up` lists the data directories of the local Trainyards it
+// started, most recent first, one per line: $XDG_STATE_HOME/trainyard/local
+// (unset or empty: ~/.local/state/trainyard/local).
+std::string local_registry_path(const std::string& home, const std::optional<std::string>& xdg_state_home);
+
+// DIR/trainyard.toml of the first local Trainyard in the registry whose
+// scheduler is running (the pid in DIR/run/scheduler.pid is alive), or "".
+std::string running_local_config(const std::string& registry_path);
 
 // A bind address is not a place to connect to: "tcp://*:5560" and
 // "tcp://0.0.0.0:5560" become "tcp://127.0.0.1:5560" (the same config file
