@@ -286,6 +286,12 @@ nlohmann::json to_json(const fb::JobRecordT& j) {
                         {"submit_time_ns", j.submit_time_ns},
                         {"start_time_ns", j.start_time_ns},
                         {"end_time_ns", j.end_time_ns},
+                        {"priority", {{"score", j.priority_score},
+                                      {"tier", j.priority_tier},
+                                      {"fairshare", j.fairshare_factor},
+                                      {"age", j.age_factor},
+                                      {"expected_start_ns", j.expected_start_ns}}},
+                        {"preemptions", j.preemptions},
                         {"history", history}};
   if (j.spec) out["spec"] = to_json(*j.spec);
   return out;

@@ -127,6 +127,14 @@ void print_status(const fb::JobRecordT& j) {
   }
   if (client::is_terminal(j.state)) t.add({"exit code", std::to_string(j.exit_code)});
   t.add({"attempt", std::to_string(j.attempt)});
+  if (j.preemptions) t.add({"preemptions", std::to_string(j.preemptions)});
+  if (j.state == fb::JobState::Pending || j.state == fb::JobState::Held) {
+    char b[128];
+    std::snprintf(b, sizeof b, "%.1f (tier %ld, fair share %.3f, age %.3f)", j.priority_score,
+                  static_cast<long>(j.priority_tier), j.fairshare_factor, j.age_factor);
+    t.add({"priority", b});
+    if (j.expected_start_ns > 0) t.add({"expected start", format_time(j.expected_start_ns)});
+  }
   t.add({"submitted", format_time(j.submit_time_ns)});
   t.add({"started", format_time(j.start_time_ns)});
   t.add({"ended", format_time(j.end_time_ns)});
@@ -259,7 +267,10 @@ void add_job_commands(CLI::App& app, Context& ctx, Action& action) {
          experiment = std::make_shared<std::string>();
     auto states = std::make_shared<std::vector<std::string>>();
     auto limit = std::make_shared<uint32_t>(1000);
+    auto factors = std::make_shared<bool>(false);
     cmd->add_flag("-a,--all", *all, "Include finished jobs");
+    cmd->add_flag("-l,--long", *factors,
+                  "Show each job's priority factors (tier, fair share, age) and expected start, as sprio does");
     cmd->add_option("-u,--user", *user, "Only this user's jobs");
     cmd->add_flag("--me", *me, "Only my jobs");
     cmd->add_option("-A,--account", *account, "Only this account's jobs");
@@ -297,12 +308,30 @@ void add_job_commands(CLI::App& app, Context& ctx, Action& action) {
           std::cout << out.dump(2) << "\n";
           return kExitOk;
         }
-        Table t({"JOBID", "NAME", "USER", "ACCOUNT", "PARTITION", "STATE", "GPUS", "TIME", "NODES(REASON)"});
+        std::vector<std::string> head = {"JOBID", "NAME", "USER", "ACCOUNT", "PARTITION", "STATE", "GPUS", "TIME", "PRIORITY"};
+        if (*factors) head.insert(head.end(), {"TIER", "FAIRSHARE", "AGE", "EXP.START"});
+        head.push_back("NODES(REASON)");
+        Table t(head);
+        auto fixed = [](double v, int digits) {
+          char b[32];
+          std::snprintf(b, sizeof b, "%.*f", digits, v);
+          return std::string(b);
+        };
         for (auto& j : *jobs) {
           const fb::JobSpecT* s = j.spec.get();
+          bool waiting = j.state == fb::JobState::Pending || j.state == fb::JobState::Held;
           std::string where = j.nodes.empty() ? (j.reason.empty() ? "" : "(" + j.reason + ")") : join(j.nodes, ",");
-          t.add({std::to_string(j.job_id), s ? s->name : "", s ? s->user : "", s ? s->account : "",
-                 s ? s->partition : "", state_name(j.state), gpus_of(s), elapsed_of(j), where});
+          std::vector<std::string> row = {std::to_string(j.job_id), s ? s->name : "", s ? s->user : "",
+                                          s ? s->account : "", s ? s->partition : "", state_name(j.state),
+                                          gpus_of(s), elapsed_of(j), waiting ? fixed(j.priority_score, 1) : ""};
+          if (*factors) {
+            row.push_back(waiting ? std::to_string(j.priority_tier) : "");
+            row.push_back(waiting ? fixed(j.fairshare_factor, 3) : "");
+            row.push_back(waiting ? fixed(j.age_factor, 3) : "");
+            row.push_back(waiting && j.expected_start_ns > 0 ? format_time(j.expected_start_ns) : "");
+          }
+          row.push_back(where);
+          t.add(row);
         }
         std::cout << t.render();
         return kExitOk;

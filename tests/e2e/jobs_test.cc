@@ -293,6 +293,9 @@ BOOST_AUTO_TEST_CASE(an_sbatch_script_runs_unchanged_and_a_bad_one_is_refused_wi
   auto [qrc, queue] = c.ty({"queue", "--all", "--json"});
   BOOST_CHECK_EQUAL(qrc, 0);
   BOOST_CHECK_NE(queue.find("resnet"), std::string::npos);
+  auto [lrc, table] = c.ty({"queue", "--all", "-l"});
+  BOOST_CHECK_EQUAL(lrc, 0);
+  BOOST_CHECK_NE(table.find("FAIRSHARE"), std::string::npos);
 
   std::string bad = c.dir() + "/bad.sh";
   std::ofstream(bad) << "#!/bin/bash\n#SBATCH --job-name=x\n#SBATCH --time=soon\necho hi\n";
