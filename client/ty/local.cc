@@ -834,8 +834,17 @@ int local_up(const UpFlags& f, const std::string& user) {
   if (!to_start.empty()) std::cout << "\n";
   print_table(t, s, states);
   bool default_dir = l.dir == default_local_dir(home_dir(), env("XDG_DATA_HOME"));
-  std::cout << "\nPlain ty commands use this Trainyard while it runs, e.g.\n"
-            << "  ty submit --gpus 1 --time 10 --wrap 'echo hello from $CUDA_VISIBLE_DEVICES'\n"
+  // A config file the user named comes first (endpoints.h).
+  std::string first;
+  if (auto c = env("TY_CONFIG")) first = "$TY_CONFIG (" + *c + ")";
+  else if (fs::exists(home_dir() + "/.config/trainyard/config.toml")) first = "~/.config/trainyard/config.toml";
+  if (first.empty()) {
+    std::cout << "\nPlain ty commands use this Trainyard while it runs, e.g.\n";
+  } else {
+    std::cout << "\nPlain ty commands read " << first << " first; reach this Trainyard with\n"
+              << "TY_CONFIG=" << l.config() << ", e.g.\n";
+  }
+  std::cout << "  ty submit --gpus 1 --time 10 --wrap 'echo hello from $CUDA_VISIBLE_DEVICES'\n"
             << "  ty queue --all\n"
             << "Stop it with: ty local down" << (default_dir ? "" : " --data " + l.dir) << "\n";
   return kExitOk;

@@ -14,6 +14,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "local_ports.h"
 #include "process.h"
@@ -141,6 +142,38 @@ BOOST_AUTO_TEST_CASE(up_on_a_running_local_trainyard_says_so_and_changes_nothing
   auto after = status_json();
   for (size_t i = 0; i < before["services"].size(); ++i) {
     BOOST_TEST(before["services"][i]["pid"] == after["services"][i]["pid"]);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_killed_service_shows_in_status_and_up_starts_only_it_again) {
+  auto& l = local();
+  auto before = status_json()["services"];
+  int billing = 0;
+  for (auto& s : before) {
+    if (s["name"] == "billing") billing = s["pid"].get<int>();
+  }
+  BOOST_REQUIRE(billing > 0);
+  ::kill(billing, SIGKILL);
+  BOOST_REQUIRE(tt::wait_until([&] { return !process_alive(billing); }, 5s));
+
+  auto [src, sout] = l.ty({"local", "status"});
+  BOOST_TEST(src == 1);
+  BOOST_TEST_INFO(sout);
+  BOOST_TEST(contains(sout, "NOT every service answers"));
+  BOOST_TEST(std::regex_search(sout, std::regex(R"(\nbilling +- +stopped)")));
+
+  auto [rc, out] = l.ty({"local", "up"}, 60s);
+  BOOST_REQUIRE_MESSAGE(rc == 0, out << l.logs());
+  BOOST_TEST_INFO(out);
+  BOOST_TEST(contains(out, "Restarting the stopped services"));
+  auto after = status_json();
+  BOOST_TEST(after["all_answering"] == true);
+  for (size_t i = 0; i < before.size(); ++i) {
+    if (before[i]["name"] == "billing") {
+      BOOST_TEST(after["services"][i]["pid"] != before[i]["pid"]);
+    } else {
+      BOOST_TEST(after["services"][i]["pid"] == before[i]["pid"]);
+    }
   }
 }
 
