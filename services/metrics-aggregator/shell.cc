@@ -161,7 +161,8 @@ AggregatorShell::AggregatorShell(zmq::context_t& ctx, storage::Store& store, Run
                                        .heartbeat_ms = 1000,
                                        .outbox_keep_events = 100'000,
                                        .outbox_keep_age_s = 24 * 3600,
-                                       .trim_every_ms = 60'000},
+                                       .trim_every_ms = 60'000,
+                                       .advertise = ""},
                  clock),
       committed_(std::make_unique<Committed>(store, points_, rollups_, series_)),
       writer_(*committed_, options_.cached_series) {

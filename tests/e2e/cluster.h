@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "process.h"
@@ -15,9 +16,11 @@
 namespace trainyard::testing {
 
 struct AgentSpec {
+  AgentSpec(std::string node_name, int gpu_count = 2, std::string type = "A100")
+      : node(std::move(node_name)), gpus(gpu_count), gpu_type(std::move(type)) {}
   std::string node;
-  int gpus = 2;
-  std::string gpu_type = "A100";
+  int gpus;
+  std::string gpu_type;
   int cpus = 16;
   int memory_mb = 65536;
   std::vector<std::string> extra;  // more --set overrides
