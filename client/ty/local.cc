@@ -30,6 +30,7 @@
 #include "format.h"
 #include "trainyard/client.h"
 #include "util/config.h"
+#include "util/service_main.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -162,15 +163,6 @@ std::string read_text(const std::string& path) {
   return s.str();
 }
 
-// Writes `text` to `path` through a .tmp and a rename.
-bool write_atomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    if (!(f << text)) return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
 
 // ---- processes ----
 
@@ -372,7 +364,7 @@ void write_registry(const std::vector<std::string>& dirs) {
   fs::create_directories(fs::path(registry_path()).parent_path(), ec);
   std::string text;
   for (auto& d : dirs) text += d + "\n";
-  write_atomic(registry_path(), text);
+  write_file_atomic(registry_path(), text);
 }
 
 void register_dir(const std::string& dir) {
@@ -724,12 +716,12 @@ int local_up(const UpFlags& f, const std::string& user) {
   }
 
   if (!was_running) {
-    if (!write_atomic(l.config(), local_config_text(l, s))) {
+    if (!write_file_atomic(l.config(), local_config_text(l, s))) {
       std::cerr << "ty local up: cannot write " << l.config() << "\n";
       return kExitFailed;
     }
   }
-  if (!fs::exists(l.rates()) && !write_atomic(l.rates(), default_rate_card())) {
+  if (!fs::exists(l.rates()) && !write_file_atomic(l.rates(), default_rate_card())) {
     std::cerr << "ty local up: cannot write " << l.rates() << "\n";
     return kExitFailed;
   }
@@ -759,7 +751,7 @@ int local_up(const UpFlags& f, const std::string& user) {
       std::cerr << "ty local up: cannot start " << svc->binary << ": " << pid.status().message() << "\n";
       return kExitFailed;
     }
-    write_atomic(l.pid(svc->name), std::to_string(*pid) + "\n");
+    write_file_atomic(l.pid(svc->name), std::to_string(*pid) + "\n");
     t.adopt(svc->name, *pid);
     started.emplace_back(svc->name, *pid);
   }

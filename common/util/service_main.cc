@@ -29,16 +29,23 @@ void init_service_logging(const std::string& service, const ServiceArgs& args, c
   }
 }
 
+bool write_file_atomic(const std::string& path, std::string_view text) {
+  std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) return false;
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok = std::fclose(f) == 0 && ok;
+  return ok && std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+bool write_json_atomic(const std::string& path, const nlohmann::json& j) {
+  return path.empty() || write_file_atomic(path, j.dump());
+}
+
 void write_ready_file(const std::string& path, nlohmann::json j) {
   if (path.empty()) return;
   j["pid"] = getpid();
-  std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) throw std::runtime_error("cannot write ready file " + path);
-  auto s = j.dump();
-  std::fwrite(s.data(), 1, s.size(), f);
-  std::fclose(f);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot write ready file " + path);
+  if (!write_json_atomic(path, j)) throw std::runtime_error("cannot write ready file " + path);
 }
 
 }  // namespace trainyard

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -33,6 +34,12 @@ Config load_service_config(const ServiceArgs& args);
 
 // Sets up logging for `service` from flags and config (log.level, log.file).
 void init_service_logging(const std::string& service, const ServiceArgs& args, const Config& config);
+
+// Writes `text` to `path` through a .tmp and a rename, so a reader sees all
+// of it or nothing. False (errno set) on failure.
+bool write_file_atomic(const std::string& path, std::string_view text);
+// write_file_atomic of j.dump(); does nothing (true) when `path` is empty.
+bool write_json_atomic(const std::string& path, const nlohmann::json& j);
 
 // Writes `j` (plus "pid") to `path` atomically (a .tmp then rename), so a
 // supervisor or test reading it sees all of it or nothing. No-op if empty.

@@ -15,6 +15,7 @@
 
 #include "bus/event.h"
 #include "process.h"
+#include "util/service_main.h"
 #include "rpc/client.h"
 #include "trainyard/fb/bus_generated.h"
 
@@ -67,11 +68,6 @@ std::vector<Tick> job_ticks(Tick shape, int64_t start, int64_t end, int64_t ever
   return out;
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  std::ofstream(tmp) << text;
-  std::rename(tmp.c_str(), path.c_str());
-}
 
 // A bus, a billing service and the agents feeding it, in one temp dir.
 struct Cluster {
@@ -196,7 +192,7 @@ BOOST_AUTO_TEST_CASE(help_describes_the_service) {
 
 BOOST_AUTO_TEST_CASE(a_job_of_known_length_is_charged_to_the_millisecond_and_the_micro_unit) {
   Cluster c;
-  write_file(c.dir / "rates.toml", kSimpleCard);
+  write_file_atomic(c.dir / "rates.toml", kSimpleCard);
   c.start_billing(c.dir / "rates.toml");
   // 4 A100, 16 cores, 64 GB for 3 h 25 min 7.123 s, ticks every 10 s.
   const int64_t length_ms = (3 * 3600 + 25 * 60 + 7) * 1000 + 123;
@@ -262,7 +258,7 @@ BOOST_AUTO_TEST_CASE(a_job_of_known_length_is_charged_to_the_millisecond_and_the
 
 BOOST_AUTO_TEST_CASE(a_price_change_mid_job_splits_the_charge) {
   Cluster c;
-  write_file(c.dir / "rates.toml", kSimpleCard);
+  write_file_atomic(c.dir / "rates.toml", kSimpleCard);
   c.start_billing(c.dir / "rates.toml");
   // 2 H100 from June 30th 22:30 to July 1st 01:15 (UTC): 1.5 h at 4.00, 1.25 h at 3.20.
   Tick shape;
@@ -281,7 +277,7 @@ BOOST_AUTO_TEST_CASE(a_price_change_mid_job_splits_the_charge) {
 
 BOOST_AUTO_TEST_CASE(billing_killed_at_random_points_during_10000_ticks_ends_with_exact_totals) {
   Cluster c;
-  write_file(c.dir / "rates.toml", R"([[period]]
+  write_file_atomic(c.dir / "rates.toml", R"([[period]]
 cpu_core_hour = "0.033333"
 memory_gb_hour = "0.000777"
 [period.gpu_hour]
@@ -376,7 +372,7 @@ spot = "0.333333"
 
 BOOST_AUTO_TEST_CASE(an_account_over_its_hard_budget_is_blocked_until_the_budget_is_raised) {
   Cluster c;
-  write_file(c.dir / "rates.toml", kSimpleCard);
+  write_file_atomic(c.dir / "rates.toml", kSimpleCard);
   c.start_billing(c.dir / "rates.toml");
 
   zmq::socket_t sub(c.ctx, zmq::socket_type::sub);
@@ -450,7 +446,7 @@ BOOST_AUTO_TEST_CASE(an_account_over_its_hard_budget_is_blocked_until_the_budget
 
 BOOST_AUTO_TEST_CASE(a_malformed_rate_card_is_refused_at_start_with_its_line) {
   Cluster c;
-  write_file(c.dir / "rates.toml", "currency = \"EUR\"\n[[period]]\ncpu_core_hour = \"0.04\"\n[period.gpu_hour]\n"
+  write_file_atomic(c.dir / "rates.toml", "currency = \"EUR\"\n[[period]]\ncpu_core_hour = \"0.04\"\n[period.gpu_hour]\n"
                                    "A100 = 2.5\n");
   auto argv = c.billing_argv(c.dir / "rates.toml");
   auto [rc, out] = run(argv, 15s);
@@ -458,7 +454,7 @@ BOOST_AUTO_TEST_CASE(a_malformed_rate_card_is_refused_at_start_with_its_line) {
   BOOST_TEST(out.find("rates.toml line 5") != std::string::npos, out);
   BOOST_TEST(out.find("A100") != std::string::npos, out);
 
-  write_file(c.dir / "usd.toml", "currency = \"USD\"\n[[period]]\ncpu_core_hour = \"0.04\"\n");
+  write_file_atomic(c.dir / "usd.toml", "currency = \"USD\"\n[[period]]\ncpu_core_hour = \"0.04\"\n");
   auto [rc2, out2] = run(c.billing_argv(c.dir / "usd.toml"), 15s);
   BOOST_TEST(rc2 == 2);
   BOOST_TEST(out2.find("billing.currency is EUR") != std::string::npos, out2);
@@ -466,11 +462,11 @@ BOOST_AUTO_TEST_CASE(a_malformed_rate_card_is_refused_at_start_with_its_line) {
 
 BOOST_AUTO_TEST_CASE(reload_keeps_the_old_card_when_the_new_one_is_bad) {
   Cluster c;
-  write_file(c.dir / "rates.toml", "[[period]]\n[period.gpu_hour]\nA100 = \"2.50\"\n");
+  write_file_atomic(c.dir / "rates.toml", "[[period]]\n[period.gpu_hour]\nA100 = \"2.50\"\n");
   c.start_billing(c.dir / "rates.toml");
   BOOST_TEST(c.estimate("A100", 1, 3600) == 2'500'000);
 
-  write_file(c.dir / "rates.toml", "[[period]]\n[period.gpu_hour]\nA100 = \"3.00\"\nH100 = 4.5\n");
+  write_file_atomic(c.dir / "rates.toml", "[[period]]\n[period.gpu_hour]\nA100 = \"3.00\"\nH100 = 4.5\n");
   auto client = c.client();
   auto r = client.call(fb::RequestBody::ReloadRates,
                        [](flatbuffers::FlatBufferBuilder& b) { return fb::CreateReloadRates(b).Union(); });
@@ -484,7 +480,7 @@ BOOST_AUTO_TEST_CASE(reload_keeps_the_old_card_when_the_new_one_is_bad) {
   BOOST_TEST(c.estimate("A100", 2, 3600) == 5'000'000);
 
   // A good card, by SIGHUP.
-  write_file(c.dir / "rates.toml", "[[period]]\n[period.gpu_hour]\nA100 = \"3.00\"\n");
+  write_file_atomic(c.dir / "rates.toml", "[[period]]\n[period.gpu_hour]\nA100 = \"3.00\"\n");
   c.billing->signal(SIGHUP);
   BOOST_TEST(wait_until([&] { return c.estimate("A100", 1, 3600) == 3'000'000; }, 10s));
   // Users may not reload.

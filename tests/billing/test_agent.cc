@@ -17,16 +17,6 @@
 
 using namespace trainyard;
 
-namespace {
-
-void write_json(const std::string& path, const nlohmann::json& j) {
-  std::string tmp = path + ".tmp";
-  std::ofstream(tmp) << j.dump();
-  std::rename(tmp.c_str(), path.c_str());
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   block_termination_signals();
   CLI::App app{"trainyard-billing-test-agent: publishes the usage ticks of a JSON-lines file as a node agent would"};
@@ -101,7 +91,7 @@ int main(int argc, char** argv) {
   });
   auto info = [&] {
     if (!info_path.empty()) {
-      write_json(info_path, {{"replay", server.endpoint()},
+      write_json_atomic(info_path, {{"replay", server.endpoint()},
                              {"published", publisher.stats().published},
                              {"count", sent},
                              {"total", ticks.size()}});

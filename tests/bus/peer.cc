@@ -47,15 +47,6 @@ void save(storage::Batch& b, storage::Cf cf, const State& st) {
   b.put(cf, "state", storage::Key().u64(st.count).u64(st.checksum).bytes());
 }
 
-void write_json(const std::string& path, const nlohmann::json& j) {
-  std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) return;
-  auto s = j.dump();
-  std::fwrite(s.data(), 1, s.size(), f);
-  std::fclose(f);
-  std::rename(tmp.c_str(), path.c_str());
-}
 
 std::vector<std::string> split_endpoints(const std::string& s) {
   std::vector<std::string> out;
@@ -176,7 +167,7 @@ int main(int argc, char** argv) {
     });
     runtime.every(100, [&] {
       if (!info_file.empty()) {
-        write_json(info_file, {{"replay", server.endpoint()},
+        write_json_atomic(info_file, {{"replay", server.endpoint()},
                                {"published", publisher.stats().published},
                                {"count", st.count},
                                {"republished", publisher.stats().republished},
@@ -213,7 +204,7 @@ int main(int argc, char** argv) {
   auto dump = [&] {
     if (info_file.empty()) return;
     auto& s = subscriber.stats();
-    write_json(info_file, {{"count", st.count},
+    write_json_atomic(info_file, {{"count", st.count},
                            {"checksum", st.checksum},
                            {"received", s.received},
                            {"duplicates", s.duplicates},

@@ -23,21 +23,6 @@
 
 using namespace trainyard;
 
-namespace {
-
-void write_json(const std::string& path, const nlohmann::json& j) {
-  if (path.empty()) return;
-  std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) return;
-  auto s = j.dump();
-  std::fwrite(s.data(), 1, s.size(), f);
-  std::fclose(f);
-  std::rename(tmp.c_str(), path.c_str());
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   block_termination_signals();
   CLI::App app{"trainyard-metrics-feeder: publishes a plan of job.submitted and metric.batch events like an agent"};
@@ -163,7 +148,7 @@ int main(int argc, char** argv) {
   });
   auto info = [&] {
     bool done = batches_done >= batches.size() && jobs_done >= jobs.size();
-    write_json(info_file, {{"replay", server.endpoint()},
+    write_json_atomic(info_file, {{"replay", server.endpoint()},
                            {"published", publisher.stats().published},
                            {"batches", batches_done},
                            {"total_batches", batches.size()},

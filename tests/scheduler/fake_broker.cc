@@ -61,16 +61,6 @@ std::string label(const fb::JobSpec* spec, const std::string& key) {
   return {};
 }
 
-void write_json(const std::string& path, const nlohmann::json& j) {
-  if (path.empty()) return;
-  std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) return;
-  auto s = j.dump();
-  std::fwrite(s.data(), 1, s.size(), f);
-  std::fclose(f);
-  std::rename(tmp.c_str(), path.c_str());
-}
 
 }  // namespace
 
@@ -323,7 +313,7 @@ int main(int argc, char** argv) {
     nlohmann::json started = nlohmann::json::object(), granted = nlohmann::json::object();
     for (auto& [job, n] : runs_started) started[std::to_string(job)] = n;
     for (auto& [job, n] : grants) granted[std::to_string(job)] = n;
-    write_json(info_file, {{"allocates", allocates},
+    write_json_atomic(info_file, {{"allocates", allocates},
                            {"repeats", repeats},
                            {"conflicts", conflicts},
                            {"releases", releases},
