@@ -27,6 +27,12 @@ class Int64Add : public rocksdb::AssociativeMergeOperator {
 
 }  // namespace
 
+Result<Durability> parse_durability(std::string_view key, std::string_view value) {
+  if (value == "wal") return Durability::kWal;
+  if (value == "fsync") return Durability::kFsync;
+  return Status::invalid(std::string(key) + ": '" + std::string(value) + "' is not \"wal\" or \"fsync\"");
+}
+
 void Batch::add(Cf cf, std::string_view key, int64_t delta) {
   b_.Merge(cf.h, key, encode_u64(static_cast<uint64_t>(delta)));
 }

@@ -22,6 +22,10 @@ namespace trainyard::storage {
 // changes per batch to amortise the fsync (group commit).
 enum class Durability { kWal, kFsync };
 
+// The durability a config value names: "wal" or "fsync". InvalidArgument
+// naming `key` (the config key it came from) for anything else.
+Result<Durability> parse_durability(std::string_view key, std::string_view value);
+
 struct Options {
   std::vector<std::string> column_families;  // besides "default"
   // Column families whose values are int64 counters (8 bytes, big-endian)

@@ -116,6 +116,11 @@ double Config::get_double(std::string_view key, double def) const {
   type_error(key, "a number");
 }
 
+std::vector<std::string> Config::get_strings(std::string_view key, const std::vector<std::string>& def) const {
+  auto v = get_strings(key);
+  return v.empty() ? def : v;
+}
+
 bool Config::get_bool(std::string_view key, bool def) const {
   auto n = node(key);
   if (!n) return def;

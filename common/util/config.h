@@ -31,6 +31,8 @@ class Config {
   double get_double(std::string_view key, double def = 0) const;
   bool get_bool(std::string_view key, bool def = false) const;
   std::vector<std::string> get_strings(std::string_view key) const;
+  // The same, with `def` when the key is absent or an empty list.
+  std::vector<std::string> get_strings(std::string_view key, const std::vector<std::string>& def) const;
   bool has(std::string_view key) const;
 
   // Sets a key from code (e.g. a --flag), as an override would.

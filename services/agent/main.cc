@@ -28,11 +28,6 @@ std::string self_exe() {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("trainyard-agent");
 }
 
-std::vector<std::string> endpoints(const Config& c, const char* key, const char* def) {
-  auto v = c.get_strings(key);
-  if (v.empty()) v.push_back(def);
-  return v;
-}
 
 }  // namespace
 
@@ -66,8 +61,8 @@ int main(int argc, char** argv) {
     data = config.get_string("agent.data", "trainyard-data/agent-" + o.node);
     o.runs_dir = config.get_string("agent.runs_dir", data + "/runs");
     o.broker_endpoint = config.get_string("broker.endpoint", "tcp://127.0.0.1:5561");
-    o.bus_frontend = endpoints(config, "bus.frontend", "tcp://127.0.0.1:5550");
-    o.bus_backend = endpoints(config, "bus.backend", "tcp://127.0.0.1:5551");
+    o.bus_frontend = config.get_strings("bus.frontend", {"tcp://127.0.0.1:5550"});
+    o.bus_backend = config.get_strings("bus.backend", {"tcp://127.0.0.1:5551"});
     o.heartbeat_ms = config.get_int("agent.heartbeat_ms", 1000);
     o.usage_tick_ms = config.get_int("agent.usage_tick_ms", 10000);
     o.sample_ms = config.get_int("agent.sample_ms", 5000);
@@ -125,8 +120,12 @@ int main(int argc, char** argv) {
   }
   storage::Options so;
   so.column_families = AgentShell::column_families();
-  so.durability = config.get_string("agent.durability", "wal") == "fsync" ? storage::Durability::kFsync
-                                                                           : storage::Durability::kWal;
+  auto durability = storage::parse_durability("agent.durability", config.get_string("agent.durability", "wal"));
+  if (!durability) {
+    std::cerr << "error: " << durability.status().message() << "\n";
+    return 2;
+  }
+  so.durability = *durability;
   auto store = storage::Store::open(data, so);
   if (!store) {
     std::cerr << "error: " << store.status().message() << "\n";

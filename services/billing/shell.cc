@@ -17,11 +17,6 @@ namespace {
 
 constexpr const char* kVersion = "0.1.0";
 
-std::vector<std::string> endpoints(const Config& c, std::string_view key, const std::string& def) {
-  auto v = c.get_strings(key);
-  if (v.empty()) v.push_back(def);
-  return v;
-}
 
 // "user:NAME" principals read; only services, admins and local (unauthenticated) callers change things.
 bool may_administer(const fb::Request& req) {
@@ -43,8 +38,8 @@ Result<BillingOptions> BillingOptions::from_config(const Config& c) {
     o.check_ms = c.get_int("billing.check_ms", o.check_ms);
     o.cache_lines = static_cast<size_t>(c.get_int("billing.cache_lines", static_cast<int64_t>(o.cache_lines)));
     o.fsync = c.get_bool("billing.fsync", false);
-    o.bus_frontend = endpoints(c, "bus.frontend", "tcp://127.0.0.1:5550");
-    o.bus_backend = endpoints(c, "bus.backend", "tcp://127.0.0.1:5551");
+    o.bus_frontend = c.get_strings("bus.frontend", {"tcp://127.0.0.1:5550"});
+    o.bus_backend = c.get_strings("bus.backend", {"tcp://127.0.0.1:5551"});
   } catch (const std::exception& e) {
     return Status::invalid(e.what());
   }

@@ -30,12 +30,9 @@ int main(int argc, char** argv) {
   try {
     options = metrics::AggregatorOptions::from_config(config);
     data = config.get_string("metrics.data", "data/metrics");
-    auto d = config.get_string("metrics.durability", "wal");
-    if (d == "fsync") {
-      durability = storage::Durability::kFsync;
-    } else if (d != "wal") {
-      throw std::runtime_error("config key metrics.durability is '" + d + "'; use \"wal\" or \"fsync\"");
-    }
+    auto d = storage::parse_durability("metrics.durability", config.get_string("metrics.durability", "wal"));
+    if (!d) throw std::runtime_error(d.status().message());
+    durability = *d;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 2;

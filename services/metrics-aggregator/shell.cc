@@ -68,11 +68,6 @@ class StoreSeriesRows final : public SeriesRows {
   std::string series_;
 };
 
-std::vector<std::string> endpoints(const Config& c, std::string_view key, const std::string& def) {
-  auto v = c.get_strings(key);
-  if (v.empty()) v.push_back(def);
-  return v;
-}
 
 }  // namespace
 
@@ -110,8 +105,8 @@ AggregatorOptions AggregatorOptions::from_config(const Config& c) {
   AggregatorOptions o;
   o.endpoint = c.get_string("metrics.endpoint", o.endpoint);
   o.instance = c.get_string("metrics.instance", o.instance);
-  o.bus_frontend = endpoints(c, "bus.frontend", "tcp://127.0.0.1:5550");
-  o.bus_backend = endpoints(c, "bus.backend", "tcp://127.0.0.1:5551");
+  o.bus_frontend = c.get_strings("bus.frontend", {"tcp://127.0.0.1:5550"});
+  o.bus_backend = c.get_strings("bus.backend", {"tcp://127.0.0.1:5551"});
   auto positive = [&](std::string_view key, int64_t def, int64_t min) {
     int64_t v = c.get_int(key, def);
     if (v < min) {

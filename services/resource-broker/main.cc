@@ -32,10 +32,8 @@ int main(int argc, char** argv) {
   try {
     o.endpoint = config.get_string("broker.endpoint", o.endpoint);
     o.instance = config.get_string("broker.instance", o.instance);
-    o.bus_frontend = config.get_strings("bus.frontend");
-    if (o.bus_frontend.empty()) o.bus_frontend = {"tcp://127.0.0.1:5550"};
-    o.bus_backend = config.get_strings("bus.backend");
-    if (o.bus_backend.empty()) o.bus_backend = {"tcp://127.0.0.1:5551"};
+    o.bus_frontend = config.get_strings("bus.frontend", {"tcp://127.0.0.1:5550"});
+    o.bus_backend = config.get_strings("bus.backend", {"tcp://127.0.0.1:5551"});
     o.node_timeout_ms = config.get_int("broker.node_timeout_ms", o.node_timeout_ms);
     o.liveness_check_ms = config.get_int("broker.liveness_check_ms", o.liveness_check_ms);
     o.stream_heartbeat_ms = config.get_int("broker.stream_heartbeat_ms", o.stream_heartbeat_ms);
@@ -46,12 +44,9 @@ int main(int argc, char** argv) {
     o.metrics_ms = config.get_int("broker.metrics_ms", o.metrics_ms);
     o.keep_ended_s = config.get_int("broker.keep_ended_s", o.keep_ended_s);
     data = config.get_string("broker.data", "data/broker");
-    auto d = config.get_string("broker.durability", "wal");
-    if (d == "fsync") {
-      durability = storage::Durability::kFsync;
-    } else if (d != "wal") {
-      throw std::runtime_error("config key 'broker.durability' must be \"wal\" or \"fsync\", not \"" + d + "\"");
-    }
+    auto d = storage::parse_durability("broker.durability", config.get_string("broker.durability", "wal"));
+    if (!d) throw std::runtime_error(d.status().message());
+    durability = *d;
     if (o.node_timeout_ms <= 0) throw std::runtime_error("config key 'broker.node_timeout_ms' must be positive");
     if (o.outbox_trim_ms <= 0 || o.stream_heartbeat_ms <= 0) {
       throw std::runtime_error("config keys 'broker.outbox_trim_ms' and 'broker.stream_heartbeat_ms' must be positive");

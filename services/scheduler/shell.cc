@@ -103,14 +103,9 @@ Result<ShellOptions> options_from_config(const Config& c) {
     o.cycle_ms = c.get_int("scheduler.cycle_ms", o.cycle_ms);
     if (o.cycle_ms < 1) return Status::invalid("scheduler.cycle_ms: must be at least 1");
     o.allocate_timeout_ms = static_cast<int>(c.get_int("scheduler.allocate_timeout_ms", o.allocate_timeout_ms));
-    std::string durability = c.get_string("scheduler.durability", "wal");
-    if (durability == "wal") {
-      o.durability = storage::Durability::kWal;
-    } else if (durability == "fsync") {
-      o.durability = storage::Durability::kFsync;
-    } else {
-      return Status::invalid("scheduler.durability: '" + durability + "' is not \"wal\" or \"fsync\"");
-    }
+    auto durability = storage::parse_durability("scheduler.durability", c.get_string("scheduler.durability", "wal"));
+    if (!durability) return durability.status();
+    o.durability = *durability;
     auto choice = scheduler_config_from(c);
     if (!choice) return choice.status();
     o.policy = choice->policy;
