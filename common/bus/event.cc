@@ -1,5 +1,7 @@
 #include "bus/event.h"
 
+#include "wire/check.h"
+
 namespace trainyard::bus {
 
 bool verify_event(std::string_view topic, std::span<const uint8_t> bytes, Event* out, std::string* why) {
@@ -19,6 +21,12 @@ bool verify_event(std::string_view topic, std::span<const uint8_t> bytes, Event*
   }
   if (env->payload_type() == fb::Payload::NONE) {
     *why = "envelope has no payload";
+    return false;
+  }
+  // Every union member present, every enum in range, every required field
+  // set: handlers may dereference what the schema promises.
+  if (auto s = wire::envelope_check().check(bytes.data()); !s.is_ok()) {
+    *why = s.message();
     return false;
   }
   auto stream = env->stream()->string_view();

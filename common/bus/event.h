@@ -50,8 +50,10 @@ inline std::string_view family_prefix(std::string_view topic) {
 
 inline constexpr std::string_view kHeartbeatPrefix = "ops.stream.";
 
-// Checks a received envelope: identifier, Verifier, a non-empty stream, a
-// positive seq, and that the topic belongs to the stream. On failure returns
+// Checks a received envelope: identifier, Verifier, the schema's rules
+// (wire::envelope_check: union members present, enums in range, required
+// fields set), a non-empty stream, a positive seq, and that the topic
+// belongs to the stream. On failure returns
 // false and sets `why` to a sentence for the log.
 bool verify_event(std::string_view topic, std::span<const uint8_t> bytes, Event* out, std::string* why);
 

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "rpc/endpoint.h"
 #include "storage/keys.h"
 #include "util/clock.h"
 #include "util/runtime.h"
@@ -20,6 +21,9 @@ Subscriber::Subscriber(zmq::context_t& ctx, storage::Store& store, SubscriberOpt
       socket_(ctx, zmq::socket_type::sub) {
   socket_.set(zmq::sockopt::linger, 0);
   socket_.set(zmq::sockopt::rcvhwm, options_.rcvhwm);
+  // No ZMQ_MAXMSGSIZE here: ZeroMQ would drop the connection to the
+  // forwarder (and every event queued on it) for one oversized message. The
+  // forwarder's XSUB bounds what enters the bus; poll() counts the rest.
   // Subscriptions travel upstream as messages: with the default send limit
   // (1000) ZeroMQ silently drops those past it, so many prefixes would miss
   // events. No limit: there are as many as the caller asked for.
@@ -35,6 +39,12 @@ Subscriber::Subscriber(zmq::context_t& ctx, storage::Store& store, SubscriberOpt
     StreamState st;
     st.cursor = KeyReader(v).u64();
     st.endpoint = std::string(v.substr(8));
+    if (!st.endpoint.empty() && !rpc::check_connect_endpoint(st.endpoint).is_ok()) {
+      // Stored by an older build that did not check heartbeats: forget it
+      // rather than fail every start; the next heartbeat tells the truth.
+      spdlog::warn("{}: ignoring the stored replay endpoint of {}: not a valid endpoint", options_.name, k);
+      st.endpoint.clear();
+    }
     if (tracks(k)) streams_.emplace(std::string(k), std::move(st));
     return true;
   });
@@ -123,22 +133,25 @@ size_t Subscriber::poll(storage::Batch& batch) {
   return n;
 }
 
+void Subscriber::reject(std::string_view topic, size_t bytes, std::string_view why) {
+  ++stats_.rejected;
+  int64_t now = monotonic_ms();
+  if (now - last_reject_log_ms_ > 1000) {  // log once a second at most; the counter has them all
+    spdlog::warn("{}: rejected a message on topic '{}' ({} bytes): {} ({} rejected so far)", options_.name,
+                 topic.substr(0, 64), bytes, why, stats_.rejected);
+    last_reject_log_ms_ = now;
+  }
+}
+
 void Subscriber::handle(std::string_view topic, std::span<const uint8_t> bytes, storage::Batch& batch) {
   Event e;
   std::string why;
-  if (!verify_event(topic, bytes, &e, &why)) {
-    ++stats_.rejected;
-    int64_t now = monotonic_ms();
-    if (now - last_reject_log_ms_ > 1000) {  // log once a second at most; the counter has them all
-      spdlog::warn("{}: rejected a message on topic '{}' ({} bytes): {} ({} rejected so far)", options_.name,
-                   topic.substr(0, 64), bytes.size(), why, stats_.rejected);
-      last_reject_log_ms_ = now;
-    }
-    return;
-  }
+  if (!verify_event(topic, bytes, &e, &why)) return reject(topic, bytes.size(), why);
   StreamState* cached = (last_state_ && e.stream() == last_stream_) ? last_state_ : nullptr;
   if (!cached) {
     if (!tracks(e.stream())) return;
+    if (streams_.size() >= options_.max_streams && streams_.find(e.stream()) == streams_.end())
+      return reject(topic, bytes.size(), "a new stream past the limit of " + std::to_string(options_.max_streams));
     cached = &state(e.stream());  // std::map nodes never move
     last_stream_ = std::string(e.stream());
     last_state_ = cached;
@@ -147,6 +160,8 @@ void Subscriber::handle(std::string_view topic, std::span<const uint8_t> bytes, 
   if (e.type() == fb::Payload::StreamHeartbeat) {
     auto* hb = e.as<fb::StreamHeartbeat>();
     if (hb->replay_endpoint() && hb->replay_endpoint()->string_view() != st.endpoint) {
+      auto valid = rpc::check_connect_endpoint(hb->replay_endpoint()->string_view());
+      if (!valid.is_ok()) return reject(topic, bytes.size(), "heartbeat's replay endpoint: " + valid.message());
       st.endpoint = hb->replay_endpoint()->str();
       st.dirty = true;
     }
@@ -172,7 +187,15 @@ void Subscriber::handle(std::string_view topic, std::span<const uint8_t> bytes, 
 }
 
 void Subscriber::apply(const Event& e, StreamState& st, storage::Batch& batch) {
-  handler_(e, batch);
+  try {
+    handler_(e, batch);
+  } catch (const std::exception& ex) {
+    // A handler bug must not stop the service, nor block the stream by
+    // failing on every replay of the same event: log it and move on.
+    ++stats_.handler_failures;
+    spdlog::error("{}: handling {} event {} of {} failed, skipped: {}", options_.name, fb::EnumNamePayload(e.type()),
+                  e.seq(), e.stream(), ex.what());
+  }
   st.cursor = e.seq();
   st.dirty = true;
   ++stats_.applied;
@@ -245,13 +268,22 @@ void Subscriber::on_replay(const std::string& stream, Result<rpc::Reply> reply) 
       Event e;
       std::string why;
       std::span<const uint8_t> bytes(raw->envelope()->data(), raw->envelope()->size());
-      if (!verify_event(raw->topic()->string_view(), bytes, &e, &why) || e.stream() != stream) {
+      if (!verify_event(raw->topic()->string_view(), bytes, &e, &why) || e.stream() != stream ||
+          (!rb->snapshot() && e.seq() > rb->last_seq())) {
+        // A publisher replays only events it has shown (seq <= its last):
+        // a cursor never moves past what the publisher itself reports.
+        if (why.empty()) why = e.stream() != stream ? "event of another stream" : "seq past the publisher's last";
         ++stats_.rejected;
         spdlog::warn("{}: rejected a replayed event of {}: {}", options_.name, stream, why);
         continue;
       }
       if (rb->snapshot()) {
-        handler_(e, batch);
+        try {
+          handler_(e, batch);
+        } catch (const std::exception& ex) {
+          ++stats_.handler_failures;
+          spdlog::error("{}: applying a snapshot event of {} failed, skipped: {}", options_.name, stream, ex.what());
+        }
         ++applied;
         continue;
       }

@@ -35,6 +35,7 @@ struct SubscriberOptions {
   int64_t retry_ms = 1000;                 // wait before asking an unreachable publisher again
   size_t max_message_bytes = kDefaultMaxMessageBytes;
   int rcvhwm = 1'000'000;                  // messages queued before ZeroMQ drops (gaps are replayed)
+  size_t max_streams = 100'000;            // streams tracked; events of further new streams are refused
 };
 
 struct SubscriberStats {
@@ -46,6 +47,7 @@ struct SubscriberStats {
   uint64_t rejected = 0;     // garbage, truncated, wrong type, oversized
   uint64_t snapshots = 0;
   uint64_t replay_failures = 0;
+  uint64_t handler_failures = 0;  // events whose handler threw: logged, skipped
 };
 
 class Subscriber {
@@ -99,6 +101,8 @@ class Subscriber {
   void request_replay(const std::string& stream, StreamState& st);
   void on_replay(const std::string& stream, Result<rpc::Reply> reply);
   void persist(storage::Batch& batch);
+  // Counts a refused message and logs it at most once a second.
+  void reject(std::string_view topic, size_t bytes, std::string_view why);
 
   zmq::context_t& ctx_;
   storage::Store& store_;

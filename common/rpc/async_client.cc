@@ -4,7 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "bus/event.h"
+#include "rpc/message.h"
 #include "util/clock.h"
 #include "util/runtime.h"
 
@@ -21,7 +21,7 @@ void AsyncClient::reconnect() {
   socket_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
   socket_->set(zmq::sockopt::linger, 0);
   socket_->set(zmq::sockopt::sndhwm, 100000);
-  socket_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(bus::kDefaultMaxMessageBytes));
+  socket_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kMaxMessageBytes));
   socket_->connect(endpoint_);
 }
 
@@ -57,13 +57,13 @@ void AsyncClient::poll_in() {
       zmq::message_t extra;
       (void)socket_->recv(extra);
     }
-    const auto* data = static_cast<const uint8_t*>(in.data());
-    flatbuffers::Verifier v(data, in.size(), 64, 10'000'000);
-    if (!fb::ReplyBufferHasIdentifier(data) || !fb::VerifyReplyBuffer(v)) {
-      spdlog::warn("dropped a malformed reply from {} at {}", peer_, endpoint_);
+    Status why;
+    const auto* checked = check_reply(static_cast<const uint8_t*>(in.data()), in.size(), &why);
+    if (!checked) {
+      spdlog::warn("dropped a {} from {} at {}", why.message(), peer_, endpoint_);
       continue;
     }
-    auto it = waiting_.find(fb::GetReply(data)->id());
+    auto it = waiting_.find(checked->id());
     if (it == waiting_.end()) continue;  // expired already
     auto done = std::move(it->second.done);
     waiting_.erase(it);

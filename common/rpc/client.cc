@@ -2,7 +2,7 @@
 
 #include <random>
 
-#include "bus/event.h"
+#include "rpc/message.h"
 #include "util/clock.h"
 
 namespace trainyard::rpc {
@@ -17,7 +17,7 @@ Client::Client(zmq::context_t& ctx, std::string peer, std::string endpoint, Clie
 void Client::reconnect() {
   socket_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
   socket_->set(zmq::sockopt::linger, 0);
-  socket_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(bus::kDefaultMaxMessageBytes));
+  socket_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kMaxMessageBytes));
   socket_->connect(endpoint_);
 }
 
@@ -52,12 +52,10 @@ Result<Reply> Client::call(fb::RequestBody type, const BuildBody& build) {
         zmq::message_t extra;
         (void)socket_->recv(extra);
       }
-      const auto* data = static_cast<const uint8_t*>(in.data());
-      flatbuffers::Verifier v(data, in.size(), 64, 10'000'000);
-      if (!fb::ReplyBufferHasIdentifier(data) || !fb::VerifyReplyBuffer(v)) {
-        return Status::internal(peer_ + " at " + endpoint_ + " sent a malformed reply");
-      }
-      if (fb::GetReply(data)->id() != id) continue;  // a late reply to an earlier try
+      Status why;
+      const auto* checked = check_reply(static_cast<const uint8_t*>(in.data()), in.size(), &why);
+      if (!checked) return Status::internal(peer_ + " at " + endpoint_ + " sent a " + why.message());
+      if (checked->id() != id) continue;  // a late reply to an earlier try
       Reply reply(std::move(in));
       if (reply.get().code() != fb::ErrorCode::Ok) {
         auto* m = reply.get().message();

@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "bus/event.h"
+#include "rpc/message.h"
 
 namespace trainyard::rpc {
 
@@ -35,6 +35,9 @@ Server::Server(zmq::context_t& ctx, const std::string& endpoint, std::string ser
   socket_.set(zmq::sockopt::router_mandatory, false);
   socket_.set(zmq::sockopt::sndhwm, 100000);
   socket_.set(zmq::sockopt::rcvhwm, 100000);
+  // ZeroMQ drops a bigger frame (and the peer's connection) before it
+  // allocates it; the check in check_request alone would come too late.
+  socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kMaxMessageBytes));
   socket_.bind(endpoint);
   endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
 }
@@ -61,17 +64,25 @@ size_t Server::poll_in(size_t max) {
                    std::hash<std::string>{}(routing));
       continue;
     }
-    const auto* data = static_cast<const uint8_t*>(body->data());
-    flatbuffers::Verifier v(data, body->size(), 64, 10'000'000);
-    if (body->size() > bus::kDefaultMaxMessageBytes || !fb::RequestBufferHasIdentifier(data) ||
-        !fb::VerifyRequestBuffer(v)) {
+    auto checked = check_request(static_cast<const uint8_t*>(body->data()), body->size());
+    if (!checked.request) {
       ++stats_.rejected;
-      spdlog::warn("{}: rejected a malformed request ({} bytes) from peer {:x}", service_, body->size(),
-                   std::hash<std::string>{}(routing));
+      spdlog::warn("{}: rejected a malformed request ({} bytes) from peer {:x}: {}", service_, body->size(),
+                   std::hash<std::string>{}(routing), checked.status.message());
       continue;  // a garbage sender gets no reply: it has no request id to match
     }
-    auto* req = fb::GetRequest(data);
+    const auto* req = checked.request;
     Responder r(std::move(routing), req->id());
+    if (!checked.status.is_ok()) {
+      // Readable but incomplete (a union body absent, an enum out of range,
+      // a required field missing): no handler sees it.
+      ++stats_.rejected;
+      spdlog::warn("{}: refused a {} request: {}", service_, fb::EnumNameRequestBody(req->body_type()),
+                   checked.status.message());
+      r.error(checked.status);
+      pending_.push_back(std::move(r));
+      continue;
+    }
     auto it = handlers_.find(req->body_type());
     if (it == handlers_.end()) {
       ++stats_.unimplemented;

@@ -11,6 +11,29 @@
 #include "util/clock.h"
 
 namespace trainyard {
+namespace {
+
+// Runs one loop step; an exception it throws is a bug in that step, and must
+// not end the process that holds every other job's state. It is logged (at
+// most once a second) and the loop goes on.
+template <typename F>
+auto guarded(const char* what, F&& fn) -> decltype(fn()) {
+  static int64_t last_log_ms = 0;
+  static uint64_t failures = 0;
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    ++failures;
+    int64_t now = monotonic_ms();
+    if (now - last_log_ms > 1000) {
+      spdlog::error("{} threw, carrying on: {} ({} such failures so far)", what, e.what(), failures);
+      last_log_ms = now;
+    }
+  }
+  return decltype(fn())();
+}
+
+}  // namespace
 
 void block_termination_signals() {
   sigset_t set;
@@ -101,18 +124,18 @@ int Runtime::run() {
     for (size_t i = 0; i < n && !stopping_; ++i) {
       if (items_[i].revents & ZMQ_POLLIN) {
         auto handler = handlers_[i];
-        (*handler)();
+        guarded("a socket handler", [&] { (*handler)(); });
       }
     }
     more_work_ = false;
-    for (auto& w : work_) more_work_ |= w();
+    for (auto& w : work_) more_work_ |= guarded("an iteration step", [&] { return w(); });
     now = monotonic_ms();
     size_t nt = timers_.size();
     for (size_t i = 0; i < nt; ++i) {
       auto t = timers_[i];
       if (now >= t->next_ms) {
         t->next_ms = now + t->period_ms;
-        t->fn();
+        guarded("a timer", [&] { t->fn(); });
       }
     }
     commit_now();
