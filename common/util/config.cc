@@ -91,8 +91,8 @@ bool Config::has(std::string_view key) const { return static_cast<bool>(node(key
 
 void Config::type_error(std::string_view key, const char* want) const {
   auto n = node(key);
-  throw std::runtime_error("config key '" + std::string(key) + "' (" + where(n.node()->source(), source_) +
-                           ") must be " + want);
+  std::string at = n ? " (" + where(n.node()->source(), source_) + ")" : std::string(" (default)");
+  throw std::runtime_error("config key '" + std::string(key) + "'" + at + " must be " + want);
 }
 
 std::string Config::get_string(std::string_view key, const std::string& def) const {
@@ -107,6 +107,25 @@ int64_t Config::get_int(std::string_view key, int64_t def) const {
   if (!n) return def;
   if (n.is_integer()) return *n.value<int64_t>();
   type_error(key, "an integer");
+}
+
+int64_t Config::get_int(std::string_view key, int64_t def, int64_t min, int64_t max) const {
+  int64_t v = get_int(key, def);
+  if (v < min || v > max) {
+    type_error(key, ("between " + std::to_string(min) + " and " + std::to_string(max) + ", not " +
+                     std::to_string(v)).c_str());
+  }
+  return v;
+}
+
+double Config::get_double(std::string_view key, double def, double min, double max) const {
+  double v = get_double(key, def);
+  if (!(v >= min && v <= max)) {
+    std::ostringstream os;
+    os << "between " << min << " and " << max << ", not " << v;
+    type_error(key, os.str().c_str());
+  }
+  return v;
 }
 
 double Config::get_double(std::string_view key, double def) const {

@@ -30,6 +30,10 @@ class Config {
   int64_t get_int(std::string_view key, int64_t def = 0) const;
   double get_double(std::string_view key, double def = 0) const;
   bool get_bool(std::string_view key, bool def = false) const;
+  // The same, and a value outside [min, max] throws naming the key, where it
+  // was set and the range (a negative count, a zero period...).
+  int64_t get_int(std::string_view key, int64_t def, int64_t min, int64_t max) const;
+  double get_double(std::string_view key, double def, double min, double max) const;
   std::vector<std::string> get_strings(std::string_view key) const;
   // The same, with `def` when the key is absent or an empty list.
   std::vector<std::string> get_strings(std::string_view key, const std::vector<std::string>& def) const;

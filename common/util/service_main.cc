@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <unistd.h>
 
+#include "util/config_schema.h"
 #include "util/log.h"
 
 namespace trainyard {
@@ -13,6 +14,11 @@ Config load_service_config(const ServiceArgs& args) {
   auto c = Config::load(args.config_path, args.overrides);
   if (!c) {
     std::fprintf(stderr, "error: %s\n", c.status().message().c_str());
+    std::exit(2);
+  }
+  // A misspelt key silently ignored is a classic outage: refuse it.
+  if (auto known = ConfigSchema::trainyard().check(*c); !known.is_ok()) {
+    std::fprintf(stderr, "error: %s\n", known.message().c_str());
     std::exit(2);
   }
   return std::move(c).value();

@@ -29,7 +29,8 @@ inline void add_service_flags(CLI::App& app, ServiceArgs& args) {
   app.add_option("--log-file", args.log_file, "Append logs to this file instead of stderr");
 }
 
-// Loads the config named by the flags; on error prints it and exits 2.
+// Loads the config named by the flags and checks every key is one Trainyard
+// knows (util/config_schema.h); on error prints it and exits 2.
 Config load_service_config(const ServiceArgs& args);
 
 // Sets up logging for `service` from flags and config (log.level, log.file).

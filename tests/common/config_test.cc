@@ -7,6 +7,7 @@
 
 #include "process.h"
 #include "util/config.h"
+#include "util/config_schema.h"
 
 using trainyard::Config;
 using trainyard::testing::TempDir;
@@ -54,4 +55,51 @@ BOOST_AUTO_TEST_CASE(a_malformed_override_is_refused) {
   BOOST_CHECK_NE(c.status().message().find("no-equals-sign"), std::string::npos);
   auto missing = Config::load("/nonexistent/trainyard.toml");
   BOOST_CHECK(!missing.ok());
+}
+
+// The key schema: deploy/trainyard.example.toml, embedded in every binary.
+BOOST_AUTO_TEST_CASE(a_misspelt_key_is_refused_with_the_closest_known_key) {
+  auto c = Config::parse("[scheduler]\ncycle_msx = 50\nendpoint = \"tcp://a:1\"\n", "t.toml");
+  BOOST_REQUIRE(c.ok());
+  auto s = trainyard::ConfigSchema::trainyard().check(*c);
+  BOOST_REQUIRE(!s.is_ok());
+  BOOST_CHECK_MESSAGE(s.message().find("unknown config key 'scheduler.cycle_msx'") != std::string::npos, s.message());
+  BOOST_CHECK_MESSAGE(s.message().find("t.toml line 2") != std::string::npos, s.message());
+  BOOST_CHECK_MESSAGE(s.message().find("did you mean 'scheduler.cycle_ms'?") != std::string::npos, s.message());
+  auto section = Config::parse("[schedular]\ncycle_ms = 5\n", "t.toml");
+  auto s2 = trainyard::ConfigSchema::trainyard().check(*section);
+  BOOST_CHECK_MESSAGE(s2.message().find("did you mean 'scheduler.cycle_ms'?") != std::string::npos, s2.message());
+}
+
+BOOST_AUTO_TEST_CASE(every_key_of_the_example_and_operator_named_tables_are_known) {
+  auto example = Config::load(std::string(TY_SOURCE_DIR) + "/deploy/trainyard.example.toml");
+  BOOST_REQUIRE_MESSAGE(example.ok(), example.status().to_string());
+  auto s = trainyard::ConfigSchema::trainyard().check(*example);
+  BOOST_CHECK_MESSAGE(s.is_ok(), s.message());
+  auto named = Config::parse(
+      "[scheduler.partitions.a100-long]\nmax_time_limit_s = 5\nlabels = { rack = \"r1\" }\n"
+      "[scheduler.quotas.vision]\nmax_gpus = { A100 = 8 }\n[scheduler.fairshare.shares]\nnlp = 2.0\n"
+      "[agent]\ncpus = 64\nlabels = { pool = \"x\" }\n",
+      "t.toml");
+  auto s2 = trainyard::ConfigSchema::trainyard().check(*named);
+  BOOST_CHECK_MESSAGE(s2.is_ok(), s2.message());
+  auto typo = Config::parse("[scheduler.partitions.gpu]\nmax_time_limit = 5\n", "t.toml");
+  auto s3 = trainyard::ConfigSchema::trainyard().check(*typo);
+  BOOST_CHECK_MESSAGE(s3.message().find("did you mean 'scheduler.partitions.*.max_time_limit_s'?") != std::string::npos,
+                      s3.message());
+}
+
+BOOST_AUTO_TEST_CASE(a_numeric_key_out_of_its_range_is_refused_naming_it) {
+  auto c = Config::parse("[agent]\nmetrics_read_kb = -5\n", "t.toml");
+  BOOST_REQUIRE(c.ok());
+  try {
+    c->get_int("agent.metrics_read_kb", 256, 1, 65536);
+    BOOST_FAIL("expected an error");
+  } catch (const std::runtime_error& e) {
+    std::string m = e.what();
+    BOOST_CHECK_MESSAGE(m.find("agent.metrics_read_kb") != std::string::npos && m.find("t.toml:2") != std::string::npos &&
+                            m.find("between 1 and 65536, not -5") != std::string::npos,
+                        m);
+  }
+  BOOST_CHECK_EQUAL(c->get_int("agent.check_ms", 100, 1, 60000), 100);
 }
