@@ -1,5 +1,8 @@
 #include "shell.h"
 
+#include <fstream>
+#include <sstream>
+
 #include <spdlog/spdlog.h>
 
 #include "core/calendar.h"
@@ -16,6 +19,15 @@ using storage::KeyReader;
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
+
+// The rate card file (the core parses text; reading the disk is the shell's).
+Result<RateCard> load_rate_card(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::invalid("rate card " + path + " cannot be read; check billing.rates");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return RateCard::parse(text.str(), path);
+}
 
 
 // "user:NAME" principals read; only services, admins and local (unauthenticated) callers change things.
@@ -54,7 +66,7 @@ Result<BillingOptions> BillingOptions::from_config(const Config& c) {
 
 Result<std::unique_ptr<BillingShell>> BillingShell::create(zmq::context_t& ctx, BillingOptions options,
                                                            const Clock& clock) {
-  auto card = RateCard::load(options.rates);
+  auto card = load_rate_card(options.rates);
   if (!card) return Status::invalid("rate card refused: " + card.status().message());
   if (!card->currency().empty() && card->currency() != options.currency) {
     return Status::invalid("rate card " + options.rates + " is in " + card->currency() + " but billing.currency is " +
@@ -156,7 +168,7 @@ int BillingShell::run() {
 }
 
 Status BillingShell::reload_rates() {
-  auto card = RateCard::load(options_.rates);
+  auto card = load_rate_card(options_.rates);
   if (!card) return Status::invalid("rate card not reloaded, the previous one stays in force: " + card.status().message());
   if (!card->currency().empty() && card->currency() != options_.currency) {
     return Status::invalid("rate card not reloaded, the previous one stays in force: " + options_.rates + " is in " +

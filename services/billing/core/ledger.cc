@@ -121,6 +121,14 @@ Status split_usage(const Usage& u, const RateCard& card, std::vector<Charge>* ou
     return Status::invalid("usage of job " + std::to_string(u.job) + " has an empty or negative interval [" +
                            std::to_string(u.start_ns) + ", " + std::to_string(u.end_ns) + ")");
   }
+  if (u.end_ns - u.start_ns > kMaxTickNs) {
+    return Status::invalid("usage of job " + std::to_string(u.job) + " spans more than 31 days");
+  }
+  if (u.gpus > kMaxTickGpus || u.cpus > kMaxTickCpus || u.memory_mb > kMaxTickMemoryMb) {
+    return Status::invalid("usage of job " + std::to_string(u.job) + " claims more than one node can hold (" +
+                           std::to_string(u.gpus) + " GPUs, " + std::to_string(u.cpus) + " CPUs, " +
+                           std::to_string(u.memory_mb) + " MB)");
+  }
   if (has_nul(u.account) || has_nul(u.user) || has_nul(u.gpu_type) || has_nul(u.partition)) {
     return Status::invalid("usage of job " + std::to_string(u.job) + " has a NUL byte in account, user, partition "
                            "or gpu_type");
@@ -169,9 +177,42 @@ std::pair<const std::string, Ledger::SpendEntry>& Ledger::spend_entry(const std:
   return *it;
 }
 
+namespace {
+
+// An upper bound of what `charges` can add to any total, or nullopt when it
+// does not fit comfortably in int64 (absurd prices times absurd usage).
+std::optional<int64_t> cost_bound(const std::vector<Charge>& charges) {
+  constexpr u128 kLimit = static_cast<u128>(INT64_MAX / 4);
+  u128 bound = 0;
+  for (const auto& c : charges) {
+    u128 product;
+    if (__builtin_mul_overflow(c.quantity, c.rate, &product)) return std::nullopt;
+    bound += product / denominator(c.resource) + 1;
+    if (bound > kLimit) return std::nullopt;
+  }
+  return static_cast<int64_t>(bound);
+}
+
+// a + b, or nullopt on signed overflow.
+std::optional<int64_t> checked_add(int64_t a, int64_t b) {
+  int64_t out;
+  if (__builtin_add_overflow(a, b, &out)) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
 Result<Ledger::Charged> Ledger::charge(const Usage& u, const RateCard& card) {
   auto s = split_usage(u, card, &scratch_);
   if (!s) return s;
+  // Checked before anything changes, so a refused tick leaves no trace.
+  auto bound = cost_bound(scratch_);
+  bool fits = bound.has_value();
+  if (fits && !scratch_.empty()) {
+    for (uint32_t day : {scratch_.front().day, scratch_.back().day})
+      fits = fits && checked_add(spent(u.account, month_of_day(day)), *bound).has_value();
+  }
+  if (!fits) return Status::invalid("usage of job " + std::to_string(u.job) + " would cost more than a total can hold");
   Charged result;
   int64_t day_cost = 0;  // of the charges of one day, added to its month's spend at once
   for (size_t i = 0; i < scratch_.size(); ++i) {

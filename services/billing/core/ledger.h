@@ -25,6 +25,14 @@ using u128 = unsigned __int128;
 enum class Resource : uint32_t { kGpu = 0, kCpu = 1, kMemory = 2 };
 std::string_view resource_name(Resource r);  // "gpu", "cpu", "memory"
 
+// What one usage.tick may hold: one lease on one node, for at most a month
+// (an agent ticks every few seconds; a tick spanning an agent's long outage
+// is still far shorter). A tick past any bound is refused, never charged.
+inline constexpr uint32_t kMaxTickGpus = 64;           // GPU indices are a 64-bit mask
+inline constexpr uint32_t kMaxTickCpus = 1u << 16;
+inline constexpr uint64_t kMaxTickMemoryMb = 1ull << 32;  // 4 PiB
+inline constexpr int64_t kMaxTickNs = 31LL * 86400 * 1'000'000'000;
+
 // One usage.tick as the core reads it (views into the event).
 struct Usage {
   std::string_view account;

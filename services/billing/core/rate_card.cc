@@ -1,7 +1,6 @@
 #include "core/rate_card.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <sstream>
 
 #include <toml++/toml.h>
@@ -144,19 +143,6 @@ Result<RateCard> RateCard::parse(std::string_view text, const std::string& sourc
   auto s = p.card(root, c.currency_, c.periods_);
   if (!s) return s;
   return c;
-}
-
-Result<RateCard> RateCard::load(const std::string& path) {
-  std::string text;
-  {
-    FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) return Status::invalid("rate card " + path + " cannot be read; check billing.rates");
-    char buf[65536];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-    std::fclose(f);
-  }
-  return parse(text, path);
 }
 
 const PricePeriod& RateCard::period_at(uint32_t day) const {

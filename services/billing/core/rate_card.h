@@ -35,8 +35,6 @@ class RateCard {
 
   // Parses a card; `source` names it in errors ("rates.toml line 7: ...").
   static Result<RateCard> parse(std::string_view text, const std::string& source);
-  // Reads and parses the file at `path`.
-  static Result<RateCard> load(const std::string& path);
 
   // The currency the card names ("" when it names none).
   const std::string& currency() const { return currency_; }
