@@ -359,8 +359,18 @@ void SchedulerShell::on_ping(const fb::Request&, rpc::Responder& r) {
 
 // --- events ------------------------------------------------------------------
 
+// A job's history records when a change happened where it happened (the
+// agent's clock for a run's start and end, the broker's for a lease), not
+// when this scheduler heard of it: after a restart it may hear seconds late,
+// and the history must still agree with what billing charged. Never later
+// than now (a node's clock running ahead does not date the future).
+static int64_t happened_at(int64_t event_ns, int64_t now_ns) {
+  return event_ns > 0 ? std::min(event_ns, now_ns) : now_ns;
+}
+
 void SchedulerShell::on_event(const bus::Event& e, storage::Batch& batch) {
   int64_t now = clock_.now_ns();
+  int64_t at = happened_at(e.time_ns(), now);
   switch (e.type()) {
     case fb::Payload::NodeUp: {
       auto* n = e.as<fb::NodeUp>()->node();
@@ -399,32 +409,33 @@ void SchedulerShell::on_event(const bus::Event& e, storage::Batch& batch) {
     }
     case fb::Payload::LeaseGranted: {
       Grant g = grant_of(*e.as<fb::LeaseGranted>());
-      core_.lease_granted(g, now);
+      core_.lease_granted(g, at);
       batch.put(leases_cf_, Key().u64(g.lease_id), lease_value(g));
       return;
     }
     case fb::Payload::LeaseReleased: {
       auto* l = e.as<fb::LeaseReleased>();
-      core_.lease_released(l->lease_id(), l->job_id(), now);
+      core_.lease_released(l->lease_id(), l->job_id(), at);
       batch.del(leases_cf_, Key().u64(l->lease_id()));
       return;
     }
     case fb::Payload::LeaseLost: {
       auto* l = e.as<fb::LeaseLost>();
-      core_.lease_lost(l->lease_id(), l->job_id(), l->attempt(), str(l->reason()), now);
+      core_.lease_lost(l->lease_id(), l->job_id(), l->attempt(), str(l->reason()), at);
       batch.del(leases_cf_, Key().u64(l->lease_id()));
       return;
     }
     case fb::Payload::RunStarted: {
       auto* s = e.as<fb::RunStarted>();
-      core_.run_started(s->job_id(), s->attempt(), s->lease_id(), s->start_time_ns(), now);
+      int64_t started = happened_at(s->start_time_ns(), at);
+      core_.run_started(s->job_id(), s->attempt(), s->lease_id(), started, started);
       return;
     }
     case fb::Payload::RunFinished: {
       auto* f = e.as<fb::RunFinished>();
       core_.run_finished(RunEnd{f->job_id(), f->attempt(), f->lease_id(), f->outcome(), f->exit_code(), f->signal(),
                                 str(f->reason())},
-                         now);
+                         happened_at(f->end_time_ns(), at));
       return;
     }
     case fb::Payload::AccountBlocked: {
