@@ -13,7 +13,9 @@ std::string str(const flatbuffers::String* s) { return s ? s->str() : std::strin
 Json key_values(const flatbuffers::Vector<flatbuffers::Offset<fb::KeyValue>>* kvs) {
   Json j = Json::object();
   if (!kvs) return j;
-  for (const auto* kv : *kvs) j[str(kv->key())] = str(kv->value());
+  for (const auto* kv : *kvs) {
+    if (kv) j[str(kv->key())] = str(kv->value());
+  }
   return j;
 }
 
@@ -28,7 +30,7 @@ Json numbers(const flatbuffers::Vector<T>* v) {
 Json strings(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* v) {
   Json j = Json::array();
   if (!v) return j;
-  for (const auto* s : *v) j.push_back(s->str());
+  for (const auto* s : *v) j.push_back(str(s));
   return j;
 }
 

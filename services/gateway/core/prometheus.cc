@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <set>
 
+#include "core/utf8.h"
+
 namespace trainyard::gateway {
 
 std::string PromWriter::sanitize_name(const std::string& s) {
@@ -19,7 +21,9 @@ std::string PromWriter::sanitize_name(const std::string& s) {
 
 std::string PromWriter::escape_label(const std::string& s) {
   std::string out;
-  for (char c : s) {
+  // Label values from the bus (gauge, account and GPU type names) must be
+  // UTF-8 or Prometheus refuses the whole scrape.
+  for (char c : valid_utf8(s)) {
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '"') {
