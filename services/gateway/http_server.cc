@@ -181,6 +181,7 @@ class HttpServer::Front {
   std::mutex q_mu_;
   std::condition_variable q_cv_;
   std::deque<Conn> queue_;  // complete requests waiting for a worker
+  size_t idle_ = 0;         // workers waiting for one
   std::vector<std::thread> workers_;
 };
 
@@ -231,7 +232,8 @@ void HttpServer::Front::dispatch(Conn c) {
   --waiting_;
   {
     std::lock_guard lock(q_mu_);
-    if (queue_.size() < options_.max_queued && !stopping_) {
+    // Idle workers take a request at once; only the rest wait in the queue.
+    if (queue_.size() < options_.max_queued + idle_ && !stopping_) {
       queue_.push_back(std::move(c));
       q_cv_.notify_one();
       return;
@@ -329,7 +331,9 @@ void HttpServer::Front::run_worker() {
     Conn c;
     {
       std::unique_lock lock(q_mu_);
+      ++idle_;
       q_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      --idle_;
       if (stopping_) return;
       c = std::move(queue_.front());
       queue_.pop_front();
@@ -380,6 +384,10 @@ HttpServer::HttpServer(HttpServerOptions options) : options_(options), front_(st
 }
 
 HttpServer::~HttpServer() { front_->stop(); }
+
+void HttpServer::widen_backlog(int backlog) {
+  if (svr_sock_ != INVALID_SOCKET) ::listen(svr_sock_, backlog);  // Linux updates the backlog of a listening socket
+}
 
 bool HttpServer::process_and_close_socket(socket_t sock) {
   front_->admit(sock);

@@ -40,6 +40,10 @@ class HttpServer : public httplib::Server {
 
   const HttpServerCounters& counters() const { return counters_; }
 
+  // After bind_to_port: a listen backlog of `backlog` instead of httplib's 5,
+  // so that bursts of new connections are not made to retry their SYN.
+  void widen_backlog(int backlog = 1024);
+
   class Front;  // the head reader and the worker pool (http_server.cc)
 
  private:

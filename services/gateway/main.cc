@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
     spdlog::error("cannot listen on {}: is the port in use? (set gateway.listen or --listen)", listen);
     return 1;
   }
+  server.widen_backlog();
   feed.start();
   std::string url = "http://" + host + ":" + std::to_string(bound);
   std::thread signals([&] {

@@ -316,8 +316,8 @@ BOOST_AUTO_TEST_CASE(job_events_keep_the_table_equal_to_what_the_scheduler_would
   Buffer buf;
   buf.b.Finish(fb::JobList::Pack(buf.b, &older));
   t.seed(buf.root<fb::JobList>());
-  BOOST_TEST(t.find(4)->state == fb::JobState::Pending);
-  BOOST_TEST(t.find(5)->state == fb::JobState::Failed);
+  BOOST_TEST((t.find(4)->state == fb::JobState::Pending));
+  BOOST_TEST((t.find(5)->state == fb::JobState::Failed));
   BOOST_TEST(t.stats().total == 2u);
 }
 
