@@ -179,6 +179,13 @@ void Api::metrics(const Request&, Response& res) {
   in.metric_points_seen = hub_.metric_points_seen;
   in.sse_clients = hub_.streams_open;
   in.http_requests = hub_.http_requests;
+  in.bus_events_rejected = hub_.events_rejected;
+  in.job_lists_read = jobs_.seeds + jobs_.direct_reads;
+  if (http_counters_) {
+    in.http_refused = {{"deadline", http_counters_->timed_out.load()},
+                       {"busy", http_counters_->rejected_busy.load()},
+                       {"head_too_large", http_counters_->head_too_large.load()}};
+  }
   res.set_content(render_metrics(in), "text/plain; version=0.0.4; charset=utf-8");
 }
 

@@ -13,6 +13,7 @@
 
 #include "backends.h"
 #include "event_hub.h"
+#include "http_server.h"
 #include "job_cache.h"
 #include "stream_limits.h"
 
@@ -39,6 +40,8 @@ class Api {
  public:
   Api(Backends& backends, EventHub& hub, JobCache& jobs, ApiOptions options);
   void install(httplib::Server& server);
+  // The HTTP front's refusals, for /metrics.
+  void set_http_counters(const HttpServerCounters* counters) { http_counters_ = counters; }
 
  private:
   void cluster(const httplib::Request& req, httplib::Response& res);
@@ -72,6 +75,7 @@ class Api {
   JobCache& jobs_;
   ApiOptions options_;
   StreamLimits streams_;
+  const HttpServerCounters* http_counters_ = nullptr;
 };
 
 }  // namespace trainyard::gateway

@@ -161,6 +161,7 @@ class HttpServer::Front {
 
   void run_reader();
   Outcome read_more(Conn& c, int64_t now);
+  void finish(Conn c, Outcome o);
   void dispatch(Conn c);
   void hand_back(Conn c);
   void run_worker();
@@ -301,29 +302,32 @@ void HttpServer::Front::run_reader() {
       Outcome o = Outcome::kWaiting;
       if (fds[i + 1].revents) o = read_more(c, now);
       if (o == Outcome::kWaiting && now < c.deadline_ms) continue;
-      if (o == Outcome::kReady) {
-        dispatch(std::move(c));
-      } else {
-        --waiting_;
-        if (o == Outcome::kTooLarge) {
-          ++server_.counters_.head_too_large;
-          refuse(c.fd, 431, "Request Header Fields Too Large", "InvalidArgument",
-                 "the request line and headers exceed " + std::to_string(options_.max_head_bytes) + " bytes");
-        } else if (o == Outcome::kWaiting && !c.idle) {
-          ++server_.counters_.timed_out;
-          refuse(c.fd, 408, "Request Timeout", "DeadlineExceeded",
-                 "the request was not received within " + std::to_string(options_.request_deadline_ms) +
-                     " ms (gateway.request_deadline_ms); send it whole, then wait for the answer");
-        } else {
-          close_fd(c.fd);
-        }
-      }
+      finish(std::move(c), o);
       conns_[i] = std::move(conns_.back());
       conns_.pop_back();
     }
   }
   for (auto& c : conns_) close_fd(c.fd);
   conns_.clear();
+}
+
+// A connection leaves the head reader: to a worker, or closed (with 431 or
+// 408 when that is why).
+void HttpServer::Front::finish(Conn c, Outcome o) {
+  if (o == Outcome::kReady) return dispatch(std::move(c));
+  --waiting_;
+  if (o == Outcome::kTooLarge) {
+    ++server_.counters_.head_too_large;
+    refuse(c.fd, 431, "Request Header Fields Too Large", "InvalidArgument",
+           "the request line and headers exceed " + std::to_string(options_.max_head_bytes) + " bytes");
+  } else if (o == Outcome::kWaiting && !c.idle) {
+    ++server_.counters_.timed_out;
+    refuse(c.fd, 408, "Request Timeout", "DeadlineExceeded",
+           "the request was not received within " + std::to_string(options_.request_deadline_ms) +
+               " ms (gateway.request_deadline_ms); send it whole, then wait for the answer");
+  } else {
+    close_fd(c.fd);  // the client went away, or an idle keep-alive connection timed out
+  }
 }
 
 void HttpServer::Front::run_worker() {

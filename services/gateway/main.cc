@@ -120,6 +120,7 @@ int main(int argc, char** argv) {
   Api api(backends, hub, jobs, ao);
 
   HttpServer server(ho);
+  api.set_http_counters(&server.counters());
   server.set_keep_alive_max_count(100);
   server.set_read_timeout(10, 0);
   server.set_write_timeout(10, 0);

@@ -348,3 +348,20 @@ BOOST_AUTO_TEST_CASE(text_that_is_not_utf8_becomes_utf8_with_replacement_charact
   BOOST_TEST(text.find("\xFF") == std::string::npos);
   BOOST_TEST(text.find(r) != std::string::npos, text);
 }
+
+BOOST_AUTO_TEST_CASE(env_values_with_secret_names_are_redacted_in_job_json) {
+  fb::JobSpecT spec;
+  for (auto [k, v] : {std::pair{"LR", "0.1"}, {"WANDB_API_KEY", "abc"}, {"HF_TOKEN", "hf_x"}, {"db_password", "pw"}}) {
+    auto kv = std::make_unique<fb::KeyValueT>();
+    kv->key = k;
+    kv->value = v;
+    spec.env.push_back(std::move(kv));
+  }
+  flatbuffers::FlatBufferBuilder b;
+  b.Finish(fb::JobSpec::Pack(b, &spec));
+  auto j = to_json(flatbuffers::GetRoot<fb::JobSpec>(b.GetBufferPointer()));
+  BOOST_TEST(j["env"]["LR"] == "0.1");
+  BOOST_TEST(j["env"]["WANDB_API_KEY"] == "<redacted>");
+  BOOST_TEST(j["env"]["HF_TOKEN"] == "<redacted>");
+  BOOST_TEST(j["env"]["db_password"] == "<redacted>");
+}

@@ -215,6 +215,11 @@ BOOST_AUTO_TEST_CASE(fifty_slow_clients_do_not_stop_a_normal_get_and_are_cut_off
   BOOST_TEST(with_408 > slow.size() / 2, with_408 << " of " << slow.size() << " slow clients read their 408");
   BOOST_TEST(gw.proc->running());
   BOOST_TEST(get(gw.url, "/api/v1/events/recent").status == 200);
+  // /metrics counts them.
+  auto m = get(gw.url, "/metrics").text;
+  auto at = m.find("trainyard_gateway_http_refused_total{reason=\"deadline\"} ");
+  BOOST_REQUIRE_MESSAGE(at != std::string::npos, m);
+  BOOST_TEST(std::stod(m.substr(at + 56)) >= 25.0, m.substr(at, 70));
 }
 
 BOOST_AUTO_TEST_CASE(when_every_worker_is_taken_a_new_request_gets_503_at_once) {

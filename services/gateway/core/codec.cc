@@ -34,6 +34,17 @@ Json strings(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>
   return j;
 }
 
+// Env values whose name says they are secret (API tokens, cloud keys) are
+// never shown: job pages and comparisons are readable by anyone who can
+// reach the gateway.
+Json redacted_env(const flatbuffers::Vector<flatbuffers::Offset<fb::KeyValue>>* kvs) {
+  Json j = key_values(kvs);
+  for (auto& [k, v] : j.items()) {
+    if (secret_env_name(k)) v = "<redacted>";
+  }
+  return j;
+}
+
 // JSON has no NaN/Inf: a metric that never had a finite value is null.
 Json number_or_null(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
 
@@ -65,6 +76,16 @@ bool is_terminal(fb::JobState s) {
 
 int64_t ns_to_ms(int64_t ns) { return ns / 1'000'000; }
 
+bool secret_env_name(std::string_view name) {
+  std::string n(name);
+  for (auto& c : n) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (const char* k : {"TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH", "PRIVATE", "SESSION",
+                        "COOKIE", "DSN"}) {
+    if (n.find(k) != std::string::npos) return true;
+  }
+  return false;
+}
+
 double micros_to_amount(int64_t micros) { return static_cast<double>(micros) / 1e6; }
 
 Json to_json(const fb::JobSpec* s) {
@@ -81,7 +102,7 @@ Json to_json(const fb::JobSpec* s) {
               {"partition", str(s->partition())},
               {"command", strings(s->command())},
               {"workdir", str(s->workdir())},
-              {"env", key_values(s->env())},
+              {"env", redacted_env(s->env())},
               {"gpus_per_node", s->gpus_per_node()},
               {"gpu_type", str(s->gpu_type())},
               {"cpus", s->cpus()},
