@@ -69,6 +69,11 @@ Status JobCache::read(const std::function<void(const JobTable&)>& fn) {
   }
   std::lock_guard seed_lock(seed_mu_);
   if (needs_seed_.exchange(false)) {
+    uint64_t since = 0;
+    {
+      std::lock_guard lock(mu_);
+      since = table_.begin_seed();
+    }
     auto r = all_jobs();
     const auto* list = r ? r->body<fb::JobList>() : nullptr;
     if (!list) {
@@ -77,7 +82,7 @@ Status JobCache::read(const std::function<void(const JobTable&)>& fn) {
     }
     ++seeds;
     std::lock_guard lock(mu_);
-    table_.seed(*list);
+    table_.seed(*list, since);
     spdlog::debug("jobs: table seeded with {} jobs", table_.size());
   }
   refresh_starts();

@@ -40,6 +40,7 @@ void JobTable::submitted(const fb::JobSubmitted& e, int64_t time_ns) {
   r.user = spec ? str(spec->user()) : "";
   r.submit_ns = e.submit_time_ns() ? e.submit_time_ns() : time_ns;
   r.updated_ns = r.submit_ns;
+  r.generation = generation_;
 }
 
 bool JobTable::state_changed(const fb::JobStateChanged& e, int64_t time_ns) {
@@ -49,6 +50,7 @@ bool JobTable::state_changed(const fb::JobStateChanged& e, int64_t time_ns) {
   if (time_ns < r.updated_ns) return true;  // older than what the table holds
   r.state = e.to();
   r.updated_ns = time_ns;
+  r.generation = generation_;
   // As the scheduler does: a start time when it first runs, none once requeued.
   if (e.to() == fb::JobState::Running && r.start_ns == 0) {
     r.start_ns = time_ns;
@@ -60,12 +62,15 @@ bool JobTable::state_changed(const fb::JobStateChanged& e, int64_t time_ns) {
   return true;
 }
 
-void JobTable::seed(const fb::JobList& list) {
+void JobTable::seed(const fb::JobList& list, uint64_t since_generation) {
   std::unordered_map<uint64_t, JobRow> next;
   if (list.jobs()) {
     for (const auto* j : *list.jobs()) next[j->job_id()] = row_of(*j);
   }
+  // Rows no event touched since the list was asked for are the list's (a job
+  // the scheduler no longer lists is gone); touched rows stay when newer.
   for (auto& [id, row] : rows_) {
+    if (row.generation < since_generation) continue;
     auto it = next.find(id);
     if (it == next.end() || row.updated_ns > it->second.updated_ns) next[id] = std::move(row);
   }

@@ -27,6 +27,7 @@ struct JobRow {
   int64_t start_ns = 0;        // 0 until it runs (and again when requeued)
   bool start_exact = true;     // false: the event's time stands in until the record is read
   int64_t updated_ns = 0;      // time of the newest change applied
+  uint64_t generation = 0;     // the table's generation when an event last changed it
 };
 
 class JobTable {
@@ -35,9 +36,11 @@ class JobTable {
   // Returns false when the job is unknown here (its job.submitted was missed):
   // the table then needs a new seed.
   bool state_changed(const fb::JobStateChanged& e, int64_t time_ns);
-  // The scheduler's list replaces the table, except for rows that events
-  // changed after the list was taken.
-  void seed(const fb::JobList& list);
+  // Call before asking the scheduler for its list; pass what it returns to
+  // seed(). The list then replaces the table, except for rows that events
+  // changed while the list was on its way (those are newer than it).
+  uint64_t begin_seed() { return ++generation_; }
+  void seed(const fb::JobList& list, uint64_t since_generation = UINT64_MAX);
   // The start time from a job's record (GetJob).
   void set_start(uint64_t job_id, int64_t start_ns);
   // Running jobs whose start time is the event's stand-in, at most `max`.
@@ -53,6 +56,7 @@ class JobTable {
 
  private:
   std::unordered_map<uint64_t, JobRow> rows_;
+  uint64_t generation_ = 0;
 };
 
 JobRow row_of(const fb::JobRecord& j);
