@@ -71,7 +71,10 @@ int64_t int_param(const Request& req, const char* name, int64_t def, std::option
 int64_t time_param(const Request& req, const char* name, std::optional<ApiError>& err) {
   if (!req.has_param(name)) return 0;
   auto s = req.get_param_value(name);
-  if (!s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(c); }) && s.size() <= 12) {
+  // Seconds up to 2262-04-11, the last whole second int64 nanoseconds hold.
+  constexpr int64_t kMaxSeconds = INT64_MAX / 1'000'000'000LL;
+  if (!s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(c); }) && s.size() <= 12 &&
+      std::stoll(s) <= kMaxSeconds) {
     return std::stoll(s) * 1'000'000'000LL;
   }
   std::tm tm{};

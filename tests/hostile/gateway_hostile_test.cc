@@ -424,6 +424,10 @@ BOOST_AUTO_TEST_CASE(malformed_json_bodies_of_every_route_get_400_naming_the_fie
       {"POST", "/api/v1/jobs/5/release", R"({"reason":{"a":1}})", "reason"},
       {"DELETE", "/api/v1/jobs/5", R"({"reason":true})", "reason"},
       {"DELETE", "/api/v1/jobs/5", "{oops", ""},
+      // Nesting a million deep, within the 4 MiB body limit: parsed without
+      // recursion, refused, and the gateway stays up.
+      {"POST", "/api/v1/jobs", std::string(1'000'000, '[') + std::string(1'000'000, ']'), ""},
+      {"POST", "/api/v1/jobs", "{\"command\":" + std::string(1'000'000, '[') + std::string(1'000'000, ']') + "}", "command"},
   };
   for (const auto& c : cases) {
     auto r = send(gw.url, c.method, c.path, c.body);
@@ -432,5 +436,9 @@ BOOST_AUTO_TEST_CASE(malformed_json_bodies_of_every_route_get_400_naming_the_fie
     BOOST_TEST(field_of(r.body) == c.field, c.body << " -> " << r.text);
     BOOST_TEST(!r.body.value("error", "").empty(), r.text);
   }
+  // Query parameters too: seconds past what int64 nanoseconds hold.
+  auto r = get(gw.url, "/api/v1/usage?since=999999999999");
+  BOOST_TEST(r.status == 400, r.text);
+  BOOST_TEST(field_of(r.body) == "since", r.text);
   BOOST_TEST(gw.proc->running());
 }
