@@ -82,7 +82,9 @@ Publisher::Publisher(zmq::context_t& ctx, storage::Store& store, rpc::Server& re
   });
   // Queue what may not have left before a crash; duplicates are harmless
   // (subscribers skip seqs at or below their cursor).
-  for (auto& [name, st] : streams_state_) {
+  for (auto& entry : streams_state_) {
+    const std::string& name = entry.first;
+    auto& st = entry.second;  // (not a structured binding: the lambda below captures it)
     if (st.published >= st.last) continue;
     // (std::map nodes are stable: Pending may point at st.)
     Key lo;

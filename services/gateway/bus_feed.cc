@@ -8,8 +8,17 @@
 
 namespace trainyard::gateway {
 
-BusFeed::BusFeed(zmq::context_t& ctx, std::vector<std::string> endpoints, EventHub& hub)
-    : ctx_(ctx), endpoints_(std::move(endpoints)), hub_(hub) {}
+namespace {
+
+// A stream not heard of for this long leaves the dedup table (forged or
+// retired stream names must not grow it forever).
+constexpr int64_t kForgetStreamMs = 10 * 60 * 1000;
+constexpr std::string_view kJobHeartbeats = "ops.stream.job.";
+
+}  // namespace
+
+BusFeed::BusFeed(zmq::context_t& ctx, std::vector<std::string> endpoints, EventHub& hub, JobCache* jobs)
+    : ctx_(ctx), endpoints_(std::move(endpoints)), hub_(hub), jobs_(jobs) {}
 
 BusFeed::~BusFeed() { stop(); }
 
@@ -21,38 +30,92 @@ void BusFeed::stop() {
 }
 
 void BusFeed::run() {
-  // The socket is made, used and closed on this thread only.
-  zmq::socket_t sub(ctx_, zmq::socket_type::sub);
-  sub.set(zmq::sockopt::linger, 0);
-  sub.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(bus::kDefaultMaxMessageBytes));
-  sub.set(zmq::sockopt::rcvhwm, 100'000);
-  for (const char* p : {"job.", "node.", "lease.", "run.", "account.", "metric.", "ops.metrics."}) {
-    sub.set(zmq::sockopt::subscribe, p);
-  }
-  for (const auto& e : endpoints_) {
-    try {
-      sub.connect(e);
-    } catch (const zmq::error_t& err) {
-      spdlog::error("bus: cannot connect to {}: {} (check bus.backend)", e, err.what());
+  try {
+    // The socket is made, used and closed on this thread only.
+    zmq::socket_t sub(ctx_, zmq::socket_type::sub);
+    sub.set(zmq::sockopt::linger, 0);
+    sub.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(bus::kDefaultMaxMessageBytes));
+    sub.set(zmq::sockopt::rcvhwm, 100'000);
+    for (const char* p : {"job.", "node.", "lease.", "run.", "account.", "metric.", "ops.metrics.", "ops.stream.job."}) {
+      sub.set(zmq::sockopt::subscribe, p);
     }
-  }
-  spdlog::info("bus: watching {} forwarder(s)", endpoints_.size());
-  while (!stop_) {
-    zmq::pollitem_t item{static_cast<void*>(sub), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, std::chrono::milliseconds(200));
-    if (!(item.revents & ZMQ_POLLIN)) continue;
-    for (int i = 0; i < 1024; ++i) {
-      zmq::message_t topic, body;
-      if (!sub.recv(topic, zmq::recv_flags::dontwait)) break;
-      if (!topic.more()) continue;
-      if (!sub.recv(body, zmq::recv_flags::dontwait)) break;
-      while (body.more()) {
-        zmq::message_t extra;
-        (void)sub.recv(extra);
+    for (const auto& e : endpoints_) {
+      try {
+        sub.connect(e);
+      } catch (const zmq::error_t& err) {
+        spdlog::error("bus: cannot connect to {}: {} (check bus.backend)", e, err.what());
       }
+    }
+    spdlog::info("bus: watching {} forwarder(s)", endpoints_.size());
+    while (!stop_) {
+      zmq::pollitem_t item{static_cast<void*>(sub), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(200));
+      if (item.revents & ZMQ_POLLIN) receive(sub);
+    }
+  } catch (const std::exception& e) {
+    // Only the socket itself can fail here (each message is guarded below);
+    // the HTTP side keeps serving without live events.
+    spdlog::error("bus: the feed stopped: {}; live events and job summaries from the bus are off", e.what());
+  }
+}
+
+void BusFeed::receive(zmq::socket_t& sub) {
+  for (int i = 0; i < 1024; ++i) {
+    zmq::message_t topic, body;
+    if (!sub.recv(topic, zmq::recv_flags::dontwait)) break;
+    if (!topic.more()) continue;
+    if (!sub.recv(body, zmq::recv_flags::dontwait)) break;
+    while (body.more()) {
+      zmq::message_t extra;
+      (void)sub.recv(extra);
+    }
+    try {
       handle(topic, body);
+    } catch (const std::exception& e) {
+      log_rejected(std::string_view(static_cast<const char*>(topic.data()), topic.size()),
+                   std::string("handling it failed: ") + e.what());
     }
   }
+}
+
+void BusFeed::log_rejected(std::string_view topic, const std::string& why) {
+  ++hub_.events_rejected;
+  int64_t now = monotonic_ms();
+  if (now - last_reject_log_ms_ > 10'000) {
+    // The topic comes off the wire: shown escaped, never as raw bytes.
+    std::string shown;
+    for (unsigned char c : topic.substr(0, 200)) {
+      shown += c >= 0x20 && c < 0x7f ? std::string(1, static_cast<char>(c)) : fmt::format("\\x{:02x}", c);
+    }
+    spdlog::warn("bus: dropped a message on '{}': {} ({} dropped so far)", shown, why, hub_.events_rejected.load());
+    last_reject_log_ms_ = now;
+  }
+}
+
+bool BusFeed::is_new(const bus::Event& e) {
+  int64_t now = monotonic_ms();
+  if (now - last_prune_ms_ > 60'000) {
+    std::erase_if(last_seq_, [&](const auto& kv) { return now - kv.second.at_ms > kForgetStreamMs; });
+    last_prune_ms_ = now;
+  }
+  // Two forwarders deliver everything twice, so "not newer" means "seen";
+  // except seq 1, which is a publisher that started over with fresh data.
+  auto it = last_seq_.find(e.stream());
+  bool restart = e.seq() == 1 && it != last_seq_.end() && it->second.seq > 1;
+  if (it != last_seq_.end() && e.seq() <= it->second.seq && !restart) return false;
+  bool gap = it != last_seq_.end() && e.seq() > it->second.seq + 1;
+  if (jobs_ && (gap || restart) && e.topic.substr(0, 4) == "job.") jobs_->on_gap();
+  last_seq_[std::string(e.stream())] = Seen{e.seq(), now};
+  return true;
+}
+
+void BusFeed::heartbeat(const bus::Event& e) {
+  const auto* hb = e.as<fb::StreamHeartbeat>();
+  if (!jobs_ || !hb || !hb->stream()) return;
+  auto stream = hb->stream()->string_view();
+  if (stream.substr(0, 4) != "job.") return;
+  auto it = last_seq_.find(stream);
+  jobs_->on_heartbeat(stream, hb->last_seq(), it == last_seq_.end() ? 0 : it->second.seq);
 }
 
 void BusFeed::handle(const zmq::message_t& topic_msg, const zmq::message_t& body) {
@@ -60,23 +123,17 @@ void BusFeed::handle(const zmq::message_t& topic_msg, const zmq::message_t& body
   std::span<const uint8_t> bytes(static_cast<const uint8_t*>(body.data()), body.size());
   bus::Event e;
   std::string why;
-  if (!bus::verify_event(topic, bytes, &e, &why)) {
-    int64_t now = monotonic_ms();
-    if (now - last_reject_log_ms_ > 10'000) {
-      spdlog::warn("bus: dropped a message on '{}': {}", topic, why);
-      last_reject_log_ms_ = now;
-    }
+  if (!bus::verify_event(topic, bytes, &e, &why)) return log_rejected(topic, why);
+  if (topic.substr(0, kJobHeartbeats.size()) == kJobHeartbeats) {
+    if (e.type() == fb::Payload::StreamHeartbeat) heartbeat(e);
     return;
   }
-  // Two forwarders deliver everything twice, so "not newer" means "seen";
-  // except seq 1, which is a publisher that started over with fresh data.
-  auto it = last_seq_.find(e.stream());
-  if (it != last_seq_.end() && e.seq() <= it->second && !(e.seq() == 1 && it->second > 1)) return;
-  last_seq_[std::string(e.stream())] = e.seq();
+  if (!is_new(e)) return;
   ++hub_.events_seen;
 
   if (e.type() == fb::Payload::OpsMetrics) {
-    auto* m = e.as<fb::OpsMetrics>();
+    const auto* m = e.as<fb::OpsMetrics>();
+    if (!m) return log_rejected(topic, "an OpsMetrics event without its payload");
     OpsReport r;
     r.service = m->service() ? m->service()->str() : "";
     r.instance = m->instance() ? m->instance()->str() : "";
@@ -86,16 +143,17 @@ void BusFeed::handle(const zmq::message_t& topic_msg, const zmq::message_t& body
     }
     if (m->gauges()) {
       for (const auto* g : *m->gauges()) {
-        if (g->name()) r.gauges.emplace_back(g->name()->str(), g->value());
+        if (g && g->name()) r.gauges.emplace_back(g->name()->str(), g->value());
       }
     }
     hub_.set_ops(std::move(r), monotonic_ms());
     return;
   }
   if (e.type() == fb::Payload::MetricBatch) {
-    auto* m = e.as<fb::MetricBatch>();
-    if (m->points()) hub_.metric_points_seen += m->points()->size();
+    const auto* m = e.as<fb::MetricBatch>();
+    if (m && m->points()) hub_.metric_points_seen += m->points()->size();
   }
+  if (jobs_) jobs_->on_event(e);
   if (auto v = view_of(e)) hub_.push(*v);
 }
 

@@ -11,7 +11,10 @@ bool EventHub::wanted(const HubEvent& e, const std::vector<std::string>& kinds) 
 void EventHub::push(const EventView& v) {
   {
     std::lock_guard lock(mu_);
-    ring_.push_back(HubEvent{next_id_++, v.kind, v.topic, v.data.dump()});
+    // Job names, metric names and reasons come from users and may hold
+    // invalid UTF-8: replaced (U+FFFD), never thrown on the bus thread.
+    ring_.push_back(HubEvent{next_id_++, v.kind, v.topic,
+                             v.data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
     while (ring_.size() > capacity_) ring_.pop_front();
   }
   cv_.notify_all();
@@ -63,6 +66,11 @@ void EventHub::set_ops(OpsReport report, int64_t now_ms) {
   report.gauges.assign(unique.begin(), unique.end());
   std::lock_guard lock(mu_);
   auto key = std::make_pair(report.service, report.instance);
+  if (ops_.size() >= kMaxOpsReporters && !ops_.count(key)) {
+    auto oldest = std::min_element(ops_.begin(), ops_.end(),
+                                   [](const auto& a, const auto& b) { return a.second.second < b.second.second; });
+    ops_.erase(oldest);
+  }
   ops_[key] = {std::move(report), now_ms};
 }
 

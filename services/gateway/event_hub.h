@@ -40,7 +40,10 @@ class EventHub {
   std::vector<HubEvent> recent(size_t n, const std::vector<std::string>& kinds) const;
   uint64_t last_id() const;
 
+  // Keeps at most kMaxOpsReporters (service, instance) pairs: a new one
+  // beyond that replaces the one heard from least recently.
   void set_ops(OpsReport report, int64_t now_ms);
+  static constexpr size_t kMaxOpsReporters = 1024;
   // Reports received within `max_age_ms`.
   std::vector<OpsReport> ops(int64_t now_ms, int64_t max_age_ms) const;
 
@@ -48,6 +51,7 @@ class EventHub {
   bool stopped() const { return stopped_; }
 
   std::atomic<uint64_t> events_seen{0};
+  std::atomic<uint64_t> events_rejected{0};  // failed verification or handling
   std::atomic<uint64_t> metric_points_seen{0};
   std::atomic<uint64_t> streams_open{0};
   std::atomic<uint64_t> http_requests{0};

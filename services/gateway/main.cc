@@ -14,6 +14,8 @@
 #include "backends.h"
 #include "bus_feed.h"
 #include "event_hub.h"
+#include "http_server.h"
+#include "job_cache.h"
 #include "util/runtime.h"
 #include "util/service_main.h"
 
@@ -26,6 +28,25 @@ std::string default_web_root() {
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) return "";
   return (exe.parent_path().parent_path() / "web" / "dist").string();
+}
+
+// An integer key in [lo, hi]; a value outside is a start-up error naming it.
+int64_t positive(const trainyard::Config& config, const std::string& key, int64_t def, int64_t lo, int64_t hi) {
+  int64_t v = config.get_int(key, def);
+  if (v < lo || v > hi) {
+    throw std::runtime_error(key + " = " + std::to_string(v) + " is out of range: it must be from " +
+                             std::to_string(lo) + " to " + std::to_string(hi));
+  }
+  return v;
+}
+
+trainyard::gateway::HttpServerOptions http_options(const trainyard::Config& config) {
+  trainyard::gateway::HttpServerOptions o;
+  o.threads = static_cast<size_t>(positive(config, "gateway.threads", 32, 4, 1024));
+  o.max_queued = static_cast<size_t>(positive(config, "gateway.max_queued", 64, 0, 100'000));
+  o.request_deadline_ms = positive(config, "gateway.request_deadline_ms", 30'000, 100, 3'600'000);
+  o.max_connections = static_cast<size_t>(positive(config, "gateway.max_connections", 10'000, 1, 1'000'000));
+  return o;
 }
 
 }  // namespace
@@ -49,7 +70,7 @@ int main(int argc, char** argv) {
   BackendOptions bo;
   ApiOptions ao;
   std::vector<std::string> bus_endpoints;
-  size_t threads = 32;
+  HttpServerOptions ho;
   try {
     if (listen.empty()) listen = config.get_string("gateway.listen", "127.0.0.1:8080");
     if (web_root.empty()) web_root = config.get_string("gateway.web_root", default_web_root());
@@ -62,12 +83,15 @@ int main(int argc, char** argv) {
     bus_endpoints = config.get_strings("bus.backend");
     if (bus_endpoints.empty()) bus_endpoints = {"tcp://127.0.0.1:5551"};
     for (auto& e : bus_endpoints) e = connectable(e);
-    threads = static_cast<size_t>(std::max<int64_t>(4, config.get_int("gateway.threads", 32)));
+    ho = http_options(config);
     ao.web_root = web_root;
     ao.trust_user_header = config.get_bool("gateway.trust_user_header", true);
     ao.default_user = config.get_string("gateway.default_user", "");
     ao.admins = config.get_strings("gateway.admins");
-    ao.max_streams = static_cast<size_t>(config.get_int("gateway.max_streams", static_cast<int64_t>(threads) - 4));
+    ao.max_streams = static_cast<size_t>(
+        positive(config, "gateway.max_streams", std::max<int64_t>(1, static_cast<int64_t>(ho.threads) - 4), 1, static_cast<int64_t>(ho.threads)));
+    ao.max_streams_per_client =
+        static_cast<size_t>(positive(config, "gateway.max_streams_per_client", 4, 1, static_cast<int64_t>(ao.max_streams)));
     ao.ops_max_age_ms = config.get_int("gateway.ops_max_age_s", 60) * 1000;
     ao.keepalive_ms = config.get_int("gateway.keepalive_ms", 10'000);
   } catch (const std::exception& e) {
@@ -90,12 +114,13 @@ int main(int argc, char** argv) {
 
   zmq::context_t ctx(1);
   EventHub hub;
-  BusFeed feed(ctx, bus_endpoints, hub);
   Backends backends(ctx, bo);
-  Api api(backends, hub, ao);
+  JobCache jobs(backends);
+  BusFeed feed(ctx, bus_endpoints, hub, &jobs);
+  Api api(backends, hub, jobs, ao);
 
-  httplib::Server server;
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  HttpServer server(ho);
+  api.set_http_counters(&server.counters());
   server.set_keep_alive_max_count(100);
   server.set_read_timeout(10, 0);
   server.set_write_timeout(10, 0);
@@ -107,6 +132,7 @@ int main(int argc, char** argv) {
     spdlog::error("cannot listen on {}: is the port in use? (set gateway.listen or --listen)", listen);
     return 1;
   }
+  server.widen_backlog();
   feed.start();
   std::string url = "http://" + host + ":" + std::to_string(bound);
   std::thread signals([&] {

@@ -10,7 +10,9 @@
 #include "core/cluster.h"
 #include "core/codec.h"
 #include "core/job_spec_json.h"
+#include "core/job_table.h"
 #include "core/prometheus.h"
+#include "text/utf8.h"
 #include "prom_check.h"
 #include "trainyard/fb/rpc_generated.h"
 
@@ -202,4 +204,174 @@ BOOST_AUTO_TEST_CASE(the_strict_parser_rejects_what_prometheus_would) {
   BOOST_TEST(testing::parse_prometheus("# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n", &err)
                  .has_value(),
              err);
+}
+
+namespace {
+
+constexpr int64_t kSec = 1'000'000'000;
+
+// A job record as the scheduler answers it.
+std::unique_ptr<fb::JobRecordT> record(uint64_t id, fb::JobState state, std::string partition, std::string experiment,
+                                       int64_t submit, int64_t start, int64_t last_change) {
+  auto r = std::make_unique<fb::JobRecordT>();
+  r->job_id = id;
+  r->state = state;
+  r->spec = std::make_unique<fb::JobSpecT>();
+  r->spec->partition = std::move(partition);
+  r->spec->experiment = std::move(experiment);
+  r->spec->user = "ana";
+  r->submit_time_ns = submit;
+  r->start_time_ns = start;
+  auto t = std::make_unique<fb::JobTransitionT>();
+  t->to = state;
+  t->time_ns = last_change;
+  r->history.push_back(std::move(t));
+  return r;
+}
+
+struct Buffer {
+  flatbuffers::FlatBufferBuilder b;
+  template <typename T>
+  const T& root() {
+    return *flatbuffers::GetRoot<T>(b.GetBufferPointer());
+  }
+};
+
+void expect_same(const JobStats& a, const JobStats& b) {
+  BOOST_TEST(a.total == b.total);
+  BOOST_TEST((a.by_state == b.by_state));
+  BOOST_TEST((a.by_state_partition == b.by_state_partition));
+  auto wa = a.queue_waits_s, wb = b.queue_waits_s;
+  std::sort(wa.begin(), wa.end());
+  std::sort(wb.begin(), wb.end());
+  BOOST_TEST((wa == wb));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_job_table_seeded_from_a_list_gives_the_same_summaries_as_the_list) {
+  fb::JobListT list;
+  list.jobs.push_back(record(1, fb::JobState::Succeeded, "gpu", "moons", 10 * kSec, 14 * kSec, 20 * kSec));
+  list.jobs.push_back(record(2, fb::JobState::Running, "", "moons", 11 * kSec, 19 * kSec, 19 * kSec));
+  list.jobs.push_back(record(3, fb::JobState::Pending, "", "", 12 * kSec, 0, 12 * kSec));
+  Buffer buf;
+  buf.b.Finish(fb::JobList::Pack(buf.b, &list));
+  const auto& l = buf.root<fb::JobList>();
+  JobTable t;
+  t.seed(l);
+  expect_same(t.stats(), job_stats(l));
+  auto exps = t.experiments();
+  BOOST_REQUIRE(exps.size() == 1u);
+  BOOST_TEST(exps[0]["name"] == "moons");
+  BOOST_TEST(exps[0]["jobs"] == 2);
+  BOOST_TEST(exps[0]["active"] == 1);
+  BOOST_TEST(exps[0]["succeeded"] == 1);
+  BOOST_TEST(exps[0]["last_submit_ms"] == 11'000);
+}
+
+BOOST_AUTO_TEST_CASE(job_events_keep_the_table_equal_to_what_the_scheduler_would_list) {
+  JobTable t;
+  Buffer empty;
+  empty.b.Finish(fb::CreateJobList(empty.b));
+  t.seed(empty.root<fb::JobList>());
+  // job.submitted then job.state to Running: counted at once, with the
+  // event's time standing in for the start until the record is read.
+  {
+    Buffer e;
+    fb::JobSpecT spec;
+    spec.partition = "gpu";
+    spec.experiment = "sweep";
+    e.b.Finish(fb::CreateJobSubmitted(e.b, 4, fb::JobSpec::Pack(e.b, &spec), 0, -1, 100 * kSec));
+    t.submitted(e.root<fb::JobSubmitted>(), 100 * kSec);
+  }
+  BOOST_TEST(t.stats().by_state.at("Pending") == 1u);
+  {
+    Buffer e;
+    e.b.Finish(fb::CreateJobStateChanged(e.b, 4, fb::JobState::Pending, fb::JobState::Running));
+    BOOST_TEST(t.state_changed(e.root<fb::JobStateChanged>(), 105 * kSec));
+  }
+  BOOST_TEST(t.stats().by_state.at("Running") == 1u);
+  BOOST_TEST((t.inexact_starts(10) == std::vector<uint64_t>{4}));
+  t.set_start(4, 104 * kSec);
+  BOOST_TEST(t.inexact_starts(10).empty());
+  BOOST_REQUIRE(t.stats().queue_waits_s.size() == 1u);
+  BOOST_TEST(t.stats().queue_waits_s[0] == 4.0);
+  // A requeue clears the start, as the scheduler does.
+  {
+    Buffer e;
+    e.b.Finish(fb::CreateJobStateChanged(e.b, 4, fb::JobState::Running, fb::JobState::Pending));
+    t.state_changed(e.root<fb::JobStateChanged>(), 106 * kSec);
+  }
+  BOOST_TEST(t.stats().queue_waits_s.empty());
+  // A job the table never heard of: it needs a new seed.
+  {
+    Buffer e;
+    e.b.Finish(fb::CreateJobStateChanged(e.b, 99, fb::JobState::Pending, fb::JobState::Running));
+    BOOST_TEST(!t.state_changed(e.root<fb::JobStateChanged>(), 107 * kSec));
+  }
+  // A list asked for before the newest event does not undo it; a job that
+  // neither the list nor a recent event has is gone.
+  uint64_t since = t.begin_seed();
+  {
+    Buffer e;
+    e.b.Finish(fb::CreateJobStateChanged(e.b, 4, fb::JobState::Pending, fb::JobState::Held));
+    t.state_changed(e.root<fb::JobStateChanged>(), 108 * kSec);
+  }
+  fb::JobListT older;
+  older.jobs.push_back(record(4, fb::JobState::Running, "gpu", "sweep", 100 * kSec, 104 * kSec, 105 * kSec));
+  older.jobs.push_back(record(5, fb::JobState::Failed, "", "", 90 * kSec, 91 * kSec, 95 * kSec));
+  Buffer buf;
+  buf.b.Finish(fb::JobList::Pack(buf.b, &older));
+  t.seed(buf.root<fb::JobList>(), since);
+  BOOST_TEST((t.find(4)->state == fb::JobState::Held));
+  BOOST_TEST((t.find(5)->state == fb::JobState::Failed));
+  BOOST_TEST(t.stats().total == 2u);
+  // Without events in between, the list is the truth.
+  t.seed(buf.root<fb::JobList>(), t.begin_seed());
+  BOOST_TEST((t.find(4)->state == fb::JobState::Running));
+}
+
+BOOST_AUTO_TEST_CASE(a_dependency_kind_that_is_not_a_string_is_a_400_not_a_throw) {
+  fb::JobSpecT s;
+  auto e = parse_job_spec(nlohmann::json::parse(R"({"command":["x"],"dependencies":[{"job_id":1,"kind":5}]})"), "ana",
+                          false, &s);
+  BOOST_REQUIRE(e.has_value());
+  BOOST_TEST(e->http == 400);
+  BOOST_TEST(e->field == "dependencies");
+  BOOST_TEST(e->message.find("[0]") != std::string::npos, e->message);
+}
+
+BOOST_AUTO_TEST_CASE(text_that_is_not_utf8_becomes_utf8_with_replacement_characters) {
+  const std::string r = "\xEF\xBF\xBD";
+  BOOST_TEST(trainyard::text::replace_invalid_utf8("loss") == "loss");
+  BOOST_TEST(trainyard::text::replace_invalid_utf8("\xC3\xA9t\xC3\xA9") == "\xC3\xA9t\xC3\xA9");           // été, valid
+  BOOST_TEST(trainyard::text::replace_invalid_utf8("\xE9t\xE9") == r + "t" + r);                            // Latin-1
+  BOOST_TEST(trainyard::text::replace_invalid_utf8("loss\xED\xA0\x80") == "loss" + r + r + r);              // a lone surrogate
+  BOOST_TEST(trainyard::text::replace_invalid_utf8("\xC0\xAF") == r + r);                                   // overlong '/'
+  BOOST_TEST(trainyard::text::replace_invalid_utf8("\xF4\x90\x80\x80") == r + r + r + r);                   // past U+10FFFF
+  BOOST_TEST(trainyard::text::replace_invalid_utf8("\xF0\x9F\x98\x80") == "\xF0\x9F\x98\x80");              // an emoji
+  BOOST_TEST(trainyard::text::replace_invalid_utf8("\xE2\x82") == r + r);                                   // cut short
+  // Label values in /metrics are replaced too.
+  MetricsInput in;
+  in.ops.push_back(OpsReport{"scheduler", "s\xFF", {{"lag\xED\xA0\x80", 1.0}}});
+  auto text = render_metrics(in);
+  BOOST_TEST(text.find("\xFF") == std::string::npos);
+  BOOST_TEST(text.find(r) != std::string::npos, text);
+}
+
+BOOST_AUTO_TEST_CASE(env_values_with_secret_names_are_redacted_in_job_json) {
+  fb::JobSpecT spec;
+  for (auto [k, v] : {std::pair{"LR", "0.1"}, {"WANDB_API_KEY", "abc"}, {"HF_TOKEN", "hf_x"}, {"db_password", "pw"}}) {
+    auto kv = std::make_unique<fb::KeyValueT>();
+    kv->key = k;
+    kv->value = v;
+    spec.env.push_back(std::move(kv));
+  }
+  flatbuffers::FlatBufferBuilder b;
+  b.Finish(fb::JobSpec::Pack(b, &spec));
+  auto j = to_json(flatbuffers::GetRoot<fb::JobSpec>(b.GetBufferPointer()));
+  BOOST_TEST(j["env"]["LR"] == "0.1");
+  BOOST_TEST(j["env"]["WANDB_API_KEY"] == "<redacted>");
+  BOOST_TEST(j["env"]["HF_TOKEN"] == "<redacted>");
+  BOOST_TEST(j["env"]["db_password"] == "<redacted>");
 }

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include <httplib.h>
@@ -550,6 +551,33 @@ BOOST_AUTO_TEST_CASE(cancel_through_the_api_stops_a_running_job_and_only_its_own
   r = http.post("/api/v1/jobs", R"({"command":["true"],"gpus":64,"gpu_type":"A100","nodes":0,"time_limit_s":60})", "ana");
   BOOST_TEST(r.status / 100 == 4, r.text);
   BOOST_TEST(!r.body.value("error", "").empty());
+}
+
+BOOST_AUTO_TEST_CASE(cluster_summaries_come_from_the_job_table_and_equal_the_full_job_list) {
+  auto& c = cluster();
+  Http http(c.gateway->url);
+  auto lists_read = [&] {
+    std::string err;
+    auto p = parse_prometheus(http.get("/metrics").text, &err);
+    BOOST_REQUIRE_MESSAGE(p, err);
+    return *p->value("trainyard_gateway_job_lists_read_total");
+  };
+  // The scheduler's stream heartbeats have made the table trusted (seeded once).
+  BOOST_REQUIRE(wait_until([&] { return http.get("/api/v1/cluster").status == 200 && lists_read() >= 1; }, 10s));
+  double before = lists_read();
+  for (int i = 0; i < 20; ++i) BOOST_TEST(http.get("/api/v1/cluster").status == 200);
+  for (int i = 0; i < 5; ++i) BOOST_TEST(http.get("/api/v1/experiments").status == 200);
+  double after = lists_read();
+  BOOST_TEST(after - before <= 2.0, "the scheduler was asked for every job " << after - before << " times in 25 requests");
+  // The same counts as the scheduler's own full list.
+  auto all = http.get("/api/v1/jobs?limit=1000000").body;
+  std::map<std::string, uint64_t> by_state;
+  for (auto& j : all["jobs"]) ++by_state[j["state"].get<std::string>()];
+  auto summary = http.get("/api/v1/cluster").body;
+  BOOST_TEST(summary["jobs"]["total"].get<uint64_t>() == all["count"].get<uint64_t>(), summary.dump());
+  for (auto& [state, n] : summary["jobs"]["by_state"].items()) {
+    BOOST_TEST(n.get<uint64_t>() == by_state[state], state << ": " << summary.dump());
+  }
 }
 
 BOOST_AUTO_TEST_CASE(the_dashboard_in_headless_chromium_shows_gpus_charts_and_ranked_runs) {

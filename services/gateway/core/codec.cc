@@ -13,7 +13,9 @@ std::string str(const flatbuffers::String* s) { return s ? s->str() : std::strin
 Json key_values(const flatbuffers::Vector<flatbuffers::Offset<fb::KeyValue>>* kvs) {
   Json j = Json::object();
   if (!kvs) return j;
-  for (const auto* kv : *kvs) j[str(kv->key())] = str(kv->value());
+  for (const auto* kv : *kvs) {
+    if (kv) j[str(kv->key())] = str(kv->value());
+  }
   return j;
 }
 
@@ -28,7 +30,18 @@ Json numbers(const flatbuffers::Vector<T>* v) {
 Json strings(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* v) {
   Json j = Json::array();
   if (!v) return j;
-  for (const auto* s : *v) j.push_back(s->str());
+  for (const auto* s : *v) j.push_back(str(s));
+  return j;
+}
+
+// Env values whose name says they are secret (API tokens, cloud keys) are
+// never shown: job pages and comparisons are readable by anyone who can
+// reach the gateway.
+Json redacted_env(const flatbuffers::Vector<flatbuffers::Offset<fb::KeyValue>>* kvs) {
+  Json j = key_values(kvs);
+  for (auto& [k, v] : j.items()) {
+    if (secret_env_name(k)) v = "<redacted>";
+  }
   return j;
 }
 
@@ -63,6 +76,16 @@ bool is_terminal(fb::JobState s) {
 
 int64_t ns_to_ms(int64_t ns) { return ns / 1'000'000; }
 
+bool secret_env_name(std::string_view name) {
+  std::string n(name);
+  for (auto& c : n) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (const char* k : {"TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH", "PRIVATE", "SESSION",
+                        "COOKIE", "DSN"}) {
+    if (n.find(k) != std::string::npos) return true;
+  }
+  return false;
+}
+
 double micros_to_amount(int64_t micros) { return static_cast<double>(micros) / 1e6; }
 
 Json to_json(const fb::JobSpec* s) {
@@ -79,7 +102,7 @@ Json to_json(const fb::JobSpec* s) {
               {"partition", str(s->partition())},
               {"command", strings(s->command())},
               {"workdir", str(s->workdir())},
-              {"env", key_values(s->env())},
+              {"env", redacted_env(s->env())},
               {"gpus_per_node", s->gpus_per_node()},
               {"gpu_type", str(s->gpu_type())},
               {"cpus", s->cpus()},

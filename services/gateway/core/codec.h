@@ -25,6 +25,10 @@ bool is_terminal(fb::JobState s);
 
 int64_t ns_to_ms(int64_t ns);
 
+// An env variable whose name says it holds a secret (…TOKEN, …KEY, …SECRET,
+// …PASSWORD…): its value is shown as "<redacted>" in job JSON and comparisons.
+bool secret_env_name(std::string_view name);
+
 Json to_json(const fb::JobSpec* spec);
 Json to_json(const fb::JobRecord& job, bool with_history);
 Json to_json(const fb::NodeStatus& node);

@@ -11,7 +11,7 @@ std::string str(const flatbuffers::String* s) { return s ? s->str() : std::strin
 nlohmann::json strings(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* v) {
   auto j = nlohmann::json::array();
   if (v) {
-    for (const auto* s : *v) j.push_back(s->str());
+    for (const auto* s : *v) j.push_back(str(s));
   }
   return j;
 }
@@ -26,6 +26,7 @@ std::optional<EventView> view_of(const bus::Event& e) {
   switch (e.type()) {
     case fb::Payload::JobSubmitted: {
       auto* p = e.as<fb::JobSubmitted>();
+      if (!p) return std::nullopt;
       v.kind = "job";
       const auto* s = p->spec();
       d = {{"job_id", p->job_id()},
@@ -39,6 +40,7 @@ std::optional<EventView> view_of(const bus::Event& e) {
     }
     case fb::Payload::JobStateChanged: {
       auto* p = e.as<fb::JobStateChanged>();
+      if (!p) return std::nullopt;
       v.kind = "job";
       d = {{"job_id", p->job_id()},
            {"from", state_name(p->from())},
@@ -53,6 +55,7 @@ std::optional<EventView> view_of(const bus::Event& e) {
     }
     case fb::Payload::NodeUp: {
       auto* p = e.as<fb::NodeUp>();
+      if (!p) return std::nullopt;
       v.kind = "node";
       const auto* n = p->node();
       d = {{"node", n ? str(n->name()) : ""}, {"gpus", n && n->gpus() ? n->gpus()->size() : 0}};
@@ -60,18 +63,21 @@ std::optional<EventView> view_of(const bus::Event& e) {
     }
     case fb::Payload::NodeDown: {
       auto* p = e.as<fb::NodeDown>();
+      if (!p) return std::nullopt;
       v.kind = "node";
       d = {{"node", str(p->name())}, {"reason", str(p->reason())}};
       break;
     }
     case fb::Payload::NodeDrained: {
       auto* p = e.as<fb::NodeDrained>();
+      if (!p) return std::nullopt;
       v.kind = "node";
       d = {{"node", str(p->name())}, {"drained", p->drained()}, {"reason", str(p->reason())}};
       break;
     }
     case fb::Payload::LeaseGranted: {
       auto* p = e.as<fb::LeaseGranted>();
+      if (!p) return std::nullopt;
       v.kind = "lease";
       d = {{"lease_id", p->lease_id()}, {"job_id", p->job_id()}, {"node", str(p->node())},
            {"gpus", p->gpu_indices() ? p->gpu_indices()->size() : 0}, {"gpu_type", str(p->gpu_type())}};
@@ -79,30 +85,35 @@ std::optional<EventView> view_of(const bus::Event& e) {
     }
     case fb::Payload::LeaseRevoked: {
       auto* p = e.as<fb::LeaseRevoked>();
+      if (!p) return std::nullopt;
       v.kind = "lease";
       d = {{"lease_id", p->lease_id()}, {"job_id", p->job_id()}, {"node", str(p->node())}, {"reason", str(p->reason())}};
       break;
     }
     case fb::Payload::LeaseReleased: {
       auto* p = e.as<fb::LeaseReleased>();
+      if (!p) return std::nullopt;
       v.kind = "lease";
       d = {{"lease_id", p->lease_id()}, {"job_id", p->job_id()}, {"node", str(p->node())}, {"reason", str(p->reason())}};
       break;
     }
     case fb::Payload::LeaseLost: {
       auto* p = e.as<fb::LeaseLost>();
+      if (!p) return std::nullopt;
       v.kind = "lease";
       d = {{"lease_id", p->lease_id()}, {"job_id", p->job_id()}, {"node", str(p->node())}, {"reason", str(p->reason())}};
       break;
     }
     case fb::Payload::RunStarted: {
       auto* p = e.as<fb::RunStarted>();
+      if (!p) return std::nullopt;
       v.kind = "run";
       d = {{"job_id", p->job_id()}, {"attempt", p->attempt()}, {"node", str(p->node())}, {"lease_id", p->lease_id()}};
       break;
     }
     case fb::Payload::RunFinished: {
       auto* p = e.as<fb::RunFinished>();
+      if (!p) return std::nullopt;
       v.kind = "run";
       d = {{"job_id", p->job_id()},     {"attempt", p->attempt()},
            {"node", str(p->node())},    {"outcome", fb::EnumNameRunOutcome(p->outcome())},
@@ -112,6 +123,7 @@ std::optional<EventView> view_of(const bus::Event& e) {
     }
     case fb::Payload::AccountWarning: {
       auto* p = e.as<fb::AccountWarning>();
+      if (!p) return std::nullopt;
       v.kind = "account";
       d = {{"account", str(p->account())}, {"month", str(p->month())}, {"spent_micros", p->spent_micros()},
            {"limit_micros", p->limit_micros()}};
@@ -119,6 +131,7 @@ std::optional<EventView> view_of(const bus::Event& e) {
     }
     case fb::Payload::AccountBlocked: {
       auto* p = e.as<fb::AccountBlocked>();
+      if (!p) return std::nullopt;
       v.kind = "account";
       d = {{"account", str(p->account())}, {"month", str(p->month())}, {"spent_micros", p->spent_micros()},
            {"limit_micros", p->limit_micros()}, {"blocked", p->blocked()}};
@@ -126,6 +139,7 @@ std::optional<EventView> view_of(const bus::Event& e) {
     }
     case fb::Payload::MetricBatch: {
       auto* p = e.as<fb::MetricBatch>();
+      if (!p) return std::nullopt;
       v.kind = "metric";
       int64_t last_step = 0;
       if (p->points()) {

@@ -49,6 +49,10 @@ struct Reader {
         }
         *out = static_cast<T>(x);
       } else {
+        if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
+          fail(k, "is out of range");
+          return;
+        }
         auto x = v->get<int64_t>();
         if (x < std::numeric_limits<T>::min() || x > std::numeric_limits<T>::max()) {
           fail(k, "is out of range");
@@ -107,6 +111,57 @@ const char* const kFields[] = {"name",        "user",          "account",     "p
                                "stdout_path", "stderr_path",   "preemptible", "grace_s",        "sim_duration_s",
                                "client_token"};
 
+// "dependencies": [{"job_id": N, "kind": "afterok"}...]; the error names the
+// field "dependencies" and, in its message, the entry ("dependencies[1].kind").
+void dependencies(Reader& r, fb::JobSpecT* out) {
+  auto* d = r.get("dependencies");
+  if (!d) return;
+  if (!d->is_array()) {
+    r.fail("dependencies", "must be a list of {\"kind\": \"afterok\", \"job_id\": N}");
+    return;
+  }
+  for (size_t i = 0; i < d->size(); ++i) {
+    const Json& dep = (*d)[i];
+    std::string at = "[" + std::to_string(i) + "]";
+    auto fail = [&](const std::string& what) { r.fail("dependencies", "entry " + at + " " + what); };
+    if (!dep.is_object()) {
+      fail("must be an object {\"kind\": \"afterok\", \"job_id\": N}");
+      return;
+    }
+    for (auto& [key, _] : dep.items()) {
+      if (key != "job_id" && key != "kind") {
+        fail("has an unknown field '" + key + "': use job_id and kind");
+        return;
+      }
+    }
+    auto it_id = dep.find("job_id");
+    if (it_id == dep.end() || !it_id->is_number_unsigned()) {
+      fail("needs job_id, a positive integer job id");
+      return;
+    }
+    auto it_kind = dep.find("kind");
+    if (it_kind != dep.end() && !it_kind->is_null() && !it_kind->is_string()) {
+      fail("has a kind that is not a string: use afterok, afterany or afternotok");
+      return;
+    }
+    std::string kind = it_kind == dep.end() || it_kind->is_null() ? "afterok" : it_kind->get<std::string>();
+    for (auto& ch : kind) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    auto x = std::make_unique<fb::DependencyT>();
+    x->job_id = it_id->get<uint64_t>();
+    if (kind == "afterok") {
+      x->kind = fb::DependencyKind::AfterOk;
+    } else if (kind == "afterany") {
+      x->kind = fb::DependencyKind::AfterAny;
+    } else if (kind == "afternotok") {
+      x->kind = fb::DependencyKind::AfterNotOk;
+    } else {
+      fail("has kind '" + kind + "': use afterok, afterany or afternotok");
+      return;
+    }
+    out->dependencies.push_back(std::move(x));
+  }
+}
+
 }  // namespace
 
 std::optional<ApiError> parse_job_spec(const Json& j, const std::string& principal, bool may_act_for_others,
@@ -156,34 +211,7 @@ std::optional<ApiError> parse_job_spec(const Json& j, const std::string& princip
       }
     }
   }
-  if (auto* d = r.get("dependencies")) {
-    if (!d->is_array()) {
-      r.fail("dependencies", "must be a list of {\"kind\": \"afterok\", \"job_id\": N}");
-    } else {
-      for (auto& dep : *d) {
-        auto it_id = dep.is_object() ? dep.find("job_id") : dep.end();
-        if (it_id == dep.end() || !it_id->is_number_unsigned()) {
-          r.fail("dependencies", "entries need a positive integer job_id");
-          break;
-        }
-        auto x = std::make_unique<fb::DependencyT>();
-        x->job_id = it_id->get<uint64_t>();
-        std::string kind = dep.value("kind", "afterok");
-        for (auto& ch : kind) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        if (kind == "afterok") {
-          x->kind = fb::DependencyKind::AfterOk;
-        } else if (kind == "afterany") {
-          x->kind = fb::DependencyKind::AfterAny;
-        } else if (kind == "afternotok") {
-          x->kind = fb::DependencyKind::AfterNotOk;
-        } else {
-          r.fail("dependencies", "kind must be afterok, afterany or afternotok, not '" + kind + "'");
-          break;
-        }
-        out->dependencies.push_back(std::move(x));
-      }
-    }
-  }
+  dependencies(r, out);
   if (r.err) return r.err;
   if (out->command.empty()) return bad_request("command", "field 'command' is required: the argv to run");
   if (out->user.empty()) {

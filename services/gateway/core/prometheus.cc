@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <set>
 
+#include "text/utf8.h"
+
 namespace trainyard::gateway {
 
 std::string PromWriter::sanitize_name(const std::string& s) {
@@ -19,7 +21,9 @@ std::string PromWriter::sanitize_name(const std::string& s) {
 
 std::string PromWriter::escape_label(const std::string& s) {
   std::string out;
-  for (char c : s) {
+  // Label values from the bus (gauge, account and GPU type names) must be
+  // UTF-8 or Prometheus refuses the whole scrape.
+  for (char c : text::replace_invalid_utf8(s)) {
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '"') {
@@ -205,6 +209,17 @@ std::string render_metrics(const MetricsInput& in) {
   w.sample({}, static_cast<double>(in.sse_clients));
   w.family("trainyard_gateway_http_requests_total", "counter", "HTTP requests the gateway answered");
   w.sample({}, static_cast<double>(in.http_requests));
+  if (!in.http_refused.empty()) {
+    w.family("trainyard_gateway_http_refused_total", "counter",
+             "Requests refused before any handler ran: deadline (408), busy (503), head_too_large (431)");
+    for (const auto& [reason, n] : in.http_refused) w.sample({{"reason", reason}}, static_cast<double>(n));
+  }
+  w.family("trainyard_gateway_bus_events_rejected_total", "counter",
+           "Bus messages the gateway dropped (failed verification or handling)");
+  w.sample({}, static_cast<double>(in.bus_events_rejected));
+  w.family("trainyard_gateway_job_lists_read_total", "counter",
+           "Full job lists the gateway asked the scheduler for (job table seeds, reads while the bus is silent)");
+  w.sample({}, static_cast<double>(in.job_lists_read));
   return w.text();
 }
 

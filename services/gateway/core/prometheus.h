@@ -63,6 +63,9 @@ struct MetricsInput {
   uint64_t metric_points_seen = 0;
   uint64_t sse_clients = 0;
   uint64_t http_requests = 0;
+  std::map<std::string, uint64_t> http_refused;  // "deadline" (408), "busy" (503), "head_too_large" (431)
+  uint64_t bus_events_rejected = 0;
+  uint64_t job_lists_read = 0;  // full job lists asked of the scheduler (table seeds, reads while the bus is silent)
 };
 
 // Queue wait histogram bounds, seconds.
