@@ -61,8 +61,15 @@ Result<ShellOptions> options_from_config(const Config& c) {
     if (c.has("bus.backend")) o.bus_backend = c.get_strings("bus.backend");
     o.broker_endpoint = c.get_string("broker.endpoint", o.broker_endpoint);
     o.cycle_ms = c.get_int("scheduler.cycle_ms", o.cycle_ms);
-    if (o.cycle_ms < 1) return Status::invalid("scheduler.cycle_ms: must be at least 1");
-    o.allocate_timeout_ms = static_cast<int>(c.get_int("scheduler.allocate_timeout_ms", o.allocate_timeout_ms));
+    if (o.cycle_ms < 1 || o.cycle_ms > 600'000) {
+      return Status::invalid("scheduler.cycle_ms: " + std::to_string(o.cycle_ms) + " is out of range (1 to 600000)");
+    }
+    int64_t allocate_ms = c.get_int("scheduler.allocate_timeout_ms", o.allocate_timeout_ms);
+    if (allocate_ms < 1 || allocate_ms > 600'000) {
+      return Status::invalid("scheduler.allocate_timeout_ms: " + std::to_string(allocate_ms) +
+                             " is out of range (1 to 600000)");
+    }
+    o.allocate_timeout_ms = static_cast<int>(allocate_ms);
     o.query_page_bytes = c.get_int("scheduler.query_page_bytes", o.query_page_bytes);
     if (o.query_page_bytes < 64 * 1024 || o.query_page_bytes > 32 * 1024 * 1024) {
       return Status::invalid("scheduler.query_page_bytes: " + std::to_string(o.query_page_bytes) +

@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "process.h"
 #include "rpc/client.h"
 #include "trainyard/client.h"
@@ -223,6 +225,27 @@ BOOST_AUTO_TEST_CASE(query_answers_in_pages_under_the_budget_and_the_client_sees
   BOOST_TEST(all->size() == submitted.size());
   f.limit = 120;  // a limit across pages is honoured
   BOOST_TEST(user.list(f)->size() == 120u);
+  // And so does ty queue --all, as a user runs it.
+  TempDir home;
+  auto [rc, out] = run({bin("ty"), "--scheduler", s.endpoint, "queue", "--all", "--json"}, 20s,
+                       {{"HOME", home.path()}, {"TY_CONFIG", ""}, {"USER", "alice"}});
+  BOOST_REQUIRE_EQUAL(rc, 0);
+  auto jobs = nlohmann::json::parse(out.substr(out.find('[')));
+  BOOST_TEST(jobs.size() == submitted.size());
+}
+
+BOOST_AUTO_TEST_CASE(absurd_limits_in_the_config_stop_the_scheduler_at_start_naming_the_key) {
+  TempDir dir;
+  for (auto [set, key] : {std::pair{"scheduler.max_array_size=-1", "scheduler.max_array_size"},
+                          std::pair{"scheduler.max_submit_jobs_per_user=-3", "scheduler.max_submit_jobs_per_user"},
+                          std::pair{"scheduler.query_page_bytes=99999999999", "scheduler.query_page_bytes"}}) {
+    auto [rc, out] = run({bin("trainyard-scheduler"), "--set", "scheduler.data=" + dir / "sched", "--set",
+                          "scheduler.endpoint=tcp://127.0.0.1:*", "--set", set},
+                         20s);
+    BOOST_TEST(rc != 0);
+    BOOST_TEST(contains(out, std::string(key) + ": "), out);
+    BOOST_TEST(contains(out, "out of range"), out);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(ended_jobs_are_purged_ty_says_so_and_a_restart_is_clean) {
