@@ -200,11 +200,19 @@ void SchedulerShell::restore() {
     }
     return true;
   });
+  // Tasks stored before arrays had a spec row carry their own copy: the
+  // first one becomes the array's row, and all of them share it.
+  storage::Batch upgrade;
   store_->scan(jobs_cf_, "", "", [&](std::string_view, std::string_view v) {
     auto j = decode_job(v);
-    if (j && !j->spec && j->array_job_id) {
+    if (j && j->array_job_id) {
       auto it = specs.find(j->array_job_id);
-      if (it != specs.end()) j->spec = it->second;
+      if (it != specs.end()) {
+        j->spec = it->second;
+      } else if (j->spec) {
+        specs[j->array_job_id] = j->spec;
+        upgrade.put(specs_cf_, Key().u64(j->array_job_id), encode_spec(*j->spec));
+      }
     }
     if (!j || !j->spec) {
       ++bad;
@@ -214,6 +222,10 @@ void SchedulerShell::restore() {
     ++jobs;
     return true;
   });
+  if (!upgrade.empty()) {
+    auto st = store_->commit(upgrade);
+    if (!st) spdlog::error("storing the specs of {} arrays failed: {}", upgrade.count(), st.to_string());
+  }
   if (bad) spdlog::error("{} stored records in {} could not be read and were skipped", bad, store_->path());
   core_.finish_restore(clock_.now_ns());
   stored_next_id_ = std::max(stored_next_id_, core_.next_job_id());

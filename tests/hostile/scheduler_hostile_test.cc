@@ -17,6 +17,8 @@
 
 #include "process.h"
 #include "rpc/client.h"
+#include "storage/keys.h"
+#include "storage/store.h"
 #include "trainyard/client.h"
 
 using namespace trainyard;
@@ -53,7 +55,9 @@ struct Scheduler {
   std::vector<std::string> sets;
   int starts = 0;
 
-  explicit Scheduler(std::vector<std::string> s = {}) : sets(std::move(s)) { start(); }
+  explicit Scheduler(std::vector<std::string> s = {}, bool start_now = true) : sets(std::move(s)) {
+    if (start_now) start();
+  }
 
   void start() {
     std::filesystem::remove(dir / "sched.ready");
@@ -310,4 +314,51 @@ BOOST_AUTO_TEST_CASE(an_array_stores_its_spec_once) {
   auto* env = r->body<fb::JobRecord>()->spec()->env();
   BOOST_REQUIRE(env && env->size() == 1);
   BOOST_TEST(env->Get(0)->value()->size() == kEnv);
+}
+
+BOOST_AUTO_TEST_CASE(array_tasks_stored_with_their_own_spec_keep_it_after_the_upgrade) {
+  // A store as the scheduler wrote it before arrays had a spec row: three
+  // tasks of array 1, each record with the whole spec.
+  Scheduler s({}, false);
+  {
+    auto store = storage::Store::open(s.dir / "sched", storage::Options{{"jobs", "meta"}, {}, {}});
+    BOOST_REQUIRE(store.ok());
+    storage::Batch batch;
+    for (uint64_t id = 2; id <= 4; ++id) {
+      fb::JobRecordT rec;
+      rec.job_id = id;
+      rec.array_job_id = 1;
+      rec.array_index = static_cast<int32_t>(id - 2);
+      rec.state = fb::JobState::Pending;
+      rec.spec = std::make_unique<fb::JobSpecT>(make_spec());
+      add_env(*rec.spec, "OLD", 100);
+      rec.spec->array = "0-2";
+      rec.spec->partition = "default";
+      rec.spec->cpus = 1;
+      flatbuffers::FlatBufferBuilder b;
+      b.Finish(fb::CreateJobRecord(b, &rec));
+      std::string v{char(1), char(0)};
+      v.append(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+      batch.put((*store)->cf("jobs"), storage::encode_u64(id), v);
+    }
+    batch.put((*store)->cf("meta"), "next_job_id", storage::encode_u64(5));
+    BOOST_REQUIRE((*store)->commit(batch).is_ok());
+  }
+  s.start();
+  auto c = s.rpc();
+  auto env_of = [&](uint64_t id) -> std::string {
+    auto r = c->call(fb::RequestBody::GetJob, [&](flatbuffers::FlatBufferBuilder& b) { return fb::CreateGetJob(b, id).Union(); });
+    if (!r || !r->body<fb::JobRecord>()->spec() || !r->body<fb::JobRecord>()->spec()->env()) return "";
+    return r->body<fb::JobRecord>()->spec()->env()->Get(0)->key()->str();
+  };
+  BOOST_TEST(env_of(4) == "OLD");
+  // Cancelling stores the tasks again, now without their own spec.
+  auto r = c->call(fb::RequestBody::CancelJob, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateCancelJobDirect(b, 1, "test").Union();
+  });
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+  s.restart();
+  c = s.rpc();
+  for (uint64_t id = 2; id <= 4; ++id) BOOST_TEST(env_of(id) == "OLD");
+  BOOST_TEST(!contains(s.proc->log(), "could not be read"), s.proc->log());
 }
