@@ -186,6 +186,25 @@ Result<fb::JobRecordT> Client::status(uint64_t job_id) {
 }
 
 Result<std::vector<fb::JobRecordT>> Client::list(const JobFilter& f) {
+  // The scheduler answers in pages under a byte budget; follow them until
+  // the filter's limit or the last page.
+  std::vector<fb::JobRecordT> out;
+  uint64_t after = 0;
+  for (;;) {
+    auto page = list_page(f, after, static_cast<uint32_t>(f.limit - out.size()));
+    if (!page) return page.status();
+    for (auto& j : page->jobs) out.push_back(std::move(*j));
+    if (!page->truncated || out.size() >= f.limit) break;
+    if (page->next_after_job_id <= after) {
+      return Status::internal("the scheduler's QueryJobs page did not move forward (next_after_job_id " +
+                              std::to_string(page->next_after_job_id) + ")");
+    }
+    after = page->next_after_job_id;
+  }
+  return out;
+}
+
+Result<fb::JobListT> Client::list_page(const JobFilter& f, uint64_t after_job_id, uint32_t limit) {
   auto& p = peer("scheduler");
   auto r = p.call(fb::RequestBody::QueryJobs, [&](flatbuffers::FlatBufferBuilder& b) {
     std::vector<uint8_t> states;
@@ -200,15 +219,12 @@ Result<std::vector<fb::JobRecordT>> Client::list(const JobFilter& f) {
     q.add_account(account);
     q.add_experiment(experiment);
     q.add_array_job_id(f.array_job_id);
-    q.add_limit(f.limit);
+    q.add_limit(limit);
+    q.add_after_job_id(after_job_id);
+    q.add_page_bytes(f.page_bytes);
     return q.Finish().Union();
   });
-  auto list = unpack<fb::JobList>(r, p.peer());
-  if (!list) return list.status();
-  std::vector<fb::JobRecordT> out;
-  out.reserve(list->jobs.size());
-  for (auto& j : list->jobs) out.push_back(std::move(*j));
-  return out;
+  return unpack<fb::JobList>(r, p.peer());
 }
 
 Result<std::vector<fb::JobRecordT>> Client::wait(const std::vector<uint64_t>& job_ids, milliseconds timeout,

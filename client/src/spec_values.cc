@@ -64,6 +64,11 @@ Result<uint64_t> parse_time_limit(std::string_view text) {
     if (!v) return Status::invalid(bad);
     n.push_back(*v);
   }
+  // Bounded parts keep the sums below from wrapping (100 years at most).
+  constexpr uint64_t kMaxSeconds = 100ull * 366 * 86400;
+  if (days > kMaxSeconds / 86400 || std::any_of(n.begin(), n.end(), [](uint64_t v) { return v > kMaxSeconds / 60; })) {
+    return Status::invalid("time limit '" + std::string(text) + "' is too long (at most 100 years)");
+  }
   uint64_t seconds = 0;
   if (has_days) {
     // D-HH, D-HH:MM, D-HH:MM:SS
@@ -77,6 +82,7 @@ Result<uint64_t> parse_time_limit(std::string_view text) {
   } else {
     seconds = n[0] * 3600 + n[1] * 60 + n[2];  // HH:MM:SS
   }
+  if (seconds > kMaxSeconds) return Status::invalid("time limit '" + std::string(text) + "' is too long (at most 100 years)");
   if (seconds == 0) return Status::invalid("time limit '" + std::string(text) + "' is zero; give a positive time");
   return seconds;
 }
@@ -135,6 +141,7 @@ Result<GpuRequest> parse_gres(std::string_view text) {
   r.count = 1;
   if (parts.size() == 2) {
     if (auto n = to_u64(parts[1])) {
+      if (*n > 1024) return Status::invalid("--gres '" + std::string(text) + "': too many GPUs");
       r.count = static_cast<uint32_t>(*n);
     } else {
       r.type = std::string(parts[1]);
@@ -143,6 +150,7 @@ Result<GpuRequest> parse_gres(std::string_view text) {
     r.type = std::string(parts[1]);
     auto n = to_u64(parts[2]);
     if (!n) return Status::invalid("--gres '" + std::string(text) + "': the GPU count '" + std::string(parts[2]) + "' is not a number");
+    if (*n > 1024) return Status::invalid("--gres '" + std::string(text) + "': too many GPUs");
     r.count = static_cast<uint32_t>(*n);
   } else if (parts.size() > 3) {
     return Status::invalid("--gres '" + std::string(text) + "' is not gpu[:TYPE]:N");
@@ -183,7 +191,8 @@ Result<uint64_t> validate_array(std::string_view text) {
       last = *l;
       if (last < *first) return Status::invalid(bad + ": range " + std::string(item) + " ends before it starts");
     }
-    count += (last - *first) / step + 1;
+    uint64_t span = (last - *first) / step;  // + 1 would wrap for 0-18446744073709551615
+    count += std::min<uint64_t>(span, 1'000'000) + 1;
     if (count > 1'000'000) return Status::invalid("array '" + std::string(text) + "' has more than 1,000,000 tasks");
   }
   return count;

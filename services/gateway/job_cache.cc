@@ -47,12 +47,27 @@ void JobCache::on_gap() { needs_seed_ = true; }
 
 bool JobCache::live(int64_t now_ms) const { return now_ms - last_heartbeat_ms_.load() <= silence_ms_; }
 
-Result<rpc::Reply> JobCache::all_jobs() {
-  return backends_.call_fresh(Service::kScheduler, fb::RequestBody::QueryJobs, [](auto& fbb) {
-    fb::QueryJobsBuilder q(fbb);
-    q.add_limit(kAllJobs);
-    return q.Finish().Union();
-  });
+Result<flatbuffers::DetachedBuffer> JobCache::all_jobs() {
+  fb::JobListT all;
+  uint64_t after = 0;
+  while (true) {
+    auto r = backends_.call_fresh(Service::kScheduler, fb::RequestBody::QueryJobs, [after](auto& fbb) {
+      fb::QueryJobsBuilder q(fbb);
+      q.add_limit(kAllJobs);
+      q.add_after_job_id(after);
+      return q.Finish().Union();
+    });
+    if (!r) return r.status();
+    const auto* page = r->body<fb::JobList>();
+    if (!page) return Status::internal("the scheduler answered QueryJobs with an unexpected reply");
+    if (page->jobs())
+      for (const auto* j : *page->jobs()) all.jobs.emplace_back(j->UnPack());
+    if (!page->truncated() || page->next_after_job_id() <= after) break;
+    after = page->next_after_job_id();
+  }
+  flatbuffers::FlatBufferBuilder fbb;
+  fbb.Finish(fb::JobList::Pack(fbb, &all));
+  return fbb.Release();
 }
 
 Status JobCache::read(const std::function<void(const JobTable&)>& fn) {
@@ -60,8 +75,7 @@ Status JobCache::read(const std::function<void(const JobTable&)>& fn) {
     ++direct_reads;
     auto r = all_jobs();
     if (!r) return r.status();
-    const auto* list = r->body<fb::JobList>();
-    if (!list) return Status::internal("the scheduler answered QueryJobs with an unexpected reply");
+    const auto* list = flatbuffers::GetRoot<fb::JobList>(r->data());
     JobTable t;
     t.seed(*list);
     fn(t);
@@ -75,11 +89,11 @@ Status JobCache::read(const std::function<void(const JobTable&)>& fn) {
       since = table_.begin_seed();
     }
     auto r = all_jobs();
-    const auto* list = r ? r->body<fb::JobList>() : nullptr;
-    if (!list) {
+    if (!r) {
       needs_seed_ = true;
-      return r ? Status::internal("the scheduler answered QueryJobs with an unexpected reply") : r.status();
+      return r.status();
     }
+    const auto* list = flatbuffers::GetRoot<fb::JobList>(r->data());
     ++seeds;
     std::lock_guard lock(mu_);
     table_.seed(*list, since);

@@ -42,7 +42,9 @@ class JobCache {
 
  private:
   bool live(int64_t now_ms) const;
-  Result<rpc::Reply> all_jobs();
+  // Every job the scheduler keeps, following QueryJobs pages (a page stays
+  // under the scheduler's byte budget); several pages come back as one list.
+  Result<flatbuffers::DetachedBuffer> all_jobs();
   void refresh_starts();
 
   Backends& backends_;

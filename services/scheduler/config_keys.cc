@@ -27,6 +27,71 @@ Status read_counts(const Config& c, const std::string& key, std::map<std::string
   return Status::ok();
 }
 
+// An integer key that must lie in [lo, hi]; `*out` keeps its default when
+// the key is absent.
+template <typename T>
+Status read_int(const Config& c, const std::string& key, int64_t lo, int64_t hi, T* out) {
+  if (!c.has(key)) return Status::ok();
+  int64_t v = c.get_int(key, 0);
+  if (v < lo || v > hi) {
+    return Status::invalid(key + ": " + std::to_string(v) + " is out of range (" + std::to_string(lo) + " to " +
+                           std::to_string(hi) + ")");
+  }
+  *out = static_cast<T>(v);
+  return Status::ok();
+}
+
+constexpr int64_t kGiB = int64_t{1} << 30;
+constexpr int64_t kTenYears = int64_t{10} * 366 * 24 * 3600;
+
+// The size limits of a spec, the per-user limit and retention (issue 13).
+Status read_limits(const Config& c, SchedulerConfig& k) {
+  auto& l = k.spec_limits;
+  const std::string s = "scheduler.";
+  for (auto st : {read_int(c, s + "max_spec_bytes", 1024, kGiB, &l.max_spec_bytes),
+                  read_int(c, s + "max_argv", 1, 1'000'000, &l.max_argv),
+                  read_int(c, s + "max_argv_bytes", 1, kGiB, &l.max_argv_bytes),
+                  read_int(c, s + "max_env", 0, 1'000'000, &l.max_env),
+                  read_int(c, s + "max_env_bytes", 0, kGiB, &l.max_env_bytes),
+                  read_int(c, s + "max_labels", 0, 1'000'000, &l.max_labels),
+                  read_int(c, s + "max_label_bytes", 0, kGiB, &l.max_label_bytes),
+                  read_int(c, s + "max_dependencies", 0, 1'000'000, &l.max_dependencies),
+                  read_int(c, s + "max_string_bytes", 16, 1 << 20, &l.max_string_bytes),
+                  read_int(c, s + "max_path_bytes", 16, 1 << 20, &l.max_path_bytes),
+                  read_int(c, s + "max_time_limit_s", 1, kTenYears, &l.max_time_limit_s),
+                  read_int(c, s + "max_submit_jobs_per_user", 0, 100'000'000, &k.max_submit_jobs_per_user),
+                  read_int(c, s + "job_retention_s", 0, kTenYears, &k.job_retention_s),
+                  read_int(c, s + "max_purge_per_tick", 1, 10'000'000, &k.max_purge_per_tick),
+                  read_int(c, s + "max_array_size", 1, INT32_MAX, &k.max_array_size),
+                  read_int(c, s + "max_retries", 0, 1'000'000, &k.max_retries),
+                  read_int(c, s + "max_reservations", 0, 1'000'000, &k.max_reservations),
+                  read_int(c, s + "max_preemptors_per_cycle", 0, 1'000'000, &k.max_preemptors_per_cycle),
+                  read_int(c, s + "default_time_limit_s", 0, kTenYears, &k.default_time_limit_s)}) {
+    if (!st) return st;
+  }
+  return Status::ok();
+}
+
+// One [scheduler.partitions.NAME] table.
+Status read_partition(const Config& c, const std::string& pname, const toml::table& t, PartitionConfig* pc) {
+  pc->name = pname;
+  auto key = [&](const char* leaf) { return "scheduler.partitions." + pname + "." + leaf; };
+  for (auto st : {read_int(c, key("default_time_limit_s"), 0, kTenYears, &pc->default_time_limit_s),
+                  read_int(c, key("max_time_limit_s"), 0, kTenYears, &pc->max_time_limit_s),
+                  read_int(c, key("max_grace_s"), 0, 24 * 3600, &pc->max_grace_s),
+                  read_int(c, key("priority_tier"), -(int64_t{1} << 28), int64_t{1} << 28, &pc->priority_tier)}) {
+    if (!st) return st;
+  }
+  if (auto* labels = t["labels"].as_table()) {
+    for (auto& [lk, lv] : *labels) {
+      auto v = lv.value<std::string>();
+      if (!v) return Status::invalid(key("labels") + "." + std::string(lk.str()) + ": must be a string");
+      pc->labels[std::string(lk.str())] = *v;
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<Backfill> parse_backfill(const std::string& name) {
@@ -65,33 +130,16 @@ Result<PolicyChoice> scheduler_config_from(const Config& c) {
       k.accounts = c.get_strings("scheduler.accounts");
     }
     k.gpu_types = c.get_strings("scheduler.gpu_types");
-    k.default_time_limit_s = static_cast<uint64_t>(std::max<int64_t>(0, c.get_int("scheduler.default_time_limit_s", 0)));
+    if (auto st = read_limits(c, k); !st) return st;
     k.default_partition = c.get_string("scheduler.default_partition", "");
-    k.max_array_size = static_cast<uint32_t>(c.get_int("scheduler.max_array_size", k.max_array_size));
-    k.max_retries = static_cast<uint32_t>(c.get_int("scheduler.max_retries", k.max_retries));
-    k.max_reservations = static_cast<uint32_t>(std::max<int64_t>(0, c.get_int("scheduler.max_reservations", k.max_reservations)));
-    k.max_preemptors_per_cycle = static_cast<uint32_t>(
-        std::max<int64_t>(0, c.get_int("scheduler.max_preemptors_per_cycle", k.max_preemptors_per_cycle)));
     if (auto* parts = c.table().at_path("scheduler.partitions").as_table()) {
       for (auto& [name, node] : *parts) {
         auto* t = node.as_table();
         std::string pname(name.str());
         if (!t) return Status::invalid("scheduler.partitions." + pname + ": must be a table");
         PartitionConfig pc;
-        pc.name = pname;
-        auto key = [&](const char* leaf) { return "scheduler.partitions." + pname + "." + leaf; };
-        pc.default_time_limit_s = static_cast<uint64_t>(std::max<int64_t>(0, c.get_int(key("default_time_limit_s"), 0)));
-        pc.max_time_limit_s = static_cast<uint64_t>(std::max<int64_t>(0, c.get_int(key("max_time_limit_s"), 0)));
-        pc.priority_tier = static_cast<int32_t>(
-            std::clamp<int64_t>(c.get_int(key("priority_tier"), 0), -(int64_t{1} << 28), int64_t{1} << 28));
-        if (auto* labels = (*t)["labels"].as_table()) {
-          for (auto& [lk, lv] : *labels) {
-            auto v = lv.value<std::string>();
-            if (!v) return Status::invalid(key("labels") + "." + std::string(lk.str()) + ": must be a string");
-            pc.labels[std::string(lk.str())] = *v;
-          }
-        }
-        if (c.get_bool(key("default"), false) && k.default_partition.empty()) k.default_partition = pname;
+        if (auto st = read_partition(c, pname, *t, &pc); !st) return st;
+        if (c.get_bool("scheduler.partitions." + pname + ".default", false) && k.default_partition.empty()) k.default_partition = pname;
         k.partitions.push_back(std::move(pc));
       }
     }

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "config_keys.h"
+#include "job_store.h"
 #include "storage/keys.h"
 
 namespace trainyard::scheduler {
@@ -14,48 +15,7 @@ using storage::KeyReader;
 
 namespace {
 
-// Stored job value: format byte, flags byte, then a JobRecord FlatBuffer.
-constexpr uint8_t kJobFormat = 1;
-constexpr uint8_t kCancelRequested = 1;
-constexpr uint8_t kPreemptRequested = 2;
 constexpr std::string_view kNextJobId = "next_job_id";
-
-flatbuffers::Offset<fb::JobRecord> build_record(flatbuffers::FlatBufferBuilder& b, const Job& j,
-                                                std::string_view reason, const PriorityFactors& f) {
-  auto spec = j.spec ? fb::CreateJobSpec(b, j.spec.get()) : 0;
-  auto why = b.CreateString(reason.data(), reason.size());
-  auto nodes = b.CreateVectorOfStrings(j.nodes);
-  auto gpus = b.CreateVector(j.gpu_indices);
-  std::vector<flatbuffers::Offset<fb::JobTransition>> hist;
-  hist.reserve(j.history.size());
-  for (auto& t : j.history) hist.push_back(fb::CreateJobTransition(b, t.to, t.time_ns, b.CreateString(t.reason)));
-  auto history = b.CreateVector(hist);
-  auto leases = b.CreateVector(j.lease_ids);
-  return fb::CreateJobRecord(b, j.id, spec, j.state, why, nodes, gpus, j.exit_code, j.attempt, j.array_job_id,
-                             j.array_index, j.submit_time_ns, j.start_time_ns, j.end_time_ns, history, leases,
-                             f.priority, j.preemptions, f.tier, f.fairshare, f.age, j.expected_start_ns);
-}
-
-std::string encode_job(flatbuffers::FlatBufferBuilder& b, const Job& j) {
-  b.Clear();
-  PriorityFactors none;
-  none.tier = j.tier;
-  b.Finish(build_record(b, j, j.reason, none));
-  std::string v;
-  v.reserve(2 + b.GetSize());
-  v.push_back(static_cast<char>(kJobFormat));
-  v.push_back(static_cast<char>((j.cancel_requested ? kCancelRequested : 0) | (j.preempt_requested ? kPreemptRequested : 0)));
-  v.append(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
-  return v;
-}
-
-template <typename T>
-const T* verified_root(std::string_view bytes) {
-  auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-  flatbuffers::Verifier v(data, bytes.size(), 64, 10'000'000);
-  if (!v.VerifyBuffer<T>(nullptr)) return nullptr;
-  return flatbuffers::GetRoot<T>(data);
-}
 
 std::string node_value(const fb::NodeInfoT& info, bool up, bool drained) {
   flatbuffers::FlatBufferBuilder b(512);
@@ -101,8 +61,20 @@ Result<ShellOptions> options_from_config(const Config& c) {
     if (c.has("bus.backend")) o.bus_backend = c.get_strings("bus.backend");
     o.broker_endpoint = c.get_string("broker.endpoint", o.broker_endpoint);
     o.cycle_ms = c.get_int("scheduler.cycle_ms", o.cycle_ms);
-    if (o.cycle_ms < 1) return Status::invalid("scheduler.cycle_ms: must be at least 1");
-    o.allocate_timeout_ms = static_cast<int>(c.get_int("scheduler.allocate_timeout_ms", o.allocate_timeout_ms));
+    if (o.cycle_ms < 1 || o.cycle_ms > 600'000) {
+      return Status::invalid("scheduler.cycle_ms: " + std::to_string(o.cycle_ms) + " is out of range (1 to 600000)");
+    }
+    int64_t allocate_ms = c.get_int("scheduler.allocate_timeout_ms", o.allocate_timeout_ms);
+    if (allocate_ms < 1 || allocate_ms > 600'000) {
+      return Status::invalid("scheduler.allocate_timeout_ms: " + std::to_string(allocate_ms) +
+                             " is out of range (1 to 600000)");
+    }
+    o.allocate_timeout_ms = static_cast<int>(allocate_ms);
+    o.query_page_bytes = c.get_int("scheduler.query_page_bytes", o.query_page_bytes);
+    if (o.query_page_bytes < 64 * 1024 || o.query_page_bytes > 32 * 1024 * 1024) {
+      return Status::invalid("scheduler.query_page_bytes: " + std::to_string(o.query_page_bytes) +
+                             " is out of range (65536 to 33554432: a reply must stay under the 64 MiB message limit)");
+    }
     auto durability = storage::parse_durability("scheduler.durability", c.get_string("scheduler.durability", "wal"));
     if (!durability) return durability.status();
     o.durability = *durability;
@@ -120,7 +92,7 @@ Result<std::unique_ptr<SchedulerShell>> SchedulerShell::open(zmq::context_t& ctx
                                                              const Clock& clock) {
   std::vector<std::string> cfs = bus::Publisher::column_families();
   for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
-  for (const char* c : {"jobs", "nodes", "leases", "accounts", "meta"}) cfs.push_back(c);
+  for (const char* c : {"jobs", "specs", "nodes", "leases", "accounts", "meta"}) cfs.push_back(c);
   auto store = storage::Store::open(options.data, storage::Options{cfs, {}, options.durability});
   if (!store) return store.status();
   std::unique_ptr<SchedulerShell> shell;
@@ -139,6 +111,7 @@ SchedulerShell::SchedulerShell(zmq::context_t& ctx, ShellOptions options, const 
       clock_(clock),
       store_(std::move(store)),
       jobs_cf_(store_->cf("jobs")),
+      specs_cf_(store_->cf("specs")),
       nodes_cf_(store_->cf("nodes")),
       leases_cf_(store_->cf("leases")),
       accounts_cf_(store_->cf("accounts")),
@@ -172,6 +145,8 @@ SchedulerShell::SchedulerShell(zmq::context_t& ctx, ShellOptions options, const 
   runtime_.every(options_.cycle_ms, [this] {
     int64_t now = clock_.now_ns();
     core_.tick(now);
+    if (size_t n = core_.purge_ended(now)) spdlog::info("purged {} jobs that ended over {} ago", n,
+                                                        retention_text(options_.core.job_retention_s));
     if (resend_releases_) {
       resend_releases_ = false;
       core_.resend_releases();
@@ -214,23 +189,43 @@ void SchedulerShell::restore() {
     core_.restore_blocked(k);
     return true;
   });
+  // Array specs first: their tasks store none of their own.
+  std::unordered_map<JobId, std::shared_ptr<const fb::JobSpecT>> specs;
+  store_->scan(specs_cf_, "", "", [&](std::string_view k, std::string_view v) {
+    auto spec = decode_spec(v);
+    if (spec && k.size() == 8) {
+      specs[KeyReader(k).u64()] = std::move(spec);
+    } else {
+      ++bad;
+    }
+    return true;
+  });
+  // Tasks stored before arrays had a spec row carry their own copy: the
+  // first one becomes the array's row, and all of them share it.
+  storage::Batch upgrade;
   store_->scan(jobs_cf_, "", "", [&](std::string_view, std::string_view v) {
-    const fb::JobRecord* r = v.size() > 2 && v[0] == static_cast<char>(kJobFormat)
-                                 ? verified_root<fb::JobRecord>(v.substr(2))
-                                 : nullptr;
-    if (!r) {
+    auto j = decode_job(v);
+    if (j && j->array_job_id) {
+      auto it = specs.find(j->array_job_id);
+      if (it != specs.end()) {
+        j->spec = it->second;
+      } else if (j->spec) {
+        specs[j->array_job_id] = j->spec;
+        upgrade.put(specs_cf_, Key().u64(j->array_job_id), encode_spec(*j->spec));
+      }
+    }
+    if (!j || !j->spec) {
       ++bad;
       return true;
     }
-    fb::JobRecordT rec;
-    r->UnPackTo(&rec);
-    Job j = from_record(rec);
-    j.cancel_requested = (static_cast<uint8_t>(v[1]) & kCancelRequested) != 0;
-    j.preempt_requested = (static_cast<uint8_t>(v[1]) & kPreemptRequested) != 0;
-    core_.restore_job(std::move(j));
+    core_.restore_job(std::move(*j));
     ++jobs;
     return true;
   });
+  if (!upgrade.empty()) {
+    auto st = store_->commit(upgrade);
+    if (!st) spdlog::error("storing the specs of {} arrays failed: {}", upgrade.count(), st.to_string());
+  }
   if (bad) spdlog::error("{} stored records in {} could not be read and were skipped", bad, store_->path());
   core_.finish_restore(clock_.now_ns());
   stored_next_id_ = std::max(stored_next_id_, core_.next_job_id());
@@ -286,61 +281,6 @@ void SchedulerShell::on_hold(const fb::Request& req, rpc::Responder& r) {
 void SchedulerShell::on_release(const fb::Request& req, rpc::Responder& r) {
   auto s = core_.release(req.body_as_ReleaseJob()->job_id(), clock_.now_ns());
   s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
-}
-
-void SchedulerShell::on_get(const fb::Request& req, rpc::Responder& r) {
-  JobId id = req.body_as_GetJob()->job_id();
-  const Job* j = core_.job(id);
-  if (!j) {
-    if (core_.array_tasks(id)) {
-      r.error(Status::not_found("job " + std::to_string(id) +
-                                " is an array; list its tasks with QueryJobs{array_job_id: " + std::to_string(id) + "}"));
-    } else {
-      r.error(Status::not_found("job " + std::to_string(id) + " does not exist"));
-    }
-    return;
-  }
-  auto& b = r.builder();
-  auto rec = build_record(b, *j, core_.reason_of(*j), factors_of(*j));
-  r.ok(fb::ReplyBody::JobRecord, rec.Union());
-}
-
-void SchedulerShell::on_query(const fb::Request& req, rpc::Responder& r) {
-  auto* q = req.body_as_QueryJobs();
-  std::vector<fb::JobState> states;
-  if (q->states()) {
-    for (auto s : *q->states()) states.push_back(static_cast<fb::JobState>(s));
-  }
-  std::string user = str(q->user()), account = str(q->account()), experiment = str(q->experiment());
-  JobId array = q->array_job_id();
-  uint32_t limit = q->limit() == 0 ? 1000 : q->limit();
-  auto& b = r.builder();
-  std::vector<flatbuffers::Offset<fb::JobRecord>> out;
-  auto match = [&](const Job& j) {
-    if (!states.empty() && std::find(states.begin(), states.end(), j.state) == states.end()) return false;
-    if (!user.empty() && j.spec->user != user) return false;
-    if (!account.empty() && j.spec->account != account) return false;
-    if (!experiment.empty() && j.spec->experiment != experiment) return false;
-    if (array && j.array_job_id != array) return false;
-    return true;
-  };
-  auto add = [&](const Job& j) {
-    if (!match(j)) return true;
-    out.push_back(build_record(b, j, core_.reason_of(j), factors_of(j)));
-    return out.size() < limit;
-  };
-  if (array) {
-    if (auto* tasks = core_.array_tasks(array)) {
-      for (JobId t : *tasks) {
-        const Job* j = core_.job(t);
-        if (j && !add(*j)) break;
-      }
-    }
-  } else {
-    core_.for_each_job(0, add);
-  }
-  auto jobs = b.CreateVector(out);
-  r.ok(fb::ReplyBody::JobList, fb::CreateJobList(b, jobs).Union());
 }
 
 PriorityFactors SchedulerShell::factors_of(const Job& j) const {
@@ -473,14 +413,9 @@ void SchedulerShell::settle() {
   for (JobId id : o.dirty) {
     if (const Job* j = core_.job(id)) batch.put(jobs_cf_, Key().u64(id), encode_job(store_fbb_, *j));
   }
-  for (JobId id : o.submitted) {
-    const Job* j = core_.job(id);
-    if (!j) continue;
-    auto& b = publisher_->builder();
-    auto spec = fb::CreateJobSpec(b, j->spec.get());
-    auto ev = fb::CreateJobSubmitted(b, j->id, spec, j->array_job_id, j->array_index, j->submit_time_ns);
-    publisher_->append(batch, "job.submitted", fb::Payload::JobSubmitted, ev.Union());
-  }
+  publish_submitted(o.submitted, batch);
+  for (JobId id : o.purged) batch.del(jobs_cf_, Key().u64(id));
+  for (JobId id : o.purged_arrays) batch.del(specs_cf_, Key().u64(id));
   for (auto& c : o.changes) {
     const Job* j = core_.job(c.job);
     if (!j) continue;
@@ -494,6 +429,30 @@ void SchedulerShell::settle() {
   }
   for (auto& a : o.allocations) to_allocate_.push_back(std::move(a));
   for (auto& r : o.releases) to_release_.push_back(std::move(r));
+}
+
+void SchedulerShell::publish_submitted(const std::vector<JobId>& submitted, storage::Batch& batch) {
+  // An array's spec is stored once, and only its first task's event
+  // carries it whole: the others carry a summary (task_summary), so an
+  // array of N tasks costs O(spec + N) in the batch, not O(spec * N).
+  JobId array = 0;
+  fb::JobSpecT summary;
+  for (JobId id : submitted) {
+    const Job* j = core_.job(id);
+    if (!j) continue;
+    const fb::JobSpecT* spec = j->spec.get();
+    if (j->array_job_id && j->array_job_id == array) {
+      spec = &summary;
+    } else if (j->array_job_id) {
+      array = j->array_job_id;
+      summary = task_summary(*j->spec);
+      batch.put(specs_cf_, Key().u64(array), encode_spec(*j->spec));
+    }
+    auto& b = publisher_->builder();
+    auto s = fb::CreateJobSpec(b, spec);
+    auto ev = fb::CreateJobSubmitted(b, j->id, s, j->array_job_id, j->array_index, j->submit_time_ns);
+    publisher_->append(batch, "job.submitted", fb::Payload::JobSubmitted, ev.Union());
+  }
 }
 
 void SchedulerShell::send_to_broker() {

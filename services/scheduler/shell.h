@@ -34,10 +34,14 @@ struct ShellOptions {
   std::string broker_endpoint = "tcp://127.0.0.1:5561";
   int64_t cycle_ms = 1000;                        // scheduler.cycle_ms: the periodic cycle
   int allocate_timeout_ms = 3000;                 // scheduler.allocate_timeout_ms
+  int64_t query_page_bytes = 4 * 1024 * 1024;     // scheduler.query_page_bytes: most bytes in one QueryJobs reply
   storage::Durability durability = storage::Durability::kWal;
   std::string policy = "priority";
   SchedulerConfig core;
 };
+
+// "30 days", "1 hour", "90 seconds": a retention period as users read it.
+std::string retention_text(uint64_t seconds);
 
 // Reads [scheduler], [broker] and [bus]; errors name the key.
 Result<ShellOptions> options_from_config(const Config& config);
@@ -66,7 +70,7 @@ class SchedulerShell {
   void on_hold(const fb::Request& req, rpc::Responder& r);
   void on_release(const fb::Request& req, rpc::Responder& r);
   void on_get(const fb::Request& req, rpc::Responder& r);
-  void on_query(const fb::Request& req, rpc::Responder& r);
+  void on_query(const fb::Request& req, rpc::Responder& r);  // query.cc
   void on_ping(const fb::Request& req, rpc::Responder& r);
   PriorityFactors factors_of(const Job& j) const;
   // Events.
@@ -75,6 +79,7 @@ class SchedulerShell {
   // Cycle if due, then store and publish what the core changed (runs
   // before each commit).
   void settle();
+  void publish_submitted(const std::vector<JobId>& submitted, storage::Batch& batch);
   void send_to_broker();
   void send_allocate(const AllocateRequest& a);
   void send_release(const ReleaseRequest& r);
@@ -83,7 +88,7 @@ class SchedulerShell {
   ShellOptions options_;
   const Clock& clock_;
   std::unique_ptr<storage::Store> store_;
-  storage::Cf jobs_cf_, nodes_cf_, leases_cf_, accounts_cf_, meta_cf_;
+  storage::Cf jobs_cf_, specs_cf_, nodes_cf_, leases_cf_, accounts_cf_, meta_cf_;
   Scheduler core_;
   Runtime runtime_;
   std::unique_ptr<rpc::Server> server_;

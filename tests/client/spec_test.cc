@@ -521,3 +521,14 @@ BOOST_AUTO_TEST_CASE(batch_scripts_are_recognised) {
   BOOST_TEST(!looks_like_batch_script(dir / "missing.sh"));
   BOOST_TEST(!looks_like_batch_script(dir.path()));
 }
+
+BOOST_AUTO_TEST_CASE(huge_times_gpu_counts_and_arrays_are_refused_instead_of_wrapping) {
+  for (auto bad : {"300000000000", "99999999999999-00", "5000000000:00:00", "18446744073709551615"}) {
+    auto r = parse_time_limit(bad);
+    BOOST_TEST(!r.ok(), "'" << bad << "' should be refused");
+  }
+  BOOST_TEST(*parse_time_limit("365-00:00:00") == 365u * 86400);
+  BOOST_TEST(!parse_gres("gpu:4294967297").ok());  // 2^32 + 1 would become 1
+  BOOST_TEST(!parse_gres("gpu:a100:4294967297").ok());
+  BOOST_TEST(!validate_array("0-18446744073709551615").ok());  // the count would wrap to 0
+}

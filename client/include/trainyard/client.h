@@ -51,7 +51,8 @@ struct JobFilter {
   std::string account;
   std::string experiment;
   uint64_t array_job_id = 0;
-  uint32_t limit = 1000;
+  uint32_t limit = 1000;      // most jobs in all (list() follows the scheduler's pages up to it)
+  uint32_t page_bytes = 0;    // most bytes per reply (0: the scheduler's default, scheduler.query_page_bytes)
 };
 
 // One job event seen by watch().
@@ -130,6 +131,10 @@ class Client {
 
   // Jobs matching `filter`, in the scheduler's order.
   Result<std::vector<fb::JobRecordT>> list(const JobFilter& filter);
+  // One page of list(): jobs with an id above `after_job_id`, at most
+  // `limit`; the reply says whether more may follow (truncated) and from
+  // where (next_after_job_id).
+  Result<fb::JobListT> list_page(const JobFilter& filter, uint64_t after_job_id, uint32_t limit);
 
   // Waits until every job in `job_ids` is terminal or `timeout` passes
   // (DeadlineExceeded). Uses job.* events from the bus to wake early and

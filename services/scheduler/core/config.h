@@ -16,10 +16,13 @@ struct PartitionConfig {
   // every node), or when the node itself names the partition.
   std::map<std::string, std::string> labels;
   uint64_t default_time_limit_s = 0;  // 0: the scheduler's default applies
-  uint64_t max_time_limit_s = 0;      // 0: no maximum
+  uint64_t max_time_limit_s = 0;      // 0: no maximum but SpecLimits::max_time_limit_s
   // Jobs of a higher tier are tried first (and, with preemption on, may
   // preempt jobs of lower tiers); the job's own priority ranks within it.
   int32_t priority_tier = 0;
+  // A job's SIGTERM-to-SIGKILL grace may be at most this (a larger one is
+  // refused at submit, as Slurm refuses a time over MaxTime).
+  uint32_t max_grace_s = 300;
 };
 
 // Multifactor priority (as Slurm's priority/multifactor): within a tier,
@@ -55,6 +58,22 @@ struct PreemptionConfig {
   uint64_t min_runtime_s = 0;  // a run younger than this is not chosen
 };
 
+// Size limits of a submitted spec (issue 13): a spec over any of them is
+// refused at submit with an error naming the field and the limit.
+struct SpecLimits {
+  uint64_t max_spec_bytes = 64 * 1024;     // every string and list together
+  uint32_t max_argv = 4096;                // command: arguments
+  uint64_t max_argv_bytes = 64 * 1024;     // command: bytes of all arguments
+  uint32_t max_env = 1024;                 // env: variables
+  uint64_t max_env_bytes = 64 * 1024;      // env: bytes of names and values
+  uint32_t max_labels = 64;                // labels: entries
+  uint64_t max_label_bytes = 8 * 1024;     // labels: bytes of keys and values
+  uint32_t max_dependencies = 128;         // dependencies: entries
+  uint64_t max_string_bytes = 1024;        // name, user, account, partition, experiment...
+  uint64_t max_path_bytes = 4096;          // workdir, stdout_path, stderr_path
+  uint64_t max_time_limit_s = 366ull * 24 * 3600;  // time_limit_s where the partition sets no maximum
+};
+
 struct SchedulerConfig {
   // Empty: one partition "default" holding every node.
   std::vector<PartitionConfig> partitions;
@@ -71,6 +90,14 @@ struct SchedulerConfig {
   uint32_t max_nodes_per_job = 4096;
   uint32_t max_retries = 100;
   uint32_t max_cpus = 1'000'000;
+  SpecLimits spec_limits;
+  // Jobs of one user not yet ended (pending, held, scheduled, running), as
+  // Slurm's MaxSubmitJobs; an array counts its tasks. 0: unlimited.
+  uint32_t max_submit_jobs_per_user = 10'000;
+  // Ended jobs are purged this long after they end (0: never).
+  uint64_t job_retention_s = 30ull * 24 * 3600;
+  // Jobs purged in one periodic tick (bounds one write batch).
+  uint32_t max_purge_per_tick = 10'000;
 
   // --- scheduling policy (issue 7) ---
   Backfill backfill = Backfill::kGreedy;

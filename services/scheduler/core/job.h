@@ -98,6 +98,9 @@ bool is_terminal(JobState s);
 // The tier of a job: its partition's tier first, then its own priority.
 int64_t tier_of(int32_t partition_tier, int32_t priority);
 
+// The key of a (user, client_token) pair in the core's token map.
+inline std::string token_key(const std::string& user, const std::string& token) { return user + '\0' + token; }
+
 // The JobRecord of `job` (queries and storage). `reason` is the text to
 // show; `score` the policy's priority score.
 void to_record(const Job& job, std::string_view reason, double score, fb::JobRecordT* out);

@@ -14,7 +14,6 @@ namespace {
 
 std::string state_name(JobState s) { return fb::EnumNameJobState(s); }
 
-std::string token_key(const std::string& user, const std::string& token) { return user + '\0' + token; }
 
 }  // namespace
 
@@ -242,7 +241,10 @@ void Scheduler::transition(Job& j, JobState to, std::string reason, int64_t now_
     j.usage_open = true;
   }
   active_changed(j, was_active);
-  if (is_terminal(to)) on_terminal(j, now_ns);
+  if (is_terminal(to)) {
+    if (!is_terminal(from)) job_ended(j);
+    on_terminal(j, now_ns);
+  }
 }
 
 void Scheduler::set_allocating(Job& j, bool allocating) {
@@ -368,9 +370,10 @@ Result<SubmitResult> Scheduler::submit(const fb::JobSpecT& in, int64_t now_ns) {
     if (!d) return Status::invalid("dependencies[" + std::to_string(i) + "]: empty");
     if (!jobs_.count(d->job_id) && !arrays_.count(d->job_id)) {
       return Status::invalid("dependencies[" + std::to_string(i) + "].job_id: job " + std::to_string(d->job_id) +
-                             " does not exist");
+                             (was_purged(d->job_id) ? " was purged after the retention period" : " does not exist"));
     }
   }
+  if (auto s = check_user_limit(*spec, spec->array.empty() ? 1 : array.indices.size()); !s) return s;
 
   SubmitResult result;
   Shape shape = shape_of(*spec, cluster_);
@@ -406,6 +409,7 @@ Result<SubmitResult> Scheduler::submit(const fb::JobSpecT& in, int64_t now_ns) {
     make_ready(j, now_ns);
   }
   if (!in.client_token.empty()) tokens_[token_key(in.user, in.client_token)] = result;
+  unfinished_by_user_[spec->user] += static_cast<uint32_t>(result.job_ids.size());
   return result;
 }
 
@@ -1491,6 +1495,9 @@ void Scheduler::finish_restore(int64_t now_ns) {
     }
     if (!j.terminal()) {
       for (auto& d : j.spec->dependencies) dependents_[d->job_id].push_back(id);
+      ++unfinished_by_user_[j.spec->user];
+    } else {
+      ended_.emplace(j.end_time_ns, id);
     }
   }
   // What active jobs hold, and when they are due to end.

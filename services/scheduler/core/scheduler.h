@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -66,8 +67,11 @@ struct Output {
   std::vector<AllocateRequest> allocations;
   std::vector<ReleaseRequest> releases;
   std::vector<JobId> dirty;               // jobs whose stored record is stale
+  std::vector<JobId> purged;              // ended jobs past retention: delete their records
+  std::vector<JobId> purged_arrays;       // arrays whose last task was purged: delete their spec
   bool empty() const {
-    return submitted.empty() && changes.empty() && allocations.empty() && releases.empty() && dirty.empty();
+    return submitted.empty() && changes.empty() && allocations.empty() && releases.empty() && dirty.empty() &&
+           purged.empty() && purged_arrays.empty();
   }
 };
 
@@ -160,6 +164,18 @@ class Scheduler {
   // The reservations of the last full cycle.
   const std::vector<Reservation>& reservations() const { return reservations_; }
   size_t job_count() const { return jobs_.size(); }
+  // True when `id` was a job or an array that was purged after the
+  // retention period (ids are handed out in order and only purging
+  // removes one, so a missing id below the next one was purged).
+  bool was_purged(JobId id) const;
+  // Jobs of `user` that have not ended (what max_submit_jobs_per_user counts).
+  uint32_t unfinished_jobs_of(const std::string& user) const;
+
+  // --- retention (core/retention.cc) ---
+  // Forgets jobs that ended at least config().job_retention_s before
+  // `now_ns`, oldest first, at most max_purge_per_tick of them; their ids
+  // (and arrays left without tasks) go to output(). Returns jobs purged.
+  size_t purge_ended(int64_t now_ns);
   size_t queued() const { return policy_->size(); }
 
   // --- events (node.*, lease.*, run.*, account.*) ---
@@ -286,6 +302,10 @@ class Scheduler {
   bool preemption_possible(const QueueEntry& e);
   bool preempt_for(const QueueEntry& e);
   void requeue_preempted(Job& j, int64_t now_ns);
+  // Retention and per-user counts (core/retention.cc).
+  Status check_user_limit(const fb::JobSpecT& spec, size_t new_jobs) const;
+  void job_ended(const Job& j);    // a job reached a terminal state
+  void forget(Job& j, std::unordered_map<JobId, std::vector<JobId>>& gone_from_arrays);
 
   SchedulerConfig config_;
   std::unique_ptr<QueuePolicy> policy_;
@@ -342,6 +362,9 @@ class Scheduler {
     uint32_t account;  // UINT32_MAX: by tier alone
   };
   std::vector<FailedPreempt> failed_preempt_;
+  // Retention.
+  std::set<std::pair<int64_t, JobId>> ended_;               // (end time, job) of ended jobs
+  std::unordered_map<std::string, uint32_t> unfinished_by_user_;
   Output out_;
   SchedulerStats stats_;
 };

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/spec_limits.h"
+
 namespace trainyard::scheduler {
 namespace {
 
@@ -19,6 +21,7 @@ std::string quoted(const std::string& s) { return "'" + s + "'"; }
 }  // namespace
 
 Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const Cluster& cluster) {
+  if (auto s = check_spec_limits(spec, config.spec_limits); !s) return s;
   if (spec.user.empty()) return Status::invalid("user: missing; a job needs the name of the user who submits it");
   if (spec.command.empty() && spec.sim_duration_s <= 0) {
     return Status::invalid("command: empty; give the program to run and its arguments");
@@ -113,6 +116,14 @@ Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const C
   if (part.max_time_limit_s && spec.time_limit_s > part.max_time_limit_s) {
     return Status::invalid("time_limit_s: " + std::to_string(spec.time_limit_s) + " s is over the maximum of partition " +
                            quoted(part.name) + " (" + std::to_string(part.max_time_limit_s) + " s)");
+  }
+  if (spec.time_limit_s > config.spec_limits.max_time_limit_s) {
+    return Status::invalid("time_limit_s: " + std::to_string(spec.time_limit_s) + " s is over the limit of " +
+                           std::to_string(config.spec_limits.max_time_limit_s) + " s (scheduler.max_time_limit_s)");
+  }
+  if (spec.grace_s > part.max_grace_s) {
+    return Status::invalid("grace_s: " + std::to_string(spec.grace_s) + " s is over the maximum of partition " +
+                           quoted(part.name) + " (" + std::to_string(part.max_grace_s) + " s, max_grace_s)");
   }
   if (spec.max_retries > config.max_retries) {
     return Status::invalid("max_retries: " + std::to_string(spec.max_retries) + " is over the limit of " +

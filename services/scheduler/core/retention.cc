@@ -1,0 +1,88 @@
+// Retention of ended jobs and the per-user limit on unfinished jobs: the
+// parts of the core that keep its state bounded (issue 13).
+#include <algorithm>
+
+#include "core/scheduler.h"
+
+namespace trainyard::scheduler {
+
+bool Scheduler::was_purged(JobId id) const {
+  return id != 0 && id < next_id_ && !jobs_.count(id) && !arrays_.count(id);
+}
+
+uint32_t Scheduler::unfinished_jobs_of(const std::string& user) const {
+  auto it = unfinished_by_user_.find(user);
+  return it == unfinished_by_user_.end() ? 0 : it->second;
+}
+
+Status Scheduler::check_user_limit(const fb::JobSpecT& spec, size_t new_jobs) const {
+  uint64_t limit = config_.max_submit_jobs_per_user;
+  if (limit == 0) return Status::ok();
+  uint64_t has = unfinished_jobs_of(spec.user);
+  if (has + new_jobs <= limit) return Status::ok();
+  return Status::exhausted("user '" + spec.user + "' has " + std::to_string(has) + " unfinished jobs and asks for " +
+                           std::to_string(new_jobs) + " more; the limit is " + std::to_string(limit) +
+                           " (scheduler.max_submit_jobs_per_user); wait for some to end or cancel some");
+}
+
+void Scheduler::job_ended(const Job& j) {
+  ended_.emplace(j.end_time_ns, j.id);
+  auto it = unfinished_by_user_.find(j.spec->user);
+  if (it == unfinished_by_user_.end()) return;
+  if (it->second > 1) {
+    --it->second;
+  } else {
+    unfinished_by_user_.erase(it);
+  }
+}
+
+void Scheduler::forget(Job& j, std::unordered_map<JobId, std::vector<JobId>>& gone_from_arrays) {
+  if (j.array_job_id) gone_from_arrays[j.array_job_id].push_back(j.id);
+  if (!j.spec->client_token.empty()) {
+    auto t = tokens_.find(token_key(j.spec->user, j.spec->client_token));
+    if (t != tokens_.end()) {
+      auto& ids = t->second.job_ids;
+      ids.erase(std::remove(ids.begin(), ids.end(), j.id), ids.end());
+      if (ids.empty()) tokens_.erase(t);
+    }
+  }
+  dependents_.erase(j.id);
+  plans_.erase(j.id);
+  draining_for_.erase(j.id);
+  out_.purged.push_back(j.id);
+  jobs_.erase(j.id);
+}
+
+size_t Scheduler::purge_ended(int64_t now_ns) {
+  if (config_.job_retention_s == 0 || ended_.empty()) return 0;
+  constexpr int64_t kMaxS = INT64_MAX / 1'000'000'000;
+  int64_t keep_ns = static_cast<int64_t>(std::min<uint64_t>(config_.job_retention_s, kMaxS)) * 1'000'000'000;
+  std::unordered_map<JobId, std::vector<JobId>> gone_from_arrays;
+  size_t purged = 0;
+  while (!ended_.empty() && purged < config_.max_purge_per_tick) {
+    auto [end_ns, id] = *ended_.begin();
+    if (end_ns > now_ns - keep_ns) break;
+    ended_.erase(ended_.begin());
+    Job* j = find(id);
+    if (!j || !j->terminal()) continue;
+    forget(*j, gone_from_arrays);
+    ++purged;
+  }
+  for (auto& [array, gone] : gone_from_arrays) {
+    auto a = arrays_.find(array);
+    if (a == arrays_.end()) continue;
+    std::sort(gone.begin(), gone.end());
+    auto& tasks = a->second.tasks;
+    tasks.erase(std::remove_if(tasks.begin(), tasks.end(),
+                               [&](JobId t) { return std::binary_search(gone.begin(), gone.end(), t); }),
+                tasks.end());
+    if (tasks.empty()) {
+      dependents_.erase(array);
+      arrays_.erase(a);
+      out_.purged_arrays.push_back(array);
+    }
+  }
+  return purged;
+}
+
+}  // namespace trainyard::scheduler

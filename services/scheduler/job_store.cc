@@ -1,0 +1,104 @@
+#include "job_store.h"
+
+#include "core/spec_limits.h"
+
+namespace trainyard::scheduler {
+namespace {
+
+constexpr uint8_t kJobFormat = 1;
+constexpr uint8_t kCancelRequested = 1;
+constexpr uint8_t kPreemptRequested = 2;
+
+}  // namespace
+
+flatbuffers::Offset<fb::JobRecord> build_record(flatbuffers::FlatBufferBuilder& b, const Job& j,
+                                                std::string_view reason, const PriorityFactors& f, bool with_spec) {
+  auto spec = j.spec && with_spec ? fb::CreateJobSpec(b, j.spec.get()) : 0;
+  auto why = b.CreateString(reason.data(), reason.size());
+  auto nodes = b.CreateVectorOfStrings(j.nodes);
+  auto gpus = b.CreateVector(j.gpu_indices);
+  std::vector<flatbuffers::Offset<fb::JobTransition>> hist;
+  hist.reserve(j.history.size());
+  for (auto& t : j.history) hist.push_back(fb::CreateJobTransition(b, t.to, t.time_ns, b.CreateString(t.reason)));
+  auto history = b.CreateVector(hist);
+  auto leases = b.CreateVector(j.lease_ids);
+  return fb::CreateJobRecord(b, j.id, spec, j.state, why, nodes, gpus, j.exit_code, j.attempt, j.array_job_id,
+                             j.array_index, j.submit_time_ns, j.start_time_ns, j.end_time_ns, history, leases,
+                             f.priority, j.preemptions, f.tier, f.fairshare, f.age, j.expected_start_ns);
+}
+
+std::string encode_job(flatbuffers::FlatBufferBuilder& b, const Job& j) {
+  b.Clear();
+  PriorityFactors none;
+  none.tier = j.tier;
+  b.Finish(build_record(b, j, j.reason, none, j.array_job_id == 0));
+  std::string v;
+  v.reserve(2 + b.GetSize());
+  v.push_back(static_cast<char>(kJobFormat));
+  v.push_back(static_cast<char>((j.cancel_requested ? kCancelRequested : 0) | (j.preempt_requested ? kPreemptRequested : 0)));
+  v.append(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+  return v;
+}
+
+std::optional<Job> decode_job(std::string_view v) {
+  const fb::JobRecord* r =
+      v.size() > 2 && v[0] == static_cast<char>(kJobFormat) ? verified_root<fb::JobRecord>(v.substr(2)) : nullptr;
+  if (!r) return std::nullopt;
+  fb::JobRecordT rec;
+  r->UnPackTo(&rec);
+  bool has_spec = rec.spec != nullptr;
+  Job j = from_record(rec);
+  if (!has_spec) j.spec = nullptr;
+  j.cancel_requested = (static_cast<uint8_t>(v[1]) & kCancelRequested) != 0;
+  j.preempt_requested = (static_cast<uint8_t>(v[1]) & kPreemptRequested) != 0;
+  return j;
+}
+
+std::string encode_spec(const fb::JobSpecT& spec) {
+  flatbuffers::FlatBufferBuilder b(1024);
+  b.Finish(fb::CreateJobSpec(b, &spec));
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+}
+
+std::shared_ptr<const fb::JobSpecT> decode_spec(std::string_view value) {
+  const auto* s = verified_root<fb::JobSpec>(value);
+  if (!s) return nullptr;
+  auto out = std::make_shared<fb::JobSpecT>();
+  s->UnPackTo(out.get());
+  return out;
+}
+
+fb::JobSpecT task_summary(const fb::JobSpecT& spec) {
+  fb::JobSpecT s;
+  s.name = spec.name;
+  s.user = spec.user;
+  s.account = spec.account;
+  s.partition = spec.partition;
+  s.experiment = spec.experiment;
+  for (auto& kv : spec.labels) {
+    if (kv) s.labels.push_back(std::make_unique<fb::KeyValueT>(*kv));
+  }
+  s.gpus_per_node = spec.gpus_per_node;
+  s.gpu_type = spec.gpu_type;
+  s.cpus = spec.cpus;
+  s.memory_mb = spec.memory_mb;
+  s.nodes = spec.nodes;
+  s.time_limit_s = spec.time_limit_s;
+  s.priority = spec.priority;
+  s.max_retries = spec.max_retries;
+  s.array = spec.array;
+  s.preemptible = spec.preemptible;
+  s.grace_s = spec.grace_s;
+  s.sim_duration_s = spec.sim_duration_s;
+  return s;
+}
+
+uint64_t record_bytes(const Job& j) {
+  uint64_t total = 512 + (j.spec ? spec_bytes(*j.spec) : 0) + j.reason.size();
+  for (auto& n : j.nodes) total += n.size() + 16;
+  total += 4 * j.gpu_indices.size() + 8 * j.lease_ids.size();
+  for (auto& t : j.history) total += 48 + t.reason.size();
+  return total;
+}
+
+}  // namespace trainyard::scheduler
