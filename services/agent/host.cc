@@ -191,7 +191,15 @@ std::string Cgroups::create(const std::string& name, uint32_t cpus, uint64_t mem
     return "";
   }
   if (cpus > 0 && !write_file(path + "/cpu.max", std::to_string(cpus * 100000ull) + " 100000", why)) return "";
-  if (memory_mb > 0 && !write_file(path + "/memory.max", std::to_string(memory_mb * 1024 * 1024), why)) return "";
+  // A size that does not fit in bytes is no limit at all ("max"), not a wrapped tiny one.
+  std::string mem = memory_mb > (UINT64_MAX >> 20) ? std::string("max") : std::to_string(memory_mb << 20);
+  if (memory_mb > 0 && !write_file(path + "/memory.max", mem, why)) return "";
+  // Only the agent may change the limits or move processes: where it runs as
+  // root the files are root's, and none is writable by group or others.
+  for (const char* f : {"cpu.max", "memory.max", "cgroup.procs", "cgroup.subtree_control", "cgroup.kill"}) {
+    ::chmod((path + "/" + f).c_str(), 0644);
+  }
+  ::chmod(path.c_str(), 0755);
   return path;
 }
 
