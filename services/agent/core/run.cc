@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -135,6 +136,11 @@ fb::RunOutcome decide_outcome(StopReason stop, int exit_code, int signal) {
 std::optional<std::pair<int64_t, int64_t>> next_usage_tick(int64_t until_ns, int64_t now_ns) {
   if (now_ns <= until_ns) return std::nullopt;
   return std::make_pair(until_ns, now_ns);
+}
+
+std::string exit_reason(int exit_code, int signal) {
+  if (signal != 0) return "killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
+  return "exit code " + std::to_string(exit_code);
 }
 
 int64_t seconds_to_ns(uint64_t seconds) {

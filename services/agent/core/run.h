@@ -87,6 +87,9 @@ std::optional<RunRecord> decode_run(std::string_view bytes);
 // exit status does (0 and no signal: Succeeded).
 fb::RunOutcome decide_outcome(StopReason stop, int exit_code, int signal);
 
+// "exit code 3", "killed by signal 9 (Killed)": how a run ended, for its reason.
+std::string exit_reason(int exit_code, int signal);
+
 // The usage tick due for a run whose ticks cover up to `until_ns`, at `now_ns`:
 // [until_ns, now_ns), or nothing when no time has passed. Consecutive ticks
 // share their boundaries, so their lengths add up to the run's exact life.
