@@ -122,6 +122,8 @@ BOOST_AUTO_TEST_CASE(a_job_ignoring_sigterm_with_the_largest_grace_is_killed_wit
   BOOST_TEST(f->signal() == SIGKILL);
   BOOST_TEST(took >= 900ms);  // the capped grace was given
   BOOST_TEST(took < 3s, "the kill took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  BOOST_TEST_MESSAGE("cancel with grace 2^32-1, cap 1 s: run.finished after "
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
   // Reported ended only once nothing of it is left, the daemon included.
   BOOST_TEST(process_gone(leader));
   BOOST_TEST(process_gone(grandchild));
@@ -142,6 +144,7 @@ BOOST_AUTO_TEST_CASE(a_job_ignoring_sigterm_with_the_largest_grace_is_killed_wit
   BOOST_TEST(f->outcome() == fb::RunOutcome::TimedOut);
   BOOST_TEST(f->signal() == SIGKILL);
   double ran_s = static_cast<double>(f->end_time_ns() - start) / 1e9;
+  BOOST_TEST_MESSAGE("time limit 1 s, grace 2^32-1, cap 1 s: ran " << ran_s << " s");
   BOOST_TEST(ran_s >= 2.0);  // 1 s limit + 1 s capped grace
   BOOST_TEST(ran_s < 4.0);
   BOOST_TEST(process_gone(grandchild));
@@ -158,6 +161,47 @@ BOOST_AUTO_TEST_CASE(a_daemonized_grandchild_is_killed_when_the_job_ends) {
   int grandchild = std::stoi(read_file(gc_file));
   BOOST_TEST(process_gone(grandchild), "pid " << grandchild << " outlived its run");
   a_normal_job_runs_right(c, 6, 106);
+}
+
+BOOST_AUTO_TEST_CASE(a_job_leaving_many_daemons_and_a_respawning_one_leaves_nothing_behind) {
+  Cluster c;
+  std::string pids = c.path("pids.txt");
+  // 30 daemons (setsid + double fork), and one that forks a new sleeping
+  // child every 5 ms until it is killed; every pid goes to `pids`.
+  std::string py = R"(import os, sys, time
+out = sys.argv[1]
+def note():
+    with open(out, "a") as f:
+        f.write("%d\n" % os.getpid())
+def daemon(respawn):
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            note()
+            while respawn:
+                if os.fork() == 0:
+                    note()
+                    time.sleep(300)
+                    os._exit(0)
+                time.sleep(0.005)
+            time.sleep(300)
+        os._exit(0)
+    os.wait()
+for i in range(30):
+    daemon(False)
+daemon(True)
+time.sleep(0.5)
+)";
+  c.broker().grant(job(15, 115, {"python3", "-c", py, pids}));
+  auto f_seen = c.wait_finished(15, 20s);
+  BOOST_TEST(f_seen.as<fb::RunFinished>()->outcome() == fb::RunOutcome::Succeeded);
+  std::ifstream in(pids);
+  size_t n = 0, alive = 0;
+  for (int pid; in >> pid; ++n) alive += process_gone(pid) ? 0 : 1;
+  BOOST_TEST_MESSAGE(n << " processes left behind by the job; alive once the run ended: " << alive);
+  BOOST_TEST(n > 60u);  // the 30 daemons and the respawner's children
+  BOOST_TEST(alive == 0u);
+  a_normal_job_runs_right(c, 16, 116);
 }
 
 BOOST_AUTO_TEST_CASE(a_job_swapping_its_logs_for_a_fifo_and_a_symlink_does_not_hang_or_fool_the_agent) {
