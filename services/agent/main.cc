@@ -1,5 +1,6 @@
 // trainyard-agent: the node agent. Runs the jobs the broker leases to its
 // node (or, simulated, to many nodes) and reports runs, usage and metrics.
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <climits>
@@ -118,6 +119,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.self_exe = self_exe();
+  // What is left of a job whose supervisor was killed comes back to the
+  // agent, which kills it (AgentShell::kill_orphans).
+  if (o.simulate == 0) prctl(PR_SET_CHILD_SUBREAPER, 1);
 
   std::error_code ec;
   std::filesystem::create_directories(data, ec);

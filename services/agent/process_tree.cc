@@ -54,7 +54,9 @@ std::unordered_map<pid_t, ProcEntry> scan_proc() {
 
 }  // namespace
 
-std::vector<pid_t> descendants_of(pid_t ancestor) {
+std::vector<pid_t> descendants_of(pid_t ancestor) { return descendants_of(ancestor, {}); }
+
+std::vector<pid_t> descendants_of(pid_t ancestor, const std::unordered_set<pid_t>& barriers) {
   auto procs = scan_proc();
   // 1: leads to `ancestor`, -1: does not; memoized so each chain is walked once.
   std::unordered_map<pid_t, int> verdict;
@@ -67,6 +69,7 @@ std::vector<pid_t> descendants_of(pid_t ancestor) {
         v = 1;
         break;
       }
+      if (barriers.count(p)) break;  // v = -1: below a barrier
       if (auto it = verdict.find(p); it != verdict.end()) {
         v = it->second;
         break;
@@ -85,6 +88,12 @@ std::vector<pid_t> descendants_of(pid_t ancestor) {
 size_t signal_descendants(int sig) {
   auto pids = descendants_of(getpid());
   for (pid_t p : pids) ::kill(p, sig);
+  return pids.size();
+}
+
+size_t kill_descendants_except(const std::unordered_set<pid_t>& keep) {
+  auto pids = descendants_of(getpid(), keep);
+  for (pid_t p : pids) ::kill(p, SIGKILL);
   return pids.size();
 }
 

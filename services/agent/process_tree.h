@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <functional>
+#include <unordered_set>
 #include <vector>
 
 namespace trainyard::agent {
@@ -16,6 +17,9 @@ namespace trainyard::agent {
 // Live (not zombie) processes whose /proc PPid chain leads to `ancestor`,
 // `ancestor` itself excluded.
 std::vector<pid_t> descendants_of(pid_t ancestor);
+
+// As descendants_of, but a process at or below a pid of `barriers` is left out.
+std::vector<pid_t> descendants_of(pid_t ancestor, const std::unordered_set<pid_t>& barriers);
 
 // Sends `sig` to every live descendant of the calling process; returns how
 // many it signalled.
@@ -28,5 +32,10 @@ using OnReaped = std::function<void(pid_t, int)>;
 // to it, and repeats until it has no child left (then no descendant is
 // left either) or `timeout` passes. True when none is left.
 bool kill_descendants(std::chrono::milliseconds timeout, const OnReaped& on_reaped);
+
+// One round for the agent (itself a child subreaper): SIGKILLs every live
+// descendant that is not one of `keep` (its live supervisors) nor below one,
+// i.e. what was left of a job whose supervisor died. Returns how many.
+size_t kill_descendants_except(const std::unordered_set<pid_t>& keep);
 
 }  // namespace trainyard::agent

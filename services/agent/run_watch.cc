@@ -7,10 +7,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <thread>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
+#include "process_tree.h"
 #include "shell.h"
 #include "supervisor.h"
 
@@ -58,12 +62,42 @@ void AgentShell::on_notify() {
 }
 
 void AgentShell::reap_children() {
+  reap_pass();
+  if (orphans_seen_ && options_.simulate == 0) {
+    orphans_seen_ = false;
+    kill_orphans();
+  }
+}
+
+void AgentShell::reap_pass() {
   int st = 0;
   for (pid_t pid; (pid = waitpid(-1, &st, WNOHANG)) > 0;) {
+    bool supervisor = false;
     for (auto& [lease, run] : runs_) {
-      if (run->our_child && run->rec.supervisor_pid == pid) run->our_child = false;
+      if (run->our_child && run->rec.supervisor_pid == pid) {
+        run->our_child = false;
+        supervisor = true;
+      }
     }
+    orphans_seen_ |= !supervisor;
   }
+}
+
+void AgentShell::kill_orphans() {
+  std::unordered_set<pid_t> keep;
+  for (auto& [lease, run] : runs_) {
+    if (run->our_child && run->rec.supervisor_pid > 1) keep.insert(run->rec.supervisor_pid);
+  }
+  // Bounded, so a fork bomb cannot hold the loop: the next check carries on.
+  int64_t until = monotonic_ms() + 500;
+  size_t killed = 0;
+  for (size_t n; (n = kill_descendants_except(keep)) > 0 && monotonic_ms() < until;) {
+    killed += n;
+    reap_pass();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  orphans_seen_ = false;
+  if (killed > 0) spdlog::warn("killed {} processes left by jobs whose supervisor died", killed);
 }
 
 // A run ends when its supervisor says so AND no longer holds the state
@@ -86,6 +120,7 @@ void AgentShell::check_real_run(Run& run, int64_t now) {
     if (!run.our_child) {
       r.stop_reason = StopReason::kLost;
       if (!r.cgroup.empty()) Cgroups::remove(r.cgroup);  // what can still be reached of the job
+      kill_orphans();
       finish(run, -1, 0, now, "the run's supervisor died without reporting how the job ended");
       return;
     }

@@ -117,6 +117,10 @@ class AgentShell {
   bool started_before_restart(const Run& run) const;
   void on_notify();
   void reap_children();
+  void reap_pass();  // waits for what has ended; notes supervisors gone and orphans seen
+  // What is left of a job whose supervisor died comes back to the agent (a
+  // child subreaper): SIGKILL it all, leaving live supervisors' trees alone.
+  void kill_orphans();
   void check_runs();
   void check_real_run(Run& run, int64_t now);
   void finish_from_exit(Run& run, const JobExit& ex, int64_t now);
@@ -162,6 +166,7 @@ class AgentShell {
   size_t metrics_cursor_ = 0;  // round-robin start among followed runs
   bool warned_cgroup_ = false;
   uint64_t job_files_refused_ = 0;
+  bool orphans_seen_ = false;                 // reaped a child that was no supervisor
   bool warned_broker_ = false;
   int64_t heartbeat_slices_ = 1;
   int64_t heartbeat_slice_ = 0;

@@ -204,6 +204,34 @@ time.sleep(0.5)
   a_normal_job_runs_right(c, 16, 116);
 }
 
+BOOST_AUTO_TEST_CASE(a_job_killing_its_supervisor_is_reported_lost_and_leaves_nothing_behind) {
+  Cluster c;
+  std::string gc_file = c.path("gc.pid");
+  // The job's parent is its supervisor (same uid here): it starts a daemon,
+  // SIGKILLs the supervisor, and sleeps on.
+  std::string script = "python3 -c \"" 
+                       "import os, time\n"
+                       "if os.fork() == 0:\n"
+                       "    os.setsid()\n"
+                       "    if os.fork() == 0:\n"
+                       "        open('" + gc_file + ".tmp', 'w').write(str(os.getpid())); "
+                       "os.rename('" + gc_file + ".tmp', '" + gc_file + "'); time.sleep(300)\n"
+                       "    os._exit(0)\n"
+                       "os.wait()\n"
+                       "while not os.path.exists('" + gc_file + "'): time.sleep(0.01)\n"
+                       "\"; kill -9 $PPID; sleep 300";
+  c.broker().grant(job(17, 117, {"sh", "-c", script}));
+  int leader = c.wait_started(17).as<fb::RunStarted>()->pid();
+  auto f_seen = c.wait_finished(17, 10s);
+  auto* f = f_seen.as<fb::RunFinished>();
+  BOOST_TEST(f->outcome() == fb::RunOutcome::Lost);
+  int grandchild = std::stoi(read_file(gc_file));
+  // Its processes came back to the agent, which killed them before reporting.
+  BOOST_TEST(process_gone(leader));
+  BOOST_TEST(process_gone(grandchild));
+  a_normal_job_runs_right(c, 18, 118);
+}
+
 BOOST_AUTO_TEST_CASE(a_job_swapping_its_logs_for_a_fifo_and_a_symlink_does_not_hang_or_fool_the_agent) {
   Cluster c;
   std::string secret = c.path("secret.txt");
