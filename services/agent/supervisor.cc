@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cstring>
 #include <algorithm>
-#include <fstream>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -37,7 +36,8 @@ int64_t wall_ns() {
 // even after a power cut.
 bool write_atomic(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ::unlink(tmp.c_str());  // a fresh file, whatever was put there (a FIFO would block)
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return false;
   bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ok = ::fsync(fd) == 0 && ok;
@@ -45,12 +45,16 @@ bool write_atomic(const std::string& path, const std::string& text) {
   return ok && ::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+// Opened as a job-writable file would be: a FIFO or symlink put in the state
+// directory (a job with the agent's uid can reach it) reads as absent.
 std::optional<json> read_json_file(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return std::nullopt;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  json j = json::parse(ss.str(), nullptr, false);
+  int fd = open_job_file(path, O_RDONLY, nullptr);
+  if (fd < 0) return std::nullopt;
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0 && text.size() < (16u << 20);) text.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   return j;
 }
@@ -116,7 +120,7 @@ std::optional<Notice> parse_notice(const std::string& line) {
 }
 
 bool supervisor_alive(const std::string& state_dir) {
-  int fd = ::open((state_dir + "/supervisor.lock").c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open((state_dir + "/supervisor.lock").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return false;
   bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
   ::close(fd);  // releases the lock if we took it
@@ -151,7 +155,7 @@ Result<int> start_supervisor(const std::string& self_exe, const std::string& sta
     }
     int in = ::open("/dev/null", O_RDONLY);
     if (in >= 0) dup2(in, 0);
-    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (out >= 0) {
       dup2(out, 1);
       dup2(out, 2);
