@@ -325,6 +325,43 @@ BOOST_AUTO_TEST_CASE(a_job_writing_fake_records_wherever_it_reaches_changes_noth
   a_normal_job_runs_right(c, 11, 111);
 }
 
+BOOST_AUTO_TEST_CASE(forged_records_written_while_the_agent_is_down_change_nothing_after_its_restart) {
+  Cluster c;
+  // While the agent is down it can only learn from the state directory:
+  // the job forges a start at the epoch and a successful end there.
+  std::string script =
+      "state=\"$PWD/../../run-state/$(basename \"$PWD\")\"; "
+      "while [ ! -f go ]; do sleep 0.05; done; "
+      "printf '{\"exit_code\":0,\"signal\":0,\"end_ns\":1}' > \"$state/exit.json\"; "
+      "printf '{\"pid\":1,\"start_ns\":1,\"supervisor_pid\":1}' > \"$state/job.json\"; "
+      "touch faked; sleep 1; exit 5";
+  c.broker().grant(job(19, 119, {"sh", "-c", script}));
+  int64_t start = c.wait_started(19).as<fb::RunStarted>()->start_time_ns();
+  c.agent().kill9();
+  std::ofstream(c.run_dir(119, 1, 19) + "/go") << "";
+  BOOST_REQUIRE(wait_until([&] { return file_exists(c.run_dir(119, 1, 19) + "/faked"); }, 5s));
+  c.start_agent();
+  auto f_seen = c.wait_finished(19);
+  auto* f = f_seen.as<fb::RunFinished>();
+  BOOST_TEST(f->exit_code() == 5);
+  BOOST_TEST(f->outcome() == fb::RunOutcome::Failed);
+  BOOST_TEST(c.for_lease<fb::RunStarted>("run.started", 19).size() == 1u);
+  BOOST_TEST(f->end_time_ns() - start >= 1'000'000'000);
+  BOOST_TEST(f->end_time_ns() <= wall_ns());
+  BOOST_REQUIRE(wait_until(
+      [&] {
+        auto ticks = c.for_lease<fb::UsageTick>("usage.tick", 19);
+        return !ticks.empty() && ticks.back().as<fb::UsageTick>()->final();
+      },
+      5s));
+  int64_t sum = 0;
+  for (auto& t : c.for_lease<fb::UsageTick>("usage.tick", 19)) {
+    sum += t.as<fb::UsageTick>()->end_ns() - t.as<fb::UsageTick>()->start_ns();
+  }
+  BOOST_TEST(sum == f->end_time_ns() - start);
+  a_normal_job_runs_right(c, 20, 120);
+}
+
 BOOST_AUTO_TEST_CASE(a_pre_created_run_directory_or_symlink_is_refused) {
   Cluster c;
   // Predictable names: <job>-<attempt>-<lease>. One symlink to elsewhere,
