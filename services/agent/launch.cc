@@ -53,7 +53,9 @@ Status AgentShell::prepare_run_dirs(const std::string& run_dir, const std::strin
   auto made = create_fresh_dir(run_dir, 0755);
   struct stat st;
   if (made) {
-    if (::lstat(run_dir.c_str(), &st) != 0) return Status::internal("cannot stat " + run_dir + ": " + std::strerror(errno));
+    if (::lstat(run_dir.c_str(), &st) != 0) {
+      return Status::internal("cannot stat " + run_dir + ": " + std::strerror(errno));
+    }
     std::string id = std::to_string(st.st_dev) + " " + std::to_string(st.st_ino);
     int fd = ::open(id_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (fd >= 0) {

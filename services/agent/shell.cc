@@ -369,6 +369,7 @@ void AgentShell::check_runs() {
     if (r.finished()) continue;
     if (!run->launch_error.empty()) {
       spdlog::error("job {} (lease {}) could not start: {}", r.job_id, r.lease_id, run->launch_error);
+      if (r.run_dir.empty()) r.metrics_done = true;  // no metrics file to follow: prunable later
       finish(*run, 127, 0, now, "could not start: " + run->launch_error);
       continue;
     }
@@ -721,7 +722,8 @@ void AgentShell::prune_finished() {
   for (auto it = runs_.begin(); it != runs_.end();) {
     auto& r = it->second->rec;
     int64_t keep = r.simulated ? std::min<int64_t>(options_.keep_finished_s, 60) : options_.keep_finished_s;
-    if (r.finished() && r.metrics_done && now - r.end_ns > keep * 1'000'000'000) {
+    int64_t keep_ns = seconds_to_ns(static_cast<uint64_t>(std::max<int64_t>(0, keep)));
+    if (r.finished() && r.metrics_done && now - r.end_ns > keep_ns) {
       runtime_.batch().del(runs_cf_, lease_key(r.lease_id));
       runtime_.batch().del(grants_cf_, lease_key(r.lease_id));
       if (!r.simulated) {

@@ -52,7 +52,9 @@ std::optional<json> read_json_file(const std::string& path) {
   if (fd < 0) return std::nullopt;
   std::string text;
   char buf[4096];
-  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0 && text.size() < (16u << 20);) text.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0 && text.size() < (16u << 20);) {
+    text.append(buf, static_cast<size_t>(n));
+  }
   ::close(fd);
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
@@ -218,7 +220,8 @@ int open_log(const std::string& path, const Launch& l, const char* fallback) {
 }
 
 void write_started(const std::string& state_dir, int pid, int64_t start_ns) {
-  write_atomic(state_dir + "/job.json", json{{"pid", pid}, {"start_ns", start_ns}, {"supervisor_pid", getpid()}}.dump());
+  json j{{"pid", pid}, {"start_ns", start_ns}, {"supervisor_pid", getpid()}};
+  write_atomic(state_dir + "/job.json", j.dump());
 }
 
 // The end, in this order: exit.json, the lock released (the tree is gone
@@ -260,7 +263,9 @@ void kill_everything(pid_t pid, const std::string& cgroup) {
   setpgid(0, 0);
   if (!procs.empty()) {
     int fd = ::open(procs.c_str(), O_WRONLY);
-    if (fd < 0 || ::write(fd, "0", 1) != 1) say(err, "trainyard: could not join the run's cgroup; running without its limits\n");
+    if (fd < 0 || ::write(fd, "0", 1) != 1) {
+      say(err, "trainyard: could not join the run's cgroup; running without its limits\n");
+    }
     if (fd >= 0) ::close(fd);
   }
   int in = ::open("/dev/null", O_RDONLY);

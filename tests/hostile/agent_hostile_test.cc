@@ -121,7 +121,8 @@ BOOST_AUTO_TEST_CASE(a_job_ignoring_sigterm_with_the_largest_grace_is_killed_wit
   BOOST_TEST(f->outcome() == fb::RunOutcome::Cancelled);
   BOOST_TEST(f->signal() == SIGKILL);
   BOOST_TEST(took >= 900ms);  // the capped grace was given
-  BOOST_TEST(took < 3s, "the kill took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  BOOST_TEST(took < 3s,
+             "the kill took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
   BOOST_TEST_MESSAGE("cancel with grace 2^32-1, cap 1 s: run.finished after "
                      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
   // Reported ended only once nothing of it is left, the daemon included.
