@@ -265,6 +265,13 @@ BOOST_AUTO_TEST_CASE(time_arithmetic_saturates_instead_of_overflowing) {
   BOOST_TEST(add_ns(INT64_MIN, -1) == INT64_MIN);
 }
 
+BOOST_AUTO_TEST_CASE(memory_max_never_wraps_to_a_tiny_limit) {
+  BOOST_TEST(cgroup_memory_max(2048) == "2147483648");
+  BOOST_TEST(cgroup_memory_max(UINT64_MAX >> 20) == std::to_string((UINT64_MAX >> 20) << 20));
+  BOOST_TEST(cgroup_memory_max((UINT64_MAX >> 20) + 1) == "max");  // memory_mb * 2^20 would wrap to 0
+  BOOST_TEST(cgroup_memory_max(UINT64_MAX) == "max");
+}
+
 BOOST_AUTO_TEST_CASE(grace_is_capped_by_the_agents_maximum) {
   BOOST_TEST(capped_grace_s(4294967295u, 300) == 300u);
   BOOST_TEST(capped_grace_s(UINT64_MAX, 300) == 300u);

@@ -143,6 +143,11 @@ std::string exit_reason(int exit_code, int signal) {
   return "exit code " + std::to_string(exit_code);
 }
 
+std::string cgroup_memory_max(uint64_t memory_mb) {
+  if (memory_mb > (UINT64_MAX >> 20)) return "max";
+  return std::to_string(memory_mb << 20);
+}
+
 int64_t seconds_to_ns(uint64_t seconds) {
   constexpr int64_t kNsPerS = 1'000'000'000;
   constexpr uint64_t kMaxS = static_cast<uint64_t>(INT64_MAX / kNsPerS);

@@ -104,6 +104,11 @@ int64_t add_ns(int64_t a, int64_t b);
 // agent.max_grace_s, so a job cannot out-wait a cancel or a time limit.
 uint32_t capped_grace_s(uint64_t asked_s, uint32_t max_grace_s);
 
+// The value of a run cgroup's memory.max for a lease of `memory_mb`: bytes,
+// or "max" (no limit) when the bytes would not fit in 64 bits, never a
+// wrapped tiny limit.
+std::string cgroup_memory_max(uint64_t memory_mb);
+
 // What the job's environment is built from.
 struct JobEnvInput {
   uint64_t job_id = 0;
