@@ -12,6 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include "core/run.h"
+
 namespace trainyard::agent {
 namespace {
 
@@ -191,7 +193,13 @@ std::string Cgroups::create(const std::string& name, uint32_t cpus, uint64_t mem
     return "";
   }
   if (cpus > 0 && !write_file(path + "/cpu.max", std::to_string(cpus * 100000ull) + " 100000", why)) return "";
-  if (memory_mb > 0 && !write_file(path + "/memory.max", std::to_string(memory_mb * 1024 * 1024), why)) return "";
+  if (memory_mb > 0 && !write_file(path + "/memory.max", cgroup_memory_max(memory_mb), why)) return "";
+  // Only the agent may change the limits or move processes: where it runs as
+  // root the files are root's, and none is writable by group or others.
+  for (const char* f : {"cpu.max", "memory.max", "cgroup.procs", "cgroup.subtree_control", "cgroup.kill"}) {
+    ::chmod((path + "/" + f).c_str(), 0644);
+  }
+  ::chmod(path.c_str(), 0755);
   return path;
 }
 

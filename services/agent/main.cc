@@ -1,5 +1,6 @@
 // trainyard-agent: the node agent. Runs the jobs the broker leases to its
 // node (or, simulated, to many nodes) and reports runs, usage and metrics.
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <climits>
@@ -11,6 +12,7 @@
 
 #include "core/gpu_name.h"
 #include "host.h"
+#include "job_files.h"
 #include "nvml.h"
 #include "shell.h"
 #include "supervisor.h"
@@ -60,6 +62,13 @@ int main(int argc, char** argv) {
     o.advertise_endpoint = config.get_string("agent.advertise", "");
     data = config.get_string("agent.data", "trainyard-data/agent-" + o.node);
     o.runs_dir = config.get_string("agent.runs_dir", data + "/runs");
+    o.state_dir = data + "/run-state";
+    int64_t max_grace = config.get_int("agent.max_grace_s", 300);
+    if (max_grace < 0 || max_grace > 86400) {
+      throw std::runtime_error("config agent.max_grace_s must be between 0 and 86400 seconds (got " +
+                               std::to_string(max_grace) + ")");
+    }
+    o.max_grace_s = static_cast<uint32_t>(max_grace);
     o.broker_endpoint = config.get_string("broker.endpoint", "tcp://127.0.0.1:5561");
     o.bus_frontend = config.get_strings("bus.frontend", {"tcp://127.0.0.1:5550"});
     o.bus_backend = config.get_strings("bus.backend", {"tcp://127.0.0.1:5551"});
@@ -110,12 +119,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.self_exe = self_exe();
+  // What is left of a job whose supervisor was killed comes back to the
+  // agent, which kills it (AgentShell::kill_orphans).
+  if (o.simulate == 0) prctl(PR_SET_CHILD_SUBREAPER, 1);
 
   std::error_code ec;
   std::filesystem::create_directories(data, ec);
   std::filesystem::create_directories(o.runs_dir, ec);
   if (ec) {
     std::cerr << "error: cannot create the runs directory " << o.runs_dir << ": " << ec.message() << "\n";
+    return 3;
+  }
+  // Run state (launch specs, start/exit records, locks): the agent's alone.
+  if (auto s = ensure_private_dir(o.state_dir); !s) {
+    std::cerr << "error: the run state directory: " << s.message() << "\n";
     return 3;
   }
   storage::Options so;

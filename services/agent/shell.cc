@@ -15,6 +15,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "job_files.h"
 #include "storage/keys.h"
 #include "supervisor.h"
 
@@ -27,11 +28,6 @@ using storage::Key;
 namespace {
 
 std::string lease_key(uint64_t lease) { return Key().u64(lease).bytes(); }
-
-std::string exit_reason(int exit_code, int signal) {
-  if (signal != 0) return "killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
-  return "exit code " + std::to_string(exit_code);
-}
 
 // A metric.batch under construction: the names table and its points.
 class PointBatch {
@@ -298,10 +294,12 @@ void AgentShell::on_granted(const fb::LeaseGranted& g, const bus::Event& e) {
     if (spec->user()) r.user = spec->user()->str();
     if (spec->partition() && spec->partition()->size() > 0) r.partition = spec->partition()->str();
     if (spec->experiment()) r.experiment = spec->experiment()->str();
-    r.grace_s = spec->grace_s();
+    r.grace_s = capped_grace_s(spec->grace_s(), options_.max_grace_s);
     r.time_limit_s = spec->time_limit_s();
     if (r.simulated) {
-      r.sim_end_ns = now + static_cast<int64_t>(std::max(0.0, spec->sim_duration_s()) * 1e9);
+      // Up to about 31 years (and NaN as 0): beyond, the double would not fit an int64 of ns.
+      double d = spec->sim_duration_s() > 0 ? std::min(spec->sim_duration_s(), 1e9) : 0.0;
+      r.sim_end_ns = add_ns(now, static_cast<int64_t>(d * 1e9));
       if (spec->env()) {
         for (auto* kv : *spec->env()) {
           if (kv->key() && kv->value() && kv->key()->string_view() == "TY_SIM_EXIT_CODE") {
@@ -317,7 +315,7 @@ void AgentShell::on_granted(const fb::LeaseGranted& g, const bus::Event& e) {
     r.state = RunState::kRunning;
     r.start_ns = now;
     r.usage_until_ns = now;
-    if (r.time_limit_s > 0) r.deadline_ns = now + static_cast<int64_t>(r.time_limit_s) * 1'000'000'000;
+    if (r.time_limit_s > 0) r.deadline_ns = add_ns(now, seconds_to_ns(r.time_limit_s));
     r.metrics_done = true;
     publish_started(*run);
   } else {
@@ -333,9 +331,10 @@ void AgentShell::stop_run(Run& run, StopReason why, const std::string& message, 
   auto& r = run.rec;
   if (r.finished()) return;
   int64_t now = clock_.now_ns();
+  grace_s = capped_grace_s(grace_s, options_.max_grace_s);
   if (r.state == RunState::kStopping) {
     // Asked again (a revoke after the time limit...): keep the first reason, the sooner kill.
-    r.kill_at_ns = std::min(r.kill_at_ns, now + static_cast<int64_t>(grace_s) * 1'000'000'000);
+    r.kill_at_ns = std::min(r.kill_at_ns, add_ns(now, seconds_to_ns(grace_s)));
     save(run);
     return;
   }
@@ -353,8 +352,8 @@ void AgentShell::stop_run(Run& run, StopReason why, const std::string& message, 
     return;
   }
   r.state = RunState::kStopping;
-  r.kill_at_ns = now + static_cast<int64_t>(grace_s) * 1'000'000'000;
-  if (r.supervisor_pid > 0 && (run.our_child || supervisor_alive(r.run_dir))) {
+  r.kill_at_ns = add_ns(now, seconds_to_ns(grace_s));
+  if (r.supervisor_pid > 1 && (run.our_child || supervisor_alive(state_dir_for(r)))) {
     ::kill(r.supervisor_pid, grace_s == 0 ? SIGUSR1 : SIGTERM);
     if (grace_s == 0) run.last_kill_ms = monotonic_ms();
   }
@@ -362,157 +361,15 @@ void AgentShell::stop_run(Run& run, StopReason why, const std::string& message, 
   save(run);
 }
 
-std::string AgentShell::run_dir_for(const RunRecord& r) const {
-  return options_.runs_dir + "/" + std::to_string(r.job_id) + "-" + std::to_string(r.attempt) + "-" +
-         std::to_string(r.lease_id);
-}
-
-bool AgentShell::started_before_restart(const Run& run) const {
-  if (run.rec.simulated) return false;
-  std::string dir = run_dir_for(run.rec);
-  return read_job_started(dir) || read_job_exit(dir) || supervisor_alive(dir);
-}
-
-void AgentShell::launch_due_runs() {
-  auto queue = std::move(launch_queue_);
-  launch_queue_.clear();
-  for (uint64_t lease : queue) {
-    Run* run = find(lease);
-    if (run && run->launch_due && run->rec.state == RunState::kPending) launch(*run);
-  }
-}
-
-// Runs after the commit: it may write the run's record (it lands in the next
-// batch) but never publishes, since the publisher flushes in this same phase.
-void AgentShell::launch(Run& run) {
-  run.launch_due = false;
-  auto& r = run.rec;
-  flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(run.grant.data()), run.grant.size());
-  const fb::LeaseGranted* g = nullptr;
-  if (!run.grant.empty() && fb::VerifyEnvelopeBuffer(v)) {
-    g = fb::GetEnvelope(run.grant.data())->payload_as_LeaseGranted();
-  }
-  if (!g || !g->spec()) {
-    run.launch_error = "the lease's grant is missing from the agent's store";
-    return;
-  }
-  const fb::JobSpec& spec = *g->spec();
-  std::string dir = run_dir_for(r);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    run.launch_error = "cannot create the run directory " + dir + ": " + ec.message();
-    return;
-  }
-  std::string workdir = spec.workdir() && spec.workdir()->size() > 0 ? spec.workdir()->str() : dir;
-  r.run_dir = dir;
-  r.metrics_path = dir + "/metrics.jsonl";
-  r.stdout_path = dir + "/stdout";
-  r.stderr_path = dir + "/stderr";
-  if (spec.stdout_path() && spec.stdout_path()->size() > 0) {
-    r.stdout_path = expand_log_path(spec.stdout_path()->string_view(), r.job_id, r.array_index, r.attempt, r.node,
-                                    workdir);
-    r.stderr_path = r.stdout_path;  // as Slurm: errors go with the output unless told otherwise
-  }
-  if (spec.stderr_path() && spec.stderr_path()->size() > 0) {
-    r.stderr_path = expand_log_path(spec.stderr_path()->string_view(), r.job_id, r.array_index, r.attempt, r.node,
-                                    workdir);
-  }
-  r.state = RunState::kRunning;
-  if (read_job_started(dir) || read_job_exit(dir) || supervisor_alive(dir)) {
-    // Started before a crash of this agent: check_runs() adopts it.
-    spdlog::info("job {} (lease {}) was started before this agent restarted; adopting it", r.job_id, r.lease_id);
-    save(run);
-    return;
-  }
-  if (!spec.command() || spec.command()->size() == 0) {
-    run.launch_error = "the job's command is empty";
-    return;
-  }
-  int mfd = ::open(r.metrics_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (mfd >= 0) ::close(mfd);
-
-  LaunchSpec ls;
-  ls.lease_id = r.lease_id;
-  for (auto* a : *spec.command()) ls.argv.push_back(a->str());
-  JobEnvInput in;
-  in.job_id = r.job_id;
-  in.attempt = r.attempt;
-  in.array_index = r.array_index;
-  in.node_rank = g->node_rank();
-  if (g->nodes()) {
-    for (auto* n : *g->nodes()) in.nodes.push_back(n->str());
-  }
-  in.node = r.node;
-  in.gpu_indices = r.gpu_indices;
-  in.metrics_file = r.metrics_path;
-  if (spec.env()) {
-    for (auto* kv : *spec.env()) {
-      if (kv->key()) in.spec_env.emplace_back(kv->key()->str(), kv->value() ? kv->value()->str() : std::string());
-    }
-  }
-  ls.env = job_environment(in, base_env_);
-  ls.workdir = workdir;
-  ls.stdout_path = r.stdout_path;
-  ls.stderr_path = r.stderr_path;
-  if (cgroups_) {
-    std::string why;
-    r.cgroup = cgroups_->create("run-" + std::to_string(r.lease_id), r.cpus, r.memory_mb, &why);
-    if (r.cgroup.empty() && !warned_cgroup_) {
-      warned_cgroup_ = true;
-      spdlog::warn("runs start without cgroup limits: {}", why);
-    }
-  }
-  ls.cgroup = r.cgroup;
-  if (auto s = write_launch_spec(dir, ls); !s) {
-    run.launch_error = s.message();
-    return;
-  }
-  auto pid = start_supervisor(options_.self_exe, dir, notify_write_);
-  if (!pid) {
-    run.launch_error = pid.status().message();
-    return;
-  }
-  r.supervisor_pid = *pid;
-  run.our_child = true;
-  save(run);
-}
-
-void AgentShell::on_notify() {
-  char buf[4096];
-  while (true) {
-    ssize_t n = ::read(notify_read_, buf, sizeof buf);
-    if (n <= 0) break;
-    notify_buf_.append(buf, static_cast<size_t>(n));
-  }
-  int64_t now = clock_.now_ns();
-  size_t start = 0;
-  for (auto nl = notify_buf_.find('\n'); nl != std::string::npos; nl = notify_buf_.find('\n', start)) {
-    std::string line = notify_buf_.substr(start, nl - start);
-    start = nl + 1;
-    if (line.size() < 3) continue;
-    uint64_t lease = std::strtoull(line.c_str() + 2, nullptr, 10);
-    if (Run* run = find(lease); run && !run->rec.finished() && !run->rec.simulated) check_real_run(*run, now);
-  }
-  notify_buf_.erase(0, start);
-}
-
-void AgentShell::reap_children() {
-  int st = 0;
-  for (pid_t pid; (pid = waitpid(-1, &st, WNOHANG)) > 0;) {
-    for (auto& [lease, run] : runs_) {
-      if (run->our_child && run->rec.supervisor_pid == pid) run->our_child = false;
-    }
-  }
-}
-
 void AgentShell::check_runs() {
+  on_notify();  // an end already in the pipe is seen before its reaped supervisor counts as died
   int64_t now = clock_.now_ns();
   for (auto& [lease, run] : runs_) {
     auto& r = run->rec;
     if (r.finished()) continue;
     if (!run->launch_error.empty()) {
       spdlog::error("job {} (lease {}) could not start: {}", r.job_id, r.lease_id, run->launch_error);
+      if (r.run_dir.empty()) r.metrics_done = true;  // no metrics file to follow: prunable later
       finish(*run, 127, 0, now, "could not start: " + run->launch_error);
       continue;
     }
@@ -527,52 +384,6 @@ void AgentShell::check_runs() {
       finish(*run, r.sim_exit_code, 0, r.sim_end_ns, exit_reason(r.sim_exit_code, 0));
     }
   }
-}
-
-void AgentShell::check_real_run(Run& run, int64_t now) {
-  auto& r = run.rec;
-  if (r.state == RunState::kPending || r.finished()) return;
-  if (r.start_ns == 0) {
-    if (auto js = read_job_started(r.run_dir)) mark_started(run, *js);
-  }
-  auto finish_from_exit = [&](const JobExit& ex) {
-    std::string reason = r.stop_reason != StopReason::kNone ? r.stop_message : exit_reason(ex.exit_code, ex.signal);
-    finish(run, ex.exit_code, ex.signal, ex.end_ns, reason);
-  };
-  if (auto ex = read_job_exit(r.run_dir)) {
-    finish_from_exit(*ex);
-    return;
-  }
-  if (!run.our_child && !supervisor_alive(r.run_dir)) {
-    if (auto ex = read_job_exit(r.run_dir)) {  // it wrote the status just before exiting
-      finish_from_exit(*ex);
-      return;
-    }
-    r.stop_reason = StopReason::kLost;
-    finish(run, -1, 0, now, "the run's supervisor died without reporting how the job ended");
-    return;
-  }
-  if (r.state == RunState::kRunning && r.deadline_ns > 0 && now >= r.deadline_ns) {
-    stop_run(run, StopReason::kTimeLimit, "time limit of " + std::to_string(r.time_limit_s) + " s reached",
-             r.grace_s);
-  }
-  if (r.state == RunState::kStopping && now >= r.kill_at_ns && r.supervisor_pid > 0 &&
-      monotonic_ms() - run.last_kill_ms >= 1000) {
-    ::kill(r.supervisor_pid, SIGUSR1);
-    run.last_kill_ms = monotonic_ms();
-  }
-}
-
-void AgentShell::mark_started(Run& run, const JobStarted& js) {
-  auto& r = run.rec;
-  r.job_pid = js.pid;
-  r.start_ns = js.start_ns > 0 ? js.start_ns : clock_.now_ns();
-  if (js.supervisor_pid > 0) r.supervisor_pid = js.supervisor_pid;
-  r.usage_until_ns = r.start_ns;
-  if (r.time_limit_s > 0) r.deadline_ns = r.start_ns + static_cast<int64_t>(r.time_limit_s) * 1'000'000'000;
-  publish_started(run);
-  save(run);
-  spdlog::info("job {} attempt {} started (lease {}, pid {})", r.job_id, r.attempt, r.lease_id, r.job_pid);
 }
 
 void AgentShell::publish_started(const Run& run) {
@@ -662,7 +473,10 @@ bool AgentShell::follow_one(Run& run, size_t budget) {
   bool finished = r.finished();
   if (!run.splitter) run.splitter = std::make_unique<LineSplitter>(kMaxMetricLineBytes, r.metrics_offset, r.metrics_skipping);
   if (run.metrics_fd < 0) {
-    run.metrics_fd = ::open(r.metrics_path.c_str(), O_RDONLY | O_CLOEXEC);
+    std::string why;
+    int err = 0;
+    run.metrics_fd = open_job_file(r.metrics_path, O_RDONLY, &why, &err);
+    if (run.metrics_fd < 0 && err != ENOENT) refused_job_file(run, why);
     if (run.metrics_fd < 0) {
       if (finished) {
         r.metrics_done = true;
@@ -737,11 +551,14 @@ void AgentShell::warn_bad_line(Run& run, BadLine kind, uint64_t offset) {
                     std::to_string(offset) + ": " + describe(kind) +
                     " (expected {\"step\": N, \"name\": number, ...}); further lines like it are skipped and counted "
                     "without a warning\n";
-  int fd = ::open(r.stderr_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd >= 0) {
-    (void)!::write(fd, msg.data(), msg.size());
-    ::close(fd);
+  std::string why;
+  int fd = open_job_file(r.stderr_path, O_WRONLY | O_APPEND | O_CREAT, &why);
+  if (fd < 0) {
+    refused_job_file(run, why);
+    return;
   }
+  (void)!::write(fd, msg.data(), msg.size());
+  ::close(fd);
 }
 
 void AgentShell::sample_resources() {
@@ -893,6 +710,7 @@ void AgentShell::publish_ops() {
   gauge("nodes_registered", static_cast<double>(registered));
   gauge("metric_points_of_kept_runs", static_cast<double>(points));
   gauge("bad_metric_lines_of_kept_runs", static_cast<double>(bad));
+  gauge("job_files_refused", static_cast<double>(job_files_refused_));
   gauge("events_published", static_cast<double>(stats.published));
   gauge("lease_events_applied", static_cast<double>(subscriber_->stats().applied));
   auto ev = fb::CreateOpsMetricsDirect(b, "agent", options_.node.c_str(), &g);
@@ -904,61 +722,20 @@ void AgentShell::prune_finished() {
   for (auto it = runs_.begin(); it != runs_.end();) {
     auto& r = it->second->rec;
     int64_t keep = r.simulated ? std::min<int64_t>(options_.keep_finished_s, 60) : options_.keep_finished_s;
-    if (r.finished() && r.metrics_done && now - r.end_ns > keep * 1'000'000'000) {
+    int64_t keep_ns = seconds_to_ns(static_cast<uint64_t>(std::max<int64_t>(0, keep)));
+    if (r.finished() && r.metrics_done && now - r.end_ns > keep_ns) {
       runtime_.batch().del(runs_cf_, lease_key(r.lease_id));
       runtime_.batch().del(grants_cf_, lease_key(r.lease_id));
+      if (!r.simulated) {
+        std::error_code ec;
+        std::filesystem::remove_all(state_dir_for(r), ec);
+      }
       if (it->second->metrics_fd >= 0) ::close(it->second->metrics_fd);
       it = runs_.erase(it);
     } else {
       ++it;
     }
   }
-}
-
-void AgentShell::on_read_log(const fb::Request& req, rpc::Responder& reply) {
-  auto* q = req.body_as_ReadLog();
-  Run* best = nullptr;
-  for (auto& [lease, run] : runs_) {
-    auto& r = run->rec;
-    if (r.job_id != q->job_id()) continue;
-    if (q->attempt() != 0 && r.attempt != q->attempt()) continue;
-    if (!best || r.attempt > best->rec.attempt || (r.attempt == best->rec.attempt && r.lease_id > best->rec.lease_id)) {
-      best = run.get();
-    }
-  }
-  if (!best) {
-    reply.error(Status::not_found("job " + std::to_string(q->job_id()) +
-                                  (q->attempt() ? " attempt " + std::to_string(q->attempt()) : std::string()) +
-                                  " has no run on node " + options_.node +
-                                  " (it ran elsewhere, has not started, or its logs were pruned)"));
-    return;
-  }
-  auto& r = best->rec;
-  // Decided before reading: once finished, the file no longer grows, so
-  // "finished" with this chunk means nothing more will ever come.
-  bool finished = r.finished();
-  std::string path = q->stderr() ? r.stderr_path : r.stdout_path;
-  std::vector<uint8_t> data;
-  uint64_t size = 0;
-  uint64_t offset = q->offset();
-  if (!path.empty()) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      struct stat st;
-      if (::fstat(fd, &st) == 0) size = static_cast<uint64_t>(st.st_size);
-      if (offset < size) {
-        size_t want = std::min<uint64_t>(std::clamp<uint32_t>(q->max_bytes(), 1, 4u << 20), size - offset);
-        data.resize(want);
-        ssize_t n = ::pread(fd, data.data(), want, static_cast<off_t>(offset));
-        data.resize(n > 0 ? static_cast<size_t>(n) : 0);
-      }
-      ::close(fd);
-    }
-  }
-  auto& b = reply.builder();
-  auto d = b.CreateVector(data);
-  auto chunk = fb::CreateLogChunk(b, d, offset, size, finished && offset + data.size() >= size);
-  reply.ok(fb::ReplyBody::LogChunk, chunk.Union());
 }
 
 }  // namespace trainyard::agent

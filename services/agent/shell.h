@@ -35,7 +35,8 @@ struct AgentOptions {
   std::string node;                          // this node (simulated: the prefix of its nodes' names)
   uint32_t simulate = 0;                     // >0: act as that many simulated nodes
   std::string endpoint = "tcp://127.0.0.1:*";
-  std::string runs_dir;
+  std::string runs_dir;                      // run directories: the job's logs and metrics file (job-writable)
+  std::string state_dir;                     // run state (launch spec, start/exit records, lock): agent-only, 0700
   std::string broker_endpoint;
   std::vector<std::string> bus_frontend;
   std::vector<std::string> bus_backend;
@@ -55,6 +56,7 @@ struct AgentOptions {
   size_t metrics_batch_points = 20000;       // points per metric.batch at most
   std::string self_exe;                      // for the supervisor re-exec
   std::string cgroup_root = "auto";
+  uint32_t max_grace_s = 300;                // no stop waits longer than this between SIGTERM and SIGKILL
   int64_t publisher_heartbeat_ms = 1000;
   int64_t ops_ms = 10000;                    // ops.metrics.agent every so often
 };
@@ -80,6 +82,9 @@ class AgentShell {
     bool launch_due = false;                  // start the supervisor after this iteration's commit
     std::string launch_error;                 // launching failed: finish it as Failed
     bool our_child = false;                   // the supervisor is our child (started by this process)
+    bool launched_here = false;               // started by this process: its start and end come by the notify pipe
+    std::optional<JobExit> notified_exit;     // the supervisor's "E" notice
+    bool warned_files = false;                // a job-writable file was refused (logged once per run)
     int64_t last_kill_ms = 0;                 // SIGKILL resent every second while it lingers
     std::unique_ptr<LineSplitter> splitter;   // metrics follower
     int metrics_fd = -1;
@@ -100,14 +105,25 @@ class AgentShell {
   void stop_run(Run& run, StopReason why, const std::string& message, uint32_t grace_s);
   void launch_due_runs();
   void launch(Run& run);
+  LaunchSpec launch_spec_for(Run& run, const fb::LeaseGranted& grant, const std::string& workdir);
   std::string run_dir_for(const RunRecord& r) const;
+  std::string state_dir_for(const RunRecord& r) const;
+  // Creates the run's state directory and, exclusively, its run directory.
+  Status prepare_run_dirs(const std::string& run_dir, const std::string& state_dir);
+  // A job-writable file refused (a symlink, a FIFO...): counted, logged once per run.
+  void refused_job_file(Run& run, const std::string& why);
   // A pending run whose directory shows a supervisor started it (the agent
   // crashed before recording that).
   bool started_before_restart(const Run& run) const;
   void on_notify();
   void reap_children();
+  void reap_pass();  // waits for what has ended; notes supervisors gone and orphans seen
+  // What is left of a job whose supervisor died comes back to the agent (a
+  // child subreaper): SIGKILL it all, leaving live supervisors' trees alone.
+  void kill_orphans();
   void check_runs();
   void check_real_run(Run& run, int64_t now);
+  void finish_from_exit(Run& run, const JobExit& ex, int64_t now);
   void mark_started(Run& run, const JobStarted& js);
   void finish(Run& run, int exit_code, int signal, int64_t end_ns, const std::string& reason);
   void publish_started(const Run& run);
@@ -149,6 +165,8 @@ class AgentShell {
   std::vector<std::pair<std::string, std::string>> base_env_;
   size_t metrics_cursor_ = 0;  // round-robin start among followed runs
   bool warned_cgroup_ = false;
+  uint64_t job_files_refused_ = 0;
+  bool orphans_seen_ = false;                 // reaped a child that was no supervisor
   bool warned_broker_ = false;
   int64_t heartbeat_slices_ = 1;
   int64_t heartbeat_slice_ = 0;

@@ -11,13 +11,16 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
+#include <algorithm>
+#include <optional>
 #include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "host.h"
+#include "job_files.h"
+#include "process_tree.h"
 
 namespace trainyard::agent {
 namespace {
@@ -33,7 +36,8 @@ int64_t wall_ns() {
 // even after a power cut.
 bool write_atomic(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ::unlink(tmp.c_str());  // a fresh file, whatever was put there (a FIFO would block)
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return false;
   bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ok = ::fsync(fd) == 0 && ok;
@@ -41,12 +45,18 @@ bool write_atomic(const std::string& path, const std::string& text) {
   return ok && ::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+// Opened as a job-writable file would be: a FIFO or symlink put in the state
+// directory (a job with the agent's uid can reach it) reads as absent.
 std::optional<json> read_json_file(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return std::nullopt;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  json j = json::parse(ss.str(), nullptr, false);
+  int fd = open_job_file(path, O_RDONLY, nullptr);
+  if (fd < 0) return std::nullopt;
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0 && text.size() < (16u << 20);) {
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   return j;
 }
@@ -62,43 +72,68 @@ bool exists(const std::string& path) {
 
 }  // namespace
 
-Status write_launch_spec(const std::string& run_dir, const LaunchSpec& spec) {
+Status write_launch_spec(const std::string& state_dir, const LaunchSpec& spec) {
   json env = json::array();
   for (auto& [k, v] : spec.env) env.push_back(json::array({k, v}));
-  json j{{"lease", spec.lease_id},      {"argv", spec.argv},     {"env", env},
+  json j{{"lease", spec.lease_id},      {"argv", spec.argv},          {"env", env},
          {"workdir", spec.workdir},     {"stdout", spec.stdout_path}, {"stderr", spec.stderr_path},
-         {"cgroup", spec.cgroup}};
-  if (!write_atomic(run_dir + "/launch.json", j.dump())) {
-    return Status::internal("cannot write " + run_dir + "/launch.json: " + std::strerror(errno));
+         {"cgroup", spec.cgroup},       {"run_dir", spec.run_dir},    {"max_grace_s", spec.max_grace_s}};
+  if (!write_atomic(state_dir + "/launch.json", j.dump())) {
+    return Status::internal("cannot write " + state_dir + "/launch.json: " + std::strerror(errno));
   }
   return Status::ok();
 }
 
-std::optional<JobStarted> read_job_started(const std::string& run_dir) {
-  auto j = read_json_file(run_dir + "/job.json");
+// A record with a wrong type in a field reads as absent rather than throwing.
+std::optional<JobStarted> read_job_started(const std::string& state_dir) {
+  auto j = read_json_file(state_dir + "/job.json");
   if (!j) return std::nullopt;
-  return JobStarted{j->value("pid", 0), j->value("start_ns", int64_t{0}), j->value("supervisor_pid", 0)};
+  try {
+    return JobStarted{j->value("pid", 0), j->value("start_ns", int64_t{0}), j->value("supervisor_pid", 0)};
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
 }
 
-std::optional<JobExit> read_job_exit(const std::string& run_dir) {
-  auto j = read_json_file(run_dir + "/exit.json");
+std::optional<JobExit> read_job_exit(const std::string& state_dir) {
+  auto j = read_json_file(state_dir + "/exit.json");
   if (!j) return std::nullopt;
-  return JobExit{j->value("exit_code", 0), j->value("signal", 0), j->value("end_ns", int64_t{0})};
+  try {
+    return JobExit{j->value("exit_code", 0), j->value("signal", 0), j->value("end_ns", int64_t{0})};
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
 }
 
-bool supervisor_alive(const std::string& run_dir) {
-  int fd = ::open((run_dir + "/supervisor.lock").c_str(), O_RDONLY | O_CLOEXEC);
+std::optional<Notice> parse_notice(const std::string& line) {
+  std::istringstream is(line);
+  Notice n;
+  std::string kind;
+  if (!(is >> kind >> n.lease) || kind.size() != 1 || (kind[0] != 'S' && kind[0] != 'E')) return std::nullopt;
+  n.kind = kind[0];
+  if (n.kind == 'S') {
+    JobStarted js;
+    if (is >> js.pid >> js.start_ns) n.started = js;
+  } else {
+    JobExit ex;
+    if (is >> ex.exit_code >> ex.signal >> ex.end_ns) n.exit = ex;
+  }
+  return n;
+}
+
+bool supervisor_alive(const std::string& state_dir) {
+  int fd = ::open((state_dir + "/supervisor.lock").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return false;
   bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
   ::close(fd);  // releases the lock if we took it
   return held;
 }
 
-Result<int> start_supervisor(const std::string& self_exe, const std::string& run_dir, int notify_fd) {
+Result<int> start_supervisor(const std::string& self_exe, const std::string& state_dir, int notify_fd) {
   // Everything the child needs is built before fork: the agent has threads,
   // so the child may only make async-signal-safe calls until exec.
   std::string fd_arg = notify_fd >= 0 ? "3" : "-1";
-  std::string log = run_dir + "/supervisor.log";
+  std::string log = state_dir + "/supervisor.log";
   // The small supervisor beside the agent when installed (fast to start),
   // else the agent itself in its hidden supervise mode.
   std::string program = self_exe;
@@ -107,7 +142,7 @@ Result<int> start_supervisor(const std::string& self_exe, const std::string& run
     std::string small = self_exe.substr(0, slash + 1) + "trainyard-supervise";
     if (::access(small.c_str(), X_OK) == 0) program = small;
   }
-  std::vector<std::string> args = {program, "--supervise", run_dir, fd_arg};
+  std::vector<std::string> args = {program, "--supervise", state_dir, fd_arg};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -122,7 +157,7 @@ Result<int> start_supervisor(const std::string& self_exe, const std::string& run
     }
     int in = ::open("/dev/null", O_RDONLY);
     if (in >= 0) dup2(in, 0);
-    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (out >= 0) {
       dup2(out, 1);
       dup2(out, 2);
@@ -140,142 +175,208 @@ Result<int> start_supervisor(const std::string& self_exe, const std::string& run
   return pid;
 }
 
-int supervise_main(const std::string& run_dir, int notify_fd) {
+
+namespace {
+
+// What launch.json asks for; `argv` empty when it is missing or unreadable.
+struct Launch {
+  uint64_t lease = 0;
+  std::vector<std::string> argv, env;
+  std::string workdir, run_dir, out_path, err_path, cgroup;
+  uint32_t max_grace_s = 300;
+};
+
+Launch read_launch(const std::string& state_dir) {
+  Launch l;
+  auto j = read_json_file(state_dir + "/launch.json");
+  if (!j) return l;
+  try {
+    l.lease = j->value("lease", uint64_t{0});
+    l.argv = j->at("argv").get<std::vector<std::string>>();
+    for (auto& kv : j->at("env")) l.env.push_back(kv[0].get<std::string>() + "=" + kv[1].get<std::string>());
+    l.workdir = j->value("workdir", "");
+    l.run_dir = j->value("run_dir", "");
+    l.out_path = j->value("stdout", "");
+    l.err_path = j->value("stderr", "");
+    l.cgroup = j->value("cgroup", "");
+    l.max_grace_s = j->value("max_grace_s", 300u);
+  } catch (const json::exception&) {
+    l.argv.clear();
+  }
+  return l;
+}
+
+// The job's log: its path opened safely (no symlink, no FIFO), else the run
+// directory's own file, else /dev/null; never a file of the state directory.
+int open_log(const std::string& path, const Launch& l, const char* fallback) {
+  std::string why;
+  int fd = path.empty() ? -1 : open_job_file(path, O_WRONLY | O_CREAT | O_APPEND, &why);
+  if (fd >= 0) return fd;
+  if (!path.empty()) std::fprintf(stderr, "cannot open the log %s; using the run directory\n", why.c_str());
+  if (!l.run_dir.empty()) fd = open_job_file(l.run_dir + "/" + fallback, O_WRONLY | O_CREAT | O_APPEND, &why);
+  if (fd >= 0) return fd;
+  std::fprintf(stderr, "cannot open the log %s; the job's %s goes to /dev/null\n", why.c_str(), fallback);
+  return ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+}
+
+void write_started(const std::string& state_dir, int pid, int64_t start_ns) {
+  json j{{"pid", pid}, {"start_ns", start_ns}, {"supervisor_pid", getpid()}};
+  write_atomic(state_dir + "/job.json", j.dump());
+}
+
+// The end, in this order: exit.json, the lock released (the tree is gone
+// already), then the agent told. The agent trusts an end only once the lock is free.
+void report_end(const std::string& state_dir, int& lock, int notify_fd, uint64_t lease, const JobExit& ex) {
+  write_atomic(state_dir + "/exit.json",
+               json{{"exit_code", ex.exit_code}, {"signal", ex.signal}, {"end_ns", ex.end_ns}}.dump());
+  ::close(lock);
+  lock = -1;
+  say(notify_fd, "E " + std::to_string(lease) + " " + std::to_string(ex.exit_code) + " " +
+                     std::to_string(ex.signal) + " " + std::to_string(ex.end_ns) + "\n");
+}
+
+void kill_cgroup(const std::string& cgroup) {
+  if (cgroup.empty()) return;
+  int fd = ::open((cgroup + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)!::write(fd, "1", 1);
+    ::close(fd);
+  }
+}
+
+// Everything the job started, wherever it went (own session, double fork,
+// another cgroup): they all hang below this subreaper.
+void kill_everything(pid_t pid, const std::string& cgroup) {
+  ::kill(-pid, SIGKILL);
+  kill_cgroup(cgroup);
+  signal_descendants(SIGKILL);
+}
+
+// The job's child: its own group and cgroup, the logs, the workdir, then exec.
+[[noreturn]] void exec_job(const Launch& l, int out, int err) {
+  std::string procs = l.cgroup.empty() ? std::string() : l.cgroup + "/cgroup.procs";
+  std::vector<char*> argv, envp;
+  for (auto& a : l.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (auto& e : l.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  setpgid(0, 0);
+  if (!procs.empty()) {
+    int fd = ::open(procs.c_str(), O_WRONLY);
+    if (fd < 0 || ::write(fd, "0", 1) != 1) {
+      say(err, "trainyard: could not join the run's cgroup; running without its limits\n");
+    }
+    if (fd >= 0) ::close(fd);
+  }
+  int in = ::open("/dev/null", O_RDONLY);
+  if (in >= 0) dup2(in, 0);
+  if (out >= 0) dup2(out, 1);
+  if (err >= 0) dup2(err, 2);
+  if (!l.workdir.empty() && chdir(l.workdir.c_str()) != 0) {
+    say(2, "trainyard: cannot enter the working directory " + l.workdir + ": " + std::strerror(errno) + "\n");
+    _exit(127);
+  }
+  signal(SIGPIPE, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  execvpe(argv[0], argv.data(), envp.data());
+  say(2, "trainyard: cannot run '" + l.argv[0] + "': " + std::strerror(errno) + "\n");
+  _exit(127);
+}
+
+// Waits for the job's leader; SIGTERM is passed on to every process of the
+// job and arms a SIGKILL max_grace_s later; SIGUSR1 kills at once. Returns
+// the leader's wait status.
+int wait_for_leader(pid_t pid, const sigset_t& set, const Launch& l) {
+  std::optional<std::chrono::steady_clock::time_point> kill_at;
+  while (true) {
+    siginfo_t info;
+    int sig;
+    if (kill_at) {
+      auto left = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           *kill_at - std::chrono::steady_clock::now()).count());
+      timespec ts{static_cast<time_t>(left / 1000), static_cast<long>(left % 1000) * 1'000'000};
+      sig = sigtimedwait(&set, &info, &ts);
+    } else {
+      sig = sigwaitinfo(&set, &info);
+    }
+    if (sig == SIGCHLD) {
+      int st = 0;
+      for (pid_t w; (w = waitpid(-1, &st, WNOHANG)) > 0;) {
+        if (w == pid) return st;
+      }
+    } else if (sig == SIGTERM) {
+      ::kill(-pid, SIGTERM);
+      signal_descendants(SIGTERM);
+      if (!kill_at) kill_at = std::chrono::steady_clock::now() + std::chrono::seconds(l.max_grace_s);
+    } else if (sig == SIGUSR1 || (sig < 0 && errno == EAGAIN)) {
+      kill_everything(pid, l.cgroup);
+      kill_at = std::chrono::steady_clock::now() + std::chrono::seconds(1);  // again while it lingers
+    }
+  }
+}
+
+// Retried briefly: the agent's supervisor_alive() probe takes the lock for an instant.
+int take_lock(const std::string& state_dir) {
+  int lock = ::open((state_dir + "/supervisor.lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lock < 0) return -1;
+  for (int i = 0; i < 200; ++i) {
+    if (::flock(lock, LOCK_EX | LOCK_NB) == 0) return lock;
+    if (errno != EWOULDBLOCK) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ::close(lock);
+  return -1;
+}
+
+}  // namespace
+
+int supervise_main(const std::string& state_dir, int notify_fd) {
   signal(SIGPIPE, SIG_IGN);
   sigset_t set;
   sigemptyset(&set);
   for (int s : {SIGCHLD, SIGTERM, SIGUSR1, SIGINT, SIGHUP, SIGQUIT}) sigaddset(&set, s);
   sigprocmask(SIG_BLOCK, &set, nullptr);
-  // Orphans of the job come back to us, so we can reap them.
+  // Orphans of the job, even those that left its session, come back to us.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   if (notify_fd >= 0) fcntl(notify_fd, F_SETFD, FD_CLOEXEC);
 
-  int lock = ::open((run_dir + "/supervisor.lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-  if (lock < 0 || ::flock(lock, LOCK_EX | LOCK_NB) != 0) return 0;  // another supervisor has this run
-  if (exists(run_dir + "/exit.json")) return 0;                    // it ran already
-  if (exists(run_dir + "/job.json")) {
+  int lock = take_lock(state_dir);
+  if (lock < 0) return 0;                                 // another supervisor has this run
+  if (exists(state_dir + "/exit.json")) return 0;         // it ran already
+  if (exists(state_dir + "/job.json")) {
     std::fprintf(stderr, "a previous supervisor started this job and died; it cannot be waited for\n");
     return 3;
   }
-  auto j = read_json_file(run_dir + "/launch.json");
-  std::vector<std::string> args, envs;
-  std::string workdir, out_path, err_path, cgroup;
-  uint64_t lease = 0;
-  if (j) {
-    try {
-      lease = j->value("lease", uint64_t{0});
-      args = j->at("argv").get<std::vector<std::string>>();
-      for (auto& kv : j->at("env")) envs.push_back(kv[0].get<std::string>() + "=" + kv[1].get<std::string>());
-      workdir = j->value("workdir", "");
-      out_path = j->value("stdout", run_dir + "/stdout");
-      err_path = j->value("stderr", run_dir + "/stderr");
-      cgroup = j->value("cgroup", "");
-    } catch (const json::exception&) {
-      args.clear();
-    }
-  }
-  auto open_log = [&](const std::string& path, const char* fallback) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      std::fprintf(stderr, "cannot open %s: %s; using the run directory\n", path.c_str(), std::strerror(errno));
-      fd = ::open((run_dir + "/" + fallback).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    }
-    return fd;
-  };
-  int out = open_log(out_path.empty() ? run_dir + "/stdout" : out_path, "stdout");
-  int err = open_log(err_path.empty() ? run_dir + "/stderr" : err_path, "stderr");
-  if (args.empty()) {
-    say(err, "trainyard: the run's launch.json is missing or unreadable in " + run_dir + "\n");
-    write_atomic(run_dir + "/job.json", json{{"pid", 0}, {"start_ns", wall_ns()}, {"supervisor_pid", getpid()}}.dump());
-    write_atomic(run_dir + "/exit.json", json{{"exit_code", 127}, {"signal", 0}, {"end_ns", wall_ns()}}.dump());
-    say(notify_fd, "E " + std::to_string(lease) + "\n");
-    return 0;
-  }
-  std::vector<char*> argv, envp;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : envs) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::string procs = cgroup.empty() ? std::string() : cgroup + "/cgroup.procs";
-  std::string cannot_cgroup = "trainyard: could not join the run's cgroup; running without its limits\n";
-  std::string cannot_cd = "trainyard: cannot enter the working directory " + workdir + ": ";
-  std::string cannot_exec = "trainyard: cannot run '" + args[0] + "': ";
-
+  Launch l = read_launch(state_dir);
+  int out = open_log(l.out_path, l, "stdout");
+  int err = open_log(l.err_path, l, "stderr");
   int64_t start_ns = wall_ns();
-  pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    if (!procs.empty()) {
-      int fd = ::open(procs.c_str(), O_WRONLY);
-      if (fd < 0 || ::write(fd, "0", 1) != 1) say(err, cannot_cgroup);
-      if (fd >= 0) ::close(fd);
-    }
-    int in = ::open("/dev/null", O_RDONLY);
-    if (in >= 0) dup2(in, 0);
-    if (out >= 0) dup2(out, 1);
-    if (err >= 0) dup2(err, 2);
-    if (!workdir.empty() && chdir(workdir.c_str()) != 0) {
-      say(2, cannot_cd + std::strerror(errno) + "\n");
-      _exit(127);
-    }
-    signal(SIGPIPE, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    execvpe(argv[0], argv.data(), envp.data());
-    say(2, cannot_exec + std::strerror(errno) + "\n");
-    _exit(127);
-  }
+  pid_t pid = l.argv.empty() ? -1 : fork();
+  if (pid == 0) exec_job(l, out, err);
   if (pid < 0) {
-    say(err, std::string("trainyard: fork failed: ") + std::strerror(errno) + "\n");
-    write_atomic(run_dir + "/job.json", json{{"pid", 0}, {"start_ns", start_ns}, {"supervisor_pid", getpid()}}.dump());
-    write_atomic(run_dir + "/exit.json", json{{"exit_code", 127}, {"signal", 0}, {"end_ns", wall_ns()}}.dump());
-    say(notify_fd, "E " + std::to_string(lease) + "\n");
+    say(err, l.argv.empty() ? "trainyard: the run's launch.json is missing or unreadable in " + state_dir + "\n"
+                            : std::string("trainyard: fork failed: ") + std::strerror(errno) + "\n");
+    write_started(state_dir, 0, start_ns);
+    report_end(state_dir, lock, notify_fd, l.lease, JobExit{127, 0, wall_ns()});
     return 0;
   }
   setpgid(pid, pid);  // also here: no window where a signal to the group misses the job
-  write_atomic(run_dir + "/job.json", json{{"pid", pid}, {"start_ns", start_ns}, {"supervisor_pid", getpid()}}.dump());
-  say(notify_fd, "S " + std::to_string(lease) + "\n");
+  write_started(state_dir, pid, start_ns);
+  say(notify_fd, "S " + std::to_string(l.lease) + " " + std::to_string(pid) + " " + std::to_string(start_ns) + "\n");
 
-  int status = 0;
-  bool done = false;
-  while (!done) {
-    siginfo_t info;
-    int sig = sigwaitinfo(&set, &info);
-    if (sig == SIGCHLD) {
-      int st = 0;
-      for (pid_t w; (w = waitpid(-1, &st, WNOHANG)) > 0;) {
-        if (w == pid) {
-          status = st;
-          done = true;
-        }
-      }
-    } else if (sig == SIGTERM) {
-      kill(-pid, SIGTERM);
-    } else if (sig == SIGUSR1) {
-      kill(-pid, SIGKILL);
-      if (!cgroup.empty()) {
-        int fd = ::open((cgroup + "/cgroup.kill").c_str(), O_WRONLY);
-        if (fd >= 0) {
-          (void)!::write(fd, "1", 1);
-          ::close(fd);
-        }
-      }
-    }
-  }
+  int status = wait_for_leader(pid, set, l);
   int64_t end_ns = wall_ns();
   // The job's leader is gone: nothing of it may outlive it.
-  kill(-pid, SIGKILL);
-  if (!cgroup.empty()) Cgroups::remove(cgroup);
-  for (int i = 0; i < 50; ++i) {
-    pid_t w = waitpid(-1, nullptr, WNOHANG);
-    if (w < 0) break;  // no children left
-    if (w == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  kill_everything(pid, l.cgroup);
+  for (int round = 1; !kill_descendants(std::chrono::seconds(10), nullptr); ++round) {
+    std::fprintf(stderr, "processes of the job are still alive %d s after SIGKILL (uninterruptible?); waiting\n",
+                 round * 10);
   }
-  int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  int signal_no = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-  write_atomic(run_dir + "/exit.json", json{{"exit_code", exit_code}, {"signal", signal_no}, {"end_ns", end_ns}}.dump());
-  say(notify_fd, "E " + std::to_string(lease) + "\n");
+  if (!l.cgroup.empty()) Cgroups::remove(l.cgroup);
+  JobExit ex{WIFEXITED(status) ? WEXITSTATUS(status) : -1, WIFSIGNALED(status) ? WTERMSIG(status) : 0, end_ns};
+  report_end(state_dir, lock, notify_fd, l.lease, ex);
   if (out >= 0) ::close(out);
   if (err >= 0) ::close(err);
   return 0;

@@ -1,16 +1,24 @@
 // The per-run supervisor (like containerd-shim or slurmstepd): a re-exec of
 // trainyard-agent in a hidden mode, in its own session, that starts the job
-// in its own process group (and cgroup), waits for it and writes its exit
-// status into the run directory. It outlives agent restarts, so a restarted
-// agent finds its runs again or learns how they ended.
+// in its own process group (and cgroup), waits for it, kills whatever the
+// job left behind and records how it ended. It outlives agent restarts, so
+// a restarted agent finds its runs again or learns how they ended.
 //
-// Files in a run directory:
+// The run's STATE lives in a state directory of its own, under the agent's
+// data directory (mode 0700), never in the run directory the job writes
+// (logs, metrics file) and never named in the job's environment:
 //   launch.json      what to run (written by the agent before the supervisor starts)
-//   supervisor.lock  flock'd by the live supervisor for its whole life
+//   supervisor.lock  flock'd by the live supervisor until the job's whole tree is gone
+//   supervisor.log   the supervisor's own messages
 //   job.json         {pid, start_ns, supervisor_pid}: the job started
-//   exit.json        {exit_code, signal, end_ns}: the job ended (atomic rename)
-// Signals to the supervisor: SIGTERM -> SIGTERM to the job's process group;
-// SIGUSR1 -> SIGKILL to the group (and its cgroup).
+//   exit.json        {exit_code, signal, end_ns}: the job ended and nothing of it is left (atomic rename)
+//   run_dir.id       "dev ino" of the run directory the agent created (so a restart can tell it is its own)
+// The agent that started the supervisor learns both facts through its
+// notify pipe ("S <lease> <pid> <start_ns>", "E <lease> <exit_code>
+// <signal> <end_ns>"); the files are for an agent that restarted.
+// Signals to the supervisor: SIGTERM -> SIGTERM to every process of the job,
+// and SIGKILL of them all after launch.json's max_grace_s unless it ends;
+// SIGUSR1 -> SIGKILL to every process of the job (and its cgroup).
 #pragma once
 
 #include <cstdint>
@@ -28,9 +36,11 @@ struct LaunchSpec {
   std::vector<std::string> argv;
   std::vector<std::pair<std::string, std::string>> env;
   std::string workdir;
+  std::string run_dir;      // logs fall back here when their path cannot be opened safely
   std::string stdout_path;
   std::string stderr_path;
-  std::string cgroup;  // empty: none
+  std::string cgroup;       // empty: none
+  uint32_t max_grace_s = 300;  // SIGTERM is followed by SIGKILL after this, even without the agent
 };
 
 struct JobStarted {
@@ -45,18 +55,28 @@ struct JobExit {
   int64_t end_ns = 0;
 };
 
-Status write_launch_spec(const std::string& run_dir, const LaunchSpec& spec);
-std::optional<JobStarted> read_job_started(const std::string& run_dir);
-std::optional<JobExit> read_job_exit(const std::string& run_dir);
-// True while a supervisor holds the run directory's lock.
-bool supervisor_alive(const std::string& run_dir);
+Status write_launch_spec(const std::string& state_dir, const LaunchSpec& spec);
+std::optional<JobStarted> read_job_started(const std::string& state_dir);
+std::optional<JobExit> read_job_exit(const std::string& state_dir);
+// True while a supervisor holds the state directory's lock (until the job's
+// whole process tree is gone).
+bool supervisor_alive(const std::string& state_dir);
 
-// Forks and execs `self_exe --supervise RUN_DIR NOTIFY_FD` in a new session.
-// `notify_fd` is the write end of the agent's notification pipe (lines
-// "S <lease>" and "E <lease>"); -1 for none. Returns the supervisor's pid.
-Result<int> start_supervisor(const std::string& self_exe, const std::string& run_dir, int notify_fd);
+// A line of the notify pipe, parsed ("S ..." or "E ..."); nullopt when malformed.
+struct Notice {
+  char kind = 0;  // 'S' or 'E'
+  uint64_t lease = 0;
+  std::optional<JobStarted> started;
+  std::optional<JobExit> exit;
+};
+std::optional<Notice> parse_notice(const std::string& line);
+
+// Forks and execs `self_exe --supervise STATE_DIR NOTIFY_FD` in a new session.
+// `notify_fd` is the write end of the agent's notification pipe; -1 for
+// none. Returns the supervisor's pid.
+Result<int> start_supervisor(const std::string& self_exe, const std::string& state_dir, int notify_fd);
 
 // The hidden mode's body: returns the supervisor's exit status.
-int supervise_main(const std::string& run_dir, int notify_fd);
+int supervise_main(const std::string& state_dir, int notify_fd);
 
 }  // namespace trainyard::agent

@@ -254,6 +254,31 @@ BOOST_AUTO_TEST_CASE(log_paths_expand_like_slurm_patterns) {
   BOOST_TEST(expand_log_path("/abs/%j%%", 42, -1, 1, "n1", "/w") == "/abs/42%");
 }
 
+BOOST_AUTO_TEST_CASE(time_arithmetic_saturates_instead_of_overflowing) {
+  BOOST_TEST(seconds_to_ns(0) == 0);
+  BOOST_TEST(seconds_to_ns(3) == 3'000'000'000);
+  BOOST_TEST(seconds_to_ns(300000000000ull) == INT64_MAX);  // `--time 300000000000`
+  BOOST_TEST(seconds_to_ns(UINT64_MAX) == INT64_MAX);
+  BOOST_TEST(seconds_to_ns(9223372036ull) == 9223372036'000'000'000);
+  BOOST_TEST(add_ns(1'700'000'000'000'000'000, seconds_to_ns(UINT64_MAX)) == INT64_MAX);
+  BOOST_TEST(add_ns(5, -7) == -2);
+  BOOST_TEST(add_ns(INT64_MIN, -1) == INT64_MIN);
+}
+
+BOOST_AUTO_TEST_CASE(memory_max_never_wraps_to_a_tiny_limit) {
+  BOOST_TEST(cgroup_memory_max(2048) == "2147483648");
+  BOOST_TEST(cgroup_memory_max(UINT64_MAX >> 20) == std::to_string((UINT64_MAX >> 20) << 20));
+  BOOST_TEST(cgroup_memory_max((UINT64_MAX >> 20) + 1) == "max");  // memory_mb * 2^20 would wrap to 0
+  BOOST_TEST(cgroup_memory_max(UINT64_MAX) == "max");
+}
+
+BOOST_AUTO_TEST_CASE(grace_is_capped_by_the_agents_maximum) {
+  BOOST_TEST(capped_grace_s(4294967295u, 300) == 300u);
+  BOOST_TEST(capped_grace_s(UINT64_MAX, 300) == 300u);
+  BOOST_TEST(capped_grace_s(30, 300) == 30u);
+  BOOST_TEST(capped_grace_s(30, 0) == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_CASE(gpu_names_become_short_types) {

@@ -1,6 +1,8 @@
 #include "core/run.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -134,6 +136,33 @@ fb::RunOutcome decide_outcome(StopReason stop, int exit_code, int signal) {
 std::optional<std::pair<int64_t, int64_t>> next_usage_tick(int64_t until_ns, int64_t now_ns) {
   if (now_ns <= until_ns) return std::nullopt;
   return std::make_pair(until_ns, now_ns);
+}
+
+std::string exit_reason(int exit_code, int signal) {
+  if (signal != 0) return "killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
+  return "exit code " + std::to_string(exit_code);
+}
+
+std::string cgroup_memory_max(uint64_t memory_mb) {
+  if (memory_mb > (UINT64_MAX >> 20)) return "max";
+  return std::to_string(memory_mb << 20);
+}
+
+int64_t seconds_to_ns(uint64_t seconds) {
+  constexpr int64_t kNsPerS = 1'000'000'000;
+  constexpr uint64_t kMaxS = static_cast<uint64_t>(INT64_MAX / kNsPerS);
+  if (seconds > kMaxS) return INT64_MAX;
+  return static_cast<int64_t>(seconds) * kNsPerS;
+}
+
+int64_t add_ns(int64_t a, int64_t b) {
+  int64_t out = 0;
+  if (__builtin_add_overflow(a, b, &out)) return b > 0 ? INT64_MAX : INT64_MIN;
+  return out;
+}
+
+uint32_t capped_grace_s(uint64_t asked_s, uint32_t max_grace_s) {
+  return static_cast<uint32_t>(std::min<uint64_t>(asked_s, max_grace_s));
 }
 
 std::vector<std::pair<std::string, std::string>> job_environment(

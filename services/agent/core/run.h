@@ -87,10 +87,27 @@ std::optional<RunRecord> decode_run(std::string_view bytes);
 // exit status does (0 and no signal: Succeeded).
 fb::RunOutcome decide_outcome(StopReason stop, int exit_code, int signal);
 
+// "exit code 3", "killed by signal 9 (Killed)": how a run ended, for its reason.
+std::string exit_reason(int exit_code, int signal);
+
 // The usage tick due for a run whose ticks cover up to `until_ns`, at `now_ns`:
 // [until_ns, now_ns), or nothing when no time has passed. Consecutive ticks
 // share their boundaries, so their lengths add up to the run's exact life.
 std::optional<std::pair<int64_t, int64_t>> next_usage_tick(int64_t until_ns, int64_t now_ns);
+
+// Checked time arithmetic: a job's time limit or grace can be any u64/u32
+// from a spec, and `seconds * 1e9` or `now + that` must not overflow. Both
+// saturate at INT64_MAX ("never" in practice) instead.
+int64_t seconds_to_ns(uint64_t seconds);
+int64_t add_ns(int64_t a, int64_t b);
+// The grace a stop actually gets: the asked one, capped by the agent's
+// agent.max_grace_s, so a job cannot out-wait a cancel or a time limit.
+uint32_t capped_grace_s(uint64_t asked_s, uint32_t max_grace_s);
+
+// The value of a run cgroup's memory.max for a lease of `memory_mb`: bytes,
+// or "max" (no limit) when the bytes would not fit in 64 bits, never a
+// wrapped tiny limit.
+std::string cgroup_memory_max(uint64_t memory_mb);
 
 // What the job's environment is built from.
 struct JobEnvInput {

@@ -1,0 +1,30 @@
+// Files and directories a job can write: its run directory, its stdout and
+// stderr logs, its metrics file. The agent and the supervisor open them so
+// that nothing the job swaps in can fool or block them: the last component
+// is never followed when it is a symlink (O_NOFOLLOW), an open never waits
+// for a FIFO's other end (O_NONBLOCK), and only regular files are accepted.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "util/status.h"
+
+namespace trainyard::agent {
+
+// Opens `path` with `flags` (O_RDONLY, or O_WRONLY|O_APPEND[|O_CREAT]) plus
+// O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC; the fd comes back blocking again. -1 with
+// `why` ("is a symbolic link", "is not a regular file (a FIFO?)", strerror)
+// and `err` (errno, or EINVAL when the file is not regular) otherwise.
+int open_job_file(const std::string& path, int flags, std::string* why, int* err = nullptr);
+
+// Creates `path` as a new directory with `mode`; a path that already exists
+// (a directory, a symlink, anything) is refused with FailedPrecondition.
+Status create_fresh_dir(const std::string& path, mode_t mode);
+
+// `path` as a private directory of the agent: created if missing, refused
+// when it is a symlink or not a directory, then chmod'ed to 0700.
+Status ensure_private_dir(const std::string& path);
+
+}  // namespace trainyard::agent
