@@ -877,10 +877,15 @@ struct LeftRun {
   pid_t job = 0;  // also its process group
 };
 
+// Runs whose supervisor may still be alive, from the agent's run state
+// (<agent data>/run-state/<run>/, where the agent keeps what the job must not
+// write). A pid read there is used only after checking what it is: the
+// supervisor by its command line, the job only while it leads a live
+// process group, and never pid 0 or 1.
 std::vector<LeftRun> left_runs(const LocalLayout& l) {
   std::vector<LeftRun> out;
   std::error_code ec;
-  for (auto& e : fs::directory_iterator(l.runs(), ec)) {
+  for (auto& e : fs::directory_iterator(l.data("agent") + "/run-state", ec)) {
     std::string dir = e.path().string();
     if (fs::exists(dir + "/exit.json")) continue;
     nlohmann::json j;
@@ -890,8 +895,8 @@ std::vector<LeftRun> left_runs(const LocalLayout& l) {
       continue;
     }
     LeftRun r{dir, j.value("supervisor_pid", 0), j.value("pid", 0)};
-    if (!alive(r.supervisor, {"--supervise", dir})) r.supervisor = 0;
-    if (r.job > 0 && group_members(r.job).empty()) r.job = 0;
+    if (r.supervisor <= 1 || !alive(r.supervisor, {"--supervise", dir})) r.supervisor = 0;
+    if (r.job <= 1 || group_members(r.job).empty()) r.job = 0;
     if (r.supervisor || r.job) out.push_back(r);
   }
   return out;
