@@ -224,6 +224,13 @@ bool Subscriber::work() {
 }
 
 void Subscriber::request_replay(const std::string& stream, StreamState& st) {
+  if (!replay_clients_.contains(st.endpoint) && replay_clients_.size() >= options_.max_replay_endpoints) {
+    // Forged heartbeats naming many endpoints must not use up the context's
+    // sockets: a real publisher past the limit waits and is asked later.
+    ++stats_.replay_failures;
+    st.retry_at_ms = monotonic_ms() + options_.retry_ms;
+    return;
+  }
   auto& client = replay_clients_[st.endpoint];
   if (!client) {
     client = std::make_unique<rpc::AsyncClient>(ctx_, "publisher of " + stream, st.endpoint, options_.replay_timeout_ms);

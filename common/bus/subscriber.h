@@ -36,6 +36,9 @@ struct SubscriberOptions {
   size_t max_message_bytes = kDefaultMaxMessageBytes;
   int rcvhwm = 1'000'000;                  // messages queued before ZeroMQ drops (gaps are replayed)
   size_t max_streams = 100'000;            // streams tracked; events of further new streams are refused
+  // Publishers' endpoints asked for replays (one socket each; ZeroMQ's
+  // default context holds 1023 sockets): past it, new endpoints wait.
+  size_t max_replay_endpoints = 768;
 };
 
 struct SubscriberStats {

@@ -13,6 +13,7 @@
 #include "job_files.h"
 #include "shell.h"
 #include "supervisor.h"
+#include "wire/check.h"
 
 namespace trainyard::agent {
 namespace {
@@ -139,7 +140,10 @@ void AgentShell::launch(Run& run) {
   auto& r = run.rec;
   flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(run.grant.data()), run.grant.size());
   const fb::LeaseGranted* g = nullptr;
-  if (!run.grant.empty() && fb::VerifyEnvelopeBuffer(v)) {
+  // Stored by this agent, still checked as on the wire: an old or damaged
+  // record never reaches a field the schema allows to be absent.
+  if (!run.grant.empty() && fb::VerifyEnvelopeBuffer(v) &&
+      wire::envelope_check().check(reinterpret_cast<const uint8_t*>(run.grant.data())).is_ok()) {
     g = fb::GetEnvelope(run.grant.data())->payload_as_LeaseGranted();
   }
   if (!g || !g->spec()) {

@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<Nvml> nvml;
   try {
     o.node = config.get_string("agent.node", host_name());
-    o.simulate = static_cast<uint32_t>(std::max<int64_t>(0, config.get_int("agent.simulate", 0)));
+    o.simulate = static_cast<uint32_t>(config.get_int("agent.simulate", 0, 0, 100000));
     o.endpoint = config.get_string("agent.endpoint", "tcp://127.0.0.1:*");
     o.advertise_endpoint = config.get_string("agent.advertise", "");
     data = config.get_string("agent.data", "trainyard-data/agent-" + o.node);
@@ -72,17 +72,22 @@ int main(int argc, char** argv) {
     o.broker_endpoint = config.get_string("broker.endpoint", "tcp://127.0.0.1:5561");
     o.bus_frontend = config.get_strings("bus.frontend", {"tcp://127.0.0.1:5550"});
     o.bus_backend = config.get_strings("bus.backend", {"tcp://127.0.0.1:5551"});
-    o.heartbeat_ms = config.get_int("agent.heartbeat_ms", 1000);
-    o.usage_tick_ms = config.get_int("agent.usage_tick_ms", 10000);
-    o.sample_ms = config.get_int("agent.sample_ms", 5000);
-    o.check_ms = config.get_int("agent.check_ms", 100);
-    o.ops_ms = config.get_int("agent.ops_ms", 10000);
-    o.keep_finished_s = config.get_int("agent.keep_finished_s", 7 * 24 * 3600);
-    o.metrics_read_bytes = static_cast<size_t>(config.get_int("agent.metrics_read_kb", 256)) * 1024;
+    o.heartbeat_ms = config.get_int("agent.heartbeat_ms", 1000, 10, 3600000);
+    o.usage_tick_ms = config.get_int("agent.usage_tick_ms", 10000, 10, 86400000);
+    o.sample_ms = config.get_int("agent.sample_ms", 5000, 10, 86400000);
+    o.check_ms = config.get_int("agent.check_ms", 100, 1, 60000);
+    o.ops_ms = config.get_int("agent.ops_ms", 10000, 10, 86400000);
+    o.keep_finished_s = config.get_int("agent.keep_finished_s", 7 * 24 * 3600, 0, INT64_MAX / 1'000'000'000);
+    o.metrics_read_bytes = static_cast<size_t>(config.get_int("agent.metrics_read_kb", 256, 1, 65536)) * 1024;
+    o.max_points_per_s = static_cast<uint32_t>(config.get_int("agent.max_points_per_s", o.max_points_per_s, 1, 10'000'000));
+    o.max_series_per_run =
+        static_cast<uint32_t>(config.get_int("agent.max_series_per_run", o.max_series_per_run, 1, 1'000'000));
+    o.max_metric_name_bytes =
+        static_cast<uint32_t>(config.get_int("agent.max_metric_name_bytes", o.max_metric_name_bytes, 1, 4096));
     o.cgroup_root = config.get_string("agent.cgroup_root", "auto");
     o.partition = config.get_string("agent.partition", "");
-    o.cpus = static_cast<uint32_t>(config.get_int("agent.cpus", host_cpus()));
-    o.memory_mb = static_cast<uint64_t>(config.get_int("agent.memory_mb", static_cast<int64_t>(host_memory_mb())));
+    o.cpus = static_cast<uint32_t>(config.get_int("agent.cpus", host_cpus(), 1, 65536));
+    o.memory_mb = static_cast<uint64_t>(config.get_int("agent.memory_mb", static_cast<int64_t>(host_memory_mb()), 1, 4294967296));
     if (auto labels = config.table().at_path("agent.labels"); labels) {
       auto* t = labels.as_table();
       if (!t) throw std::runtime_error("config agent.labels must be a table like {rack = \"r1\", ib = \"yes\"}");

@@ -18,6 +18,7 @@
 #include "job_files.h"
 #include "storage/keys.h"
 #include "supervisor.h"
+#include "text/utf8.h"
 
 extern char** environ;
 
@@ -508,7 +509,9 @@ bool AgentShell::follow_one(Run& run, size_t budget) {
     // A "time" beyond year 2255 (or before 1970) is a unit mistake: use the read time.
     bool time_ok = m.has_time && m.time_s >= 0 && m.time_s < 9.0e9;
     int64_t t = time_ok ? static_cast<int64_t>(m.time_s * 1e9) : now;
-    for (auto& [name, value] : m.values) points.add(name, m.step, t, value);
+    for (auto& [name, value] : m.values) {
+      if (admit_point(run, name, now)) points.add(name, m.step, t, value);
+    }
   };
   auto on_too_long = [&](uint64_t offset) {
     ++r.bad_lines[static_cast<size_t>(BadLine::kTooLong)];
@@ -524,8 +527,8 @@ bool AgentShell::follow_one(Run& run, size_t budget) {
     run.metrics_fd = -1;
     uint64_t bad = 0;
     for (auto c : r.bad_lines) bad += c;
-    spdlog::info("job {} attempt {}: {} metric points, {} bad lines skipped", r.job_id, r.attempt,
-                 r.points + points.size(), bad);
+    spdlog::info("job {} attempt {}: {} metric points, {} bad lines skipped, {} points over a cap dropped", r.job_id,
+                 r.attempt, r.points + points.size(), bad, run.dropped_points);
   }
   uint64_t bad_after = 0;
   for (auto c : r.bad_lines) bad_after += c;
@@ -543,14 +546,56 @@ bool AgentShell::follow_one(Run& run, size_t budget) {
 }
 
 void AgentShell::warn_bad_line(Run& run, BadLine kind, uint64_t offset) {
+  warn_job_once(run, 1u << static_cast<uint32_t>(kind),
+                "trainyard: skipped a line of the metrics file " + run.rec.metrics_path + " at byte " +
+                    std::to_string(offset) + ": " + describe(kind) +
+                    " (expected {\"step\": N, \"name\": number, ...}); further lines like it are skipped and "
+                    "counted without a warning\n");
+}
+
+namespace {
+// Warning bits past the BadLine kinds: one per cap.
+constexpr uint32_t kWarnNameTooLong = 1u << 16;
+constexpr uint32_t kWarnTooManySeries = 1u << 17;
+constexpr uint32_t kWarnTooFast = 1u << 18;
+}  // namespace
+
+bool AgentShell::admit_point(Run& run, std::string& name, int64_t now_ns) {
+  const auto& o = options_;
+  auto drop = [&](uint32_t bit, const std::string& why) {
+    ++run.dropped_points;
+    warn_job_once(run, bit, "trainyard: dropped metric points: " + why + "; further points like them are dropped "
+                            "and counted without a warning\n");
+    return false;
+  };
+  if (name.size() > o.max_metric_name_bytes)
+    return drop(kWarnNameTooLong, "a metric name is longer than " + std::to_string(o.max_metric_name_bytes) +
+                                      " bytes (agent.max_metric_name_bytes)");
+  if (!text::valid_utf8(name)) name = text::replace_invalid_utf8(name);  // kept, readable everywhere
+  if (!run.series.contains(name)) {
+    if (run.series.size() >= o.max_series_per_run)
+      return drop(kWarnTooManySeries, "the job reports more than " + std::to_string(o.max_series_per_run) +
+                                          " distinct metrics (agent.max_series_per_run)");
+    run.series.insert(name);
+  }
+  // Token bucket: max_points_per_s sustained, a minute's worth of burst (a
+  // job catching up its log at start is not a flood).
+  double burst = 60.0 * o.max_points_per_s;
+  if (run.point_tokens < 0) run.point_tokens = burst;
+  if (run.tokens_at_ns > 0 && now_ns > run.tokens_at_ns)
+    run.point_tokens = std::min(burst, run.point_tokens + (now_ns - run.tokens_at_ns) * 1e-9 * o.max_points_per_s);
+  run.tokens_at_ns = now_ns;
+  if (run.point_tokens < 1)
+    return drop(kWarnTooFast, "the job reports more than " + std::to_string(o.max_points_per_s) +
+                                  " points per second (agent.max_points_per_s)");
+  run.point_tokens -= 1;
+  return true;
+}
+
+void AgentShell::warn_job_once(Run& run, uint32_t bit, const std::string& msg) {
   auto& r = run.rec;
-  uint32_t bit = 1u << static_cast<uint32_t>(kind);
   if (r.warned_kinds & bit) return;
   r.warned_kinds |= bit;
-  std::string msg = "trainyard: skipped a line of the metrics file " + r.metrics_path + " at byte " +
-                    std::to_string(offset) + ": " + describe(kind) +
-                    " (expected {\"step\": N, \"name\": number, ...}); further lines like it are skipped and counted "
-                    "without a warning\n";
   std::string why;
   int fd = open_job_file(r.stderr_path, O_WRONLY | O_APPEND | O_CREAT, &why);
   if (fd < 0) {

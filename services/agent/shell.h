@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -54,6 +55,11 @@ struct AgentOptions {
   int64_t keep_finished_s = 7 * 24 * 3600;   // finished runs stay readable (logs) this long
   size_t metrics_read_bytes = 256 * 1024;    // per run per loop iteration
   size_t metrics_batch_points = 20000;       // points per metric.batch at most
+  // Per-run caps on what a job may report (past them points are dropped,
+  // counted, and the job's stderr gets one warning per cap).
+  uint32_t max_points_per_s = 20000;         // sustained rate (a burst of 60 s worth is allowed)
+  uint32_t max_series_per_run = 1000;        // distinct metric names
+  uint32_t max_metric_name_bytes = 200;
   std::string self_exe;                      // for the supervisor re-exec
   std::string cgroup_root = "auto";
   uint32_t max_grace_s = 300;                // no stop waits longer than this between SIGTERM and SIGKILL
@@ -89,6 +95,10 @@ class AgentShell {
     std::unique_ptr<LineSplitter> splitter;   // metrics follower
     int metrics_fd = -1;
     bool metrics_eof = false;                 // last read hit the end of the file
+    std::unordered_set<std::string> series;   // metric names seen (capped at max_series_per_run)
+    double point_tokens = -1;                 // token bucket of max_points_per_s (-1: full)
+    int64_t tokens_at_ns = 0;
+    uint64_t dropped_points = 0;              // over a cap
     uint64_t prev_cpu_ns = 0;                 // resource sampling
     int64_t prev_sample_ns = 0;
   };
@@ -112,6 +122,12 @@ class AgentShell {
   Status prepare_run_dirs(const std::string& run_dir, const std::string& state_dir);
   // A job-writable file refused (a symlink, a FIFO...): counted, logged once per run.
   void refused_job_file(Run& run, const std::string& why);
+  // Whether `name` = `value` of a metric line may become a point: a name too
+  // long, past the series cap or past the rate cap is dropped (warned once
+  // per cap in the job's stderr); a name that is not UTF-8 is repaired.
+  bool admit_point(Run& run, std::string& name, int64_t now_ns);
+  // Appends one warning line to the job's stderr, once per `bit` per run.
+  void warn_job_once(Run& run, uint32_t bit, const std::string& message);
   // A pending run whose directory shows a supervisor started it (the agent
   // crashed before recording that).
   bool started_before_restart(const Run& run) const;

@@ -47,8 +47,8 @@ Result<BillingOptions> BillingOptions::from_config(const Config& c) {
     o.rates = c.get_string("billing.rates", "");
     o.currency = c.get_string("billing.currency", o.currency);
     o.instance = c.get_string("billing.instance", o.instance);
-    o.check_ms = c.get_int("billing.check_ms", o.check_ms);
-    o.cache_lines = static_cast<size_t>(c.get_int("billing.cache_lines", static_cast<int64_t>(o.cache_lines)));
+    o.check_ms = c.get_int("billing.check_ms", o.check_ms, 10, 86400000);
+    o.cache_lines = static_cast<size_t>(c.get_int("billing.cache_lines", static_cast<int64_t>(o.cache_lines), 1000, INT64_MAX));
     o.fsync = c.get_bool("billing.fsync", false);
     o.bus_frontend = c.get_strings("bus.frontend", {"tcp://127.0.0.1:5550"});
     o.bus_backend = c.get_strings("bus.backend", {"tcp://127.0.0.1:5551"});

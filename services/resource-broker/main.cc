@@ -34,15 +34,15 @@ int main(int argc, char** argv) {
     o.instance = config.get_string("broker.instance", o.instance);
     o.bus_frontend = config.get_strings("bus.frontend", {"tcp://127.0.0.1:5550"});
     o.bus_backend = config.get_strings("bus.backend", {"tcp://127.0.0.1:5551"});
-    o.node_timeout_ms = config.get_int("broker.node_timeout_ms", o.node_timeout_ms);
-    o.liveness_check_ms = config.get_int("broker.liveness_check_ms", o.liveness_check_ms);
-    o.stream_heartbeat_ms = config.get_int("broker.stream_heartbeat_ms", o.stream_heartbeat_ms);
+    o.node_timeout_ms = config.get_int("broker.node_timeout_ms", o.node_timeout_ms, 100, 86400000);
+    o.liveness_check_ms = config.get_int("broker.liveness_check_ms", o.liveness_check_ms, 0, 3600000);
+    o.stream_heartbeat_ms = config.get_int("broker.stream_heartbeat_ms", o.stream_heartbeat_ms, 10, 3600000);
     o.outbox_keep_events =
-        static_cast<uint64_t>(config.get_int("broker.outbox_keep_events", static_cast<int64_t>(o.outbox_keep_events)));
-    o.outbox_keep_age_s = config.get_int("broker.outbox_keep_age_s", o.outbox_keep_age_s);
-    o.outbox_trim_ms = config.get_int("broker.outbox_trim_ms", o.outbox_trim_ms);
-    o.metrics_ms = config.get_int("broker.metrics_ms", o.metrics_ms);
-    o.keep_ended_s = config.get_int("broker.keep_ended_s", o.keep_ended_s);
+        static_cast<uint64_t>(config.get_int("broker.outbox_keep_events", static_cast<int64_t>(o.outbox_keep_events), 1, INT64_MAX));
+    o.outbox_keep_age_s = config.get_int("broker.outbox_keep_age_s", o.outbox_keep_age_s, 1, INT64_MAX / 1'000'000'000);
+    o.outbox_trim_ms = config.get_int("broker.outbox_trim_ms", o.outbox_trim_ms, 10, 86400000);
+    o.metrics_ms = config.get_int("broker.metrics_ms", o.metrics_ms, 0, 86400000);
+    o.keep_ended_s = config.get_int("broker.keep_ended_s", o.keep_ended_s, 1, INT64_MAX / 1'000'000'000);
     data = config.get_string("broker.data", "data/broker");
     auto d = storage::parse_durability("broker.durability", config.get_string("broker.durability", "wal"));
     if (!d) throw std::runtime_error(d.status().message());

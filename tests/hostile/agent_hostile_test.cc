@@ -12,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "agent_cluster.h"
@@ -387,4 +388,62 @@ BOOST_AUTO_TEST_CASE(a_pre_created_run_directory_or_symlink_is_refused) {
   BOOST_TEST(std::filesystem::is_empty(target));
   BOOST_TEST(!file_exists(c.run_dir(113, 1, 13) + "/ran"));
   a_normal_job_runs_right(c, 14, 114);
+}
+
+BOOST_AUTO_TEST_CASE(a_metric_flood_of_a_million_lines_and_100k_names_is_capped_with_one_warning_each) {
+  Cluster c("max_points_per_s = 2000\nmax_series_per_run = 50\nmax_metric_name_bytes = 32");
+  // 1,000,000 lines naming 100,000 distinct metrics (and "loss" on each),
+  // one name of 40 bytes, one name in Latin-1, as fast as Python writes.
+  const std::string flood = R"(
+import os
+with open(os.environ["TY_METRICS_FILE"], "ab") as f:
+    f.write(b'{"step": 0, "' + b"x" * 40 + b'": 1, "caf\xe9": 2}\n')
+    for i in range(1000000):
+        f.write(b'{"step": %d, "loss": 0.5, "m%d": %d}\n' % (i, i % 100000, i))
+)";
+  auto t0 = std::chrono::steady_clock::now();
+  c.broker().grant(job(1, 901, {"python3", "-c", flood}));
+  auto f_seen = c.wait_finished(1, 120s);
+  BOOST_TEST(f_seen.as<fb::RunFinished>()->outcome() == fb::RunOutcome::Succeeded);
+  std::set<std::string> names;
+  uint64_t points = 0;
+  // Every line is read (the follower finishes the file), and what is kept
+  // is bounded by the caps, not by the flood.
+  BOOST_REQUIRE(wait_until(
+      [&] {
+        names.clear();
+        points = 0;
+        for (auto& s : c.broker().events("metric.batch")) {
+          auto* mb = s.as<fb::MetricBatch>();
+          if (mb->job_id() != 901) continue;
+          points += mb->points()->size();
+          for (auto* p : *mb->points()) {
+            auto name = mb->names()->Get(p->name())->str();
+            if (name.rfind("sys/", 0) != 0) names.insert(name);  // the agent's own samples are not the job's
+          }
+        }
+        return points > 0;
+      },
+      30s));
+  auto took = std::chrono::steady_clock::now() - t0;
+  double seconds = std::chrono::duration<double>(took).count();
+  BOOST_TEST_MESSAGE("flood: " << points << " points kept of 2,000,002, " << names.size() << " names, run over in "
+                               << seconds << " s");
+  BOOST_TEST(names.size() <= 50u);
+  BOOST_TEST(points <= static_cast<uint64_t>(2000 * (60 + seconds + 1)));  // burst + rate
+  BOOST_TEST(!names.count(std::string(40, 'x')));
+  BOOST_TEST(names.count("caf\xEF\xBF\xBD"));  // repaired, kept
+  // One warning per cap in the job's stderr, not one per dropped point.
+  auto err = c.read_log(901, true);
+  BOOST_REQUIRE(err);
+  std::string text = chunk_text(*err);
+  auto count = [&](const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+  };
+  BOOST_TEST(count("agent.max_metric_name_bytes") == 1u, text);
+  BOOST_TEST(count("agent.max_series_per_run") == 1u, text);
+  BOOST_TEST(count("agent.max_points_per_s") == 1u, text);
+  a_normal_job_runs_right(c, 2, 902);
 }
