@@ -64,7 +64,7 @@ BOOST_AUTO_TEST_CASE(every_jobs_history_equals_its_bill_after_random_sigkills) {
   }
   auto done = cl.wait(ids, 300s);
   BOOST_REQUIRE_MESSAGE(done.ok(), done.status().to_string() << "\n" << c.logs());
-  int checked = 0;
+  int checked = 0, mismatches = 0;
   for (const auto& rec : *done) {
     BOOST_REQUIRE_MESSAGE(rec.state == fb::JobState::Succeeded,
                           "job " << rec.job_id << " " << fb::EnumNameJobState(rec.state) << ": " << rec.reason);
@@ -82,7 +82,8 @@ BOOST_AUTO_TEST_CASE(every_jobs_history_equals_its_bill_after_random_sigkills) {
           billed = r->rows[0]->gpu_ms;
           return billed == expected_ms;
         },
-        30s);
+        std::chrono::milliseconds(mismatches == 0 ? 30000 : 200));  // billing settles once; after a mismatch, do not wait per job
+    if (!settled) ++mismatches;
     BOOST_CHECK_MESSAGE(settled, "job " << rec.job_id << ": history says " << expected_ms << " GPU-ms ("
                                         << gpus << " GPUs), billing charged " << billed);
     ++checked;
