@@ -26,8 +26,16 @@ std::string request(fb::RequestBody type, F body) {
   return {reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize()};
 }
 
-rpc::CheckedRequest check(const std::string& bytes) {
-  return rpc::check_request(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+// The request's bytes stay alive with the answer (it points into them).
+struct Checked {
+  std::string bytes;
+  rpc::CheckedRequest result;
+  const rpc::CheckedRequest* operator->() const { return &result; }
+};
+Checked check(std::string bytes) {
+  Checked c{std::move(bytes), {}};
+  c.result = rpc::check_request(reinterpret_cast<const uint8_t*>(c.bytes.data()), c.bytes.size());
+  return c;
 }
 
 flatbuffers::Offset<fb::JobSpec> spec(flatbuffers::FlatBufferBuilder& b, fb::DependencyKind kind) {
@@ -49,10 +57,10 @@ BOOST_AUTO_TEST_CASE(a_request_whose_body_is_absent_is_refused_naming_it) {
   for (auto type : fb::EnumValuesRequestBody()) {
     if (type == fb::RequestBody::NONE) continue;
     auto c = check(request(type, [](auto&) { return flatbuffers::Offset<void>(); }));
-    BOOST_REQUIRE(c.request);
-    BOOST_CHECK_EQUAL(c.request->id(), 7u);
-    BOOST_CHECK(c.status.code() == ErrorCode::InvalidArgument);
-    BOOST_CHECK_EQUAL(c.status.message(),
+    BOOST_REQUIRE(c->request);
+    BOOST_CHECK_EQUAL(c->request->id(), 7u);
+    BOOST_CHECK(c->status.code() == ErrorCode::InvalidArgument);
+    BOOST_CHECK_EQUAL(c->status.message(),
                       std::string("Request.body: the ") + fb::EnumNameRequestBody(type) + " body is absent");
   }
 }
@@ -61,31 +69,31 @@ BOOST_AUTO_TEST_CASE(a_complete_request_passes) {
   auto c = check(request(fb::RequestBody::SubmitJob, [](flatbuffers::FlatBufferBuilder& b) {
     return fb::CreateSubmitJob(b, spec(b, fb::DependencyKind::AfterAny)).Union();
   }));
-  BOOST_REQUIRE(c.request);
-  BOOST_CHECK_MESSAGE(c.status.is_ok(), c.status.message());
+  BOOST_REQUIRE(c->request);
+  BOOST_CHECK_MESSAGE(c->status.is_ok(), c->status.message());
 }
 
 BOOST_AUTO_TEST_CASE(an_enum_out_of_range_deep_inside_is_refused_with_its_path) {
   auto c = check(request(fb::RequestBody::SubmitJob, [](flatbuffers::FlatBufferBuilder& b) {
     return fb::CreateSubmitJob(b, spec(b, static_cast<fb::DependencyKind>(9))).Union();
   }));
-  BOOST_CHECK_EQUAL(c.status.message(), "SubmitJob.spec.dependencies[0].kind: 9 is not a DependencyKind value");
+  BOOST_CHECK_EQUAL(c->status.message(), "SubmitJob.spec.dependencies[0].kind: 9 is not a DependencyKind value");
   auto q = check(request(fb::RequestBody::QueryJobs, [](flatbuffers::FlatBufferBuilder& b) {
     std::vector<fb::JobState> states{fb::JobState::Pending, static_cast<fb::JobState>(200)};
     return fb::CreateQueryJobs(b, b.CreateVector(states)).Union();
   }));
-  BOOST_CHECK_EQUAL(q.status.message(), "QueryJobs.states[1]: 200 is not a JobState value");
+  BOOST_CHECK_EQUAL(q->status.message(), "QueryJobs.states[1]: 200 is not a JobState value");
 }
 
 BOOST_AUTO_TEST_CASE(a_required_field_that_is_missing_is_named) {
   auto c = check(request(fb::RequestBody::SubmitJob, [](flatbuffers::FlatBufferBuilder& b) {
     return fb::SubmitJobBuilder(b).Finish().Union();
   }));
-  BOOST_CHECK_EQUAL(c.status.message(), "SubmitJob.spec: required field is absent");
+  BOOST_CHECK_EQUAL(c->status.message(), "SubmitJob.spec: required field is absent");
   auto drain = check(request(fb::RequestBody::DrainNode, [](flatbuffers::FlatBufferBuilder& b) {
     return fb::DrainNodeBuilder(b).Finish().Union();
   }));
-  BOOST_CHECK_EQUAL(drain.status.message(), "DrainNode.name: required field is absent");
+  BOOST_CHECK_EQUAL(drain->status.message(), "DrainNode.name: required field is absent");
 }
 
 BOOST_AUTO_TEST_CASE(an_unknown_request_type_from_a_newer_schema_is_left_to_the_server) {
@@ -93,15 +101,15 @@ BOOST_AUTO_TEST_CASE(an_unknown_request_type_from_a_newer_schema_is_left_to_the_
   auto c = check(request(static_cast<fb::RequestBody>(250), [](flatbuffers::FlatBufferBuilder& b) {
     return fb::CreateEmpty(b).Union();
   }));
-  BOOST_REQUIRE(c.request);
-  BOOST_CHECK(c.status.is_ok());
+  BOOST_REQUIRE(c->request);
+  BOOST_CHECK(c->status.is_ok());
 }
 
 BOOST_AUTO_TEST_CASE(garbage_and_short_frames_have_no_request) {
   for (std::string bytes : {std::string(), std::string("abc"), std::string(40, 'x')}) {
     auto c = check(bytes);
-    BOOST_CHECK(!c.request);
-    BOOST_CHECK(!c.status.is_ok());
+    BOOST_CHECK(!c->request);
+    BOOST_CHECK(!c->status.is_ok());
   }
 }
 

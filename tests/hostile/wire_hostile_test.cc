@@ -204,13 +204,15 @@ BOOST_AUTO_TEST_CASE(forged_and_malformed_bus_events_change_nothing_and_survive_
       {"job.", "job.@evil"}, {"run.", "run.@evil"}, {"usage.", "usage.@evil"}, {"metric.", "metric.@evil"},
       {"lease.node-a.", "lease.node-a.@evil"}, {"node.", "node.@evil"}, {"account.", "account.@evil"}};
   for (int round = 0; round < 3; ++round) {
-    for (const auto& [prefix, stream] : families) {
+    for (const auto& family : families) {
+      const std::string& prefix = family.first;
+      const std::string& stream = family.second;  // (captured below: not a structured binding, for clang 14)
       std::string hb_topic = "ops.stream." + stream;
       // A heartbeat with no payload, then one advertising a bad endpoint.
       send(hb_topic, envelope(stream, 0, fb::Payload::StreamHeartbeat, none));
       send(hb_topic, envelope(stream, 0, fb::Payload::StreamHeartbeat, [&](flatbuffers::FlatBufferBuilder& b) {
              return fb::CreateStreamHeartbeatDirect(b, stream.c_str(), 5, 1, "bogus://nowhere").Union();
-           }).data());
+           }));
       // Events of every kind with their payload absent.
       for (auto type : fb::EnumValuesPayload()) {
         if (type == fb::Payload::NONE) continue;

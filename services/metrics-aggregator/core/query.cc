@@ -17,8 +17,10 @@ constexpr int64_t kMaxTasks = 32;
 bool lower(const Point& a, const Point& b) { return a.value < b.value || (a.value == b.value && a.step < b.step); }
 bool higher(const Point& a, const Point& b) { return a.value > b.value || (a.value == b.value && a.step < b.step); }
 
-int64_t floor_div(int64_t a, int64_t b) {
-  int64_t q = a / b;
+// floor(a / b) in 128 bits: a step minus an origin may not fit in int64
+// (a query from INT64_MIN).
+__int128 floor_div(__int128 a, __int128 b) {
+  __int128 q = a / b;
   if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
   return q;
 }
@@ -128,8 +130,8 @@ Downsampler::Downsampler(int64_t origin, int64_t width, size_t buckets)
 
 void Downsampler::candidate(const Point& p) {
   if (buckets_.empty()) return;
-  int64_t i = floor_div(p.step - origin_, width_);
-  i = std::clamp<int64_t>(i, 0, static_cast<int64_t>(buckets_.size()) - 1);
+  __int128 q = floor_div(static_cast<__int128>(p.step) - origin_, width_);
+  auto i = static_cast<int64_t>(std::clamp<__int128>(q, 0, static_cast<__int128>(buckets_.size()) - 1));
   auto& b = buckets_[static_cast<size_t>(i)];
   if (!b.any) {
     b.min = b.max = p;

@@ -68,7 +68,9 @@ size_t Scheduler::purge_ended(int64_t now_ns) {
     forget(*j, gone_from_arrays);
     ++purged;
   }
-  for (auto& [array, gone] : gone_from_arrays) {
+  for (auto& entry : gone_from_arrays) {
+    const auto array = entry.first;
+    auto& gone = entry.second;  // (not a structured binding: the lambda below captures it)
     auto a = arrays_.find(array);
     if (a == arrays_.end()) continue;
     std::sort(gone.begin(), gone.end());
