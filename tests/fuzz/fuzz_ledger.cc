@@ -33,7 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     u.cpus = in.ConsumeIntegral<uint32_t>();
     u.memory_mb = in.ConsumeIntegral<uint64_t>();
     u.start_ns = in.ConsumeIntegral<int64_t>();
-    u.end_ns = in.ConsumeBool() ? u.start_ns + in.ConsumeIntegral<int64_t>() : in.ConsumeIntegral<int64_t>();
+    int64_t length = in.ConsumeIntegral<int64_t>();
+    if (!in.ConsumeBool() || __builtin_add_overflow(u.start_ns, length, &u.end_ns)) u.end_ns = length;
     auto r = ledger.charge(u, card);
     if (r.ok() && r->cost_micros < 0) std::abort();
   }

@@ -434,9 +434,15 @@ with open(os.environ["TY_METRICS_FILE"], "ab") as f:
   BOOST_TEST(!names.count(std::string(40, 'x')));
   BOOST_TEST(names.count("caf\xEF\xBF\xBD"));  // repaired, kept
   // One warning per cap in the job's stderr, not one per dropped point.
-  auto err = c.read_log(901, true);
-  BOOST_REQUIRE(err);
-  std::string text = chunk_text(*err);
+  // The follower reads the whole file after the run ends: wait for it.
+  std::string text;
+  BOOST_CHECK(wait_until(
+      [&] {
+        auto err = c.read_log(901, true);
+        text = err ? chunk_text(*err) : std::string();
+        return text.find("agent.max_points_per_s") != std::string::npos;
+      },
+      60s));
   auto count = [&](const std::string& needle) {
     size_t n = 0;
     for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
