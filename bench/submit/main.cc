@@ -115,6 +115,8 @@ struct Stack {
                                   "--set", "bus.frontend=" + frontend,
                                   "--set", "bus.backend=" + backend,
                                   "--set", "broker.endpoint=tcp://127.0.0.1:1",
+                                  // Every job stays pending (no broker): no per-user cap for the bench.
+                                  "--set", "scheduler.max_submit_jobs_per_user=0",
                                   "--log-level", "warn",
                                   "--ready-file", dir / "sched.ready"};
     for (auto& s : sets) {
