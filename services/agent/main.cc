@@ -63,12 +63,7 @@ int main(int argc, char** argv) {
     data = config.get_string("agent.data", "trainyard-data/agent-" + o.node);
     o.runs_dir = config.get_string("agent.runs_dir", data + "/runs");
     o.state_dir = data + "/run-state";
-    int64_t max_grace = config.get_int("agent.max_grace_s", 300);
-    if (max_grace < 0 || max_grace > 86400) {
-      throw std::runtime_error("config agent.max_grace_s must be between 0 and 86400 seconds (got " +
-                               std::to_string(max_grace) + ")");
-    }
-    o.max_grace_s = static_cast<uint32_t>(max_grace);
+    o.max_grace_s = static_cast<uint32_t>(config.get_int("agent.max_grace_s", 300, 0, 86400));
     o.broker_endpoint = config.get_string("broker.endpoint", "tcp://127.0.0.1:5561");
     o.bus_frontend = config.get_strings("bus.frontend", {"tcp://127.0.0.1:5550"});
     o.bus_backend = config.get_strings("bus.backend", {"tcp://127.0.0.1:5551"});

@@ -30,22 +30,12 @@ std::string default_web_root() {
   return (exe.parent_path().parent_path() / "web" / "dist").string();
 }
 
-// An integer key in [lo, hi]; a value outside is a start-up error naming it.
-int64_t positive(const trainyard::Config& config, const std::string& key, int64_t def, int64_t lo, int64_t hi) {
-  int64_t v = config.get_int(key, def);
-  if (v < lo || v > hi) {
-    throw std::runtime_error(key + " = " + std::to_string(v) + " is out of range: it must be from " +
-                             std::to_string(lo) + " to " + std::to_string(hi));
-  }
-  return v;
-}
-
 trainyard::gateway::HttpServerOptions http_options(const trainyard::Config& config) {
   trainyard::gateway::HttpServerOptions o;
-  o.threads = static_cast<size_t>(positive(config, "gateway.threads", 32, 4, 1024));
-  o.max_queued = static_cast<size_t>(positive(config, "gateway.max_queued", 64, 0, 100'000));
-  o.request_deadline_ms = positive(config, "gateway.request_deadline_ms", 30'000, 100, 3'600'000);
-  o.max_connections = static_cast<size_t>(positive(config, "gateway.max_connections", 10'000, 1, 1'000'000));
+  o.threads = static_cast<size_t>(config.get_int("gateway.threads", 32, 4, 1024));
+  o.max_queued = static_cast<size_t>(config.get_int("gateway.max_queued", 64, 0, 100'000));
+  o.request_deadline_ms = config.get_int("gateway.request_deadline_ms", 30'000, 100, 3'600'000);
+  o.max_connections = static_cast<size_t>(config.get_int("gateway.max_connections", 10'000, 1, 1'000'000));
   return o;
 }
 
@@ -89,9 +79,9 @@ int main(int argc, char** argv) {
     ao.default_user = config.get_string("gateway.default_user", "");
     ao.admins = config.get_strings("gateway.admins");
     ao.max_streams = static_cast<size_t>(
-        positive(config, "gateway.max_streams", std::max<int64_t>(1, static_cast<int64_t>(ho.threads) - 4), 1, static_cast<int64_t>(ho.threads)));
+        config.get_int("gateway.max_streams", std::max<int64_t>(1, static_cast<int64_t>(ho.threads) - 4), 1, static_cast<int64_t>(ho.threads)));
     ao.max_streams_per_client =
-        static_cast<size_t>(positive(config, "gateway.max_streams_per_client", 4, 1, static_cast<int64_t>(ao.max_streams)));
+        static_cast<size_t>(config.get_int("gateway.max_streams_per_client", 4, 1, static_cast<int64_t>(ao.max_streams)));
     ao.ops_max_age_ms = config.get_int("gateway.ops_max_age_s", 60) * 1000;
     ao.keepalive_ms = config.get_int("gateway.keepalive_ms", 10'000);
   } catch (const std::exception& e) {
