@@ -91,7 +91,9 @@ bool Config::has(std::string_view key) const { return static_cast<bool>(node(key
 
 void Config::type_error(std::string_view key, const char* want) const {
   auto n = node(key);
-  std::string at = n ? " (" + where(n.node()->source(), source_) + ")" : std::string(" (default)");
+  std::string at = !n                                  ? std::string(" (default)")
+                   : n.node()->source().begin.line == 0 ? std::string(" (set on the command line)")
+                                                        : " (" + where(n.node()->source(), source_) + ")";
   throw std::runtime_error("config key '" + std::string(key) + "'" + at + " must be " + want);
 }
 
