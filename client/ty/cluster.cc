@@ -163,11 +163,12 @@ void add_cluster_commands(CLI::App& app, Context& ctx, Action& action) {
     auto* cmd = app.add_subcommand("compare", "Rank the runs of an experiment by their best value of a metric");
     auto experiment = std::make_shared<std::string>(), metric = std::make_shared<std::string>();
     auto jobs = std::make_shared<std::vector<uint64_t>>();
-    auto max = std::make_shared<bool>(false), min = std::make_shared<bool>(false), json = std::make_shared<bool>(false);
+    auto min = std::make_shared<bool>(false), json = std::make_shared<bool>(false);
     cmd->add_option("--experiment", *experiment, "The experiment whose runs to compare");
     cmd->add_option("--jobs", *jobs, "Or these jobs (comma-separated)")->delimiter(',');
     cmd->add_option("--metric", *metric, "The metric to rank by")->required();
-    auto* mx = cmd->add_flag("--max", *max, "Higher is better (the default)");
+    // No variable: one bound here would die with this block, before parsing.
+    auto* mx = cmd->add_flag("--max", "Higher is better (the default)");
     cmd->add_flag("--min", *min, "Lower is better (loss, error)")->excludes(mx);
     cmd->add_flag("--json", *json, "Print JSON");
     cmd->callback([=, &ctx, &action] {
