@@ -258,7 +258,11 @@ BOOST_AUTO_TEST_CASE(a_line_costs_the_floor_of_its_exact_cost_and_totals_are_sum
 BOOST_AUTO_TEST_CASE(huge_quantities_are_charged_exactly_without_overflow) {
   Line a, b;
   u128 rate = static_cast<u128>(1'000'000'000'000) * 100'000'000;  // the card's maximum price × multiplier
-  u128 q = static_cast<u128>(1) << 80;
+  // q × rate overflows 127 bits, so add_usage must feed it in chunks; the
+  // cost itself (about 1.2e17 micros) still fits the int64 a line holds.
+  // Bigger costs never reach add_usage: Ledger::charge refuses them first.
+  u128 q = static_cast<u128>(1) << 62;
+  BOOST_REQUIRE(q > ((~u128(0) >> 1) / rate));
   int64_t added = add_usage(a, Resource::kMemory, q, rate);
   add_usage(b, Resource::kMemory, q / 2, rate);
   add_usage(b, Resource::kMemory, q - q / 2, rate);
@@ -407,4 +411,35 @@ BOOST_AUTO_TEST_CASE(reports_group_whole_lines) {
   auto f = UsageFilter::from_period(at(2026, 3, 11, 1), 0);
   BOOST_TEST(!f.matches(lines[0].first));
   BOOST_TEST(parse_group_by("week").status().message().find("week") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(report_pages_resume_after_a_cursor_in_numeric_order) {
+  auto c = card();
+  MapLedger m;
+  int64_t t = at(2026, 3, 10, 12);
+  // Jobs 2, 9 and 10: numerically ordered, not as strings ("10" < "2").
+  for (uint64_t job : {10u, 2u, 9u}) {
+    auto u = usage(t, t + kNsPerHour, 1, "A100", 1);
+    u.job = job;
+    BOOST_REQUIRE(m.ledger.charge(u, c).ok());
+  }
+  UsageReport by_job(GroupBy::kJob);
+  for (auto& [k, l] : m.all()) by_job.add(k, l);
+  auto all = by_job.rows();
+  BOOST_REQUIRE(all.size() == 3u);
+  std::vector<std::string> keys;
+  std::string cursor;
+  for (int page = 0; page < 4; ++page) {
+    auto rest = by_job.rows_after(cursor);
+    BOOST_REQUIRE(rest.ok());
+    if (rest->empty()) break;
+    keys.push_back(rest->front().key);
+    cursor = UsageReport::cursor(rest->front());
+  }
+  BOOST_TEST(keys == std::vector<std::string>({"2", "9", "10"}), "one row a page, in job order, none twice");
+  for (std::string bad : {"x", "/2", "12", "99999999999999999999999/1", "1a/2"}) {
+    auto r = by_job.rows_after(bad);
+    BOOST_TEST((r.status().code() == ErrorCode::InvalidArgument), bad);
+    BOOST_TEST(r.status().message().find("QueryUsage.after") != std::string::npos);
+  }
 }

@@ -77,7 +77,9 @@ u128 denominator(Resource r);
 
 // Adds `quantity` unit-ns at `rate` (price micro-units per hour × multiplier
 // ppm) to `line`, carrying the remainder exactly. Returns the micro-units by
-// which line.cost_micros grew.
+// which line.cost_micros grew. The caller guarantees that the cost fits an
+// int64 (Ledger::charge checks cost_bound before any line changes); a bigger
+// one is a bug, not an input.
 int64_t add_usage(Line& line, Resource r, u128 quantity, u128 rate);
 
 // A piece of a usage on one ledger line.

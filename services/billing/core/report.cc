@@ -58,6 +58,7 @@ void UsageReport::add(const LineKey& k, const Line& l) {
   }
   auto& row = rows_[sort];
   row.key = sort.second;
+  row.order = sort.first;
   switch (k.resource) {
     case Resource::kGpu:
       row.gpu_ns += l.quantity;
@@ -76,6 +77,28 @@ std::vector<UsageRow> UsageReport::rows() const {
   std::vector<UsageRow> out;
   out.reserve(rows_.size());
   for (auto& [k, r] : rows_) out.push_back(r);
+  return out;
+}
+
+std::string UsageReport::cursor(const UsageRow& row) { return std::to_string(row.order) + "/" + row.key; }
+
+Result<std::vector<UsageRow>> UsageReport::rows_after(std::string_view cursor) const {
+  if (cursor.empty()) return rows();
+  auto slash = cursor.find('/');
+  uint64_t order = 0;
+  bool digits = slash != std::string_view::npos && slash > 0 && slash <= 20;
+  for (size_t i = 0; digits && i < slash; ++i) {
+    char c = cursor[i];
+    digits = c >= '0' && c <= '9' && !__builtin_mul_overflow(order, 10, &order) &&
+             !__builtin_add_overflow(order, static_cast<uint64_t>(c - '0'), &order);
+  }
+  if (!digits) {
+    return Status::invalid("QueryUsage.after: '" + std::string(cursor.substr(0, 64)) +
+                           "' is not a cursor a UsageReport gave (next_after)");
+  }
+  std::vector<UsageRow> out;
+  auto from = rows_.upper_bound({order, std::string(cursor.substr(slash + 1))});
+  for (auto it = from; it != rows_.end(); ++it) out.push_back(it->second);
   return out;
 }
 

@@ -36,6 +36,7 @@ struct UsageFilter {
 
 struct UsageRow {
   std::string key;
+  uint64_t order = 0;  // sorts before key (jobs and days numerically)
   u128 gpu_ns = 0;     // GPU-ns
   u128 cpu_ns = 0;     // core-ns
   u128 memory_mb_ns = 0;
@@ -48,6 +49,11 @@ class UsageReport {
   void add(const LineKey& k, const Line& l);
   // Rows in key order (jobs numerically).
   std::vector<UsageRow> rows() const;
+  // Rows after `cursor` (empty: from the first) in the same order. A cursor
+  // is what cursor(row) made of a row of an earlier page; anything else is
+  // refused, naming QueryUsage.after.
+  Result<std::vector<UsageRow>> rows_after(std::string_view cursor) const;
+  static std::string cursor(const UsageRow& row);
 
  private:
   GroupBy by_;
