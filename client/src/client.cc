@@ -419,13 +419,18 @@ Status Client::logs(uint64_t job_id, const LogOptions& options, const std::funct
 
 Result<std::vector<fb::NodeStatusT>> Client::nodes() {
   auto& p = peer("broker");
-  auto r = p.call(fb::RequestBody::ListNodes,
-                  [](flatbuffers::FlatBufferBuilder& b) { return fb::CreateListNodes(b).Union(); });
-  auto list = unpack<fb::NodeList>(r, p.peer());
-  if (!list) return list.status();
   std::vector<fb::NodeStatusT> out;
-  for (auto& n : list->nodes) out.push_back(std::move(*n));
-  return out;
+  std::string after;
+  for (;;) {  // every page
+    auto r = p.call(fb::RequestBody::ListNodes, [&](flatbuffers::FlatBufferBuilder& b) {
+      return fb::CreateListNodesDirect(b, after.empty() ? nullptr : after.c_str()).Union();
+    });
+    auto list = unpack<fb::NodeList>(r, p.peer());
+    if (!list) return list.status();
+    for (auto& n : list->nodes) out.push_back(std::move(*n));
+    if (!list->truncated || list->next_after_name <= after) return out;
+    after = std::move(list->next_after_name);
+  }
 }
 
 Status Client::drain(const std::string& node, const std::string& reason) {
@@ -450,9 +455,19 @@ Status Client::undrain(const std::string& node) {
 
 Result<fb::MetricSummariesT> Client::metrics(uint64_t job_id) {
   auto& p = peer("metrics");
-  auto r = p.call(fb::RequestBody::ListMetrics,
-                  [&](flatbuffers::FlatBufferBuilder& b) { return fb::CreateListMetrics(b, job_id).Union(); });
-  return unpack<fb::MetricSummaries>(r, p.peer());
+  fb::MetricSummariesT all;
+  all.job_id = job_id;
+  std::string after;
+  for (;;) {  // every page
+    auto r = p.call(fb::RequestBody::ListMetrics, [&](flatbuffers::FlatBufferBuilder& b) {
+      return fb::CreateListMetricsDirect(b, job_id, after.empty() ? nullptr : after.c_str()).Union();
+    });
+    auto page = unpack<fb::MetricSummaries>(r, p.peer());
+    if (!page) return page.status();
+    for (auto& m : page->metrics) all.metrics.push_back(std::move(m));
+    if (!page->truncated || page->next_after_name <= after) return all;
+    after = std::move(page->next_after_name);
+  }
 }
 
 Result<fb::SeriesT> Client::series(uint64_t job_id, const std::string& metric, uint32_t max_points, int64_t from_step,
@@ -477,12 +492,21 @@ Result<fb::ComparisonT> Client::compare(const std::string& experiment, const std
 
 Result<fb::UsageReportT> Client::usage(const UsageQuery& q) {
   auto& p = peer("billing");
-  auto r = p.call(fb::RequestBody::QueryUsage, [&](flatbuffers::FlatBufferBuilder& b) {
-    return fb::CreateQueryUsageDirect(b, q.account.c_str(), q.user.c_str(), q.job_id, q.since_ns, q.until_ns,
-                                      q.group_by.c_str())
-        .Union();
-  });
-  return unpack<fb::UsageReport>(r, p.peer());
+  fb::UsageReportT all;
+  std::string after;
+  for (;;) {  // every page
+    auto r = p.call(fb::RequestBody::QueryUsage, [&](flatbuffers::FlatBufferBuilder& b) {
+      return fb::CreateQueryUsageDirect(b, q.account.c_str(), q.user.c_str(), q.job_id, q.since_ns, q.until_ns,
+                                        q.group_by.c_str(), after.empty() ? nullptr : after.c_str())
+          .Union();
+    });
+    auto page = unpack<fb::UsageReport>(r, p.peer());
+    if (!page) return page.status();
+    all.currency = std::move(page->currency);
+    for (auto& row : page->rows) all.rows.push_back(std::move(row));
+    if (!page->truncated || page->next_after.empty() || page->next_after == after) return all;
+    after = std::move(page->next_after);
+  }
 }
 
 Result<fb::InvoiceT> Client::invoice(const std::string& account, const std::string& month) {

@@ -10,6 +10,7 @@
 #include "core/money.h"
 #include "core/report.h"
 #include "storage/keys.h"
+#include "util/page.h"
 
 namespace trainyard::billing {
 
@@ -61,54 +62,45 @@ Result<BillingOptions> BillingOptions::from_config(const Config& c) {
   }
   if (o.currency.empty()) return Status::invalid("billing.currency is empty: name the currency, e.g. \"EUR\"");
   if (o.check_ms <= 0) return Status::invalid("billing.check_ms must be positive");
+  auto card = load_rate_card(o.rates);
+  if (!card) return Status::invalid("rate card refused: " + card.status().message());
+  if (!card->currency().empty() && card->currency() != o.currency) {
+    return Status::invalid("rate card " + o.rates + " is in " + card->currency() + " but billing.currency is " +
+                           o.currency + "; make them agree");
+  }
+  o.card = std::move(card).value();
   return o;
 }
 
-Result<std::unique_ptr<BillingShell>> BillingShell::create(zmq::context_t& ctx, BillingOptions options,
-                                                           const Clock& clock) {
-  auto card = load_rate_card(options.rates);
-  if (!card) return Status::invalid("rate card refused: " + card.status().message());
-  if (!card->currency().empty() && card->currency() != options.currency) {
-    return Status::invalid("rate card " + options.rates + " is in " + card->currency() + " but billing.currency is " +
-                           options.currency + "; make them agree");
-  }
+storage::Options BillingShell::store_options(const Options& o) {
   std::vector<std::string> cfs = bus::Publisher::column_families();
   for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
   for (const char* c : {"lines", "spends", "accounts", "jobs"}) cfs.emplace_back(c);
-  auto store = storage::Store::open(
-      options.data, storage::Options{cfs, {}, options.fsync ? storage::Durability::kFsync : storage::Durability::kWal});
-  if (!store) return store.status();
-  try {
-    return std::unique_ptr<BillingShell>(
-        new BillingShell(ctx, std::move(options), clock, std::move(card).value(), std::move(store).value()));
-  } catch (const zmq::error_t& e) {
-    return Status::unavailable("cannot bind billing.endpoint: " + std::string(e.what()));
-  }
+  return storage::Options{cfs, {}, o.fsync ? storage::Durability::kFsync : storage::Durability::kWal};
 }
 
-BillingShell::BillingShell(zmq::context_t& ctx, BillingOptions options, const Clock& clock, RateCard card,
-                           std::unique_ptr<storage::Store> store)
+BillingShell::BillingShell(const ServiceEnv& env, BillingOptions options)
     : options_(std::move(options)),
-      clock_(clock),
-      card_(std::move(card)),
-      store_(std::move(store)),
-      lines_cf_(store_->cf("lines")),
-      spends_cf_(store_->cf("spends")),
-      accounts_cf_(store_->cf("accounts")),
-      jobs_cf_(store_->cf("jobs")),
-      runtime_(store_.get()),
-      ledger_([this](std::string_view k) { return store_->get(lines_cf_, k); },
-              [this](std::string_view k) { return store_->get(spends_cf_, k); }) {
-  store_->scan(accounts_cf_, "", "", [&](std::string_view k, std::string_view v) {
+      clock_(env.clock),
+      card_(std::move(options_.card)),
+      store_(env.store),
+      lines_cf_(store_.cf("lines")),
+      spends_cf_(store_.cf("spends")),
+      accounts_cf_(store_.cf("accounts")),
+      jobs_cf_(store_.cf("jobs")),
+      runtime_(env.runtime),
+      ledger_([this](std::string_view k) { return store_.get(lines_cf_, k); },
+              [this](std::string_view k) { return store_.get(spends_cf_, k); }) {
+  store_.scan(accounts_cf_, "", "", [&](std::string_view k, std::string_view v) {
     if (auto st = AccountState::decode(v)) accounts_.emplace(std::string(k), *st);
     return true;
   });
 
-  server_ = std::make_unique<rpc::Server>(ctx, options_.endpoint, "billing");
+  server_ = std::make_unique<rpc::Server>(env.ctx, options_.endpoint, "billing");
   bus::PublisherOptions po;
   po.instance = options_.instance;
   po.bus_endpoints = options_.bus_frontend;
-  publisher_ = std::make_unique<bus::Publisher>(ctx, *store_, *server_, po, clock_);
+  publisher_ = std::make_unique<bus::Publisher>(env.ctx, store_, *server_, po, clock_);
   publisher_->set_snapshot(
       [this](std::string_view prefix, flatbuffers::FlatBufferBuilder& b, const bus::EmitFn& emit) {
         snapshot(prefix, b, emit);
@@ -119,7 +111,7 @@ BillingShell::BillingShell(zmq::context_t& ctx, BillingOptions options, const Cl
   so.bus_endpoints = options_.bus_backend;
   so.prefixes = {"usage.", "job."};
   subscriber_ = std::make_unique<bus::Subscriber>(
-      ctx, *store_, so, [this](const bus::Event& e, storage::Batch& batch) { on_event(e, batch); });
+      env.ctx, store_, so, [this](const bus::Event& e, storage::Batch& batch) { on_event(e, batch); });
 
   server_->on(fb::RequestBody::Ping, [this](const fb::Request&, rpc::Responder& r) {
     auto& b = r.builder();
@@ -157,15 +149,11 @@ BillingShell::BillingShell(zmq::context_t& ctx, BillingOptions options, const Cl
     auto s = reload_rates();
     if (!s) spdlog::error("SIGHUP: {}", s.message());
   });
+  spdlog::info("billing on {} (stream {}), rate card {} with {} price period(s), currency {}", endpoint(), stream(),
+               options_.rates, card_.periods().size(), options_.currency);
 }
 
 BillingShell::~BillingShell() = default;
-
-int BillingShell::run() {
-  spdlog::info("billing on {} (stream {}), rate card {} with {} price period(s), currency {}", endpoint(), stream(),
-               options_.rates, card_.periods().size(), options_.currency);
-  return runtime_.run();
-}
 
 Status BillingShell::reload_rates() {
   auto card = load_rate_card(options_.rates);
@@ -299,13 +287,13 @@ void BillingShell::scan_lines(const UsageFilter& f,
     std::string lo = Key().str(account).u32(f.first_day).bytes();
     std::string hi = f.end_day == std::numeric_limits<uint32_t>::max() ? storage::prefix_end(Key().str(account).bytes())
                                                                        : Key().str(account).u32(f.end_day).bytes();
-    store_->scan(lines_cf_, lo, hi, visit);
+    store_.scan(lines_cf_, lo, hi, visit);
   };
   if (!f.account.empty()) {
     scan_account(f.account);
   } else if (f.job != 0) {
     std::vector<std::string> accounts;
-    store_->scan_prefix(jobs_cf_, Key().u64(f.job).bytes(), [&](std::string_view k, std::string_view) {
+    store_.scan_prefix(jobs_cf_, Key().u64(f.job).bytes(), [&](std::string_view k, std::string_view) {
       KeyReader r(k);
       r.u64();
       accounts.emplace_back(r.str());
@@ -313,7 +301,7 @@ void BillingShell::scan_lines(const UsageFilter& f,
     });
     for (auto& a : accounts) scan_account(a);
   } else {
-    store_->scan(lines_cf_, "", "", visit);
+    store_.scan(lines_cf_, "", "", visit);
   }
 }
 
@@ -330,13 +318,20 @@ void BillingShell::on_query_usage(const fb::Request& req, rpc::Responder& r) {
   f.job = q->job_id();
   UsageReport report(*by);
   scan_lines(f, [&](const LineKey& k, const Line& l) { report.add(k, l); });
+  auto all = report.rows_after(str(q->after()));
+  if (!all) return r.error(all.status());
   auto& b = r.builder();
   std::vector<flatbuffers::Offset<fb::UsageRow>> rows;
-  for (auto& row : report.rows()) {
+  PageBudget page(q->page_bytes());
+  std::string next;
+  for (auto& row : *all) {
+    if (!page.admit(row.key.size() + 40)) break;
     rows.push_back(fb::CreateUsageRowDirect(b, row.key.c_str(), to_ms(row.gpu_ns), to_ms(row.cpu_ns),
                                             to_ms(row.memory_mb_ns), row.cost_micros));
+    next = UsageReport::cursor(row);
   }
-  auto body = fb::CreateUsageReportDirect(b, options_.currency.c_str(), &rows);
+  auto body = fb::CreateUsageReportDirect(b, options_.currency.c_str(), &rows,
+                                          page.truncated() ? next.c_str() : nullptr, page.truncated());
   r.ok(fb::ReplyBody::UsageReport, body.Union());
 }
 

@@ -11,6 +11,7 @@
 #include "core/comparison.h"
 #include "core/query.h"
 #include "storage/keys.h"
+#include "util/page.h"
 
 namespace trainyard::metrics {
 
@@ -101,7 +102,7 @@ class AggregatorShell::Committed final : public CommittedRows {
   storage::Cf series_;
 };
 
-AggregatorOptions AggregatorOptions::from_config(const Config& c) {
+Result<AggregatorOptions> AggregatorOptions::from_config(const Config& c) try {
   AggregatorOptions o;
   o.endpoint = c.get_string("metrics.endpoint", o.endpoint);
   o.instance = c.get_string("metrics.instance", o.instance);
@@ -127,30 +128,35 @@ AggregatorOptions AggregatorOptions::from_config(const Config& c) {
   o.max_runs_per_comparison = static_cast<size_t>(
       positive("metrics.max_runs_per_comparison", static_cast<int64_t>(o.max_runs_per_comparison), 1));
   o.cached_series = static_cast<size_t>(positive("metrics.cached_series", static_cast<int64_t>(o.cached_series), 1));
+  o.data = c.get_string("metrics.data", o.data);
+  auto d = storage::parse_durability("metrics.durability", c.get_string("metrics.durability", "wal"));
+  if (!d) return d.status();
+  o.durability = *d;
   return o;
+} catch (const std::exception& e) {
+  return Status::invalid(e.what());
 }
 
-std::vector<std::string> AggregatorShell::column_families() {
+storage::Options AggregatorShell::store_options(const Options& o) {
   std::vector<std::string> cfs = bus::Publisher::column_families();
   for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
   for (auto c : {"points", "rollups", "series", "jobs", "experiments", "meta"}) cfs.push_back(c);
-  return cfs;
+  return storage::Options{cfs, {"meta"}, o.durability};
 }
 
-AggregatorShell::AggregatorShell(zmq::context_t& ctx, storage::Store& store, Runtime& runtime,
-                                 AggregatorOptions options, const Clock& clock)
-    : store_(store),
-      runtime_(runtime),
+AggregatorShell::AggregatorShell(const ServiceEnv& env, AggregatorOptions options)
+    : store_(env.store),
+      runtime_(env.runtime),
       options_(std::move(options)),
-      clock_(clock),
-      points_(store.cf("points")),
-      rollups_(store.cf("rollups")),
-      series_(store.cf("series")),
-      jobs_(store.cf("jobs")),
-      experiments_(store.cf("experiments")),
-      meta_(store.cf("meta")),
-      server_(ctx, options_.endpoint, kService),
-      publisher_(ctx, store, server_,
+      clock_(env.clock),
+      points_(store_.cf("points")),
+      rollups_(store_.cf("rollups")),
+      series_(store_.cf("series")),
+      jobs_(store_.cf("jobs")),
+      experiments_(store_.cf("experiments")),
+      meta_(store_.cf("meta")),
+      server_(env.ctx, options_.endpoint, kService),
+      publisher_(env.ctx, store_, server_,
                  bus::PublisherOptions{.instance = options_.instance,
                                        .bus_endpoints = options_.bus_frontend,
                                        .heartbeat_ms = 1000,
@@ -158,10 +164,12 @@ AggregatorShell::AggregatorShell(zmq::context_t& ctx, storage::Store& store, Run
                                        .outbox_keep_age_s = 24 * 3600,
                                        .trim_every_ms = 60'000,
                                        .advertise = ""},
-                 clock),
-      committed_(std::make_unique<Committed>(store, points_, rollups_, series_)),
+                 clock_),
+      committed_(std::make_unique<Committed>(store_, points_, rollups_, series_)),
       writer_(*committed_, options_.cached_series) {
   ops_stream_ = publisher_.stream_for("ops.");
+  // Points arrive in large batches: bigger memtables mean fewer flushes.
+  store_.raw()->SetOptions(points_.h, {{"write_buffer_size", std::to_string(128 << 20)}});
   points_total_ = static_cast<uint64_t>(store_.get_counter(meta_, "points"));
   series_total_ = static_cast<uint64_t>(store_.get_counter(meta_, "series"));
 
@@ -175,26 +183,26 @@ AggregatorShell::AggregatorShell(zmq::context_t& ctx, storage::Store& store, Run
   so.bus_endpoints = options_.bus_backend;
   so.prefixes = {"metric.", "job."};
   so.max_batch = options_.max_events_per_commit;
-  subscriber_ = std::make_unique<bus::Subscriber>(ctx, store, so, [this](const bus::Event& e, storage::Batch& b) {
+  subscriber_ = std::make_unique<bus::Subscriber>(env.ctx, store_, so, [this](const bus::Event& e, storage::Batch& b) {
     on_event(e, b);
   });
 
-  runtime.watch(server_.socket(), [this] { server_.poll_in(); });
-  subscriber_->attach(runtime);
+  runtime_.watch(server_.socket(), [this] { server_.poll_in(); });
+  subscriber_->attach(runtime_);
   // Last thing before the commit: every event of the iteration is in.
-  runtime.before_commit([this] { flush_rows(); });
-  publisher_.attach(runtime);
-  runtime.after_commit([this] { server_.flush(); });
-  runtime.after_commit([this] {
+  runtime_.before_commit([this] { flush_rows(); });
+  publisher_.attach(runtime_);
+  runtime_.after_commit([this] { server_.flush(); });
+  runtime_.after_commit([this] {
     // Retention reads committed rows only, so it runs right after a commit.
     if (retention_due_) retention_pass();
   });
   if (options_.raw_retention_s > 0) {
     retention_due_ = true;
-    runtime.every(options_.retention_check_s * 1000, [this] { retention_due_ = true; });
+    runtime_.every(options_.retention_check_s * 1000, [this] { retention_due_ = true; });
   }
   ops_last_ms_ = monotonic_ms();
-  runtime.every(options_.ops_interval_ms, [this] { publish_ops(); });
+  runtime_.every(options_.ops_interval_ms, [this] { publish_ops(); });
 }
 
 AggregatorShell::~AggregatorShell() = default;
@@ -403,17 +411,26 @@ void AggregatorShell::on_list_metrics(const fb::Request& req, rpc::Responder& r)
   auto& b = r.builder();
   std::vector<flatbuffers::Offset<fb::MetricSummary>> out;
   std::string prefix = Key().u64(q->job_id()).bytes();
+  std::string after = q->after_name() ? q->after_name()->str() : std::string();
+  PageBudget page(q->page_bytes());
+  std::string last;
   store_.scan_prefix(series_, prefix, [&](std::string_view k, std::string_view v) {
     uint64_t job = 0;
     std::string_view name;
     auto s = decode_summary(v);
     if (!s || !parse_series_key(k, &job, &name) || s->all.count == 0) return true;
+    if (!after.empty() && name <= after) return true;
+    if (!page.admit(name.size() + 64)) return false;
     auto n = b.CreateString(name);
     out.push_back(fb::CreateMetricSummary(b, n, s->all.count, s->all.last.value, s->all.last.step, s->all.min.value,
                                           s->all.min.step, s->all.max.value, s->all.max.step));
+    last = name;
     return true;
   });
-  r.ok(fb::ReplyBody::MetricSummaries, fb::CreateMetricSummariesDirect(b, q->job_id(), &out).Union());
+  r.ok(fb::ReplyBody::MetricSummaries,
+       fb::CreateMetricSummariesDirect(b, q->job_id(), &out, page.truncated() ? last.c_str() : nullptr,
+                                       page.truncated())
+           .Union());
 }
 
 void AggregatorShell::on_query_series(const fb::Request& req, rpc::Responder& r) {

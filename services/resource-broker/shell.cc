@@ -9,6 +9,7 @@
 
 #include "records.h"
 #include "storage/keys.h"
+#include "util/page.h"
 #include "util/runtime.h"
 #include "wire.h"
 
@@ -37,22 +38,46 @@ std::vector<uint64_t> ids_of(const flatbuffers::Vector<uint64_t>* v) {
 
 }  // namespace
 
-std::vector<std::string> BrokerShell::column_families() {
+Result<BrokerOptions> BrokerOptions::from_config(const Config& config) try {
+  BrokerOptions o;
+  o.endpoint = config.get_string("broker.endpoint", o.endpoint);
+  o.instance = config.get_string("broker.instance", o.instance);
+  o.bus_frontend = config.get_strings("bus.frontend", {"tcp://127.0.0.1:5550"});
+  o.bus_backend = config.get_strings("bus.backend", {"tcp://127.0.0.1:5551"});
+  o.node_timeout_ms = config.get_int("broker.node_timeout_ms", o.node_timeout_ms, 100, 86400000);
+  o.liveness_check_ms = config.get_int("broker.liveness_check_ms", o.liveness_check_ms, 0, 3600000);
+  o.stream_heartbeat_ms = config.get_int("broker.stream_heartbeat_ms", o.stream_heartbeat_ms, 10, 3600000);
+  o.outbox_keep_events = static_cast<uint64_t>(
+      config.get_int("broker.outbox_keep_events", static_cast<int64_t>(o.outbox_keep_events), 1, INT64_MAX));
+  o.outbox_keep_age_s = config.get_int("broker.outbox_keep_age_s", o.outbox_keep_age_s, 1, INT64_MAX / 1'000'000'000);
+  o.outbox_trim_ms = config.get_int("broker.outbox_trim_ms", o.outbox_trim_ms, 10, 86400000);
+  o.metrics_ms = config.get_int("broker.metrics_ms", o.metrics_ms, 0, 86400000);
+  o.keep_ended_s = config.get_int("broker.keep_ended_s", o.keep_ended_s, 1, INT64_MAX / 1'000'000'000);
+  o.data = config.get_string("broker.data", o.data);
+  auto d = storage::parse_durability("broker.durability", config.get_string("broker.durability", "wal"));
+  if (!d) return d.status();
+  o.durability = *d;
+  return o;
+} catch (const std::exception& e) {
+  return Status::invalid(e.what());
+}
+
+storage::Options BrokerShell::store_options(const Options& o) {
   std::vector<std::string> cfs = bus::Publisher::column_families();
   for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
   for (const char* c : {"nodes", "leases", "meta"}) cfs.emplace_back(c);
-  return cfs;
+  return storage::Options{cfs, {}, o.durability};
 }
 
-BrokerShell::BrokerShell(zmq::context_t& ctx, storage::Store& store, BrokerOptions options, const Clock& clock)
-    : store_(store),
-      nodes_cf_(store.cf("nodes")),
-      leases_cf_(store.cf("leases")),
-      meta_cf_(store.cf("meta")),
+BrokerShell::BrokerShell(const ServiceEnv& env, BrokerOptions options)
+    : store_(env.store),
+      nodes_cf_(store_.cf("nodes")),
+      leases_cf_(store_.cf("leases")),
+      meta_cf_(store_.cf("meta")),
       options_(std::move(options)),
-      clock_(clock),
-      server_(ctx, options_.endpoint, "resource-broker"),
-      publisher_(ctx, store, server_, publisher_options(options_), clock),
+      clock_(env.clock),
+      server_(env.ctx, options_.endpoint, "resource-broker"),
+      publisher_(env.ctx, store_, server_, publisher_options(options_), clock_),
       cluster_(ClusterOptions{options_.node_timeout_ms * 1'000'000}) {
   // Nodes first: live leases take their GPUs on their node again.
   std::string error;
@@ -104,7 +129,7 @@ BrokerShell::BrokerShell(zmq::context_t& ctx, storage::Store& store, BrokerOptio
   // node_timeout so live nodes are never judged silent meanwhile.
   so.replay_timeout_ms = static_cast<int>(std::clamp<int64_t>(options_.node_timeout_ms / 5, 100, 2000));
   subscriber_ = std::make_unique<bus::Subscriber>(
-      ctx, store, so, [this](const bus::Event& e, storage::Batch& batch) { on_run_event(e, batch); });
+      env.ctx, store_, so, [this](const bus::Event& e, storage::Batch& batch) { on_run_event(e, batch); });
 
   using fb::RequestBody;
   auto bind = [this](RequestBody type, void (BrokerShell::*fn)(const fb::Request&, rpc::Responder&)) {
@@ -117,6 +142,8 @@ BrokerShell::BrokerShell(zmq::context_t& ctx, storage::Store& store, BrokerOptio
   bind(RequestBody::ReleaseLease, &BrokerShell::on_release);
   bind(RequestBody::DrainNode, &BrokerShell::on_drain);
   bind(RequestBody::ListNodes, &BrokerShell::on_list);
+  attach(env.runtime);
+  spdlog::info("resource broker {}: node timeout {} ms", options_.instance, options_.node_timeout_ms);
 }
 
 BrokerShell::~BrokerShell() = default;
@@ -271,12 +298,24 @@ void BrokerShell::on_drain(const fb::Request& req, rpc::Responder& r) {
   r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union());
 }
 
-void BrokerShell::on_list(const fb::Request&, rpc::Responder& r) {
+void BrokerShell::on_list(const fb::Request& req, rpc::Responder& r) {
+  auto* q = req.body_as_ListNodes();
   auto& b = r.builder();
   std::vector<flatbuffers::Offset<fb::NodeStatus>> rows;
-  for (const auto& [name, n] : cluster_.nodes()) rows.push_back(build_node_status(b, n));
+  PageBudget page(q->page_bytes());
+  const auto& nodes = cluster_.nodes();
+  auto it = q->after_name() ? nodes.upper_bound(q->after_name()->string_view()) : nodes.begin();
+  std::string_view last;
+  for (; it != nodes.end(); ++it) {
+    size_t before = b.GetSize();
+    auto row = build_node_status(b, it->second);
+    if (!page.admit(b.GetSize() - before)) break;  // the built row is left unreferenced
+    rows.push_back(row);
+    last = it->first;
+  }
   auto v = b.CreateVector(rows);
-  r.ok(fb::ReplyBody::NodeList, fb::CreateNodeList(b, v).Union());
+  auto next = page.truncated() ? b.CreateString(last) : flatbuffers::Offset<flatbuffers::String>();
+  r.ok(fb::ReplyBody::NodeList, fb::CreateNodeList(b, v, next, page.truncated()).Union());
 }
 
 void BrokerShell::on_run_event(const bus::Event& e, storage::Batch& batch) {

@@ -11,33 +11,28 @@
 #include <thread>
 
 #include "cluster.h"
+#include "cluster_client.h"
+#include "rpc/client.h"
 #include "trainyard/client.h"
 
 using namespace std::chrono_literals;
 using namespace trainyard;
 using trainyard::testing::Cluster;
 using trainyard::testing::ClusterOptions;
+using trainyard::testing::connect;
 using trainyard::testing::wait_until;
 
 namespace {
 
 const std::string kPython = std::string(TY_SOURCE_DIR) + "/client/python";
 
-// A100 GPUs at 3.60 per hour: one micro-unit per GPU-millisecond. CPU and
-// memory are free, so a job's cost is its GPU milliseconds.
-ClusterOptions with_metrics_and_billing(const std::string& rates) {
+// A100 GPUs at 3.60 per hour: one micro-unit per GPU-millisecond
+// (ClusterOptions::with_test_billing).
+ClusterOptions with_metrics_and_billing(const std::string& dir) {
   ClusterOptions o;
   o.metrics = true;
-  o.billing = true;
-  o.billing_sets = {"billing.rates=" + rates, "billing.currency=EUR"};
+  o.with_test_billing(dir);
   return o;
-}
-
-std::string write_rates(const std::string& dir) {
-  std::string path = dir + "/rates.toml";
-  std::ofstream(path) << "currency = \"EUR\"\n[[period]]\nfrom = 2020-01-01\ncpu_core_hour = \"0\"\n"
-                         "memory_gb_hour = \"0\"\n[period.gpu_hour]\nA100 = \"3.60\"\n";
-  return path;
 }
 
 fb::JobSpecT python_job(const std::string& code, uint32_t gpus = 1) {
@@ -55,16 +50,6 @@ fb::JobSpecT python_job(const std::string& code, uint32_t gpus = 1) {
   return s;
 }
 
-client::Client connect(Cluster& c, const std::string& principal = "user:alice") {
-  client::Endpoints e;
-  e.scheduler = c.scheduler;
-  e.broker = c.broker;
-  e.metrics = c.metrics;
-  e.billing = c.billing;
-  e.bus = {c.bus_backend};
-  e.timeout_ms = 3000;
-  return client::Client(e, principal);
-}
 
 std::string state_name(fb::JobState s) { return fb::EnumNameJobState(s); }
 
@@ -72,7 +57,7 @@ std::string state_name(fb::JobState s) { return fb::EnumNameJobState(s); }
 
 BOOST_AUTO_TEST_CASE(a_training_job_logging_3_metrics_over_1000_steps_is_stored_point_by_point) {
   testing::TempDir scratch;
-  Cluster c(with_metrics_and_billing(write_rates(scratch.path())));
+  Cluster c(with_metrics_and_billing(scratch.path()));
   auto cl = connect(c);
   auto sub = cl.submit(python_job(
       "import trainyard\n"
@@ -117,7 +102,7 @@ BOOST_AUTO_TEST_CASE(a_training_job_logging_3_metrics_over_1000_steps_is_stored_
 
 BOOST_AUTO_TEST_CASE(an_array_of_5_runs_is_ranked_by_its_best_value) {
   testing::TempDir scratch;
-  Cluster c(with_metrics_and_billing(write_rates(scratch.path())));
+  Cluster c(with_metrics_and_billing(scratch.path()));
   auto cl = connect(c);
   // Run i peaks at 0.5 + i/10 halfway and ends lower: the ranking must use
   // the best value, not the last.
@@ -164,9 +149,82 @@ BOOST_AUTO_TEST_CASE(an_array_of_5_runs_is_ranked_by_its_best_value) {
   BOOST_CHECK_LT(out.find(std::to_string(job_of_index[4])), out.find(std::to_string(job_of_index[0])));
 }
 
+// Every list comes in pages under a byte budget; a one-byte budget gives one
+// row a page, and following the cursors yields exactly the unpaged list.
+BOOST_AUTO_TEST_CASE(usage_and_metric_lists_page_under_a_byte_budget) {
+  testing::TempDir scratch;
+  Cluster c(with_metrics_and_billing(scratch.path()));
+  auto cl = connect(c);
+  auto spec = python_job(
+      "import trainyard\n"
+      "for s in range(1, 4):\n"
+      "    trainyard.log(s, loss=1.0 / s, acc=s / 4.0, lr=0.1, zeta=float(s))\n");
+  spec.array = "0-3";
+  auto sub = cl.submit(spec);
+  BOOST_REQUIRE_MESSAGE(sub.ok(), sub.status().to_string());
+  BOOST_REQUIRE(cl.wait(sub->job_ids, 90s).ok());
+  client::UsageQuery q;
+  q.account = "vision";
+  q.group_by = "job";
+  BOOST_REQUIRE_MESSAGE(wait_until(
+                            [&] {
+                              auto r = cl.usage(q);
+                              return r.ok() && r->rows.size() == 4;
+                            },
+                            30s),
+                        c.logs());
+  zmq::context_t ctx;
+  rpc::ClientOptions o;
+  o.timeout_ms = 3000;
+  rpc::Client billing(ctx, "billing", c.billing, o);
+  std::vector<std::string> keys;
+  std::string after;
+  for (int page = 0; page < 10; ++page) {
+    auto r = billing.call(fb::RequestBody::QueryUsage, [&](flatbuffers::FlatBufferBuilder& b) {
+      return fb::CreateQueryUsageDirect(b, "vision", nullptr, 0, 0, 0, "job", after.empty() ? nullptr : after.c_str(), 1)
+          .Union();
+    });
+    BOOST_REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    auto* rep = r->body<fb::UsageReport>();
+    BOOST_REQUIRE(rep && rep->rows());
+    BOOST_REQUIRE_EQUAL(rep->rows()->size(), 1u);
+    keys.push_back(rep->rows()->Get(0)->key()->str());
+    if (!rep->truncated()) break;
+    BOOST_REQUIRE(rep->next_after());
+    after = rep->next_after()->str();
+  }
+  std::vector<std::string> want;
+  for (auto id : sub->job_ids) want.push_back(std::to_string(id));
+  BOOST_TEST(keys == want, "one job a page, in id order, none twice");
+  auto bad = billing.call(fb::RequestBody::QueryUsage, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateQueryUsageDirect(b, "vision", nullptr, 0, 0, 0, "job", "not-a-cursor").Union();
+  });
+  BOOST_TEST((bad.status().code() == ErrorCode::InvalidArgument));
+  BOOST_TEST(bad.status().message().find("QueryUsage.after") != std::string::npos);
+
+  rpc::Client metrics(ctx, "metrics", c.metrics, o);
+  uint64_t job = sub->job_ids[0];
+  BOOST_REQUIRE(wait_until([&] { auto m = cl.metrics(job); return m.ok() && m->metrics.size() == 4; }, 30s));
+  std::vector<std::string> names;
+  after.clear();
+  for (int page = 0; page < 10; ++page) {
+    auto r = metrics.call(fb::RequestBody::ListMetrics, [&](flatbuffers::FlatBufferBuilder& b) {
+      return fb::CreateListMetricsDirect(b, job, after.empty() ? nullptr : after.c_str(), 1).Union();
+    });
+    BOOST_REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    auto* list = r->body<fb::MetricSummaries>();
+    BOOST_REQUIRE(list && list->metrics());
+    BOOST_REQUIRE_EQUAL(list->metrics()->size(), 1u);
+    names.push_back(list->metrics()->Get(0)->name()->str());
+    if (!list->truncated()) break;
+    after = list->next_after_name()->str();
+  }
+  BOOST_TEST(names == std::vector<std::string>({"acc", "loss", "lr", "zeta"}));
+}
+
 BOOST_AUTO_TEST_CASE(a_job_is_charged_for_exactly_the_gpu_time_it_held) {
   testing::TempDir scratch;
-  Cluster c(with_metrics_and_billing(write_rates(scratch.path())));
+  Cluster c(with_metrics_and_billing(scratch.path()));
   auto cl = connect(c);
   auto spec = python_job("import time; time.sleep(1.5)", 2);
   auto sub = cl.submit(spec);
@@ -210,7 +268,7 @@ BOOST_AUTO_TEST_CASE(a_job_is_charged_for_exactly_the_gpu_time_it_held) {
 
 BOOST_AUTO_TEST_CASE(an_account_over_its_hard_budget_starts_no_new_job_and_pending_jobs_say_why) {
   testing::TempDir scratch;
-  Cluster c(with_metrics_and_billing(write_rates(scratch.path())));
+  Cluster c(with_metrics_and_billing(scratch.path()));
   auto cl = connect(c);
   auto admin = connect(c, "admin:it");
   client::Budget b;

@@ -189,27 +189,37 @@ Status drain(rpc::Client& c, const std::string& node, bool on, const std::string
   }));
 }
 
-Result<std::vector<NodeRow>> list_nodes(rpc::Client& c) {
-  auto r = c.call(fb::RequestBody::ListNodes,
-                  [](flatbuffers::FlatBufferBuilder& b) { return fb::CreateListNodes(b).Union(); });
-  if (!r.ok()) return r.status();
-  auto* list = r->body<fb::NodeList>();
-  if (!list) return Status::internal("ListNodes answered without a NodeList");
+Result<std::vector<NodeRow>> list_nodes(rpc::Client& c, uint32_t page_bytes, size_t* pages) {
   std::vector<NodeRow> rows;
-  for (auto* s : *list->nodes()) {
-    NodeRow row;
-    row.name = s->node()->name()->str();
-    row.up = s->up();
-    row.drained = s->drained();
-    if (s->reason()) row.reason = s->reason()->str();
-    if (s->allocated_gpus()) row.allocated_gpus.assign(s->allocated_gpus()->begin(), s->allocated_gpus()->end());
-    if (s->leases()) row.leases.assign(s->leases()->begin(), s->leases()->end());
-    row.last_heartbeat_ns = s->last_heartbeat_ns();
-    if (s->node()->agent_endpoint()) row.agent_endpoint = s->node()->agent_endpoint()->str();
-    row.gpus = s->node()->gpus() ? s->node()->gpus()->size() : 0;
-    rows.push_back(std::move(row));
+  std::string after;
+  if (pages) *pages = 0;
+  for (;;) {
+    auto r = c.call(fb::RequestBody::ListNodes, [&](flatbuffers::FlatBufferBuilder& b) {
+      return fb::CreateListNodesDirect(b, after.empty() ? nullptr : after.c_str(), page_bytes).Union();
+    });
+    if (!r.ok()) return r.status();
+    auto* list = r->body<fb::NodeList>();
+    if (!list) return Status::internal("ListNodes answered without a NodeList");
+    if (pages) ++*pages;
+    for (auto* s : *list->nodes()) {
+      NodeRow row;
+      row.name = s->node()->name()->str();
+      row.up = s->up();
+      row.drained = s->drained();
+      if (s->reason()) row.reason = s->reason()->str();
+      if (s->allocated_gpus()) row.allocated_gpus.assign(s->allocated_gpus()->begin(), s->allocated_gpus()->end());
+      if (s->leases()) row.leases.assign(s->leases()->begin(), s->leases()->end());
+      row.last_heartbeat_ns = s->last_heartbeat_ns();
+      if (s->node()->agent_endpoint()) row.agent_endpoint = s->node()->agent_endpoint()->str();
+      row.gpus = s->node()->gpus() ? s->node()->gpus()->size() : 0;
+      rows.push_back(std::move(row));
+    }
+    if (!list->truncated()) return rows;
+    if (!list->next_after_name() || list->next_after_name()->str() <= after) {
+      return Status::internal("a truncated NodeList did not move its cursor forward");
+    }
+    after = list->next_after_name()->str();
   }
-  return rows;
 }
 
 const NodeRow* find(const std::vector<NodeRow>& rows, const std::string& name) {

@@ -80,7 +80,8 @@ struct NodeRow {
   std::string agent_endpoint;
   size_t gpus = 0;
 };
-Result<std::vector<NodeRow>> list_nodes(rpc::Client& c);
+// Every page of ListNodes (page_bytes 0: the broker's default), counted in *pages.
+Result<std::vector<NodeRow>> list_nodes(rpc::Client& c, uint32_t page_bytes = 0, size_t* pages = nullptr);
 const NodeRow* find(const std::vector<NodeRow>& rows, const std::string& name);
 
 // An agent that registers and then heartbeats every 200 ms from its own

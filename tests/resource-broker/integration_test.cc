@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <barrier>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <thread>
@@ -178,6 +179,34 @@ BOOST_AUTO_TEST_CASE(drain_refuses_new_leases_and_list_nodes_shows_it) {
   BOOST_REQUIRE(watcher.wait_for("node.drain", 2));
   BOOST_TEST(!watcher.matching("node.drain")[1].drained);
   BOOST_TEST(allocate(*admin, 2, "node-a", {1}).ok());
+}
+
+BOOST_AUTO_TEST_CASE(list_nodes_comes_in_pages_that_cover_every_node_once) {
+  Stack stack;
+  auto admin = stack.client();
+  std::vector<std::string> names;
+  for (int i = 0; i < 120; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "rack%02d-node%03d", i % 7, i);
+    names.push_back(name);
+    BOOST_REQUIRE(register_node(*admin, name, 8));
+  }
+  std::sort(names.begin(), names.end());
+  size_t pages = 0;
+  auto paged = list_nodes(*admin, 4096, &pages);  // about ten nodes a page
+  BOOST_REQUIRE_MESSAGE(paged.ok(), paged.status().to_string());
+  BOOST_TEST(pages > 5u);
+  std::vector<std::string> seen;
+  for (auto& r : *paged) seen.push_back(r.name);
+  BOOST_TEST(seen == names, "every node once, in name order");
+  // The default page holds all of them; a one-byte budget still moves on.
+  auto whole = list_nodes(*admin, 0, &pages);
+  BOOST_REQUIRE(whole.ok());
+  BOOST_TEST(pages == 1u);
+  BOOST_TEST(whole->size() == names.size());
+  auto single = list_nodes(*admin, 1, &pages);
+  BOOST_REQUIRE(single.ok());
+  BOOST_TEST(pages == names.size());
 }
 
 BOOST_AUTO_TEST_CASE(revoke_then_run_finished_releases_the_lease) {
