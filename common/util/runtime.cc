@@ -112,35 +112,37 @@ void Runtime::commit_now() {
 }
 
 int Runtime::run() {
-  while (!stopping_) {
-    ++iterations_;
-    int64_t now = monotonic_ms();
-    int64_t wait = 1000;
-    for (auto& t : timers_) wait = std::min(wait, std::max<int64_t>(0, t->next_ms - now));
-    if (more_work_) wait = 0;
-    for (auto& item : items_) item.revents = 0;
-    zmq::poll(items_.data(), items_.size(), std::chrono::milliseconds(wait));
-    size_t n = items_.size();  // watches added by handlers wait for the next poll
-    for (size_t i = 0; i < n && !stopping_; ++i) {
-      if (items_[i].revents & ZMQ_POLLIN) {
-        auto handler = handlers_[i];
-        guarded("a socket handler", [&] { (*handler)(); });
-      }
-    }
-    more_work_ = false;
-    for (auto& w : work_) more_work_ |= guarded("an iteration step", [&] { return w(); });
-    now = monotonic_ms();
-    size_t nt = timers_.size();
-    for (size_t i = 0; i < nt; ++i) {
-      auto t = timers_[i];
-      if (now >= t->next_ms) {
-        t->next_ms = now + t->period_ms;
-        guarded("a timer", [&] { t->fn(); });
-      }
-    }
-    commit_now();
-  }
+  while (!stopping_) run_once(1000);
   return signal_;
+}
+
+void Runtime::run_once(int64_t max_wait_ms) {
+  ++iterations_;
+  int64_t now = monotonic_ms();
+  int64_t wait = std::max<int64_t>(0, max_wait_ms);
+  for (auto& t : timers_) wait = std::min(wait, std::max<int64_t>(0, t->next_ms - now));
+  if (more_work_) wait = 0;
+  for (auto& item : items_) item.revents = 0;
+  zmq::poll(items_.data(), items_.size(), std::chrono::milliseconds(wait));
+  size_t n = items_.size();  // watches added by handlers wait for the next poll
+  for (size_t i = 0; i < n && !stopping_; ++i) {
+    if (items_[i].revents & ZMQ_POLLIN) {
+      auto handler = handlers_[i];
+      guarded("a socket handler", [&] { (*handler)(); });
+    }
+  }
+  more_work_ = false;
+  for (auto& w : work_) more_work_ |= guarded("an iteration step", [&] { return w(); });
+  now = monotonic_ms();
+  size_t nt = timers_.size();
+  for (size_t i = 0; i < nt; ++i) {
+    auto t = timers_[i];
+    if (now >= t->next_ms) {
+      t->next_ms = now + t->period_ms;
+      guarded("a timer", [&] { t->fn(); });
+    }
+  }
+  commit_now();
 }
 
 }  // namespace trainyard

@@ -54,6 +54,10 @@ class Runtime {
 
   // Runs until stop() or SIGTERM/SIGINT. Returns the signal number (0 if stop()).
   int run();
+  // One iteration of run(): waits for input at most max_wait_ms (less when
+  // a timer is due), runs what is ready, commits. For harnesses that drive
+  // a service in-process (tests/fuzz).
+  void run_once(int64_t max_wait_ms);
   void stop() { stopping_ = true; }
   uint64_t iterations() const { return iterations_; }
 

@@ -22,6 +22,7 @@
 #include "storage/store.h"
 #include "util/clock.h"
 #include "util/config.h"
+#include "util/run_service.h"
 #include "util/runtime.h"
 
 namespace trainyard::billing {
@@ -38,8 +39,10 @@ struct BillingOptions {
   int64_t check_ms = 1000;                        // billing.check_ms: month-turn check
   size_t cache_lines = 1'000'000;                 // billing.cache_lines
   bool fsync = false;                             // billing.fsync
+  RateCard card;                                  // read from billing.rates by from_config
 
-  // Reads the keys; InvalidArgument names a missing or bad one.
+  // Reads the keys and the rate card; InvalidArgument names a missing or
+  // bad key, or the card's file and line.
   static Result<BillingOptions> from_config(const Config& config);
 };
 
@@ -53,14 +56,21 @@ struct BillingStats {
 
 class BillingShell {
  public:
-  // Loads the rate card (a bad one is refused with its file and line),
-  // opens the store, binds the ROUTER, connects to the bus.
-  static Result<std::unique_ptr<BillingShell>> create(zmq::context_t& ctx, BillingOptions options,
-                                                      const Clock& clock);
+  using Options = BillingOptions;
+  static constexpr ServiceInfo kInfo{
+      "billing",
+      "charges usage ticks exactly once into a RocksDB ledger at the prices of a rate card (billing.rates), "
+      "publishes account.warning / account.blocked when monthly budgets are crossed, and serves QueryUsage, "
+      "GetInvoice, EstimateCost, SetBudget, ReloadRates and Ping on billing.endpoint. SIGHUP reloads the rate card."};
+  static storage::Options store_options(const Options& o);
+
+  // Restores accounts, binds the ROUTER, connects to the bus and hooks into
+  // env.runtime (SIGHUP reloads the rate card). Throws zmq::error_t when
+  // the endpoint cannot be bound.
+  BillingShell(const ServiceEnv& env, BillingOptions options);
   ~BillingShell();
 
-  // Runs until SIGTERM/SIGINT; SIGHUP reloads the rate card.
-  int run();
+  nlohmann::json ready_info() const { return {{"endpoint", endpoint()}, {"stream", stream()}}; }
   const std::string& endpoint() const { return server_->endpoint(); }
   std::string stream() const { return publisher_->stream_for("account."); }
   // Re-reads billing.rates; on error keeps the card in force and says why.
@@ -68,9 +78,6 @@ class BillingShell {
   const BillingStats& stats() const { return stats_; }
 
  private:
-  BillingShell(zmq::context_t& ctx, BillingOptions options, const Clock& clock, RateCard card,
-               std::unique_ptr<storage::Store> store);
-
   void on_event(const bus::Event& e, storage::Batch& batch);
   // Persists what the ledger changed and announces budget crossings.
   void settle(storage::Batch& batch);
@@ -89,9 +96,9 @@ class BillingShell {
   BillingOptions options_;
   const Clock& clock_;
   RateCard card_;
-  std::unique_ptr<storage::Store> store_;
+  storage::Store& store_;
   storage::Cf lines_cf_, spends_cf_, accounts_cf_, jobs_cf_;
-  Runtime runtime_;
+  Runtime& runtime_;
   std::unique_ptr<rpc::Server> server_;
   std::unique_ptr<bus::Publisher> publisher_;
   std::unique_ptr<bus::Subscriber> subscriber_;

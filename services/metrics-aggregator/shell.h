@@ -19,6 +19,7 @@
 #include "storage/store.h"
 #include "util/clock.h"
 #include "util/config.h"
+#include "util/run_service.h"
 #include "util/runtime.h"
 
 namespace trainyard::metrics {
@@ -36,9 +37,11 @@ struct AggregatorOptions {
   uint32_t max_points_per_query = 200'000;         // metrics.max_points_per_query
   size_t max_runs_per_comparison = 10'000;         // metrics.max_runs_per_comparison
   size_t cached_series = 100'000;                  // metrics.cached_series
+  std::string data = "data/metrics";               // metrics.data
+  storage::Durability durability = storage::Durability::kWal;  // metrics.durability
 
-  // Reads [metrics] and [bus]; throws std::runtime_error naming a bad key.
-  static AggregatorOptions from_config(const Config& config);
+  // Reads [metrics] and [bus]; InvalidArgument names a bad key.
+  static Result<AggregatorOptions> from_config(const Config& config);
 };
 
 // Counters behind the ops gauges.
@@ -56,15 +59,18 @@ struct AggregatorStats {
 
 class AggregatorShell {
  public:
-  // Column families the store must be opened with.
-  static std::vector<std::string> column_families();
-  static std::vector<std::string> counter_families() { return {"meta"}; }
+  using Options = AggregatorOptions;
+  static constexpr ServiceInfo kInfo{
+      "metrics-aggregator",
+      "stores the metric points jobs report (metric.* on the bus) in RocksDB and answers ListMetrics, QuerySeries "
+      "and CompareRuns on its ROUTER (metrics.endpoint)."};
+  static storage::Options store_options(const Options& o);
 
-  // Binds the ROUTER, connects to the bus and hooks into `runtime`. Throws
+  // Binds the ROUTER, connects to the bus and hooks into env.runtime. Throws
   // zmq::error_t when the endpoint cannot be bound.
-  AggregatorShell(zmq::context_t& ctx, storage::Store& store, Runtime& runtime, AggregatorOptions options,
-                  const Clock& clock);
+  AggregatorShell(const ServiceEnv& env, AggregatorOptions options);
   ~AggregatorShell();
+  nlohmann::json ready_info() const { return {{"endpoint", endpoint()}, {"ops_stream", ops_stream_}}; }
 
   const std::string& endpoint() const { return server_.endpoint(); }
   const std::string& ops_stream() const { return ops_stream_; }

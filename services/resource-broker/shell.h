@@ -19,6 +19,8 @@
 #include "rpc/server.h"
 #include "storage/store.h"
 #include "util/clock.h"
+#include "util/config.h"
+#include "util/run_service.h"
 
 namespace trainyard {
 class Runtime;
@@ -39,6 +41,11 @@ struct BrokerOptions {
   int64_t outbox_trim_ms = 10'000;                // broker.outbox_trim_ms
   int64_t keep_ended_s = 24 * 3600;               // broker.keep_ended_s: ended leases kept this long
   int64_t metrics_ms = 5000;                      // broker.metrics_ms: ops.metrics.resource-broker; 0: off
+  std::string data = "data/broker";               // broker.data
+  storage::Durability durability = storage::Durability::kWal;  // broker.durability
+
+  // Reads [broker] and [bus]; InvalidArgument names a bad key.
+  static Result<BrokerOptions> from_config(const Config& config);
 };
 
 struct BrokerStats {
@@ -51,24 +58,31 @@ struct BrokerStats {
 
 class BrokerShell {
  public:
-  // Column families the store must be opened with.
-  static std::vector<std::string> column_families();
+  using Options = BrokerOptions;
+  static constexpr ServiceInfo kInfo{
+      "resource-broker",
+      "agents register their nodes and heartbeat here; schedulers Allocate leases on free GPUs. Publishes node.* and "
+      "lease.<node>.*, subscribes run.*. Config keys: [broker] endpoint, data, node_timeout_ms, ...; [bus] "
+      "frontend, backend (see services/resource-broker/README.md)."};
+  static storage::Options store_options(const Options& o);
 
-  // Binds the ROUTER, loads every node and lease from `store` and gives the
+  // Binds the ROUTER, loads every node and lease from env.store, gives the
   // nodes a grace period of node_timeout (no heartbeat could arrive while
-  // the broker was stopped). Throws std::runtime_error naming the record if
-  // the store holds something unreadable, zmq::error_t if it cannot bind.
-  BrokerShell(zmq::context_t& ctx, storage::Store& store, BrokerOptions options, const Clock& clock);
+  // the broker was stopped) and hooks into env.runtime. Throws
+  // std::runtime_error naming the record if the store holds something
+  // unreadable, zmq::error_t if it cannot bind.
+  BrokerShell(const ServiceEnv& env, BrokerOptions options);
   ~BrokerShell();
-
-  // Hooks the sockets and timers into `runtime` (whose store is `store`).
-  void attach(Runtime& runtime);
+  nlohmann::json ready_info() const {
+    return {{"endpoint", endpoint()}, {"instance", options_.instance}, {"data", options_.data}};
+  }
 
   const std::string& endpoint() const { return server_.endpoint(); }
   const Cluster& cluster() const { return cluster_; }
   const BrokerStats& stats() const { return stats_; }
 
  private:
+  void attach(Runtime& runtime);
   Now now() const;
   // Writes the records `fx` names and appends its events, in `batch`.
   void apply(const Effects& fx, storage::Batch& batch);

@@ -1,0 +1,119 @@
+// One main() for every stateful service. A service's main.cc is
+//
+//   int main(int argc, char** argv) { return trainyard::run_service<MyShell>(argc, argv); }
+//
+// and run_service does the rest in one order for all of them: signals,
+// flags (--config, --set, --log-level, --log-file, --ready-file), the config
+// checked against the key schema, logging, the shell's Options, the RocksDB
+// store, the ZeroMQ context, the clock, the loop, the ready file, and a
+// last commit on the way out.
+//
+// What a Shell provides:
+//   static constexpr ServiceInfo kInfo;            name and --help text
+//   using Options = ...;                           with
+//     static Result<Options> from_config(const Config&);   every key read and checked
+//     std::string data; storage::Durability durability;    where its store lives
+//   static storage::Options store_options(const Options&); column families
+//   Shell(const ServiceEnv& env, Options options); binds, restores, hooks into env.runtime
+//   nlohmann::json ready_info() const;             what the ready file says besides "pid"
+//
+// Exit codes: 2 a bad flag or config (the message names the key), 3 a store
+// that cannot be opened or holds an unreadable record, 1 an endpoint that
+// cannot be bound, 0 a clean stop on SIGTERM/SIGINT.
+#pragma once
+
+#include <exception>
+#include <filesystem>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include "storage/store.h"
+#include "util/clock.h"
+#include "util/config.h"
+#include "util/runtime.h"
+#include "util/service_main.h"
+
+namespace trainyard {
+
+struct ServiceInfo {
+  const char* name;   // "resource-broker": the log's name, the binary trainyard-<name>
+  const char* about;  // the first paragraph of --help
+};
+
+// What run_service hands a shell's constructor: everything it borrows.
+struct ServiceEnv {
+  zmq::context_t& ctx;
+  storage::Store& store;
+  Runtime& runtime;
+  const Clock& clock;
+};
+
+// Thrown by a shell's constructor when its configuration cannot work
+// (exit 2, like a bad key): e.g. two settings that contradict each other.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+template <class Shell>
+int run_service(int argc, char** argv) {
+  block_termination_signals();
+  const ServiceInfo& info = Shell::kInfo;
+  CLI::App app{std::string("trainyard-") + info.name + ": " + info.about};
+  ServiceArgs args;
+  add_service_flags(app, args);
+  std::string ready_file;
+  app.add_option("--ready-file", ready_file,
+                 "Once serving, write {\"pid\", \"endpoint\", ...} here as JSON (atomically: a .tmp, then a rename)");
+  CLI11_PARSE(app, argc, argv);
+  Config config = load_service_config(args);
+  init_service_logging(info.name, args, config);
+
+  auto options = Shell::Options::from_config(config);
+  if (!options) {
+    spdlog::error("config: {}", options.status().message());
+    return 2;
+  }
+  std::string data = options->data;
+  std::error_code ec;
+  std::filesystem::create_directories(data, ec);
+  auto store = storage::Store::open(data, Shell::store_options(*options));
+  if (!store) {
+    spdlog::error("cannot open the store {}: {}", data, store.status().message());
+    return 3;
+  }
+  zmq::context_t ctx(1);
+  SystemClock clock;
+  Runtime runtime(store->get());
+  std::unique_ptr<Shell> shell;
+  try {
+    shell = std::make_unique<Shell>(ServiceEnv{ctx, **store, runtime, clock}, std::move(options).value());
+  } catch (const zmq::error_t& e) {
+    spdlog::error("cannot bind: {}", e.what());
+    return 1;
+  } catch (const ConfigError& e) {
+    spdlog::error("config: {}", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    spdlog::error("cannot start: {}", e.what());
+    return 3;
+  }
+  nlohmann::json ready = shell->ready_info();
+  try {
+    write_ready_file(ready_file, ready);
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+  spdlog::info("{} serving on {}, data in {}", info.name, ready.value("endpoint", std::string("?")), data);
+  int sig = runtime.run();
+  runtime.commit_now();
+  spdlog::info("stopping (signal {})", sig);
+  return 0;
+}
+
+}  // namespace trainyard
