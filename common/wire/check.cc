@@ -78,7 +78,7 @@ struct MessageCheck::Plan {
   int root = -1;
   std::string root_name;
 
-  explicit Plan(const reflection::Schema& schema);
+  Plan(const reflection::Schema& schema, std::string_view root_table_name);
   Status check_table(const flatbuffers::Table& t, int object, std::string& path) const;
   Status check_rule(const flatbuffers::Table& t, const Rule& r, std::string& path) const;
   bool enum_has(int e, int64_t v) const {
@@ -94,7 +94,7 @@ struct MessageCheck::Plan {
   void settle_needs();
 };
 
-MessageCheck::Plan::Plan(const reflection::Schema& schema) {
+MessageCheck::Plan::Plan(const reflection::Schema& schema, std::string_view root_table_name) {
   for (const auto* e : *schema.enums()) {
     Enum out{short_name(e->name()->string_view()), {}, {}};
     bool flags = e->attributes() && e->attributes()->LookupByKey("bit_flags") != nullptr;
@@ -119,7 +119,13 @@ MessageCheck::Plan::Plan(const reflection::Schema& schema) {
       return (r.kind == Kind::Table || r.kind == Kind::TableVector) && !r.required && !objects[r.target].needs;
     });
   }
-  auto* root_table = schema.root_table();
+  const reflection::Object* root_table = schema.root_table();
+  if (!root_table_name.empty()) {
+    root_table = nullptr;
+    for (const auto* o : *schema.objects())
+      if (short_name(o->name()->string_view()) == root_table_name) root_table = o;
+    if (!root_table) throw std::invalid_argument("binary schema has no table " + std::string(root_table_name));
+  }
   if (!root_table) throw std::invalid_argument("binary schema has no root table");
   for (size_t i = 0; i < schema.objects()->size(); ++i)
     if (schema.objects()->Get(i) == root_table) root = static_cast<int>(i);
@@ -245,10 +251,10 @@ Status MessageCheck::Plan::check_rule(const flatbuffers::Table& t, const Rule& r
   }
 }
 
-MessageCheck::MessageCheck(std::span<const uint8_t> bfbs) {
+MessageCheck::MessageCheck(std::span<const uint8_t> bfbs, std::string_view root) {
   flatbuffers::Verifier v(bfbs.data(), bfbs.size());
   if (!reflection::VerifySchemaBuffer(v)) throw std::invalid_argument("not a binary FlatBuffers schema");
-  plan_ = std::make_unique<Plan>(*reflection::GetSchema(bfbs.data()));
+  plan_ = std::make_unique<Plan>(*reflection::GetSchema(bfbs.data()), root);
 }
 
 MessageCheck::~MessageCheck() = default;
@@ -268,6 +274,16 @@ const MessageCheck& request_check() {
 
 const MessageCheck& reply_check() {
   static const MessageCheck check({fb::ReplyBinarySchema::data(), fb::ReplyBinarySchema::size()});
+  return check;
+}
+
+const MessageCheck& job_record_check() {
+  static const MessageCheck check({fb::ReplyBinarySchema::data(), fb::ReplyBinarySchema::size()}, "JobRecord");
+  return check;
+}
+
+const MessageCheck& job_spec_check() {
+  static const MessageCheck check({fb::ReplyBinarySchema::data(), fb::ReplyBinarySchema::size()}, "JobSpec");
   return check;
 }
 

@@ -24,10 +24,12 @@ namespace trainyard::wire {
 // Immutable after construction: one instance serves every thread.
 class MessageCheck {
  public:
-  // `bfbs` is a binary schema (flatc --bfbs-gen-embed) whose root table is
-  // the message type; it must outlive the check. Throws std::invalid_argument
-  // if the schema is unusable (a start-up failure, never input).
-  explicit MessageCheck(std::span<const uint8_t> bfbs);
+  // `bfbs` is a binary schema (flatc --bfbs-gen-embed); it must outlive the
+  // check. The checked type is its root table, or the table named `root`
+  // (unqualified, e.g. "JobRecord": stored records). Throws
+  // std::invalid_argument if the schema is unusable (a start-up failure,
+  // never input).
+  explicit MessageCheck(std::span<const uint8_t> bfbs, std::string_view root = {});
   ~MessageCheck();
   MessageCheck(const MessageCheck&) = delete;
   MessageCheck& operator=(const MessageCheck&) = delete;
@@ -48,5 +50,8 @@ class MessageCheck {
 const MessageCheck& request_check();
 const MessageCheck& reply_check();
 const MessageCheck& envelope_check();
+// And for what services store that the wire also carries.
+const MessageCheck& job_record_check();
+const MessageCheck& job_spec_check();
 
 }  // namespace trainyard::wire
