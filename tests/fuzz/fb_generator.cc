@@ -60,9 +60,9 @@ int64_t number(FuzzedDataProvider& in) {
 MessageGenerator::MessageGenerator(std::span<const uint8_t> bfbs, const char* identifier)
     : schema_(reflection::GetSchema(bfbs.data())), identifier_(identifier) {}
 
-std::vector<uint8_t> MessageGenerator::build(FuzzedDataProvider& in) const {
+std::vector<uint8_t> MessageGenerator::build(FuzzedDataProvider& in, const std::vector<int64_t>& root_union) const {
   flatbuffers::FlatBufferBuilder b;
-  auto root = table(b, in, *schema_->root_table(), 0);
+  auto root = table(b, in, *schema_->root_table(), 0, root_union.empty() ? nullptr : &root_union);
   b.Finish(flatbuffers::Offset<void>(root), identifier_);
   return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
 }
@@ -110,7 +110,8 @@ flatbuffers::uoffset_t MessageGenerator::vector(flatbuffers::FlatBufferBuilder& 
 }
 
 flatbuffers::uoffset_t MessageGenerator::table(flatbuffers::FlatBufferBuilder& b, FuzzedDataProvider& in,
-                                               const reflection::Object& o, int depth) const {
+                                               const reflection::Object& o, int depth,
+                                               const std::vector<int64_t>* union_choices) const {
   struct Value {
     const reflection::Field* field;
     flatbuffers::uoffset_t offset = 0;  // strings, vectors, tables
@@ -138,11 +139,17 @@ flatbuffers::uoffset_t MessageGenerator::table(flatbuffers::FlatBufferBuilder& b
       // field, and build the member's table (sometimes leave it out).
       auto* tf = o.fields()->LookupByKey((f->name()->str() + "_type").c_str());
       const auto& e = *schema_->enums()->Get(f->type()->index());
-      int64_t type = enum_value(in, e);
+      // Mostly one of the caller's choices (a service's own requests), so
+      // the input reaches a handler; now and then anything.
+      int64_t type = union_choices && in.ConsumeIntegralInRange<int>(0, 15) != 0
+                         ? (*union_choices)[in.ConsumeIntegralInRange<size_t>(0, union_choices->size() - 1)]
+                         : enum_value(in, e);
+      // The member's table is always built when a choice was made.
+      bool chosen = union_choices != nullptr;
       values.push_back(Value{tf, 0, type, 0});
       const reflection::EnumVal* member = e.values()->LookupByKey(type);
       if (!member || !member->union_type() || member->union_type()->base_type() != BaseType::Obj) continue;
-      if (depth >= kMaxDepth || !present(in)) continue;
+      if (depth >= kMaxDepth || (!chosen && !present(in))) continue;
       v.offset = table(b, in, *schema_->objects()->Get(member->union_type()->index()), depth + 1);
     } else if (f->type()->index() >= 0 && flatbuffers::IsInteger(t)) {
       v.number = enum_value(in, *schema_->enums()->Get(f->type()->index()));

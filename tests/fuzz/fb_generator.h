@@ -26,12 +26,14 @@ class MessageGenerator {
   // `bfbs`: an embedded binary schema; `identifier`: the root's file identifier.
   MessageGenerator(std::span<const uint8_t> bfbs, const char* identifier);
 
-  // A finished buffer built from `in`'s bytes.
-  std::vector<uint8_t> build(FuzzedDataProvider& in) const;
+  // A finished buffer built from `in`'s bytes. With `root_union` (values
+  // of the root table's union type), the root's union member is mostly one
+  // of those and always present.
+  std::vector<uint8_t> build(FuzzedDataProvider& in, const std::vector<int64_t>& root_union = {}) const;
 
  private:
   flatbuffers::uoffset_t table(flatbuffers::FlatBufferBuilder& b, FuzzedDataProvider& in, const reflection::Object& o,
-                               int depth) const;
+                               int depth, const std::vector<int64_t>* union_choices = nullptr) const;
   flatbuffers::uoffset_t vector(flatbuffers::FlatBufferBuilder& b, FuzzedDataProvider& in, const void* field,
                                 int depth) const;
   const reflection::Schema* schema_;
