@@ -13,12 +13,14 @@
 #include <thread>
 
 #include "cluster.h"
+#include "cluster_client.h"
 #include "trainyard/client.h"
 
 using namespace std::chrono_literals;
 using namespace trainyard;
 using trainyard::testing::Cluster;
 using trainyard::testing::ClusterOptions;
+using trainyard::testing::connect;
 using trainyard::testing::read_file;
 using trainyard::testing::wait_until;
 
@@ -34,15 +36,6 @@ fb::JobSpecT job(const std::string& shell, uint32_t gpus = 1, uint64_t time_limi
   s.time_limit_s = time_limit_s;
   s.grace_s = 2;
   return s;
-}
-
-client::Client connect(Cluster& c) {
-  client::Endpoints e;
-  e.scheduler = c.scheduler;
-  e.broker = c.broker;
-  e.bus = {c.bus_backend};
-  e.timeout_ms = 3000;
-  return client::Client(e, "user:alice");
 }
 
 uint64_t submit(client::Client& cl, const fb::JobSpecT& spec) {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cluster.h"
+#include "cluster_client.h"
 #include "trainyard/client.h"
 
 using namespace std::chrono_literals;
@@ -21,22 +22,12 @@ using trainyard::testing::wait_until;
 
 BOOST_AUTO_TEST_CASE(every_jobs_history_equals_its_bill_after_random_sigkills) {
   testing::TempDir scratch;
-  std::string rates = scratch.path() + "/rates.toml";
-  std::ofstream(rates) << "currency = \"EUR\"\n[[period]]\nfrom = 2020-01-01\ncpu_core_hour = \"0\"\n"
-                          "memory_gb_hour = \"0\"\n[period.gpu_hour]\nA100 = \"3.60\"\n";
   ClusterOptions o;
   o.agents = {{"node-a", 2}, {"node-b", 2}};
-  o.billing = true;
-  o.billing_sets = {"billing.rates=" + rates, "billing.currency=EUR"};
+  o.with_test_billing(scratch.path());
   o.node_timeout_ms = 10000;  // agents restart well within it: their runs go on
   Cluster c(o);
-  client::Endpoints e;
-  e.scheduler = c.scheduler;
-  e.broker = c.broker;
-  e.billing = c.billing;
-  e.bus = {c.bus_backend};
-  e.timeout_ms = 2000;
-  client::Client cl(e, "user:alice");
+  auto cl = testing::connect(c, "user:alice", 2000);
 
   constexpr int kJobs = 200;
   std::vector<uint64_t> ids;

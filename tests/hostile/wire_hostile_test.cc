@@ -11,6 +11,7 @@
 #include <zmq.hpp>
 
 #include "cluster.h"
+#include "cluster_client.h"
 #include "trainyard/client.h"
 #include "trainyard/fb/bus_generated.h"
 #include "trainyard/fb/reply_generated.h"
@@ -20,6 +21,7 @@ using namespace std::chrono_literals;
 using namespace trainyard;
 using trainyard::testing::Cluster;
 using trainyard::testing::ClusterOptions;
+using trainyard::testing::connect;
 using trainyard::testing::wait_until;
 
 namespace {
@@ -27,25 +29,11 @@ namespace {
 const std::vector<std::string> kServices = {"scheduler", "broker", "metrics", "billing"};
 
 ClusterOptions full_cluster(const std::string& dir) {
-  std::string rates = dir + "/rates.toml";
-  std::ofstream(rates) << "currency = \"EUR\"\n[[period]]\nfrom = 2020-01-01\ncpu_core_hour = \"0\"\n"
-                          "memory_gb_hour = \"0\"\n[period.gpu_hour]\nA100 = \"3.60\"\n";
   ClusterOptions o;
   o.agents = {{"node-a"}};
-  o.metrics = o.billing = true;
-  o.billing_sets = {"billing.rates=" + rates, "billing.currency=EUR"};
+  o.metrics = true;
+  o.with_test_billing(dir);
   return o;
-}
-
-client::Client connect(Cluster& c) {
-  client::Endpoints e;
-  e.scheduler = c.scheduler;
-  e.broker = c.broker;
-  e.metrics = c.metrics;
-  e.billing = c.billing;
-  e.bus = {c.bus_backend};
-  e.timeout_ms = 3000;
-  return client::Client(e, "user:alice");
 }
 
 // One request/reply exchange on a raw DEALER; nullopt when nothing answers.

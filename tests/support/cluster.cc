@@ -7,6 +7,16 @@
 #include <stdexcept>
 
 namespace trainyard::testing {
+
+ClusterOptions& ClusterOptions::with_test_billing(const std::string& dir) {
+  std::string rates = dir + "/rates.toml";
+  std::ofstream(rates) << "currency = \"EUR\"\n[[period]]\nfrom = 2020-01-01\ncpu_core_hour = \"0\"\n"
+                          "memory_gb_hour = \"0\"\n[period.gpu_hour]\nA100 = \"3.60\"\n";
+  billing = true;
+  billing_sets.push_back("billing.rates=" + rates);
+  billing_sets.push_back("billing.currency=EUR");
+  return *this;
+}
 namespace {
 
 std::string field(const std::string& text, const std::string& key) {

@@ -1,4 +1,4 @@
-// A whole Trainyard on loopback for end-to-end tests and benchmarks: the
+// A whole Trainyard on loopback for integration tests and benchmarks: the
 // real bus, scheduler, resource broker, agents (declared GPUs) and, when
 // asked, metrics-aggregator and billing, each a real process with its own
 // RocksDB in a temporary directory, bound to free ports read back from
@@ -34,6 +34,11 @@ struct ClusterOptions {
   std::vector<std::string> broker_sets;
   std::vector<std::string> billing_sets;
   int node_timeout_ms = 3000;
+
+  // Turns on billing with the test rate card (written under `dir`): A100
+  // GPUs at 3.60 EUR an hour, one micro-unit per GPU-millisecond; CPU and
+  // memory free, so a job's cost is its GPU milliseconds.
+  ClusterOptions& with_test_billing(const std::string& dir);
 };
 
 class Cluster {
