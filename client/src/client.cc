@@ -9,6 +9,7 @@
 #include <zmq.hpp>
 
 #include "bus/event.h"
+#include "job/job_state.h"
 #include "rpc/client.h"
 #include "util/clock.h"
 
@@ -94,18 +95,7 @@ bool read_job_event(zmq::socket_t& sock, JobEvent* out) {
 
 }  // namespace
 
-bool is_terminal(fb::JobState state) {
-  switch (state) {
-    case fb::JobState::Succeeded:
-    case fb::JobState::Failed:
-    case fb::JobState::Cancelled:
-    case fb::JobState::TimedOut:
-    case fb::JobState::NodeFailure:
-      return true;
-    default:
-      return false;
-  }
-}
+bool is_terminal(fb::JobState state) { return trainyard::is_terminal(state); }
 
 Client::Client(Endpoints endpoints, std::string principal)
     : endpoints_(std::move(endpoints)), principal_(std::move(principal)), ctx_(std::make_unique<zmq::context_t>(1)) {}

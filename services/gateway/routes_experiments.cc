@@ -47,7 +47,7 @@ void Api::experiment(const Request& req, Response& res) {
   std::vector<uint64_t> ids;
   if (auto* l = r->body<fb::JobList>(); l && l->jobs()) {
     for (const auto* j : *l->jobs()) {
-      jobs.push_back(to_json(*j, false));
+      jobs.push_back(job_json(*j, JobView::kSummary));
       ids.push_back(j->job_id());
     }
   }
@@ -110,11 +110,11 @@ void Api::compare(const Request& req, Response& res, const std::string& experime
                                  : query_jobs(backends_, {}, "", "", experiment, 0, kAllJobs);
   if (jobs) {
     if (auto* l = jobs->body<fb::JobList>(); l && l->jobs()) {
-      for (const auto* j : *l->jobs()) info[j->job_id()] = to_json(*j, true);
+      for (const auto* j : *l->jobs()) info[j->job_id()] = job_json(*j, JobView::kFull);
     }
   } else if (experiment.empty()) {
     for (auto id : ids) {
-      if (auto one = get_job(backends_, id)) info[id] = to_json(expect<fb::JobRecord>(*one), true);
+      if (auto one = get_job(backends_, id)) info[id] = job_json(expect<fb::JobRecord>(*one), JobView::kFull);
     }
   } else {
     out["jobs_error"] = from_status(jobs.status(), service_name(Service::kScheduler)).body();
