@@ -10,6 +10,7 @@
 
 #include "bus/event.h"
 #include "job/job_state.h"
+#include "metric/metric_goal.h"
 #include "rpc/client.h"
 #include "util/clock.h"
 
@@ -455,7 +456,8 @@ Result<fb::SeriesT> Client::series(uint64_t job_id, const std::string& metric, u
 }
 
 Result<fb::ComparisonT> Client::compare(const std::string& experiment, const std::vector<uint64_t>& job_ids,
-                                        const std::string& metric, bool maximize) {
+                                        const std::string& metric, std::optional<bool> maximize_flag) {
+  bool maximize = maximize_flag.value_or(default_goal(metric) == MetricGoal::kMax);
   auto& p = peer("metrics");
   auto r = p.call(fb::RequestBody::CompareRuns, [&](flatbuffers::FlatBufferBuilder& b) {
     return fb::CreateCompareRunsDirect(b, experiment.c_str(), &job_ids, metric.c_str(), maximize).Union();

@@ -460,13 +460,26 @@ BOOST_AUTO_TEST_CASE(a_whole_local_trainyard_through_the_rest_api_sse_and_metric
   BOOST_REQUIRE_MESSAGE(acc["rows"].size() == 2u, acc.dump());
   BOOST_TEST(acc["rows"][0]["best_value"].get<double>() >= acc["rows"][1]["best_value"].get<double>());
 
-  // ty prints a job exactly as REST does.
+  // ty ranks by the same rule as the dashboard (loss lowest first, val_acc
+  // highest first) and prints a job exactly as REST does.
   auto ty_json = [&](std::vector<std::string> args) {
     args.insert(args.begin(), {bin("ty"), "--scheduler", c.scheduler, "--metrics", c.metrics});
     auto [rc, out] = run(args, 20s, {{"HOME", c.dir().path()}, {"TY_CONFIG", ""}, {"USER", "ana"}});
     BOOST_TEST(rc == 0, out);
     return json::parse(out, nullptr, false);
   };
+  auto ids_of = [](const json& rows) {
+    std::vector<uint64_t> ids;
+    for (auto& r : rows) ids.push_back(r["job_id"].get<uint64_t>());
+    return ids;
+  };
+  auto ty_loss = ty_json({"compare", "--experiment", s.experiment, "--metric", "loss", "--json"});
+  BOOST_TEST(ty_loss["goal"] == "min");
+  BOOST_TEST(ids_of(ty_loss["runs"]) == ids_of(cmp["rows"]), ty_loss.dump() << " vs " << cmp.dump());
+  auto ty_acc = ty_json({"compare", "--jobs", std::to_string(s.jobs[0]) + "," + std::to_string(s.jobs[1]),
+                         "--metric", "val_acc", "--json"});
+  BOOST_TEST(ty_acc["goal"] == "max");
+  BOOST_TEST(ids_of(ty_acc["runs"]) == ids_of(acc["rows"]), ty_acc.dump() << " vs " << acc.dump());
   for (auto id : s.jobs) {
     auto rest = job_of(http, id);
     auto cli = ty_json({"status", std::to_string(id), "--json"});
