@@ -2,42 +2,16 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cmath>
 #include <string>
 
 #include "job/job_state.h"
+#include "records/fb_json.h"
 
 namespace trainyard::records {
 
 using Json = nlohmann::json;
 
 namespace {
-
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
-
-Json key_values(const flatbuffers::Vector<flatbuffers::Offset<fb::KeyValue>>* kvs) {
-  Json j = Json::object();
-  if (!kvs) return j;
-  for (const auto* kv : *kvs) {
-    if (kv) j[str(kv->key())] = str(kv->value());
-  }
-  return j;
-}
-
-template <typename T>
-Json numbers(const flatbuffers::Vector<T>* v) {
-  Json j = Json::array();
-  if (!v) return j;
-  for (auto x : *v) j.push_back(x);
-  return j;
-}
-
-Json strings(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* v) {
-  Json j = Json::array();
-  if (!v) return j;
-  for (const auto* s : *v) j.push_back(str(s));
-  return j;
-}
 
 // Job pages and comparisons are readable by anyone who can reach the
 // gateway, and ty prints what the gateway would: secrets never show.
@@ -48,9 +22,6 @@ Json redacted_env(const flatbuffers::Vector<flatbuffers::Offset<fb::KeyValue>>* 
   }
   return j;
 }
-
-// JSON has no NaN/Inf.
-Json number_or_null(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
 
 std::string dependency_kind(fb::DependencyKind k) {
   std::string s = fb::EnumNameDependencyKind(k);

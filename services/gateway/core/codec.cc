@@ -1,36 +1,16 @@
 #include "core/codec.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
+
+#include "records/fb_json.h"
 
 namespace trainyard::gateway {
 
-namespace {
-
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
-
-Json key_values(const flatbuffers::Vector<flatbuffers::Offset<fb::KeyValue>>* kvs) {
-  Json j = Json::object();
-  if (!kvs) return j;
-  for (const auto* kv : *kvs) {
-    if (kv) j[str(kv->key())] = str(kv->value());
-  }
-  return j;
-}
-
-template <typename T>
-Json numbers(const flatbuffers::Vector<T>* v) {
-  Json j = Json::array();
-  if (!v) return j;
-  for (auto x : *v) j.push_back(x);
-  return j;
-}
-
-// JSON has no NaN/Inf: a metric that never had a finite value is null.
-Json number_or_null(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
-
-}  // namespace
+using records::key_values;
+using records::number_or_null;
+using records::numbers;
+using records::str;
 
 double micros_to_amount(int64_t micros) { return static_cast<double>(micros) / 1e6; }
 
