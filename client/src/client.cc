@@ -9,6 +9,8 @@
 #include <zmq.hpp>
 
 #include "bus/event.h"
+#include "job/job_state.h"
+#include "metric/metric_goal.h"
 #include "rpc/client.h"
 #include "util/clock.h"
 
@@ -94,18 +96,7 @@ bool read_job_event(zmq::socket_t& sock, JobEvent* out) {
 
 }  // namespace
 
-bool is_terminal(fb::JobState state) {
-  switch (state) {
-    case fb::JobState::Succeeded:
-    case fb::JobState::Failed:
-    case fb::JobState::Cancelled:
-    case fb::JobState::TimedOut:
-    case fb::JobState::NodeFailure:
-      return true;
-    default:
-      return false;
-  }
-}
+bool is_terminal(fb::JobState state) { return trainyard::is_terminal(state); }
 
 Client::Client(Endpoints endpoints, std::string principal)
     : endpoints_(std::move(endpoints)), principal_(std::move(principal)), ctx_(std::make_unique<zmq::context_t>(1)) {}
@@ -480,7 +471,8 @@ Result<fb::SeriesT> Client::series(uint64_t job_id, const std::string& metric, u
 }
 
 Result<fb::ComparisonT> Client::compare(const std::string& experiment, const std::vector<uint64_t>& job_ids,
-                                        const std::string& metric, bool maximize) {
+                                        const std::string& metric, std::optional<bool> maximize_flag) {
+  bool maximize = maximize_flag.value_or(default_goal(metric) == MetricGoal::kMax);
   auto& p = peer("metrics");
   auto r = p.call(fb::RequestBody::CompareRuns, [&](flatbuffers::FlatBufferBuilder& b) {
     return fb::CreateCompareRunsDirect(b, experiment.c_str(), &job_ids, metric.c_str(), maximize).Union();

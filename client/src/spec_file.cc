@@ -10,6 +10,7 @@
 #include <toml++/toml.h>
 
 #include "trainyard/job_spec.h"
+#include "trainyard/job_spec_json.h"
 
 namespace trainyard::client {
 namespace {
@@ -116,13 +117,15 @@ Result<Document> parse_document(std::string_view text, const std::string& path) 
 // Reads one field; errors name file, line and field.
 class FieldReader {
  public:
-  explicit FieldReader(const Document& doc) : doc_(doc) {}
+  // `bad_field`, when given, receives the name of the field an error is about.
+  FieldReader(const Document& doc, std::string* bad_field) : doc_(doc), bad_field_(bad_field) {}
 
   Status error(const std::string& field, const std::string& what, const std::string& parent = "") const {
-    int line = doc_.line_of(parent, field);
+    int line = doc_.line_of ? doc_.line_of(parent, field) : 0;
     std::string where = doc_.path + (line > 0 ? " line " + std::to_string(line) : std::string());
     std::string name = parent.empty() ? field : parent + "." + field;
-    return Status::invalid(where + ": field '" + name + "' " + what);
+    if (bad_field_) *bad_field_ = name;
+    return Status::invalid((where.empty() ? "" : where + ": ") + "field '" + name + "' " + what);
   }
 
   Result<std::string> string(const std::string& field, const json& v) const {
@@ -158,10 +161,32 @@ class FieldReader {
 
  private:
   const Document& doc_;
+  std::string* bad_field_;
 };
 
-Status fill_spec(const Document& doc, fb::JobSpecT& spec) {
-  FieldReader r(doc);
+// One entry of "dependencies": "afterok:12", or {kind, job_id} where kind
+// defaults to afterok. Empty: the entry is not one of those.
+std::string dependency_text(const json& item) {
+  if (item.is_string()) return item.get<std::string>();
+  if (!item.is_object()) return "";
+  for (auto& [key, _] : item.items()) {
+    if (key != "kind" && key != "job_id") return "";
+  }
+  auto id = item.find("job_id");
+  auto kind = item.find("kind");
+  // TOML integers are signed; JSON's non-negative ones unsigned.
+  if (id == item.end() || !id->is_number_integer()) return "";
+  if (!id->is_number_unsigned() && id->get<int64_t>() <= 0) return "";
+  if (id->get<uint64_t>() == 0) return "";
+  if (kind != item.end() && !kind->is_null() && !kind->is_string()) return "";
+  std::string k = kind == item.end() || kind->is_null() ? "afterok" : kind->get<std::string>();
+  return k + ":" + std::to_string(id->get<uint64_t>());
+}
+
+// `root` is the document's (or an object given as it is: never copied, it
+// may be nested deeper than a copy's recursion can go).
+Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std::string* bad_field) {
+  FieldReader r(doc, bad_field);
   using Setter = std::function<Status(const std::string&, const json&)>;
   auto str = [&](std::string fb::JobSpecT::*member) -> Setter {
     return [&spec, &r, member](const std::string& f, const json& v) -> Status {
@@ -199,6 +224,11 @@ Status fill_spec(const Document& doc, fb::JobSpecT& spec) {
       {"stderr_path", str(&fb::JobSpecT::stderr_path)},
       {"client_token", str(&fb::JobSpecT::client_token)},
       {"gpus_per_node", u32(&fb::JobSpecT::gpus_per_node)},
+      {"gpus",  // the same as gpus_per_node, as `ty submit --gpus-per-node` and REST bodies say it
+       [&](const std::string& f, const json& v) -> Status {
+         if (root.contains("gpus_per_node")) return r.error(f, "and 'gpus_per_node' are the same: give one");
+         return u32(&fb::JobSpecT::gpus_per_node)(f, v);
+       }},
       {"cpus", u32(&fb::JobSpecT::cpus)},
       {"nodes", u32(&fb::JobSpecT::nodes)},
       {"max_retries", u32(&fb::JobSpecT::max_retries)},
@@ -209,6 +239,7 @@ Status fill_spec(const Document& doc, fb::JobSpecT& spec) {
        [&](const std::string& f, const json& v) -> Status {
          spec.command.clear();
          if (v.is_string()) {
+           if (v.get<std::string>().empty()) return r.error(f, "is an empty shell command: give the command to run");
            spec.command = {"bash", "-c", v.get<std::string>()};
            return Status::ok();
          }
@@ -236,8 +267,9 @@ Status fill_spec(const Document& doc, fb::JobSpecT& spec) {
       {"priority",
        [&](const std::string& f, const json& v) -> Status {
          if (!v.is_number_integer()) return r.error(f, "must be a whole number");
+         bool huge = v.is_number_unsigned() && v.get<uint64_t>() > 1'000'000;
          auto n = v.get<int64_t>();
-         if (n < -1'000'000 || n > 1'000'000) return r.error(f, "must be between -1000000 and 1000000");
+         if (huge || n < -1'000'000 || n > 1'000'000) return r.error(f, "must be between -1000000 and 1000000");
          spec.priority = static_cast<int32_t>(n);
          return Status::ok();
        }},
@@ -297,24 +329,22 @@ Status fill_spec(const Document& doc, fb::JobSpecT& spec) {
            return Status::ok();
          }
          if (!v.is_array()) return r.error(f, "must be a list such as [\"afterok:12\"] or [{kind = \"afterok\", job_id = 12}]");
-         for (auto& item : v) {
-           std::string text;
-           if (item.is_string()) {
-             text = item.get<std::string>();
-           } else if (item.is_object() && item.size() == 2 && item.contains("kind") && item.contains("job_id") &&
-                      item["kind"].is_string() && item["job_id"].is_number_integer() && item["job_id"].get<int64_t>() > 0) {
-             text = item["kind"].get<std::string>() + ":" + std::to_string(item["job_id"].get<int64_t>());
-           } else {
-             return r.error(f, "items must be \"afterok:12\" or {kind = \"afterok\", job_id = 12}");
+         for (size_t i = 0; i < v.size(); ++i) {
+           std::string text = dependency_text(v[i]);
+           if (text.empty()) {
+             return r.error(f, "entry [" + std::to_string(i) +
+                                   "] must be \"afterok:12\" or {kind = \"afterok\", job_id = 12} (kind: afterok, "
+                                   "afterany or afternotok)");
            }
            auto d = parse_dependency(text);
-           if (!d) return r.error(f, "is not valid: " + d.status().message());
+           if (!d) return r.error(f, "entry [" + std::to_string(i) + "] is not valid: " + d.status().message());
            for (auto& dep : *d) spec.dependencies.push_back(std::make_unique<fb::DependencyT>(dep));
          }
          return Status::ok();
        }},
   };
-  for (auto& [key, value] : doc.root.items()) {
+  for (auto& [key, value] : root.items()) {
+    if (value.is_null()) continue;  // JSON null: as if absent
     auto it = fields.find(key);
     if (it == fields.end()) {
       std::string known;
@@ -332,7 +362,16 @@ Result<fb::JobSpecT> parse_spec_file(std::string_view text, const std::string& p
   auto doc = parse_document(text, path);
   if (!doc) return doc.status();
   fb::JobSpecT spec;
-  if (auto s = fill_spec(*doc, spec); !s) return s;
+  if (auto s = fill_spec(*doc, doc->root, spec, nullptr); !s) return s;
+  return spec;
+}
+
+Result<fb::JobSpecT> parse_spec_object(const nlohmann::json& object, std::string* bad_field) {
+  if (bad_field) bad_field->clear();
+  if (!object.is_object()) return Status::invalid("a job spec must be a JSON object");
+  Document doc{json(), "", nullptr};
+  fb::JobSpecT spec;
+  if (auto s = fill_spec(doc, object, spec, bad_field); !s) return s;
   return spec;
 }
 

@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "format.h"
+#include "metric/metric_goal.h"
 
 namespace trainyard::ty {
 namespace {
@@ -163,13 +164,14 @@ void add_cluster_commands(CLI::App& app, Context& ctx, Action& action) {
     auto* cmd = app.add_subcommand("compare", "Rank the runs of an experiment by their best value of a metric");
     auto experiment = std::make_shared<std::string>(), metric = std::make_shared<std::string>();
     auto jobs = std::make_shared<std::vector<uint64_t>>();
-    auto min = std::make_shared<bool>(false), json = std::make_shared<bool>(false);
+    auto max = std::make_shared<bool>(false), min = std::make_shared<bool>(false), json = std::make_shared<bool>(false);
     cmd->add_option("--experiment", *experiment, "The experiment whose runs to compare");
     cmd->add_option("--jobs", *jobs, "Or these jobs (comma-separated)")->delimiter(',');
     cmd->add_option("--metric", *metric, "The metric to rank by")->required();
-    // No variable: one bound here would die with this block, before parsing.
-    auto* mx = cmd->add_flag("--max", "Higher is better (the default)");
-    cmd->add_flag("--min", *min, "Lower is better (loss, error)")->excludes(mx);
+    auto* mx = cmd->add_flag("--max", *max, "Higher is better");
+    cmd->add_flag("--min", *min, "Lower is better")->excludes(mx);
+    cmd->footer("Without --max or --min the metric's name decides, as on the dashboard: names with acc, auc, f1,\n"
+                "precision, recall, score, reward, bleu, iou or map are better high; the rest (loss, error...) low.");
     cmd->add_flag("--json", *json, "Print JSON");
     cmd->callback([=, &ctx, &action] {
       action = [=, &ctx]() -> int {
@@ -179,7 +181,9 @@ void add_cluster_commands(CLI::App& app, Context& ctx, Action& action) {
         }
         auto* c = ctx.client();
         if (!c) return kExitUsage;
-        auto r = c->compare(*experiment, *jobs, *metric, !*min);
+        MetricGoal goal = *max ? MetricGoal::kMax : *min ? MetricGoal::kMin : default_goal(*metric);
+        bool maximize = goal == MetricGoal::kMax;
+        auto r = c->compare(*experiment, *jobs, *metric, maximize);
         if (!r) return fail(r.status());
         if (*json) {
           nlohmann::json rows = nlohmann::json::array();
@@ -188,7 +192,8 @@ void add_cluster_commands(CLI::App& app, Context& ctx, Action& action) {
                             {"best_step", x->best_step}, {"final", x->final_value}, {"final_step", x->final_step},
                             {"labels", labels_json(x->labels)}});
           }
-          std::cout << nlohmann::json{{"metric", r->metric}, {"maximize", !*min}, {"runs", rows}}.dump(2) << "\n";
+          nlohmann::json out{{"metric", r->metric}, {"maximize", maximize}, {"goal", goal_name(goal)}, {"runs", rows}};
+          std::cout << out.dump(2) << "\n";
           return kExitOk;
         }
         Table t({"RANK", "JOBID", "NAME", "BEST", "AT STEP", "FINAL", "AT STEP", "LABELS"});
@@ -198,7 +203,7 @@ void add_cluster_commands(CLI::App& app, Context& ctx, Action& action) {
                  std::to_string(x->best_step), format_number(x->final_value), std::to_string(x->final_step),
                  labels_text(x->labels)});
         }
-        std::cout << *metric << " (" << (*min ? "lower" : "higher") << " is better)\n" << t.render();
+        std::cout << *metric << " (" << (maximize ? "higher" : "lower") << " is better)\n" << t.render();
         return kExitOk;
       };
     });

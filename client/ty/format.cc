@@ -119,35 +119,6 @@ bool parse_date(const std::string& text, int64_t* ns) {
   return true;
 }
 
-std::string state_name(fb::JobState s) {
-  std::string name = fb::EnumNameJobState(s);
-  std::string out;
-  for (size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    if (std::isupper(static_cast<unsigned char>(c)) && i > 0) out += '_';
-    out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return out.empty() ? "unknown" : out;
-}
-
-bool parse_state(const std::string& text, fb::JobState* out) {
-  std::string want;
-  for (char c : text) {
-    if (c != '_' && c != '-') want += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  for (auto s : fb::EnumValuesJobState()) {
-    std::string name;
-    for (char c : state_name(s)) {
-      if (c != '_') name += c;
-    }
-    if (name == want) {
-      *out = s;
-      return true;
-    }
-  }
-  return false;
-}
-
 std::string render_plot(const std::vector<int64_t>& steps, const std::vector<double>& values, int width, int height) {
   size_t n = std::min(steps.size(), values.size());
   if (n == 0) return "(no points)\n";
@@ -229,96 +200,14 @@ std::string render_plot(const std::vector<int64_t>& steps, const std::vector<dou
   return out;
 }
 
-namespace {
-nlohmann::json key_values(const std::vector<std::unique_ptr<fb::KeyValueT>>& kvs) {
-  nlohmann::json j = nlohmann::json::object();
-  for (auto& kv : kvs) j[kv->key] = kv->value;
-  return j;
-}
-}  // namespace
-
-nlohmann::json to_json(const fb::JobSpecT& s) {
-  nlohmann::json deps = nlohmann::json::array();
-  for (auto& d : s.dependencies) {
-    std::string kind = fb::EnumNameDependencyKind(d->kind);
-    for (auto& c : kind) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    deps.push_back(kind + ":" + std::to_string(d->job_id));
-  }
-  return {{"name", s.name},
-          {"user", s.user},
-          {"account", s.account},
-          {"partition", s.partition},
-          {"command", s.command},
-          {"workdir", s.workdir},
-          {"env", key_values(s.env)},
-          {"gpus_per_node", s.gpus_per_node},
-          {"gpu_type", s.gpu_type},
-          {"cpus", s.cpus},
-          {"memory_mb", s.memory_mb},
-          {"nodes", s.nodes},
-          {"time_limit_s", s.time_limit_s},
-          {"priority", s.priority},
-          {"max_retries", s.max_retries},
-          {"experiment", s.experiment},
-          {"labels", key_values(s.labels)},
-          {"array", s.array},
-          {"dependencies", deps},
-          {"stdout_path", s.stdout_path},
-          {"stderr_path", s.stderr_path},
-          {"preemptible", s.preemptible},
-          {"grace_s", s.grace_s}};
+bool parse_state(const std::string& text, fb::JobState* out) {
+  auto s = trainyard::parse_state(text);
+  if (s) *out = *s;
+  return s.has_value();
 }
 
-nlohmann::json to_json(const fb::JobRecordT& j) {
-  nlohmann::json history = nlohmann::json::array();
-  for (auto& h : j.history) {
-    history.push_back({{"state", state_name(h->to)}, {"time_ns", h->time_ns}, {"reason", h->reason}});
-  }
-  nlohmann::json out = {{"job_id", j.job_id},
-                        {"state", state_name(j.state)},
-                        {"reason", j.reason},
-                        {"nodes", j.nodes},
-                        {"gpu_indices", j.gpu_indices},
-                        {"exit_code", j.exit_code},
-                        {"attempt", j.attempt},
-                        {"array_job_id", j.array_job_id},
-                        {"array_index", j.array_index},
-                        {"submit_time_ns", j.submit_time_ns},
-                        {"start_time_ns", j.start_time_ns},
-                        {"end_time_ns", j.end_time_ns},
-                        {"priority", {{"score", j.priority_score},
-                                      {"tier", j.priority_tier},
-                                      {"fairshare", j.fairshare_factor},
-                                      {"age", j.age_factor},
-                                      {"expected_start_ns", j.expected_start_ns}}},
-                        {"preemptions", j.preemptions},
-                        {"history", history}};
-  if (j.spec) out["spec"] = to_json(*j.spec);
-  return out;
-}
+nlohmann::json to_json(const fb::JobRecordT& job) { return records::job_json(job, records::JobView::kFull); }
 
-nlohmann::json to_json(const fb::NodeStatusT& n) {
-  nlohmann::json gpus = nlohmann::json::array();
-  nlohmann::json out = {{"up", n.up},
-                        {"drained", n.drained},
-                        {"reason", n.reason},
-                        {"allocated_gpus", n.allocated_gpus},
-                        {"leases", n.leases},
-                        {"last_heartbeat_ns", n.last_heartbeat_ns}};
-  if (n.node) {
-    for (auto& g : n.node->gpus) {
-      gpus.push_back({{"index", g->index}, {"type", g->type}, {"memory_mb", g->memory_mb}, {"uuid", g->uuid}});
-    }
-    out["name"] = n.node->name;
-    out["gpus"] = gpus;
-    out["cpus"] = n.node->cpus;
-    out["memory_mb"] = n.node->memory_mb;
-    out["partition"] = n.node->partition;
-    out["labels"] = key_values(n.node->labels);
-    out["simulated"] = n.node->simulated;
-    out["agent_endpoint"] = n.node->agent_endpoint;
-  }
-  return out;
-}
+nlohmann::json to_json(const fb::NodeStatusT& node) { return records::node_json(node); }
 
 }  // namespace trainyard::ty

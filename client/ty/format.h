@@ -1,5 +1,6 @@
-// How ty shows things: aligned tables, durations, times, money, a terminal
-// line plot, and the JSON form of every record (--json).
+// How ty shows things: aligned tables, durations, times, money and a
+// terminal line plot. State names (job/job_state.h) and the JSON form of
+// records (records/record_json.h, what --json prints) are the gateway's too.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "job/job_state.h"
+#include "records/record_json.h"
 #include "trainyard/fb/rpc_generated.h"
 
 namespace trainyard::ty {
@@ -38,16 +41,17 @@ std::string format_hours(uint64_t ms);
 std::string format_number(double v);
 // "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM[:SS]" (UTC) -> Unix nanoseconds.
 bool parse_date(const std::string& text, int64_t* ns);
-// Lower-case state names as shown and accepted: "pending", "timed_out"...
-std::string state_name(fb::JobState s);
+
+// A state from what a user typed ("timed_out", "TIMED-OUT", "TimedOut"):
+// trainyard::parse_state (job/job_state.h); false when it is none.
 bool parse_state(const std::string& text, fb::JobState* out);
 
 // A line plot of (step, value) points in `width` x `height` characters
 // (plus axis labels), for `ty metrics JOB --metric NAME`.
 std::string render_plot(const std::vector<int64_t>& steps, const std::vector<double>& values, int width, int height);
 
-nlohmann::json to_json(const fb::JobSpecT& spec);
-nlohmann::json to_json(const fb::JobRecordT& job);
+// What --json prints: records/record_json.h, the REST API's JSON.
+nlohmann::json to_json(const fb::JobRecordT& job);   // the full record (spec, history)
 nlohmann::json to_json(const fb::NodeStatusT& node);
 
 }  // namespace trainyard::ty

@@ -111,7 +111,7 @@ void Api::nodes(const Request&, Response& res) {
   if (!n) return send_failure(res, n.status(), Service::kBroker);
   Json list = Json::array();
   if (auto* l = n->body<fb::NodeList>(); l && l->nodes()) {
-    for (const auto* node : *l->nodes()) list.push_back(to_json(*node));
+    for (const auto* node : *l->nodes()) list.push_back(node_json(*node));
   }
   send_json(res, 200, {{"nodes", list}});
 }

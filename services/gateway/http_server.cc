@@ -381,6 +381,15 @@ class InlineQueue : public httplib::TaskQueue {
 }  // namespace
 
 HttpServer::HttpServer(HttpServerOptions options) : options_(options), front_(std::make_unique<Front>(*this)) {
+  // SO_REUSEADDR, as ZeroMQ binds the services' ports, instead of httplib's
+  // SO_REUSEPORT: a restarted gateway binds past the TIME_WAIT sockets its
+  // closed connections leave (and so does `ty local up`'s free-port check),
+  // while a second gateway on a port one listens on is refused instead of
+  // sharing its connections.
+  set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   new_task_queue = [this]() -> httplib::TaskQueue* {
     front_->start();
     return new InlineQueue([this] { front_->stop(); });

@@ -11,25 +11,12 @@
 
 #include "core/codec.h"
 #include "http_util.h"
+#include "metric/metric_goal.h"
 
 namespace trainyard::gateway {
 
 using httplib::Request;
 using httplib::Response;
-
-namespace {
-
-// Metric names that are better when larger; the rest are minimised.
-bool maximize_by_default(const std::string& metric) {
-  std::string m = metric;
-  for (auto& c : m) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  for (const char* k : {"acc", "auc", "f1", "precision", "recall", "score", "reward", "bleu", "iou", "map"}) {
-    if (m.find(k) != std::string::npos) return true;
-  }
-  return false;
-}
-
-}  // namespace
 
 void Api::experiments(const Request&, Response& res) {
   // From the job table the bus keeps, not from every job record per request.
@@ -47,7 +34,7 @@ void Api::experiment(const Request& req, Response& res) {
   std::vector<uint64_t> ids;
   if (auto* l = r->body<fb::JobList>(); l && l->jobs()) {
     for (const auto* j : *l->jobs()) {
-      jobs.push_back(to_json(*j, false));
+      jobs.push_back(job_json(*j, JobView::kSummary));
       ids.push_back(j->job_id());
     }
   }
@@ -75,17 +62,9 @@ void Api::experiment(const Request& req, Response& res) {
 void Api::compare(const Request& req, Response& res, const std::string& experiment) {
   std::string metric = param(req, "metric");
   if (metric.empty()) return send_error(res, bad_request("metric", "query parameter 'metric' is required (e.g. loss)"));
-  std::string goal = param(req, "goal", "auto");
-  bool maximize;
-  if (goal == "max") {
-    maximize = true;
-  } else if (goal == "min") {
-    maximize = false;
-  } else if (goal == "auto") {
-    maximize = maximize_by_default(metric);
-  } else {
-    return send_error(res, bad_request("goal", "query parameter 'goal' must be min, max or auto"));
-  }
+  auto goal = parse_goal(param(req, "goal", "auto"), metric);
+  if (!goal) return send_error(res, bad_request("goal", "query parameter 'goal' must be min, max or auto"));
+  bool maximize = *goal == MetricGoal::kMax;
   std::vector<uint64_t> ids;
   for (const auto& s : split(param(req, "jobs"), ',')) {
     if (s.empty() || s.size() > 19 || !std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(c); })) {
@@ -102,7 +81,7 @@ void Api::compare(const Request& req, Response& res, const std::string& experime
   if (!r) return send_failure(res, r.status(), Service::kMetrics);
   Json out = to_json(expect<fb::Comparison>(*r), maximize);
   out["experiment"] = experiment;
-  out["goal"] = maximize ? "max" : "min";
+  out["goal"] = goal_name(*goal);
   // The runs' parameters and states, from the scheduler; the ranking stands
   // without them when it does not answer.
   std::map<uint64_t, Json> info;
@@ -110,11 +89,11 @@ void Api::compare(const Request& req, Response& res, const std::string& experime
                                  : query_jobs(backends_, {}, "", "", experiment, 0, kAllJobs);
   if (jobs) {
     if (auto* l = jobs->body<fb::JobList>(); l && l->jobs()) {
-      for (const auto* j : *l->jobs()) info[j->job_id()] = to_json(*j, true);
+      for (const auto* j : *l->jobs()) info[j->job_id()] = job_json(*j, JobView::kFull);
     }
   } else if (experiment.empty()) {
     for (auto id : ids) {
-      if (auto one = get_job(backends_, id)) info[id] = to_json(expect<fb::JobRecord>(*one), true);
+      if (auto one = get_job(backends_, id)) info[id] = job_json(expect<fb::JobRecord>(*one), JobView::kFull);
     }
   } else {
     out["jobs_error"] = from_status(jobs.status(), service_name(Service::kScheduler)).body();

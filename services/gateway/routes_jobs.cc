@@ -58,7 +58,7 @@ void Api::jobs(const Request& req, Response& res) {
   if (!r) return send_failure(res, r.status(), Service::kScheduler);
   Json list = Json::array();
   if (auto* l = r->body<fb::JobList>(); l && l->jobs()) {
-    for (const auto* j : *l->jobs()) list.push_back(to_json(*j, false));
+    for (const auto* j : *l->jobs()) list.push_back(job_json(*j, JobView::kSummary));
   }
   std::sort(list.begin(), list.end(),
             [](const Json& a, const Json& b) { return a["job_id"].get<uint64_t>() > b["job_id"].get<uint64_t>(); });
@@ -68,7 +68,7 @@ void Api::jobs(const Request& req, Response& res) {
 void Api::job(const Request& req, Response& res) {
   auto r = get_job(backends_, id_of(req));
   if (!r) return send_failure(res, r.status(), Service::kScheduler);
-  send_json(res, 200, to_json(expect<fb::JobRecord>(*r), true));
+  send_json(res, 200, job_json(expect<fb::JobRecord>(*r), JobView::kFull));
 }
 
 void Api::submit(const Request& req, Response& res) {

@@ -55,6 +55,10 @@ BOOST_AUTO_TEST_CASE(state_names_round_trip) {
   BOOST_TEST(parse_state("TIMED-OUT", &s));
   BOOST_TEST((s == fb::JobState::TimedOut));
   BOOST_TEST(!parse_state("sleeping", &s));
+  // The schema's spelling, which REST used to print, still reads.
+  BOOST_TEST(parse_state("TimedOut", &s));
+  BOOST_TEST((s == fb::JobState::TimedOut));
+  BOOST_TEST(state_name(fb::JobState::NodeFailure) == "node_failure");
 }
 
 BOOST_AUTO_TEST_CASE(tables_align_columns) {

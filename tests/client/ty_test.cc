@@ -5,6 +5,7 @@
 #define BOOST_TEST_MODULE client_ty
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <mutex>
@@ -42,6 +43,7 @@ class FakeServices {
     scheduler_ = std::make_unique<rpc::Server>(ctx_, "tcp://127.0.0.1:*", "scheduler");
     broker_ = std::make_unique<rpc::Server>(ctx_, "tcp://127.0.0.1:*", "broker");
     agent_ = std::make_unique<rpc::Server>(ctx_, "tcp://127.0.0.1:*", "agent");
+    metrics_ = std::make_unique<rpc::Server>(ctx_, "tcp://127.0.0.1:*", "metrics");
     scheduler_->on(fb::RequestBody::SubmitJob, [this](const fb::Request& q, rpc::Responder& r) {
       std::lock_guard lock(mu_);
       q.body_as_SubmitJob()->spec()->UnPackTo(&submitted_);
@@ -99,6 +101,27 @@ class FakeServices {
       auto& b = r.builder();
       r.ok(fb::ReplyBody::NodeList, fb::CreateNodeList(b, &list).Union());
     });
+    // Ranks three runs by the goal the request names, as the aggregator does.
+    metrics_->on(fb::RequestBody::CompareRuns, [this](const fb::Request& q, rpc::Responder& r) {
+      bool maximize = q.body_as_CompareRuns()->maximize();
+      {
+        std::lock_guard lock(mu_);
+        compare_maximize_.push_back(maximize);
+      }
+      fb::ComparisonT c;
+      c.metric = q.body_as_CompareRuns()->metric()->str();
+      for (auto [id, best] : {std::pair{1, 0.2}, {2, 0.9}, {3, 0.5}}) {
+        auto row = std::make_unique<fb::ComparisonRowT>();
+        row->job_id = static_cast<uint64_t>(id);
+        row->best_value = best;
+        c.rows.push_back(std::move(row));
+      }
+      std::sort(c.rows.begin(), c.rows.end(), [maximize](const auto& a, const auto& b) {
+        return maximize ? a->best_value > b->best_value : a->best_value < b->best_value;
+      });
+      auto& b = r.builder();
+      r.ok(fb::ReplyBody::Comparison, fb::CreateComparison(b, &c).Union());
+    });
     agent_->on(fb::RequestBody::ReadLog, [](const fb::Request& q, rpc::Responder& r) {
       auto* rl = q.body_as_ReadLog();
       std::string log = rl->stderr() ? "an error line\n" : "line one\nline two\n";
@@ -118,6 +141,11 @@ class FakeServices {
 
   std::string scheduler() const { return scheduler_->endpoint(); }
   std::string broker() const { return broker_->endpoint(); }
+  std::string metrics() const { return metrics_->endpoint(); }
+  std::vector<bool> compare_maximize() {
+    std::lock_guard lock(mu_);
+    return compare_maximize_;
+  }
   fb::JobSpecT submitted() {
     std::lock_guard lock(mu_);
     return submitted_;
@@ -163,9 +191,10 @@ class FakeServices {
     while (!stop_) {
       zmq::pollitem_t items[] = {{static_cast<void*>(scheduler_->socket()), 0, ZMQ_POLLIN, 0},
                                  {static_cast<void*>(broker_->socket()), 0, ZMQ_POLLIN, 0},
-                                 {static_cast<void*>(agent_->socket()), 0, ZMQ_POLLIN, 0}};
-      zmq::poll(items, 3, 50ms);
-      for (auto* s : {scheduler_.get(), broker_.get(), agent_.get()}) {
+                                 {static_cast<void*>(agent_->socket()), 0, ZMQ_POLLIN, 0},
+                                 {static_cast<void*>(metrics_->socket()), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 4, 50ms);
+      for (auto* s : {scheduler_.get(), broker_.get(), agent_.get(), metrics_.get()}) {
         s->poll_in();
         s->flush();
       }
@@ -173,7 +202,8 @@ class FakeServices {
   }
 
   zmq::context_t ctx_{1};
-  std::unique_ptr<rpc::Server> scheduler_, broker_, agent_;
+  std::unique_ptr<rpc::Server> scheduler_, broker_, agent_, metrics_;
+  std::vector<bool> compare_maximize_;
   std::mutex mu_;
   fb::JobSpecT submitted_;
   int submits_ = 0;
@@ -363,6 +393,36 @@ BOOST_AUTO_TEST_CASE(queue_and_status_show_tables_and_json) {
   auto [rc5, out5] = ty({"--scheduler", fake.scheduler(), "status", "999"}, home);
   BOOST_TEST(rc5 == 1);
   BOOST_TEST(contains(out5, "job 999 does not exist"), out5);
+}
+
+BOOST_AUTO_TEST_CASE(compare_ranks_loss_lowest_first_and_accuracy_highest_first_as_the_dashboard_does) {
+  tt::TempDir home;
+  FakeServices fake;
+  auto order = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--metrics", fake.metrics(), "compare", "--jobs", "1,2,3", "--json"});
+    auto [rc, out] = ty(args, home);
+    BOOST_TEST(rc == 0, out);
+    auto j = nlohmann::json::parse(out, nullptr, false);
+    std::vector<uint64_t> ids;
+    if (j.is_object()) {
+      for (auto& r : j["runs"]) ids.push_back(r["job_id"].get<uint64_t>());
+    }
+    return std::pair{ids, j.is_object() ? j.value("goal", "") : ""};
+  };
+  auto loss = order({"--metric", "loss"});
+  BOOST_TEST(loss.first == (std::vector<uint64_t>{1, 3, 2}));  // lowest first
+  BOOST_TEST(loss.second == "min");
+  auto acc = order({"--metric", "val_accuracy"});
+  BOOST_TEST(acc.first == (std::vector<uint64_t>{2, 3, 1}));  // highest first
+  BOOST_TEST(acc.second == "max");
+  // A goal given on the command line wins over the name.
+  BOOST_TEST(order({"--metric", "loss", "--max"}).second == "max");
+  BOOST_TEST(order({"--metric", "val_accuracy", "--min"}).second == "min");
+  BOOST_TEST(fake.compare_maximize() == (std::vector<bool>{false, true, true, false}));
+  // The table says which way it ranked.
+  auto [rc, out] = ty({"--metrics", fake.metrics(), "compare", "--jobs", "1,2,3", "--metric", "loss"}, home);
+  BOOST_TEST(rc == 0);
+  BOOST_TEST(contains(out, "loss (lower is better)"), out);
 }
 
 BOOST_AUTO_TEST_CASE(cancel_reports_each_job) {

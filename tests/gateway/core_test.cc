@@ -15,6 +15,7 @@
 #include "text/utf8.h"
 #include "prom_check.h"
 #include "trainyard/fb/rpc_generated.h"
+#include "trainyard/job_spec.h"
 
 using namespace trainyard;
 using namespace trainyard::gateway;
@@ -52,7 +53,8 @@ BOOST_AUTO_TEST_CASE(bad_specs_are_400s_that_name_the_field) {
     const char* field;
   } cases[] = {
       {R"({"command":["x"],"gpu":1})", "gpu"},
-      {R"({"command":"python3 train.py"})", "command"},
+      {R"({"command":""})", "command"},
+      {R"({"command":[]})", "command"},
       {R"({"name":"x"})", "command"},
       {R"({"command":["x"],"gpus":-1})", "gpus"},
       {R"({"command":["x"],"gpus":"two"})", "gpus"},
@@ -74,6 +76,70 @@ BOOST_AUTO_TEST_CASE(bad_specs_are_400s_that_name_the_field) {
   auto e = parse(json::parse("[1]"), &s);
   BOOST_REQUIRE(e);
   BOOST_TEST(e->http == 400);
+}
+
+BOOST_AUTO_TEST_CASE(a_command_string_runs_in_bash_as_in_a_spec_file) {
+  fb::JobSpecT s;
+  BOOST_REQUIRE(!parse(json::parse(R"({"command":"python3 train.py --lr 0.1"})"), &s));
+  BOOST_TEST(s.command == (std::vector<std::string>{"bash", "-c", "python3 train.py --lr 0.1"}));
+}
+
+// One parser: every spec gets the same verdict whether it is POSTed to the
+// gateway or given to `ty submit --file spec.json` (client::parse_spec_file).
+BOOST_AUTO_TEST_CASE(the_gateway_and_ty_submit_file_give_every_spec_the_same_verdict) {
+  struct Case {
+    const char* spec;
+    bool ok;
+  } cases[] = {
+      // Once accepted by one parser and refused by the other.
+      {R"({"command":"echo hi"})", true},
+      {R"({"command":["x"],"gpus":2})", true},
+      {R"({"command":["x"],"time_limit":"1-00:00:00"})", true},
+      {R"({"command":["x"],"memory":"16G"})", true},
+      {R"({"command":["x"],"name":null})", true},
+      {R"({"command":["x"],"dependencies":["afterok:12"]})", true},
+      {R"({"command":["x"],"dependencies":[{"job_id":12}]})", true},
+      {R"({"command":["x"],"dependencies":[{"kind":"AfterAny","job_id":12}]})", true},
+      {R"({"command":["x"],"priority":18446744073709551615})", false},
+      {R"({"command":["x"],"priority":2000000})", false},
+      {R"({"command":["x"],"array":"0-x"})", false},
+      {R"({"command":["x"],"sim_duration_s":-1})", false},
+      // Agreed before, and still.
+      {R"({"command":["python3","train.py"],"gpus_per_node":1,"labels":{"lr":0.1},"env":{"A":"1"}})", true},
+      {R"({"command":["x"],"array":"0-9%2","nodes":2,"preemptible":false,"priority":-3})", true},
+      {R"({"command":["x"],"gpu":1})", false},
+      {R"({"command":["x"],"gpus":1,"gpus_per_node":1})", false},
+      {R"({"command":["x"],"cpus":1.5})", false},
+      {R"({"command":["x"],"cpus":-1})", false},
+      {R"({"command":["x"],"nodes":4294967296})", false},
+      {R"({"command":["x",5]})", false},
+      {R"({"command":""})", false},
+      {R"({"command":["x"],"env":{"A":[1]}})", false},
+      {R"({"command":["x"],"labels":["a"]})", false},
+      {R"({"command":["x"],"dependencies":[{"kind":"after","job_id":1}]})", false},
+      {R"({"command":["x"],"dependencies":[{"job_id":"1"}]})", false},
+      {R"({"command":["x"],"dependencies":[7]})", false},
+      {R"({"command":["x"],"dependencies":[{"job_id":1,"after":"x"}]})", false},
+      {R"({"command":["x"],"preemptible":"yes"})", false},
+      {R"({"command":["x"],"time_limit":"soon"})", false},
+  };
+  for (const auto& c : cases) {
+    fb::JobSpecT via_gateway;
+    auto e = parse(json::parse(c.spec), &via_gateway);
+    auto via_file = client::parse_spec_file(c.spec, "spec.json");
+    BOOST_TEST(!e.has_value() == c.ok, c.spec << " gateway: " << (e ? e->message : "accepted"));
+    BOOST_TEST(via_file.ok() == c.ok, c.spec << " file: " << via_file.status().message());
+    if (e && !via_file.ok()) {
+      // The same words, and the gateway names the field the message names.
+      BOOST_TEST(via_file.status().message().find(e->message) != std::string::npos,
+                 e->message << " / " << via_file.status().message());
+      BOOST_TEST(e->message.find("'" + e->field) != std::string::npos, e->field << ": " << e->message);
+    }
+    if (!e && via_file.ok()) {
+      via_file->user = via_gateway.user;  // the gateway's principal rule, on top
+      BOOST_TEST(records::spec_json(via_gateway) == records::spec_json(*via_file), c.spec);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(submitting_as_someone_else_is_forbidden_unless_admin) {
@@ -284,13 +350,13 @@ BOOST_AUTO_TEST_CASE(job_events_keep_the_table_equal_to_what_the_scheduler_would
     e.b.Finish(fb::CreateJobSubmitted(e.b, 4, fb::JobSpec::Pack(e.b, &spec), 0, -1, 100 * kSec));
     t.submitted(e.root<fb::JobSubmitted>(), 100 * kSec);
   }
-  BOOST_TEST(t.stats().by_state.at("Pending") == 1u);
+  BOOST_TEST(t.stats().by_state.at("pending") == 1u);
   {
     Buffer e;
     e.b.Finish(fb::CreateJobStateChanged(e.b, 4, fb::JobState::Pending, fb::JobState::Running));
     BOOST_TEST(t.state_changed(e.root<fb::JobStateChanged>(), 105 * kSec));
   }
-  BOOST_TEST(t.stats().by_state.at("Running") == 1u);
+  BOOST_TEST(t.stats().by_state.at("running") == 1u);
   BOOST_TEST((t.inexact_starts(10) == std::vector<uint64_t>{4}));
   t.set_start(4, 104 * kSec);
   BOOST_TEST(t.inexact_starts(10).empty());
@@ -369,9 +435,11 @@ BOOST_AUTO_TEST_CASE(env_values_with_secret_names_are_redacted_in_job_json) {
   }
   flatbuffers::FlatBufferBuilder b;
   b.Finish(fb::JobSpec::Pack(b, &spec));
-  auto j = to_json(flatbuffers::GetRoot<fb::JobSpec>(b.GetBufferPointer()));
+  auto j = spec_json(flatbuffers::GetRoot<fb::JobSpec>(b.GetBufferPointer()));
   BOOST_TEST(j["env"]["LR"] == "0.1");
   BOOST_TEST(j["env"]["WANDB_API_KEY"] == "<redacted>");
   BOOST_TEST(j["env"]["HF_TOKEN"] == "<redacted>");
   BOOST_TEST(j["env"]["db_password"] == "<redacted>");
+  // The object-API form ty prints is the same JSON.
+  BOOST_TEST(records::spec_json(spec) == j);
 }

@@ -374,7 +374,7 @@ BOOST_AUTO_TEST_CASE(a_whole_local_trainyard_through_the_rest_api_sse_and_metric
   bool done = wait_until(
       [&] {
         for (auto id : s.jobs) {
-          if (job_of(http, id).value("state", "") != "Succeeded") return false;
+          if (job_of(http, id).value("state", "") != "succeeded") return false;
         }
         return true;
       },
@@ -392,9 +392,9 @@ BOOST_AUTO_TEST_CASE(a_whole_local_trainyard_through_the_rest_api_sse_and_metric
   std::vector<std::string> states;
   for (auto& t : j["history"]) states.push_back(t["state"]);
   BOOST_REQUIRE(!states.empty());
-  BOOST_TEST(states.front() == "Pending");
-  BOOST_TEST(states.back() == "Succeeded");
-  BOOST_TEST((std::find(states.begin(), states.end(), "Running") != states.end()));
+  BOOST_TEST(states.front() == "pending");
+  BOOST_TEST(states.back() == "succeeded");
+  BOOST_TEST((std::find(states.begin(), states.end(), "running") != states.end()));
   BOOST_TEST(http.get("/api/v1/jobs/999999").status == 404);
 
   // Filters.
@@ -450,7 +450,7 @@ BOOST_AUTO_TEST_CASE(a_whole_local_trainyard_through_the_rest_api_sse_and_metric
     BOOST_TEST(cmp["rows"][i - 1]["best_value"].get<double>() <= cmp["rows"][i]["best_value"].get<double>());
   }
   BOOST_TEST(cmp["best_job_id"] == cmp["rows"][0]["job_id"]);
-  BOOST_TEST(cmp["rows"][0]["state"] == "Succeeded");
+  BOOST_TEST(cmp["rows"][0]["state"] == "succeeded");
   BOOST_TEST(cmp["rows"][0]["params"]["sweep"] == "lr-hidden");
   s.best_job = cmp["best_job_id"].get<uint64_t>();
   auto acc = http.get("/api/v1/compare?metric=val_acc&jobs=" + std::to_string(s.jobs[0]) + "," +
@@ -459,6 +459,35 @@ BOOST_AUTO_TEST_CASE(a_whole_local_trainyard_through_the_rest_api_sse_and_metric
   BOOST_TEST(acc["goal"] == "max");
   BOOST_REQUIRE_MESSAGE(acc["rows"].size() == 2u, acc.dump());
   BOOST_TEST(acc["rows"][0]["best_value"].get<double>() >= acc["rows"][1]["best_value"].get<double>());
+
+  // ty ranks by the same rule as the dashboard (loss lowest first, val_acc
+  // highest first) and prints a job exactly as REST does.
+  auto ty_json = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {bin("ty"), "--scheduler", c.scheduler, "--metrics", c.metrics});
+    auto [rc, out] = run(args, 20s, {{"HOME", c.dir().path()}, {"TY_CONFIG", ""}, {"USER", "ana"}});
+    BOOST_TEST(rc == 0, out);
+    return json::parse(out, nullptr, false);
+  };
+  auto ids_of = [](const json& rows) {
+    std::vector<uint64_t> ids;
+    for (auto& r : rows) ids.push_back(r["job_id"].get<uint64_t>());
+    return ids;
+  };
+  auto ty_loss = ty_json({"compare", "--experiment", s.experiment, "--metric", "loss", "--json"});
+  BOOST_TEST(ty_loss["goal"] == "min");
+  BOOST_TEST(ids_of(ty_loss["runs"]) == ids_of(cmp["rows"]), ty_loss.dump() << " vs " << cmp.dump());
+  auto ty_acc = ty_json({"compare", "--jobs", std::to_string(s.jobs[0]) + "," + std::to_string(s.jobs[1]),
+                         "--metric", "val_acc", "--json"});
+  BOOST_TEST(ty_acc["goal"] == "max");
+  BOOST_TEST(ids_of(ty_acc["runs"]) == ids_of(acc["rows"]), ty_acc.dump() << " vs " << acc.dump());
+  for (auto id : s.jobs) {
+    auto rest = job_of(http, id);
+    auto cli = ty_json({"status", std::to_string(id), "--json"});
+    for (auto& [k, v] : rest.items()) BOOST_TEST(cli[k] == v, "job " << id << " field " << k << ": ty " << cli[k]);
+    for (auto& [k, v] : cli.items()) BOOST_TEST(rest.contains(k), "job " << id << ": ty has " << k << ", REST not");
+    BOOST_TEST(rest["state"] == "succeeded");
+    BOOST_TEST(rest["history"].back()["time_ms"].get<int64_t>() >= rest["submit_time_ms"].get<int64_t>());
+  }
 
   // Usage and cost: billing charged the account for the GPU time.
   BOOST_REQUIRE_MESSAGE(wait_until(
@@ -486,7 +515,7 @@ BOOST_AUTO_TEST_CASE(a_whole_local_trainyard_through_the_rest_api_sse_and_metric
   BOOST_TEST(wait_until(
       [&] {
         std::lock_guard lock(mu);
-        return sse.find("\"to\":\"Succeeded\"") != std::string::npos && sse.find("event: run.finished") != std::string::npos;
+        return sse.find("\"to\":\"succeeded\"") != std::string::npos && sse.find("event: run.finished") != std::string::npos;
       },
       10s));
   stop = true;
@@ -513,7 +542,7 @@ BOOST_AUTO_TEST_CASE(a_whole_local_trainyard_through_the_rest_api_sse_and_metric
   BOOST_TEST(prom->get("trainyard_gpus_total", {{"gpu_type", "A100"}}) == 2.0);
   BOOST_TEST(prom->get("trainyard_gpus_idle", {{"gpu_type", "A100"}}) == 2.0);
   BOOST_TEST(prom->get("trainyard_gpus_allocated", {{"gpu_type", "A100"}}) == 0.0);
-  BOOST_TEST(prom->get("trainyard_jobs", {{"state", "Succeeded"}}) == 3.0);
+  BOOST_TEST(prom->get("trainyard_jobs", {{"state", "succeeded"}}) == 3.0);
   BOOST_TEST(prom->get("trainyard_queue_wait_seconds_count") == 3.0);
   BOOST_TEST(*prom->value("trainyard_account_spend_micros_total", {{"account", "vision"}}) > 0);
   BOOST_TEST(*prom->value("trainyard_gateway_metric_points_seen_total") > 0);
@@ -537,12 +566,12 @@ BOOST_AUTO_TEST_CASE(cancel_through_the_api_stops_a_running_job_and_only_its_own
   auto sub = http.post("/api/v1/jobs", R"({"name":"sleeper","command":["sleep","120"],"account":"vision","time_limit_s":600})", "ana");
   BOOST_REQUIRE_MESSAGE(sub.status == 201, sub.text);
   uint64_t id = sub.body["job_ids"][0].get<uint64_t>();
-  BOOST_REQUIRE(wait_until([&] { return job_of(http, id).value("state", "") == "Running"; }, 30s));
+  BOOST_REQUIRE(wait_until([&] { return job_of(http, id).value("state", "") == "running"; }, 30s));
   auto r = http.post("/api/v1/jobs/" + std::to_string(id) + "/cancel", R"({"reason":"test"})", "bob");
   BOOST_TEST(r.status == 403, r.text);
   r = http.post("/api/v1/jobs/" + std::to_string(id) + "/cancel", R"({"reason":"enough"})", "ana");
   BOOST_TEST(r.status == 202, r.text);
-  BOOST_TEST(wait_until([&] { return job_of(http, id).value("state", "") == "Cancelled"; }, 30s),
+  BOOST_TEST(wait_until([&] { return job_of(http, id).value("state", "") == "cancelled"; }, 30s),
              job_of(http, id).dump());
   // Cancelling again is the scheduler's FailedPrecondition, as a 409.
   r = http.post("/api/v1/jobs/" + std::to_string(id) + "/cancel", "", "ana");

@@ -405,7 +405,7 @@ BOOST_AUTO_TEST_CASE(malformed_json_bodies_of_every_route_get_400_naming_the_fie
       {"POST", "/api/v1/jobs", R"({"command":["true"],"dependencies":[7]})", "dependencies"},
       {"POST", "/api/v1/jobs", R"({"command":["true"],"dependencies":[{"job_id":1,"after":"x"}]})", "dependencies"},
       {"POST", "/api/v1/jobs", R"({"command":["true"],"dependencies":{"job_id":1}})", "dependencies"},
-      {"POST", "/api/v1/jobs", R"({"command":"true"})", "command"},
+      {"POST", "/api/v1/jobs", R"({"command":""})", "command"},
       {"POST", "/api/v1/jobs", R"({"command":["true",5]})", "command"},
       {"POST", "/api/v1/jobs", R"({"command":["true"],"gpus":"2"})", "gpus"},
       {"POST", "/api/v1/jobs", R"({"command":["true"],"gpus":-1})", "gpus"},

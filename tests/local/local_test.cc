@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 
 #include "local_ports.h"
 #include "process.h"
@@ -230,4 +231,64 @@ BOOST_AUTO_TEST_CASE(down_stops_every_service_and_the_jobs_still_running) {
   auto [again, aout] = l.ty({"local", "down", "--data", l.data});
   BOOST_TEST(again == 0);
   BOOST_TEST(contains(aout, "No local Trainyard is running"));
+}
+
+namespace {
+
+// GET `path` over HTTP/1.0 and read the answer until the server closes: the
+// server closes first, so the connection waits in TIME_WAIT on its port.
+bool get_until_server_closes(int port, const std::string& path) {
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(s);
+    return false;
+  }
+  std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  bool sent = ::send(s, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+  char buf[4096];
+  while (sent && ::recv(s, buf, sizeof(buf), 0) > 0) {
+  }
+  ::close(s);
+  return sent;
+}
+
+// Whether a TCP socket on 127.0.0.1:`port` is in TIME_WAIT (/proc/net/tcp).
+bool time_wait_on(int port) {
+  std::ifstream f("/proc/net/tcp");
+  char want[16];
+  std::snprintf(want, sizeof want, ":%04X", port);
+  for (std::string line; std::getline(f, line);) {
+    std::istringstream in(line);
+    std::string slot, local, remote, state;
+    in >> slot >> local >> remote >> state;
+    if (local.size() > 5 && local.substr(local.size() - 5) == want && state == "06") return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(up_right_after_down_starts_again_on_the_same_ports) {
+  auto& l = local();
+  auto [rc, out] = l.ty({"local", "up", "--data", l.data}, 120s);
+  BOOST_REQUIRE_MESSAGE(rc == 0, out << l.logs());
+  // A browser's connections, closed by the gateway: its port keeps sockets
+  // in TIME_WAIT for a minute after down.
+  int http = l.base + 2530;
+  for (int i = 0; i < 3; ++i) BOOST_REQUIRE(get_until_server_closes(http, "/api/v1/health"));
+  auto [drc, dout] = l.ty({"local", "down", "--data", l.data, "--grace", "3"}, 60s);
+  BOOST_REQUIRE_MESSAGE(drc == 0, dout);
+  BOOST_TEST(time_wait_on(http));
+
+  auto [again, aout] = l.ty({"local", "up", "--data", l.data}, 120s);
+  BOOST_TEST_INFO(aout);
+  BOOST_REQUIRE_MESSAGE(again == 0, aout << l.logs());
+  BOOST_TEST(!contains(aout, "in use"));
+  BOOST_TEST(status_json()["all_answering"] == true);
+  auto [d2, d2out] = l.ty({"local", "down", "--data", l.data, "--grace", "3"}, 60s);
+  BOOST_TEST(d2 == 0);
 }

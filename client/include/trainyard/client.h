@@ -177,9 +177,11 @@ class Client {
   Result<fb::SeriesT> series(uint64_t job_id, const std::string& metric, uint32_t max_points = 1000,
                              int64_t from_step = INT64_MIN, int64_t to_step = INT64_MAX);
   // Each run of an experiment (or of `job_ids`) ranked by its best value of
-  // `metric` (highest first when `maximize`), with its labels.
+  // `metric` (highest first when `maximize`), with its labels. Without
+  // `maximize`, the metric's own goal (common/metric/metric_goal.h, the rule
+  // the gateway ranks by too): loss lowest first, accuracy highest first.
   Result<fb::ComparisonT> compare(const std::string& experiment, const std::vector<uint64_t>& job_ids,
-                                  const std::string& metric, bool maximize);
+                                  const std::string& metric, std::optional<bool> maximize = std::nullopt);
 
   // ---- money (billing) ----
 

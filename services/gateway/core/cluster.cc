@@ -70,8 +70,8 @@ nlohmann::json cluster_summary(const NodeStats& nodes, const JobStats& jobs) {
   }
   Json states = Json::object();
   for (const auto& [state, n] : jobs.by_state) states[state] = n;
-  auto count = [&](const char* st) {
-    auto it = jobs.by_state.find(st);
+  auto count = [&](fb::JobState st) {
+    auto it = jobs.by_state.find(state_name(st));
     return it == jobs.by_state.end() ? uint64_t{0} : it->second;
   };
   return Json{{"nodes", {{"up", nodes.up}, {"down", nodes.down}, {"drained", nodes.drained},
@@ -79,8 +79,8 @@ nlohmann::json cluster_summary(const NodeStats& nodes, const JobStats& jobs) {
               {"gpus", {{"total", all.total}, {"allocated", all.allocated}, {"idle", all.idle},
                         {"unavailable", all.unavailable}, {"by_type", by_type}}},
               {"jobs", {{"by_state", states}, {"total", jobs.total}}},
-              {"queue_length", count("Pending") + count("Held")},
-              {"running", count("Running") + count("Scheduled")}};
+              {"queue_length", count(fb::JobState::Pending) + count(fb::JobState::Held)},
+              {"running", count(fb::JobState::Running) + count(fb::JobState::Scheduled)}};
 }
 
 }  // namespace trainyard::gateway

@@ -1,5 +1,7 @@
 // Reads a job spec submitted as JSON (POST /api/v1/jobs) into the schema's
-// JobSpec. Strict: an unknown field or a value of the wrong type is a 400
+// JobSpec with the client library's spec parser (trainyard/job_spec_json.h:
+// the rules of `ty submit --file spec.json`), then applies who may submit
+// as whom. Strict: an unknown field or a value of the wrong type is a 400
 // naming the field, so a typo ("gpu": 2) never silently asks for no GPU.
 #pragma once
 

@@ -4,7 +4,7 @@ import { get, onEvent, throttle } from "../api.js";
 import { lineChart } from "../charts.js";
 import { h, fmtTime, fmtDuration, fmtNum, stateBadge, errorBox } from "../dom.js";
 
-const STATES = ["", "Pending", "Held", "Scheduled", "Running", "Succeeded", "Failed", "Cancelled", "TimedOut", "NodeFailure"];
+const STATES = ["", "pending", "held", "scheduled", "running", "succeeded", "failed", "cancelled", "timed_out", "node_failure"];
 
 export function jobTable(jobs) {
   return h(

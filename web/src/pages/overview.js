@@ -55,7 +55,7 @@ export async function overview(app) {
 
   async function refresh() {
     try {
-      const [c, jobs] = await Promise.all([get("/cluster"), get("/jobs?state=Running,Scheduled&limit=100")]);
+      const [c, jobs] = await Promise.all([get("/cluster"), get("/jobs?state=running,scheduled&limit=100")]);
       summary.replaceChildren(
         stat("GPUs busy", `${c.gpus.allocated} / ${c.gpus.total}`, "stat-gpus"),
         stat("Queue", c.queue_length, "stat-queue"),
