@@ -102,7 +102,7 @@ void Api::cluster(const Request&, Response& res) {
   JobStats js;
   auto st = jobs_.read([&](const JobTable& t) { js = t.stats(); });
   if (!st.is_ok()) return send_failure(res, st, Service::kScheduler);
-  auto ns = node_stats(expect<fb::NodeList>(*n));
+  auto ns = node_stats(bodies<fb::NodeList>(*n));
   send_json(res, 200, cluster_summary(ns, js));
 }
 
@@ -110,8 +110,10 @@ void Api::nodes(const Request&, Response& res) {
   auto n = list_nodes(backends_);
   if (!n) return send_failure(res, n.status(), Service::kBroker);
   Json list = Json::array();
-  if (auto* l = n->body<fb::NodeList>(); l && l->nodes()) {
-    for (const auto* node : *l->nodes()) list.push_back(node_json(*node));
+  for (const auto* l : bodies<fb::NodeList>(*n)) {
+    if (l->nodes()) {
+      for (const auto* node : *l->nodes()) list.push_back(node_json(*node));
+    }
   }
   send_json(res, 200, {{"nodes", list}});
 }
@@ -153,10 +155,10 @@ void Api::metrics(const Request&, Response& res) {
                                 [](auto& fbb) { return fb::CreatePing(fbb).Union(); });
   });
   MetricsInput in;
-  auto up = [](const Result<rpc::Reply>& r) { return r.ok() || r.status().code() != ErrorCode::Unavailable; };
+  auto up = [](const auto& r) { return r.ok() || r.status().code() != ErrorCode::Unavailable; };
   auto n = nodes.get();
   in.service_up[service_name(Service::kBroker)] = up(n);
-  if (n) in.nodes = node_stats(expect<fb::NodeList>(*n));
+  if (n) in.nodes = node_stats(bodies<fb::NodeList>(*n));
   auto j = jobs.get();
   in.service_up[service_name(Service::kScheduler)] = j.ok() || j.status().code() != ErrorCode::Unavailable;
   if (j) in.jobs = std::move(*j);
@@ -164,9 +166,9 @@ void Api::metrics(const Request&, Response& res) {
   in.service_up[service_name(Service::kBilling)] = up(s);
   if (s) {
     std::vector<AccountSpend> list;
-    auto* u = &expect<fb::UsageReport>(*s);
-    std::string currency = u->currency() ? u->currency()->str() : "";
-    if (u->rows()) {
+    for (const auto* u : bodies<fb::UsageReport>(*s)) {
+      std::string currency = u->currency() ? u->currency()->str() : "";
+      if (!u->rows()) continue;
       for (const auto* row : *u->rows()) {
         list.push_back({row->key() ? row->key()->str() : "", currency, row->cost_micros(), row->gpu_ms()});
       }

@@ -133,19 +133,43 @@ Result<rpc::Reply> get_job(Backends& b, uint64_t id) {
                 [&](flatbuffers::FlatBufferBuilder& fbb) { return fb::CreateGetJob(fbb, id).Union(); });
 }
 
-Result<rpc::Reply> list_nodes(Backends& b, bool fresh) {
-  auto build = [](flatbuffers::FlatBufferBuilder& fbb) { return fb::CreateListNodes(fbb).Union(); };
-  return fresh ? b.call_fresh(Service::kBroker, fb::RequestBody::ListNodes, build)
-               : b.call(Service::kBroker, fb::RequestBody::ListNodes, build);
+Result<Pages> list_nodes(Backends& b, bool fresh) {
+  Pages pages;
+  std::string after;
+  for (;;) {  // every page; the broker cuts them under a byte budget
+    auto build = [&](flatbuffers::FlatBufferBuilder& fbb) {
+      return fb::CreateListNodesDirect(fbb, after.empty() ? nullptr : after.c_str()).Union();
+    };
+    auto r = fresh ? b.call_fresh(Service::kBroker, fb::RequestBody::ListNodes, build)
+                   : b.call(Service::kBroker, fb::RequestBody::ListNodes, build);
+    if (!r) return r.status();
+    const auto* list = r->body<fb::NodeList>();
+    bool more = list && list->truncated() && list->next_after_name() && list->next_after_name()->str() > after;
+    if (more) after = list->next_after_name()->str();
+    pages.push_back(std::move(r).value());
+    if (!more) return pages;
+  }
 }
 
-Result<rpc::Reply> query_usage(Backends& b, const std::string& account, const std::string& user, uint64_t job,
-                               int64_t since, int64_t until, const std::string& group_by, bool fresh) {
-  auto build = [&](flatbuffers::FlatBufferBuilder& fbb) {
-    return fb::CreateQueryUsageDirect(fbb, account.c_str(), user.c_str(), job, since, until, group_by.c_str()).Union();
-  };
-  return fresh ? b.call_fresh(Service::kBilling, fb::RequestBody::QueryUsage, build)
-               : b.call(Service::kBilling, fb::RequestBody::QueryUsage, build);
+Result<Pages> query_usage(Backends& b, const std::string& account, const std::string& user, uint64_t job,
+                          int64_t since, int64_t until, const std::string& group_by, bool fresh) {
+  Pages pages;
+  std::string after;
+  for (;;) {  // every page; billing cuts them under a byte budget
+    auto build = [&](flatbuffers::FlatBufferBuilder& fbb) {
+      return fb::CreateQueryUsageDirect(fbb, account.c_str(), user.c_str(), job, since, until, group_by.c_str(),
+                                        after.empty() ? nullptr : after.c_str())
+          .Union();
+    };
+    auto r = fresh ? b.call_fresh(Service::kBilling, fb::RequestBody::QueryUsage, build)
+                   : b.call(Service::kBilling, fb::RequestBody::QueryUsage, build);
+    if (!r) return r.status();
+    const auto* u = r->body<fb::UsageReport>();
+    bool more = u && u->truncated() && u->next_after() && u->next_after()->size() > 0 && u->next_after()->str() != after;
+    if (more) after = u->next_after()->str();
+    pages.push_back(std::move(r).value());
+    if (!more) return pages;
+  }
 }
 
 uint64_t id_of(const Request& req) { return std::stoull(req.matches[1].str()); }

@@ -53,9 +53,14 @@ Result<rpc::Reply> query_jobs(Backends& b, const std::vector<fb::JobState>& stat
                               const std::string& account, const std::string& experiment, uint64_t array_job_id,
                               uint32_t limit);
 Result<rpc::Reply> get_job(Backends& b, uint64_t id);
-Result<rpc::Reply> list_nodes(Backends& b, bool fresh = false);
-Result<rpc::Reply> query_usage(Backends& b, const std::string& account, const std::string& user, uint64_t job,
-                               int64_t since, int64_t until, const std::string& group_by, bool fresh = false);
+// Every page of a paged list: the replies own the tables read from them.
+using Pages = std::vector<rpc::Reply>;
+Result<Pages> list_nodes(Backends& b, bool fresh = false);
+Result<Pages> query_usage(Backends& b, const std::string& account, const std::string& user, uint64_t job,
+                          int64_t since, int64_t until, const std::string& group_by, bool fresh = false);
+// The bodies of every page (each checked as expect<T> does).
+template <typename T>
+std::vector<const T*> bodies(const Pages& pages);
 
 // The body of an Ok reply; a service answering with another body type is a
 // bug there, reported as a 500 naming it rather than a crash here.
@@ -72,5 +77,13 @@ const T& expect(const rpc::Reply& r) {
 // SSE framing.
 std::string sse_message(uint64_t id, const std::string& event, const std::string& data);
 void sse_headers(httplib::Response& res);
+
+template <typename T>
+std::vector<const T*> bodies(const Pages& pages) {
+  std::vector<const T*> out;
+  out.reserve(pages.size());
+  for (const auto& p : pages) out.push_back(&expect<T>(p));
+  return out;
+}
 
 }  // namespace trainyard::gateway

@@ -29,7 +29,7 @@ void Api::usage(const Request& req, Response& res) {
   if (err) return send_error(res, *err);
   auto r = query_usage(backends_, param(req, "account"), param(req, "user"), job, since, until, group_by);
   if (!r) return send_failure(res, r.status(), Service::kBilling);
-  Json out = to_json(expect<fb::UsageReport>(*r));
+  Json out = to_json(bodies<fb::UsageReport>(*r));
   out["group_by"] = group_by;
   send_json(res, 200, out);
 }
@@ -44,7 +44,8 @@ void Api::accounts(const Request&, Response& res) {
   auto this_month = query_usage(backends_, "", "", 0, month_start, 0, "account");
   if (!this_month) return send_failure(res, this_month.status(), Service::kBilling);
   std::map<std::string, int64_t> month_cost;
-  if (auto* u = this_month->body<fb::UsageReport>(); u && u->rows()) {
+  for (const auto* u : bodies<fb::UsageReport>(*this_month)) {
+    if (!u->rows()) continue;
     for (const auto* row : *u->rows()) month_cost[row->key() ? row->key()->str() : ""] = row->cost_micros();
   }
   // Budgets as billing announced them (account.warning / account.blocked)
@@ -60,9 +61,11 @@ void Api::accounts(const Request&, Response& res) {
     if (e.topic == "account.warning") b["warning"] = true;
     if (d.contains("blocked")) b["blocked"] = d["blocked"];
   }
-  const auto* report = &expect<fb::UsageReport>(*all);
   Json list = Json::array();
-  if (report->rows()) {
+  std::string currency;
+  for (const auto* report : bodies<fb::UsageReport>(*all)) {
+    if (report->currency()) currency = report->currency()->str();
+    if (!report->rows()) continue;
     for (const auto* row : *report->rows()) {
       std::string a = row->key() ? row->key()->str() : "";
       Json j{{"account", a},
@@ -77,8 +80,7 @@ void Api::accounts(const Request&, Response& res) {
       list.push_back(j);
     }
   }
-  send_json(res, 200, {{"currency", report->currency() ? report->currency()->str() : ""}, {"month", month},
-                       {"accounts", list}});
+  send_json(res, 200, {{"currency", currency}, {"month", month}, {"accounts", list}});
 }
 
 void Api::invoice(const Request& req, Response& res, const std::string& account) {

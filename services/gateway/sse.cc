@@ -53,7 +53,8 @@ std::optional<ApiError> agent_of(Backends& b, uint64_t id, std::string* node, st
   *node = rec->nodes()->Get(0)->str();
   auto n = list_nodes(b);
   if (!n) return from_status(n.status(), service_name(Service::kBroker));
-  if (auto* l = n->body<fb::NodeList>(); l && l->nodes()) {
+  for (const auto* l : bodies<fb::NodeList>(*n)) {
+    if (!l->nodes()) continue;
     for (const auto* ns : *l->nodes()) {
       const auto* info = ns->node();
       if (info && info->name() && info->name()->str() == *node && info->agent_endpoint()) {

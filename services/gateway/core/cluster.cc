@@ -7,8 +7,19 @@
 namespace trainyard::gateway {
 
 NodeStats node_stats(const fb::NodeList& list) {
+  const fb::NodeList* one[] = {&list};
+  return node_stats(one);
+}
+
+NodeStats node_stats(std::span<const fb::NodeList* const> pages) {
   NodeStats s;
-  if (!list.nodes()) return s;
+  for (const auto* list : pages) {
+    if (list->nodes()) add_node_stats(*list, s);
+  }
+  return s;
+}
+
+void add_node_stats(const fb::NodeList& list, NodeStats& s) {
   for (const auto* n : *list.nodes()) {
     bool usable = n->up() && !n->drained();
     if (!n->up()) {
@@ -36,7 +47,6 @@ NodeStats node_stats(const fb::NodeList& list) {
       }
     }
   }
-  return s;
 }
 
 JobStats job_stats(const fb::JobList& list) {

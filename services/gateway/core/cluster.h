@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +41,9 @@ struct JobStats {
 };
 
 NodeStats node_stats(const fb::NodeList& nodes);
+// Of every page of a ListNodes answer.
+NodeStats node_stats(std::span<const fb::NodeList* const> pages);
+void add_node_stats(const fb::NodeList& nodes, NodeStats& stats);
 JobStats job_stats(const fb::JobList& jobs);
 
 // The JSON of GET /api/v1/cluster.

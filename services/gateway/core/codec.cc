@@ -44,10 +44,18 @@ Json to_json(const fb::Series& s) {
 }
 
 Json to_json(const fb::UsageReport& u) {
+  const fb::UsageReport* one[] = {&u};
+  return to_json(one);
+}
+
+Json to_json(std::span<const fb::UsageReport* const> pages) {
   Json rows = Json::array();
   int64_t total = 0;
-  if (u.rows()) {
-    for (const auto* r : *u.rows()) {
+  std::string currency;
+  for (const auto* u : pages) {
+    if (u->currency()) currency = u->currency()->str();
+    if (!u->rows()) continue;
+    for (const auto* r : *u->rows()) {
       total += r->cost_micros();
       rows.push_back({{"key", str(r->key())},
                       {"gpu_ms", r->gpu_ms()},
@@ -58,10 +66,7 @@ Json to_json(const fb::UsageReport& u) {
                       {"cost", micros_to_amount(r->cost_micros())}});
     }
   }
-  return Json{{"currency", str(u.currency())},
-              {"rows", rows},
-              {"total_micros", total},
-              {"total", micros_to_amount(total)}};
+  return Json{{"currency", currency}, {"rows", rows}, {"total_micros", total}, {"total", micros_to_amount(total)}};
 }
 
 Json to_json(const fb::Invoice& inv) {

@@ -6,6 +6,7 @@
 // a browser's doubles lose nothing that matters.
 #pragma once
 
+#include <span>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +28,8 @@ using records::spec_json;
 Json to_json(const fb::MetricSummaries& m);
 Json to_json(const fb::Series& s);
 Json to_json(const fb::UsageReport& u);
+// Every page of a QueryUsage answer, as one report.
+Json to_json(std::span<const fb::UsageReport* const> pages);
 Json to_json(const fb::Invoice& inv);
 
 // A comparison, ranked best first (by best_value, ascending unless
