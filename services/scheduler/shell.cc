@@ -162,33 +162,46 @@ void SchedulerShell::restore() {
     stored_next_id_ = storage::decode_u64(*v);
     core_.set_next_job_id(stored_next_id_);
   }
-  size_t nodes = 0, leases = 0, jobs = 0, bad = 0;
+  size_t nodes = 0, leases = 0, bad = 0;
+  restore_cluster(&nodes, &leases, &bad);
+  size_t jobs = restore_jobs(&bad);
+  if (bad) spdlog::error("{} stored records in {} could not be read and were skipped", bad, store_->path());
+  core_.finish_restore(clock_.now_ns());
+  stored_next_id_ = std::max(stored_next_id_, core_.next_job_id());
+  spdlog::info("restored {} jobs, {} nodes, {} leases from {}", jobs, nodes, leases, store_->path());
+}
+
+void SchedulerShell::restore_cluster(size_t* nodes, size_t* leases, size_t* bad) {
   store_->scan(nodes_cf_, "", "", [&](std::string_view, std::string_view v) {
     const fb::NodeInfo* n = v.size() > 2 ? verified_root<fb::NodeInfo>(v.substr(2)) : nullptr;
     if (!n) {
-      ++bad;
+      ++*bad;
       return true;
     }
     fb::NodeInfoT info;
     n->UnPackTo(&info);
     core_.restore_node(info, v[0] != 0, v[1] != 0);
-    ++nodes;
+    ++*nodes;
     return true;
   });
   store_->scan(leases_cf_, "", "", [&](std::string_view, std::string_view v) {
     const auto* g = verified_root<fb::LeaseGranted>(v);
     if (!g) {
-      ++bad;
+      ++*bad;
       return true;
     }
     core_.restore_lease(grant_of(*g));
-    ++leases;
+    ++*leases;
     return true;
   });
   store_->scan(accounts_cf_, "", "", [&](std::string_view k, std::string_view) {
     core_.restore_blocked(k);
     return true;
   });
+}
+
+size_t SchedulerShell::restore_jobs(size_t* bad) {
+  size_t jobs = 0;
   // Array specs first: their tasks store none of their own.
   std::unordered_map<JobId, std::shared_ptr<const fb::JobSpecT>> specs;
   store_->scan(specs_cf_, "", "", [&](std::string_view k, std::string_view v) {
@@ -196,7 +209,7 @@ void SchedulerShell::restore() {
     if (spec && k.size() == 8) {
       specs[KeyReader(k).u64()] = std::move(spec);
     } else {
-      ++bad;
+      ++*bad;
     }
     return true;
   });
@@ -215,7 +228,7 @@ void SchedulerShell::restore() {
       }
     }
     if (!j || !j->spec) {
-      ++bad;
+      ++*bad;
       return true;
     }
     core_.restore_job(std::move(*j));
@@ -226,10 +239,7 @@ void SchedulerShell::restore() {
     auto st = store_->commit(upgrade);
     if (!st) spdlog::error("storing the specs of {} arrays failed: {}", upgrade.count(), st.to_string());
   }
-  if (bad) spdlog::error("{} stored records in {} could not be read and were skipped", bad, store_->path());
-  core_.finish_restore(clock_.now_ns());
-  stored_next_id_ = std::max(stored_next_id_, core_.next_job_id());
-  spdlog::info("restored {} jobs, {} nodes, {} leases from {}", jobs, nodes, leases, store_->path());
+  return jobs;
 }
 
 void SchedulerShell::register_handlers() {
@@ -312,41 +322,11 @@ void SchedulerShell::on_event(const bus::Event& e, storage::Batch& batch) {
   int64_t now = clock_.now_ns();
   int64_t at = happened_at(e.time_ns(), now);
   switch (e.type()) {
-    case fb::Payload::NodeUp: {
-      auto* n = e.as<fb::NodeUp>()->node();
-      if (!n || !n->name()) return;
-      fb::NodeInfoT info;
-      n->UnPackTo(&info);
-      core_.node_up(info);
-      auto existing = store_->get(nodes_cf_, info.name);
-      bool drained = existing && existing->size() > 1 && (*existing)[1] != 0;
-      batch.put(nodes_cf_, info.name, node_value(info, true, drained));
-      if (drained) core_.node_drained(info.name, true);
-      return;
-    }
+    case fb::Payload::NodeUp:
     case fb::Payload::NodeDown:
-    case fb::Payload::NodeDrained: {
-      std::string name;
-      bool down = e.type() == fb::Payload::NodeDown;
-      bool drained = false;
-      if (down) {
-        name = str(e.as<fb::NodeDown>()->name());
-        core_.node_down(name);
-      } else {
-        auto* d = e.as<fb::NodeDrained>();
-        name = str(d->name());
-        drained = d->drained();
-        core_.node_drained(name, drained);
-      }
-      // Keep the stored node's flags in step (the node's own record comes
-      // with node.up).
-      auto v = store_->get(nodes_cf_, name);
-      if (v && v->size() > 2) {
-        (*v)[down ? 0 : 1] = down ? 0 : (drained ? 1 : 0);
-        batch.put(nodes_cf_, name, *v);
-      }
+    case fb::Payload::NodeDrained:
+      on_node_event(e, batch);
       return;
-    }
     case fb::Payload::LeaseGranted: {
       Grant g = grant_of(*e.as<fb::LeaseGranted>());
       core_.lease_granted(g, at);
@@ -391,6 +371,48 @@ void SchedulerShell::on_event(const bus::Event& e, storage::Batch& batch) {
     }
     default:
       return;  // lease.revoked, account.warning...: nothing for the scheduler
+  }
+}
+
+void SchedulerShell::on_node_event(const bus::Event& e, storage::Batch& batch) {
+  switch (e.type()) {
+    case fb::Payload::NodeUp: {
+      auto* n = e.as<fb::NodeUp>()->node();
+      if (!n || !n->name()) return;
+      fb::NodeInfoT info;
+      n->UnPackTo(&info);
+      core_.node_up(info);
+      auto existing = store_->get(nodes_cf_, info.name);
+      bool drained = existing && existing->size() > 1 && (*existing)[1] != 0;
+      batch.put(nodes_cf_, info.name, node_value(info, true, drained));
+      if (drained) core_.node_drained(info.name, true);
+      return;
+    }
+    case fb::Payload::NodeDown:
+    case fb::Payload::NodeDrained: {
+      std::string name;
+      bool down = e.type() == fb::Payload::NodeDown;
+      bool drained = false;
+      if (down) {
+        name = str(e.as<fb::NodeDown>()->name());
+        core_.node_down(name);
+      } else {
+        auto* d = e.as<fb::NodeDrained>();
+        name = str(d->name());
+        drained = d->drained();
+        core_.node_drained(name, drained);
+      }
+      // Keep the stored node's flags in step (the node's own record comes
+      // with node.up).
+      auto v = store_->get(nodes_cf_, name);
+      if (v && v->size() > 2) {
+        (*v)[down ? 0 : 1] = down ? 0 : (drained ? 1 : 0);
+        batch.put(nodes_cf_, name, *v);
+      }
+      return;
+    }
+    default:
+      return;
   }
 }
 
