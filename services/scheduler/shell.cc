@@ -17,76 +17,9 @@ namespace {
 
 constexpr std::string_view kNextJobId = "next_job_id";
 
-std::string node_value(const fb::NodeInfoT& info, bool up, bool drained) {
-  flatbuffers::FlatBufferBuilder b(512);
-  b.Finish(fb::CreateNodeInfo(b, &info));
-  std::string v;
-  v.push_back(up ? 1 : 0);
-  v.push_back(drained ? 1 : 0);
-  v.append(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
-  return v;
-}
-
-Grant grant_of(const fb::LeaseGranted& g) {
-  Grant out;
-  out.lease_id = g.lease_id();
-  out.job = g.job_id();
-  out.attempt = g.attempt();
-  out.node = g.node() ? g.node()->str() : std::string();
-  if (g.gpu_indices()) out.gpus.assign(g.gpu_indices()->begin(), g.gpu_indices()->end());
-  out.cpus = g.cpus();
-  out.memory_mb = g.memory_mb();
-  out.node_rank = g.node_rank();
-  return out;
-}
-
-std::string lease_value(const Grant& g) {
-  flatbuffers::FlatBufferBuilder b(256);
-  b.Finish(fb::CreateLeaseGrantedDirect(b, g.lease_id, g.job, g.attempt, g.node.c_str(), &g.gpus, g.cpus, g.memory_mb,
-                                        0, -1, nullptr, g.node_rank));
-  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
-}
-
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
 }  // namespace
-
-Result<ShellOptions> options_from_config(const Config& c) {
-  ShellOptions o;
-  try {
-    o.endpoint = c.get_string("scheduler.endpoint", o.endpoint);
-    o.data = c.get_string("scheduler.data", o.data);
-    o.instance = c.get_string("scheduler.instance", o.instance);
-    if (c.has("bus.frontend")) o.bus_frontend = c.get_strings("bus.frontend");
-    if (c.has("bus.backend")) o.bus_backend = c.get_strings("bus.backend");
-    o.broker_endpoint = c.get_string("broker.endpoint", o.broker_endpoint);
-    o.cycle_ms = c.get_int("scheduler.cycle_ms", o.cycle_ms);
-    if (o.cycle_ms < 1 || o.cycle_ms > 600'000) {
-      return Status::invalid("scheduler.cycle_ms: " + std::to_string(o.cycle_ms) + " is out of range (1 to 600000)");
-    }
-    int64_t allocate_ms = c.get_int("scheduler.allocate_timeout_ms", o.allocate_timeout_ms);
-    if (allocate_ms < 1 || allocate_ms > 600'000) {
-      return Status::invalid("scheduler.allocate_timeout_ms: " + std::to_string(allocate_ms) +
-                             " is out of range (1 to 600000)");
-    }
-    o.allocate_timeout_ms = static_cast<int>(allocate_ms);
-    o.query_page_bytes = c.get_int("scheduler.query_page_bytes", o.query_page_bytes);
-    if (o.query_page_bytes < 64 * 1024 || o.query_page_bytes > 32 * 1024 * 1024) {
-      return Status::invalid("scheduler.query_page_bytes: " + std::to_string(o.query_page_bytes) +
-                             " is out of range (65536 to 33554432: a reply must stay under the 64 MiB message limit)");
-    }
-    auto durability = storage::parse_durability("scheduler.durability", c.get_string("scheduler.durability", "wal"));
-    if (!durability) return durability.status();
-    o.durability = *durability;
-    auto choice = scheduler_config_from(c);
-    if (!choice) return choice.status();
-    o.policy = choice->policy;
-    o.core = std::move(choice->core);
-  } catch (const std::exception& e) {
-    return Status::invalid(e.what());
-  }
-  return o;
-}
 
 Result<std::unique_ptr<SchedulerShell>> SchedulerShell::open(zmq::context_t& ctx, ShellOptions options,
                                                              const Clock& clock) {
