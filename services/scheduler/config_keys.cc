@@ -92,6 +92,84 @@ Status read_partition(const Config& c, const std::string& pname, const toml::tab
   return Status::ok();
 }
 
+// scheduler.accounts: a list of names, or a table of name = share.
+Status read_accounts(const Config& c, SchedulerConfig& k) {
+  if (auto* accounts = c.table().at_path("scheduler.accounts").as_table()) {
+    for (auto& [name, v] : *accounts) {
+      auto share = v.value<double>();
+      if (!share || *share < 0) {
+        return Status::invalid("scheduler.accounts." + std::string(name.str()) + ": must be a share weight (0 or more)");
+      }
+      k.accounts.emplace_back(name.str());
+      k.fairshare.shares[std::string(name.str())] = *share;
+    }
+  } else {
+    k.accounts = c.get_strings("scheduler.accounts");
+  }
+  return Status::ok();
+}
+
+// scheduler.partitions.<name> and scheduler.default_partition.
+Status read_partitions(const Config& c, SchedulerConfig& k) {
+  if (auto* parts = c.table().at_path("scheduler.partitions").as_table()) {
+    for (auto& [name, node] : *parts) {
+      auto* t = node.as_table();
+      std::string pname(name.str());
+      if (!t) return Status::invalid("scheduler.partitions." + pname + ": must be a table");
+      PartitionConfig pc;
+      if (auto st = read_partition(c, pname, *t, &pc); !st) return st;
+      if (c.get_bool("scheduler.partitions." + pname + ".default", false) && k.default_partition.empty()) k.default_partition = pname;
+      k.partitions.push_back(std::move(pc));
+    }
+  }
+  if (!k.default_partition.empty() && !k.partitions.empty() &&
+      std::none_of(k.partitions.begin(), k.partitions.end(), [&](auto& p) { return p.name == k.default_partition; })) {
+    return Status::invalid("scheduler.default_partition: '" + k.default_partition + "' is not a partition");
+  }
+  return Status::ok();
+}
+
+Status read_fairshare(const Config& c, FairShareConfig& fs) {
+  fs.half_life_s = c.get_double("scheduler.fairshare.half_life_s", fs.half_life_s);
+  fs.weight_fairshare = c.get_double("scheduler.fairshare.weight_fairshare", fs.weight_fairshare);
+  fs.weight_age = c.get_double("scheduler.fairshare.weight_age", fs.weight_age);
+  fs.max_age_s = c.get_double("scheduler.fairshare.max_age_s", fs.max_age_s);
+  if (fs.half_life_s < 0) return Status::invalid("scheduler.fairshare.half_life_s: must not be negative (0: no decay)");
+  if (fs.weight_fairshare < 0 || fs.weight_age < 0) {
+    return Status::invalid("scheduler.fairshare.weight_*: weights must not be negative");
+  }
+  if (auto* shares = c.table().at_path("scheduler.fairshare.shares").as_table()) {
+    for (auto& [name, v] : *shares) {
+      auto share = v.value<double>();
+      if (!share || *share < 0) {
+        return Status::invalid("scheduler.fairshare.shares." + std::string(name.str()) +
+                               ": must be a share weight (0 or more)");
+      }
+      fs.shares[std::string(name.str())] = *share;
+    }
+  }
+  return Status::ok();
+}
+
+// scheduler.quotas.<account>: max_gpus / guaranteed_gpus (a count, or by GPU type).
+Status read_quotas(const Config& c, SchedulerConfig& k) {
+  if (auto* quotas = c.table().at_path("scheduler.quotas").as_table()) {
+    for (auto& [name, node] : *quotas) {
+      std::string account(name.str());
+      if (!node.as_table()) return Status::invalid("scheduler.quotas." + account + ": must be a table");
+      AccountQuota q;
+      std::string base = "scheduler.quotas." + account + ".";
+      for (auto [leaf, dest] : {std::pair{"max_gpus", &q.max_gpus}, std::pair{"max_gpus_by_type", &q.max_gpus},
+                                std::pair{"guaranteed_gpus", &q.guaranteed_gpus},
+                                std::pair{"guaranteed_gpus_by_type", &q.guaranteed_gpus}}) {
+        if (auto s = read_counts(c, base + leaf, dest); !s) return s;
+      }
+      k.quotas[account] = std::move(q);
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<Backfill> parse_backfill(const std::string& name) {
@@ -116,72 +194,13 @@ Result<PolicyChoice> scheduler_config_from(const Config& c) {
       if (!b) return b.status();
       k.backfill = *b;
     }
-    // scheduler.accounts: a list of names, or a table of name = share.
-    if (auto* accounts = c.table().at_path("scheduler.accounts").as_table()) {
-      for (auto& [name, v] : *accounts) {
-        auto share = v.value<double>();
-        if (!share || *share < 0) {
-          return Status::invalid("scheduler.accounts." + std::string(name.str()) + ": must be a share weight (0 or more)");
-        }
-        k.accounts.emplace_back(name.str());
-        k.fairshare.shares[std::string(name.str())] = *share;
-      }
-    } else {
-      k.accounts = c.get_strings("scheduler.accounts");
-    }
+    if (auto st = read_accounts(c, k); !st) return st;
     k.gpu_types = c.get_strings("scheduler.gpu_types");
     if (auto st = read_limits(c, k); !st) return st;
     k.default_partition = c.get_string("scheduler.default_partition", "");
-    if (auto* parts = c.table().at_path("scheduler.partitions").as_table()) {
-      for (auto& [name, node] : *parts) {
-        auto* t = node.as_table();
-        std::string pname(name.str());
-        if (!t) return Status::invalid("scheduler.partitions." + pname + ": must be a table");
-        PartitionConfig pc;
-        if (auto st = read_partition(c, pname, *t, &pc); !st) return st;
-        if (c.get_bool("scheduler.partitions." + pname + ".default", false) && k.default_partition.empty()) k.default_partition = pname;
-        k.partitions.push_back(std::move(pc));
-      }
-    }
-    if (!k.default_partition.empty() && !k.partitions.empty() &&
-        std::none_of(k.partitions.begin(), k.partitions.end(), [&](auto& p) { return p.name == k.default_partition; })) {
-      return Status::invalid("scheduler.default_partition: '" + k.default_partition + "' is not a partition");
-    }
-
-    auto& fs = k.fairshare;
-    fs.half_life_s = c.get_double("scheduler.fairshare.half_life_s", fs.half_life_s);
-    fs.weight_fairshare = c.get_double("scheduler.fairshare.weight_fairshare", fs.weight_fairshare);
-    fs.weight_age = c.get_double("scheduler.fairshare.weight_age", fs.weight_age);
-    fs.max_age_s = c.get_double("scheduler.fairshare.max_age_s", fs.max_age_s);
-    if (fs.half_life_s < 0) return Status::invalid("scheduler.fairshare.half_life_s: must not be negative (0: no decay)");
-    if (fs.weight_fairshare < 0 || fs.weight_age < 0) {
-      return Status::invalid("scheduler.fairshare.weight_*: weights must not be negative");
-    }
-    if (auto* shares = c.table().at_path("scheduler.fairshare.shares").as_table()) {
-      for (auto& [name, v] : *shares) {
-        auto share = v.value<double>();
-        if (!share || *share < 0) {
-          return Status::invalid("scheduler.fairshare.shares." + std::string(name.str()) +
-                                 ": must be a share weight (0 or more)");
-        }
-        fs.shares[std::string(name.str())] = *share;
-      }
-    }
-
-    if (auto* quotas = c.table().at_path("scheduler.quotas").as_table()) {
-      for (auto& [name, node] : *quotas) {
-        std::string account(name.str());
-        if (!node.as_table()) return Status::invalid("scheduler.quotas." + account + ": must be a table");
-        AccountQuota q;
-        std::string base = "scheduler.quotas." + account + ".";
-        for (auto [leaf, dest] : {std::pair{"max_gpus", &q.max_gpus}, std::pair{"max_gpus_by_type", &q.max_gpus},
-                                  std::pair{"guaranteed_gpus", &q.guaranteed_gpus},
-                                  std::pair{"guaranteed_gpus_by_type", &q.guaranteed_gpus}}) {
-          if (auto s = read_counts(c, base + leaf, dest); !s) return s;
-        }
-        k.quotas[account] = std::move(q);
-      }
-    }
+    if (auto st = read_partitions(c, k); !st) return st;
+    if (auto st = read_fairshare(c, k.fairshare); !st) return st;
+    if (auto st = read_quotas(c, k); !st) return st;
     k.preemption.tiers = c.get_bool("scheduler.preemption.tiers", k.preemption.tiers);
     k.preemption.reclaim = c.get_bool("scheduler.preemption.reclaim", k.preemption.reclaim);
     k.preemption.min_runtime_s =

@@ -104,4 +104,34 @@ uint64_t record_bytes(const Job& j) {
   return total;
 }
 
+std::string node_value(const fb::NodeInfoT& info, bool up, bool drained) {
+  flatbuffers::FlatBufferBuilder b(512);
+  b.Finish(fb::CreateNodeInfo(b, &info));
+  std::string v;
+  v.push_back(up ? 1 : 0);
+  v.push_back(drained ? 1 : 0);
+  v.append(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+  return v;
+}
+
+Grant grant_of(const fb::LeaseGranted& g) {
+  Grant out;
+  out.lease_id = g.lease_id();
+  out.job = g.job_id();
+  out.attempt = g.attempt();
+  out.node = g.node() ? g.node()->str() : std::string();
+  if (g.gpu_indices()) out.gpus.assign(g.gpu_indices()->begin(), g.gpu_indices()->end());
+  out.cpus = g.cpus();
+  out.memory_mb = g.memory_mb();
+  out.node_rank = g.node_rank();
+  return out;
+}
+
+std::string lease_value(const Grant& g) {
+  flatbuffers::FlatBufferBuilder b(256);
+  b.Finish(fb::CreateLeaseGrantedDirect(b, g.lease_id, g.job, g.attempt, g.node.c_str(), &g.gpus, g.cpus, g.memory_mb,
+                                        0, -1, nullptr, g.node_rank));
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+}
+
 }  // namespace trainyard::scheduler

@@ -1,5 +1,6 @@
-// How the scheduler stores jobs in RocksDB and shows them in replies. A job
-// is one record in the "jobs" column family; the tasks of an array store no
+// How the scheduler stores jobs in RocksDB and shows them in replies (and
+// the stored values of the nodes and leases it restores). A job is one
+// record in the "jobs" column family; the tasks of an array store no
 // spec of their own: the array's spec is stored once, in "specs" under the
 // array id, and shared again on restore (issue 13: O(spec + tasks), not
 // O(spec * tasks)).
@@ -15,6 +16,8 @@
 
 #include "core/job.h"
 #include "core/policy.h"
+#include "core/scheduler.h"
+#include "trainyard/fb/bus_generated.h"
 
 namespace trainyard::scheduler {
 
@@ -42,6 +45,13 @@ fb::JobSpecT task_summary(const fb::JobSpecT& spec);
 
 // The bytes a JobRecord of `j` takes in a reply, about (an upper bound).
 uint64_t record_bytes(const Job& j);
+
+// The stored value of a node: up byte, drained byte, then a NodeInfo.
+std::string node_value(const fb::NodeInfoT& info, bool up, bool drained);
+
+// The stored value of a lease (a LeaseGranted), and the grant it holds.
+std::string lease_value(const Grant& g);
+Grant grant_of(const fb::LeaseGranted& g);
 
 // A verified FlatBuffer root of `bytes`, or nullptr.
 template <typename T>

@@ -17,76 +17,9 @@ namespace {
 
 constexpr std::string_view kNextJobId = "next_job_id";
 
-std::string node_value(const fb::NodeInfoT& info, bool up, bool drained) {
-  flatbuffers::FlatBufferBuilder b(512);
-  b.Finish(fb::CreateNodeInfo(b, &info));
-  std::string v;
-  v.push_back(up ? 1 : 0);
-  v.push_back(drained ? 1 : 0);
-  v.append(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
-  return v;
-}
-
-Grant grant_of(const fb::LeaseGranted& g) {
-  Grant out;
-  out.lease_id = g.lease_id();
-  out.job = g.job_id();
-  out.attempt = g.attempt();
-  out.node = g.node() ? g.node()->str() : std::string();
-  if (g.gpu_indices()) out.gpus.assign(g.gpu_indices()->begin(), g.gpu_indices()->end());
-  out.cpus = g.cpus();
-  out.memory_mb = g.memory_mb();
-  out.node_rank = g.node_rank();
-  return out;
-}
-
-std::string lease_value(const Grant& g) {
-  flatbuffers::FlatBufferBuilder b(256);
-  b.Finish(fb::CreateLeaseGrantedDirect(b, g.lease_id, g.job, g.attempt, g.node.c_str(), &g.gpus, g.cpus, g.memory_mb,
-                                        0, -1, nullptr, g.node_rank));
-  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
-}
-
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
 }  // namespace
-
-Result<ShellOptions> options_from_config(const Config& c) {
-  ShellOptions o;
-  try {
-    o.endpoint = c.get_string("scheduler.endpoint", o.endpoint);
-    o.data = c.get_string("scheduler.data", o.data);
-    o.instance = c.get_string("scheduler.instance", o.instance);
-    if (c.has("bus.frontend")) o.bus_frontend = c.get_strings("bus.frontend");
-    if (c.has("bus.backend")) o.bus_backend = c.get_strings("bus.backend");
-    o.broker_endpoint = c.get_string("broker.endpoint", o.broker_endpoint);
-    o.cycle_ms = c.get_int("scheduler.cycle_ms", o.cycle_ms);
-    if (o.cycle_ms < 1 || o.cycle_ms > 600'000) {
-      return Status::invalid("scheduler.cycle_ms: " + std::to_string(o.cycle_ms) + " is out of range (1 to 600000)");
-    }
-    int64_t allocate_ms = c.get_int("scheduler.allocate_timeout_ms", o.allocate_timeout_ms);
-    if (allocate_ms < 1 || allocate_ms > 600'000) {
-      return Status::invalid("scheduler.allocate_timeout_ms: " + std::to_string(allocate_ms) +
-                             " is out of range (1 to 600000)");
-    }
-    o.allocate_timeout_ms = static_cast<int>(allocate_ms);
-    o.query_page_bytes = c.get_int("scheduler.query_page_bytes", o.query_page_bytes);
-    if (o.query_page_bytes < 64 * 1024 || o.query_page_bytes > 32 * 1024 * 1024) {
-      return Status::invalid("scheduler.query_page_bytes: " + std::to_string(o.query_page_bytes) +
-                             " is out of range (65536 to 33554432: a reply must stay under the 64 MiB message limit)");
-    }
-    auto durability = storage::parse_durability("scheduler.durability", c.get_string("scheduler.durability", "wal"));
-    if (!durability) return durability.status();
-    o.durability = *durability;
-    auto choice = scheduler_config_from(c);
-    if (!choice) return choice.status();
-    o.policy = choice->policy;
-    o.core = std::move(choice->core);
-  } catch (const std::exception& e) {
-    return Status::invalid(e.what());
-  }
-  return o;
-}
 
 Result<std::unique_ptr<SchedulerShell>> SchedulerShell::open(zmq::context_t& ctx, ShellOptions options,
                                                              const Clock& clock) {
@@ -162,33 +95,46 @@ void SchedulerShell::restore() {
     stored_next_id_ = storage::decode_u64(*v);
     core_.set_next_job_id(stored_next_id_);
   }
-  size_t nodes = 0, leases = 0, jobs = 0, bad = 0;
+  size_t nodes = 0, leases = 0, bad = 0;
+  restore_cluster(&nodes, &leases, &bad);
+  size_t jobs = restore_jobs(&bad);
+  if (bad) spdlog::error("{} stored records in {} could not be read and were skipped", bad, store_->path());
+  core_.finish_restore(clock_.now_ns());
+  stored_next_id_ = std::max(stored_next_id_, core_.next_job_id());
+  spdlog::info("restored {} jobs, {} nodes, {} leases from {}", jobs, nodes, leases, store_->path());
+}
+
+void SchedulerShell::restore_cluster(size_t* nodes, size_t* leases, size_t* bad) {
   store_->scan(nodes_cf_, "", "", [&](std::string_view, std::string_view v) {
     const fb::NodeInfo* n = v.size() > 2 ? verified_root<fb::NodeInfo>(v.substr(2)) : nullptr;
     if (!n) {
-      ++bad;
+      ++*bad;
       return true;
     }
     fb::NodeInfoT info;
     n->UnPackTo(&info);
     core_.restore_node(info, v[0] != 0, v[1] != 0);
-    ++nodes;
+    ++*nodes;
     return true;
   });
   store_->scan(leases_cf_, "", "", [&](std::string_view, std::string_view v) {
     const auto* g = verified_root<fb::LeaseGranted>(v);
     if (!g) {
-      ++bad;
+      ++*bad;
       return true;
     }
     core_.restore_lease(grant_of(*g));
-    ++leases;
+    ++*leases;
     return true;
   });
   store_->scan(accounts_cf_, "", "", [&](std::string_view k, std::string_view) {
     core_.restore_blocked(k);
     return true;
   });
+}
+
+size_t SchedulerShell::restore_jobs(size_t* bad) {
+  size_t jobs = 0;
   // Array specs first: their tasks store none of their own.
   std::unordered_map<JobId, std::shared_ptr<const fb::JobSpecT>> specs;
   store_->scan(specs_cf_, "", "", [&](std::string_view k, std::string_view v) {
@@ -196,7 +142,7 @@ void SchedulerShell::restore() {
     if (spec && k.size() == 8) {
       specs[KeyReader(k).u64()] = std::move(spec);
     } else {
-      ++bad;
+      ++*bad;
     }
     return true;
   });
@@ -215,7 +161,7 @@ void SchedulerShell::restore() {
       }
     }
     if (!j || !j->spec) {
-      ++bad;
+      ++*bad;
       return true;
     }
     core_.restore_job(std::move(*j));
@@ -226,10 +172,7 @@ void SchedulerShell::restore() {
     auto st = store_->commit(upgrade);
     if (!st) spdlog::error("storing the specs of {} arrays failed: {}", upgrade.count(), st.to_string());
   }
-  if (bad) spdlog::error("{} stored records in {} could not be read and were skipped", bad, store_->path());
-  core_.finish_restore(clock_.now_ns());
-  stored_next_id_ = std::max(stored_next_id_, core_.next_job_id());
-  spdlog::info("restored {} jobs, {} nodes, {} leases from {}", jobs, nodes, leases, store_->path());
+  return jobs;
 }
 
 void SchedulerShell::register_handlers() {
@@ -312,41 +255,11 @@ void SchedulerShell::on_event(const bus::Event& e, storage::Batch& batch) {
   int64_t now = clock_.now_ns();
   int64_t at = happened_at(e.time_ns(), now);
   switch (e.type()) {
-    case fb::Payload::NodeUp: {
-      auto* n = e.as<fb::NodeUp>()->node();
-      if (!n || !n->name()) return;
-      fb::NodeInfoT info;
-      n->UnPackTo(&info);
-      core_.node_up(info);
-      auto existing = store_->get(nodes_cf_, info.name);
-      bool drained = existing && existing->size() > 1 && (*existing)[1] != 0;
-      batch.put(nodes_cf_, info.name, node_value(info, true, drained));
-      if (drained) core_.node_drained(info.name, true);
-      return;
-    }
+    case fb::Payload::NodeUp:
     case fb::Payload::NodeDown:
-    case fb::Payload::NodeDrained: {
-      std::string name;
-      bool down = e.type() == fb::Payload::NodeDown;
-      bool drained = false;
-      if (down) {
-        name = str(e.as<fb::NodeDown>()->name());
-        core_.node_down(name);
-      } else {
-        auto* d = e.as<fb::NodeDrained>();
-        name = str(d->name());
-        drained = d->drained();
-        core_.node_drained(name, drained);
-      }
-      // Keep the stored node's flags in step (the node's own record comes
-      // with node.up).
-      auto v = store_->get(nodes_cf_, name);
-      if (v && v->size() > 2) {
-        (*v)[down ? 0 : 1] = down ? 0 : (drained ? 1 : 0);
-        batch.put(nodes_cf_, name, *v);
-      }
+    case fb::Payload::NodeDrained:
+      on_node_event(e, batch);
       return;
-    }
     case fb::Payload::LeaseGranted: {
       Grant g = grant_of(*e.as<fb::LeaseGranted>());
       core_.lease_granted(g, at);
@@ -391,6 +304,48 @@ void SchedulerShell::on_event(const bus::Event& e, storage::Batch& batch) {
     }
     default:
       return;  // lease.revoked, account.warning...: nothing for the scheduler
+  }
+}
+
+void SchedulerShell::on_node_event(const bus::Event& e, storage::Batch& batch) {
+  switch (e.type()) {
+    case fb::Payload::NodeUp: {
+      auto* n = e.as<fb::NodeUp>()->node();
+      if (!n || !n->name()) return;
+      fb::NodeInfoT info;
+      n->UnPackTo(&info);
+      core_.node_up(info);
+      auto existing = store_->get(nodes_cf_, info.name);
+      bool drained = existing && existing->size() > 1 && (*existing)[1] != 0;
+      batch.put(nodes_cf_, info.name, node_value(info, true, drained));
+      if (drained) core_.node_drained(info.name, true);
+      return;
+    }
+    case fb::Payload::NodeDown:
+    case fb::Payload::NodeDrained: {
+      std::string name;
+      bool down = e.type() == fb::Payload::NodeDown;
+      bool drained = false;
+      if (down) {
+        name = str(e.as<fb::NodeDown>()->name());
+        core_.node_down(name);
+      } else {
+        auto* d = e.as<fb::NodeDrained>();
+        name = str(d->name());
+        drained = d->drained();
+        core_.node_drained(name, drained);
+      }
+      // Keep the stored node's flags in step (the node's own record comes
+      // with node.up).
+      auto v = store_->get(nodes_cf_, name);
+      if (v && v->size() > 2) {
+        (*v)[down ? 0 : 1] = down ? 0 : (drained ? 1 : 0);
+        batch.put(nodes_cf_, name, *v);
+      }
+      return;
+    }
+    default:
+      return;
   }
 }
 

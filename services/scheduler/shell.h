@@ -62,6 +62,10 @@ class SchedulerShell {
  private:
   SchedulerShell(zmq::context_t& ctx, ShellOptions options, const Clock& clock, std::unique_ptr<storage::Store> store);
   void restore();
+  // Nodes, leases and blocked accounts; counts what it read and what it could not.
+  void restore_cluster(size_t* nodes, size_t* leases, size_t* bad);
+  // Array specs and jobs; returns the jobs restored.
+  size_t restore_jobs(size_t* bad);
   void register_handlers();
 
   // Requests.
@@ -75,6 +79,8 @@ class SchedulerShell {
   PriorityFactors factors_of(const Job& j) const;
   // Events.
   void on_event(const bus::Event& e, storage::Batch& batch);
+  // node.up / node.down / node.drained, and the stored node's flags.
+  void on_node_event(const bus::Event& e, storage::Batch& batch);
 
   // Cycle if due, then store and publish what the core changed (runs
   // before each commit).

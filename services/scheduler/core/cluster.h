@@ -202,6 +202,10 @@ class Cluster {
   void index_insert(NodeIdx n, uint16_t p, uint16_t t, uint32_t bucket);
   void index_remove(NodeIdx n, size_t member);
   uint32_t free_of_type(const Node& node, uint16_t t) const;
+  // upsert's two halves: the node's GPUs (by type and NUMA domain), and
+  // the partitions it belongs to.
+  void set_gpus(Node& node, const fb::NodeInfoT& info);
+  void set_partitions(Node& node, const fb::NodeInfoT& info);
   void update_limits(const Node& node);
   void rebuild_limits();
 

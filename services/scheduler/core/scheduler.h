@@ -17,10 +17,14 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/array_spec.h"
+#include "core/backfill.h"
 #include "core/cluster.h"
 #include "core/config.h"
 #include "core/job.h"
 #include "core/policy.h"
+#include "core/preemption.h"
+#include "core/quotas.h"
 #include "trainyard/fb/runs_generated.h"
 #include "util/status.h"
 
@@ -117,20 +121,6 @@ struct SchedulerStats {
   uint64_t preempt_requests = 0;
 };
 
-// A backfill reservation: where and when a waiting job is due to start.
-// Jobs that would still hold those GPUs at `start_ns` may not take them.
-struct Reservation {
-  JobId job = 0;
-  uint16_t partition = 0;
-  uint16_t pool_type = 0;      // the pool it reserves for (the job's type; 0: any)
-  uint16_t type = 0;           // the GPU type reserved
-  int64_t start_ns = 0;
-  std::vector<NodeIdx> nodes;
-  std::vector<uint32_t> need;  // GPUs of `type` it needs on each node
-  std::vector<uint32_t> avail; // GPUs of `type` free there at start_ns (less what backfilled jobs took)
-  bool for_preemption = false; // room its victims leave (starts now)
-};
-
 class Scheduler {
  public:
   explicit Scheduler(SchedulerConfig config, std::unique_ptr<QueuePolicy> policy = nullptr);
@@ -160,9 +150,9 @@ class Scheduler {
   uint32_t account_gpus(std::string_view account, std::string_view gpu_type = "") const;
   // Runs of the account's jobs ended by preemption.
   uint64_t account_preemptions(std::string_view account) const;
-  const std::vector<std::string>& account_names() const { return account_names_; }
+  const std::vector<std::string>& account_names() const { return usage_.names(); }
   // The reservations of the last full cycle.
-  const std::vector<Reservation>& reservations() const { return reservations_; }
+  const std::vector<Reservation>& reservations() const { return book_.all(); }
   size_t job_count() const { return jobs_.size(); }
   // True when `id` was a job or an array that was purged after the
   // retention period (ids are handed out in order and only purging
@@ -218,7 +208,7 @@ class Scheduler {
   void restore_lease(const Grant& g) {
     cluster_.add_lease(g.lease_id, g.node, g.gpus, g.cpus, g.memory_mb, g.job, g.attempt);
   }
-  void restore_blocked(std::string_view account) { blocked(account_index(account)) = true; }
+  void restore_blocked(std::string_view account) { usage_.set_blocked(usage_.index(account), true); }
   void restore_job(Job job);
   // Rebuilds what is derived (queue, arrays, dependencies, tokens) and asks
   // again for the releases of cancels under way.
@@ -235,17 +225,6 @@ class Scheduler {
   const QueuePolicy& policy() const { return *policy_; }
 
  private:
-  struct Limits {
-    std::vector<uint32_t> max;         // by type index ([0]: all); UINT32_MAX: none
-    std::vector<uint32_t> guaranteed;  // by type index; 0: none
-    bool any = false;
-  };
-  // Victims chosen for a preemptor, and where its GPUs come free.
-  struct PreemptionPlan {
-    uint16_t type = 0;
-    std::vector<NodeIdx> nodes;
-    std::vector<JobId> victims;
-  };
   struct ArrayInfo {
     uint32_t max_running = 0;
     uint32_t active = 0;
@@ -253,14 +232,18 @@ class Scheduler {
   };
   enum class DepStatus { kWaiting, kSatisfied, kNever };
 
+  // The cycle under way: what is left to try once no GPU is free
+  // (scheduler_cycle.cc).
+  struct CyclePass;
+
   Job* find(JobId id);
-  uint32_t account_index(std::string_view account);
-  std::vector<bool>::reference blocked(uint32_t account);
-  bool blocked_at(uint32_t account) const { return account < blocked_.size() && blocked_[account]; }
   QueueEntry entry(Job& j) const {
     return QueueEntry{j.id, j.tier, j.submit_time_ns, j.account, j.array_job_id, j.shape, &j};
   }
   int64_t tier_for(const fb::JobSpecT& spec, const Shape& shape) const;
+  // Normalizes and checks a submission (spec, array, dependencies, the
+  // user's limit); `array` gets the parsed array.
+  Status check_submission(fb::JobSpecT& spec, ArraySpec* array) const;
   void mark_dirty(Job& j);
   void transition(Job& j, JobState to, std::string reason, int64_t now_ns, int32_t exit_code = 0);
   void set_allocating(Job& j, bool allocating);
@@ -279,27 +262,35 @@ class Scheduler {
   void place_rank(Job& j, uint32_t rank, const std::string& node, const std::vector<uint32_t>& gpus);
   enum class Placed { kStarted, kNoRoom, kReserved, kQuota };
   Placed try_place(const QueueEntry& e);
+  // Asks the broker for the picked nodes (picks_) and marks the job allocating.
+  void start(Job& j, const Shape& shape, int64_t end_ns);
   bool array_full(JobId array_job_id) const;
   // The cycle's treatment of one waiting job: start it, or say why it
   // waits (and reserve, block or preempt for it). True when it starts.
   bool offer(const QueueEntry& e);
+  // A job the cycle could not start waits: as the backfill mode says, it
+  // holds back its partition, reserves its earliest start, or is passed over.
+  void wait_by_backfill(const QueueEntry& e, Placed placed);
   void begin_full_cycle();
+  void full_cycle(CyclePass& pass, size_t* placed);
+  void fresh_cycle(CyclePass& pass, size_t* placed);
   int64_t limit_ns(const Job& j) const;
   void set_lease_ends(Job& j, int64_t end_ns);
   void held_changed(Job& j, bool now_active);
   // Quotas.
-  const Limits& limits(uint32_t account);
-  bool over_quota(const QueueEntry& e, uint16_t type);
-  uint32_t used(uint32_t account, uint16_t type) const;
-  bool borrowing(uint32_t account, uint16_t type);
-  bool can_reclaim(const QueueEntry& e);
+  bool over_quota(const QueueEntry& e, uint16_t type) const {
+    return usage_.over_quota(e.account, uint64_t{e.shape.gpus} * e.shape.nodes, type);
+  }
   // Backfill.
   bool reserve(const QueueEntry& e);
   void reserve_for_plan(const QueueEntry& e, const PreemptionPlan& plan);
   void add_reservation(Reservation r);
-  bool pool_reserved(uint16_t partition, uint16_t type) const;
+  // Restore (scheduler_restore.cc).
+  void derive(JobId id, Job& j);
+  void replay_fair_share(int64_t now_ns);
   // Preemption.
-  bool preemption_possible(const QueueEntry& e);
+  PreemptionPlanner planner() const { return PreemptionPlanner(cluster_, usage_, config_.preemption); }
+  bool preemption_possible(const QueueEntry& e) const;
   bool preempt_for(const QueueEntry& e);
   void requeue_preempted(Job& j, int64_t now_ns);
   // Retention and per-user counts (core/retention.cc).
@@ -315,9 +306,7 @@ class Scheduler {
   std::unordered_map<JobId, ArrayInfo> arrays_;
   std::unordered_map<JobId, std::vector<JobId>> dependents_;  // target (job or array) -> waiting jobs
   std::unordered_map<std::string, SubmitResult> tokens_;      // user '\0' token -> ids
-  std::unordered_map<std::string, uint32_t> account_ids_;
-  std::vector<std::string> account_names_;
-  std::vector<bool> blocked_;
+  AccountUsage usage_;  // accounts: usage, quotas, blocks
   std::vector<JobId> fresh_;    // queued since the last cycle
   std::vector<JobId> backoff_;  // waiting for their broker retry time
   bool full_ = true;
@@ -326,31 +315,14 @@ class Scheduler {
   std::vector<Shape> failed_shapes_;
   std::vector<std::pair<Shape, uint64_t>> failed_filtered_;  // (shape, time limit) refused by reservations
   int64_t now_ns_ = 0;                                       // the time of the cycle under way
-  // Usage and quotas.
-  std::vector<std::vector<uint32_t>> used_;  // [account][type]: GPUs held by active jobs ([0]: all)
-  std::vector<Limits> limits_;
-  size_t limits_types_ = 0;                  // type count the limits were resolved for
-  bool any_quota_ = false;
-  bool any_guarantee_ = false;
-  std::vector<uint64_t> preempted_by_account_;
   // Backfill.
-  std::vector<Reservation> reservations_;
-  std::unordered_map<NodeIdx, std::pair<uint32_t, uint32_t>> reserved_;  // node -> (reservation, slot)
+  Reservations book_;
   std::vector<JobId> with_expected_start_;
-  std::vector<std::pair<uint16_t, uint16_t>> pools_tried_;
-  // Last cycle's reservations, reused (checked, not recomputed) by the
-  // cycles between two periodic ticks while their job still leads its pool.
-  std::vector<Reservation> kept_;
-  bool recompute_reservations_ = true;  // (partition, pool type) reserved for this cycle
   std::vector<std::pair<uint16_t, QueueEntry>> strict_blockers_;  // (partition, first job that waits)
-  NodeFilter reservation_filter_;
-  int64_t candidate_end_ns_ = 0;
-  JobId candidate_job_ = 0;  // the expected end of the job being placed (for the filter)
   bool rerun_full_ = false;
   // Preemption.
   std::vector<Job*> active_;  // jobs holding (or about to hold) resources (Job::active_slot)
   std::vector<std::pair<std::pair<uint16_t, uint16_t>, uint32_t>> queued_pools_;  // (partition, type) -> waiting jobs
-  std::vector<uint32_t> queued_by_account_;
   std::map<int64_t, uint32_t> active_tiers_;  // preemptible active jobs by tier
   std::unordered_map<JobId, PreemptionPlan> plans_;
   std::unordered_map<JobId, uint32_t> draining_for_;  // preemptor -> victims not yet ended

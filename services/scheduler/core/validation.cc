@@ -18,36 +18,41 @@ std::string join(const std::vector<std::string>& v) {
 
 std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
-}  // namespace
-
-Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const Cluster& cluster) {
-  if (auto s = check_spec_limits(spec, config.spec_limits); !s) return s;
+// Who submits it, what it runs, and for which account.
+Status check_identity(const fb::JobSpecT& spec, const SchedulerConfig& config) {
   if (spec.user.empty()) return Status::invalid("user: missing; a job needs the name of the user who submits it");
   if (spec.command.empty() && spec.sim_duration_s <= 0) {
     return Status::invalid("command: empty; give the program to run and its arguments");
   }
-  if (!config.accounts.empty()) {
-    if (spec.account.empty()) {
-      return Status::invalid("account: missing; choose one of: " + join(config.accounts));
-    }
-    if (std::find(config.accounts.begin(), config.accounts.end(), spec.account) == config.accounts.end()) {
-      return Status::invalid("account: unknown account " + quoted(spec.account) + "; known accounts: " +
-                             join(config.accounts));
-    }
+  if (config.accounts.empty()) return Status::ok();
+  if (spec.account.empty()) {
+    return Status::invalid("account: missing; choose one of: " + join(config.accounts));
   }
+  if (std::find(config.accounts.begin(), config.accounts.end(), spec.account) == config.accounts.end()) {
+    return Status::invalid("account: unknown account " + quoted(spec.account) + "; known accounts: " +
+                           join(config.accounts));
+  }
+  return Status::ok();
+}
+
+// The partition it names, or the default one (written into the spec).
+Result<uint16_t> resolve_partition(fb::JobSpecT& spec, const SchedulerConfig& config, const Cluster& cluster) {
   if (spec.partition.empty()) {
     spec.partition = config.default_partition.empty() ? cluster.partition(0).name : config.default_partition;
   }
   auto p = cluster.partition_index(spec.partition);
-  if (!p) {
-    std::vector<std::string> names;
-    for (size_t i = 0; i < cluster.partition_count(); ++i) names.push_back(cluster.partition(static_cast<uint16_t>(i)).name);
-    return Status::invalid("partition: unknown partition " + quoted(spec.partition) + "; partitions: " + join(names));
-  }
-  const auto& part = cluster.partition(*p);
-  const auto& lim = cluster.limits(*p);
-  bool known_nodes = lim.nodes > 0;
+  if (p) return *p;
+  std::vector<std::string> names;
+  for (size_t i = 0; i < cluster.partition_count(); ++i) names.push_back(cluster.partition(static_cast<uint16_t>(i)).name);
+  return Status::invalid("partition: unknown partition " + quoted(spec.partition) + "; partitions: " + join(names));
+}
 
+// Nodes, and GPUs per node and their type, against the partition's largest node.
+Status check_nodes_and_gpus(const fb::JobSpecT& spec, const SchedulerConfig& config, const Cluster& cluster,
+                            uint16_t p) {
+  const auto& part = cluster.partition(p);
+  const auto& lim = cluster.limits(p);
+  bool known_nodes = lim.nodes > 0;
   if (spec.nodes == 0) return Status::invalid("nodes: must be at least 1");
   if (spec.nodes > config.max_nodes_per_job) {
     return Status::invalid("nodes: " + std::to_string(spec.nodes) + " is not a valid node count (at most " +
@@ -57,7 +62,6 @@ Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const C
     return Status::invalid("nodes: " + std::to_string(spec.nodes) + " nodes asked but partition " +
                            quoted(part.name) + " has " + std::to_string(lim.nodes));
   }
-
   if (spec.gpus_per_node > config.max_gpus_per_node) {
     return Status::invalid("gpus_per_node: " + std::to_string(spec.gpus_per_node) +
                            " is not a valid GPU count (0 to " + std::to_string(config.max_gpus_per_node) + ")");
@@ -71,27 +75,33 @@ Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const C
     auto t = cluster.gpu_type_index(spec.gpu_type);
     if (!t) {
       return Status::invalid("gpu_type: unknown GPU type " + quoted(spec.gpu_type) + "; known types: " +
-                             join(cluster.gpu_types_in(*p)));
+                             join(cluster.gpu_types_in(p)));
     }
     type = *t;
     if (known_nodes && (lim.max_gpus.size() <= type || lim.max_gpus[type] == 0) &&
         std::find(config.gpu_types.begin(), config.gpu_types.end(), spec.gpu_type) == config.gpu_types.end()) {
       return Status::invalid("gpu_type: partition " + quoted(part.name) + " has no " + quoted(spec.gpu_type) +
-                             " GPUs; it has: " + join(cluster.gpu_types_in(*p)));
+                             " GPUs; it has: " + join(cluster.gpu_types_in(p)));
     }
   }
-  if (known_nodes && spec.gpus_per_node > 0) {
-    uint32_t most = type < lim.max_gpus.size() ? lim.max_gpus[type] : 0;
-    bool declared_only = type != 0 && most == 0;  // a configured type no node has yet
-    if (!declared_only && spec.gpus_per_node > most) {
-      return Status::invalid("gpus_per_node: " + std::to_string(spec.gpus_per_node) +
-                             " GPUs per node asked but the largest node in partition " + quoted(part.name) +
-                             " has " + std::to_string(most) +
-                             (spec.gpu_type.empty() ? std::string() : " of type " + quoted(spec.gpu_type)) +
-                             "; use more nodes with fewer GPUs each");
-    }
+  if (!known_nodes || spec.gpus_per_node == 0) return Status::ok();
+  uint32_t most = type < lim.max_gpus.size() ? lim.max_gpus[type] : 0;
+  bool declared_only = type != 0 && most == 0;  // a configured type no node has yet
+  if (!declared_only && spec.gpus_per_node > most) {
+    return Status::invalid("gpus_per_node: " + std::to_string(spec.gpus_per_node) +
+                           " GPUs per node asked but the largest node in partition " + quoted(part.name) + " has " +
+                           std::to_string(most) +
+                           (spec.gpu_type.empty() ? std::string() : " of type " + quoted(spec.gpu_type)) +
+                           "; use more nodes with fewer GPUs each");
   }
+  return Status::ok();
+}
 
+// CPUs (at least 1, written into the spec) and memory per node.
+Status check_cpus_and_memory(fb::JobSpecT& spec, const SchedulerConfig& config, const Cluster& cluster, uint16_t p) {
+  const auto& part = cluster.partition(p);
+  const auto& lim = cluster.limits(p);
+  bool known_nodes = lim.nodes > 0;
   if (spec.cpus == 0) spec.cpus = 1;
   if (spec.cpus > config.max_cpus) {
     return Status::invalid("cpus: " + std::to_string(spec.cpus) + " is not a valid CPU count");
@@ -105,7 +115,12 @@ Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const C
                            " MB per node asked but the largest node in partition " + quoted(part.name) + " has " +
                            std::to_string(lim.max_memory_mb) + " MB");
   }
+  return Status::ok();
+}
 
+// The time limit (the partition's or the scheduler's default when none is
+// given, written into the spec) and grace period.
+Status check_time(fb::JobSpecT& spec, const SchedulerConfig& config, const PartitionConfig& part) {
   if (spec.time_limit_s == 0) {
     spec.time_limit_s = part.default_time_limit_s ? part.default_time_limit_s : config.default_time_limit_s;
   }
@@ -125,6 +140,19 @@ Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const C
     return Status::invalid("grace_s: " + std::to_string(spec.grace_s) + " s is over the maximum of partition " +
                            quoted(part.name) + " (" + std::to_string(part.max_grace_s) + " s, max_grace_s)");
   }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const Cluster& cluster) {
+  if (auto s = check_spec_limits(spec, config.spec_limits); !s) return s;
+  if (auto s = check_identity(spec, config); !s) return s;
+  auto p = resolve_partition(spec, config, cluster);
+  if (!p) return p.status();
+  if (auto s = check_nodes_and_gpus(spec, config, cluster, *p); !s) return s;
+  if (auto s = check_cpus_and_memory(spec, config, cluster, *p); !s) return s;
+  if (auto s = check_time(spec, config, cluster.partition(*p)); !s) return s;
   if (spec.max_retries > config.max_retries) {
     return Status::invalid("max_retries: " + std::to_string(spec.max_retries) + " is over the limit of " +
                            std::to_string(config.max_retries));

@@ -65,22 +65,66 @@ double jain_index(const std::vector<double>& x) {
   return sum * sum / (static_cast<double>(x.size()) * sq);
 }
 
-Result<SimResult> simulate(const std::vector<TraceJob>& trace, const SimOptions& options) {
-  SchedulerConfig config = options.config;
-  if (!options.keep_backfill) config.backfill = backfill_for(options.policy);
-  auto policy = make_policy(options.policy, config.fairshare);
-  if (!policy) {
-    return Status::invalid("--policy: unknown policy '" + options.policy +
-                           "' (known: fifo, priority, fairshare, fairshare+backfill)");
-  }
-  if (options.limit_factor < 1) return Status::invalid("--limit-factor: must be at least 1 (limits are never short)");
-  Scheduler core(config, std::move(policy));
+namespace {
 
-  // Simulated nodes, named by type: v100-0, v100-1, ...
-  uint64_t total_gpus = 0;
-  uint32_t widest = 0;
+// One simulated run of a trace: the core, a broker that grants every
+// allocation at once, agents that end runs at their durations (or limits),
+// and the figures gathered on the way.
+class Simulation {
+ public:
+  Simulation(const std::vector<TraceJob>& trace, const SimOptions& options, const SchedulerConfig& config,
+             std::unique_ptr<QueuePolicy> policy)
+      : trace_(trace),
+        options_(options),
+        core_(config, std::move(policy)),
+        rng_(options.seed),
+        spread_(1.0, std::max(1.0, options.limit_factor)) {}
+
+  // Simulated nodes, named by type: v100-0, v100-1, ... Returns the GPUs.
+  uint64_t add_nodes();
+  Status run();
+  SimResult result();
+
+ private:
+  void account_time(int64_t t);
+  void end_run(size_t i, fb::RunOutcome outcome, int64_t t);
+  // What the core asked for: grant every allocation at once; stop the
+  // runs it preempts after their grace period (or when they end anyway).
+  void apply(int64_t t);
+  void grant(const AllocateRequest& a, int64_t t);
+  Status arrive(size_t i, int64_t t);
+  void run_ended(const Event& ev, int64_t t);
+
+  const std::vector<TraceJob>& trace_;
+  const SimOptions& options_;
+  Scheduler core_;
+  std::mt19937_64 rng_;
+  std::uniform_real_distribution<double> spread_;
+  uint64_t total_gpus_ = 0;
+  uint32_t widest_ = 0;
+  SimResult res_;
+  std::vector<JobId> ids_;
+  std::map<JobId, size_t> index_of_;
+  std::vector<int64_t> run_start_;
+  std::vector<std::vector<uint64_t>> leases_;
+  std::vector<bool> started_;
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
+  uint64_t seq_ = 0;
+  int64_t first_submit_ = 0;
+  uint64_t next_lease_ = 1;
+  uint64_t busy_ = 0;               // GPUs running now
+  double busy_gpu_s_ = 0;           // integral of busy GPUs
+  std::vector<double> bucket_busy_; // GPU-seconds per sample bucket
+  double frag_weighted_ = 0, frag_time_ = 0;
+  double queued_busy_gpu_s_ = 0, queued_time_ = 0;
+  int64_t last_t_ = 0;
+  int64_t last_end_ = 0;
+  int64_t bucket_ns_ = 1;
+};
+
+uint64_t Simulation::add_nodes() {
   std::map<std::string, int> per_type;
-  for (auto& g : options.nodes) {
+  for (auto& g : options_.nodes) {
     for (uint32_t i = 0; i < g.count; ++i) {
       fb::NodeInfoT n;
       std::string base = g.type.empty() ? "node" : g.type;
@@ -96,181 +140,178 @@ Result<SimResult> simulate(const std::vector<TraceJob>& trace, const SimOptions&
       n.cpus = g.gpus * 16;
       n.memory_mb = g.gpus * 128'000ull;
       n.simulated = true;
-      core.node_up(n);
+      core_.node_up(n);
     }
-    total_gpus += uint64_t{g.count} * g.gpus;
-    widest = std::max(widest, g.gpus);
+    total_gpus_ += uint64_t{g.count} * g.gpus;
+    widest_ = std::max(widest_, g.gpus);
   }
-  if (total_gpus == 0) return Status::invalid("--nodes: the cluster has no GPUs");
+  return total_gpus_;
+}
 
-  std::mt19937_64 rng(options.seed);
-  std::uniform_real_distribution<double> spread(1.0, std::max(1.0, options.limit_factor));
+void Simulation::account_time(int64_t t) {
+  if (t <= last_t_) return;
+  // Utilisation: busy GPUs over [last_t, t), split over sample buckets.
+  int64_t a = last_t_;
+  while (a < t) {
+    size_t b = static_cast<size_t>((a - first_submit_) / bucket_ns_);
+    int64_t bucket_end = first_submit_ + static_cast<int64_t>(b + 1) * bucket_ns_;
+    int64_t e = std::min(t, bucket_end);
+    if (bucket_busy_.size() <= b) bucket_busy_.resize(b + 1, 0);
+    bucket_busy_[b] += static_cast<double>(busy_) * to_s(e - a);
+    a = e;
+  }
+  busy_gpu_s_ += static_cast<double>(busy_) * to_s(t - last_t_);
+  if (core_.queued() > 0) {
+    queued_busy_gpu_s_ += static_cast<double>(busy_) * to_s(t - last_t_);
+    queued_time_ += to_s(t - last_t_);
+  }
+  // Fragmentation matters while jobs wait for room.
+  auto f = core_.cluster().fragmentation();
+  if (core_.queued() > 0 && f.free_gpus > 0) {
+    frag_weighted_ += f.ratio() * to_s(t - last_t_);
+    frag_time_ += to_s(t - last_t_);
+  }
+  last_t_ = t;
+}
 
-  SimResult res;
-  res.policy = options.policy;
-  res.jobs = trace.size();
-  res.gpus = total_gpus;
-  res.outcomes.resize(trace.size());
-  std::vector<JobId> ids(trace.size(), 0);
-  std::map<JobId, size_t> index_of;
-  std::vector<int64_t> run_start(trace.size(), 0);
-  std::vector<std::vector<uint64_t>> leases(trace.size());
-  std::vector<bool> started(trace.size(), false), ended(trace.size(), false);
+void Simulation::end_run(size_t i, fb::RunOutcome outcome, int64_t t) {
+  JobId id = ids_[i];
+  const Job* j = core_.job(id);
+  if (!j || leases_[i].empty()) return;
+  busy_ -= j->shape.gpus * j->shape.nodes;
+  core_.run_finished(RunEnd{id, j->attempt, leases_[i][0], outcome, 0, 0, ""}, t);
+  for (uint64_t l : leases_[i]) core_.lease_released(l, id, t);
+  leases_[i].clear();
+  last_end_ = std::max(last_end_, t);
+}
 
-  std::priority_queue<Event, std::vector<Event>, std::greater<>> events;
-  uint64_t seq = 0;
-  for (size_t i = 0; i < trace.size(); ++i) events.push(Event{to_ns(trace[i].submit_s), seq++, Kind::kArrival, i, 0});
-  int64_t first_submit = trace.empty() ? 0 : to_ns(trace.front().submit_s);
+void Simulation::grant(const AllocateRequest& a, int64_t t) {
+  size_t i = index_of_.at(a.job);
+  std::vector<uint64_t> ls;
+  for (size_t r = 0; r < a.nodes.size(); ++r) ls.push_back(next_lease_++);
+  core_.allocated(a.job, a.attempt, ls, t);
+  for (size_t r = 0; r < a.nodes.size(); ++r) {
+    core_.lease_granted(Grant{ls[r], a.job, a.attempt, a.nodes[r].node, a.nodes[r].gpus, a.nodes[r].cpus,
+                              a.nodes[r].memory_mb, static_cast<uint32_t>(r)},
+                        t);
+  }
+  core_.run_started(a.job, a.attempt, ls[0], t, t);
+  leases_[i] = ls;
+  const Job* j = core_.job(a.job);
+  busy_ += j->shape.gpus * j->shape.nodes;
+  if (!started_[i]) {
+    started_[i] = true;
+    res_.outcomes[i].start_s = to_s(t);
+  }
+  run_start_[i] = t;
+  // A preempted job starts over (no checkpoint); a run longer than its
+  // limit is stopped at the limit.
+  int64_t dur = to_ns(trace_[i].duration_s);
+  int64_t limit = static_cast<int64_t>(j->spec->time_limit_s) * kSecond;
+  events_.push(Event{t + std::min(dur, limit), seq_++, Kind::kRunEnd, i, a.attempt});
+}
 
-  uint64_t next_lease = 1;
-  uint64_t busy = 0;            // GPUs running now
-  double busy_gpu_s = 0;        // integral of busy GPUs
-  std::vector<double> bucket_busy;  // GPU-seconds per sample bucket
-  double frag_weighted = 0, frag_time = 0;
-  double queued_busy_gpu_s = 0, queued_time = 0;
-  int64_t last_t = first_submit;
-  int64_t last_end = first_submit;
-  int64_t bucket_ns = std::max<int64_t>(1, to_ns(options.sample_s));
+void Simulation::apply(int64_t t) {
+  Output out = core_.take_output();
+  for (auto& a : out.allocations) grant(a, t);
+  for (auto& r : out.releases) {
+    auto it = index_of_.find(r.job);
+    if (it == index_of_.end()) continue;
+    size_t i = it->second;
+    const Job* j = core_.job(r.job);
+    if (!j || leases_[i].empty() || leases_[i][0] != r.lease_id) continue;
+    // SIGTERM now, the run is gone after its grace (or its natural end).
+    int64_t stop = t + static_cast<int64_t>(r.grace_s) * kSecond;
+    events_.push(Event{stop, seq_++, Kind::kRunEnd, i, j->attempt + 1000000});
+  }
+  (void)core_.take_output();
+}
 
-  auto account_time = [&](int64_t t) {
-    if (t <= last_t) return;
-    // Utilisation: busy GPUs over [last_t, t), split over sample buckets.
-    int64_t a = last_t;
-    while (a < t) {
-      size_t b = static_cast<size_t>((a - first_submit) / bucket_ns);
-      int64_t bucket_end = first_submit + static_cast<int64_t>(b + 1) * bucket_ns;
-      int64_t e = std::min(t, bucket_end);
-      if (bucket_busy.size() <= b) bucket_busy.resize(b + 1, 0);
-      bucket_busy[b] += static_cast<double>(busy) * to_s(e - a);
-      a = e;
-    }
-    busy_gpu_s += static_cast<double>(busy) * to_s(t - last_t);
-    if (core.queued() > 0) {
-      queued_busy_gpu_s += static_cast<double>(busy) * to_s(t - last_t);
-      queued_time += to_s(t - last_t);
-    }
-    // Fragmentation matters while jobs wait for room.
-    auto f = core.cluster().fragmentation();
-    if (core.queued() > 0 && f.free_gpus > 0) {
-      frag_weighted += f.ratio() * to_s(t - last_t);
-      frag_time += to_s(t - last_t);
-    }
-    last_t = t;
-  };
+Status Simulation::arrive(size_t i, int64_t t) {
+  const TraceJob& tj = trace_[i];
+  fb::JobSpecT spec;
+  spec.name = tj.id;
+  spec.user = tj.user;
+  spec.account = tj.user;
+  spec.sim_duration_s = tj.duration_s;
+  uint32_t nodes = tj.gpus > widest_ && widest_ > 0 ? (tj.gpus + widest_ - 1) / widest_ : 1;
+  spec.nodes = nodes;
+  spec.gpus_per_node = (tj.gpus + nodes - 1) / nodes;
+  spec.gpu_type = tj.gpu_type;
+  spec.cpus = 1;
+  double factor = options_.limit_random ? spread_(rng_) : options_.limit_factor;
+  spec.time_limit_s = static_cast<uint64_t>(std::max(1.0, std::ceil(tj.duration_s * factor - 1e-9)));
+  spec.grace_s = 30;
+  auto r = core_.submit(spec, t);
+  if (!r) return Status::invalid("job " + tj.id + ": " + r.status().message());
+  ids_[i] = r->job_ids.at(0);
+  index_of_[ids_[i]] = i;
+  auto& o = res_.outcomes[i];
+  o.id = tj.id;
+  o.user = tj.user;
+  o.gpus = spec.gpus_per_node * spec.nodes;
+  o.submit_s = to_s(t);
+  o.duration_s = tj.duration_s;
+  return Status::ok();
+}
 
-  auto end_run = [&](size_t i, fb::RunOutcome outcome, int64_t t) {
-    JobId id = ids[i];
-    const Job* j = core.job(id);
-    if (!j || leases[i].empty()) return;
-    busy -= j->shape.gpus * j->shape.nodes;
-    core.run_finished(RunEnd{id, j->attempt, leases[i][0], outcome, 0, 0, ""}, t);
-    for (uint64_t l : leases[i]) core.lease_released(l, id, t);
-    leases[i].clear();
-    last_end = std::max(last_end, t);
-  };
+void Simulation::run_ended(const Event& ev, int64_t t) {
+  size_t i = ev.index;
+  const Job* j = core_.job(ids_[i]);
+  if (!j || j->terminal()) return;
+  bool preempt_stop = ev.attempt >= 1000000;
+  uint32_t attempt = preempt_stop ? ev.attempt - 1000000 : ev.attempt;
+  if (attempt != j->attempt || leases_[i].empty()) return;
+  if (preempt_stop) {
+    end_run(i, fb::RunOutcome::Preempted, t);
+  } else {
+    bool timed_out = to_ns(trace_[i].duration_s) > static_cast<int64_t>(j->spec->time_limit_s) * kSecond;
+    end_run(i, timed_out ? fb::RunOutcome::TimedOut : fb::RunOutcome::Succeeded, t);
+  }
+}
 
-  // What the core asked for: grant every allocation at once; stop the
-  // runs it preempts after their grace period (or when they end anyway).
-  auto apply = [&](int64_t t) {
-    Output out = core.take_output();
-    for (auto& a : out.allocations) {
-      size_t i = index_of.at(a.job);
-      std::vector<uint64_t> ls;
-      for (size_t r = 0; r < a.nodes.size(); ++r) ls.push_back(next_lease++);
-      core.allocated(a.job, a.attempt, ls, t);
-      for (size_t r = 0; r < a.nodes.size(); ++r) {
-        core.lease_granted(Grant{ls[r], a.job, a.attempt, a.nodes[r].node, a.nodes[r].gpus, a.nodes[r].cpus,
-                                 a.nodes[r].memory_mb, static_cast<uint32_t>(r)},
-                           t);
-      }
-      core.run_started(a.job, a.attempt, ls[0], t, t);
-      leases[i] = ls;
-      const Job* j = core.job(a.job);
-      busy += j->shape.gpus * j->shape.nodes;
-      if (!started[i]) {
-        started[i] = true;
-        res.outcomes[i].start_s = to_s(t);
-      }
-      run_start[i] = t;
-      // A preempted job starts over (no checkpoint); a run longer than
-      // its limit is stopped at the limit.
-      int64_t dur = to_ns(trace[i].duration_s);
-      int64_t limit = static_cast<int64_t>(j->spec->time_limit_s) * kSecond;
-      events.push(Event{t + std::min(dur, limit), seq++, Kind::kRunEnd, i, a.attempt});
-    }
-    for (auto& r : out.releases) {
-      auto it = index_of.find(r.job);
-      if (it == index_of.end()) continue;
-      size_t i = it->second;
-      const Job* j = core.job(r.job);
-      if (!j || leases[i].empty() || leases[i][0] != r.lease_id) continue;
-      // SIGTERM now, the run is gone after its grace (or its natural end).
-      int64_t stop = t + static_cast<int64_t>(r.grace_s) * kSecond;
-      events.push(Event{stop, seq++, Kind::kRunEnd, i, j->attempt + 1000000});
-    }
-    (void)core.take_output();
-  };
-
-  while (!events.empty()) {
-    int64_t t = events.top().time;
+Status Simulation::run() {
+  res_.outcomes.resize(trace_.size());
+  ids_.assign(trace_.size(), 0);
+  run_start_.assign(trace_.size(), 0);
+  leases_.resize(trace_.size());
+  started_.assign(trace_.size(), false);
+  for (size_t i = 0; i < trace_.size(); ++i) events_.push(Event{to_ns(trace_[i].submit_s), seq_++, Kind::kArrival, i, 0});
+  first_submit_ = trace_.empty() ? 0 : to_ns(trace_.front().submit_s);
+  last_t_ = last_end_ = first_submit_;
+  bucket_ns_ = std::max<int64_t>(1, to_ns(options_.sample_s));
+  while (!events_.empty()) {
+    int64_t t = events_.top().time;
     account_time(t);
-    while (!events.empty() && events.top().time == t) {
-      Event ev = events.top();
-      events.pop();
+    while (!events_.empty() && events_.top().time == t) {
+      Event ev = events_.top();
+      events_.pop();
       if (ev.kind == Kind::kArrival) {
-        const TraceJob& tj = trace[ev.index];
-        fb::JobSpecT spec;
-        spec.name = tj.id;
-        spec.user = tj.user;
-        spec.account = tj.user;
-        spec.sim_duration_s = tj.duration_s;
-        uint32_t nodes = tj.gpus > widest && widest > 0 ? (tj.gpus + widest - 1) / widest : 1;
-        spec.nodes = nodes;
-        spec.gpus_per_node = (tj.gpus + nodes - 1) / nodes;
-        spec.gpu_type = tj.gpu_type;
-        spec.cpus = 1;
-        double factor = options.limit_random ? spread(rng) : options.limit_factor;
-        spec.time_limit_s = static_cast<uint64_t>(std::max(1.0, std::ceil(tj.duration_s * factor - 1e-9)));
-        spec.grace_s = 30;
-        auto r = core.submit(spec, t);
-        if (!r) return Status::invalid("job " + tj.id + ": " + r.status().message());
-        ids[ev.index] = r->job_ids.at(0);
-        index_of[ids[ev.index]] = ev.index;
-        auto& o = res.outcomes[ev.index];
-        o.id = tj.id;
-        o.user = tj.user;
-        o.gpus = spec.gpus_per_node * spec.nodes;
-        o.submit_s = to_s(t);
-        o.duration_s = tj.duration_s;
+        if (auto s = arrive(ev.index, t); !s) return s;
       } else {
-        size_t i = ev.index;
-        const Job* j = core.job(ids[i]);
-        if (!j || j->terminal()) continue;
-        bool preempt_stop = ev.attempt >= 1000000;
-        uint32_t attempt = preempt_stop ? ev.attempt - 1000000 : ev.attempt;
-        if (attempt != j->attempt || leases[i].empty()) continue;
-        if (preempt_stop) {
-          end_run(i, fb::RunOutcome::Preempted, t);
-        } else {
-          bool timed_out = to_ns(trace[i].duration_s) > static_cast<int64_t>(j->spec->time_limit_s) * kSecond;
-          end_run(i, timed_out ? fb::RunOutcome::TimedOut : fb::RunOutcome::Succeeded, t);
-        }
+        run_ended(ev, t);
       }
-      (void)core.take_output();
+      (void)core_.take_output();
     }
-    core.tick(t);
-    for (int guard = 0; core.wants_cycle() && guard < 16; ++guard) {
-      core.cycle(t);
+    core_.tick(t);
+    for (int guard = 0; core_.wants_cycle() && guard < 16; ++guard) {
+      core_.cycle(t);
       apply(t);
     }
   }
+  return Status::ok();
+}
 
-  // Results.
-  std::vector<double> jct, wait, slow;
+SimResult Simulation::result() {
+  SimResult& res = res_;
+  res.policy = options_.policy;
+  res.jobs = trace_.size();
+  res.gpus = total_gpus_;
+  std::vector<double> jct, wait;
   std::map<std::string, std::vector<double>> wait_by, slow_by_user;
-  for (size_t i = 0; i < trace.size(); ++i) {
+  for (size_t i = 0; i < trace_.size(); ++i) {
     auto& o = res.outcomes[i];
-    const Job* j = core.job(ids[i]);
+    const Job* j = core_.job(ids_[i]);
     if (!j) continue;
     o.state = fb::EnumNameJobState(j->state);
     o.preemptions = j->preemptions;
@@ -287,23 +328,41 @@ Result<SimResult> simulate(const std::vector<TraceJob>& trace, const SimOptions&
   res.jct = percentiles(jct);
   res.wait = percentiles(wait);
   for (auto& [b, v] : wait_by) res.wait_by_size[b] = percentiles(v);
-  res.makespan_s = to_s(last_end - first_submit);
-  res.utilisation = res.makespan_s > 0 ? busy_gpu_s / (static_cast<double>(total_gpus) * res.makespan_s) : 0;
-  res.utilisation_queued = queued_time > 0 ? queued_busy_gpu_s / (static_cast<double>(total_gpus) * queued_time) : 0;
-  for (size_t b = 0; b < bucket_busy.size(); ++b) {
-    double start = to_s(static_cast<int64_t>(b) * bucket_ns);
-    double len = std::min(to_s(bucket_ns), res.makespan_s - start);
+  double gpus = static_cast<double>(total_gpus_);
+  res.makespan_s = to_s(last_end_ - first_submit_);
+  res.utilisation = res.makespan_s > 0 ? busy_gpu_s_ / (gpus * res.makespan_s) : 0;
+  res.utilisation_queued = queued_time_ > 0 ? queued_busy_gpu_s_ / (gpus * queued_time_) : 0;
+  for (size_t b = 0; b < bucket_busy_.size(); ++b) {
+    double start = to_s(static_cast<int64_t>(b) * bucket_ns_);
+    double len = std::min(to_s(bucket_ns_), res.makespan_s - start);
     if (len <= 0) break;
-    res.utilisation_series.emplace_back(start, bucket_busy[b] / (static_cast<double>(total_gpus) * len));
+    res.utilisation_series.emplace_back(start, bucket_busy_[b] / (gpus * len));
   }
-  res.fragmentation = frag_time > 0 ? frag_weighted / frag_time : 0;
-  res.preemptions = core.stats().preemptions;
+  res.fragmentation = frag_time_ > 0 ? frag_weighted_ / frag_time_ : 0;
+  res.preemptions = core_.stats().preemptions;
   std::vector<double> per_user;
   for (auto& [u, v] : slow_by_user) per_user.push_back(percentiles(v).avg);
   res.jain_fairness = jain_index(per_user);
-  res.backfilled = core.stats().backfilled;
-  res.cycles = core.stats().cycles;
-  return res;
+  res.backfilled = core_.stats().backfilled;
+  res.cycles = core_.stats().cycles;
+  return std::move(res_);
+}
+
+}  // namespace
+
+Result<SimResult> simulate(const std::vector<TraceJob>& trace, const SimOptions& options) {
+  SchedulerConfig config = options.config;
+  if (!options.keep_backfill) config.backfill = backfill_for(options.policy);
+  auto policy = make_policy(options.policy, config.fairshare);
+  if (!policy) {
+    return Status::invalid("--policy: unknown policy '" + options.policy +
+                           "' (known: fifo, priority, fairshare, fairshare+backfill)");
+  }
+  if (options.limit_factor < 1) return Status::invalid("--limit-factor: must be at least 1 (limits are never short)");
+  Simulation sim(trace, options, config, std::move(policy));
+  if (sim.add_nodes() == 0) return Status::invalid("--nodes: the cluster has no GPUs");
+  if (auto s = sim.run(); !s) return s;
+  return sim.result();
 }
 
 }  // namespace trainyard::scheduler::sim
