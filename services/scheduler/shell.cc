@@ -21,47 +21,37 @@ std::string str(const flatbuffers::String* s) { return s ? s->str() : std::strin
 
 }  // namespace
 
-Result<std::unique_ptr<SchedulerShell>> SchedulerShell::open(zmq::context_t& ctx, ShellOptions options,
-                                                             const Clock& clock) {
+storage::Options SchedulerShell::store_options(const Options& o) {
   std::vector<std::string> cfs = bus::Publisher::column_families();
   for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
   for (const char* c : {"jobs", "specs", "nodes", "leases", "accounts", "meta"}) cfs.push_back(c);
-  auto store = storage::Store::open(options.data, storage::Options{cfs, {}, options.durability});
-  if (!store) return store.status();
-  std::unique_ptr<SchedulerShell> shell;
-  try {
-    shell.reset(new SchedulerShell(ctx, std::move(options), clock, std::move(store).value()));
-  } catch (const zmq::error_t& e) {
-    return Status::unavailable("scheduler: cannot bind its endpoint: " + std::string(e.what()));
-  }
-  return shell;
+  return storage::Options{cfs, {}, o.durability};
 }
 
-SchedulerShell::SchedulerShell(zmq::context_t& ctx, ShellOptions options, const Clock& clock,
-                               std::unique_ptr<storage::Store> store)
-    : ctx_(ctx),
+SchedulerShell::SchedulerShell(const ServiceEnv& env, ShellOptions options)
+    : ctx_(env.ctx),
       options_(std::move(options)),
-      clock_(clock),
-      store_(std::move(store)),
-      jobs_cf_(store_->cf("jobs")),
-      specs_cf_(store_->cf("specs")),
-      nodes_cf_(store_->cf("nodes")),
-      leases_cf_(store_->cf("leases")),
-      accounts_cf_(store_->cf("accounts")),
-      meta_cf_(store_->cf("meta")),
+      clock_(env.clock),
+      store_(env.store),
+      jobs_cf_(store_.cf("jobs")),
+      specs_cf_(store_.cf("specs")),
+      nodes_cf_(store_.cf("nodes")),
+      leases_cf_(store_.cf("leases")),
+      accounts_cf_(store_.cf("accounts")),
+      meta_cf_(store_.cf("meta")),
       core_(options_.core, make_policy(options_.policy, options_.core.fairshare)),
-      runtime_(store_.get()) {
+      runtime_(env.runtime) {
   restore();
   server_ = std::make_unique<rpc::Server>(ctx_, options_.endpoint, "scheduler");
   bus::PublisherOptions po;
   po.instance = options_.instance;
   po.bus_endpoints = options_.bus_frontend;
-  publisher_ = std::make_unique<bus::Publisher>(ctx_, *store_, *server_, po, clock_);
+  publisher_ = std::make_unique<bus::Publisher>(ctx_, store_, *server_, po, clock_);
   bus::SubscriberOptions so;
   so.name = "scheduler";
   so.bus_endpoints = options_.bus_backend;
   so.prefixes = {"node.", "lease.", "run.", "account."};
-  subscriber_ = std::make_unique<bus::Subscriber>(ctx_, *store_, so,
+  subscriber_ = std::make_unique<bus::Subscriber>(ctx_, store_, so,
                                                   [this](const bus::Event& e, storage::Batch& b) { on_event(e, b); });
   broker_ = std::make_unique<rpc::AsyncClient>(ctx_, "broker", options_.broker_endpoint, options_.allocate_timeout_ms);
   register_handlers();
@@ -91,21 +81,21 @@ SchedulerShell::SchedulerShell(zmq::context_t& ctx, ShellOptions options, const 
 SchedulerShell::~SchedulerShell() = default;
 
 void SchedulerShell::restore() {
-  if (auto v = store_->get(meta_cf_, kNextJobId)) {
+  if (auto v = store_.get(meta_cf_, kNextJobId)) {
     stored_next_id_ = storage::decode_u64(*v);
     core_.set_next_job_id(stored_next_id_);
   }
   size_t nodes = 0, leases = 0, bad = 0;
   restore_cluster(&nodes, &leases, &bad);
   size_t jobs = restore_jobs(&bad);
-  if (bad) spdlog::error("{} stored records in {} could not be read and were skipped", bad, store_->path());
+  if (bad) spdlog::error("{} stored records in {} could not be read and were skipped", bad, store_.path());
   core_.finish_restore(clock_.now_ns());
   stored_next_id_ = std::max(stored_next_id_, core_.next_job_id());
-  spdlog::info("restored {} jobs, {} nodes, {} leases from {}", jobs, nodes, leases, store_->path());
+  spdlog::info("restored {} jobs, {} nodes, {} leases from {}", jobs, nodes, leases, store_.path());
 }
 
 void SchedulerShell::restore_cluster(size_t* nodes, size_t* leases, size_t* bad) {
-  store_->scan(nodes_cf_, "", "", [&](std::string_view, std::string_view v) {
+  store_.scan(nodes_cf_, "", "", [&](std::string_view, std::string_view v) {
     const fb::NodeInfo* n = v.size() > 2 ? verified_root<fb::NodeInfo>(v.substr(2)) : nullptr;
     if (!n) {
       ++*bad;
@@ -117,7 +107,7 @@ void SchedulerShell::restore_cluster(size_t* nodes, size_t* leases, size_t* bad)
     ++*nodes;
     return true;
   });
-  store_->scan(leases_cf_, "", "", [&](std::string_view, std::string_view v) {
+  store_.scan(leases_cf_, "", "", [&](std::string_view, std::string_view v) {
     const auto* g = verified_root<fb::LeaseGranted>(v);
     if (!g) {
       ++*bad;
@@ -127,7 +117,7 @@ void SchedulerShell::restore_cluster(size_t* nodes, size_t* leases, size_t* bad)
     ++*leases;
     return true;
   });
-  store_->scan(accounts_cf_, "", "", [&](std::string_view k, std::string_view) {
+  store_.scan(accounts_cf_, "", "", [&](std::string_view k, std::string_view) {
     core_.restore_blocked(k);
     return true;
   });
@@ -137,7 +127,7 @@ size_t SchedulerShell::restore_jobs(size_t* bad) {
   size_t jobs = 0;
   // Array specs first: their tasks store none of their own.
   std::unordered_map<JobId, std::shared_ptr<const fb::JobSpecT>> specs;
-  store_->scan(specs_cf_, "", "", [&](std::string_view k, std::string_view v) {
+  store_.scan(specs_cf_, "", "", [&](std::string_view k, std::string_view v) {
     auto spec = decode_spec(v);
     if (spec && k.size() == 8) {
       specs[KeyReader(k).u64()] = std::move(spec);
@@ -149,7 +139,7 @@ size_t SchedulerShell::restore_jobs(size_t* bad) {
   // Tasks stored before arrays had a spec row carry their own copy: the
   // first one becomes the array's row, and all of them share it.
   storage::Batch upgrade;
-  store_->scan(jobs_cf_, "", "", [&](std::string_view, std::string_view v) {
+  store_.scan(jobs_cf_, "", "", [&](std::string_view, std::string_view v) {
     auto j = decode_job(v);
     if (j && j->array_job_id) {
       auto it = specs.find(j->array_job_id);
@@ -169,7 +159,7 @@ size_t SchedulerShell::restore_jobs(size_t* bad) {
     return true;
   });
   if (!upgrade.empty()) {
-    auto st = store_->commit(upgrade);
+    auto st = store_.commit(upgrade);
     if (!st) spdlog::error("storing the specs of {} arrays failed: {}", upgrade.count(), st.to_string());
   }
   return jobs;
@@ -315,7 +305,7 @@ void SchedulerShell::on_node_event(const bus::Event& e, storage::Batch& batch) {
       fb::NodeInfoT info;
       n->UnPackTo(&info);
       core_.node_up(info);
-      auto existing = store_->get(nodes_cf_, info.name);
+      auto existing = store_.get(nodes_cf_, info.name);
       bool drained = existing && existing->size() > 1 && (*existing)[1] != 0;
       batch.put(nodes_cf_, info.name, node_value(info, true, drained));
       if (drained) core_.node_drained(info.name, true);
@@ -337,7 +327,7 @@ void SchedulerShell::on_node_event(const bus::Event& e, storage::Batch& batch) {
       }
       // Keep the stored node's flags in step (the node's own record comes
       // with node.up).
-      auto v = store_->get(nodes_cf_, name);
+      auto v = store_.get(nodes_cf_, name);
       if (v && v->size() > 2) {
         (*v)[down ? 0 : 1] = down ? 0 : (drained ? 1 : 0);
         batch.put(nodes_cf_, name, *v);

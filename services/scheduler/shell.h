@@ -21,6 +21,7 @@
 #include "storage/store.h"
 #include "util/clock.h"
 #include "util/config.h"
+#include "util/run_service.h"
 #include "util/runtime.h"
 
 namespace trainyard::scheduler {
@@ -38,29 +39,40 @@ struct ShellOptions {
   storage::Durability durability = storage::Durability::kWal;
   std::string policy = "priority";
   SchedulerConfig core;
+
+  // Reads [scheduler], [broker] and [bus]; errors name the key.
+  static Result<ShellOptions> from_config(const Config& config);
 };
 
 // "30 days", "1 hour", "90 seconds": a retention period as users read it.
 std::string retention_text(uint64_t seconds);
 
-// Reads [scheduler], [broker] and [bus]; errors name the key.
-Result<ShellOptions> options_from_config(const Config& config);
-
 class SchedulerShell {
  public:
-  // Opens RocksDB, rebuilds the core, binds the ROUTER. Errors: the data
-  // directory is locked or unreadable, the endpoint cannot be bound.
-  static Result<std::unique_ptr<SchedulerShell>> open(zmq::context_t& ctx, ShellOptions options,
-                                                      const Clock& clock);
+  using Options = ShellOptions;
+  static constexpr ServiceInfo kInfo{
+      "scheduler",
+      "the job scheduler. Takes SubmitJob/CancelJob/HoldJob/ReleaseJob/GetJob/QueryJobs on its ROUTER "
+      "(scheduler.endpoint), publishes job.*, follows node.*, lease.*, run.* and account.*, and asks the resource "
+      "broker (broker.endpoint) for leases."};
+  static storage::Options store_options(const Options& o);
+
+  // Rebuilds the core from env.store, binds the ROUTER, connects to the bus
+  // and the broker, and hooks into env.runtime. Throws zmq::error_t when
+  // the endpoint cannot be bound.
+  SchedulerShell(const ServiceEnv& env, ShellOptions options);
   ~SchedulerShell();
 
-  // Serves until SIGTERM/SIGINT; returns the signal.
-  int run() { return runtime_.run(); }
+  nlohmann::json ready_info() const {
+    return {{"endpoint", endpoint()},
+            {"instance", options_.instance},
+            {"stream", "job.@" + options_.instance},
+            {"jobs", job_count()}};
+  }
   const std::string& endpoint() const { return server_->endpoint(); }
   size_t job_count() const { return core_.job_count(); }
 
  private:
-  SchedulerShell(zmq::context_t& ctx, ShellOptions options, const Clock& clock, std::unique_ptr<storage::Store> store);
   void restore();
   // Nodes, leases and blocked accounts; counts what it read and what it could not.
   void restore_cluster(size_t* nodes, size_t* leases, size_t* bad);
@@ -93,10 +105,10 @@ class SchedulerShell {
   zmq::context_t& ctx_;
   ShellOptions options_;
   const Clock& clock_;
-  std::unique_ptr<storage::Store> store_;
+  storage::Store& store_;
   storage::Cf jobs_cf_, specs_cf_, nodes_cf_, leases_cf_, accounts_cf_, meta_cf_;
   Scheduler core_;
-  Runtime runtime_;
+  Runtime& runtime_;
   std::unique_ptr<rpc::Server> server_;
   std::unique_ptr<bus::Publisher> publisher_;
   std::unique_ptr<bus::Subscriber> subscriber_;

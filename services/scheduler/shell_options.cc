@@ -5,7 +5,7 @@
 
 namespace trainyard::scheduler {
 
-Result<ShellOptions> options_from_config(const Config& c) {
+Result<ShellOptions> ShellOptions::from_config(const Config& c) {
   ShellOptions o;
   try {
     o.endpoint = c.get_string("scheduler.endpoint", o.endpoint);
