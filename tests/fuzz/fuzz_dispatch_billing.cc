@@ -1,7 +1,8 @@
 // Billing's request dispatch with its real handlers behind it: usage
 // queries, invoices, estimates, budgets, reloads, against a real ledger in
 // a temporary RocksDB. Requests are built from the schema, mostly of the
-// types billing takes, so the fuzzer reaches the handlers.
+// types billing takes, so the fuzzer reaches the handlers; events (usage
+// ticks, job.*) arrive through the real subscriber and charge the ledger.
 #include "fb_generator.h"
 #include "service_harness.h"
 #include "shell.h"
@@ -35,7 +36,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       static_cast<int64_t>(RequestBody::SetBudget),    static_cast<int64_t>(RequestBody::ReloadRates)};
   static fuzz::ServiceUnderFuzz<billing::BillingShell> service(
       "billing.endpoint", "billing.data", {"billing.rates=" + rates_file(), "billing.currency=EUR"});
+  static const std::vector<fuzz::EventKind> events = {{fb::Payload::UsageTick, "usage."}, {fb::Payload::JobSubmitted, "job."}, {fb::Payload::JobStateChanged, "job."}};
   FuzzedDataProvider in(data, size);
-  service.send(in.ConsumeBool() ? gen.build(in, mine) : in.ConsumeRemainingBytes<uint8_t>());
+  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+    case 0:  // raw bytes, as any peer can send
+      service.send(in.ConsumeRemainingBytes<uint8_t>());
+      break;
+    case 1:  // an event on the bus, through the subscriber to its handler
+      fuzz::publish_event(service, in, events);
+      break;
+    default:  // a request built from the schema
+      service.send(gen.build(in, mine));
+  }
   return 0;
 }

@@ -1,7 +1,8 @@
 // The resource broker's request dispatch with its real handlers behind it:
 // registrations, heartbeats, allocations (gangs too), releases, drains and
 // lists against a real cluster state in a temporary RocksDB. Requests are
-// built from the schema, mostly of the types the broker takes.
+// built from the schema, mostly of the types the broker takes; run.*
+// events arrive through the real subscriber.
 #include "fb_generator.h"
 #include "service_harness.h"
 #include "shell.h"
@@ -19,7 +20,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       static_cast<int64_t>(RequestBody::ListNodes)};
   static fuzz::ServiceUnderFuzz<broker::BrokerShell> service("broker.endpoint", "broker.data",
                                                               {"broker.metrics_ms=0"});
+  static const std::vector<fuzz::EventKind> events = {{fb::Payload::RunStarted, "run."}, {fb::Payload::RunFinished, "run."}};
   FuzzedDataProvider in(data, size);
-  service.send(in.ConsumeBool() ? gen.build(in, mine) : in.ConsumeRemainingBytes<uint8_t>());
+  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+    case 0:  // raw bytes, as any peer can send
+      service.send(in.ConsumeRemainingBytes<uint8_t>());
+      break;
+    case 1:  // an event on the bus, through the subscriber to its handler
+      fuzz::publish_event(service, in, events);
+      break;
+    default:  // a request built from the schema
+      service.send(gen.build(in, mine));
+  }
   return 0;
 }

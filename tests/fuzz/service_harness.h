@@ -4,20 +4,26 @@
 // loop iteration at a time. Each input is sent as one frame from a DEALER,
 // exactly as a peer sends it; the service checks it, runs the handler,
 // commits, and answers. The harness aborts when a reply is not a valid
-// Reply for that request: a service never answers with garbage.
+// Reply for that request: a service never answers with garbage. Events
+// come the same way, from a PUB socket where the bus forwarder would be.
 #pragma once
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <zmq.hpp>
 
+#include "bus/event.h"
+#include "fb_generator.h"
 #include "rpc/message.h"
+#include "trainyard/fb/bus_bfbs_generated.h"
+#include "trainyard/fb/bus_generated.h"
 #include "storage/store.h"
 #include "util/clock.h"
 #include "util/config.h"
@@ -41,6 +47,9 @@ class ServiceUnderFuzz {
     sets.push_back(data_key + "=" + dir_ + "/data");
     sets.push_back("bus.frontend=ipc://" + dir_ + "/no-bus-in");
     sets.push_back("bus.backend=ipc://" + dir_ + "/no-bus-out");
+    bus_ = zmq::socket_t(ctx_, zmq::socket_type::xpub);
+    bus_.set(zmq::sockopt::sndhwm, 0);
+    bus_.bind("ipc://" + dir_ + "/no-bus-out");
     auto config = Config::load("", sets);
     if (!config) die(config.status().message());
     auto options = Shell::Options::from_config(*config);
@@ -54,9 +63,23 @@ class ServiceUnderFuzz {
     peer_ = zmq::socket_t(ctx_, zmq::socket_type::dealer);
     peer_.set(zmq::sockopt::linger, 0);
     peer_.connect(endpoint_);
+    // Until the subscriber's subscriptions reach the "forwarder", events
+    // sent would be dropped: wait for them to stop arriving.
+    int quiet = 0, seen = 0;
+    for (int i = 0; i < 400 && (seen == 0 || quiet < 20); ++i) {
+      runtime_->run_once(5);
+      zmq::message_t sub;
+      if (bus_.recv(sub, zmq::recv_flags::dontwait)) {
+        ++seen;
+        quiet = 0;
+      } else {
+        ++quiet;
+      }
+    }
   }
   ~ServiceUnderFuzz() {
     shell_.reset();
+    bus_.close();
     runtime_.reset();
     store_.reset();
     std::error_code ec;
@@ -82,12 +105,28 @@ class ServiceUnderFuzz {
     }
   }
 
+  // Publishes one event as the bus forwarder would and runs the loop until
+  // the subscriber has read it.
+  void publish(const std::string& topic, const std::vector<uint8_t>& envelope) {
+    bus_.send(zmq::buffer(topic), zmq::send_flags::sndmore);
+    bus_.send(zmq::buffer(envelope.data(), envelope.size()), zmq::send_flags::none);
+    runtime_->run_once(0);
+    runtime_->run_once(0);
+  }
+
+  // The seq the next event of `stream` must carry to be applied, not
+  // taken for a gap; applied() moves it on once one was.
+  uint64_t next_seq(const std::string& stream) { return seqs_[stream] + 1; }
+  void applied(const std::string& stream) { ++seqs_[stream]; }
+
  private:
   [[noreturn]] static void die(const std::string& why) {
     std::fprintf(stderr, "service harness: %s\n", why.c_str());
     std::abort();
   }
 
+  std::map<std::string, uint64_t> seqs_;
+  zmq::socket_t bus_;
   std::string dir_, endpoint_;
   zmq::context_t ctx_{1};
   SystemClock clock_;
@@ -96,5 +135,36 @@ class ServiceUnderFuzz {
   std::unique_ptr<Shell> shell_;
   zmq::socket_t peer_;
 };
+
+// A payload type and the stream family a service follows it on ("usage.").
+struct EventKind {
+  fb::Payload type;
+  std::string family;
+};
+
+// Builds one event of one of `kinds` from the fuzzer's bytes, puts it on
+// stream "<family>@fuzz" at the next seq (so the subscriber applies it,
+// not waits for a gap to fill) and publishes it to the service.
+template <class Shell>
+void publish_event(ServiceUnderFuzz<Shell>& service, FuzzedDataProvider& in, const std::vector<EventKind>& kinds) {
+  static const MessageGenerator gen({fb::EnvelopeBinarySchema::data(), fb::EnvelopeBinarySchema::size()}, "TYEV");
+  const EventKind& kind = kinds[in.ConsumeIntegralInRange<size_t>(0, kinds.size() - 1)];
+  std::vector<uint8_t> bytes = gen.build(in, {static_cast<int64_t>(kind.type)});
+  std::string stream = kind.family + "@fuzz", topic = kind.family + "fuzz";
+  flatbuffers::Verifier v(bytes.data(), bytes.size());
+  if (fb::VerifyEnvelopeBuffer(v)) {
+    fb::EnvelopeT e;
+    fb::GetEnvelope(bytes.data())->UnPackTo(&e);
+    e.stream = stream;
+    e.seq = service.next_seq(stream);
+    flatbuffers::FlatBufferBuilder b;
+    fb::FinishEnvelopeBuffer(b, fb::Envelope::Pack(b, &e));
+    bytes.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+    bus::Event event;
+    std::string why;
+    if (bus::verify_event(topic, bytes, &event, &why)) service.applied(stream);
+  }
+  service.publish(topic, bytes);
+}
 
 }  // namespace trainyard::fuzz
