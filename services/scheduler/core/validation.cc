@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/spec_limits.h"
+#include "text/gpu_type.h"
 
 namespace trainyard::scheduler {
 namespace {
@@ -75,7 +76,8 @@ Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const C
     }
     type = *t;
     if (known_nodes && (lim.max_gpus.size() <= type || lim.max_gpus[type] == 0) &&
-        std::find(config.gpu_types.begin(), config.gpu_types.end(), spec.gpu_type) == config.gpu_types.end()) {
+        std::none_of(config.gpu_types.begin(), config.gpu_types.end(),
+                     [&spec](const std::string& t) { return text::same_gpu_type(t, spec.gpu_type); })) {
       return Status::invalid("gpu_type: partition " + quoted(part.name) + " has no " + quoted(spec.gpu_type) +
                              " GPUs; it has: " + join(cluster.gpu_types_in(*p)));
     }
