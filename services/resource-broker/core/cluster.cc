@@ -311,6 +311,7 @@ Result<std::vector<uint64_t>> Cluster::allocate(const AllocateRequest& req, Now 
     l.memory_mb = amounts[i].second;
     l.spec = spec_ptr;
     l.array_index = req.array_index;
+    l.array_job_id = req.array_job_id;
     l.gpu_type = p.gpus.empty() ? spec.gpu_type : n.gpu_type(p.gpus.front());
     l.node_rank = static_cast<uint32_t>(i);
     l.nodes = all_nodes;
