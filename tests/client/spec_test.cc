@@ -160,7 +160,7 @@ BOOST_AUTO_TEST_CASE(every_supported_directive_sets_its_field) {
   BOOST_TEST(s.array == "0-9%2");
   BOOST_REQUIRE(s.dependencies.size() == 1u);
   BOOST_TEST(s.dependencies[0]->job_id == 41u);
-  BOOST_TEST(s.stdout_path == dir.path() + "/out/train-resnet-ada-%j.log");  // %j left for the agent
+  BOOST_TEST(s.stdout_path == dir.path() + "/out/%x-%u-%j.log");  // every pattern is the agent's to expand
   BOOST_TEST(s.stderr_path == "/abs/%j.err");
   BOOST_TEST(s.user == "ada");
   BOOST_TEST(s.workdir == dir.path());
@@ -198,6 +198,34 @@ BOOST_AUTO_TEST_CASE(short_forms_and_space_separated_values) {
   BOOST_TEST(s.memory_mb == 2048u);
   BOOST_TEST(s.gpus_per_node == 2u);
   BOOST_TEST(s.gpu_type == "H100");
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_script_without_output_writes_slurm_jobid_out_in_its_work_dir) {
+  testing::TempDir dir;
+  auto r = submit_script(dir, "#!/bin/bash\necho hi\n");
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().message());
+  BOOST_TEST(r->request.spec.stdout_path == dir.path() + "/slurm-%j.out");
+  BOOST_TEST(r->request.spec.stderr_path == dir.path() + "/slurm-%j.out");
+  BOOST_TEST(r->request.spec.open_append == false);
+  BOOST_TEST(r->request.spec.submit_dir == dir.path());
+  auto a = submit_script(dir, "#!/bin/bash\n#SBATCH --array=0-3\n#SBATCH -D sub\n#SBATCH --open-mode=append\ntrue\n");
+  BOOST_REQUIRE_MESSAGE(a.ok(), a.status().message());
+  BOOST_TEST(a->request.spec.stdout_path == dir.path() + "/sub/slurm-%A_%a.out");
+  BOOST_TEST(a->request.spec.submit_dir == dir.path());  // where it was submitted, not where it runs
+  BOOST_TEST(a->request.spec.open_append == true);
+  auto bad = submit_script(dir, "#!/bin/bash\n#SBATCH --open-mode=sometimes\ntrue\n");
+  BOOST_TEST(!bad.ok());
+  BOOST_TEST(bad.status().message().find("--open-mode 'sometimes'") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(task_counts_are_kept_for_the_jobs_slurm_variables) {
+  testing::TempDir dir;
+  auto r = submit_script(dir, "#!/bin/bash\n#SBATCH -n 8 -c 3 --ntasks-per-node=4 -N 2\ntrue\n");
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().message());
+  BOOST_TEST(r->request.spec.ntasks == 8u);
+  BOOST_TEST(r->request.spec.cpus_per_task == 3u);
+  BOOST_TEST(r->request.spec.ntasks_per_node == 4u);
+  BOOST_TEST(r->request.spec.cpus == 12u);
 }
 
 BOOST_AUTO_TEST_CASE(gpus_for_the_job_are_split_over_nodes) {
