@@ -387,7 +387,7 @@ void add_job_commands(CLI::App& app, Context& ctx, Action& action) {
         if (!c) return kExitUsage;
         auto r = c->jobs_named(refs[0]);
         if (!r) return fail(r.status());
-        bool array = r->size() > 1 || r->front().job_id != refs[0].id;
+        bool array = !refs[0].index && (r->size() > 1 || r->front().job_id != refs[0].id);
         if (*json) {
           if (!array) {
             std::cout << to_json(r->front()).dump(2) << "\n";
@@ -396,7 +396,7 @@ void add_job_commands(CLI::App& app, Context& ctx, Action& action) {
             for (auto& j : *r) out.push_back(to_json(j));
             std::cout << out.dump(2) << "\n";
           }
-        } else if (!array || refs[0].index) {
+        } else if (!array) {
           print_status(r->front());
         } else {
           print_array_status(refs[0].id, *r);
