@@ -226,6 +226,8 @@ Result<std::vector<fb::JobRecordT>> Client::jobs_named(const JobRef& ref) {
     f.limit = 1'000'000;
     auto l = list(f);
     if (!l) return l.status();
+    // Only the array's own tasks, whatever the answer holds.
+    l->erase(std::remove_if(l->begin(), l->end(), [&ref](auto& j) { return j.array_job_id != ref.id; }), l->end());
     std::sort(l->begin(), l->end(), [](auto& a, auto& b) { return a.array_index < b.array_index; });
     return l;
   };
@@ -260,8 +262,9 @@ Result<std::vector<fb::JobRecordT>> Client::list(const JobFilter& f) {
     for (auto& j : page->jobs) out.push_back(std::move(*j));
     if (!page->truncated || out.size() >= f.limit) break;
     if (page->next_after_job_id <= after) {
-      return Status::internal("the scheduler's QueryJobs page did not move forward (next_after_job_id " +
-                              std::to_string(page->next_after_job_id) + ")");
+      return Status::internal("the scheduler's list of jobs did not move on past job " +
+                              std::to_string(page->next_after_job_id) +
+                              "; are ty and the scheduler of the same version?");
     }
     after = page->next_after_job_id;
   }

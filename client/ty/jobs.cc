@@ -431,11 +431,20 @@ void add_job_commands(CLI::App& app, Context& ctx, Action& action) {
         if (!parse_job_refs(*jobs, &refs)) return kExitUsage;
         auto* c = ctx.client();
         if (!c) return kExitUsage;
-        auto named = jobs_named(*c, refs);
-        if (!named) return fail(named.status());
         std::string verb = s.name;
         int rc = kExitOk;
-        for (auto& n : *named) {
+        // Each JOB on its own: one that does not exist is reported and the others still go.
+        std::vector<Named> named;
+        for (auto& ref : refs) {
+          auto one = jobs_named(*c, {ref});
+          if (!one) {
+            rc = std::max(rc, fail(one.status()));
+            if (one.status().code() == ErrorCode::Unavailable) return rc;
+            continue;
+          }
+          for (auto& n : *one) named.push_back(std::move(n));
+        }
+        for (auto& n : named) {
           // A whole array means the tasks the verb applies to, as scancel
           // does: cancel the ones not ended, hold the pending, release the held.
           auto state = n.job.state;

@@ -589,7 +589,7 @@ std::string sacct_field(const std::string& name, const fb::JobRecordT& j) {
     return std::to_string((end - j.start_time_ns) / 1'000'000'000);
   }
   if (f == "START") return iso_time(j.start_time_ns);
-  if (f == "END") return j.end_time_ns > 0 ? iso_time(j.end_time_ns) : (j.start_time_ns > 0 ? "Unknown" : "Unknown");
+  if (f == "END") return iso_time(j.end_time_ns);
   if (f == "SUBMIT") return iso_time(j.submit_time_ns);
   if (f == "PARTITION") return s.partition;
   if (f == "ACCOUNT") return s.account;

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "process.h"
+#include "trainyard/client.h"
 #include "trainyard/job_spec.h"
 
 using namespace trainyard;
@@ -559,4 +560,20 @@ BOOST_AUTO_TEST_CASE(huge_times_gpu_counts_and_arrays_are_refused_instead_of_wra
   BOOST_TEST(!parse_gres("gpu:4294967297").ok());  // 2^32 + 1 would become 1
   BOOST_TEST(!parse_gres("gpu:a100:4294967297").ok());
   BOOST_TEST(!validate_array("0-18446744073709551615").ok());  // the count would wrap to 0
+}
+
+BOOST_AUTO_TEST_CASE(job_arguments_name_a_job_an_array_or_one_task_as_slurm_writes_them) {
+  auto plain = parse_job_ref("12");
+  BOOST_REQUIRE(plain.ok());
+  BOOST_TEST(plain->id == 12u);
+  BOOST_TEST(!plain->index.has_value());
+  auto task = parse_job_ref("12_3");
+  BOOST_REQUIRE(task.ok());
+  BOOST_TEST(task->id == 12u);
+  BOOST_TEST(*task->index == 3);
+  for (const char* bad : {"", "0", "x", "12_", "_3", "12_x", "12_3_4", "-1", "12_99999999999"}) {
+    auto r = parse_job_ref(bad);
+    BOOST_TEST(!r.ok(), bad);
+    if (!r.ok()) BOOST_TEST(r.status().message().find("ARRAY_INDEX") != std::string::npos);
+  }
 }
