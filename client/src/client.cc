@@ -2,6 +2,7 @@
 // logs, which combine several requests (and the bus) into one user action.
 #include "trainyard/client.h"
 
+#include <algorithm>
 #include <thread>
 #include <random>
 #include <set>
@@ -176,6 +177,71 @@ Result<fb::JobRecordT> Client::status(uint64_t job_id) {
   return unpack<fb::JobRecord>(r, p.peer());
 }
 
+Result<JobRef> parse_job_ref(std::string_view text) {
+  auto bad = [&] {
+    return Status::invalid("'" + std::string(text) + "' is not a job id (N, or ARRAY_INDEX such as 12_3)");
+  };
+  auto number = [](std::string_view s, uint64_t max) -> std::optional<uint64_t> {
+    if (s.empty() || s.size() > 19) return std::nullopt;
+    uint64_t v = 0;
+    for (char c : s) {
+      if (c < '0' || c > '9') return std::nullopt;
+      v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (v > max) return std::nullopt;
+    return v;
+  };
+  JobRef ref;
+  ref.text = std::string(text);
+  auto us = text.find('_');
+  auto id = number(text.substr(0, us), UINT64_MAX / 10);
+  if (!id || *id == 0) return bad();
+  ref.id = *id;
+  if (us != std::string_view::npos) {
+    auto index = number(text.substr(us + 1), INT32_MAX);
+    if (!index) return bad();
+    ref.index = static_cast<int32_t>(*index);
+  }
+  return ref;
+}
+
+std::string job_name_of(const fb::JobRecordT& job) {
+  if (job.array_job_id == 0 || job.array_index < 0) return std::to_string(job.job_id);
+  return std::to_string(job.array_job_id) + "_" + std::to_string(job.array_index);
+}
+
+Result<std::vector<fb::JobRecordT>> Client::jobs_named(const JobRef& ref) {
+  auto tasks = [&]() -> Result<std::vector<fb::JobRecordT>> {
+    JobFilter f;
+    f.array_job_id = ref.id;
+    f.limit = 1'000'000;
+    auto l = list(f);
+    if (!l) return l.status();
+    // Only the array's own tasks, whatever the answer holds.
+    l->erase(std::remove_if(l->begin(), l->end(), [&ref](auto& j) { return j.array_job_id != ref.id; }), l->end());
+    std::sort(l->begin(), l->end(), [](auto& a, auto& b) { return a.array_index < b.array_index; });
+    return l;
+  };
+  if (ref.index) {
+    auto all = tasks();
+    if (!all) return all.status();
+    if (all->empty()) return Status::not_found("job " + ref.text + ": there is no job array " + std::to_string(ref.id));
+    for (auto& j : *all) {
+      if (j.array_index == *ref.index) return std::vector<fb::JobRecordT>{std::move(j)};
+    }
+    return Status::not_found("job " + ref.text + ": array " + std::to_string(ref.id) + " has no task with index " +
+                             std::to_string(*ref.index));
+  }
+  auto one = status(ref.id);
+  if (one) return std::vector<fb::JobRecordT>{std::move(*one)};
+  if (one.status().code() != ErrorCode::NotFound) return one.status();
+  // Not a job: perhaps an array, named by its own id.
+  auto all = tasks();
+  if (!all) return all.status();
+  if (all->empty()) return one.status();
+  return all;
+}
+
 Result<std::vector<fb::JobRecordT>> Client::list(const JobFilter& f) {
   // The scheduler answers in pages under a byte budget; follow them until
   // the filter's limit or the last page.
@@ -187,8 +253,9 @@ Result<std::vector<fb::JobRecordT>> Client::list(const JobFilter& f) {
     for (auto& j : page->jobs) out.push_back(std::move(*j));
     if (!page->truncated || out.size() >= f.limit) break;
     if (page->next_after_job_id <= after) {
-      return Status::internal("the scheduler's QueryJobs page did not move forward (next_after_job_id " +
-                              std::to_string(page->next_after_job_id) + ")");
+      return Status::internal("the scheduler's list of jobs did not move on past job " +
+                              std::to_string(page->next_after_job_id) +
+                              "; are ty and the scheduler of the same version?");
     }
     after = page->next_after_job_id;
   }

@@ -103,29 +103,6 @@ bool is_local_variable(const std::string& name) {
   return false;
 }
 
-// Fills in the log path patterns known at submission (%x the job's name,
-// %u the user); %j, %a, %t, %N and %% are left for the agent, which knows
-// the job id, array index, attempt and node.
-std::string expand_submit_patterns(const std::string& path, const std::string& name, const std::string& user) {
-  std::string out;
-  for (size_t i = 0; i < path.size(); ++i) {
-    if (path[i] != '%' || i + 1 == path.size()) {
-      out += path[i];
-      continue;
-    }
-    char k = path[++i];
-    if (k == 'x') {
-      out += name;
-    } else if (k == 'u') {
-      out += user;
-    } else {
-      out += '%';
-      out += k;
-    }
-  }
-  return out;
-}
-
 OptionDef spec(std::string_view l, char s, ArgKind a, std::string_view help,
                std::function<Status(SpecBuilder&, const std::string&)> fn) {
   return OptionDef{l, s, a, OptionKind::kSpec, help, std::move(fn)};
@@ -195,6 +172,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                        auto n = positive_u32("cpus-per-task", v);
                        if (!n) return n.status();
                        b.cpus_per_task_ = *n;
+                       b.request_.spec.cpus_per_task = *n;
                        return Status::ok();
                      }));
     t.push_back(spec("ntasks", 'n', A::kRequired, "N  tasks in all (spread over --nodes; sizes the CPUs)",
@@ -202,6 +180,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                        auto n = positive_u32("ntasks", v);
                        if (!n) return n.status();
                        b.ntasks_ = *n;
+                       b.request_.spec.ntasks = *n;
                        return Status::ok();
                      }));
     t.push_back(spec("ntasks-per-node", 0, A::kRequired, "N  tasks on each node (sizes the CPUs)",
@@ -209,6 +188,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                        auto n = positive_u32("ntasks-per-node", v);
                        if (!n) return n.status();
                        b.tasks_per_node_ = *n;
+                       b.request_.spec.ntasks_per_node = *n;
                        return Status::ok();
                      }));
     t.push_back(spec("mem", 0, A::kRequired, "SIZE  memory per node (K/M/G/T; default M; 0: no limit)",
@@ -275,7 +255,8 @@ const std::vector<OptionDef>& OptionTable::get() {
                        return Status::ok();
                      }));
     t.push_back(spec("output", 'o', A::kRequired,
-                     "PATH  stdout file (relative to the work dir; %x %u filled in now, %j %a %t %N %% by the agent)",
+                     "PATH  stdout file (relative to the work dir; %A %a %j %J %x %u %N %n %t %s %% and %3a-style "
+                     "padding, as sbatch; scripts default to slurm-%j.out)",
                      [](SpecBuilder& b, const std::string& v) {
                        b.request_.spec.stdout_path = v;
                        return Status::ok();
@@ -283,6 +264,18 @@ const std::vector<OptionDef>& OptionTable::get() {
     t.push_back(spec("error", 'e', A::kRequired, "PATH  stderr file (default: with stdout when --output is given)",
                      [](SpecBuilder& b, const std::string& v) {
                        b.request_.spec.stderr_path = v;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("open-mode", 0, A::kRequired, "append|truncate  keep or empty existing --output/--error files "
+                     "(default truncate, as sbatch)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       if (v == "append" || v == "a" || v == "A") {
+                         b.request_.spec.open_append = true;
+                       } else if (v == "truncate" || v == "t" || v == "T") {
+                         b.request_.spec.open_append = false;
+                       } else {
+                         return Status::invalid("--open-mode '" + v + "' is not append or truncate");
+                       }
                        return Status::ok();
                      }));
     t.push_back(spec("chdir", 'D', A::kRequired, "DIR  the job's working directory (default: the submit directory)",
@@ -374,7 +367,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                      }));
     // --- Slurm options that change nothing here: accepted, with a warning ---
     for (auto name : {"mail-type", "mail-user", "constraint", "reservation", "licenses", "time-min", "signal",
-                      "open-mode", "propagate", "profile", "wckey", "kill-on-invalid-dep", "hint", "threads-per-core",
+                      "propagate", "profile", "wckey", "kill-on-invalid-dep", "hint", "threads-per-core",
                       "sockets-per-node", "cores-per-socket", "distribution", "cpus-per-gpu", "gpus-per-task",
                       "gpu-bind", "gpu-freq", "cpu-freq", "mem-bind", "mincpus", "tmp", "network", "power", "prefer",
                       "switches", "acctg-freq", "core-spec", "thread-spec", "tres-per-task", "delay-boot", "cluster",
@@ -534,6 +527,12 @@ Result<JobRequest> SpecBuilder::finish() {
   }
 
   if (spec.workdir.empty()) spec.workdir = ctx_.cwd;
+  if (spec.submit_dir.empty()) spec.submit_dir = ctx_.cwd;
+  if (spec.submit_host.empty()) spec.submit_host = ctx_.host;
+  // sbatch's default log, in the work dir: the agent fills in the ids.
+  if (batch_script_ && spec.stdout_path.empty()) {
+    spec.stdout_path = spec.array.empty() ? "slurm-%j.out" : "slurm-%A_%a.out";
+  }
   spec.stdout_path = absolute(spec.workdir, spec.stdout_path);
   spec.stderr_path = absolute(spec.workdir, spec.stderr_path);
   // As sbatch: with --output alone, stderr goes to the same file.
@@ -544,8 +543,6 @@ Result<JobRequest> SpecBuilder::finish() {
                            "with 'command'");
   }
   if (spec.name.empty()) spec.name = default_name_.empty() ? basename_of(spec.command.front()) : default_name_;
-  spec.stdout_path = expand_submit_patterns(spec.stdout_path, spec.name, spec.user);
-  spec.stderr_path = expand_submit_patterns(spec.stderr_path, spec.name, spec.user);
 
   // The environment: what --export passes on, then the spec's own entries
   // (--env, the spec file) over it.

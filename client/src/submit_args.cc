@@ -256,6 +256,7 @@ Result<SubmitArgs> build_job_request(const std::vector<std::string>& args, const
       builder.set_command(std::move(command));
       builder.set_default_export("ALL");
       builder.set_default_name(basename_of(pos.front()));
+      builder.set_batch_script(true);
       out.script_path = full;
     } else {
       builder.set_command(pos);

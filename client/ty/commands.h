@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "trainyard/client.h"
+#include "trainyard/job_spec.h"
 
 namespace trainyard::ty {
 
@@ -45,6 +46,8 @@ void add_cluster_commands(CLI::App& app, Context& ctx, Action& action);
 // `ty submit ARGS...`, parsed by the sbatch-style option table rather than
 // CLI11 (so flags and #SBATCH directives mean the same).
 int run_submit(Context& ctx, const std::vector<std::string>& args);
+// What a submission from this process depends on: cwd, user, host, environment.
+client::SubmitContext submit_context(const Context& ctx);
 std::string submit_help();
 
 }  // namespace trainyard::ty

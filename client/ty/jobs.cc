@@ -15,26 +15,36 @@ extern char** environ;
 namespace trainyard::ty {
 namespace {
 
-bool parse_job_id(const std::string& text, uint64_t* id) {
-  if (text.empty() || text.size() > 19) return false;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-  }
-  *id = std::stoull(text);
-  return *id > 0;
-}
+// A job a JOB argument named, and whether it came from naming a whole array.
+struct Named {
+  fb::JobRecordT job;
+  bool whole_array = false;
+};
 
-// Parses JOB arguments; prints and returns false on a bad one.
-bool parse_job_ids(const std::vector<std::string>& texts, std::vector<uint64_t>* ids) {
+// Parses JOB arguments (N, an array id for all its tasks, or ARRAY_INDEX)
+// without asking anyone; prints and returns false on a bad one.
+bool parse_job_refs(const std::vector<std::string>& texts, std::vector<client::JobRef>* refs) {
   for (auto& t : texts) {
-    uint64_t id = 0;
-    if (!parse_job_id(t, &id)) {
-      std::cerr << "ty: '" << t << "' is not a job id (a positive number)\n";
+    auto r = client::parse_job_ref(t);
+    if (!r) {
+      std::cerr << "ty: " << r.status().message() << "\n";
       return false;
     }
-    ids->push_back(id);
+    refs->push_back(*r);
   }
   return true;
+}
+
+// The jobs that JOB arguments name, in order; an exit code after printing why not.
+Result<std::vector<Named>> jobs_named(client::Client& c, const std::vector<client::JobRef>& refs) {
+  std::vector<Named> out;
+  for (auto& ref : refs) {
+    auto jobs = c.jobs_named(ref);
+    if (!jobs) return jobs.status();
+    bool whole = !ref.index && !(jobs->size() == 1 && jobs->front().job_id == ref.id);
+    for (auto& j : *jobs) out.push_back({std::move(j), whole});
+  }
+  return out;
 }
 
 std::string gpus_of(const fb::JobSpecT* spec) {
@@ -82,7 +92,7 @@ int wait_for(client::Client& c, const std::vector<uint64_t>& ids, int64_t timeou
   for (auto& j : *done) {
     if (j.state != fb::JobState::Succeeded) {
       rc = kExitFailed;
-      std::cerr << "ty: job " << j.job_id << " " << state_name(j.state);
+      std::cerr << "ty: job " << client::job_name_of(j) << " " << state_name(j.state);
       if (j.state == fb::JobState::Failed) std::cerr << " (exit code " << j.exit_code << ")";
       if (!j.reason.empty()) std::cerr << ": " << j.reason;
       std::cerr << "\n";
@@ -149,7 +159,40 @@ void print_status(const fb::JobRecordT& j) {
   }
 }
 
+// An array's tasks, one line each, as `ty status ARRAY` shows them.
+void print_array_status(uint64_t array, const std::vector<fb::JobRecordT>& tasks) {
+  std::map<std::string, int> counts;
+  for (auto& j : tasks) counts[state_name(j.state)]++;
+  std::string summary;
+  for (auto& [state, n] : counts) summary += (summary.empty() ? "" : ", ") + std::to_string(n) + " " + state;
+  const fb::JobSpecT* s = tasks.front().spec.get();
+  std::cout << "Array " << array << (s && !s->name.empty() ? " (" + s->name + ")" : "") << ": " << tasks.size()
+            << " tasks, " << summary << "\n";
+  Table t({"JOBID", "ID", "STATE", "EXIT", "ELAPSED", "NODES(REASON)"});
+  for (auto& j : tasks) {
+    std::string where = j.nodes.empty() ? (j.reason.empty() ? "" : "(" + j.reason + ")") : join(j.nodes, ",");
+    t.add({client::job_name_of(j), std::to_string(j.job_id), state_name(j.state),
+           client::is_terminal(j.state) ? std::to_string(j.exit_code) : "", elapsed_of(j), where});
+  }
+  std::cout << t.render();
+}
+
 }  // namespace
+
+client::SubmitContext submit_context(const Context& ctx) {
+  client::SubmitContext sctx;
+  char cwd[4096];
+  if (getcwd(cwd, sizeof cwd)) sctx.cwd = cwd;
+  sctx.user = ctx.user;
+  char host[256] = {0};
+  if (gethostname(host, sizeof host - 1) == 0) sctx.host = host;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) sctx.env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return sctx;
+}
 
 std::string submit_help() {
   return "Submit a job: ty submit [OPTIONS] (SCRIPT [ARGS...] | COMMAND [ARGS...] | --wrap CMD | --file SPEC)\n"
@@ -192,16 +235,7 @@ int run_submit(Context& ctx, const std::vector<std::string>& args) {
       {"bus", 0, OptionArg::kRequired},        {"config", 0, OptionArg::kRequired},
       {"request-timeout", 0, OptionArg::kRequired},
   };
-  client::SubmitContext sctx;
-  char cwd[4096];
-  if (getcwd(cwd, sizeof cwd)) sctx.cwd = cwd;
-  sctx.user = ctx.user;
-  for (char** e = environ; e && *e; ++e) {
-    std::string kv(*e);
-    auto eq = kv.find('=');
-    if (eq != std::string::npos) sctx.env[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  auto built = client::build_job_request(args, sctx, extras);
+  auto built = client::build_job_request(args, submit_context(ctx), extras);
   if (!built) {
     std::cerr << "ty submit: " << built.status().message() << "\n";
     return kExitUsage;
@@ -343,20 +377,29 @@ void add_job_commands(CLI::App& app, Context& ctx, Action& action) {
     auto* cmd = app.add_subcommand("status", "Show a job: state, reason, nodes, GPUs and history");
     auto job = std::make_shared<std::string>();
     auto json = std::make_shared<bool>(false);
-    cmd->add_option("JOB", *job, "Job id")->required();
-    cmd->add_flag("--json", *json, "Print JSON");
+    cmd->add_option("JOB", *job, "Job id, array id (all its tasks) or ARRAYID_INDEX")->required();
+    cmd->add_flag("--json", *json, "Print JSON (an array's tasks: a list)");
     cmd->callback([=, &ctx, &action] {
       action = [=, &ctx]() -> int {
-        std::vector<uint64_t> ids;
-        if (!parse_job_ids({*job}, &ids)) return kExitUsage;
+        std::vector<client::JobRef> refs;
+        if (!parse_job_refs({*job}, &refs)) return kExitUsage;
         auto* c = ctx.client();
         if (!c) return kExitUsage;
-        auto r = c->status(ids[0]);
+        auto r = c->jobs_named(refs[0]);
         if (!r) return fail(r.status());
+        bool array = !refs[0].index && (r->size() > 1 || r->front().job_id != refs[0].id);
         if (*json) {
-          std::cout << to_json(*r).dump(2) << "\n";
+          if (!array) {
+            std::cout << to_json(r->front()).dump(2) << "\n";
+          } else {
+            nlohmann::json out = nlohmann::json::array();
+            for (auto& j : *r) out.push_back(to_json(j));
+            std::cout << out.dump(2) << "\n";
+          }
+        } else if (!array) {
+          print_status(r->front());
         } else {
-          print_status(*r);
+          print_array_status(refs[0].id, *r);
         }
         return kExitOk;
       };
@@ -380,21 +423,41 @@ void add_job_commands(CLI::App& app, Context& ctx, Action& action) {
     auto* cmd = app.add_subcommand(s.name, s.help);
     auto jobs = std::make_shared<std::vector<std::string>>();
     auto reason = std::make_shared<std::string>();
-    cmd->add_option("JOB", *jobs, "Job ids")->required();
+    cmd->add_option("JOB", *jobs, "Job ids, array ids (all their tasks) or ARRAYID_INDEX")->required();
     if (std::string(s.name) == "cancel") cmd->add_option("--reason", *reason, "Why (shown in the job's history)");
     cmd->callback([=, &ctx, &action] {
       action = [=, &ctx]() -> int {
-        std::vector<uint64_t> ids;
-        if (!parse_job_ids(*jobs, &ids)) return kExitUsage;
+        std::vector<client::JobRef> refs;
+        if (!parse_job_refs(*jobs, &refs)) return kExitUsage;
         auto* c = ctx.client();
         if (!c) return kExitUsage;
+        std::string verb = s.name;
         int rc = kExitOk;
-        for (auto id : ids) {
-          auto st = s.fn(*c, id, *reason);
+        // Each JOB on its own: one that does not exist is reported and the others still go.
+        std::vector<Named> named;
+        for (auto& ref : refs) {
+          auto one = jobs_named(*c, {ref});
+          if (!one) {
+            rc = std::max(rc, fail(one.status()));
+            if (one.status().code() == ErrorCode::Unavailable) return rc;
+            continue;
+          }
+          for (auto& n : *one) named.push_back(std::move(n));
+        }
+        for (auto& n : named) {
+          // A whole array means the tasks the verb applies to, as scancel
+          // does: cancel the ones not ended, hold the pending, release the held.
+          auto state = n.job.state;
+          bool applies = verb == "cancel" ? !client::is_terminal(state)
+                         : verb == "hold" ? state == fb::JobState::Pending
+                                          : state == fb::JobState::Held;
+          if (n.whole_array && !applies) continue;
+          auto st = s.fn(*c, n.job.job_id, *reason);
+          std::string name = client::job_name_of(n.job);
           if (st) {
-            std::cout << s.done << " job " << id << "\n";
+            std::cout << s.done << " job " << name << "\n";
           } else {
-            rc = std::max(rc, fail(Status(st.code(), "job " + std::to_string(id) + ": " + st.message())));
+            rc = std::max(rc, fail(Status(st.code(), "job " + name + ": " + st.message())));
             if (st.code() == ErrorCode::Unavailable) break;
           }
         }
@@ -408,21 +471,27 @@ void add_job_commands(CLI::App& app, Context& ctx, Action& action) {
     auto job = std::make_shared<std::string>();
     auto follow = std::make_shared<bool>(false), err = std::make_shared<bool>(false);
     auto attempt = std::make_shared<uint32_t>(0);
-    cmd->add_option("JOB", *job, "Job id")->required();
+    cmd->add_option("JOB", *job, "Job id or ARRAYID_INDEX")->required();
     cmd->add_flag("-f,--follow", *follow, "Keep printing until the job ends (waits for a pending job to start)");
     cmd->add_flag("--stderr", *err, "Print stderr instead of stdout");
     cmd->add_option("--attempt", *attempt, "Which run of a requeued job (default: the latest)");
     cmd->callback([=, &ctx, &action] {
       action = [=, &ctx]() -> int {
-        std::vector<uint64_t> ids;
-        if (!parse_job_ids({*job}, &ids)) return kExitUsage;
+        std::vector<client::JobRef> refs;
+        if (!parse_job_refs({*job}, &refs)) return kExitUsage;
         auto* c = ctx.client();
         if (!c) return kExitUsage;
+        uint64_t id = refs[0].id;
+        if (refs[0].index) {
+          auto named = c->jobs_named(refs[0]);
+          if (!named) return fail(named.status());
+          id = named->front().job_id;
+        }
         client::LogOptions o;
         o.follow = *follow;
         o.stderr_stream = *err;
         o.attempt = *attempt;
-        auto s = c->logs(ids[0], o, [](std::string_view data) {
+        auto s = c->logs(id, o, [](std::string_view data) {
           std::fwrite(data.data(), 1, data.size(), stdout);
           std::fflush(stdout);
         });
@@ -436,15 +505,19 @@ void add_job_commands(CLI::App& app, Context& ctx, Action& action) {
     auto jobs = std::make_shared<std::vector<std::string>>();
     auto timeout = std::make_shared<int64_t>(0);
     auto json = std::make_shared<bool>(false);
-    cmd->add_option("JOB", *jobs, "Job ids")->required();
+    cmd->add_option("JOB", *jobs, "Job ids, array ids (all their tasks) or ARRAYID_INDEX")->required();
     cmd->add_option("--timeout", *timeout, "Give up after this many seconds (exit 1; default: no limit)");
     cmd->add_flag("--json", *json, "Print the final records as JSON");
     cmd->callback([=, &ctx, &action] {
       action = [=, &ctx]() -> int {
-        std::vector<uint64_t> ids;
-        if (!parse_job_ids(*jobs, &ids)) return kExitUsage;
+        std::vector<client::JobRef> refs;
+        if (!parse_job_refs(*jobs, &refs)) return kExitUsage;
         auto* c = ctx.client();
         if (!c) return kExitUsage;
+        auto named = jobs_named(*c, refs);
+        if (!named) return fail(named.status());
+        std::vector<uint64_t> ids;
+        for (auto& n : *named) ids.push_back(n.job.job_id);
         return wait_for(*c, ids, *timeout, *json);
       };
     });

@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "local.h"
+#include "slurm.h"
 
 namespace trainyard::ty {
 
@@ -69,6 +70,10 @@ int main(int argc, char** argv) {
   using namespace trainyard::ty;
   Context ctx;
   ctx.user = login_name();
+  // Called as sbatch, squeue... (a link to ty): Slurm's command line.
+  std::string_view self = argv[0];
+  if (auto slash = self.rfind('/'); slash != std::string_view::npos) self.remove_prefix(slash + 1);
+  if (is_slurm_command(self)) return run_slurm_command(self, ctx, std::vector<std::string>(argv + 1, argv + argc));
 
   CLI::App app{"ty: submit and follow training jobs on Trainyard, see their metrics and what they cost."};
   app.set_version_flag("--version", "ty 0.1.0");

@@ -28,6 +28,70 @@ std::string read_small_file(const std::string& path) {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
 }
 
+// The facts of the grant that a Slurm job reads as SLURM_* variables.
+SlurmFacts slurm_facts(const RunRecord& r, const fb::LeaseGranted& g) {
+  const fb::JobSpec& spec = *g.spec();
+  auto str = [](const flatbuffers::String* s) { return s ? s->str() : std::string(); };
+  SlurmFacts f;
+  f.job_id = r.job_id;
+  f.job_name = str(spec.name());
+  f.array_job_id = g.array_job_id();
+  f.array_index = r.array_index;
+  f.array_expression = str(spec.array());
+  if (g.nodes()) {
+    for (auto* n : *g.nodes()) f.nodes.push_back(n->str());
+  }
+  f.node = r.node;
+  f.node_rank = g.node_rank();
+  f.ntasks = spec.ntasks();
+  f.ntasks_per_node = spec.ntasks_per_node();
+  f.cpus_per_task = spec.cpus_per_task();
+  f.cpus_on_node = r.cpus;
+  f.gpus_on_node = static_cast<uint32_t>(r.gpu_indices.size());
+  for (auto i : r.gpu_indices) f.gpu_list += (f.gpu_list.empty() ? "" : ",") + std::to_string(i);
+  f.memory_mb = r.memory_mb;
+  f.submit_dir = str(spec.submit_dir());
+  if (f.submit_dir.empty()) f.submit_dir = str(spec.workdir());
+  f.submit_host = str(spec.submit_host());
+  f.partition = r.partition;
+  f.account = r.account;
+  f.user = r.user;
+  f.attempt = r.attempt;
+  f.tmpdir = r.run_dir.empty() ? std::string() : r.run_dir + "/tmp";
+  return f;
+}
+
+LogPathFacts log_path_facts(const RunRecord& r, const fb::LeaseGranted& g) {
+  const fb::JobSpec& spec = *g.spec();
+  LogPathFacts f;
+  f.job_id = r.job_id;
+  f.array_job_id = g.array_job_id();
+  f.array_index = r.array_index;
+  f.job_name = spec.name() ? spec.name()->str() : std::string();
+  f.user = spec.user() ? spec.user()->str() : std::string();
+  f.node = r.node;
+  f.node_rank = g.node_rank();
+  return f;
+}
+
+// sbatch fails a job whose log cannot be created; so does the agent, before
+// the job runs, instead of running it with its output lost.
+Status check_log_dir(const std::string& path, const char* option) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return Status::ok();
+  std::string dir = path.substr(0, slash);
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) {
+    return Status::failed_precondition("the directory of " + std::string(option) + " " + path + " does not exist (" +
+                                       dir + "); create it before submitting");
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Status::failed_precondition("the directory of " + std::string(option) + " " + path + " is not a directory (" +
+                                       dir + ")");
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 std::string AgentShell::run_dir_for(const RunRecord& r) const {
@@ -115,12 +179,14 @@ LaunchSpec AgentShell::launch_spec_for(Run& run, const fb::LeaseGranted& grant, 
       if (kv->key()) in.spec_env.emplace_back(kv->key()->str(), kv->value() ? kv->value()->str() : std::string());
     }
   }
+  in.slurm = slurm_facts(r, *g);
   ls.env = job_environment(in, base_env_);
   ls.workdir = workdir;
   ls.run_dir = r.run_dir;
   ls.max_grace_s = options_.max_grace_s;
   ls.stdout_path = r.stdout_path;
   ls.stderr_path = r.stderr_path;
+  ls.truncate_logs = !spec.open_append() && spec.stdout_path() && spec.stdout_path()->size() > 0;
   if (cgroups_) {
     std::string why;
     r.cgroup = cgroups_->create("run-" + std::to_string(r.lease_id), r.cpus, r.memory_mb, &why);
@@ -155,12 +221,13 @@ void AgentShell::launch(Run& run) {
   std::string state = state_dir_for(r);
   std::string workdir = spec.workdir() && spec.workdir()->size() > 0 ? spec.workdir()->str() : dir;
   std::string out = dir + "/stdout", err = dir + "/stderr";
+  LogPathFacts facts = log_path_facts(r, *g);
   if (spec.stdout_path() && spec.stdout_path()->size() > 0) {
-    out = expand_log_path(spec.stdout_path()->string_view(), r.job_id, r.array_index, r.attempt, r.node, workdir);
+    out = expand_log_path(spec.stdout_path()->string_view(), facts, workdir);
     err = out;  // as Slurm: errors go with the output unless told otherwise
   }
   if (spec.stderr_path() && spec.stderr_path()->size() > 0) {
-    err = expand_log_path(spec.stderr_path()->string_view(), r.job_id, r.array_index, r.attempt, r.node, workdir);
+    err = expand_log_path(spec.stderr_path()->string_view(), facts, workdir);
   }
   auto use_paths = [&] {
     r.run_dir = dir;
@@ -180,6 +247,18 @@ void AgentShell::launch(Run& run) {
     run.launch_error = "the job's command is empty";
     return;
   }
+  if (out != dir + "/stdout") {
+    if (auto s = check_log_dir(out, "--output"); !s) {
+      run.launch_error = s.message();
+      return;
+    }
+  }
+  if (err != dir + "/stderr" && err != out) {
+    if (auto s = check_log_dir(err, "--error"); !s) {
+      run.launch_error = s.message();
+      return;
+    }
+  }
   // Nothing of a directory the agent did not create is used: not its logs,
   // not its metrics file (a pre-created one could hold fake records or be a
   // symlink into someone else's files).
@@ -190,6 +269,11 @@ void AgentShell::launch(Run& run) {
   }
   use_paths();
   r.state = RunState::kRunning;
+  // The job's scratch directory (SLURM_TMPDIR), inside its run directory.
+  if (::mkdir((dir + "/tmp").c_str(), 0700) != 0 && errno != EEXIST) {
+    spdlog::warn("job {} (lease {}): cannot create its scratch directory {}/tmp: {}", r.job_id, r.lease_id, dir,
+                 std::strerror(errno));
+  }
   // Opened once and kept: a file the job swaps in later is never read.
   std::string why;
   run.metrics_fd = open_job_file(r.metrics_path, O_RDONLY | O_CREAT, &why);

@@ -77,7 +77,8 @@ Status write_launch_spec(const std::string& state_dir, const LaunchSpec& spec) {
   for (auto& [k, v] : spec.env) env.push_back(json::array({k, v}));
   json j{{"lease", spec.lease_id},      {"argv", spec.argv},          {"env", env},
          {"workdir", spec.workdir},     {"stdout", spec.stdout_path}, {"stderr", spec.stderr_path},
-         {"cgroup", spec.cgroup},       {"run_dir", spec.run_dir},    {"max_grace_s", spec.max_grace_s}};
+         {"cgroup", spec.cgroup},       {"run_dir", spec.run_dir},    {"max_grace_s", spec.max_grace_s},
+         {"truncate", spec.truncate_logs}};
   if (!write_atomic(state_dir + "/launch.json", j.dump())) {
     return Status::internal("cannot write " + state_dir + "/launch.json: " + std::strerror(errno));
   }
@@ -184,6 +185,7 @@ struct Launch {
   std::vector<std::string> argv, env;
   std::string workdir, run_dir, out_path, err_path, cgroup;
   uint32_t max_grace_s = 300;
+  bool truncate = false;
 };
 
 Launch read_launch(const std::string& state_dir) {
@@ -200,6 +202,7 @@ Launch read_launch(const std::string& state_dir) {
     l.err_path = j->value("stderr", "");
     l.cgroup = j->value("cgroup", "");
     l.max_grace_s = j->value("max_grace_s", 300u);
+    l.truncate = j->value("truncate", false);
   } catch (const json::exception&) {
     l.argv.clear();
   }
@@ -210,7 +213,8 @@ Launch read_launch(const std::string& state_dir) {
 // directory's own file, else /dev/null; never a file of the state directory.
 int open_log(const std::string& path, const Launch& l, const char* fallback) {
   std::string why;
-  int fd = path.empty() ? -1 : open_job_file(path, O_WRONLY | O_CREAT | O_APPEND, &why);
+  // Appending either way, so stdout and stderr sharing a file interleave.
+  int fd = path.empty() ? -1 : open_job_file(path, O_WRONLY | O_CREAT | O_APPEND | (l.truncate ? O_TRUNC : 0), &why);
   if (fd >= 0) return fd;
   if (!path.empty()) std::fprintf(stderr, "cannot open the log %s; using the run directory\n", why.c_str());
   if (!l.run_dir.empty()) fd = open_job_file(l.run_dir + "/" + fallback, O_WRONLY | O_CREAT | O_APPEND, &why);

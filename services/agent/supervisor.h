@@ -39,6 +39,7 @@ struct LaunchSpec {
   std::string run_dir;      // logs fall back here when their path cannot be opened safely
   std::string stdout_path;
   std::string stderr_path;
+  bool truncate_logs = false;  // empty stdout/stderr files first (sbatch's --open-mode=truncate)
   std::string cgroup;       // empty: none
   uint32_t max_grace_s = 300;  // SIGTERM is followed by SIGKILL after this, even without the agent
 };

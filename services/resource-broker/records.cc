@@ -110,6 +110,7 @@ Result<Lease> decode_lease(std::string_view bytes) {
   l.memory_mb = g->memory_mb();
   if (g->spec()) l.spec = std::shared_ptr<const fb::JobSpecT>(g->spec()->UnPack());
   l.array_index = g->array_index();
+  l.array_job_id = g->array_job_id();
   if (g->gpu_type()) l.gpu_type = g->gpu_type()->str();
   l.node_rank = g->node_rank();
   if (g->nodes()) {

@@ -10,7 +10,7 @@ flatbuffers::Offset<fb::LeaseGranted> build_lease_granted(flatbuffers::FlatBuffe
   auto type = b.CreateString(l.gpu_type);
   auto nodes = b.CreateVectorOfStrings(l.nodes);
   return fb::CreateLeaseGranted(b, l.id, l.job_id, l.attempt, node, gpus, l.cpus, l.memory_mb, spec, l.array_index,
-                                type, l.node_rank, nodes);
+                                type, l.node_rank, nodes, l.array_job_id);
 }
 
 WireEvent build_event(flatbuffers::FlatBufferBuilder& b, const Event& e) {
@@ -82,6 +82,7 @@ AllocateRequest read_allocate(const fb::Allocate& a) {
   r.job_id = a.job_id();
   r.attempt = a.attempt();
   r.array_index = a.array_index();
+  r.array_job_id = a.array_job_id();
   if (a.spec()) r.spec = std::shared_ptr<const fb::JobSpecT>(a.spec()->UnPack());
   if (a.placements() && a.placements()->size() > 0) {
     for (auto* p : *a.placements()) {

@@ -74,7 +74,8 @@ void SchedulerShell::on_get(const fb::Request& req, rpc::Responder& r) {
   if (!j) {
     std::string n = std::to_string(id);
     if (core_.array_tasks(id)) {
-      r.error(Status::not_found("job " + n + " is an array; list its tasks with QueryJobs{array_job_id: " + n + "}"));
+      r.error(Status::not_found("job " + n + " is a job array; name one of its tasks as " + n +
+                                "_INDEX (ty status, wait, cancel, hold and release take " + n + " for all of them)"));
     } else if (core_.was_purged(id)) {
       r.error(Status::not_found("job " + n + " was purged after the retention period (ended jobs are kept " +
                                 retention_text(options_.core.job_retention_s) + ")"));

@@ -414,6 +414,7 @@ void SchedulerShell::send_allocate(const AllocateRequest& a) {
   if (!j || a.nodes.empty()) return;
   auto spec = j->spec;
   int32_t index = j->array_index;
+  uint64_t array_job = j->array_job_id;
   broker_->send(
       fb::RequestBody::Allocate,
       [&](flatbuffers::FlatBufferBuilder& b) {
@@ -422,14 +423,16 @@ void SchedulerShell::send_allocate(const AllocateRequest& a) {
           auto& n = a.nodes[0];
           auto node = b.CreateString(n.node);
           auto gpus = b.CreateVector(n.gpus);
-          return fb::CreateAllocate(b, a.job, a.attempt, node, gpus, n.cpus, n.memory_mb, s, index).Union();
+          return fb::CreateAllocate(b, a.job, a.attempt, node, gpus, n.cpus, n.memory_mb, s, index, 0, array_job)
+              .Union();
         }
         std::vector<flatbuffers::Offset<fb::Placement>> ps;
         for (auto& n : a.nodes) {
           ps.push_back(fb::CreatePlacement(b, b.CreateString(n.node), b.CreateVector(n.gpus), n.cpus, n.memory_mb));
         }
         auto placements = b.CreateVector(ps);
-        return fb::CreateAllocate(b, a.job, a.attempt, 0, 0, a.nodes[0].cpus, a.nodes[0].memory_mb, s, index, placements)
+        return fb::CreateAllocate(b, a.job, a.attempt, 0, 0, a.nodes[0].cpus, a.nodes[0].memory_mb, s, index, placements,
+                                  array_job)
             .Union();
       },
       [this, job = a.job, attempt = a.attempt](Result<rpc::Reply> reply) {

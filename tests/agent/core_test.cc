@@ -249,9 +249,105 @@ BOOST_AUTO_TEST_CASE(the_job_environment_cannot_widen_its_gpus) {
   BOOST_TEST(m2["CUDA_VISIBLE_DEVICES"] == "");
 }
 
-BOOST_AUTO_TEST_CASE(log_paths_expand_like_slurm_patterns) {
-  BOOST_TEST(expand_log_path("out-%j_%a.%t.%N.log", 42, 3, 2, "n1", "/w") == "/w/out-42_3.2.n1.log");
-  BOOST_TEST(expand_log_path("/abs/%j%%", 42, -1, 1, "n1", "/w") == "/abs/42%");
+BOOST_AUTO_TEST_CASE(log_paths_expand_every_sbatch_pattern) {
+  LogPathFacts f;
+  f.job_id = 42;
+  f.array_job_id = 40;
+  f.array_index = 7;
+  f.job_name = "sweep";
+  f.user = "ada";
+  f.node = "n1";
+  f.node_rank = 1;
+  BOOST_TEST(expand_log_path("logs/%x_%A_%a.out", f, "/w") == "/w/logs/sweep_40_7.out");
+  BOOST_TEST(expand_log_path("%j-%J-%s-%u-%N-%n-%t", f, "/w") == "/w/42-42.batch-batch-ada-n1-1-1");
+  BOOST_TEST(expand_log_path("/abs/%3a/%5j%%x", f, "/w") == "/abs/007/00042%x");
+  BOOST_TEST(expand_log_path("%q-%", f, "") == "%q-%");  // unknown ones stay as written
+  // Not an array: %A is the job, %a Slurm's "no index" value.
+  LogPathFacts plain;
+  plain.job_id = 9;
+  BOOST_TEST(expand_log_path("slurm-%A_%a.out", plain, "/w") == "/w/slurm-9_4294967294.out");
+  BOOST_TEST(expand_log_path("slurm-%j.out", plain, "/w") == "/w/slurm-9.out");
+}
+
+BOOST_AUTO_TEST_CASE(host_lists_compress_as_slurm_writes_them) {
+  BOOST_TEST(compress_hostlist({"node01", "node02", "node03"}) == "node[01-03]");
+  BOOST_TEST(compress_hostlist({"node3", "node1", "node2", "node7"}) == "node[1-3,7]");
+  BOOST_TEST(compress_hostlist({"gpu", "a1"}) == "a1,gpu");
+  BOOST_TEST(compress_hostlist({"node09", "node10"}) == "node[09-10]");
+  BOOST_TEST(compress_hostlist({"n-0"}) == "n-0");
+}
+
+BOOST_AUTO_TEST_CASE(array_summaries_give_count_min_max_and_step) {
+  auto a = summarize_array("0-15:4%2");
+  BOOST_REQUIRE(a.has_value());
+  BOOST_TEST(a->count == 4u);
+  BOOST_TEST(a->min == 0);
+  BOOST_TEST(a->max == 12);
+  BOOST_TEST(a->step == 4);
+  auto b = summarize_array("1,3,4");
+  BOOST_REQUIRE(b.has_value());
+  BOOST_TEST(b->count == 3u);
+  BOOST_TEST(b->step == 1);  // irregular
+  BOOST_TEST(!summarize_array("x").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(slurm_jobs_read_their_allocation_from_slurm_variables) {
+  JobEnvInput in;
+  in.job_id = 43;
+  in.attempt = 2;
+  in.node = "node02";
+  in.nodes = {"node01", "node02"};
+  in.node_rank = 1;
+  in.gpu_indices = {0, 1};
+  SlurmFacts& f = in.slurm;
+  f.job_id = 43;
+  f.job_name = "sweep";
+  f.array_job_id = 40;
+  f.array_index = 2;
+  f.array_expression = "0-4:2";
+  f.nodes = in.nodes;
+  f.node = in.node;
+  f.node_rank = 1;
+  f.ntasks_per_node = 2;
+  f.cpus_per_task = 3;
+  f.cpus_on_node = 6;
+  f.gpus_on_node = 2;
+  f.gpu_list = "0,1";
+  f.memory_mb = 4096;
+  f.submit_dir = "/home/ada/proj";
+  f.submit_host = "login1";
+  f.partition = "gpu";
+  f.account = "ml";
+  f.user = "ada";
+  f.attempt = 2;
+  f.tmpdir = "/runs/43/tmp";
+  auto env = job_environment(in, {{"SLURM_JOB_ID", "1"}, {"SLURM_NTASKS", "99"}});
+  std::map<std::string, std::string> m(env.begin(), env.end());
+  const std::map<std::string, std::string> want = {
+      {"SLURM_JOB_ID", "43"}, {"SLURM_JOB_NAME", "sweep"}, {"SLURM_ARRAY_JOB_ID", "40"},
+      {"SLURM_ARRAY_TASK_ID", "2"}, {"SLURM_ARRAY_TASK_COUNT", "3"}, {"SLURM_ARRAY_TASK_MIN", "0"},
+      {"SLURM_ARRAY_TASK_MAX", "4"}, {"SLURM_ARRAY_TASK_STEP", "2"}, {"SLURM_JOB_NODELIST", "node[01-02]"},
+      {"SLURM_JOB_NUM_NODES", "2"}, {"SLURM_NNODES", "2"}, {"SLURM_NTASKS", "4"}, {"SLURM_NTASKS_PER_NODE", "2"},
+      {"SLURM_CPUS_PER_TASK", "3"}, {"SLURM_CPUS_ON_NODE", "6"}, {"SLURM_GPUS_ON_NODE", "2"},
+      {"SLURM_MEM_PER_NODE", "4096"}, {"SLURM_SUBMIT_DIR", "/home/ada/proj"}, {"SLURM_SUBMIT_HOST", "login1"},
+      {"SLURM_JOB_PARTITION", "gpu"}, {"SLURM_JOB_ACCOUNT", "ml"}, {"SLURM_JOB_USER", "ada"},
+      {"SLURM_NODEID", "1"}, {"SLURM_PROCID", "1"}, {"SLURM_LOCALID", "0"}, {"SLURM_RESTART_COUNT", "1"},
+      {"SLURM_TMPDIR", "/runs/43/tmp"}, {"TY_ARRAY_JOB_ID", "40"}, {"TY_ARRAY_INDEX", "2"},
+      {"TY_NTASKS", "4"}, {"TY_SUBMIT_DIR", "/home/ada/proj"}, {"TY_RESTART_COUNT", "1"}, {"TY_TMPDIR", "/runs/43/tmp"},
+      {"TY_JOB_ID", "43"}, {"CUDA_VISIBLE_DEVICES", "0,1"}};
+  for (auto& [k, v] : want) BOOST_TEST(m[k] == v, k << " = '" << m[k] << "', want '" << v << "'");
+  // Not an array: no array variables at all (as Slurm), and no --cpus-per-task asked: none.
+  in.slurm = SlurmFacts{};
+  in.slurm.job_id = 43;
+  in.slurm.node = "n1";
+  auto env2 = job_environment(in, {});
+  std::map<std::string, std::string> m2(env2.begin(), env2.end());
+  BOOST_TEST(!m2.count("SLURM_ARRAY_TASK_ID"));
+  BOOST_TEST(!m2.count("SLURM_ARRAY_JOB_ID"));
+  BOOST_TEST(!m2.count("SLURM_CPUS_PER_TASK"));
+  BOOST_TEST(m2["SLURM_NTASKS"] == "1");
+  BOOST_TEST(m2["SLURM_JOB_NODELIST"] == "n1");
+  BOOST_TEST(m2["SLURM_RESTART_COUNT"] == "0");
 }
 
 BOOST_AUTO_TEST_CASE(time_arithmetic_saturates_instead_of_overflowing) {

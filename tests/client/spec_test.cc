@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "process.h"
+#include "trainyard/client.h"
 #include "trainyard/job_spec.h"
 
 using namespace trainyard;
@@ -160,7 +161,7 @@ BOOST_AUTO_TEST_CASE(every_supported_directive_sets_its_field) {
   BOOST_TEST(s.array == "0-9%2");
   BOOST_REQUIRE(s.dependencies.size() == 1u);
   BOOST_TEST(s.dependencies[0]->job_id == 41u);
-  BOOST_TEST(s.stdout_path == dir.path() + "/out/train-resnet-ada-%j.log");  // %j left for the agent
+  BOOST_TEST(s.stdout_path == dir.path() + "/out/%x-%u-%j.log");  // every pattern is the agent's to expand
   BOOST_TEST(s.stderr_path == "/abs/%j.err");
   BOOST_TEST(s.user == "ada");
   BOOST_TEST(s.workdir == dir.path());
@@ -198,6 +199,34 @@ BOOST_AUTO_TEST_CASE(short_forms_and_space_separated_values) {
   BOOST_TEST(s.memory_mb == 2048u);
   BOOST_TEST(s.gpus_per_node == 2u);
   BOOST_TEST(s.gpu_type == "H100");
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_script_without_output_writes_slurm_jobid_out_in_its_work_dir) {
+  testing::TempDir dir;
+  auto r = submit_script(dir, "#!/bin/bash\necho hi\n");
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().message());
+  BOOST_TEST(r->request.spec.stdout_path == dir.path() + "/slurm-%j.out");
+  BOOST_TEST(r->request.spec.stderr_path == dir.path() + "/slurm-%j.out");
+  BOOST_TEST(r->request.spec.open_append == false);
+  BOOST_TEST(r->request.spec.submit_dir == dir.path());
+  auto a = submit_script(dir, "#!/bin/bash\n#SBATCH --array=0-3\n#SBATCH -D sub\n#SBATCH --open-mode=append\ntrue\n");
+  BOOST_REQUIRE_MESSAGE(a.ok(), a.status().message());
+  BOOST_TEST(a->request.spec.stdout_path == dir.path() + "/sub/slurm-%A_%a.out");
+  BOOST_TEST(a->request.spec.submit_dir == dir.path());  // where it was submitted, not where it runs
+  BOOST_TEST(a->request.spec.open_append == true);
+  auto bad = submit_script(dir, "#!/bin/bash\n#SBATCH --open-mode=sometimes\ntrue\n");
+  BOOST_TEST(!bad.ok());
+  BOOST_TEST(bad.status().message().find("--open-mode 'sometimes'") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(task_counts_are_kept_for_the_jobs_slurm_variables) {
+  testing::TempDir dir;
+  auto r = submit_script(dir, "#!/bin/bash\n#SBATCH -n 8 -c 3 --ntasks-per-node=4 -N 2\ntrue\n");
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().message());
+  BOOST_TEST(r->request.spec.ntasks == 8u);
+  BOOST_TEST(r->request.spec.cpus_per_task == 3u);
+  BOOST_TEST(r->request.spec.ntasks_per_node == 4u);
+  BOOST_TEST(r->request.spec.cpus == 12u);
 }
 
 BOOST_AUTO_TEST_CASE(gpus_for_the_job_are_split_over_nodes) {
@@ -531,4 +560,20 @@ BOOST_AUTO_TEST_CASE(huge_times_gpu_counts_and_arrays_are_refused_instead_of_wra
   BOOST_TEST(!parse_gres("gpu:4294967297").ok());  // 2^32 + 1 would become 1
   BOOST_TEST(!parse_gres("gpu:a100:4294967297").ok());
   BOOST_TEST(!validate_array("0-18446744073709551615").ok());  // the count would wrap to 0
+}
+
+BOOST_AUTO_TEST_CASE(job_arguments_name_a_job_an_array_or_one_task_as_slurm_writes_them) {
+  auto plain = parse_job_ref("12");
+  BOOST_REQUIRE(plain.ok());
+  BOOST_TEST(plain->id == 12u);
+  BOOST_TEST(!plain->index.has_value());
+  auto task = parse_job_ref("12_3");
+  BOOST_REQUIRE(task.ok());
+  BOOST_TEST(task->id == 12u);
+  BOOST_TEST(*task->index == 3);
+  for (const char* bad : {"", "0", "x", "12_", "_3", "12_x", "12_3_4", "-1", "12_99999999999"}) {
+    auto r = parse_job_ref(bad);
+    BOOST_TEST(!r.ok(), bad);
+    if (!r.ok()) BOOST_TEST(r.status().message().find("ARRAY_INDEX") != std::string::npos);
+  }
 }

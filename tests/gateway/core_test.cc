@@ -244,7 +244,7 @@ BOOST_AUTO_TEST_CASE(metrics_text_is_strict_prometheus_with_awkward_names_and_va
   auto p = testing::parse_prometheus(text, &err);
   BOOST_REQUIRE_MESSAGE(p, err << "\n" << text);
   BOOST_TEST(*p->value("trainyard_service_up", {{"service", "billing"}}) == 0);
-  BOOST_TEST(*p->value("trainyard_gpus_total", {{"gpu_type", "A100"}}) == 4);
+  BOOST_TEST(*p->value("trainyard_gpus", {{"gpu_type", "A100"}}) == 4);
   BOOST_TEST(*p->value("trainyard_gpus_idle", {{"gpu_type", "weird \"type\"\\x\n"}}) == 1);
   BOOST_TEST(*p->value("trainyard_jobs", {{"state", "Pending"}, {"partition", "default"}}) == 5);
   BOOST_TEST(*p->value("trainyard_queue_wait_seconds_bucket", {{"le", "5"}}) == 3);

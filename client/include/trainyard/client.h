@@ -55,6 +55,18 @@ struct JobFilter {
   uint32_t page_bytes = 0;    // most bytes per reply (0: the scheduler's default, scheduler.query_page_bytes)
 };
 
+// A job as a user names it: "12" (job 12, or every task of array 12) or, as
+// Slurm writes array tasks, "12_3" (the task of array 12 with index 3).
+struct JobRef {
+  uint64_t id = 0;
+  std::optional<int32_t> index;  // set: a task of array `id`
+  std::string text;              // as given, for messages
+};
+// InvalidArgument "'x' is not a job id (N, or ARRAY_INDEX such as 12_3)".
+Result<JobRef> parse_job_ref(std::string_view text);
+// How a job is shown to a user: "12", or "12_3" for an array task.
+std::string job_name_of(const fb::JobRecordT& job);
+
 // One job event seen by watch().
 struct JobEvent {
   std::string topic;          // "job.submitted" or "job.state"
@@ -128,6 +140,10 @@ class Client {
 
   // The job's record: state, reason, nodes, GPUs, exit code and history.
   Result<fb::JobRecordT> status(uint64_t job_id);
+
+  // The jobs `ref` names: one job, every task of an array (in index order),
+  // or one task. NotFound names the job as the user wrote it.
+  Result<std::vector<fb::JobRecordT>> jobs_named(const JobRef& ref);
 
   // Jobs matching `filter`, in the scheduler's order.
   Result<std::vector<fb::JobRecordT>> list(const JobFilter& filter);

@@ -22,6 +22,7 @@ struct SubmitContext {
   std::string cwd;                           // the submit directory (absolute)
   std::string user;                          // who submits
   std::map<std::string, std::string> env;    // the submitting environment (for --export)
+  std::string host;                          // the submitting host (SLURM_SUBMIT_HOST)
 };
 
 // A note for the user that does not stop the submission (an ignored Slurm
@@ -98,6 +99,10 @@ class SpecBuilder {
   // sbatch; flags: "NONE"), and the job's name when none is given.
   void set_default_export(std::string value) { default_export_ = std::move(value); }
   void set_default_name(std::string name) { default_name_ = std::move(name); }
+  // Where stdout goes when no --output says (a batch script: sbatch's
+  // slurm-%j.out, slurm-%A_%a.out for an array, in the work dir; else the
+  // agent's own log file, read with `ty logs`).
+  void set_batch_script(bool batch) { batch_script_ = batch; }
 
   // Resolves what depends on several options (--gpus over --nodes, CPUs per
   // task times tasks, --mem-per-cpu, --export, relative paths) and returns
@@ -122,6 +127,7 @@ class SpecBuilder {
   std::optional<std::string> export_;      // --export as given
   std::string default_export_ = "NONE";
   std::string default_name_;
+  bool batch_script_ = false;
 };
 
 // Whether an option takes a value: never, always ("--mem 4G", "--mem=4G"),

@@ -169,7 +169,7 @@ std::vector<std::pair<std::string, std::string>> job_environment(
     const JobEnvInput& in, const std::vector<std::pair<std::string, std::string>>& base) {
   std::map<std::string, std::string> env;
   for (auto& [k, v] : base) {
-    if (k == "CUDA_VISIBLE_DEVICES" || k.rfind("TY_", 0) == 0) continue;
+    if (k == "CUDA_VISIBLE_DEVICES" || k.rfind("TY_", 0) == 0 || k.rfind("SLURM", 0) == 0) continue;
     env[k] = v;
   }
   for (auto& [k, v] : in.spec_env) env[k] = v;
@@ -187,6 +187,7 @@ std::vector<std::pair<std::string, std::string>> job_environment(
   // An empty CUDA_VISIBLE_DEVICES hides every GPU, which is what a job
   // granted none must see.
   env["CUDA_VISIBLE_DEVICES"] = gpus;
+  for (auto& [k, v] : slurm_variables(in.slurm)) env[k] = v;
   env["TY_JOB_ID"] = std::to_string(in.job_id);
   env["TY_ATTEMPT"] = std::to_string(in.attempt);
   if (in.array_index >= 0) env["TY_ARRAY_INDEX"] = std::to_string(in.array_index);
@@ -201,31 +202,6 @@ std::vector<std::pair<std::string, std::string>> job_environment(
   // A port every rank derives alike, unless the job picked one.
   if (!env.count("MASTER_PORT")) env["MASTER_PORT"] = std::to_string(20000 + in.job_id % 20000);
   return {env.begin(), env.end()};
-}
-
-std::string expand_log_path(std::string_view pattern, uint64_t job_id, int32_t array_index, uint32_t attempt,
-                            std::string_view node, std::string_view dir) {
-  std::string out;
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    char c = pattern[i];
-    if (c != '%' || i + 1 == pattern.size()) {
-      out.push_back(c);
-      continue;
-    }
-    char k = pattern[++i];
-    switch (k) {
-      case 'j': out += std::to_string(job_id); break;
-      case 'a': out += array_index >= 0 ? std::to_string(array_index) : std::string("0"); break;
-      case 't': out += std::to_string(attempt); break;
-      case 'N': out += node; break;
-      case '%': out.push_back('%'); break;
-      default:
-        out.push_back('%');
-        out.push_back(k);
-    }
-  }
-  if (!out.empty() && out[0] != '/' && !dir.empty()) out = std::string(dir) + "/" + out;
-  return out;
 }
 
 }  // namespace trainyard::agent

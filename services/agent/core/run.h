@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/metric_line.h"
+#include "core/slurm_env.h"
 #include "trainyard/fb/runs_generated.h"
 
 namespace trainyard::agent {
@@ -120,17 +121,13 @@ struct JobEnvInput {
   std::vector<uint32_t> gpu_indices;
   std::string metrics_file;
   std::vector<std::pair<std::string, std::string>> spec_env;
+  SlurmFacts slurm;                 // the SLURM_* variables and their TY_* twins
 };
 
-// The job's environment: `base` (the agent's own, minus CUDA_VISIBLE_DEVICES
-// and TY_* variables), then the spec's env, then the Trainyard variables,
-// which win so a job cannot widen its GPUs. Sorted by name.
+// The job's environment: `base` (the agent's own, minus CUDA_VISIBLE_DEVICES,
+// TY_* and SLURM_* variables), then the spec's env, then the Trainyard and
+// Slurm variables, which win so a job cannot widen its GPUs. Sorted by name.
 std::vector<std::pair<std::string, std::string>> job_environment(
     const JobEnvInput& in, const std::vector<std::pair<std::string, std::string>>& base);
-
-// Expands %j (job), %a (array index), %t (attempt), %N (node) and %% in a
-// spec's stdout/stderr path; a relative result is under `dir`.
-std::string expand_log_path(std::string_view pattern, uint64_t job_id, int32_t array_index, uint32_t attempt,
-                            std::string_view node, std::string_view dir);
 
 }  // namespace trainyard::agent

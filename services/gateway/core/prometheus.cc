@@ -138,7 +138,7 @@ std::string render_metrics(const MetricsInput& in) {
     w.sample({{"status", "up"}}, static_cast<double>(in.nodes->up));
     w.sample({{"status", "down"}}, static_cast<double>(in.nodes->down));
     w.sample({{"status", "drained"}}, static_cast<double>(in.nodes->drained));
-    w.family("trainyard_gpus_total", "gauge", "GPUs on registered nodes, by GPU type");
+    w.family("trainyard_gpus", "gauge", "GPUs on registered nodes, by GPU type");
     for (const auto& [type, c] : in.nodes->gpus) w.sample({{"gpu_type", type}}, static_cast<double>(c.total));
     w.family("trainyard_gpus_allocated", "gauge", "GPUs held by a lease, by GPU type");
     for (const auto& [type, c] : in.nodes->gpus) w.sample({{"gpu_type", type}}, static_cast<double>(c.allocated));
@@ -190,7 +190,7 @@ std::string render_metrics(const MetricsInput& in) {
     for (const auto& [l, v] : points) w.sample(l, v);
   }
   if (!in.ops.empty()) {
-    w.family("trainyard_ops_gauge", "gauge", "Every gauge of every fresh ops.metrics.<service> report, as published");
+    w.family("trainyard_ops_value", "gauge", "Every gauge of every fresh ops.metrics.<service> report, as published");
     std::set<std::tuple<std::string, std::string, std::string>> seen;  // a repeated name would break the exposition
     for (const auto& r : in.ops) {
       for (const auto& [name, v] : r.gauges) {

@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "text/gpu_type.h"
+
 namespace trainyard::broker {
 
 std::string_view to_string(LeaseState s) {
@@ -49,12 +51,6 @@ Status check_node_name(std::string_view name) {
     }
   }
   return Status::ok();
-}
-
-bool iequal(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 }  // namespace
@@ -224,7 +220,7 @@ Status Cluster::check_placement(const PlacementRequest& p, uint32_t cpus, uint64
       held.push_back(g);
       holders.insert(fmt::format("lease {} of job {}", h->second, leases_.at(h->second).job_id));
     }
-    if (!spec.gpu_type.empty() && !iequal(n.gpu_type(g), spec.gpu_type)) wrong_type.push_back(g);
+    if (!spec.gpu_type.empty() && !text::same_gpu_type(n.gpu_type(g), spec.gpu_type)) wrong_type.push_back(g);
   }
   if (!missing.empty()) {
     return Status::conflict(fmt::format("node {} has no GPU {} ({} GPUs registered)", p.node, fmt::join(missing, ","),
@@ -315,6 +311,7 @@ Result<std::vector<uint64_t>> Cluster::allocate(const AllocateRequest& req, Now 
     l.memory_mb = amounts[i].second;
     l.spec = spec_ptr;
     l.array_index = req.array_index;
+    l.array_job_id = req.array_job_id;
     l.gpu_type = p.gpus.empty() ? spec.gpu_type : n.gpu_type(p.gpus.front());
     l.node_rank = static_cast<uint32_t>(i);
     l.nodes = all_nodes;

@@ -42,6 +42,7 @@ struct AllocateRequest {
   uint64_t job_id = 0;
   uint32_t attempt = 0;
   int32_t array_index = -1;
+  uint64_t array_job_id = 0;  // array tasks: the array's id
   std::shared_ptr<const fb::JobSpecT> spec;  // null: an empty spec
   // One entry: a single-node lease. Several: a gang, granted all or none,
   // node_rank = position.

@@ -35,6 +35,7 @@ struct Lease {
   // is kept, for idempotent Allocate and for reconciling agents).
   std::shared_ptr<const fb::JobSpecT> spec;
   int32_t array_index = -1;
+  uint64_t array_job_id = 0;  // array tasks: the array's id
   std::string gpu_type;
   uint32_t node_rank = 0;
   std::vector<std::string> nodes;  // every node of the allocation, rank order

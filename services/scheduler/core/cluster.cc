@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <bit>
 
+#include "text/gpu_type.h"
+
 namespace trainyard::scheduler {
 
 std::vector<uint32_t> gpu_list(uint64_t mask) {
@@ -38,14 +40,15 @@ std::optional<uint16_t> Cluster::partition_index(std::string_view name) const {
 
 std::optional<uint16_t> Cluster::gpu_type_index(std::string_view type) const {
   if (type.empty()) return 0;
-  auto it = type_ids_.find(std::string(type));
+  auto it = type_ids_.find(text::gpu_type_key(type));
   if (it == type_ids_.end()) return std::nullopt;
   return it->second;
 }
 
 uint16_t Cluster::intern_gpu_type(std::string_view type) {
   if (type.empty()) return 0;
-  auto [it, fresh] = type_ids_.emplace(std::string(type), static_cast<uint16_t>(types_.size()));
+  // Keyed case-insensitively: "a100" asked is the "A100" a node reports.
+  auto [it, fresh] = type_ids_.emplace(text::gpu_type_key(type), static_cast<uint16_t>(types_.size()));
   if (fresh) {
     types_.emplace_back(type);
     for (auto& l : limits_) l.max_gpus.resize(types_.size(), 0);

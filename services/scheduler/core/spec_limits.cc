@@ -35,13 +35,14 @@ Status check_strings(const fb::JobSpecT& s, const SpecLimits& l) {
   const std::pair<const char*, const std::string*> names[] = {
       {"name", &s.name},         {"user", &s.user},         {"account", &s.account},
       {"partition", &s.partition}, {"experiment", &s.experiment}, {"gpu_type", &s.gpu_type},
-      {"array", &s.array},       {"client_token", &s.client_token}};
+      {"array", &s.array},       {"client_token", &s.client_token}, {"submit_host", &s.submit_host}};
   for (auto& [field, v] : names) {
     if (v->size() > l.max_string_bytes) return over(field, v->size(), l.max_string_bytes, "bytes", "max_string_bytes");
     if (auto st = check_text(field, *v); !st) return st;
   }
   const std::pair<const char*, const std::string*> paths[] = {
-      {"workdir", &s.workdir}, {"stdout_path", &s.stdout_path}, {"stderr_path", &s.stderr_path}};
+      {"workdir", &s.workdir}, {"stdout_path", &s.stdout_path}, {"stderr_path", &s.stderr_path},
+      {"submit_dir", &s.submit_dir}};
   for (auto& [field, v] : paths) {
     if (v->size() > l.max_path_bytes) return over(field, v->size(), l.max_path_bytes, "bytes", "max_path_bytes");
   }
@@ -79,7 +80,8 @@ Status check_lists(const fb::JobSpecT& s, const SpecLimits& l) {
 uint64_t spec_bytes(const fb::JobSpecT& s) {
   uint64_t total = kFixed;
   for (const std::string* v : {&s.name, &s.user, &s.account, &s.partition, &s.workdir, &s.gpu_type, &s.experiment,
-                               &s.array, &s.stdout_path, &s.stderr_path, &s.client_token}) {
+                               &s.array, &s.stdout_path, &s.stderr_path, &s.client_token, &s.submit_dir,
+                               &s.submit_host}) {
     total += v->size() + kPerString;
   }
   for (auto& a : s.command) total += a.size() + kPerString;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/spec_limits.h"
+#include "text/gpu_type.h"
 
 namespace trainyard::scheduler {
 namespace {
@@ -79,7 +80,8 @@ Status check_nodes_and_gpus(const fb::JobSpecT& spec, const SchedulerConfig& con
     }
     type = *t;
     if (known_nodes && (lim.max_gpus.size() <= type || lim.max_gpus[type] == 0) &&
-        std::find(config.gpu_types.begin(), config.gpu_types.end(), spec.gpu_type) == config.gpu_types.end()) {
+        std::none_of(config.gpu_types.begin(), config.gpu_types.end(),
+                     [&spec](const std::string& t) { return text::same_gpu_type(t, spec.gpu_type); })) {
       return Status::invalid("gpu_type: partition " + quoted(part.name) + " has no " + quoted(spec.gpu_type) +
                              " GPUs; it has: " + join(cluster.gpu_types_in(p)));
     }
