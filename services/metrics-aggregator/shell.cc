@@ -246,7 +246,9 @@ void AggregatorShell::on_metric_batch(const bus::Event& e, storage::Batch& batch
   if (!mb) return;
   ++stats_.batches;
   int64_t now = clock_.now_ns();
-  lag_max_ns_ = std::max(lag_max_ns_, now - e.time_ns());
+  // A publisher's clock is not trusted: a time in the future, or so far in
+  // the past that the difference overflows, says nothing about lag.
+  if (e.time_ns() > 0 && e.time_ns() <= now) lag_max_ns_ = std::max(lag_max_ns_, now - e.time_ns());
   uint64_t job = mb->job_id();
   if (mb->experiment() && mb->experiment()->size() > 0 && !indexed_jobs_.contains(job)) {
     auto exp = mb->experiment()->string_view();

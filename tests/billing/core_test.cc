@@ -271,6 +271,19 @@ BOOST_AUTO_TEST_CASE(huge_quantities_are_charged_exactly_without_overflow) {
   BOOST_TEST((a.remainder == b.remainder));
 }
 
+// Found by fuzz_ledger under UBSan: a tick in the last day int64
+// nanoseconds reach (2262-04-11) asked for the start of the next day, which
+// overflowed. It is charged up to its end like any other.
+BOOST_AUTO_TEST_CASE(usage_in_the_last_representable_day_is_split_without_overflow) {
+  auto c = card();
+  std::vector<Charge> out;
+  int64_t end = INT64_MAX - 10;
+  BOOST_REQUIRE(split_usage(usage(end - kNsPerHour, end, 1, "A100", 1), c, &out).ok());
+  BOOST_REQUIRE(!out.empty());
+  BOOST_TEST(static_cast<uint64_t>(out[0].quantity) == static_cast<uint64_t>(kNsPerHour));
+  BOOST_TEST(day_start_ns(day_of(INT64_MAX) + 1) == INT64_MAX);
+}
+
 BOOST_AUTO_TEST_CASE(usage_is_split_per_day_and_malformed_usage_is_refused) {
   auto c = card();
   std::vector<Charge> out;

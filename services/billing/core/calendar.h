@@ -24,7 +24,13 @@ CivilDate civil_from_days(int64_t days);
 
 // The UTC day holding `ns` (ns >= 0).
 inline uint32_t day_of(int64_t ns) { return static_cast<uint32_t>(ns / kNsPerDay); }
-inline int64_t day_start_ns(uint32_t day) { return static_cast<int64_t>(day) * kNsPerDay; }
+// The first ns of `day`; INT64_MAX for the days past the int64 range (from
+// 2262-04-12), so that "the start of the next day" of the last day bounds
+// an interval instead of overflowing.
+inline int64_t day_start_ns(uint32_t day) {
+  constexpr int64_t kLastDay = INT64_MAX / kNsPerDay;
+  return day > kLastDay ? INT64_MAX : static_cast<int64_t>(day) * kNsPerDay;
+}
 
 // Months as yyyymm (202611).
 uint32_t month_of_day(uint32_t day);
