@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/gpu_name.h"
 #include "job_files.h"
 #include "storage/keys.h"
 #include "supervisor.h"
@@ -85,25 +87,54 @@ class PointBatch {
 
 }  // namespace
 
-std::vector<std::string> AgentShell::column_families() {
+storage::Options AgentShell::store_options(const Options& o) {
   auto cfs = bus::Publisher::column_families();
   for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
   cfs.push_back("runs");
   cfs.push_back("grants");
-  return cfs;
+  return storage::Options{cfs, {}, o.durability};
 }
 
-AgentShell::AgentShell(zmq::context_t& ctx, storage::Store& store, Runtime& runtime, AgentOptions options,
-                       const Clock& clock, std::unique_ptr<Nvml> nvml)
-    : ctx_(ctx),
-      store_(store),
-      runtime_(runtime),
+std::unique_ptr<Nvml> AgentShell::find_gpus(AgentOptions& o) {
+  std::unique_ptr<Nvml> nvml;
+  std::string why;
+  if (o.simulate == 0) nvml = Nvml::load(&why);
+  if (!o.gpus.empty()) {
+    spdlog::info("{} GPUs declared in the config", o.gpus.size());
+  } else if (nvml) {
+    for (auto& d : nvml->devices()) o.gpus.push_back(HostGpu{d.index, gpu_type_from_name(d.name), d.memory_mb, d.uuid});
+    o.gpus_from_nvml = true;
+    spdlog::info("{} GPUs found through NVML", o.gpus.size());
+  } else if (o.simulate == 0) {
+    spdlog::info("no GPUs: {} and none declared in agent.gpus", why);
+  }
+  return nvml;
+}
+
+void AgentShell::prepare_host() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.runs_dir, ec);
+  if (ec) throw std::runtime_error("cannot create the runs directory " + options_.runs_dir + ": " + ec.message());
+  // Run state (launch specs, start/exit records, locks): the agent's alone.
+  if (auto s = ensure_private_dir(options_.state_dir); !s) {
+    throw std::runtime_error("the run state directory: " + s.message());
+  }
+  // What is left of a job whose supervisor was killed comes back to the
+  // agent, which kills it (kill_orphans).
+  if (options_.simulate == 0) prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
+
+AgentShell::AgentShell(const ServiceEnv& env, AgentOptions options)
+    : ctx_(env.ctx),
+      store_(env.store),
+      runtime_(env.runtime),
       options_(std::move(options)),
-      clock_(clock),
-      nvml_(std::move(nvml)),
-      runs_cf_(store.cf("runs")),
-      grants_cf_(store.cf("grants")),
-      server_(ctx, options_.endpoint, "agent") {
+      clock_(env.clock),
+      nvml_(find_gpus(options_)),
+      runs_cf_(store_.cf("runs")),
+      grants_cf_(store_.cf("grants")),
+      server_(ctx_, options_.endpoint, "agent") {
+  prepare_host();
   if (options_.simulate > 0) {
     for (uint32_t i = 0; i < options_.simulate; ++i) nodes_.push_back(options_.node + "-" + std::to_string(i));
   } else {
@@ -116,7 +147,7 @@ AgentShell::AgentShell(zmq::context_t& ctx, storage::Store& store, Runtime& runt
   po.instance = options_.node;
   po.bus_endpoints = options_.bus_frontend;
   po.heartbeat_ms = options_.publisher_heartbeat_ms;
-  publisher_ = std::make_unique<bus::Publisher>(ctx, store, server_, po, clock);
+  publisher_ = std::make_unique<bus::Publisher>(ctx_, store_, server_, po, clock_);
 
   bus::SubscriberOptions so;
   so.name = "agent " + options_.node;
@@ -130,10 +161,10 @@ AgentShell::AgentShell(zmq::context_t& ctx, storage::Store& store, Runtime& runt
     so.prefixes.push_back("lease." + options_.node + ".");
   }
   subscriber_ = std::make_unique<bus::Subscriber>(
-      ctx, store, so, [this](const bus::Event& e, storage::Batch& batch) { on_lease_event(e, batch); });
+      ctx_, store_, so, [this](const bus::Event& e, storage::Batch& batch) { on_lease_event(e, batch); });
 
   if (!options_.broker_endpoint.empty()) {
-    broker_ = std::make_unique<rpc::AsyncClient>(ctx, "broker", options_.broker_endpoint, 3000);
+    broker_ = std::make_unique<rpc::AsyncClient>(ctx_, "broker", options_.broker_endpoint, 3000);
   }
   server_.on(fb::RequestBody::ReadLog, [this](const fb::Request& req, rpc::Responder& r) { on_read_log(req, r); });
 
@@ -156,6 +187,9 @@ AgentShell::AgentShell(zmq::context_t& ctx, storage::Store& store, Runtime& runt
     }
   }
   read_buf_.resize(std::max<size_t>(options_.metrics_read_bytes, 4096));
+  start();
+  spdlog::info("agent {} up: {} node(s), endpoint {}, broker {}", options_.node, nodes_.size(), endpoint(),
+               options_.broker_endpoint);
 }
 
 AgentShell::~AgentShell() {

@@ -28,6 +28,7 @@
 #include "storage/store.h"
 #include "supervisor.h"
 #include "util/clock.h"
+#include "util/run_service.h"
 #include "util/runtime.h"
 
 namespace trainyard::agent {
@@ -65,23 +66,47 @@ struct AgentOptions {
   uint32_t max_grace_s = 300;                // no stop waits longer than this between SIGTERM and SIGKILL
   int64_t publisher_heartbeat_ms = 1000;
   int64_t ops_ms = 10000;                    // ops.metrics.agent every so often
+  std::string data;                          // agent.data: the store, runs/ and run-state/ below it
+  storage::Durability durability = storage::Durability::kWal;  // agent.durability
+
+  // Reads [agent], [broker] and [bus] (options.cc); InvalidArgument names a
+  // bad key.
+  static Result<AgentOptions> from_config(const Config& config);
 };
 
 class AgentShell {
  public:
-  static std::vector<std::string> column_families();
+  using Options = AgentOptions;
+  static constexpr ServiceInfo kInfo{
+      "agent",
+      "the node agent. Registers this node's GPUs, CPUs and memory with the resource broker, runs the jobs leased "
+      "to it (each under its own supervisor, with only its GPUs visible), and publishes run events, usage ticks and "
+      "metrics. Config keys: see services/agent/README.md."};
+  static storage::Options store_options(const Options& o);
 
-  AgentShell(zmq::context_t& ctx, storage::Store& store, Runtime& runtime, AgentOptions options, const Clock& clock,
-             std::unique_ptr<Nvml> nvml);
+  // Finds the GPUs (agent.gpus, else NVML), prepares the run directories,
+  // becomes the subreaper of what its runs leave behind, binds, recovers the
+  // stored runs and hooks everything into env.runtime. Throws zmq::error_t
+  // when the endpoint cannot be bound, std::runtime_error when a directory
+  // cannot be made.
+  AgentShell(const ServiceEnv& env, AgentOptions options);
   ~AgentShell();
 
-  // Recovers the stored runs and hooks everything into the runtime.
-  void start();
-
+  nlohmann::json ready_info() const {
+    nlohmann::json j{{"endpoint", endpoint()}, {"node", options_.node}};
+    if (options_.simulate > 0) j["nodes"] = nodes_;
+    return j;
+  }
   const std::string& endpoint() const { return server_.endpoint(); }
   const std::vector<std::string>& nodes() const { return nodes_; }
 
  private:
+  // NVML when the host has it and the agent is not simulating; fills
+  // options.gpus from it when none were declared.
+  static std::unique_ptr<Nvml> find_gpus(AgentOptions& options);
+  void prepare_host();
+  void start();
+
   struct Run {
     RunRecord rec;
     std::string grant;                        // the LeaseGranted envelope (launch needs its spec)
