@@ -3,10 +3,8 @@
 // a temporary RocksDB. Requests are built from the schema, mostly of the
 // types billing takes, so the fuzzer reaches the handlers; events (usage
 // ticks, job.*) arrive through the real subscriber and charge the ledger.
-#include "fb_generator.h"
 #include "service_harness.h"
 #include "shell.h"
-#include "trainyard/fb/request_bfbs_generated.h"
 
 using namespace trainyard;
 
@@ -29,7 +27,6 @@ std::string rates_file() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using fb::RequestBody;
-  static const fuzz::MessageGenerator gen({fb::RequestBinarySchema::data(), fb::RequestBinarySchema::size()}, "TYRQ");
   static const std::vector<int64_t> mine = {
       static_cast<int64_t>(RequestBody::Ping),         static_cast<int64_t>(RequestBody::QueryUsage),
       static_cast<int64_t>(RequestBody::GetInvoice),   static_cast<int64_t>(RequestBody::EstimateCost),
@@ -37,16 +34,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static fuzz::ServiceUnderFuzz<billing::BillingShell> service(
       "billing.endpoint", "billing.data", {"billing.rates=" + rates_file(), "billing.currency=EUR"});
   static const std::vector<fuzz::EventKind> events = {{fb::Payload::UsageTick, "usage."}, {fb::Payload::JobSubmitted, "job."}, {fb::Payload::JobStateChanged, "job."}};
-  FuzzedDataProvider in(data, size);
-  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
-    case 0:  // raw bytes, as any peer can send
-      service.send(in.ConsumeRemainingBytes<uint8_t>());
-      break;
-    case 1:  // an event on the bus, through the subscriber to its handler
-      fuzz::publish_event(service, in, events);
-      break;
-    default:  // a request built from the schema
-      service.send(gen.build(in, mine));
-  }
+  fuzz::fuzz_one(service, data, size, mine, events);
   return 0;
 }

@@ -3,31 +3,18 @@
 // comparisons against a real store in a temporary RocksDB. Requests are
 // built from the schema, mostly of the types the aggregator takes; metric
 // batches and job.submitted arrive through the real subscriber.
-#include "fb_generator.h"
 #include "service_harness.h"
 #include "shell.h"
-#include "trainyard/fb/request_bfbs_generated.h"
 
 using namespace trainyard;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using fb::RequestBody;
-  static const fuzz::MessageGenerator gen({fb::RequestBinarySchema::data(), fb::RequestBinarySchema::size()}, "TYRQ");
   static const std::vector<int64_t> mine = {
       static_cast<int64_t>(RequestBody::Ping), static_cast<int64_t>(RequestBody::ListMetrics),
       static_cast<int64_t>(RequestBody::QuerySeries), static_cast<int64_t>(RequestBody::CompareRuns)};
   static fuzz::ServiceUnderFuzz<metrics::AggregatorShell> service("metrics.endpoint", "metrics.data", {});
   static const std::vector<fuzz::EventKind> events = {{fb::Payload::MetricBatch, "metric."}, {fb::Payload::JobSubmitted, "job."}};
-  FuzzedDataProvider in(data, size);
-  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
-    case 0:  // raw bytes, as any peer can send
-      service.send(in.ConsumeRemainingBytes<uint8_t>());
-      break;
-    case 1:  // an event on the bus, through the subscriber to its handler
-      fuzz::publish_event(service, in, events);
-      break;
-    default:  // a request built from the schema
-      service.send(gen.build(in, mine));
-  }
+  fuzz::fuzz_one(service, data, size, mine, events);
   return 0;
 }

@@ -4,16 +4,13 @@
 // with a cycle every 10 ms. Requests are built from the schema,
 // mostly of the types the scheduler takes; node.*, lease.*, run.* and
 // account.* events arrive through the real subscriber.
-#include "fb_generator.h"
 #include "service_harness.h"
 #include "shell.h"
-#include "trainyard/fb/request_bfbs_generated.h"
 
 using namespace trainyard;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using fb::RequestBody;
-  static const fuzz::MessageGenerator gen({fb::RequestBinarySchema::data(), fb::RequestBinarySchema::size()}, "TYRQ");
   static const std::vector<int64_t> mine = {
       static_cast<int64_t>(RequestBody::Ping),      static_cast<int64_t>(RequestBody::SubmitJob),
       static_cast<int64_t>(RequestBody::CancelJob), static_cast<int64_t>(RequestBody::HoldJob),
@@ -30,16 +27,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       {fb::Payload::LeaseLost, "lease.n1."},  {fb::Payload::RunStarted, "run."},
       {fb::Payload::RunFinished, "run."},     {fb::Payload::AccountWarning, "account."},
       {fb::Payload::AccountBlocked, "account."}};
-  FuzzedDataProvider in(data, size);
-  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
-    case 0:  // raw bytes, as any peer can send
-      service.send(in.ConsumeRemainingBytes<uint8_t>());
-      break;
-    case 1:  // an event on the bus, through the subscriber to its handler
-      fuzz::publish_event(service, in, events);
-      break;
-    default:  // a request built from the schema
-      service.send(gen.build(in, mine));
-  }
+  fuzz::fuzz_one(service, data, size, mine, events);
   return 0;
 }

@@ -24,6 +24,7 @@
 #include "rpc/message.h"
 #include "trainyard/fb/bus_bfbs_generated.h"
 #include "trainyard/fb/bus_generated.h"
+#include "trainyard/fb/request_bfbs_generated.h"
 #include "storage/store.h"
 #include "util/clock.h"
 #include "util/config.h"
@@ -165,6 +166,26 @@ void publish_event(ServiceUnderFuzz<Shell>& service, FuzzedDataProvider& in, con
     if (bus::verify_event(topic, bytes, &event, &why)) service.applied(stream);
   }
   service.publish(topic, bytes);
+}
+
+// One fuzz input for a service: raw bytes as any peer can send them, an
+// event through the subscriber to its handler, or (most often) a request
+// built from the schema with its type mostly one of `requests`.
+template <class Shell>
+void fuzz_one(ServiceUnderFuzz<Shell>& service, const uint8_t* data, size_t size,
+              const std::vector<int64_t>& requests, const std::vector<EventKind>& events) {
+  static const MessageGenerator gen({fb::RequestBinarySchema::data(), fb::RequestBinarySchema::size()}, "TYRQ");
+  FuzzedDataProvider in(data, size);
+  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+    case 0:
+      service.send(in.ConsumeRemainingBytes<uint8_t>());
+      break;
+    case 1:
+      publish_event(service, in, events);
+      break;
+    default:
+      service.send(gen.build(in, requests));
+  }
 }
 
 }  // namespace trainyard::fuzz
