@@ -24,6 +24,7 @@
 
 #include <exception>
 #include <filesystem>
+#include <initializer_list>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -31,6 +32,8 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "bus/publisher.h"
+#include "bus/subscriber.h"
 #include "storage/store.h"
 #include "util/clock.h"
 #include "util/config.h"
@@ -58,6 +61,16 @@ class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// The store of a service on the bus: the publisher's and the subscriber's
+// column families (outbox, cursors), then the service's own.
+inline storage::Options service_store(std::initializer_list<const char*> own, storage::Durability durability,
+                                      std::vector<std::string> counters = {}) {
+  std::vector<std::string> cfs = bus::Publisher::column_families();
+  for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
+  for (const char* c : own) cfs.emplace_back(c);
+  return storage::Options{std::move(cfs), std::move(counters), durability};
+}
 
 template <class Shell>
 int run_service(int argc, char** argv) {

@@ -88,11 +88,7 @@ class PointBatch {
 }  // namespace
 
 storage::Options AgentShell::store_options(const Options& o) {
-  auto cfs = bus::Publisher::column_families();
-  for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
-  cfs.push_back("runs");
-  cfs.push_back("grants");
-  return storage::Options{cfs, {}, o.durability};
+  return service_store({"runs", "grants"}, o.durability);
 }
 
 std::unique_ptr<Nvml> AgentShell::find_gpus(AgentOptions& o) {

@@ -73,10 +73,8 @@ Result<BillingOptions> BillingOptions::from_config(const Config& c) {
 }
 
 storage::Options BillingShell::store_options(const Options& o) {
-  std::vector<std::string> cfs = bus::Publisher::column_families();
-  for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
-  for (const char* c : {"lines", "spends", "accounts", "jobs"}) cfs.emplace_back(c);
-  return storage::Options{cfs, {}, o.fsync ? storage::Durability::kFsync : storage::Durability::kWal};
+  return service_store({"lines", "spends", "accounts", "jobs"},
+                       o.fsync ? storage::Durability::kFsync : storage::Durability::kWal);
 }
 
 BillingShell::BillingShell(const ServiceEnv& env, BillingOptions options)

@@ -138,10 +138,7 @@ Result<AggregatorOptions> AggregatorOptions::from_config(const Config& c) try {
 }
 
 storage::Options AggregatorShell::store_options(const Options& o) {
-  std::vector<std::string> cfs = bus::Publisher::column_families();
-  for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
-  for (auto c : {"points", "rollups", "series", "jobs", "experiments", "meta"}) cfs.push_back(c);
-  return storage::Options{cfs, {"meta"}, o.durability};
+  return service_store({"points", "rollups", "series", "jobs", "experiments", "meta"}, o.durability, {"meta"});
 }
 
 AggregatorShell::AggregatorShell(const ServiceEnv& env, AggregatorOptions options)

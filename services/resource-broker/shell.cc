@@ -63,10 +63,7 @@ Result<BrokerOptions> BrokerOptions::from_config(const Config& config) try {
 }
 
 storage::Options BrokerShell::store_options(const Options& o) {
-  std::vector<std::string> cfs = bus::Publisher::column_families();
-  for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
-  for (const char* c : {"nodes", "leases", "meta"}) cfs.emplace_back(c);
-  return storage::Options{cfs, {}, o.durability};
+  return service_store({"nodes", "leases", "meta"}, o.durability);
 }
 
 BrokerShell::BrokerShell(const ServiceEnv& env, BrokerOptions options)

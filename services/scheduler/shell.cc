@@ -22,10 +22,7 @@ std::string str(const flatbuffers::String* s) { return s ? s->str() : std::strin
 }  // namespace
 
 storage::Options SchedulerShell::store_options(const Options& o) {
-  std::vector<std::string> cfs = bus::Publisher::column_families();
-  for (auto& c : bus::Subscriber::column_families()) cfs.push_back(c);
-  for (const char* c : {"jobs", "specs", "nodes", "leases", "accounts", "meta"}) cfs.push_back(c);
-  return storage::Options{cfs, {}, o.durability};
+  return service_store({"jobs", "specs", "nodes", "leases", "accounts", "meta"}, o.durability);
 }
 
 SchedulerShell::SchedulerShell(const ServiceEnv& env, ShellOptions options)
