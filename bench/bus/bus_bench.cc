@@ -10,15 +10,19 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <memory>
 #include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <zmq.hpp>
 
+#include "bus/event.h"
 #include "bus/forwarder.h"
 #include "bus/publisher.h"
 #include "bus/subscriber.h"
+#include "security/site.h"
 #include "storage/keys.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -33,9 +37,38 @@ int64_t steady_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Steady::now().time_since_epoch()).count();
 }
 
+// With CURVE on, every socket of the bench authenticates as service:bus
+// (one process, one identity): keys made in a scratch directory.
+security::SecurityOptions g_security;
+bool g_curve = false;
+
+std::unique_ptr<security::Site> install(zmq::context_t& ctx) {
+  if (!g_curve) return nullptr;
+  auto site = security::Site::install(ctx, g_security);
+  if (!site) throw std::runtime_error(site.status().to_string());
+  return std::move(site).value();
+}
+
+void make_keys(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  security::Identity id{bus::kBusPrincipal, security::generate_keypair()};
+  g_security.key_file = dir + "/service-bus.key";
+  g_security.authorized_keys = dir + "/authorized_keys";
+  if (auto s = security::write_identity(g_security.key_file, id); !s) throw std::runtime_error(s.message());
+  std::ofstream(g_security.authorized_keys) << security::public_line(id) << "\n";
+}
+
 struct Forwarding {
+  explicit Forwarding(bool check_streams = true) : fwd(ctx, options(check_streams)) {}
+  static bus::ForwarderOptions options(bool check) {
+    bus::ForwarderOptions o;
+    o.check_streams = check;
+    return o;
+  }
   zmq::context_t ctx{1};
-  bus::Forwarder fwd{ctx, bus::ForwarderOptions{}};
+  // Under CURVE its sockets are CURVE servers with this process's key.
+  std::unique_ptr<security::Site> site = install(ctx);
+  bus::Forwarder fwd;
   std::thread t{[this] { fwd.run(); }};
   ~Forwarding() {
     fwd.stop();
@@ -44,12 +77,13 @@ struct Forwarding {
 };
 
 double raw_rate(uint64_t n, size_t payload) {
-  Forwarding f;
+  Forwarding f(/*check_streams=*/false);
   zmq::context_t ctx(1);
   std::atomic<bool> ready{false};
   double seconds = 0;
   std::thread sub([&] {
     zmq::socket_t s(ctx, zmq::socket_type::sub);
+    (void)security::secure_client(s, bus::kBusPrincipal);
     s.set(zmq::sockopt::rcvhwm, 0);
     s.set(zmq::sockopt::subscribe, "test.");
     s.connect(f.fwd.backend());
@@ -66,6 +100,7 @@ double raw_rate(uint64_t n, size_t payload) {
     seconds = std::chrono::duration<double>(Steady::now() - start).count();
   });
   zmq::socket_t pub(ctx, zmq::socket_type::pub);
+  (void)security::secure_client(pub, bus::kBusPrincipal);
   pub.set(zmq::sockopt::sndhwm, 0);
   pub.connect(f.fwd.frontend());
   while (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -143,7 +178,7 @@ DurableResult durable(uint64_t n, size_t payload, double rate, size_t batch, con
   if (!store) throw std::runtime_error(store.status().to_string());
   rpc::Server server(ctx, "tcp://127.0.0.1:*", "bench");
   bus::PublisherOptions po;
-  po.instance = "bench";
+  po.instance = g_curve ? "bus" : "bench";  // under CURVE a stream must be its publisher's
   po.bus_endpoints = {f.fwd.frontend()};
   bus::Publisher pub(ctx, **store, server, po, clock);
   Runtime runtime(store->get());
@@ -198,21 +233,36 @@ int main(int argc, char** argv) {
   app.add_option("--payload", payload, "bytes per event");
   app.add_option("--batch", batch, "events per publisher commit");
   app.add_option("--dir", dir, "scratch directory for the two RocksDBs");
+  std::string security_mode = "both";
+  app.add_option("--security", security_mode, "plain, CURVE or both (none|curve|both)")
+      ->check(CLI::IsMember({"none", "curve", "both"}));
   CLI11_PARSE(app, argc, argv);
   init_logging("bench", "warn");
 
-  double raw = raw_rate(n, payload);
-  auto d = durable(n, payload, 0, batch, dir);
-  double half = d.rate / 2;
-  auto l = durable(std::min<uint64_t>(n, static_cast<uint64_t>(half * 5)), payload, half, batch, dir);
-  std::filesystem::remove_all(dir);
-
   std::printf("bench-bus: %zu-byte payloads, %lu events, PUB -> forwarder -> SUB over loopback TCP\n", payload,
               static_cast<unsigned long>(n));
-  std::printf("  raw ZeroMQ (no persistence):      %10.0f events/s\n", raw);
-  std::printf("  durable (RocksDB both ends, WAL): %10.0f events/s   target >= 250000   ratio to raw %.2f (target >= 0.30)\n",
-              d.rate, d.rate / raw);
-  std::printf("  latency publish->apply at %.0f events/s (half the durable rate): p50 %.2f ms, p99 %.2f ms\n", half,
-              percentile(l.latencies_ns, 0.50) / 1e6, percentile(l.latencies_ns, 0.99) / 1e6);
+  for (bool curve : {false, true}) {
+    if (curve && security_mode == "none") continue;
+    if (!curve && security_mode == "curve") continue;
+    g_curve = curve;
+    if (curve) make_keys(dir + "-keys");
+    const char* tag = curve ? "CURVE" : "plain";
+    double raw = raw_rate(n, payload);
+    auto d = durable(n, payload, 0, batch, dir);
+    double half = d.rate / 2;
+    auto l = durable(std::min<uint64_t>(n, static_cast<uint64_t>(half * 5)), payload, half, batch, dir);
+    std::filesystem::remove_all(dir);
+    std::printf("  %s raw ZeroMQ (no persistence):      %10.0f events/s\n", tag, raw);
+    if (curve) {
+      std::printf("  CURVE durable (RocksDB both ends, WAL, forwarder checks streams): %10.0f events/s   target >= 150000"
+                  "   ratio to raw CURVE %.2f (target >= 0.50)\n", d.rate, d.rate / raw);
+    } else {
+      std::printf("  plain durable (RocksDB both ends, WAL): %10.0f events/s   target >= 250000   ratio to raw %.2f "
+                  "(target >= 0.30)\n", d.rate, d.rate / raw);
+    }
+    std::printf("  %s latency publish->apply at %.0f events/s (half the durable rate): p50 %.2f ms, p99 %.2f ms\n",
+                tag, half, percentile(l.latencies_ns, 0.50) / 1e6, percentile(l.latencies_ns, 0.99) / 1e6);
+  }
+  std::filesystem::remove_all(dir + "-keys");
   return 0;
 }

@@ -44,9 +44,10 @@ std::string random_token() {
 
 // A SUB socket on the bus for job.* events; none when no bus is configured.
 std::unique_ptr<zmq::socket_t> job_subscriber(zmq::context_t& ctx, const std::vector<std::string>& bus,
-                                              const std::string& prefix) {
+                                              const std::string& prefix, const security::Site* site) {
   if (bus.empty()) return nullptr;
   auto sock = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::sub);
+  if (!security::secure_client(*sock, bus::kBusPrincipal, site)) return nullptr;
   sock->set(zmq::sockopt::linger, 0);
   sock->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(bus::kDefaultMaxMessageBytes));
   sock->set(zmq::sockopt::subscribe, prefix);
@@ -100,10 +101,23 @@ bool read_job_event(zmq::socket_t& sock, JobEvent* out) {
 bool is_terminal(fb::JobState state) { return trainyard::is_terminal(state); }
 
 Client::Client(Endpoints endpoints, std::string principal)
-    : endpoints_(std::move(endpoints)), principal_(std::move(principal)), ctx_(std::make_unique<zmq::context_t>(1)) {}
+    : endpoints_(std::move(endpoints)), principal_(std::move(principal)), ctx_(std::make_unique<zmq::context_t>(1)) {
+  // Under CURVE this process proves who it is with the user's key; the
+  // principal named in requests is then only a courtesy.
+  if (endpoints_.security.mode == security::Mode::kCurve) {
+    auto site = security::Site::load(endpoints_.security);
+    if (site) {
+      site_ = std::move(site).value();
+    } else {
+      secured_ = Status(site.status().code(), site.status().message() + " (run `ty login`, or use a config with "
+                                              "security.mode = \"none\")");
+    }
+  }
+}
 
 Client::~Client() {
   peers_.clear();  // sockets before their context
+  site_.reset();
 }
 
 rpc::Client& Client::peer(const std::string& service) {
@@ -111,25 +125,33 @@ rpc::Client& Client::peer(const std::string& service) {
   if (it != peers_.end()) return *it->second;
   std::string endpoint;
   std::string name = service;
+  rpc::ClientOptions o;
   if (service == "scheduler") {
     endpoint = endpoints_.scheduler;
+    o.server = endpoints_.scheduler_principal;
   } else if (service == "broker") {
     endpoint = endpoints_.broker;
     name = "resource broker";
+    o.server = endpoints_.broker_principal;
   } else if (service == "metrics") {
     endpoint = endpoints_.metrics;
     name = "metrics-aggregator";
+    o.server = endpoints_.metrics_principal;
   } else if (service == "billing") {
     endpoint = endpoints_.billing;
-  } else {
-    endpoint = service.substr(service.find(' ') + 1);  // "agent <endpoint>"
+    o.server = endpoints_.billing_principal;
+  } else {  // "agent <node> <endpoint>"
+    auto node = service.substr(6, service.find(' ', 6) - 6);
+    endpoint = service.substr(service.find(' ', 6) + 1);
     name = "node agent";
+    o.server = "agent:" + node;
   }
-  rpc::ClientOptions o;
   o.timeout_ms = endpoints_.timeout_ms;
   o.tries = 2;
   o.principal = principal_;
+  o.site = site_.get();
   auto c = std::make_unique<rpc::Client>(*ctx_, name, endpoint, o);
+  if (!secured_) c->refuse(secured_);
   auto& ref = *c;
   peers_[service] = std::move(c);
   return ref;
@@ -292,7 +314,7 @@ Result<std::vector<fb::JobRecordT>> Client::wait(const std::vector<uint64_t>& jo
   const int64_t start = monotonic_ms();
   const int64_t deadline = timeout.count() > 0 ? start + timeout.count() : INT64_MAX;
   std::map<uint64_t, fb::JobRecordT> records;
-  auto sub = job_subscriber(*ctx_, endpoints_.bus, "job.state");
+  auto sub = job_subscriber(*ctx_, endpoints_.bus, "job.state", site_.get());
 
   // The first look must succeed: a wrong id or a scheduler that is not
   // there is an error now, not after the timeout.
@@ -395,7 +417,7 @@ Result<std::vector<fb::JobRecordT>> Client::wait(const std::vector<uint64_t>& jo
 
 Status Client::watch(const std::vector<uint64_t>& job_ids, const std::function<bool(const JobEvent&)>& on_event,
                      milliseconds timeout) {
-  auto sub = job_subscriber(*ctx_, endpoints_.bus, "job.");
+  auto sub = job_subscriber(*ctx_, endpoints_.bus, "job.", site_.get());
   if (!sub) return Status::invalid("no bus endpoint to watch events on (set bus.backend or --bus)");
   std::set<uint64_t> wanted(job_ids.begin(), job_ids.end());
   std::map<std::string, uint64_t> seen;  // stream -> newest seq, to drop the second forwarder's copy
@@ -449,7 +471,7 @@ Status Client::logs(uint64_t job_id, const LogOptions& options, const std::funct
     return Status::unavailable("the resource broker knows no agent endpoint for node " + node + " (job " +
                                std::to_string(job_id) + " ran there); is its agent registered?");
   }
-  auto& agent = peer("agent " + connectable(endpoint));
+  auto& agent = peer("agent " + node + " " + connectable(endpoint));
   uint64_t offset = options.offset;
   while (true) {
     auto r = agent.call(fb::RequestBody::ReadLog, [&](flatbuffers::FlatBufferBuilder& b) {

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -49,9 +50,37 @@ std::string running_local_config(const std::string& registry_path) {
   return "";
 }
 
+namespace {
+
+std::string default_user_key(const std::string& home) {
+  const char* xdg = std::getenv("XDG_CONFIG_HOME");
+  std::string base = xdg && *xdg ? std::string(xdg) : home + "/.config";
+  return base + "/trainyard/key";
+}
+
+Status read_security(const Config& config, Endpoints& e) {
+  auto mode = config.get_string("security.mode", "curve");
+  if (mode != "curve" && mode != "none") {
+    return Status::invalid("security.mode: \"" + mode + "\" is neither \"curve\" nor \"none\"");
+  }
+  e.security.mode = mode == "none" ? security::Mode::kNone : security::Mode::kCurve;
+  std::string dir = config.get_string("security.keys_dir", "/etc/trainyard/keys");
+  e.security.authorized_keys = config.get_string("security.authorized_keys", dir + "/authorized_keys");
+  e.security.key_file = config.get_string("client.key", e.security.key_file.string());
+  e.scheduler_principal = "service:" + config.get_string("scheduler.instance", "scheduler");
+  e.broker_principal = "service:" + config.get_string("broker.instance", "broker");
+  e.metrics_principal = "service:" + config.get_string("metrics.instance", "metrics");
+  e.billing_principal = "service:" + config.get_string("billing.instance", "billing");
+  return Status::ok();
+}
+
+}  // namespace
+
 Result<Endpoints> resolve_endpoints(const EndpointFlags& flags, const std::optional<std::string>& ty_config_env,
                                     const std::string& home, const std::string& local_config) {
   Endpoints e;
+  e.security.key_file = default_user_key(home);
+  e.security.authorized_keys = "/etc/trainyard/keys/authorized_keys";
   std::string path;
   bool must_exist = false;
   if (flags.config && !flags.config->empty()) {
@@ -84,6 +113,7 @@ Result<Endpoints> resolve_endpoints(const EndpointFlags& flags, const std::optio
       e.billing = config->get_string("billing.endpoint", e.billing);
       if (config->has("bus.backend")) e.bus = config->get_strings("bus.backend");
       e.timeout_ms = static_cast<int>(config->get_int("client.timeout_ms", e.timeout_ms));
+      if (auto st = read_security(*config, e); !st) return st;
     } catch (const std::runtime_error& err) {
       return Status::invalid(err.what());
     }

@@ -42,6 +42,10 @@ int exit_code(const Status& s);
 
 void add_job_commands(CLI::App& app, Context& ctx, Action& action);
 void add_cluster_commands(CLI::App& app, Context& ctx, Action& action);
+// ty admin keys ..., ty login (keys.cc).
+void add_key_commands(CLI::App& app, Context& ctx, Action& action);
+// Where this user's key lives: $XDG_CONFIG_HOME/trainyard/key (~/.config/...).
+std::string user_key_path();
 
 // `ty submit ARGS...`, parsed by the sbatch-style option table rather than
 // CLI11 (so flags and #SBATCH directives mean the same).

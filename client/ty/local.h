@@ -49,7 +49,16 @@ struct LocalLayout {
   std::string ready(const std::string& service) const { return dir + "/run/" + service + ".ready"; }
   std::string data(const std::string& service) const { return dir + "/db/" + service; }
   std::string runs() const { return dir + "/runs"; }
+  std::string keys() const { return dir + "/keys"; }
 };
+
+// The local Trainyard's CURVE keys under DIR/keys (made once, kept): every
+// service, the agent of `node`, and `user` (who ty acts as). The data
+// directory becomes 0700 so no other local user reads them. False after
+// saying why.
+bool ensure_local_keys(const LocalLayout& layout, const std::string& node, const std::string& user);
+// The principal name ty local uses for its owner.
+std::string local_user_name(const LocalSettings& s);
 
 // The TCP ports a service binds on 127.0.0.1: the defaults of docs/flows.md
 // shifted by port_base - 5550 (bus 5550/5551, scheduler 5560, broker 5561,

@@ -80,9 +80,15 @@ std::string local_config_text(const LocalLayout& l, const LocalSettings& s) {
        "cgroup_root = \"off\"\n\n"
     << "[gateway]\nlisten = " << quoted("127.0.0.1:" + std::to_string(s.http_port)) << "\n";
   if (!s.user.empty()) o << "default_user = " << quoted(s.user) << "  # who the dashboard acts as\n";
-  o << "\n[log]\nlevel = \"info\"\n";
+  o << "\n[log]\nlevel = \"info\"\n\n"
+    << "# CURVE on every endpoint with this Trainyard's own keys (DIR/keys, mode 0700):\n"
+    << "# another user of this machine cannot act as its owner.\n"
+    << "[security]\nkeys_dir = " << quoted(l.keys()) << "\n\n"
+    << "[client]\nkey = " << quoted(l.keys() + "/user-" + local_user_name(s) + ".key") << "\n";
   return o.str();
 }
+
+std::string local_user_name(const LocalSettings& s) { return s.user.empty() ? "local" : s.user; }
 
 std::string default_rate_card() {
   return "# The rate card of this local Trainyard (billing.rates), written by ty local up\n"

@@ -267,6 +267,7 @@ int local_up(const UpFlags& f, const std::string& user) {
   if (int rc = check_settings(s); rc != kExitOk) return rc;
   std::map<std::string, std::string> binaries;
   if (!find_binaries(binaries) || !make_dirs(l)) return kExitFailed;
+  if (!ensure_local_keys(l, s.node, local_user_name(s))) return kExitFailed;
 
   // What is already running stays; the rest starts, on ports that must be free.
   std::vector<const LocalService*> to_start;

@@ -49,6 +49,8 @@ inline std::string_view family_prefix(std::string_view topic) {
 }
 
 inline constexpr std::string_view kHeartbeatPrefix = "ops.stream.";
+// The principal every bus forwarder authenticates as under CURVE.
+inline constexpr const char* kBusPrincipal = "service:bus";
 
 // Checks a received envelope: identifier, Verifier, the schema's rules
 // (wire::envelope_check: union members present, enums in range, required

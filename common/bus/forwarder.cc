@@ -1,6 +1,13 @@
 #include "bus/forwarder.h"
 
 #include <atomic>
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
+#include "bus/event.h"
+#include "security/keys.h"
+#include "security/site.h"
 
 namespace trainyard::bus {
 
@@ -11,9 +18,12 @@ Forwarder::Forwarder(zmq::context_t& ctx, const ForwarderOptions& options)
       control_(ctx, zmq::socket_type::pair) {
   static std::atomic<int> counter{0};
   control_endpoint_ = "inproc://forwarder-control-" + std::to_string(counter++);
+  check_streams_ = options.check_streams;
   xsub_.set(zmq::sockopt::rcvhwm, options.hwm);
   xsub_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options.max_message_bytes));
   xsub_.set(zmq::sockopt::linger, 0);
+  security::secure_server(xsub_);
+  security::secure_server(xpub_);
   xpub_.set(zmq::sockopt::sndhwm, options.hwm);
   xpub_.set(zmq::sockopt::linger, 0);
   xsub_.bind(options.frontend);
@@ -26,10 +36,78 @@ Forwarder::Forwarder(zmq::context_t& ctx, const ForwarderOptions& options)
 
 void Forwarder::run() {
   try {
+    if (security::Site::current() && check_streams_) return run_checked();
     zmq::proxy_steerable(xsub_, xpub_, zmq::socket_ref(), control_);
   } catch (const zmq::error_t& e) {
     if (e.num() != ETERM) throw;
   }
+}
+
+void Forwarder::run_checked() {
+  zmq::pollitem_t items[] = {{xsub_.handle(), 0, ZMQ_POLLIN, 0},
+                             {xpub_.handle(), 0, ZMQ_POLLIN, 0},
+                             {control_.handle(), 0, ZMQ_POLLIN, 0}};
+  while (true) {
+    zmq::poll(items, 3, std::chrono::milliseconds(-1));
+    if (items[2].revents & ZMQ_POLLIN) return;  // TERMINATE
+    // Publications first, in bursts, then the subscriptions going up.
+    for (int i = 0; (items[0].revents & ZMQ_POLLIN) && i < 4096 && forward_one(); ++i) {
+    }
+    if (items[1].revents & ZMQ_POLLIN) {
+      zmq::message_t m;
+      while (xpub_.recv(m, zmq::recv_flags::dontwait)) {
+        bool more = m.more();
+        xsub_.send(m, more ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      }
+    }
+  }
+}
+
+// Reads one whole message from the publishers' side and forwards it if
+// its publisher may publish it. False when nothing was waiting.
+bool Forwarder::forward_one() {
+  std::vector<zmq::message_t> frames;
+  frames.emplace_back();
+  if (!xsub_.recv(frames.back(), zmq::recv_flags::dontwait)) return false;
+  while (frames.back().more()) {
+    frames.emplace_back();
+    (void)xsub_.recv(frames.back());
+  }
+  if (!allowed(frames)) return true;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    xpub_.send(frames[i], i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  }
+  ++stats_.forwarded;
+  return true;
+}
+
+bool Forwarder::allowed(const std::vector<zmq::message_t>& frames) {
+  std::string principal = security::authenticated_principal(frames[0]);
+  std::string why;
+  Event ev;
+  if (frames.size() != 2) {
+    ++stats_.malformed;
+    why = std::to_string(frames.size()) + " frames, not a topic and an envelope";
+  } else if (!verify_event(frames[0].to_string_view(),
+                           {static_cast<const uint8_t*>(frames[1].data()), frames[1].size()}, &ev, &why)) {
+    ++stats_.malformed;
+  } else {
+    auto stream = ev.stream();
+    auto at = stream.rfind('@');
+    auto instance = at == std::string_view::npos ? std::string_view{} : stream.substr(at + 1);
+    auto kind = security::principal_kind(principal);
+    if ((kind == "service" || kind == "agent") && security::principal_name(principal) == instance) return true;
+    ++stats_.forged;
+    why = "stream " + std::string(stream) + " is not " + (principal.empty() ? "an unknown key" : principal) + "'s";
+  }
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (now - last_drop_log_ms_ >= 10'000) {
+    last_drop_log_ms_ = now;
+    spdlog::warn("bus: dropped a message from {} ({}); {} malformed and {} forged so far",
+                 principal.empty() ? "?" : principal, why, stats_.malformed.load(), stats_.forged.load());
+  }
+  return false;
 }
 
 void Forwarder::stop() {

@@ -2,10 +2,16 @@
 // frontend (XSUB), subscribers to its backend (XPUB). It keeps nothing, so it
 // can be killed and restarted (or run twice) without losing events: the
 // durable publishers and subscribers repair what it dropped.
+//
+// Under CURVE (a security::Site installed) it also checks every published
+// message: it must be a well-formed event whose stream belongs to the
+// publisher's principal ("*.@X" only from service:X or agent:X; users
+// never publish). Anything else is dropped, counted and logged.
 #pragma once
 
 #include <atomic>
 #include <string>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -16,6 +22,15 @@ struct ForwarderOptions {
   std::string backend = "tcp://127.0.0.1:*";   // XPUB: subscribers connect here
   int hwm = 1'000'000;
   size_t max_message_bytes = 64u << 20;
+  // Under CURVE, check each publication's stream against its publisher
+  // (off only for bench-bus's raw-CURVE baseline, which sends no events).
+  bool check_streams = true;
+};
+
+struct ForwarderStats {
+  std::atomic<uint64_t> forwarded{0};
+  std::atomic<uint64_t> malformed{0};  // not a verifiable event
+  std::atomic<uint64_t> forged{0};     // a stream its publisher does not own
 };
 
 class Forwarder {
@@ -27,6 +42,7 @@ class Forwarder {
   // Forwards until stop() is called from any thread (or the context ends).
   void run();
   void stop();
+  const ForwarderStats& stats() const { return stats_; }
 
  private:
   zmq::context_t& ctx_;
@@ -36,6 +52,13 @@ class Forwarder {
   std::string control_endpoint_;
   std::string frontend_;
   std::string backend_;
+  ForwarderStats stats_;
+  bool check_streams_ = true;
+  int64_t last_drop_log_ms_ = 0;
+
+  void run_checked();
+  bool forward_one();
+  bool allowed(const std::vector<zmq::message_t>& frames);
 };
 
 }  // namespace trainyard::bus

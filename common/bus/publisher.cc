@@ -1,10 +1,12 @@
 #include "bus/publisher.h"
 
+
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include "bus/event.h"
+#include "security/site.h"
 #include "storage/keys.h"
 #include "util/runtime.h"
 
@@ -55,6 +57,9 @@ Publisher::Publisher(zmq::context_t& ctx, storage::Store& store, rpc::Server& re
     zmq::socket_t s(ctx, zmq::socket_type::pub);
     s.set(zmq::sockopt::linger, 2000);
     s.set(zmq::sockopt::sndhwm, 1'000'000);
+    // Every forwarder holds the bus's key (service:bus): they are
+    // interchangeable and keep nothing.
+    if (auto st = security::secure_client(s, kBusPrincipal); !st) throw std::runtime_error("bus: " + st.message());
     s.connect(ep);
     sockets_.push_back(std::move(s));
   }

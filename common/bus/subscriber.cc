@@ -1,8 +1,10 @@
 #include "bus/subscriber.h"
 
+
 #include <spdlog/spdlog.h>
 
 #include "rpc/endpoint.h"
+#include "security/site.h"
 #include "storage/keys.h"
 #include "util/clock.h"
 #include "util/runtime.h"
@@ -32,6 +34,7 @@ Subscriber::Subscriber(zmq::context_t& ctx, storage::Store& store, SubscriberOpt
     socket_.set(zmq::sockopt::subscribe, p);
     socket_.set(zmq::sockopt::subscribe, std::string(kHeartbeatPrefix) + p);
   }
+  if (auto st = security::secure_client(socket_, kBusPrincipal); !st) throw std::runtime_error("bus: " + st.message());
   for (auto& ep : options_.bus_endpoints) socket_.connect(ep);
   // cursor row: key stream -> seq(8) endpoint
   store_.scan(cursors_cf_, "", "", [&](std::string_view k, std::string_view v) {
@@ -233,7 +236,12 @@ void Subscriber::request_replay(const std::string& stream, StreamState& st) {
   }
   auto& client = replay_clients_[st.endpoint];
   if (!client) {
-    client = std::make_unique<rpc::AsyncClient>(ctx_, "publisher of " + stream, st.endpoint, options_.replay_timeout_ms);
+    // Under CURVE the publisher must prove it holds the key of the stream's
+    // instance (the forwarder let only that principal advertise it).
+    std::string server = "service:" + std::string(stream.substr(stream.rfind('@') + 1));
+    if (auto* site = security::Site::current()) server = site->publisher(stream.substr(stream.rfind('@') + 1)).value_or(server);
+    client = std::make_unique<rpc::AsyncClient>(ctx_, "publisher of " + stream, st.endpoint, options_.replay_timeout_ms,
+                                                server);
     auto* c = client.get();
     runtime_->watch(c->socket(), [c] { c->poll_in(); });
   }

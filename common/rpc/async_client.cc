@@ -5,13 +5,19 @@
 #include <spdlog/spdlog.h>
 
 #include "rpc/message.h"
+#include "security/site.h"
 #include "util/clock.h"
 #include "util/runtime.h"
 
 namespace trainyard::rpc {
 
-AsyncClient::AsyncClient(zmq::context_t& ctx, std::string peer, std::string endpoint, int timeout_ms)
-    : ctx_(ctx), peer_(std::move(peer)), endpoint_(std::move(endpoint)), timeout_ms_(timeout_ms) {
+AsyncClient::AsyncClient(zmq::context_t& ctx, std::string peer, std::string endpoint, int timeout_ms,
+                         std::string server)
+    : ctx_(ctx),
+      peer_(std::move(peer)),
+      endpoint_(std::move(endpoint)),
+      timeout_ms_(timeout_ms),
+      server_(server.empty() ? "service:" + peer_ : std::move(server)) {
   std::random_device rd;
   next_id_ = (uint64_t{rd()} << 32) | rd();
   reconnect();
@@ -22,6 +28,8 @@ void AsyncClient::reconnect() {
   socket_->set(zmq::sockopt::linger, 0);
   socket_->set(zmq::sockopt::sndhwm, 100000);
   socket_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kMaxMessageBytes));
+  secured_ = security::secure_client(*socket_, server_);
+  if (!secured_) spdlog::error("cannot secure the connection to {}: {}", peer_, secured_.message());
   socket_->connect(endpoint_);
 }
 
@@ -33,6 +41,10 @@ void AsyncClient::attach(Runtime& runtime) {
 }
 
 void AsyncClient::send(fb::RequestBody type, const BuildBody& build, Callback done) {
+  if (!secured_) {
+    done(Status::unavailable("cannot reach the " + peer_ + ": " + secured_.message()));
+    return;
+  }
   flatbuffers::FlatBufferBuilder fbb(512);
   auto body = build(fbb);
   uint64_t id = next_id_++;

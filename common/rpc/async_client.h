@@ -24,7 +24,10 @@ class AsyncClient {
  public:
   using Callback = std::function<void(Result<Reply>)>;
 
-  AsyncClient(zmq::context_t& ctx, std::string peer, std::string endpoint, int timeout_ms = 3000);
+  // `server` is the server's principal, whose CURVE key it must hold
+  // ("" = "service:" + peer).
+  AsyncClient(zmq::context_t& ctx, std::string peer, std::string endpoint, int timeout_ms = 3000,
+              std::string server = "");
 
   // Reads replies on the loop and expires late requests every 100 ms.
   void attach(Runtime& runtime);
@@ -50,6 +53,8 @@ class AsyncClient {
   std::string peer_;
   std::string endpoint_;
   int timeout_ms_;
+  std::string server_;
+  Status secured_;
   std::unique_ptr<zmq::socket_t> socket_;
   uint64_t next_id_;
   std::map<uint64_t, Waiting> waiting_;

@@ -3,6 +3,7 @@
 #include <random>
 
 #include "rpc/message.h"
+#include "security/site.h"
 #include "util/clock.h"
 
 namespace trainyard::rpc {
@@ -18,10 +19,13 @@ void Client::reconnect() {
   socket_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
   socket_->set(zmq::sockopt::linger, 0);
   socket_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kMaxMessageBytes));
+  secured_ = security::secure_client(*socket_, options_.server.empty() ? "service:" + peer_ : options_.server,
+                                     options_.site);
   socket_->connect(endpoint_);
 }
 
 Result<Reply> Client::call(fb::RequestBody type, const BuildBody& build) {
+  if (!secured_) return Status(secured_.code(), "cannot reach the " + peer_ + ": " + secured_.message());
   flatbuffers::FlatBufferBuilder fbb(512);
   auto body = build(fbb);
   auto principal = options_.principal.empty() ? 0 : fbb.CreateString(options_.principal);

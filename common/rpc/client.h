@@ -16,6 +16,10 @@
 #include "trainyard/fb/request_generated.h"
 #include "util/status.h"
 
+namespace trainyard::security {
+class Site;
+}
+
 namespace trainyard::rpc {
 
 // A verified reply; owns its buffer.
@@ -35,7 +39,9 @@ class Reply {
 struct ClientOptions {
   int timeout_ms = 3000;  // per try
   int tries = 2;          // total attempts before Unavailable
-  std::string principal;  // who is asking (informational without CURVE)
+  std::string principal;  // on whose behalf (believed only from a service, or without CURVE)
+  std::string server;     // the server's principal, whose CURVE key it must hold ("" = "service:" + peer)
+  const security::Site* site = nullptr;  // whose key to prove (default: the process's current Site)
 };
 
 using BuildBody = std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>;
@@ -55,6 +61,8 @@ class Client {
 
   const std::string& endpoint() const { return endpoint_; }
   const std::string& peer() const { return peer_; }
+  // Makes every call fail with `why` (a key that could not be loaded).
+  void refuse(Status why) { secured_ = std::move(why); }
 
  private:
   void reconnect();
@@ -64,6 +72,7 @@ class Client {
   std::string endpoint_;
   ClientOptions options_;
   std::unique_ptr<zmq::socket_t> socket_;
+  Status secured_;  // why the socket could not be secured, if it could not
   uint64_t next_id_;
 };
 

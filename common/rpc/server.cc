@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "rpc/message.h"
+#include "security/site.h"
 
 namespace trainyard::rpc {
 
@@ -38,6 +39,7 @@ Server::Server(zmq::context_t& ctx, const std::string& endpoint, std::string ser
   // ZeroMQ drops a bigger frame (and the peer's connection) before it
   // allocates it; the check in check_request alone would come too late.
   socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kMaxMessageBytes));
+  security::secure_server(socket_);
   socket_.bind(endpoint);
   endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
 }
@@ -83,6 +85,10 @@ size_t Server::poll_in(size_t max) {
       pending_.push_back(std::move(r));
       continue;
     }
+    if (!identify(*body, *req, r)) {
+      pending_.push_back(std::move(r));
+      continue;
+    }
     auto it = handlers_.find(req->body_type());
     if (it == handlers_.end()) {
       ++stats_.unimplemented;
@@ -99,6 +105,31 @@ size_t Server::poll_in(size_t max) {
     if (r.answered()) pending_.push_back(std::move(r));
   }
   return n;
+}
+
+bool Server::identify(const zmq::message_t& body, const fb::Request& req, Responder& r) {
+  std::string claimed = req.principal() ? req.principal()->str() : std::string();
+  if (!security::Site::current()) {
+    r.set_caller("", std::move(claimed));
+    return true;
+  }
+  std::string peer = security::authenticated_principal(body);
+  if (peer.empty()) {
+    ++stats_.unauthenticated;
+    r.error(Status::permission_denied("the key of this connection is no longer authorized (revoked or replaced)"));
+    return false;
+  }
+  // Services act for users (the gateway for its HTTP callers); a user or
+  // an agent speaks only for itself.
+  bool delegates = security::principal_kind(peer) == "service" && !claimed.empty();
+  if (delegates && !security::check_principal(claimed)) {
+    ++stats_.unauthenticated;
+    r.error(Status::invalid("principal: \"" + claimed + "\" is not a principal (user:NAME)"));
+    return false;
+  }
+  std::string principal = delegates ? claimed : peer;
+  r.set_caller(std::move(peer), std::move(principal));
+  return true;
 }
 
 void Server::send_later(Responder&& r) { pending_.push_back(std::move(r)); }

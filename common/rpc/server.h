@@ -32,12 +32,25 @@ class Responder {
   void error(const Status& status);
   bool answered() const { return answered_; }
   const std::string& routing_id() const { return routing_id_; }
+  // Who asks. Under CURVE: the principal the ZAP handler gave the caller's
+  // key; a service (the gateway, ty local's front-ends) may act for a user
+  // by naming them in Request.principal, nobody else may. Without CURVE
+  // (security.mode = "none"): Request.principal, believed on its word.
+  const std::string& principal() const { return principal_; }
+  // The authenticated principal of the connection ("" without CURVE).
+  const std::string& peer() const { return peer_; }
+  void set_caller(std::string peer, std::string principal) {
+    peer_ = std::move(peer);
+    principal_ = std::move(principal);
+  }
   // The finished reply (after ok/error).
   flatbuffers::DetachedBuffer take() { return fbb_.Release(); }
 
  private:
   std::string routing_id_;
   uint64_t request_id_ = 0;
+  std::string peer_;
+  std::string principal_;
   flatbuffers::FlatBufferBuilder fbb_{256};
   bool answered_ = false;
 };
@@ -46,6 +59,7 @@ struct ServerStats {
   uint64_t requests = 0;
   uint64_t rejected = 0;       // failed verification or over the size limit
   uint64_t unimplemented = 0;
+  uint64_t unauthenticated = 0;  // a revoked key, or a user naming someone else
 };
 
 class Server {
@@ -77,6 +91,8 @@ class Server {
   zmq::socket_t socket_;
   std::string endpoint_;
   std::string service_;
+  bool identify(const zmq::message_t& body, const fb::Request& req, Responder& r);
+
   std::map<fb::RequestBody, Handler> handlers_;
   std::vector<Responder> pending_;
   ServerStats stats_;

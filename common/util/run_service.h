@@ -13,9 +13,15 @@
 //   using Options = ...;                           with
 //     static Result<Options> from_config(const Config&);   every key read and checked
 //     std::string data; storage::Durability durability;    where its store lives
+//     std::string principal() const;                who it is: "service:<instance>"
 //   static storage::Options store_options(const Options&); column families
 //   Shell(const ServiceEnv& env, Options options); binds, restores, hooks into env.runtime
 //   nlohmann::json ready_info() const;             what the ready file says besides "pid"
+//
+// Security: under security.mode = "curve" (the default) the process's key
+// and the site's authorized keys are read before anything binds (a key
+// others may read refuses the start, exit 2), and SIGHUP re-reads the
+// authorized keys. "none" warns at every start.
 //
 // Exit codes: 2 a bad flag or config (the message names the key), 3 a store
 // that cannot be opened or holds an unreadable record, 1 an endpoint that
@@ -39,6 +45,7 @@
 #include "util/config.h"
 #include "util/runtime.h"
 #include "util/service_main.h"
+#include "security/site.h"
 
 namespace trainyard {
 
@@ -91,6 +98,11 @@ int run_service(int argc, char** argv) {
     spdlog::error("config: {}", options.status().message());
     return 2;
   }
+  auto security_options = security::options_from_config(config, options->principal());
+  if (!security_options) {
+    spdlog::error("config: {}", security_options.status().message());
+    return 2;
+  }
   std::string data = options->data;
   std::error_code ec;
   std::filesystem::create_directories(data, ec);
@@ -100,8 +112,11 @@ int run_service(int argc, char** argv) {
     return 3;
   }
   zmq::context_t ctx(1);
+  auto site = install_security(ctx, *security_options);
+  if (!site) return 2;
   SystemClock clock;
   Runtime runtime(store->get());
+  if (*site) runtime.on_reload([s = site->get()] { (void)s->reload(); });
   std::unique_ptr<Shell> shell;
   try {
     shell = std::make_unique<Shell>(ServiceEnv{ctx, **store, runtime, clock}, std::move(options).value());

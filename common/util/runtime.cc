@@ -64,7 +64,7 @@ Runtime::Runtime(storage::Store* store) : store_(store) {
     signalfd_siginfo info;
     while (read(signal_fd_, &info, sizeof info) == sizeof info) {
       if (info.ssi_signo == SIGHUP) {
-        if (on_reload_) on_reload_();
+        for (auto& fn : on_reload_) fn();
       } else {
         signal_ = static_cast<int>(info.ssi_signo);
         stopping_ = true;

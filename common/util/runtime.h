@@ -44,8 +44,8 @@ class Runtime {
   // Runs fn every iteration after the socket handlers; while it returns true
   // (more work waiting) the next poll does not wait.
   void each_iteration(std::function<bool()> fn);
-  // Runs on SIGHUP (e.g. reload a config file).
-  void on_reload(std::function<void()> fn) { on_reload_ = std::move(fn); }
+  // Runs on SIGHUP (e.g. reload a config file), each in the order added.
+  void on_reload(std::function<void()> fn) { on_reload_.push_back(std::move(fn)); }
 
   // The batch of the iteration under way; handlers add their changes here.
   storage::Batch& batch() { return batch_; }
@@ -77,7 +77,7 @@ class Runtime {
   std::vector<std::function<void()>> after_commit_;
   std::vector<std::function<bool()>> work_;
   bool more_work_ = false;
-  std::function<void()> on_reload_;
+  std::vector<std::function<void()>> on_reload_;
   int signal_fd_ = -1;
   int signal_ = 0;
   bool stopping_ = false;

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include "util/config_schema.h"
 #include "util/log.h"
 
@@ -52,6 +54,23 @@ void write_ready_file(const std::string& path, nlohmann::json j) {
   if (path.empty()) return;
   j["pid"] = getpid();
   if (!write_json_atomic(path, j)) throw std::runtime_error("cannot write ready file " + path);
+}
+
+std::optional<std::unique_ptr<security::Site>> install_security(zmq::context_t& ctx,
+                                                                 const security::SecurityOptions& options) {
+  if (options.mode == security::Mode::kNone) {
+    spdlog::warn("security.mode = \"none\": every endpoint is plaintext and every peer is believed on its word; "
+                 "anyone who reaches a port can act as anyone (deploy/README.md, \"Security\")");
+    return std::unique_ptr<security::Site>();
+  }
+  auto site = security::Site::install(ctx, options);
+  if (!site) {
+    spdlog::error("security: {} (create the site's keys with `ty admin keys init`, or set security.mode = \"none\")",
+                  site.status().message());
+    return std::nullopt;
+  }
+  spdlog::info("security: CURVE as {}, {} authorized principals", (*site)->principal(), (*site)->keyring()->size());
+  return std::move(site).value();
 }
 
 }  // namespace trainyard

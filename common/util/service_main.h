@@ -3,6 +3,8 @@
 // Keeps main.cc files to "parse, build the shell, run".
 #pragma once
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "security/site.h"
 #include "util/config.h"
 
 namespace trainyard {
@@ -44,6 +47,12 @@ bool write_json_atomic(const std::string& path, const nlohmann::json& j);
 
 // Writes `j` (plus "pid") to `path` atomically (a .tmp then rename), so a
 // supervisor or test reading it sees all of it or nothing. No-op if empty.
+// Installs the process's security on `ctx` (security::Site), or warns at
+// every start that security.mode = "none" leaves it open. nullopt (the
+// reason logged) when the key or the authorized keys cannot be used.
+std::optional<std::unique_ptr<security::Site>> install_security(zmq::context_t& ctx,
+                                                                 const security::SecurityOptions& options);
+
 void write_ready_file(const std::string& path, nlohmann::json j);
 
 }  // namespace trainyard

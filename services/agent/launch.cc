@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "job_files.h"
+#include "job_user.h"
 #include "shell.h"
 #include "supervisor.h"
 #include "wire/check.h"
@@ -247,6 +248,11 @@ void AgentShell::launch(Run& run) {
     run.launch_error = "the job's command is empty";
     return;
   }
+  auto user = find_job_user(r.user, r.node, options_.run_as_submitter);
+  if (!user) {
+    run.launch_error = user.status().message();
+    return;
+  }
   if (out != dir + "/stdout") {
     if (auto s = check_log_dir(out, "--output"); !s) {
       run.launch_error = s.message();
@@ -278,8 +284,13 @@ void AgentShell::launch(Run& run) {
   std::string why;
   run.metrics_fd = open_job_file(r.metrics_path, O_RDONLY | O_CREAT, &why);
   if (run.metrics_fd < 0) refused_job_file(run, why);
+  if (auto s = give_run_dir(dir, *user); !s) {
+    run.launch_error = s.message();
+    return;
+  }
 
   LaunchSpec ls = launch_spec_for(run, *g, workdir);
+  apply_job_user(*user, ls);
   if (auto s = write_launch_spec(state, ls); !s) {
     run.launch_error = s.message();
     return;

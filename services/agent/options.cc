@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "host.h"
+#include "security/site.h"
 #include "shell.h"
 
 namespace trainyard::agent {
@@ -40,6 +41,11 @@ void read_timings(const Config& config, AgentOptions& o) {
   o.ops_ms = config.get_int("agent.ops_ms", 10000, 10, 86400000);
   o.keep_finished_s = config.get_int("agent.keep_finished_s", 7 * 24 * 3600, 0, INT64_MAX / 1'000'000'000);
   o.max_grace_s = static_cast<uint32_t>(config.get_int("agent.max_grace_s", 300, 0, 86400));
+  auto run_as = config.get_string("agent.run_as", "submitter");
+  if (run_as != "submitter" && run_as != "agent") {
+    throw std::runtime_error("agent.run_as: \"" + run_as + "\" is neither \"submitter\" nor \"agent\"");
+  }
+  o.run_as_submitter = run_as == "submitter";
 }
 
 // What one run may report.
@@ -64,6 +70,10 @@ Result<AgentOptions> AgentOptions::from_config(const Config& config) try {
   o.runs_dir = config.get_string("agent.runs_dir", o.data + "/runs");
   o.state_dir = o.data + "/run-state";
   o.broker_endpoint = config.get_string("broker.endpoint", "tcp://127.0.0.1:5561");
+  o.broker_instance = config.get_string("broker.instance", "broker");
+  auto dir = security::directory_from_config(config);
+  if (!dir) return dir.status();
+  o.directory = std::move(dir).value();
   o.bus_frontend = config.get_strings("bus.frontend", {"tcp://127.0.0.1:5550"});
   o.bus_backend = config.get_strings("bus.backend", {"tcp://127.0.0.1:5551"});
   read_timings(config, o);

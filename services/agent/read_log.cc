@@ -10,6 +10,7 @@
 #include <cerrno>
 
 #include "job_files.h"
+#include "security/authz.h"
 #include "shell.h"
 
 namespace trainyard::agent {
@@ -37,6 +38,12 @@ void AgentShell::on_read_log(const fb::Request& req, rpc::Responder& reply) {
     return;
   }
   auto& r = best->rec;
+  // A job's logs are its owner's, its account's coordinators' and admins'.
+  if (auto c = security::Caller::of(reply.principal(), options_.directory);
+      c.enforced() && !c.may_manage_job(r.user, r.account)) {
+    reply.error(c.refuse("job owner", "read the logs of job " + std::to_string(r.job_id) + " of user:" + r.user));
+    return;
+  }
   // Decided before reading: once finished, the file no longer grows, so
   // "finished" with this chunk means nothing more will ever come.
   bool finished = r.finished();

@@ -160,7 +160,8 @@ AgentShell::AgentShell(const ServiceEnv& env, AgentOptions options)
       ctx_, store_, so, [this](const bus::Event& e, storage::Batch& batch) { on_lease_event(e, batch); });
 
   if (!options_.broker_endpoint.empty()) {
-    broker_ = std::make_unique<rpc::AsyncClient>(ctx_, "broker", options_.broker_endpoint, 3000);
+    broker_ = std::make_unique<rpc::AsyncClient>(ctx_, "broker", options_.broker_endpoint, 3000,
+                                                 "service:" + options_.broker_instance);
   }
   server_.on(fb::RequestBody::ReadLog, [this](const fb::Request& req, rpc::Responder& r) { on_read_log(req, r); });
 
@@ -256,6 +257,14 @@ AgentShell::Run* AgentShell::find(uint64_t lease) {
 void AgentShell::save(Run& run) { runtime_.batch().put(runs_cf_, lease_key(run.rec.lease_id), encode_run(run.rec)); }
 
 void AgentShell::on_lease_event(const bus::Event& e, storage::Batch&) {
+  // Grants and revocations come from the broker's streams only: under CURVE
+  // the forwarder let only service:<broker.instance> publish there.
+  if (e.stream().substr(e.stream().rfind('@') + 1) != options_.broker_instance) {
+    ++refused_leases_;
+    spdlog::warn("ignored {} on stream {}: leases come from the broker ({}) only", e.topic, e.stream(),
+                 options_.broker_instance);
+    return;
+  }
   switch (e.type()) {
     case fb::Payload::LeaseGranted: {
       auto* g = e.as<fb::LeaseGranted>();

@@ -25,6 +25,7 @@
 #include "nvml.h"
 #include "rpc/async_client.h"
 #include "rpc/server.h"
+#include "security/authz.h"
 #include "storage/store.h"
 #include "supervisor.h"
 #include "util/clock.h"
@@ -35,6 +36,9 @@ namespace trainyard::agent {
 
 struct AgentOptions {
   std::string node;                          // this node (simulated: the prefix of its nodes' names)
+  std::string broker_instance = "broker";    // broker.instance: whose lease streams it obeys
+  bool run_as_submitter = true;              // agent.run_as: jobs as their user (when the agent is root)
+  security::Directory directory;             // security.roles, security.accounts: who reads a run's logs
   uint32_t simulate = 0;                     // >0: act as that many simulated nodes
   std::string endpoint = "tcp://127.0.0.1:*";
   std::string runs_dir;                      // run directories: the job's logs and metrics file (job-writable)
@@ -72,6 +76,8 @@ struct AgentOptions {
   // Reads [agent], [broker] and [bus] (options.cc); InvalidArgument names a
   // bad key.
   static Result<AgentOptions> from_config(const Config& config);
+  // Who this process is under CURVE (its key file, its streams).
+  std::string principal() const { return "agent:" + node; }
 };
 
 class AgentShell {
@@ -207,6 +213,7 @@ class AgentShell {
   size_t metrics_cursor_ = 0;  // round-robin start among followed runs
   bool warned_cgroup_ = false;
   uint64_t job_files_refused_ = 0;
+  uint64_t refused_leases_ = 0;  // lease events on a stream not the broker's
   bool orphans_seen_ = false;                 // reaped a child that was no supervisor
   bool warned_broker_ = false;
   int64_t heartbeat_slices_ = 1;

@@ -1,6 +1,7 @@
 #include "supervisor.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
@@ -79,6 +80,7 @@ Status write_launch_spec(const std::string& state_dir, const LaunchSpec& spec) {
          {"workdir", spec.workdir},     {"stdout", spec.stdout_path}, {"stderr", spec.stderr_path},
          {"cgroup", spec.cgroup},       {"run_dir", spec.run_dir},    {"max_grace_s", spec.max_grace_s},
          {"truncate", spec.truncate_logs}};
+  if (spec.as_user) j["user"] = json{{"uid", spec.uid}, {"gid", spec.gid}, {"groups", spec.groups}};
   if (!write_atomic(state_dir + "/launch.json", j.dump())) {
     return Status::internal("cannot write " + state_dir + "/launch.json: " + std::strerror(errno));
   }
@@ -186,6 +188,10 @@ struct Launch {
   std::string workdir, run_dir, out_path, err_path, cgroup;
   uint32_t max_grace_s = 300;
   bool truncate = false;
+  bool as_user = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
 };
 
 Launch read_launch(const std::string& state_dir) {
@@ -203,10 +209,51 @@ Launch read_launch(const std::string& state_dir) {
     l.cgroup = j->value("cgroup", "");
     l.max_grace_s = j->value("max_grace_s", 300u);
     l.truncate = j->value("truncate", false);
+    if (j->contains("user")) {
+      auto& u = j->at("user");
+      l.as_user = true;
+      l.uid = u.at("uid").get<uid_t>();
+      l.gid = u.at("gid").get<gid_t>();
+      l.groups = u.at("groups").get<std::vector<gid_t>>();
+    }
   } catch (const json::exception&) {
     l.argv.clear();
   }
   return l;
+}
+
+// While it lives, the effective ids are the job's user's, so that the logs
+// are opened with that user's rights (a path the user may not write is
+// refused, as it would be for the job) and created owned by them.
+class AsUser {
+ public:
+  explicit AsUser(const Launch& l) : active_(l.as_user && ::geteuid() == 0) {
+    if (!active_) return;
+    ok_ = ::setgroups(l.groups.size(), l.groups.data()) == 0 && ::setegid(l.gid) == 0 && ::seteuid(l.uid) == 0;
+  }
+  ~AsUser() {
+    if (!active_) return;
+    if (::seteuid(0) != 0 || ::setegid(0) != 0 || ::setgroups(0, nullptr) != 0) {
+      std::fprintf(stderr, "cannot return to root after opening the logs: %s\n", std::strerror(errno));
+    }
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  bool active_;
+  bool ok_ = true;
+};
+
+// The job's child becomes its user for good: groups, gid, then uid (a
+// process that could regain root would not be confined by them).
+bool drop_to_user(const Launch& l, int err) {
+  if (!l.as_user) return true;
+  if (::setgroups(l.groups.size(), l.groups.data()) != 0 || ::setgid(l.gid) != 0 || ::setuid(l.uid) != 0 ||
+      ::getuid() != l.uid || ::setuid(0) == 0) {
+    say(err, "trainyard: cannot become uid " + std::to_string(l.uid) + ": " + std::strerror(errno) + "\n");
+    return false;
+  }
+  return true;
 }
 
 // The job's log: its path opened safely (no symlink, no FIFO), else the run
@@ -276,6 +323,7 @@ void kill_everything(pid_t pid, const std::string& cgroup) {
   if (in >= 0) dup2(in, 0);
   if (out >= 0) dup2(out, 1);
   if (err >= 0) dup2(err, 2);
+  if (!drop_to_user(l, 2)) _exit(126);
   if (!l.workdir.empty() && chdir(l.workdir.c_str()) != 0) {
     say(2, "trainyard: cannot enter the working directory " + l.workdir + ": " + std::strerror(errno) + "\n");
     _exit(127);
@@ -354,8 +402,13 @@ int supervise_main(const std::string& state_dir, int notify_fd) {
     return 3;
   }
   Launch l = read_launch(state_dir);
-  int out = open_log(l.out_path, l, "stdout");
-  int err = open_log(l.err_path, l, "stderr");
+  int out = -1, err = -1;
+  {
+    AsUser as_user(l);
+    if (!as_user.ok()) std::fprintf(stderr, "cannot take uid %u to open the logs: %s\n", l.uid, std::strerror(errno));
+    out = open_log(l.out_path, l, "stdout");
+    err = open_log(l.err_path, l, "stderr");
+  }
   int64_t start_ns = wall_ns();
   pid_t pid = l.argv.empty() ? -1 : fork();
   if (pid == 0) exec_job(l, out, err);

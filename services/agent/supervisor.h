@@ -42,6 +42,11 @@ struct LaunchSpec {
   bool truncate_logs = false;  // empty stdout/stderr files first (sbatch's --open-mode=truncate)
   std::string cgroup;       // empty: none
   uint32_t max_grace_s = 300;  // SIGTERM is followed by SIGKILL after this, even without the agent
+  // Run as this Unix user (as slurmd does), when the agent is root: the
+  // logs are opened and the job runs with these ids; otherwise the agent's.
+  bool as_user = false;
+  uint32_t uid = 0, gid = 0;
+  std::vector<uint32_t> groups;  // supplementary groups
 };
 
 struct JobStarted {

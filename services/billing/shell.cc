@@ -9,6 +9,7 @@
 #include "core/estimate.h"
 #include "core/money.h"
 #include "core/report.h"
+#include "security/site.h"
 #include "storage/keys.h"
 #include "util/page.h"
 
@@ -31,9 +32,20 @@ Result<RateCard> load_rate_card(const std::string& path) {
 }
 
 
-// "user:NAME" principals read; only services, admins and local (unauthenticated) callers change things.
-bool may_administer(const fb::Request& req) {
-  return !req.principal() || req.principal()->string_view().substr(0, 5) != "user:";
+// Whose lines a caller may read: every line (admins, services), every line
+// of `account` (its coordinators), or their own (its members; a caller
+// naming no account reads their own lines only). Sets the filter's user.
+Status limit_to_reader(const security::Caller& c, const std::string& account, UsageFilter& f) {
+  if (!c.enforced() || c.admin()) return Status::ok();
+  if (!account.empty() && c.coordinates(account)) return Status::ok();
+  if (!account.empty() && !c.member_of(account)) {
+    return c.refuse("account membership", "read the usage of account " + account);
+  }
+  if (!f.user.empty() && f.user != c.name()) {
+    return c.refuse("own usage", "read the usage of user " + f.user + " (coordinators of the account may)");
+  }
+  f.user = std::string(c.name());
+  return Status::ok();
 }
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
@@ -45,6 +57,9 @@ Result<BillingOptions> BillingOptions::from_config(const Config& c) {
   try {
     o.endpoint = c.get_string("billing.endpoint", o.endpoint);
     o.data = c.get_string("billing.data", o.data);
+    auto dir = security::directory_from_config(c);
+    if (!dir) return dir.status();
+    o.directory = std::move(dir).value();
     o.rates = c.get_string("billing.rates", "");
     o.currency = c.get_string("billing.currency", o.currency);
     o.instance = c.get_string("billing.instance", o.instance);
@@ -182,6 +197,15 @@ void BillingShell::on_event(const bus::Event& e, storage::Batch& batch) {
       u.memory_mb = t->memory_mb();
       u.start_ns = t->start_ns();
       u.end_ns = t->end_ns();
+      // Under CURVE the forwarder let only agent:X publish on usage.@X;
+      // X may charge for its own node only.
+      if (security::Site::current() &&
+          !security::instance_owns_node(e.stream().substr(e.stream().rfind('@') + 1), view(t->node()))) {
+        ++stats_.refused;
+        spdlog::warn("refused usage.tick {} seq {}: it charges node {} from another node's stream", e.stream(),
+                     e.seq(), view(t->node()));
+        return;
+      }
       auto r = ledger_.charge(u, card_);
       if (!r) {
         // Never retried: the same event would be refused again. Counted and logged.
@@ -314,6 +338,7 @@ void BillingShell::on_query_usage(const fb::Request& req, rpc::Responder& r) {
   f.account = str(q->account());
   f.user = str(q->user());
   f.job = q->job_id();
+  if (auto s = limit_to_reader(caller(r), f.account, f); !s) return r.error(s);
   UsageReport report(*by);
   scan_lines(f, [&](const LineKey& k, const Line& l) { report.add(k, l); });
   auto all = report.rows_after(str(q->after()));
@@ -343,6 +368,7 @@ void BillingShell::on_invoice(const fb::Request& req, rpc::Responder& r) {
   }
   UsageFilter f;
   f.account = account;
+  if (auto s = limit_to_reader(caller(r), account, f); !s) return r.error(s);
   f.first_day = month_first_day(*month);
   f.end_day = month_end_day(*month);
   InvoiceBuilder inv;
@@ -377,10 +403,7 @@ void BillingShell::on_estimate(const fb::Request& req, rpc::Responder& r) {
 }
 
 void BillingShell::on_set_budget(const fb::Request& req, rpc::Responder& r) {
-  if (!may_administer(req)) {
-    return r.error(Status::permission_denied("only an admin or a service may set budgets; " +
-                                             req.principal()->str() + " may not"));
-  }
+  if (auto c = caller(r); !c.admin()) return r.error(c.refuse("admins", "set budgets"));
   auto* q = req.body_as_SetBudget();
   std::string account = str(q->account());
   if (account.empty() || account.find('\0') != std::string::npos) {
@@ -406,10 +429,7 @@ void BillingShell::on_set_budget(const fb::Request& req, rpc::Responder& r) {
 }
 
 void BillingShell::on_reload(const fb::Request& req, rpc::Responder& r) {
-  if (!may_administer(req)) {
-    return r.error(Status::permission_denied("only an admin or a service may reload the rate card; " +
-                                             req.principal()->str() + " may not"));
-  }
+  if (auto c = caller(r); !c.admin()) return r.error(c.refuse("admins", "reload the rate card"));
   auto s = reload_rates();
   if (!s) return r.error(s);
   r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union());

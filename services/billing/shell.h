@@ -19,6 +19,7 @@
 #include "core/rate_card.h"
 #include "core/report.h"
 #include "rpc/server.h"
+#include "security/authz.h"
 #include "storage/store.h"
 #include "util/clock.h"
 #include "util/config.h"
@@ -34,6 +35,7 @@ struct BillingOptions {
   std::string rates;                              // billing.rates (required)
   std::string currency = "USD";                   // billing.currency
   std::string instance = "billing";               // billing.instance: stream account.@<instance>
+  security::Directory directory;                  // security.roles, security.accounts: who reads and changes what
   std::vector<std::string> bus_frontend;          // bus.frontend
   std::vector<std::string> bus_backend;           // bus.backend
   int64_t check_ms = 1000;                        // billing.check_ms: month-turn check
@@ -44,6 +46,8 @@ struct BillingOptions {
   // Reads the keys and the rate card; InvalidArgument names a missing or
   // bad key, or the card's file and line.
   static Result<BillingOptions> from_config(const Config& config);
+  // Who this process is under CURVE (its key file, its streams).
+  std::string principal() const { return "service:" + instance; }
 };
 
 struct BillingStats {
@@ -87,6 +91,7 @@ class BillingShell {
   // Calls fn for every stored line matching `f`.
   void scan_lines(const UsageFilter& f, const std::function<void(const LineKey&, const Line&)>& fn) const;
 
+  security::Caller caller(const rpc::Responder& r) const { return security::Caller::of(r.principal(), options_.directory); }
   void on_query_usage(const fb::Request& req, rpc::Responder& r);
   void on_invoice(const fb::Request& req, rpc::Responder& r);
   void on_estimate(const fb::Request& req, rpc::Responder& r);

@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "bus/event.h"
 #include "bus/forwarder.h"
 #include "util/runtime.h"
 #include "util/service_main.h"
@@ -21,7 +22,8 @@ int main(int argc, char** argv) {
   app.add_option("--frontend", frontend, "XSUB endpoint to bind (config bus.frontend, default tcp://127.0.0.1:5550)");
   app.add_option("--backend", backend, "XPUB endpoint to bind (config bus.backend, default tcp://127.0.0.1:5551)");
   app.footer("Config keys: bus.frontend, bus.backend (the endpoints to bind; defaults above), bus.hwm (messages "
-             "queued per peer before ZeroMQ drops; default 1000000), log.level, log.file.");
+             "queued per peer before ZeroMQ drops; default 1000000), log.level, log.file, security.* (its key is "
+             "KEYS_DIR/service-bus.key; SIGHUP re-reads authorized_keys).");
   app.add_option("--endpoints-file", endpoints_file,
                  "Write the bound endpoints here as 'frontend=...' and 'backend=...' lines (for port 0 / '*')");
   CLI11_PARSE(app, argc, argv);
@@ -50,7 +52,14 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  auto security = trainyard::security::options_from_config(config, trainyard::bus::kBusPrincipal);
+  if (!security) {
+    spdlog::error("config: {}", security.status().message());
+    return 2;
+  }
   zmq::context_t ctx(1);
+  auto site = trainyard::install_security(ctx, *security);  // before the sockets: they ask it
+  if (!site) return 2;
   std::unique_ptr<trainyard::bus::Forwarder> fwd;
   try {
     fwd = std::make_unique<trainyard::bus::Forwarder>(ctx, o);
@@ -76,8 +85,11 @@ int main(int argc, char** argv) {
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+      if (*site) (void)(*site)->reload();
+    }
     spdlog::info("signal {}: stopping", sig);
     fwd->stop();
   });

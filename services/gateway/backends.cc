@@ -40,6 +40,15 @@ const std::string& Backends::endpoint(Service s) const {
   return options_.scheduler;
 }
 
+std::string Backends::server_of(const std::string& peer) const {
+  if (peer == "scheduler") return options_.scheduler_principal;
+  if (peer == "resource-broker") return options_.broker_principal;
+  if (peer == "metrics-aggregator") return options_.metrics_principal;
+  if (peer == "billing") return options_.billing_principal;
+  if (peer.rfind("agent ", 0) == 0) return "agent:" + peer.substr(6);
+  return "service:" + peer;
+}
+
 rpc::Client& Backends::client(const std::string& peer, const std::string& endpoint) {
   // Per thread, per Backends instance: the key holds `this` so two instances
   // (tests) never share sockets.
@@ -47,7 +56,7 @@ rpc::Client& Backends::client(const std::string& peer, const std::string& endpoi
   auto key = std::make_pair(static_cast<const void*>(this), peer + "|" + endpoint);
   auto& c = clients[key];
   if (!c) {
-    c = std::make_unique<rpc::Client>(ctx_, peer, endpoint, rpc::ClientOptions{options_.timeout_ms, options_.tries, ""});
+    c = std::make_unique<rpc::Client>(ctx_, peer, endpoint, rpc::ClientOptions{options_.timeout_ms, options_.tries, "", server_of(peer)});
   }
   return *c;
 }
@@ -58,12 +67,14 @@ Result<rpc::Reply> Backends::call(Service s, fb::RequestBody type, const rpc::Bu
 
 Result<rpc::Reply> Backends::call_as(Service s, const std::string& principal, fb::RequestBody type,
                                      const rpc::BuildBody& build) {
-  rpc::Client c(ctx_, service_name(s), endpoint(s), rpc::ClientOptions{options_.timeout_ms, options_.tries, principal});
+  rpc::Client c(ctx_, service_name(s), endpoint(s), rpc::ClientOptions{options_.timeout_ms, options_.tries, principal,
+                                                                        server_of(service_name(s))});
   return c.call(type, build);
 }
 
 Result<rpc::Reply> Backends::call_fresh(Service s, fb::RequestBody type, const rpc::BuildBody& build) {
-  rpc::Client c(ctx_, service_name(s), endpoint(s), rpc::ClientOptions{options_.timeout_ms, options_.tries, ""});
+  rpc::Client c(ctx_, service_name(s), endpoint(s),
+                rpc::ClientOptions{options_.timeout_ms, options_.tries, "", server_of(service_name(s))});
   return c.call(type, build);
 }
 

@@ -26,10 +26,15 @@ struct BackendOptions {
   std::string billing;    // billing.endpoint
   int timeout_ms = 1500;
   int tries = 2;
+  // Whose CURVE keys they must prove they hold (from <service>.instance).
+  std::string scheduler_principal = "service:scheduler", broker_principal = "service:broker",
+              metrics_principal = "service:metrics", billing_principal = "service:billing";
 };
 
 class Backends {
  public:
+  // The principal of `peer` ("scheduler", ..., "agent NODE").
+  std::string server_of(const std::string& peer) const;
   Backends(zmq::context_t& ctx, BackendOptions options);
 
   // On this thread's client for `s`.

@@ -1,8 +1,10 @@
 #include "bus_feed.h"
 
+
 #include <spdlog/spdlog.h>
 
 #include "bus/event.h"
+#include "security/site.h"
 #include "core/events.h"
 #include "util/clock.h"
 
@@ -36,6 +38,7 @@ void BusFeed::run() {
     sub.set(zmq::sockopt::linger, 0);
     sub.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(bus::kDefaultMaxMessageBytes));
     sub.set(zmq::sockopt::rcvhwm, 100'000);
+    if (auto st = security::secure_client(sub, bus::kBusPrincipal); !st) throw std::runtime_error(st.message());
     for (const char* p : {"job.", "node.", "lease.", "run.", "account.", "metric.", "ops.metrics.", "ops.stream.job."}) {
       sub.set(zmq::sockopt::subscribe, p);
     }

@@ -68,6 +68,10 @@ int main(int argc, char** argv) {
     bo.broker = config.get_string("broker.endpoint", "tcp://127.0.0.1:5561");
     bo.metrics = config.get_string("metrics.endpoint", "tcp://127.0.0.1:5562");
     bo.billing = config.get_string("billing.endpoint", "tcp://127.0.0.1:5563");
+    bo.scheduler_principal = "service:" + config.get_string("scheduler.instance", "scheduler");
+    bo.broker_principal = "service:" + config.get_string("broker.instance", "broker");
+    bo.metrics_principal = "service:" + config.get_string("metrics.instance", "metrics");
+    bo.billing_principal = "service:" + config.get_string("billing.instance", "billing");
     bo.timeout_ms = static_cast<int>(config.get_int("gateway.rpc_timeout_ms", 1500));
     bo.tries = static_cast<int>(config.get_int("gateway.rpc_tries", 2));
     bus_endpoints = config.get_strings("bus.backend");
@@ -102,7 +106,14 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  auto security = trainyard::security::options_from_config(config, "service:" + config.get_string("gateway.instance", "gateway"));
+  if (!security) {
+    spdlog::error("config: {}", security.status().message());
+    return 2;
+  }
   zmq::context_t ctx(1);
+  auto site = trainyard::install_security(ctx, *security);
+  if (!site) return 2;
   EventHub hub;
   Backends backends(ctx, bo);
   JobCache jobs(backends);

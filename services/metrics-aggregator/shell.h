@@ -42,6 +42,8 @@ struct AggregatorOptions {
 
   // Reads [metrics] and [bus]; InvalidArgument names a bad key.
   static Result<AggregatorOptions> from_config(const Config& config);
+  // Who this process is under CURVE (its key file, its streams).
+  std::string principal() const { return "service:" + instance; }
 };
 
 // Counters behind the ops gauges.

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "records.h"
+#include "security/site.h"
 #include "storage/keys.h"
 #include "util/page.h"
 #include "util/runtime.h"
@@ -42,6 +43,9 @@ Result<BrokerOptions> BrokerOptions::from_config(const Config& config) try {
   BrokerOptions o;
   o.endpoint = config.get_string("broker.endpoint", o.endpoint);
   o.instance = config.get_string("broker.instance", o.instance);
+  auto dir = security::directory_from_config(config);
+  if (!dir) return dir.status();
+  o.directory = std::move(dir).value();
   o.bus_frontend = config.get_strings("bus.frontend", {"tcp://127.0.0.1:5550"});
   o.bus_backend = config.get_strings("bus.backend", {"tcp://127.0.0.1:5551"});
   o.node_timeout_ms = config.get_int("broker.node_timeout_ms", o.node_timeout_ms, 100, 86400000);
@@ -200,12 +204,30 @@ void BrokerShell::on_ping(const fb::Request&, rpc::Responder& r) {
   r.ok(fb::ReplyBody::Pong, fb::CreatePongDirect(b, "resource-broker", options_.instance.c_str(), kVersion).Union());
 }
 
+std::string_view str_of(const flatbuffers::String* s) { return s ? s->string_view() : std::string_view(); }
+
+// Nodes register and heartbeat only as themselves (their agent's key), or
+// through a service.
+Status BrokerShell::node_rule(const rpc::Responder& r, std::string_view node, std::string_view what) const {
+  auto c = security::Caller::of(r.principal(), options_.directory);
+  if (!c.enforced() || c.service() || c.agent_of(node)) return Status::ok();
+  return c.refuse("node agents", std::string(what) + " node " + std::string(node));
+}
+
+// Leases are the schedulers' to take and give back.
+Status BrokerShell::scheduler_rule(const rpc::Responder& r, std::string_view what) const {
+  auto c = security::Caller::of(r.principal(), options_.directory);
+  if (!c.enforced() || c.service()) return Status::ok();
+  return c.refuse("schedulers", what);
+}
+
 void BrokerShell::on_register(const fb::Request& req, rpc::Responder& r) {
   auto* q = req.body_as_RegisterNode();
   if (!q->node()) {
     r.error(Status::invalid("RegisterNode.node is missing: send the node's NodeInfo"));
     return;
   }
+  if (auto s = node_rule(r, str_of(q->node()->name()), "register"); !s) return r.error(s);
   ++stats_.registrations;
   Effects fx;
   auto s = cluster_.register_node(std::shared_ptr<const fb::NodeInfoT>(q->node()->UnPack()),
@@ -232,6 +254,7 @@ void BrokerShell::on_heartbeat(const fb::Request& req, rpc::Responder& r) {
     r.error(Status::invalid("NodeHeartbeat.name is missing: name the node"));
     return;
   }
+  if (auto s = node_rule(r, q->name()->string_view(), "heartbeat as"); !s) return r.error(s);
   ++stats_.heartbeats;
   Effects fx;
   auto s = cluster_.heartbeat(q->name()->string_view(), ids_of(q->running_leases()), now(), fx);
@@ -245,6 +268,7 @@ void BrokerShell::on_heartbeat(const fb::Request& req, rpc::Responder& r) {
 
 void BrokerShell::on_allocate(const fb::Request& req, rpc::Responder& r) {
   auto* q = req.body_as_Allocate();
+  if (auto s = scheduler_rule(r, "allocate GPUs"); !s) return r.error(s);
   Effects fx;
   auto ids = cluster_.allocate(read_allocate(*q), now(), fx);
   if (!ids) {
@@ -262,6 +286,7 @@ void BrokerShell::on_allocate(const fb::Request& req, rpc::Responder& r) {
 
 void BrokerShell::on_release(const fb::Request& req, rpc::Responder& r) {
   auto* q = req.body_as_ReleaseLease();
+  if (auto s = scheduler_rule(r, "release leases"); !s) return r.error(s);
   ++stats_.releases;
   Effects fx;
   auto s = cluster_.release(q->lease_id(), q->kill(), q->reason() ? q->reason()->string_view() : std::string_view(),
@@ -279,6 +304,10 @@ void BrokerShell::on_drain(const fb::Request& req, rpc::Responder& r) {
   if (!q->name()) {
     r.error(Status::invalid("DrainNode.name is missing: name the node to drain"));
     return;
+  }
+  if (auto c = security::Caller::of(r.principal(), options_.directory);
+      c.enforced() && !c.operator_() && !c.agent_of(q->name()->string_view())) {
+    return r.error(c.refuse("operators", "drain or undrain node " + q->name()->str()));
   }
   Effects fx;
   auto s = cluster_.drain(q->name()->string_view(), q->drain(),

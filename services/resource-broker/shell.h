@@ -17,6 +17,7 @@
 #include "bus/subscriber.h"
 #include "core/cluster.h"
 #include "rpc/server.h"
+#include "security/authz.h"
 #include "storage/store.h"
 #include "util/clock.h"
 #include "util/config.h"
@@ -31,6 +32,7 @@ namespace trainyard::broker {
 struct BrokerOptions {
   std::string endpoint = "tcp://127.0.0.1:5561";  // broker.endpoint
   std::string instance = "broker";                // broker.instance: names the streams (node.@broker)
+  security::Directory directory;                  // security.roles: who may drain nodes
   std::vector<std::string> bus_frontend;          // bus.frontend: where events go
   std::vector<std::string> bus_backend;           // bus.backend: where run.* comes from
   int64_t node_timeout_ms = 5000;                 // broker.node_timeout_ms
@@ -46,6 +48,8 @@ struct BrokerOptions {
 
   // Reads [broker] and [bus]; InvalidArgument names a bad key.
   static Result<BrokerOptions> from_config(const Config& config);
+  // Who this process is under CURVE (its key file, its streams).
+  std::string principal() const { return "service:" + instance; }
 };
 
 struct BrokerStats {
@@ -87,6 +91,8 @@ class BrokerShell {
   // Writes the records `fx` names and appends its events, in `batch`.
   void apply(const Effects& fx, storage::Batch& batch);
   void on_ping(const fb::Request& req, rpc::Responder& r);
+  Status node_rule(const rpc::Responder& r, std::string_view node, std::string_view what) const;
+  Status scheduler_rule(const rpc::Responder& r, std::string_view what) const;
   void on_register(const fb::Request& req, rpc::Responder& r);
   void on_heartbeat(const fb::Request& req, rpc::Responder& r);
   void on_allocate(const fb::Request& req, rpc::Responder& r);

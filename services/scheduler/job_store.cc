@@ -13,8 +13,22 @@ constexpr uint8_t kPreemptRequested = 2;
 }  // namespace
 
 flatbuffers::Offset<fb::JobRecord> build_record(flatbuffers::FlatBufferBuilder& b, const Job& j,
-                                                std::string_view reason, const PriorityFactors& f, bool with_spec) {
-  auto spec = j.spec && with_spec ? fb::CreateJobSpec(b, j.spec.get()) : 0;
+                                                std::string_view reason, const PriorityFactors& f, bool with_spec,
+                                                bool details) {
+  flatbuffers::Offset<fb::JobSpec> spec = 0;
+  if (j.spec && with_spec && details) {
+    spec = fb::CreateJobSpec(b, j.spec.get());
+  } else if (j.spec && with_spec) {
+    fb::JobSpecT line = *j.spec;  // the queue line: what it asks for, not what it runs
+    line.command.clear();
+    line.env.clear();
+    line.workdir.clear();
+    line.stdout_path.clear();
+    line.stderr_path.clear();
+    line.submit_dir.clear();
+    line.client_token.clear();
+    spec = fb::CreateJobSpec(b, &line);
+  }
   auto why = b.CreateString(reason.data(), reason.size());
   auto nodes = b.CreateVectorOfStrings(j.nodes);
   auto gpus = b.CreateVector(j.gpu_indices);

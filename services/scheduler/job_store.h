@@ -21,10 +21,12 @@
 
 namespace trainyard::scheduler {
 
-// The JobRecord of `j` as queries show it (always with its spec).
+// The JobRecord of `j` as queries show it (always with its spec). Without
+// `details` the spec is the queue line only: no command, environment,
+// working directory or file paths.
 flatbuffers::Offset<fb::JobRecord> build_record(flatbuffers::FlatBufferBuilder& b, const Job& j,
                                                 std::string_view reason, const PriorityFactors& f,
-                                                bool with_spec = true);
+                                                bool with_spec = true, bool details = true);
 
 // The stored value of a job: format byte, flags byte, then a JobRecord
 // (without the spec for an array task).

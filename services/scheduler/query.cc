@@ -14,6 +14,13 @@ constexpr uint32_t kMaxPageJobs = 100'000;
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
+// As Slurm's PrivateData=jobs: everyone sees a job's queue line; its
+// command, environment and files only its owner, its account's
+// coordinators and admins.
+bool sees_details(const security::Caller& c, const Job& j) {
+  return !c.enforced() || !j.spec || c.may_manage_job(j.spec->user, j.spec->account);
+}
+
 }  // namespace
 
 void SchedulerShell::on_query(const fb::Request& req, rpc::Responder& r) {
@@ -28,6 +35,7 @@ void SchedulerShell::on_query(const fb::Request& req, rpc::Responder& r) {
   uint64_t budget = options_.query_page_bytes;
   if (q->page_bytes() != 0) budget = std::min<uint64_t>(budget, q->page_bytes());
   JobId after = q->after_job_id();
+  auto who = caller(r);
   auto match = [&](const Job& j) {
     if (!states.empty() && std::find(states.begin(), states.end(), j.state) == states.end()) return false;
     if (!user.empty() && j.spec->user != user) return false;
@@ -49,7 +57,7 @@ void SchedulerShell::on_query(const fb::Request& req, rpc::Responder& r) {
       truncated = true;
       return false;
     }
-    out.push_back(build_record(b, j, core_.reason_of(j), factors_of(j)));
+    out.push_back(build_record(b, j, core_.reason_of(j), factors_of(j), true, sees_details(who, j)));
     bytes += size;
     last = j.id;
     return true;
@@ -85,7 +93,7 @@ void SchedulerShell::on_get(const fb::Request& req, rpc::Responder& r) {
     return;
   }
   auto& b = r.builder();
-  auto rec = build_record(b, *j, core_.reason_of(*j), factors_of(*j));
+  auto rec = build_record(b, *j, core_.reason_of(*j), factors_of(*j), true, sees_details(caller(r), *j));
   r.ok(fb::ReplyBody::JobRecord, rec.Union());
 }
 

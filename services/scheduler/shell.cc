@@ -50,7 +50,8 @@ SchedulerShell::SchedulerShell(const ServiceEnv& env, ShellOptions options)
   so.prefixes = {"node.", "lease.", "run.", "account."};
   subscriber_ = std::make_unique<bus::Subscriber>(ctx_, store_, so,
                                                   [this](const bus::Event& e, storage::Batch& b) { on_event(e, b); });
-  broker_ = std::make_unique<rpc::AsyncClient>(ctx_, "broker", options_.broker_endpoint, options_.allocate_timeout_ms);
+  broker_ = std::make_unique<rpc::AsyncClient>(ctx_, "broker", options_.broker_endpoint, options_.allocate_timeout_ms,
+                                               "service:" + options_.broker_instance);
   register_handlers();
 
   runtime_.watch(server_->socket(), [this] { server_->poll_in(); });
@@ -186,6 +187,14 @@ void SchedulerShell::on_submit(const fb::Request& req, rpc::Responder& r) {
   }
   fb::JobSpecT spec;
   body->spec()->UnPackTo(&spec);
+  // A user submits as themselves (as sbatch takes the uid, not a claim),
+  // and only to accounts that list them.
+  auto who = caller(r);
+  if (who.enforced() && who.user()) spec.user = std::string(who.name());
+  if (who.enforced() && !who.member_of(spec.account)) {
+    r.error(who.refuse("account membership", "submit to account " + spec.account));
+    return;
+  }
   auto res = core_.submit(spec, clock_.now_ns());
   if (!res) {
     r.error(res.status());
@@ -197,18 +206,34 @@ void SchedulerShell::on_submit(const fb::Request& req, rpc::Responder& r) {
   r.ok(fb::ReplyBody::Submitted, fb::CreateSubmitted(b, ids, res->array_job_id).Union());
 }
 
+Status SchedulerShell::may_manage(const security::Caller& c, JobId id, std::string_view what) const {
+  if (!c.enforced() || c.admin()) return Status::ok();
+  std::vector<JobId> ids{id};
+  if (auto* tasks = core_.array_tasks(id)) ids = *tasks;
+  for (JobId t : ids) {
+    const Job* j = core_.job(t);
+    if (j && j->spec && !c.may_manage_job(j->spec->user, j->spec->account)) {
+      return c.refuse("job owner", std::string(what) + " job " + std::to_string(t) + " of user:" + j->spec->user);
+    }
+  }
+  return Status::ok();
+}
+
 void SchedulerShell::on_cancel(const fb::Request& req, rpc::Responder& r) {
   auto* body = req.body_as_CancelJob();
+  if (auto s = may_manage(caller(r), body->job_id(), "cancel"); !s) return r.error(s);
   auto s = core_.cancel(body->job_id(), str(body->reason()), clock_.now_ns());
   s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
 }
 
 void SchedulerShell::on_hold(const fb::Request& req, rpc::Responder& r) {
+  if (auto s = may_manage(caller(r), req.body_as_HoldJob()->job_id(), "hold"); !s) return r.error(s);
   auto s = core_.hold(req.body_as_HoldJob()->job_id(), clock_.now_ns());
   s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
 }
 
 void SchedulerShell::on_release(const fb::Request& req, rpc::Responder& r) {
+  if (auto s = may_manage(caller(r), req.body_as_ReleaseJob()->job_id(), "release"); !s) return r.error(s);
   auto s = core_.release(req.body_as_ReleaseJob()->job_id(), clock_.now_ns());
   s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
 }

@@ -18,6 +18,7 @@
 #include "core/scheduler.h"
 #include "rpc/async_client.h"
 #include "rpc/server.h"
+#include "security/authz.h"
 #include "storage/store.h"
 #include "util/clock.h"
 #include "util/config.h"
@@ -30,9 +31,11 @@ struct ShellOptions {
   std::string endpoint = "tcp://127.0.0.1:5560";  // scheduler.endpoint
   std::string data = "data/scheduler";            // scheduler.data
   std::string instance = "scheduler";             // scheduler.instance: names the job.@<instance> stream
+  security::Directory directory;                  // security.roles, security.accounts: who may do what
   std::vector<std::string> bus_frontend{"tcp://127.0.0.1:5550"};
   std::vector<std::string> bus_backend{"tcp://127.0.0.1:5551"};
   std::string broker_endpoint = "tcp://127.0.0.1:5561";
+  std::string broker_instance = "broker";  // broker.instance: whose key the broker must hold
   int64_t cycle_ms = 1000;                        // scheduler.cycle_ms: the periodic cycle
   int allocate_timeout_ms = 3000;                 // scheduler.allocate_timeout_ms
   int64_t query_page_bytes = 4 * 1024 * 1024;     // scheduler.query_page_bytes: most bytes in one QueryJobs reply
@@ -42,6 +45,8 @@ struct ShellOptions {
 
   // Reads [scheduler], [broker] and [bus]; errors name the key.
   static Result<ShellOptions> from_config(const Config& config);
+  // Who this process is under CURVE (its key file, its streams).
+  std::string principal() const { return "service:" + instance; }
 };
 
 // "30 days", "1 hour", "90 seconds": a retention period as users read it.
@@ -81,6 +86,10 @@ class SchedulerShell {
   void register_handlers();
 
   // Requests.
+  // Who asks, for the rules (security/authz.h).
+  security::Caller caller(const rpc::Responder& r) const { return security::Caller::of(r.principal(), options_.directory); }
+  // PermissionDenied unless `c` may manage job `id` (owner, coordinator, admin).
+  Status may_manage(const security::Caller& c, JobId id, std::string_view what) const;
   void on_submit(const fb::Request& req, rpc::Responder& r);
   void on_cancel(const fb::Request& req, rpc::Responder& r);
   void on_hold(const fb::Request& req, rpc::Responder& r);

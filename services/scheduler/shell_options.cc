@@ -1,6 +1,7 @@
 // The trainyard-scheduler service's options, read from its config file
 // (the core's own [scheduler] keys are read by config_keys.cc).
 #include "config_keys.h"
+#include "security/site.h"
 #include "shell.h"
 
 namespace trainyard::scheduler {
@@ -11,9 +12,13 @@ Result<ShellOptions> ShellOptions::from_config(const Config& c) {
     o.endpoint = c.get_string("scheduler.endpoint", o.endpoint);
     o.data = c.get_string("scheduler.data", o.data);
     o.instance = c.get_string("scheduler.instance", o.instance);
+    auto dir = security::directory_from_config(c);
+    if (!dir) return dir.status();
+    o.directory = std::move(dir).value();
     if (c.has("bus.frontend")) o.bus_frontend = c.get_strings("bus.frontend");
     if (c.has("bus.backend")) o.bus_backend = c.get_strings("bus.backend");
     o.broker_endpoint = c.get_string("broker.endpoint", o.broker_endpoint);
+    o.broker_instance = c.get_string("broker.instance", o.broker_instance);
     o.cycle_ms = c.get_int("scheduler.cycle_ms", o.cycle_ms);
     if (o.cycle_ms < 1 || o.cycle_ms > 600'000) {
       return Status::invalid("scheduler.cycle_ms: " + std::to_string(o.cycle_ms) + " is out of range (1 to 600000)");

@@ -32,6 +32,8 @@ ClusterOptions with_metrics_and_billing(const std::string& dir) {
   ClusterOptions o;
   o.metrics = true;
   o.with_test_billing(dir);
+  o.users = {"alice", "it"};
+  o.site_sets = {"security.roles.admins=[\"it\"]"};  // budgets are the admins'
   return o;
 }
 
@@ -270,7 +272,7 @@ BOOST_AUTO_TEST_CASE(an_account_over_its_hard_budget_starts_no_new_job_and_pendi
   testing::TempDir scratch;
   Cluster c(with_metrics_and_billing(scratch.path()));
   auto cl = connect(c);
-  auto admin = connect(c, "admin:it");
+  auto admin = connect(c, "user:it");
   client::Budget b;
   b.account = "vision";
   b.monthly_micros = 500;  // half a GPU-second

@@ -2,7 +2,9 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <stdexcept>
 
@@ -25,15 +27,37 @@ std::string field(const std::string& text, const std::string& key) {
   return text.substr(p + key.size() + 1, e - p - key.size() - 1);
 }
 
+std::string login_name() {
+  if (const char* u = std::getenv("USER"); u && *u) return u;
+  return "root";
+}
+
 }  // namespace
 
+std::string Cluster::keys_dir() const { return options_.secure ? dir_ / "keys" : std::string(); }
+
+std::string Cluster::user_key(const std::string& user) const { return keys_dir() + "/user-" + user + ".key"; }
+
+// The site's keys, made as an admin makes them: `ty admin keys init`.
+void Cluster::make_keys() {
+  std::vector<std::string> args{bin("ty"), "admin", "keys", "init", keys_dir(), "--service", "bus", "scheduler",
+                                "broker", "metrics", "billing", "gateway"};
+  for (auto& a : options_.agents) args.insert(args.end(), {"--agent", a.node});
+  auto users = options_.users;
+  if (std::find(users.begin(), users.end(), login_name()) == users.end()) users.push_back(login_name());
+  for (auto& u : users) args.insert(args.end(), {"--user", u});
+  auto made = run(args);
+  if (made.first != 0) throw std::runtime_error("ty admin keys init failed: " + made.second);
+}
+
 Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
+  if (options_.secure) make_keys();
   // The bus first: everyone connects to it.
   auto ep_file = dir_ / "bus.endpoints";
-  procs_["bus"] = std::make_unique<Process>(
-      std::vector<std::string>{bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend",
-                               "tcp://127.0.0.1:*", "--endpoints-file", ep_file},
-      dir_ / "bus.log");
+  std::vector<std::string> bus_args{bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend",
+                                    "tcp://127.0.0.1:*", "--endpoints-file", ep_file};
+  for (auto& s : security_sets()) bus_args.push_back(s);
+  procs_["bus"] = std::make_unique<Process>(bus_args, dir_ / "bus.log");
   if (!wait_until([&] { return !read_file(ep_file).empty(); }, std::chrono::seconds(10))) {
     throw std::runtime_error("bus did not start: " + procs_["bus"]->log());
   }
@@ -48,7 +72,7 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   std::ofstream(dir_ / "ty.toml") << "[scheduler]\nendpoint = \"" << scheduler << "\"\n[broker]\nendpoint = \"" << broker
                                   << "\"\n[metrics]\nendpoint = \"" << (metrics.empty() ? "tcp://127.0.0.1:9" : metrics)
                                   << "\"\n[billing]\nendpoint = \"" << (billing.empty() ? "tcp://127.0.0.1:9" : billing)
-                                  << "\"\n[bus]\nbackend = \"" << bus_backend << "\"\n";
+                                  << "\"\n[bus]\nbackend = \"" << bus_backend << "\"\n" << ty_security();
   ty_config_ = dir_ / "ty.toml";
 }
 
@@ -64,8 +88,22 @@ Cluster::~Cluster() {
   kill_processes_mentioning(dir_.path());
 }
 
+std::vector<std::string> Cluster::security_sets() const {
+  std::vector<std::string> sets{"--set", options_.secure ? "security.keys_dir=" + keys_dir() : "security.mode=none"};
+  for (auto& s : options_.site_sets) sets.insert(sets.end(), {"--set", s});
+  return sets;
+}
+
+std::string Cluster::ty_security() const {
+  if (!options_.secure) return "[security]\nmode = \"none\"\n";
+  return "[security]\nkeys_dir = \"" + keys_dir() + "\"\n[client]\nkey = \"" + user_key(login_name()) + "\"\n";
+}
+
 std::vector<std::string> Cluster::common_sets() const {
-  return {"--set", "bus.frontend=" + bus_frontend, "--set", "bus.backend=" + bus_backend, "--log-level", "info"};
+  std::vector<std::string> sets{"--set", "bus.frontend=" + bus_frontend, "--set", "bus.backend=" + bus_backend,
+                                "--log-level", "info"};
+  for (auto& s : security_sets()) sets.push_back(s);
+  return sets;
 }
 
 void Cluster::start(const std::string& name) {
@@ -110,7 +148,10 @@ void Cluster::start(const std::string& name) {
     add({"--set", "agent.node=" + name, "--set", "agent.data=" + (dir_ / (name + ".db")), "--set",
          "agent.runs_dir=" + (dir_ / (name + ".runs")), "--set", "agent.gpus=" + gpus, "--set",
          "agent.cpus=" + std::to_string(spec->cpus), "--set", "agent.memory_mb=" + std::to_string(spec->memory_mb),
-         "--set", "broker.endpoint=" + broker, "--set", "agent.usage_tick_ms=1000"});
+         "--set", "broker.endpoint=" + broker, "--set", "agent.usage_tick_ms=1000",
+         // Test users (alice...) have no Unix accounts: jobs run as the test's
+         // own user unless a test asks for agent.run_as=submitter in extra.
+         "--set", "agent.run_as=agent"});
     add_sets(spec->extra);
   }
   auto sets = common_sets();

@@ -34,6 +34,12 @@ struct ClusterOptions {
   std::vector<std::string> broker_sets;
   std::vector<std::string> billing_sets;
   int node_timeout_ms = 3000;
+  // CURVE with real keys (made by `ty admin keys init` under dir()/keys:
+  // every service, every agent, and the users below). false: security.mode
+  // = "none" for tests about something else that start peers of their own.
+  bool secure = true;
+  std::vector<std::string> users = {"alice", "bob", "carol"};  // plus the login name
+  std::vector<std::string> site_sets;  // --set for every process (security.roles..., security.accounts...)
 
   // Turns on billing with the test rate card (written under `dir`): A100
   // GPUs at 3.60 EUR an hour, one micro-unit per GPU-millisecond; CPU and
@@ -56,7 +62,12 @@ class Cluster {
   Process& process(const std::string& name) { return *procs_.at(name); }
   void kill9(const std::string& name);
   // Writes a ty config file pointing at this cluster and returns its path.
+  // ty there acts as the login name (its key keys/user-<login>.key).
   const std::string& ty_config() const { return ty_config_; }
+  // The keys directory ("" when not secure) and a user's key file in it.
+  std::string keys_dir() const;
+  std::string user_key(const std::string& user) const;
+  bool secure() const { return options_.secure; }
   // Runs `ty args...` against this cluster.
   std::pair<int, std::string> ty(std::vector<std::string> args,
                                  std::chrono::milliseconds timeout = std::chrono::seconds(30));
@@ -64,6 +75,9 @@ class Cluster {
 
  private:
   std::vector<std::string> common_sets() const;
+  std::vector<std::string> security_sets() const;  // --set security.* for every process
+  std::string ty_security() const;                 // the [security] and [client] of ty.toml
+  void make_keys();
   TempDir dir_;
   ClusterOptions options_;
   std::map<std::string, std::unique_ptr<Process>> procs_;

@@ -17,6 +17,14 @@ inline client::Client connect(const Cluster& c, const std::string& principal = "
   if (!c.billing.empty()) e.billing = c.billing;
   e.bus = {c.bus_backend};
   e.timeout_ms = timeout_ms;
+  if (c.secure()) {
+    // The user's own key proves who asks (principal "user:NAME").
+    e.security.mode = security::Mode::kCurve;
+    e.security.key_file = c.user_key(principal.substr(principal.find(':') + 1));
+    e.security.authorized_keys = c.keys_dir() + "/authorized_keys";
+  } else {
+    e.security.mode = security::Mode::kNone;
+  }
   return client::Client(e, principal);
 }
 

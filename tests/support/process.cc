@@ -29,8 +29,27 @@ TempDir::~TempDir() {
 
 std::string bin(const std::string& name) { return std::string(TY_BIN_DIR) + "/" + name; }
 
+namespace {
+
+// A Trainyard service started with no security settings at all is a test
+// about something else, often with peers of its own that hold no keys
+// (tests/agent's broker double, tests/bus's raw publishers): it runs with
+// security.mode = "none". Every Cluster, tests/security and `ty local`
+// pass their keys and run with CURVE.
+std::vector<std::string> with_test_security(std::vector<std::string> argv) {
+  if (argv.empty() || argv[0].find("/trainyard-") == std::string::npos) return argv;
+  for (auto& a : argv) {
+    if (a.find("security.") != std::string::npos) return argv;
+  }
+  argv.insert(argv.end(), {"--set", "security.mode=none"});
+  return argv;
+}
+
+}  // namespace
+
 Process::Process(std::vector<std::string> argv, std::string log_path, std::map<std::string, std::string> env)
     : log_path_(std::move(log_path)) {
+  argv = with_test_security(std::move(argv));
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {

@@ -221,6 +221,8 @@ class Client {
   std::string principal_;
   std::unique_ptr<zmq::context_t> ctx_;
   std::map<std::string, std::unique_ptr<rpc::Client>> peers_;
+  std::unique_ptr<security::Site> site_;  // this user's key (null without CURVE)
+  Status secured_;                        // why requests cannot be secured, if they cannot
 };
 
 }  // namespace trainyard::client

@@ -5,12 +5,19 @@
 // defaults of docs/flows.md. Keys as in the services' config:
 // scheduler.endpoint, broker.endpoint, metrics.endpoint, billing.endpoint,
 // bus.backend; plus client.timeout_ms.
+//
+// Security as the services': security.mode ("curve" unless "none"), the
+// site's security.authorized_keys (default security.keys_dir/authorized_keys),
+// and this user's key: client.key, default $XDG_CONFIG_HOME/trainyard/key
+// (~/.config/trainyard/key, made by `ty login`). The services' principals
+// come from their instance names (scheduler.instance...).
 #pragma once
 
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "security/site.h"
 #include "util/status.h"
 
 namespace trainyard::client {
@@ -23,6 +30,10 @@ struct Endpoints {
   std::vector<std::string> bus = {"tcp://127.0.0.1:5551"};  // forwarders' XPUB (backend)
   int timeout_ms = 1500;                                     // per request try (two tries)
   std::string source;  // the config file used, or "" when none
+  // Whose keys the services must prove they hold (under CURVE).
+  std::string scheduler_principal = "service:scheduler", broker_principal = "service:broker",
+              metrics_principal = "service:metrics", billing_principal = "service:billing";
+  security::SecurityOptions security;
 };
 
 // What the command line said; unset fields fall through to the files.

@@ -1,0 +1,69 @@
+// Who may do what: the site's directory of roles and account membership,
+// and the rules every service applies to an authenticated principal.
+//
+// The directory comes from the shared config ([security.roles],
+// [security.accounts.<name>]), so every service enforces the same view.
+// Rules are enforced while CURVE is on (a Site is installed): without it
+// any peer can claim any principal, so "none" enforces nothing.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "util/status.h"
+
+namespace trainyard::security {
+
+struct AccountEntry {
+  std::set<std::string, std::less<>> members;       // user names
+  std::set<std::string, std::less<>> coordinators;  // user names (members too)
+};
+
+struct Directory {
+  std::set<std::string, std::less<>> admins;     // user names: rates, budgets, every job
+  std::set<std::string, std::less<>> operators;  // user names: nodes
+  std::map<std::string, AccountEntry, std::less<>> accounts;
+  // An account the directory does not list is open to every user (a site
+  // that lists none has no membership rule).
+  bool lists(std::string_view account) const { return accounts.count(account) > 0; }
+};
+
+// Node `node` belongs to the agent instance `instance`: the same name, or
+// one of the nodes ... a simulated agent X stands for.
+bool instance_owns_node(std::string_view instance, std::string_view node);
+
+// What a principal is to the rules.
+class Caller {
+ public:
+  Caller(std::string_view principal, const Directory& dir, bool enforced);
+  // Enforced while this process has a Site installed (CURVE).
+  static Caller of(std::string_view principal, const Directory& dir);
+
+  const std::string& principal() const { return principal_; }
+  std::string_view name() const;  // "alice" of "user:alice"
+  bool enforced() const { return enforced_; }
+  bool service() const { return kind_ == "service"; }
+  // The agent of `node`: agent:X speaks for node X, and for the nodes
+  // ... a simulated agent (agent.simulate) stands for.
+  bool agent_of(std::string_view node) const;
+  bool user() const { return kind_ == "user"; }
+  bool admin() const;     // a service, or a user the directory makes admin
+  bool operator_() const;  // admin or operator
+  bool coordinates(std::string_view account) const;
+  bool member_of(std::string_view account) const;
+  // The owner, a coordinator of its account, or an admin (or a service).
+  bool may_manage_job(std::string_view owner, std::string_view account) const;
+
+  // PermissionDenied "<rule>: <principal> may not <what>".
+  Status refuse(std::string_view rule, std::string_view what) const;
+
+ private:
+  std::string principal_;
+  std::string kind_;
+  const Directory& dir_;
+  bool enforced_;
+};
+
+}  // namespace trainyard::security

@@ -1,0 +1,137 @@
+// Jobs run as their submitting user (issue 11), with real Unix users that
+// the test creates with useradd: each job prints its own uid, its logs are
+// its user's, and one user's job can neither signal another's processes
+// nor read its logs. Needs root (to create users and let the agent switch
+// to them); anywhere else it says it skipped.
+#define BOOST_TEST_MODULE run_as
+#include <boost/test/unit_test.hpp>
+
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "cluster.h"
+#include "cluster_client.h"
+#include "trainyard/client.h"
+
+using namespace std::chrono_literals;
+using namespace trainyard;
+using trainyard::testing::Cluster;
+using trainyard::testing::ClusterOptions;
+using trainyard::testing::connect;
+using trainyard::testing::read_file;
+using trainyard::testing::run;
+using trainyard::testing::wait_until;
+
+namespace {
+
+const char* kUsers[] = {"tysec1", "tysec2"};
+
+struct Users {
+  bool ok = false;
+  std::string why;
+  Users() {
+    if (::geteuid() != 0) {
+      why = "not root";
+      return;
+    }
+    for (auto* u : kUsers) {
+      if (::getpwnam(u)) continue;
+      auto added = run({"useradd", "--no-create-home", "--shell", "/bin/sh", u});
+      if (added.first != 0) {
+        why = "useradd " + std::string(u) + " failed: " + added.second;
+        return;
+      }
+    }
+    ok = true;
+  }
+  ~Users() {
+    for (auto* u : kUsers) run({"userdel", u});
+  }
+};
+
+uid_t uid_of(const char* user) { return ::getpwnam(user)->pw_uid; }
+
+fb::JobSpecT job(const std::string& shell) {
+  fb::JobSpecT s;
+  s.name = "whoami";
+  s.account = "research";
+  s.command = {"sh", "-c", shell};
+  s.time_limit_s = 120;
+  s.grace_s = 1;
+  return s;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(jobs_run_as_their_users_and_cannot_touch_each_other) {
+  Users users;
+  if (!users.ok) {
+    BOOST_TEST_MESSAGE("SKIPPED: jobs as real Unix users need root and useradd (" << users.why << ")");
+    return;
+  }
+  ClusterOptions o;
+  o.agents = {{"node-a", 0}};
+  o.agents[0].extra = {"agent.run_as=submitter"};
+  o.users = {kUsers[0], kUsers[1]};
+  Cluster c(o);
+  ::chmod(c.dir().c_str(), 0711);  // users pass through the test's directory to their run directories
+  auto u1 = connect(c, std::string("user:") + kUsers[0]);
+  auto u2 = connect(c, std::string("user:") + kUsers[1]);
+
+  auto first = u1.submit(job("id -u; sleep 60"));
+  BOOST_REQUIRE_MESSAGE(first.ok(), first.status().to_string());
+  uint64_t id1 = first->job_ids[0];
+  // Its log, found as root: the other user's job will try to read it.
+  std::string log1;
+  BOOST_REQUIRE(wait_until(
+      [&] {
+        for (auto& e : std::filesystem::directory_iterator(c.dir() + "/node-a.runs")) {
+          if (e.path().filename().string().rfind(std::to_string(id1) + "-", 0) == 0) log1 = e.path() / "stdout";
+        }
+        return !log1.empty() && read_file(log1).find('\n') != std::string::npos;
+      },
+      30s));
+  BOOST_TEST(read_file(log1) == std::to_string(uid_of(kUsers[0])) + "\n");
+  struct stat st{};
+  BOOST_REQUIRE_EQUAL(::stat(log1.c_str(), &st), 0);
+  BOOST_TEST(st.st_uid == uid_of(kUsers[0]));
+
+  std::string probe = "id -u; for p in $(pgrep -u " + std::string(kUsers[0]) +
+                      "); do kill -TERM $p 2>/dev/null && echo signalled; done; echo done-signalling; "
+                      "cat " + log1 + " >/dev/null 2>&1 && echo read-it || echo read-refused";
+  auto second = u2.submit(job(probe));
+  BOOST_REQUIRE(second.ok());
+  auto end = u2.wait({second->job_ids[0]}, 60s);
+  BOOST_REQUIRE_MESSAGE(end.ok(), end.status().to_string() + c.logs());
+  std::string out;
+  BOOST_REQUIRE(u2.logs(second->job_ids[0], {}, [&](std::string_view s) { out += s; }).is_ok());
+  BOOST_TEST(out == std::to_string(uid_of(kUsers[1])) + "\ndone-signalling\nread-refused\n");
+  // The first job is still running: nothing of the other user reached it.
+  auto rec = u1.status(id1);
+  BOOST_REQUIRE(rec.ok());
+  BOOST_TEST((rec->state == fb::JobState::Running));
+  BOOST_TEST(u1.cancel(id1).is_ok());
+}
+
+BOOST_AUTO_TEST_CASE(a_user_without_an_account_on_the_node_is_refused_with_a_reason) {
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("SKIPPED: the agent switches users only as root");
+    return;
+  }
+  ClusterOptions o;
+  o.agents = {{"node-a", 0}};
+  o.agents[0].extra = {"agent.run_as=submitter"};
+  o.users = {"nosuchuser"};
+  Cluster c(o);
+  auto cl = connect(c, "user:nosuchuser");
+  auto sub = cl.submit(job("true"));
+  BOOST_REQUIRE(sub.ok());
+  auto end = cl.wait({sub->job_ids[0]}, 60s);
+  BOOST_REQUIRE(end.ok());
+  BOOST_TEST((end->at(0).state == fb::JobState::Failed));
+  BOOST_TEST(end->at(0).reason.find("user nosuchuser has no account on node node-a") != std::string::npos,
+             end->at(0).reason);
+}
