@@ -42,6 +42,7 @@ int exit_code(const Status& s);
 
 void add_job_commands(CLI::App& app, Context& ctx, Action& action);
 void add_cluster_commands(CLI::App& app, Context& ctx, Action& action);
+void add_cloud_commands(CLI::App& app, Context& ctx, Action& action);  // cloud.cc
 
 // `ty submit ARGS...`, parsed by the sbatch-style option table rather than
 // CLI11 (so flags and #SBATCH directives mean the same).

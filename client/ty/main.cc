@@ -101,6 +101,7 @@ int main(int argc, char** argv) {
   Action action;
   add_job_commands(app, ctx, action);
   add_cluster_commands(app, ctx, action);
+  add_cloud_commands(app, ctx, action);
   add_local_commands(app, ctx, action);
 
   // `ty [global options] submit ARGS...`: everything after "submit" goes to
