@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -344,4 +345,59 @@ BOOST_AUTO_TEST_CASE(billing_equals_the_node_time_at_the_pool_price_split_into_j
                                          << " = " << job_part + overhead << " micro-units (expected " << expected << ")");
   BOOST_TEST(job_part > 0);
   BOOST_TEST(job_part + overhead == expected);
+}
+
+BOOST_AUTO_TEST_CASE(a_gang_rents_all_its_nodes_at_once_and_runs_across_them) {
+  PoolSettings p;
+  p.gpu_type = "H100";
+  p.idle_release_s = 0;
+  CloudCluster cc(p);
+  auto cl = testing::connect(*cc.c);
+  auto spec = job("true", 4, 60, "H100");
+  spec.nodes = 2;
+  auto id = submit(cl, spec);
+  auto done = wait_state(cl, cc, id, fb::JobState::Succeeded, 25s);
+  BOOST_TEST(done.nodes.size() == 2u);
+  auto leases = cc.leases();
+  BOOST_REQUIRE_EQUAL(leases.size(), 2u);
+  // Both asked in the same decision: all or none.
+  BOOST_TEST(std::llabs(leases[0]["requested_ns"].get<int64_t>() - leases[1]["requested_ns"].get<int64_t>()) < 1000000);
+  auto big = job("true", 4, 60, "H100");
+  big.nodes = 3;  // more than max_nodes = 2: never rented (not two of three)
+  auto never = submit(cl, big);
+  std::this_thread::sleep_for(1500ms);
+  BOOST_TEST(cc.leases().size() == 2u);
+  BOOST_REQUIRE(cl.cancel(never).is_ok());
+}
+
+BOOST_AUTO_TEST_CASE(a_config_error_pauses_the_pool_until_ty_cloud_resume) {
+  PoolSettings p;
+  p.gpu_type = "H100";
+  p.idle_release_s = 0;
+  CloudCluster cc(p, R"({"config_errors": 1})");
+  auto cl = testing::connect(*cc.c);
+  auto id = submit(cl, job("true", 4, 60, "H100"));
+  auto failed = wait_lease(cc, 0, "Failed", 10s);
+  BOOST_TEST(failed["failure"] == "config");
+  auto pool = cc.status()["pools"].at(0);
+  BOOST_TEST(pool["paused"] == true);
+  BOOST_TEST(pool["pause_reason"].get<std::string>().find("injected config error") != std::string::npos);
+  std::this_thread::sleep_for(1s);
+  BOOST_TEST(cc.leases().size() == 1u, "paused: nothing more is launched");
+  auto [rc, out] = cc.c->ty({"cloud", "resume", "burst"});
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  wait_state(cl, cc, id, fb::JobState::Succeeded, 25s);
+  wait_lease(cc, 1, "Released", 10s);
+  // The global switch: nothing is rented while it is off.
+  auto [prc, pout] = cc.c->ty({"cloud", "pause", "--reason", "month end"});
+  BOOST_REQUIRE_MESSAGE(prc == 0, pout);
+  BOOST_TEST(cc.status()["pause_reason"] == "month end");
+  auto held = submit(cl, job("true", 4, 60, "H100"));
+  std::this_thread::sleep_for(1500ms);
+  BOOST_TEST(cc.leases().size() == 2u);
+  auto [src, sout] = cc.c->ty({"cloud", "status"});
+  BOOST_TEST(src == 0);
+  BOOST_TEST(sout.find("Every pool is PAUSED: month end") != std::string::npos, sout);
+  auto cancelled = cl.cancel(held);
+  BOOST_TEST(cancelled.is_ok(), cancelled.to_string());
 }
