@@ -6,6 +6,7 @@
 
 #include "cloud_options.h"
 #include "core/cloud_pools.h"
+#include "util/config_schema.h"
 
 using namespace trainyard;
 using namespace trainyard::broker;
@@ -317,4 +318,23 @@ BOOST_AUTO_TEST_CASE(pool_config_is_checked_key_by_key) {
   BOOST_TEST(good->pools[0].price() == 12'500'000);
   BOOST_TEST(good->pools[0].driver.size() == 2u);
   BOOST_TEST(good->pools[0].labels[0].second == "aws");
+}
+
+BOOST_AUTO_TEST_CASE(every_pool_key_is_known_to_the_config_schema_and_a_typo_is_refused) {
+  auto c = Config::parse(
+      "[cloud]\nmax_wait_before_burst_s = 60\npoll_ms = 500\nreconcile_s = 30\norphan_grace_s = 60\n"
+      "backoff_s = 30\nbackoff_max_s = 900\ndriver_timeout_s = 120\n"
+      "[pools.aws-a100]\ndriver = [\"x\"]\ngpu_type = \"A100\"\ngpus_per_node = 8\ncpus = 1\nmemory_mb = 1\n"
+      "partition = \"gpu\"\nlabels = [\"a=b\"]\nmin_nodes = 0\nmax_nodes = 2\nprice_per_node_hour = \"1\"\n"
+      "spot_price_per_node_hour = \"1\"\nspot = false\nboot_timeout_s = 1\nidle_release_s = 0\n"
+      "max_concurrent_launches = 1\nmax_wait_before_burst_s = 5\n",
+      "t.toml");
+  BOOST_REQUIRE(c);
+  auto s = ConfigSchema::trainyard().check(*c);
+  BOOST_TEST(s.is_ok(), s.message());
+  BOOST_TEST(CloudSettings::from_config(*c).ok());
+  auto typo = Config::parse("[pools.x]\nidle_release = 5\n", "t.toml");
+  BOOST_REQUIRE(typo);
+  auto t = ConfigSchema::trainyard().check(*typo);
+  BOOST_TEST(t.message().find("pools.*.idle_release_s") != std::string::npos, t.message());
 }
