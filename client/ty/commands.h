@@ -46,6 +46,7 @@ void add_cluster_commands(CLI::App& app, Context& ctx, Action& action);
 void add_key_commands(CLI::App& app, Context& ctx, Action& action);
 // Where this user's key lives: $XDG_CONFIG_HOME/trainyard/key (~/.config/...).
 std::string user_key_path();
+void add_cloud_commands(CLI::App& app, Context& ctx, Action& action);  // cloud.cc
 
 // `ty submit ARGS...`, parsed by the sbatch-style option table rather than
 // CLI11 (so flags and #SBATCH directives mean the same).

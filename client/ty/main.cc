@@ -102,6 +102,7 @@ int main(int argc, char** argv) {
   add_job_commands(app, ctx, action);
   add_cluster_commands(app, ctx, action);
   add_key_commands(app, ctx, action);
+  add_cloud_commands(app, ctx, action);
   add_local_commands(app, ctx, action);
 
   // `ty [global options] submit ARGS...`: everything after "submit" goes to

@@ -66,6 +66,14 @@ Result<BillingOptions> BillingOptions::from_config(const Config& c) {
     o.check_ms = c.get_int("billing.check_ms", o.check_ms, 10, 86400000);
     o.cache_lines = static_cast<size_t>(c.get_int("billing.cache_lines", static_cast<int64_t>(o.cache_lines), 1000, INT64_MAX));
     o.fsync = c.get_bool("billing.fsync", false);
+    std::string rule = c.get_string("billing.cloud_overhead", "trigger");
+    if (rule != "trigger" && rule != "platform") {
+      return Status::invalid("billing.cloud_overhead is '" + rule +
+                             "': \"trigger\" (the account whose job rented the node) or \"platform\"");
+    }
+    o.cloud_overhead = rule == "trigger" ? OverheadRule::kTrigger : OverheadRule::kPlatform;
+    o.cloud_platform_account = c.get_string("billing.cloud_platform_account", o.cloud_platform_account);
+    if (o.cloud_platform_account.empty()) return Status::invalid("billing.cloud_platform_account is empty: name the account");
     o.bus_frontend = c.get_strings("bus.frontend", {"tcp://127.0.0.1:5550"});
     o.bus_backend = c.get_strings("bus.backend", {"tcp://127.0.0.1:5551"});
   } catch (const std::exception& e) {
@@ -88,7 +96,7 @@ Result<BillingOptions> BillingOptions::from_config(const Config& c) {
 }
 
 storage::Options BillingShell::store_options(const Options& o) {
-  return service_store({"lines", "spends", "accounts", "jobs"},
+  return service_store({"lines", "spends", "accounts", "jobs", "cloud"},
                        o.fsync ? storage::Durability::kFsync : storage::Durability::kWal);
 }
 
@@ -101,9 +109,15 @@ BillingShell::BillingShell(const ServiceEnv& env, BillingOptions options)
       spends_cf_(store_.cf("spends")),
       accounts_cf_(store_.cf("accounts")),
       jobs_cf_(store_.cf("jobs")),
+      cloud_cf_(store_.cf("cloud")),
       runtime_(env.runtime),
       ledger_([this](std::string_view k) { return store_.get(lines_cf_, k); },
-              [this](std::string_view k) { return store_.get(spends_cf_, k); }) {
+              [this](std::string_view k) { return store_.get(spends_cf_, k); }),
+      meter_(options_.cloud_overhead, options_.cloud_platform_account) {
+  store_.scan(cloud_cf_, "", "", [&](std::string_view, std::string_view v) {
+    if (auto n = CloudNode::decode(v)) meter_.restore(std::move(*n));
+    return true;
+  });
   store_.scan(accounts_cf_, "", "", [&](std::string_view k, std::string_view v) {
     if (auto st = AccountState::decode(v)) accounts_.emplace(std::string(k), *st);
     return true;
@@ -122,7 +136,7 @@ BillingShell::BillingShell(const ServiceEnv& env, BillingOptions options)
   bus::SubscriberOptions so;
   so.name = "billing";
   so.bus_endpoints = options_.bus_backend;
-  so.prefixes = {"usage.", "job."};
+  so.prefixes = {"usage.", "job.", "cloud."};
   subscriber_ = std::make_unique<bus::Subscriber>(
       env.ctx, store_, so, [this](const bus::Event& e, storage::Batch& batch) { on_event(e, batch); });
 
@@ -185,6 +199,7 @@ void BillingShell::on_event(const bus::Event& e, storage::Batch& batch) {
   switch (e.type()) {
     case fb::Payload::UsageTick: {
       auto* t = e.as<fb::UsageTick>();
+      if (charge_cloud_usage(*t, batch)) return;
       Usage u;
       auto view = [](const flatbuffers::String* s) { return s ? s->string_view() : std::string_view(); };
       u.account = view(t->account());
@@ -233,6 +248,9 @@ void BillingShell::on_event(const bus::Event& e, storage::Batch& batch) {
       batch.put(jobs_cf_, Key().u64(j->job_id()).str(account).bytes(), "");
       return;
     }
+    case fb::Payload::CloudLease:
+      on_cloud_lease(e, batch);
+      return;
     default:
       return;  // other job.* events carry nothing billing needs
   }

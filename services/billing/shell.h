@@ -15,6 +15,7 @@
 #include "bus/publisher.h"
 #include "bus/subscriber.h"
 #include "core/budget.h"
+#include "core/cloud_meter.h"
 #include "core/ledger.h"
 #include "core/rate_card.h"
 #include "core/report.h"
@@ -39,6 +40,8 @@ struct BillingOptions {
   std::vector<std::string> bus_frontend;          // bus.frontend
   std::vector<std::string> bus_backend;           // bus.backend
   int64_t check_ms = 1000;                        // billing.check_ms: month-turn check
+  OverheadRule cloud_overhead = OverheadRule::kTrigger;  // billing.cloud_overhead: "trigger" or "platform"
+  std::string cloud_platform_account = "platform";       // billing.cloud_platform_account
   size_t cache_lines = 1'000'000;                 // billing.cache_lines
   bool fsync = false;                             // billing.fsync
   RateCard card;                                  // read from billing.rates by from_config
@@ -83,6 +86,11 @@ class BillingShell {
 
  private:
   void on_event(const bus::Event& e, storage::Batch& batch);
+  // cloud.<pool>.<state> and usage on cloud nodes (cloud_events.cc).
+  void on_cloud_lease(const bus::Event& e, storage::Batch& batch);
+  // True when the tick was on a cloud node (charged at the node's price).
+  bool charge_cloud_usage(const fb::UsageTick& t, storage::Batch& batch);
+  void book(const CloudCharge& c, storage::Batch& batch);
   // Persists what the ledger changed and announces budget crossings.
   void settle(storage::Batch& batch);
   void check_budget(const std::string& account, uint32_t month, storage::Batch& batch);
@@ -102,12 +110,13 @@ class BillingShell {
   const Clock& clock_;
   RateCard card_;
   storage::Store& store_;
-  storage::Cf lines_cf_, spends_cf_, accounts_cf_, jobs_cf_;
+  storage::Cf lines_cf_, spends_cf_, accounts_cf_, jobs_cf_, cloud_cf_;
   Runtime& runtime_;
   std::unique_ptr<rpc::Server> server_;
   std::unique_ptr<bus::Publisher> publisher_;
   std::unique_ptr<bus::Subscriber> subscriber_;
   Ledger ledger_;
+  CloudMeter meter_;
   std::map<std::string, AccountState, std::less<>> accounts_;
   BillingStats stats_;
   int64_t last_refusal_log_ms_ = 0;

@@ -12,6 +12,7 @@
 #include "core/codec.h"
 #include "core/prometheus.h"
 #include "http_util.h"
+#include "routes_cloud.h"
 #include "util/clock.h"
 
 namespace trainyard::gateway {
@@ -53,6 +54,7 @@ void Api::install(httplib::Server& s) {
   s.Get("/api/v1/events/recent", h(&Api::recent_events));
   s.Get("/api/v1/health", h(&Api::health));
   s.Get("/metrics", h(&Api::metrics));
+  install_cloud_routes(s, backends_);
 
   if (!options_.web_root.empty() && std::filesystem::exists(options_.web_root + "/index.html")) {
     s.set_mount_point("/", options_.web_root);

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "cloud_records.h"
 #include "records.h"
 #include "security/site.h"
 #include "storage/keys.h"
@@ -61,13 +62,16 @@ Result<BrokerOptions> BrokerOptions::from_config(const Config& config) try {
   auto d = storage::parse_durability("broker.durability", config.get_string("broker.durability", "wal"));
   if (!d) return d.status();
   o.durability = *d;
+  auto cloud = CloudSettings::from_config(config);
+  if (!cloud) return cloud.status();
+  o.cloud = std::move(cloud).value();
   return o;
 } catch (const std::exception& e) {
   return Status::invalid(e.what());
 }
 
 storage::Options BrokerShell::store_options(const Options& o) {
-  return service_store({"nodes", "leases", "meta"}, o.durability);
+  return service_store({"nodes", "leases", "meta", "cloud"}, o.durability);
 }
 
 BrokerShell::BrokerShell(const ServiceEnv& env, BrokerOptions options)
@@ -115,7 +119,17 @@ BrokerShell::BrokerShell(const ServiceEnv& env, BrokerOptions options)
                  cluster_.live_lease_count(), options_.node_timeout_ms);
   }
 
+  CloudBootstrap boot{options_.instance, [this] { return server_.endpoint(); }, options_.bus_frontend,
+                      options_.bus_backend};
+  cloud_ = std::make_unique<CloudShell>(env.ctx, store_, options_.cloud, std::move(boot), publisher_, cluster_, clock_,
+                                        [this](const Effects& fx, storage::Batch& batch) { apply(fx, batch); });
+  cloud_->restore();
+
   publisher_.set_snapshot([this](std::string_view prefix, flatbuffers::FlatBufferBuilder& b, const bus::EmitFn& emit) {
+    if (prefix == kCloudPrefix) {
+      cloud_->snapshot(b, emit);
+      return;
+    }
     for (const auto& e : snapshot_events(cluster_, prefix)) {
       auto w = build_event(b, e);
       emit(w.topic, w.type, w.payload);
@@ -143,6 +157,8 @@ BrokerShell::BrokerShell(const ServiceEnv& env, BrokerOptions options)
   bind(RequestBody::ReleaseLease, &BrokerShell::on_release);
   bind(RequestBody::DrainNode, &BrokerShell::on_drain);
   bind(RequestBody::ListNodes, &BrokerShell::on_list);
+  bind(RequestBody::CloudStatus, &BrokerShell::on_cloud_status);
+  bind(RequestBody::CloudPause, &BrokerShell::on_cloud_pause);
   attach(env.runtime);
   spdlog::info("resource broker {}: node timeout {} ms", options_.instance, options_.node_timeout_ms);
 }
@@ -157,6 +173,7 @@ void BrokerShell::attach(Runtime& runtime) {
   publisher_.attach(runtime);
   runtime.after_commit([this] { server_.flush(); });
   subscriber_->attach(runtime);
+  cloud_->attach(runtime);
   int64_t check = options_.liveness_check_ms > 0 ? options_.liveness_check_ms
                                                  : std::clamp<int64_t>(options_.node_timeout_ms / 10, 20, 1000);
   runtime.every(check, [this] {
@@ -245,6 +262,7 @@ void BrokerShell::on_register(const fb::Request& req, rpc::Responder& r) {
                n->name(), n->info->gpus.size(), n->info->cpus, n->info->memory_mb, n->info->agent_endpoint,
                n->leases.size(), q->running_leases() ? q->running_leases()->size() : 0, revoked);
   apply(fx, runtime_->batch());
+  cloud_->node_registered(n->name(), runtime_->batch());
   r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union());
 }
 
@@ -379,6 +397,9 @@ void BrokerShell::publish_metrics(storage::Batch& batch) {
   gauge("allocations", static_cast<double>(stats_.allocations));
   gauge("conflicts", static_cast<double>(stats_.conflicts));
   gauge("registrations", static_cast<double>(stats_.registrations));
+  if (cloud_->enabled()) {
+    for (auto& [name, v] : cloud_->gauges()) g.push_back(fb::CreateGaugeDirect(b, name.c_str(), v));
+  }
   auto gv = b.CreateVector(g);
   auto svc = b.CreateString("resource-broker");
   auto inst = b.CreateString(options_.instance);

@@ -15,6 +15,8 @@
 
 #include "bus/publisher.h"
 #include "bus/subscriber.h"
+#include "cloud_options.h"
+#include "cloud_shell.h"
 #include "core/cluster.h"
 #include "rpc/server.h"
 #include "security/authz.h"
@@ -45,8 +47,9 @@ struct BrokerOptions {
   int64_t metrics_ms = 5000;                      // broker.metrics_ms: ops.metrics.resource-broker; 0: off
   std::string data = "data/broker";               // broker.data
   storage::Durability durability = storage::Durability::kWal;  // broker.durability
+  CloudSettings cloud;                            // [cloud], [pools.<name>] (cloud_options.h)
 
-  // Reads [broker] and [bus]; InvalidArgument names a bad key.
+  // Reads [broker], [bus], [cloud] and [pools.*]; InvalidArgument names a bad key.
   static Result<BrokerOptions> from_config(const Config& config);
   // Who this process is under CURVE (its key file, its streams).
   std::string principal() const { return "service:" + instance; }
@@ -84,6 +87,7 @@ class BrokerShell {
   const std::string& endpoint() const { return server_.endpoint(); }
   const Cluster& cluster() const { return cluster_; }
   const BrokerStats& stats() const { return stats_; }
+  const CloudShell& cloud() const { return *cloud_; }
 
  private:
   void attach(Runtime& runtime);
@@ -99,6 +103,8 @@ class BrokerShell {
   void on_release(const fb::Request& req, rpc::Responder& r);
   void on_drain(const fb::Request& req, rpc::Responder& r);
   void on_list(const fb::Request& req, rpc::Responder& r);
+  void on_cloud_status(const fb::Request& req, rpc::Responder& r) { cloud_->on_status(req, r); }
+  void on_cloud_pause(const fb::Request& req, rpc::Responder& r) { cloud_->on_pause(req, r); }
   void on_run_event(const bus::Event& e, storage::Batch& batch);
   void publish_metrics(storage::Batch& batch);
 
@@ -112,6 +118,7 @@ class BrokerShell {
   bus::Publisher publisher_;
   std::unique_ptr<bus::Subscriber> subscriber_;
   Cluster cluster_;
+  std::unique_ptr<CloudShell> cloud_;
   Runtime* runtime_ = nullptr;
   BrokerStats stats_;
 };

@@ -57,7 +57,7 @@ void SchedulerShell::on_query(const fb::Request& req, rpc::Responder& r) {
       truncated = true;
       return false;
     }
-    out.push_back(build_record(b, j, core_.reason_of(j), factors_of(j), true, sees_details(who, j)));
+    out.push_back(build_record(b, j, reason_for(j), factors_of(j), true, sees_details(who, j)));
     bytes += size;
     last = j.id;
     return true;
@@ -93,7 +93,7 @@ void SchedulerShell::on_get(const fb::Request& req, rpc::Responder& r) {
     return;
   }
   auto& b = r.builder();
-  auto rec = build_record(b, *j, core_.reason_of(*j), factors_of(*j), true, sees_details(caller(r), *j));
+  auto rec = build_record(b, *j, reason_for(*j), factors_of(*j), true, sees_details(caller(r), *j));
   r.ok(fb::ReplyBody::JobRecord, rec.Union());
 }
 

@@ -47,7 +47,7 @@ SchedulerShell::SchedulerShell(const ServiceEnv& env, ShellOptions options)
   bus::SubscriberOptions so;
   so.name = "scheduler";
   so.bus_endpoints = options_.bus_backend;
-  so.prefixes = {"node.", "lease.", "run.", "account."};
+  so.prefixes = {"node.", "lease.", "run.", "account.", "cloud."};
   subscriber_ = std::make_unique<bus::Subscriber>(ctx_, store_, so,
                                                   [this](const bus::Event& e, storage::Batch& b) { on_event(e, b); });
   broker_ = std::make_unique<rpc::AsyncClient>(ctx_, "broker", options_.broker_endpoint, options_.allocate_timeout_ms,
@@ -271,6 +271,9 @@ void SchedulerShell::on_event(const bus::Event& e, storage::Batch& batch) {
     case fb::Payload::NodeDown:
     case fb::Payload::NodeDrained:
       on_node_event(e, batch);
+      return;
+    case fb::Payload::CloudLease:
+      on_cloud_lease(e);
       return;
     case fb::Payload::LeaseGranted: {
       Grant g = grant_of(*e.as<fb::LeaseGranted>());

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -102,6 +103,10 @@ class SchedulerShell {
   void on_event(const bus::Event& e, storage::Batch& batch);
   // node.up / node.down / node.drained, and the stored node's flags.
   void on_node_event(const bus::Event& e, storage::Batch& batch);
+  // cloud.<pool>.<state>: which waiting jobs a booting cloud node is meant for (cloud_waits.cc).
+  void on_cloud_lease(const bus::Event& e);
+  // Why `j` waits (or ended): the core's reason, or the cloud node it waits for.
+  std::string reason_for(const Job& j) const;
 
   // Cycle if due, then store and publish what the core changed (runs
   // before each commit).
@@ -128,6 +133,12 @@ class SchedulerShell {
   JobId stored_next_id_ = 0;
   int64_t last_broker_warning_ms_ = 0;
   flatbuffers::FlatBufferBuilder store_fbb_{1024};
+  struct CloudWait {
+    uint64_t lease = 0;
+    std::string pool;
+    int64_t expected_ready_ns = 0;
+  };
+  std::map<JobId, CloudWait> cloud_waits_;  // shown, not persisted: the broker republishes on change
 };
 
 }  // namespace trainyard::scheduler

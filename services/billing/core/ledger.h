@@ -115,6 +115,12 @@ class Ledger {
   // Charges one usage. Refused (InvalidArgument) when it is malformed.
   Result<Charged> charge(const Usage& u, const RateCard& card);
 
+  // Books an amount already priced (cloud node time, core/cloud_meter.h) on
+  // the GPU line {account, day, user, job, gpu_type}; its spend grows with it.
+  // InvalidArgument when the amount is negative or a total would overflow.
+  Status book(std::string_view account, uint32_t day, std::string_view user, uint64_t job, std::string_view gpu_type,
+              u128 quantity, int64_t micros);
+
   // An account's spend in a month (micro-units), changes included.
   int64_t spent(std::string_view account, uint32_t month);
 

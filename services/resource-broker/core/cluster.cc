@@ -405,6 +405,12 @@ void Cluster::check_liveness(Now now, Effects& out) {
   }
 }
 
+void Cluster::node_gone(std::string_view name, std::string_view reason, Now now, Effects& out) {
+  auto it = nodes_.find(name);
+  if (it == nodes_.end() || !it->second.up) return;
+  mark_down(it->second, reason, now, out);
+}
+
 void Cluster::mark_down(Node& n, std::string_view reason, Now now, Effects& out) {
   n.up = false;
   n.down_reason = reason;

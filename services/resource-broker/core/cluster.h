@@ -90,6 +90,11 @@ class Cluster {
   // Drained nodes take no new leases; running ones carry on.
   Status drain(std::string_view name, bool drain, std::string_view reason, Effects& out);
 
+  // A node known to be gone (its cloud instance was released or vanished):
+  // down at once, its leases lost, as check_liveness would after the
+  // timeout. A node unknown or already down: nothing happens.
+  void node_gone(std::string_view name, std::string_view reason, Now now, Effects& out);
+
   // --- bus events ---
   void run_started(uint64_t lease_id, std::string_view node, Effects& out);
   // Frees the lease (granted or revoking): lease.<node>.released.

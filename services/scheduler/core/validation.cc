@@ -59,7 +59,12 @@ Status check_nodes_and_gpus(const fb::JobSpecT& spec, const SchedulerConfig& con
     return Status::invalid("nodes: " + std::to_string(spec.nodes) + " is not a valid node count (at most " +
                            std::to_string(config.max_nodes_per_job) + ")");
   }
-  if (known_nodes && spec.nodes > lim.nodes) {
+  // A GPU type of scheduler.gpu_types may come from a cloud pool that rents
+  // as many nodes as the gang needs: the nodes here now are no limit.
+  bool rentable = !spec.gpu_type.empty() &&
+                  std::any_of(config.gpu_types.begin(), config.gpu_types.end(),
+                              [&spec](const std::string& t) { return text::same_gpu_type(t, spec.gpu_type); });
+  if (known_nodes && spec.nodes > lim.nodes && !rentable) {
     return Status::invalid("nodes: " + std::to_string(spec.nodes) + " nodes asked but partition " +
                            quoted(part.name) + " has " + std::to_string(lim.nodes));
   }

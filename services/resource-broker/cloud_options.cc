@@ -1,0 +1,138 @@
+#include "cloud_options.h"
+
+#include <cctype>
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace trainyard::broker {
+
+namespace {
+
+constexpr int64_t kDay = 86400;
+
+Status check_pool_name(std::string_view name) {
+  if (name.empty() || name.size() > 40) return Status::invalid(fmt::format("pools.{}: a pool name has 1 to 40 characters", name));
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') {
+      return Status::invalid(fmt::format(
+          "pools.{}: a pool name may hold only letters, digits, '-' and '_' (it names the pool's nodes, <pool>-<lease>)",
+          name));
+    }
+  }
+  return Status::ok();
+}
+
+Result<int64_t> price_at(const Config& c, const std::string& key) {
+  auto node = c.table().at_path(key);
+  if (!node) return int64_t{0};
+  if (auto s = node.value<std::string>()) return parse_price_micros(key, *s);
+  if (auto d = node.value<double>()) {
+    if (!std::isfinite(*d) || *d < 0 || *d > 1e9) return Status::invalid(key + ": a price per node-hour is 0 to 1e9");
+    return static_cast<int64_t>(std::llround(*d * 1e6));
+  }
+  return Status::invalid(key + ": give the price per node-hour as a number or a string, e.g. \"29.39\"");
+}
+
+std::vector<std::string> driver_at(const Config& c, const std::string& key) {
+  auto node = c.table().at_path(key);
+  if (auto s = node.value<std::string>()) return {*s};
+  return c.get_strings(key);
+}
+
+Result<PoolConfig> read_pool(const Config& c, const std::string& name) {
+  PoolConfig p;
+  p.name = name;
+  std::string k = "pools." + name + ".";
+  p.driver = driver_at(c, k + "driver");
+  if (p.driver.empty() || p.driver.front().empty()) {
+    return Status::invalid(k + "driver is missing: give the driver program, e.g. [\"deploy/drivers/local\", \"--state\", \"/var/lib/trainyard/cloud\"]");
+  }
+  p.gpu_type = c.get_string(k + "gpu_type", "");
+  if (p.gpu_type.empty()) return Status::invalid(k + "gpu_type is missing: the GPU type of the pool's nodes, e.g. \"A100\"");
+  p.gpus_per_node = static_cast<uint32_t>(c.get_int(k + "gpus_per_node", 8, 1, 1024));
+  p.cpus = static_cast<uint32_t>(c.get_int(k + "cpus", 0, 0, 1 << 20));
+  p.memory_mb = static_cast<uint64_t>(c.get_int(k + "memory_mb", 0, 0, INT64_C(1) << 40));
+  p.partition = c.get_string(k + "partition", "");
+  for (auto& kv : c.get_strings(k + "labels")) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) return Status::invalid(fmt::format("{}labels: '{}' is not key=value", k, kv));
+    p.labels.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  p.min_nodes = static_cast<uint32_t>(c.get_int(k + "min_nodes", 0, 0, 100000));
+  p.max_nodes = static_cast<uint32_t>(c.get_int(k + "max_nodes", 4, 0, 100000));
+  if (p.min_nodes > p.max_nodes) {
+    return Status::invalid(fmt::format("{}min_nodes ({}) is above max_nodes ({})", k, p.min_nodes, p.max_nodes));
+  }
+  auto od = price_at(c, k + "price_per_node_hour");
+  if (!od) return od.status();
+  p.price_micros_per_hour = *od;
+  auto sp = price_at(c, k + "spot_price_per_node_hour");
+  if (!sp) return sp.status();
+  p.spot_price_micros_per_hour = *sp;
+  p.spot = c.get_bool(k + "spot", false);
+  if (p.spot && p.spot_price_micros_per_hour == 0) {
+    return Status::invalid(k + "spot = true needs spot_price_per_node_hour");
+  }
+  p.boot_timeout_s = c.get_int(k + "boot_timeout_s", 600, 1, kDay);
+  p.idle_release_s = c.get_int(k + "idle_release_s", 300, 0, 30 * kDay);
+  p.max_concurrent_launches = static_cast<uint32_t>(c.get_int(k + "max_concurrent_launches", 4, 1, 10000));
+  p.max_wait_before_burst_s = c.get_int(k + "max_wait_before_burst_s", -1, -1, 30 * kDay);
+  return p;
+}
+
+}  // namespace
+
+Result<int64_t> parse_price_micros(std::string_view key, std::string_view text) {
+  int64_t units = 0, frac = 0;
+  int frac_digits = 0;
+  bool dot = false, any = false;
+  for (char ch : text) {
+    if (ch == '.' && !dot) {
+      dot = true;
+      continue;
+    }
+    if (!std::isdigit(static_cast<unsigned char>(ch)) || (dot && frac_digits == 6) || (!dot && units > 1'000'000'000)) {
+      return Status::invalid(fmt::format("{}: '{}' is not a price like \"29.39\" (at most 6 decimals)", key, text));
+    }
+    any = true;
+    if (dot) {
+      frac = frac * 10 + (ch - '0');
+      ++frac_digits;
+    } else {
+      units = units * 10 + (ch - '0');
+    }
+  }
+  if (!any) return Status::invalid(fmt::format("{}: '{}' is not a price like \"29.39\"", key, text));
+  while (frac_digits++ < 6) frac *= 10;
+  return units * 1'000'000 + frac;
+}
+
+Result<CloudSettings> CloudSettings::from_config(const Config& config) try {
+  CloudSettings s;
+  s.scheduler = config.get_string("scheduler.endpoint", s.scheduler);
+  s.poll_ms = config.get_int("cloud.poll_ms", s.poll_ms, 50, 600000);
+  s.reconcile_s = config.get_int("cloud.reconcile_s", s.reconcile_s, 1, kDay);
+  s.driver_timeout_s = config.get_int("cloud.driver_timeout_s", s.driver_timeout_s, 1, 3600);
+  s.core.max_wait_before_burst_s = config.get_int("cloud.max_wait_before_burst_s", s.core.max_wait_before_burst_s, 0, 30 * kDay);
+  s.core.orphan_grace_s = config.get_int("cloud.orphan_grace_s", s.core.orphan_grace_s, 0, kDay);
+  s.core.backoff_s = config.get_int("cloud.backoff_s", s.core.backoff_s, 1, kDay);
+  s.core.backoff_max_s = config.get_int("cloud.backoff_max_s", s.core.backoff_max_s, s.core.backoff_s, 7 * kDay);
+  auto pools = config.table().at_path("pools");
+  if (!pools) return s;
+  const auto* t = pools.as_table();
+  if (!t) return Status::invalid("pools must be tables: [pools.<name>]");
+  for (const auto& [name, v] : *t) {
+    std::string n(name.str());
+    if (auto st = check_pool_name(n); !st) return st;
+    if (!v.is_table()) return Status::invalid("pools." + n + " must be a table: [pools." + n + "]");
+    auto p = read_pool(config, n);
+    if (!p) return p.status();
+    s.pools.push_back(std::move(p).value());
+  }
+  return s;
+} catch (const std::exception& e) {
+  return Status::invalid(e.what());
+}
+
+}  // namespace trainyard::broker

@@ -1,0 +1,31 @@
+// The broker's cloud settings: [cloud] and every [pools.<name>], read and
+// range-checked once at start (deploy/trainyard.example.toml documents them).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/cloud_lease.h"
+#include "util/config.h"
+#include "util/status.h"
+
+namespace trainyard::broker {
+
+struct CloudSettings {
+  CloudOptions core;
+  std::vector<PoolConfig> pools;                      // none: the cloud part stays idle
+  std::string scheduler = "tcp://127.0.0.1:5560";     // scheduler.endpoint: asked for waiting jobs
+  int64_t poll_ms = 500;                              // cloud.poll_ms: how often waiting jobs are read
+  int64_t reconcile_s = 30;                           // cloud.reconcile_s: how often every pool is listed
+  int64_t driver_timeout_s = 120;                     // cloud.driver_timeout_s: a driver call killed after this
+
+  // InvalidArgument naming the key (pools.<name>.<key>) and what is wrong.
+  static Result<CloudSettings> from_config(const Config& config);
+};
+
+// "29.39" (a string, exact) or 29.39 (a number) per hour -> micro-units.
+Result<int64_t> parse_price_micros(std::string_view key, std::string_view text);
+
+}  // namespace trainyard::broker

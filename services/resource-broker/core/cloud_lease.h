@@ -1,0 +1,127 @@
+// Cloud pools as the broker's core sees them: a pool's configuration, one
+// rented node's lease (its lifecycle from the launch request to the
+// verified release) and the driver calls the core asks the shell to make.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace trainyard::broker {
+
+// [pools.<name>] in the config.
+struct PoolConfig {
+  std::string name;
+  std::vector<std::string> driver;  // argv of the driver program
+  std::string gpu_type;
+  uint32_t gpus_per_node = 1;
+  uint32_t cpus = 0;                // 0: the driver's default
+  uint64_t memory_mb = 0;
+  std::string partition;            // the agent's agent.partition ("" : none)
+  std::vector<std::pair<std::string, std::string>> labels;  // the agent's agent.labels
+  uint32_t min_nodes = 0;
+  uint32_t max_nodes = 1;
+  int64_t price_micros_per_hour = 0;       // on-demand, per node
+  int64_t spot_price_micros_per_hour = 0;  // 0: no spot offer
+  bool spot = false;                       // rent spot (at the spot price)
+  int64_t boot_timeout_s = 600;
+  int64_t idle_release_s = 300;            // 0: release as soon as idle
+  uint32_t max_concurrent_launches = 4;
+  int64_t max_wait_before_burst_s = -1;    // -1: cloud.max_wait_before_burst_s
+
+  int64_t price() const { return spot && spot_price_micros_per_hour > 0 ? spot_price_micros_per_hour : price_micros_per_hour; }
+};
+
+struct CloudOptions {
+  int64_t max_wait_before_burst_s = 120;  // a job waiting longer (expected) than this may rent
+  int64_t orphan_grace_s = 60;            // a listed instance with no live lease: terminated after this
+  int64_t backoff_s = 30;                 // first backoff after a capacity error or boot timeout (doubles)
+  int64_t backoff_max_s = 900;
+  int64_t terminate_retry_s = 10;         // a failed terminate is tried again after this
+};
+
+enum class CloudState : uint8_t {
+  kRequested = 0,
+  kProvisioning,
+  kRegistering,
+  kReady,
+  kDraining,
+  kReleasing,
+  kReleased,
+  kFailed,
+};
+
+std::string_view to_string(CloudState s);
+inline bool is_ended(CloudState s) { return s == CloudState::kReleased || s == CloudState::kFailed; }
+
+struct CloudLease {
+  uint64_t id = 0;
+  std::string pool;
+  CloudState state = CloudState::kRequested;
+  std::string node;         // "<pool>-<id>": the name its agent registers as
+  std::string instance_id;  // the driver's id ("" until launched)
+  std::string reason;
+  std::string failure;      // set once it is bound to end as failed: "capacity", "boot_timeout"...
+  std::string gpu_type;
+  uint32_t gpus = 0;
+  bool spot = false;
+  int64_t price_micros_per_hour = 0;
+  uint64_t for_job = 0;     // the waiting job it was rented for (0: none now)
+  std::string account;
+  int64_t requested_ns = 0;
+  int64_t ready_ns = 0;
+  int64_t state_ns = 0;
+  int64_t ended_ns = 0;
+  int64_t expected_ready_ns = 0;  // booting: requested + the pool's boot estimate
+  // Not persisted: bookkeeping of the shell's calls and of idleness.
+  int64_t idle_since_ns = 0;
+  bool call_in_flight = false;
+  int64_t retry_after_ns = 0;
+  int64_t terminate_acked_ns = 0;  // the driver accepted the terminate (0: not yet)
+
+  bool ended() const { return is_ended(state); }
+  // Metered node time: from the launch request until the release was confirmed (or now).
+  int64_t metered_ns(int64_t now_ns) const { return (ended() ? ended_ns : now_ns) - requested_ns; }
+};
+
+// A call the shell makes to a pool's driver, off the loop.
+struct DriverCall {
+  enum Kind : uint8_t { kLaunch, kTerminate, kList };
+  Kind kind = kList;
+  std::string pool;
+  uint64_t lease = 0;       // launch, terminate of a lease (0: an orphan)
+  std::string instance_id;  // terminate
+};
+
+// What the driver answered to a launch.
+struct LaunchOutcome {
+  bool ok = false;
+  std::string instance_id;
+  std::string error_kind;  // "capacity", "quota", "config", or anything else ("driver")
+  std::string message;
+};
+
+// One instance in the driver's `list`.
+struct ListedInstance {
+  std::string instance_id;
+  std::string pool;   // tag
+  uint64_t lease = 0; // tag (0: untagged or unreadable)
+  std::string state;  // "pending", "running", "terminating"
+};
+
+// A waiting job as the scheduler reports it (QueryJobs of pending jobs).
+struct WaitingJob {
+  uint64_t id = 0;
+  std::string account;
+  std::string partition;
+  std::string gpu_type;       // "" : any
+  uint32_t gpus_per_node = 0;
+  uint32_t nodes = 1;
+  int64_t submit_ns = 0;
+  int64_t expected_start_ns = 0;  // the backfill reservation's start (0: none)
+  bool waits_for_resources = false;  // not held, blocked, over quota, waiting on a dependency
+};
+
+}  // namespace trainyard::broker

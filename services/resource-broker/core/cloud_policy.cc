@@ -1,0 +1,207 @@
+// CloudPools' policy: when to rent (a waiting job that owned nodes cannot
+// take within max_wait_before_burst), which pool (the cheapest that fits),
+// when to give back (idle past idle_release_s and no waiting job fits), and
+// the boot timeout.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "core/cloud_pools.h"
+#include "text/gpu_type.h"
+
+namespace trainyard::broker {
+
+namespace {
+
+constexpr int64_t kSecond = 1'000'000'000;
+
+uint32_t gpus_of_type(const Node& n, std::string_view type) {
+  uint32_t count = 0;
+  for (auto& g : n.info->gpus) {
+    if (g && (type.empty() || text::same_gpu_type(g->type, type))) ++count;
+  }
+  return count;
+}
+
+}  // namespace
+
+void CloudPools::plan(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out) {
+  check_boot_timeouts(now_ns, out);
+  std::set<uint64_t> ids;
+  for (auto& j : waiting) ids.insert(j.id);
+  for (auto& [id, l] : leases_) {
+    if (l.for_job != 0 && !ids.count(l.for_job)) l.for_job = 0;  // started elsewhere, or gone
+  }
+  if (!global_.paused) {
+    for (auto& j : waiting) rent_for(j, cluster, now_ns, out);
+    for (auto& p : pools_) {
+      while (live(p.name) < p.min_nodes && can_launch(p, 1, now_ns)) launch(p, nullptr, now_ns, out);
+    }
+  }
+  release_idle(waiting, cluster, now_ns, out);
+  retry_calls(now_ns, out);
+}
+
+bool CloudPools::fits(const PoolConfig& p, const WaitingJob& j) const {
+  if (!j.gpu_type.empty() && !text::same_gpu_type(p.gpu_type, j.gpu_type)) return false;
+  if (j.gpus_per_node > p.gpus_per_node) return false;
+  if (!j.partition.empty() && !p.partition.empty() && j.partition != p.partition) return false;
+  return j.nodes <= p.max_nodes;
+}
+
+// Whether enough owned nodes (up, not drained) have the GPUs the job asks,
+// ignoring what runs there: if not, no wait on owned nodes ever ends.
+bool CloudPools::owned_could_take(const WaitingJob& j, const Cluster& cluster) const {
+  uint32_t nodes = 0;
+  for (auto& [name, n] : cluster.nodes()) {
+    if (!n.up || n.drained || is_cloud_node(name)) continue;
+    if (gpus_of_type(n, j.gpu_type) >= std::max<uint32_t>(1, j.gpus_per_node)) ++nodes;
+  }
+  return nodes >= std::max<uint32_t>(1, j.nodes);
+}
+
+int64_t CloudPools::threshold_ns(const PoolConfig& p) const {
+  return (p.max_wait_before_burst_s >= 0 ? p.max_wait_before_burst_s : options_.max_wait_before_burst_s) * kSecond;
+}
+
+bool CloudPools::can_launch(const PoolConfig& p, uint32_t n, int64_t now_ns) const {
+  const PoolState& s = pool_state(p.name);
+  if (s.paused || now_ns < s.backoff_until_ns) return false;
+  if (live(p.name) + n > p.max_nodes) return false;
+  size_t booting = in_state(p.name, CloudState::kRequested);
+  // A gang larger than max_concurrent_launches still goes, alone.
+  return booting + n <= p.max_concurrent_launches || (booting == 0 && n > p.max_concurrent_launches);
+}
+
+void CloudPools::rent_for(const WaitingJob& j, const Cluster& cluster, int64_t now_ns, CloudEffects& out) {
+  if (!j.waits_for_resources) return;
+  for (auto& [id, l] : leases_) {
+    if (l.for_job == j.id && !l.ended()) return;  // already booting (or ready) for it
+  }
+  bool owned = owned_could_take(j, cluster);
+  // Expected wait on owned nodes: the backfill reservation's start when it
+  // has one, else how long it has waited already.
+  int64_t wait_ns = j.expected_start_ns > 0 ? j.expected_start_ns - now_ns : now_ns - j.submit_ns;
+  const PoolConfig* best = nullptr;
+  bool eligible = false;
+  for (auto& p : pools_) {
+    if (!fits(p, j)) continue;
+    if (owned && (j.expected_start_ns > 0 ? wait_ns <= threshold_ns(p) : wait_ns < threshold_ns(p))) continue;
+    eligible = true;
+    if (!can_launch(p, j.nodes, now_ns)) continue;
+    if (!best || p.price() < best->price()) best = &p;
+  }
+  if (!eligible || reuse_booting(j, out) || !best) return;
+  for (uint32_t i = 0; i < std::max<uint32_t>(1, j.nodes); ++i) launch(*best, &j, now_ns, out);
+}
+
+// Booting nodes no job is waiting for that fit this one: they are its.
+bool CloudPools::reuse_booting(const WaitingJob& j, CloudEffects& out) {
+  std::vector<CloudLease*> free;
+  for (auto& [id, l] : leases_) {
+    bool booting = l.state == CloudState::kRequested || l.state == CloudState::kProvisioning ||
+                   l.state == CloudState::kRegistering;
+    const PoolConfig* p = pool(l.pool);
+    if (booting && l.for_job == 0 && p && fits(*p, j)) free.push_back(&l);
+  }
+  if (free.size() < std::max<uint32_t>(1, j.nodes)) return false;
+  free.resize(std::max<uint32_t>(1, j.nodes));
+  for (auto* l : free) {
+    l->for_job = j.id;
+    l->account = j.account;
+    out.leases.insert(l->id);
+  }
+  return true;
+}
+
+void CloudPools::launch(const PoolConfig& p, const WaitingJob* j, int64_t now_ns, CloudEffects& out) {
+  CloudLease l;
+  l.id = next_id_++;
+  l.pool = p.name;
+  l.node = fmt::format("{}-{}", p.name, l.id);
+  l.gpu_type = p.gpu_type;
+  l.gpus = p.gpus_per_node;
+  l.spot = p.spot && p.spot_price_micros_per_hour > 0;
+  l.price_micros_per_hour = p.price();
+  l.requested_ns = now_ns;
+  l.state_ns = now_ns;
+  l.state = CloudState::kRequested;
+  l.expected_ready_ns = now_ns + boot_estimate_ns(p.name);
+  if (j) {
+    l.for_job = j->id;
+    l.account = j->account;
+    l.reason = fmt::format("rented for job {} ({} node(s) of {}x{})", j->id, std::max<uint32_t>(1, j->nodes),
+                           p.gpus_per_node, p.gpu_type);
+  } else {
+    l.reason = fmt::format("kept up to min_nodes={}", p.min_nodes);
+  }
+  l.call_in_flight = true;
+  out.calls.push_back({DriverCall::kLaunch, p.name, l.id, {}});
+  out.leases.insert(l.id);
+  by_node_[l.node] = l.id;
+  leases_.emplace(l.id, std::move(l));
+}
+
+void CloudPools::release_idle(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns,
+                              CloudEffects& out) {
+  for (auto& [id, l] : leases_) {
+    const Node* n = cluster.node(l.node);
+    bool busy = n && !n->leases.empty();
+    if (l.state == CloudState::kDraining && !busy) {
+      start_release(l, "", "idle; terminating", now_ns, out);
+      continue;
+    }
+    if (l.state != CloudState::kReady) continue;
+    const PoolConfig* p = pool(l.pool);
+    if (busy) {
+      l.idle_since_ns = 0;
+      continue;
+    }
+    if (l.idle_since_ns == 0) l.idle_since_ns = now_ns;
+    bool wanted = l.for_job != 0 || std::any_of(waiting.begin(), waiting.end(), [&](const WaitingJob& j) {
+      return p && j.waits_for_resources && fits(*p, j);
+    });
+    // Hysteresis: a node some waiting job fits starts its idle time again.
+    if (wanted) {
+      l.idle_since_ns = now_ns;
+      continue;
+    }
+    if (p && live(l.pool) <= p->min_nodes) continue;
+    int64_t idle_release_ns = p ? p->idle_release_s * kSecond : 0;
+    if (now_ns - l.idle_since_ns < idle_release_ns) continue;
+    std::string why = fmt::format("idle for {} s (idle_release_s={})", (now_ns - l.idle_since_ns) / kSecond,
+                                  p ? p->idle_release_s : 0);
+    (void)cluster.drain(l.node, true, "cloud: " + why, out.cluster);
+    move(l, CloudState::kDraining, why, now_ns, out);
+    if (!busy) start_release(l, "", why + "; terminating", now_ns, out);
+  }
+}
+
+void CloudPools::check_boot_timeouts(int64_t now_ns, CloudEffects& out) {
+  for (auto& [id, l] : leases_) {
+    bool booting = l.state == CloudState::kRequested || l.state == CloudState::kProvisioning ||
+                   l.state == CloudState::kRegistering;
+    const PoolConfig* p = pool(l.pool);
+    if (!booting || !p || now_ns - l.requested_ns < p->boot_timeout_s * kSecond) continue;
+    std::string why = fmt::format("boot_timeout: not ready within boot_timeout_s={} ({}); terminating",
+                                  p->boot_timeout_s, to_string(l.state));
+    back_off(l.pool, why, now_ns);
+    start_release(l, "boot_timeout", why, now_ns, out);
+  }
+}
+
+// Terminates that failed or waited for a launch's answer, and releases not
+// yet verified by a list.
+void CloudPools::retry_calls(int64_t now_ns, CloudEffects& out) {
+  for (auto& [id, l] : leases_) {
+    if (l.state != CloudState::kReleasing || l.call_in_flight) continue;
+    if (l.terminate_acked_ns != 0) {
+      ask_list(l.pool, out);
+    } else if (now_ns >= l.retry_after_ns) {
+      l.call_in_flight = true;
+      out.calls.push_back({DriverCall::kTerminate, l.pool, l.id, l.instance_id});
+    }
+  }
+}
+
+}  // namespace trainyard::broker

@@ -1,0 +1,132 @@
+// The broker's cloud core: when to rent a node from a pool, when to give it
+// back, and every cloud lease's lifecycle (requested -> provisioning ->
+// registering -> ready -> draining -> releasing -> released | failed). It
+// decides from the waiting jobs, the broker's Cluster and the drivers'
+// answers, and returns what changed plus the driver calls to make; the
+// shell makes the calls off the loop, persists, publishes. No I/O, no clock.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/cloud_lease.h"
+#include "core/cluster.h"
+#include "core/effects.h"
+#include "util/status.h"
+
+namespace trainyard::broker {
+
+// The pending reason of a job a booting cloud node is meant for.
+std::string cloud_wait_reason(std::string_view pool, int64_t expected_ready_ns, int64_t now_ns);
+
+struct CloudEffects {
+  std::set<uint64_t> leases;        // cloud leases to persist and publish (cloud.<pool>.<state>)
+  std::vector<DriverCall> calls;    // to make, in order
+  bool pauses = false;              // the pause switches changed: persist them
+  Effects cluster;                  // node drains the core asked of the Cluster
+  std::vector<std::pair<std::string, std::string>> nodes_gone;  // (node, why): down at once (Cluster::node_gone)
+};
+
+// Per pool, what is not configuration: the kill switch and the backoff.
+struct PoolState {
+  bool paused = false;
+  std::string pause_reason;
+  int64_t backoff_until_ns = 0;
+  int64_t backoff_ns = 0;  // the next backoff's length (doubles, reset by a ready node)
+  std::string backoff_reason;
+  int64_t boot_estimate_ns = 0;  // average launch-to-ready time seen (0: none yet)
+  bool list_in_flight = false;
+};
+
+class CloudPools {
+ public:
+  CloudPools(CloudOptions options, std::vector<PoolConfig> pools);
+
+  // --- recovery ---
+  void restore(CloudLease lease);
+  void restore_pause(std::string_view pool, bool paused, std::string reason);  // "" : the global switch
+  void restore_next_id(uint64_t next) { next_id_ = std::max(next_id_, next); }
+  // After a restart: a lease still requested is launched again (the driver
+  // answers a repeated client token with the same instance); one releasing
+  // is terminated again. A lease of a pool no longer configured is released.
+  void resume(int64_t now_ns, CloudEffects& out);
+
+  // --- the periodic decision ---
+  // Rents for waiting jobs that owned nodes cannot take within the pool's
+  // max_wait_before_burst (owned nodes first; a booting node already meant
+  // for the job, or free for it, is used instead; gangs get all their nodes
+  // or none), releases nodes idle past idle_release_s that no waiting job
+  // fits, and times out nodes that never became ready.
+  void plan(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out);
+
+  // --- what the drivers and agents said ---
+  void launched(uint64_t lease, const LaunchOutcome& r, int64_t now_ns, CloudEffects& out);
+  // ok: the terminate was accepted; the lease ends when `list` no longer shows it.
+  void terminated(uint64_t lease, bool ok, std::string_view message, int64_t now_ns, CloudEffects& out);
+  // Reconciliation against one pool's inventory, asked at `asked_ns`:
+  // confirms releases, moves booting leases to registering, ends leases
+  // whose instance vanished, terminates orphans past their grace.
+  void listed(std::string_view pool, const std::vector<ListedInstance>& instances, int64_t asked_ns, int64_t now_ns,
+              CloudEffects& out);
+  // Asks for a list of every pool (the periodic reconciliation).
+  void reconcile(CloudEffects& out);
+  // A driver call that could not be made or answered (not a launch).
+  void call_failed(const DriverCall& call, std::string_view message, int64_t now_ns, CloudEffects& out);
+  // A node registered: its lease becomes ready. One whose lease is ending is drained.
+  void node_registered(std::string_view node, Cluster& cluster, int64_t now_ns, CloudEffects& out);
+
+  // --- operator ---
+  // pool "" : the global switch. NotFound for an unknown pool.
+  Status pause(std::string_view pool, bool pause, std::string_view reason, CloudEffects& out);
+
+  // --- views ---
+  const std::vector<PoolConfig>& pools() const { return pools_; }
+  const PoolConfig* pool(std::string_view name) const;
+  const PoolState& pool_state(std::string_view name) const;
+  bool paused() const { return global_.paused; }
+  const std::string& pause_reason() const { return global_.pause_reason; }
+  const std::map<uint64_t, CloudLease>& leases() const { return leases_; }
+  const CloudLease* lease(uint64_t id) const;
+  const CloudLease* lease_of_node(std::string_view node) const;
+  bool is_cloud_node(std::string_view node) const { return by_node_.count(node) > 0; }
+  uint64_t next_id() const { return next_id_; }
+  size_t live(std::string_view pool) const;
+  size_t in_state(std::string_view pool, CloudState s) const;
+  // "waiting for cloud node (pool X, ready in ~N min)" for a job a lease is meant for, or "".
+  std::string waiting_reason(uint64_t job, int64_t now_ns) const;
+  // Launch to ready: the average seen, else half the boot timeout.
+  int64_t boot_estimate_ns(std::string_view pool) const;
+
+ private:
+  bool fits(const PoolConfig& p, const WaitingJob& j) const;
+  bool owned_could_take(const WaitingJob& j, const Cluster& cluster) const;
+  int64_t threshold_ns(const PoolConfig& p) const;
+  bool can_launch(const PoolConfig& p, uint32_t n, int64_t now_ns) const;
+  void rent_for(const WaitingJob& j, const Cluster& cluster, int64_t now_ns, CloudEffects& out);
+  bool reuse_booting(const WaitingJob& j, CloudEffects& out);
+  void release_idle(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out);
+  void check_boot_timeouts(int64_t now_ns, CloudEffects& out);
+  void retry_calls(int64_t now_ns, CloudEffects& out);
+  void ask_list(const std::string& pool, CloudEffects& out);
+  void launch(const PoolConfig& p, const WaitingJob* j, int64_t now_ns, CloudEffects& out);
+  void move(CloudLease& l, CloudState to, std::string_view reason, int64_t now_ns, CloudEffects& out);
+  void start_release(CloudLease& l, std::string_view failure, std::string_view reason, int64_t now_ns,
+                     CloudEffects& out);
+  void back_off(const std::string& pool, std::string_view why, int64_t now_ns);
+  PoolState& state_of(std::string_view pool);
+
+  CloudOptions options_;
+  std::vector<PoolConfig> pools_;
+  PoolState global_;
+  std::map<std::string, PoolState, std::less<>> states_;
+  std::map<uint64_t, CloudLease> leases_;
+  std::map<std::string, uint64_t, std::less<>> by_node_;
+  std::map<std::string, int64_t> orphans_seen_;  // instance id -> first listed without a live lease
+  uint64_t next_id_ = 1;
+};
+
+}  // namespace trainyard::broker
