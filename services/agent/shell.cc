@@ -1,4 +1,5 @@
 #include "shell.h"
+#include "srun_dir.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -163,6 +164,7 @@ AgentShell::AgentShell(const ServiceEnv& env, AgentOptions options)
     broker_ = std::make_unique<rpc::AsyncClient>(ctx_, "broker", options_.broker_endpoint, 3000);
   }
   server_.on(fb::RequestBody::ReadLog, [this](const fb::Request& req, rpc::Responder& r) { on_read_log(req, r); });
+  server_.on(fb::RequestBody::TerminalIo, [this](const fb::Request& req, rpc::Responder& r) { on_terminal_io(req, r); });
 
   int fds[2];
   if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("pipe2 failed");
@@ -173,6 +175,7 @@ AgentShell::AgentShell(const ServiceEnv& env, AgentOptions options)
     auto eq = kv.find('=');
     if (eq != std::string::npos) base_env_.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
   }
+  if (options_.simulate == 0) srun_dir_ = prepare_srun_dir(options_.data, options_.self_exe);
   if (options_.simulate == 0) {
     std::string why;
     cgroups_ = Cgroups::open(options_.cgroup_root, &why);
@@ -209,6 +212,7 @@ void AgentShell::start() {
   runtime_.every(options_.check_ms, [this] {
     reap_children();
     check_runs();
+    pump_terminals();
   });
   runtime_.every(options_.usage_tick_ms, [this] { usage_ticks(); });
   if (options_.simulate == 0) runtime_.every(options_.sample_ms, [this] { sample_resources(); });

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -78,7 +79,7 @@ Status write_launch_spec(const std::string& state_dir, const LaunchSpec& spec) {
   json j{{"lease", spec.lease_id},      {"argv", spec.argv},          {"env", env},
          {"workdir", spec.workdir},     {"stdout", spec.stdout_path}, {"stderr", spec.stderr_path},
          {"cgroup", spec.cgroup},       {"run_dir", spec.run_dir},    {"max_grace_s", spec.max_grace_s},
-         {"truncate", spec.truncate_logs}};
+         {"truncate", spec.truncate_logs}, {"pty", spec.pty}};
   if (!write_atomic(state_dir + "/launch.json", j.dump())) {
     return Status::internal("cannot write " + state_dir + "/launch.json: " + std::strerror(errno));
   }
@@ -130,7 +131,7 @@ bool supervisor_alive(const std::string& state_dir) {
   return held;
 }
 
-Result<int> start_supervisor(const std::string& self_exe, const std::string& state_dir, int notify_fd) {
+Result<int> start_supervisor(const std::string& self_exe, const std::string& state_dir, int notify_fd, int tty_fd) {
   // Everything the child needs is built before fork: the agent has threads,
   // so the child may only make async-signal-safe calls until exec.
   std::string fd_arg = notify_fd >= 0 ? "3" : "-1";
@@ -151,6 +152,8 @@ Result<int> start_supervisor(const std::string& self_exe, const std::string& sta
   if (pid < 0) return Status::internal(std::string("fork failed: ") + std::strerror(errno));
   if (pid == 0) {
     setsid();
+    // Out of the way of fds 3 and 4 first, then to 4.
+    int tty = tty_fd >= 0 ? fcntl(tty_fd, F_DUPFD, 10) : -1;
     if (notify_fd == 3) {
       fcntl(3, F_SETFD, 0);
     } else if (notify_fd >= 0) {
@@ -163,7 +166,8 @@ Result<int> start_supervisor(const std::string& self_exe, const std::string& sta
       dup2(out, 1);
       dup2(out, 2);
     }
-    close_range(notify_fd >= 0 ? 4 : 3, ~0u, 0);
+    if (tty >= 0) dup2(tty, 4);
+    close_range(tty >= 0 ? 5 : notify_fd >= 0 ? 4 : 3, ~0u, 0);
     // Blocked across exec: a revoke that arrives while the supervisor is
     // still loading stays pending for it instead of killing it.
     sigset_t mask;
@@ -186,7 +190,9 @@ struct Launch {
   std::string workdir, run_dir, out_path, err_path, cgroup;
   uint32_t max_grace_s = 300;
   bool truncate = false;
+  bool pty = false;  // the job runs on the terminal at fd 4
 };
+constexpr int kTtyFd = 4;
 
 Launch read_launch(const std::string& state_dir) {
   Launch l;
@@ -203,6 +209,7 @@ Launch read_launch(const std::string& state_dir) {
     l.cgroup = j->value("cgroup", "");
     l.max_grace_s = j->value("max_grace_s", 300u);
     l.truncate = j->value("truncate", false);
+    l.pty = j->value("pty", false);
   } catch (const json::exception&) {
     l.argv.clear();
   }
@@ -264,7 +271,15 @@ void kill_everything(pid_t pid, const std::string& cgroup) {
   argv.push_back(nullptr);
   for (auto& e : l.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
-  setpgid(0, 0);
+  if (l.pty) {
+    // A session of its own with the terminal as its controlling tty, so ^C
+    // and window changes reach its foreground job; pgid = pid as before.
+    setsid();
+    ioctl(kTtyFd, TIOCSCTTY, 0);
+    out = err = kTtyFd;
+  } else {
+    setpgid(0, 0);
+  }
   if (!procs.empty()) {
     int fd = ::open(procs.c_str(), O_WRONLY);
     if (fd < 0 || ::write(fd, "0", 1) != 1) {
@@ -272,10 +287,11 @@ void kill_everything(pid_t pid, const std::string& cgroup) {
     }
     if (fd >= 0) ::close(fd);
   }
-  int in = ::open("/dev/null", O_RDONLY);
+  int in = l.pty ? kTtyFd : ::open("/dev/null", O_RDONLY);
   if (in >= 0) dup2(in, 0);
   if (out >= 0) dup2(out, 1);
   if (err >= 0) dup2(err, 2);
+  if (l.pty) ::close(kTtyFd);
   if (!l.workdir.empty() && chdir(l.workdir.c_str()) != 0) {
     say(2, "trainyard: cannot enter the working directory " + l.workdir + ": " + std::strerror(errno) + "\n");
     _exit(127);
@@ -284,6 +300,11 @@ void kill_everything(pid_t pid, const std::string& cgroup) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
+  // execvpe looks the command up in this process's PATH: the job's, so that
+  // the directories it puts first (srun's, the user's) are searched.
+  for (auto& e : l.env) {
+    if (e.rfind("PATH=", 0) == 0) setenv("PATH", e.c_str() + 5, 1);
+  }
   execvpe(argv[0], argv.data(), envp.data());
   say(2, "trainyard: cannot run '" + l.argv[0] + "': " + std::strerror(errno) + "\n");
   _exit(127);
@@ -354,6 +375,7 @@ int supervise_main(const std::string& state_dir, int notify_fd) {
     return 3;
   }
   Launch l = read_launch(state_dir);
+  if (l.pty) fcntl(kTtyFd, F_SETFD, FD_CLOEXEC);
   int out = open_log(l.out_path, l, "stdout");
   int err = open_log(l.err_path, l, "stderr");
   int64_t start_ns = wall_ns();
@@ -366,7 +388,10 @@ int supervise_main(const std::string& state_dir, int notify_fd) {
     report_end(state_dir, lock, notify_fd, l.lease, JobExit{127, 0, wall_ns()});
     return 0;
   }
-  setpgid(pid, pid);  // also here: no window where a signal to the group misses the job
+  // Also here: no window where a signal to the group misses the job (a pty
+  // job makes its own session, which a setpgid from here would prevent).
+  if (!l.pty) setpgid(pid, pid);
+  if (l.pty) ::close(kTtyFd);  // the job holds the terminal now: its end closes it
   write_started(state_dir, pid, start_ns);
   say(notify_fd, "S " + std::to_string(l.lease) + " " + std::to_string(pid) + " " + std::to_string(start_ns) + "\n");
 

@@ -42,6 +42,7 @@ struct LaunchSpec {
   bool truncate_logs = false;  // empty stdout/stderr files first (sbatch's --open-mode=truncate)
   std::string cgroup;       // empty: none
   uint32_t max_grace_s = 300;  // SIGTERM is followed by SIGKILL after this, even without the agent
+  bool pty = false;         // the job's stdin/stdout/stderr and controlling terminal: the pty slave (fd 4)
 };
 
 struct JobStarted {
@@ -74,8 +75,11 @@ std::optional<Notice> parse_notice(const std::string& line);
 
 // Forks and execs `self_exe --supervise STATE_DIR NOTIFY_FD` in a new session.
 // `notify_fd` is the write end of the agent's notification pipe; -1 for
-// none. Returns the supervisor's pid.
-Result<int> start_supervisor(const std::string& self_exe, const std::string& state_dir, int notify_fd);
+// none. `tty_fd` (-1: none) is a pseudo-terminal's slave, handed to the
+// supervisor as its fd 4 for a job whose launch spec says `pty`. Returns
+// the supervisor's pid.
+Result<int> start_supervisor(const std::string& self_exe, const std::string& state_dir, int notify_fd,
+                             int tty_fd = -1);
 
 // The hidden mode's body: returns the supervisor's exit status.
 int supervise_main(const std::string& state_dir, int notify_fd);
