@@ -162,6 +162,12 @@ int allocate_and_run(Context& ctx, std::vector<std::string> args, const char* se
                                      {"unbuffered", 'u', OptionArg::kNone}, {"mpi", 0, OptionArg::kRequired},
                                      {"kill-on-bad-exit", 'K', OptionArg::kNone}};
   args.insert(args.begin(), "--export=ALL");  // srun's default: the caller's environment goes along
+  if (salloc) {
+    // salloc without a command: the user's shell, on the allocation's node.
+    auto split = client::split_command_line(args, extras);
+    const char* shell = std::getenv("SHELL");
+    if (split && split->positionals.empty()) args.push_back(shell && *shell ? shell : "/bin/sh");
+  }
   auto built = client::build_job_request(args, submit_context(ctx), extras);
   if (!built) {
     std::cerr << self << ": error: " << built.status().message() << "\n";
@@ -169,11 +175,6 @@ int allocate_and_run(Context& ctx, std::vector<std::string> args, const char* se
   }
   auto& spec = built->request.spec;
   bool pty = salloc || built->extras.count("pty");
-  if (salloc && spec.command.empty()) {
-    const char* shell = std::getenv("SHELL");
-    spec.command = {shell && *shell ? shell : "/bin/sh"};
-    spec.name = "interactive";
-  }
   if (spec.command.empty()) {
     std::cerr << self << ": error: no command given (" << self << " [OPTIONS] COMMAND [ARGS...])\n";
     return kExitUsage;

@@ -1,5 +1,4 @@
 #include "shell.h"
-#include "srun_dir.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -19,6 +18,7 @@
 
 #include "core/gpu_name.h"
 #include "job_files.h"
+#include "srun_dir.h"
 #include "storage/keys.h"
 #include "supervisor.h"
 #include "text/utf8.h"
@@ -175,8 +175,8 @@ AgentShell::AgentShell(const ServiceEnv& env, AgentOptions options)
     auto eq = kv.find('=');
     if (eq != std::string::npos) base_env_.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
   }
-  if (options_.simulate == 0) srun_dir_ = prepare_srun_dir(options_.data, options_.self_exe);
   if (options_.simulate == 0) {
+    srun_dir_ = prepare_srun_dir(options_.data, options_.self_exe);
     std::string why;
     cgroups_ = Cgroups::open(options_.cgroup_root, &why);
     if (cgroups_) {

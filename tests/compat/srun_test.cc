@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pty.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
@@ -21,7 +22,7 @@
 #include <sstream>
 #include <thread>
 
-#include "cluster.h"
+#include "cluster_client.h"
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -81,8 +82,11 @@ BOOST_AUTO_TEST_CASE(srun_exits_with_the_failing_tasks_code_and_128_plus_a_killi
                                           "srun -n 3 sh -c 'exit $((SLURM_PROCID == 1 ? 7 : 0))'; echo code=$?\n"
                                           "srun -n 2 sh -c 'kill -9 $$'; echo killed=$?\n"
                                           "srun -n 2 true; echo ok=$?\n"
-                                          "srun -n 1 no-such-command-here 2>/dev/null; echo missing=$?\n");
-  BOOST_TEST(tt::read_file(c.dir() + "/codes-" + id + ".out") == "code=7\nkilled=137\nok=0\nmissing=127\n");
+                                          "srun -n 1 no-such-command-here 2>/dev/null; echo missing=$?\n"
+                                          // SIGTERM to srun alone: it passes it on to its tasks.
+                                          "srun -n 2 sleep 100 & p=$!; sleep 1; kill $p; wait $p; echo term=$?\n");
+  BOOST_TEST(tt::read_file(c.dir() + "/codes-" + id + ".out") ==
+             "code=7\nkilled=137\nok=0\nmissing=127\nterm=143\n");
 }
 
 BOOST_AUTO_TEST_CASE(a_two_node_step_runs_each_rank_once_on_its_node) {
@@ -122,15 +126,20 @@ struct Session {
   pid_t pid = -1;
   std::string seen;
 
-  Session() {
+  // `argv` from build/bin: {"ty", "run", "--pty", ...} or {"salloc", ...}.
+  explicit Session(std::vector<std::string> argv = {"ty", "run", "--pty", "--time=2", "sh"}) {
     winsize ws{30, 100, 0, 0};
     auto env = user_env();
-    std::string ty = tt::bin("ty");
+    argv[0] = bin_dir() + "/" + argv[0];
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
     pid = forkpty(&master, nullptr, nullptr, &ws);
     if (pid == 0) {
       for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
       setenv("PS1", "$ ", 1);
-      execl(ty.c_str(), ty.c_str(), "run", "--pty", "--time=2", "sh", static_cast<char*>(nullptr));
+      setenv("SHELL", "/bin/sh", 1);
+      execv(args[0], args.data());
       _exit(127);
     }
   }
@@ -188,4 +197,30 @@ BOOST_AUTO_TEST_CASE(ty_run_pty_gives_a_terminal_with_resize_ctrl_c_and_the_shel
   s.type("echo hi; exit 3\r");
   BOOST_TEST(s.expect("\nhi\r\n"), s.seen);
   BOOST_TEST(s.exit_code(30s).value_or(-1) == 3);
+}
+
+BOOST_AUTO_TEST_CASE(salloc_gives_a_shell_in_an_allocation_that_ends_with_it) {
+  Session s({"salloc", "-t", "1"});
+  BOOST_REQUIRE_MESSAGE(s.expect("$ "), "no prompt: " << s.seen);
+  s.type("echo job-$SLURM_JOB_ID-$SLURM_NTASKS; exit\r");
+  BOOST_TEST(s.expect("\njob-"), s.seen);
+  BOOST_TEST(s.exit_code(30s).value_or(-1) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(only_the_jobs_user_may_attach_to_its_terminal) {
+  Session s;
+  BOOST_REQUIRE_MESSAGE(s.expect("$ "), "no prompt: " << s.seen);
+  const char* user = std::getenv("USER");
+  auto me = tt::connect(cluster(), "user:" + std::string(user && *user ? user : getpwuid(getuid())->pw_name));
+  trainyard::client::JobFilter f;
+  f.states = {trainyard::fb::JobState::Running};
+  auto jobs = me.list(f);
+  BOOST_REQUIRE(jobs && !jobs->empty());
+  auto& job = jobs->back();
+  auto other = tt::connect(cluster(), "user:mallory");
+  auto r = other.terminal_io(job.nodes.at(0), job.job_id, "echo pwned\r", 0, 0, 0, 0);
+  BOOST_TEST((!r && r.status().code() == trainyard::ErrorCode::PermissionDenied), r.status().message());
+  s.type("exit 0\r");
+  BOOST_TEST(s.exit_code(30s).value_or(-1) == 0);
+  BOOST_TEST(s.seen.find("pwned") == std::string::npos);
 }
