@@ -137,12 +137,15 @@ int run_terminal(Context& ctx, uint64_t job_id) {
       std::cerr << "\r\n";
       return fail(out.status());
     }
+    bool typed = !pending.empty();
     sent += pending.size();
     pending.clear();
     write_all(1, out->data.data(), out->data.size());
     offset = out->offset + out->data.size();
     if (out->ended) return exit_code_of(*out);
-    idle_ms = out->data.empty() ? std::min(idle_ms * 2, 50) : 5;
+    // Busy (output came, or keys went and their echo follows): ask again soon;
+    // idle: back off to 50 ms between polls.
+    idle_ms = out->data.empty() && !typed ? std::min(idle_ms * 2, 50) : 2;
   }
   (void)c->cancel(job_id, "the interactive session's terminal went away");
   return 128 + g_stop;

@@ -127,25 +127,34 @@ int job_exit_code(const fb::JobRecordT& j) {
   return 1;
 }
 
+// Follows one of the job's logs to `out` until the run ends. A job just
+// placed may not have its run on the node yet (NotFound): asked again, from
+// where it stopped.
+Status follow_log(client::Client& c, uint64_t id, bool err, FILE* out) {
+  client::LogOptions o;
+  o.follow = true;
+  o.stderr_stream = err;
+  for (int tries = 0;; ++tries) {
+    auto s = c.logs(id, o, [&](std::string_view d) {
+      std::fwrite(d.data(), 1, d.size(), out);
+      std::fflush(out);
+      o.offset += d.size();
+    });
+    if (s.code() != ErrorCode::NotFound || tries >= 150) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 // Streams the job's stdout here and its stderr (on a thread with its own
 // client) to stderr until it ends, then returns its exit code.
 int follow_job(Context& ctx, client::Client& c, uint64_t id) {
-  client::LogOptions o;
-  o.follow = true;
   auto endpoints = c.endpoints();
   std::string principal = "user:" + ctx.user;
-  std::thread err([endpoints, principal, id, o]() mutable {
+  std::thread err([endpoints, principal, id] {
     client::Client ec(endpoints, principal);
-    o.stderr_stream = true;
-    (void)ec.logs(id, o, [](std::string_view d) {
-      std::fwrite(d.data(), 1, d.size(), stderr);
-      std::fflush(stderr);
-    });
+    (void)follow_log(ec, id, true, stderr);
   });
-  auto s = c.logs(id, o, [](std::string_view d) {
-    std::fwrite(d.data(), 1, d.size(), stdout);
-    std::fflush(stdout);
-  });
+  auto s = follow_log(c, id, false, stdout);
   err.join();
   auto done = c.wait({id}, std::chrono::milliseconds(0));
   if (!done) return fail(done.status());

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -124,7 +125,8 @@ void pump(std::vector<LocalTask>& tasks, bool label, int wait_ms) {
     }
   }
   if (fds.empty()) {
-    if (wait_ms > 0) ::poll(nullptr, 0, wait_ms);
+    // Only exits are awaited now: checked often, so a step of quick tasks ends quickly.
+    if (wait_ms > 0) ::poll(nullptr, 0, std::min(wait_ms, 2));
     return;
   }
   if (::poll(fds.data(), fds.size(), wait_ms) <= 0) return;
