@@ -188,6 +188,11 @@ int allocate_and_run(Context& ctx, std::vector<std::string> args, const char* se
     std::cerr << self << ": error: no command given (" << self << " [OPTIONS] COMMAND [ARGS...])\n";
     return kExitUsage;
   }
+  if (pty && spec.nodes > 1) {
+    std::cerr << self << ": error: an interactive session is one terminal on one node; ask for -N 1 (the other "
+              << "nodes of a multi-node job are reached with srun from a batch script)\n";
+    return kExitUsage;
+  }
   if (pty) {
     spec.pty = true;
   } else {

@@ -224,3 +224,9 @@ BOOST_AUTO_TEST_CASE(only_the_jobs_user_may_attach_to_its_terminal) {
   BOOST_TEST(s.exit_code(30s).value_or(-1) == 0);
   BOOST_TEST(s.seen.find("pwned") == std::string::npos);
 }
+
+BOOST_AUTO_TEST_CASE(an_interactive_session_on_two_nodes_is_refused_naming_why) {
+  auto [rc, out] = tt::run({bin_dir() + "/ty", "run", "--pty", "-N", "2", "-t", "1", "sh"}, 30s, user_env());
+  BOOST_TEST(rc == 2);
+  BOOST_TEST(out.find("one terminal on one node") != std::string::npos, out);
+}
