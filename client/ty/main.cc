@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "local.h"
 #include "slurm.h"
+#include "srun.h"
 
 namespace trainyard::ty {
 
@@ -74,6 +75,8 @@ int main(int argc, char** argv) {
   std::string_view self = argv[0];
   if (auto slash = self.rfind('/'); slash != std::string_view::npos) self.remove_prefix(slash + 1);
   if (is_slurm_command(self)) return run_slurm_command(self, ctx, std::vector<std::string>(argv + 1, argv + argc));
+  if (self == "srun") return run_srun(ctx, std::vector<std::string>(argv + 1, argv + argc), "srun");
+  if (self == "salloc") return run_salloc(ctx, std::vector<std::string>(argv + 1, argv + argc));
 
   CLI::App app{"ty: submit and follow training jobs on Trainyard, see their metrics and what they cost."};
   app.set_version_flag("--version", "ty 0.1.0");
@@ -105,8 +108,12 @@ int main(int argc, char** argv) {
   add_cloud_commands(app, ctx, action);
   add_local_commands(app, ctx, action);
 
-  // `ty [global options] submit ARGS...`: everything after "submit" goes to
-  // the sbatch-style parser untouched.
+  app.add_subcommand("run", "Run a command in a new allocation and wait: its output here, its exit code "
+                            "(--pty: an interactive terminal; ty run --help)")
+      ->allow_extras();
+
+  // `ty [global options] submit|run ARGS...`: everything after "submit" or
+  // "run" goes to the sbatch-style parser untouched.
   static const std::set<std::string> kValued = {"--scheduler", "--broker", "--metrics", "--billing",
                                                 "--bus",       "--config", "--request-timeout"};
   int submit_at = -1;
@@ -117,7 +124,7 @@ int main(int argc, char** argv) {
       continue;
     }
     if (!a.empty() && a[0] == '-') continue;
-    if (a == "submit") submit_at = i;
+    if (a == "submit" || a == "run") submit_at = i;
     break;
   }
   try {
@@ -128,6 +135,7 @@ int main(int argc, char** argv) {
   }
   if (submit_at >= 0) {
     std::vector<std::string> rest(argv + submit_at + 1, argv + argc);
+    if (std::string_view(argv[submit_at]) == "run") return run_srun(ctx, rest, "ty run");
     return run_submit(ctx, rest);
   }
   if (!action) {

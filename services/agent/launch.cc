@@ -13,6 +13,7 @@
 #include "job_files.h"
 #include "job_user.h"
 #include "shell.h"
+#include "srun_dir.h"
 #include "supervisor.h"
 #include "wire/check.h"
 
@@ -182,6 +183,7 @@ LaunchSpec AgentShell::launch_spec_for(Run& run, const fb::LeaseGranted& grant, 
   }
   in.slurm = slurm_facts(r, *g);
   ls.env = job_environment(in, base_env_);
+  put_first_on_path(ls.env, srun_dir_);
   ls.workdir = workdir;
   ls.run_dir = r.run_dir;
   ls.max_grace_s = options_.max_grace_s;
@@ -291,11 +293,21 @@ void AgentShell::launch(Run& run) {
 
   LaunchSpec ls = launch_spec_for(run, *g, workdir);
   apply_job_user(*user, ls);
+  int tty = -1;  // an interactive run's terminal (its master stays here)
+  if (spec.pty()) {
+    if (auto s = open_terminal(run, &tty); !s) {
+      run.launch_error = s.message();
+      return;
+    }
+    ls.pty = true;
+  }
   if (auto s = write_launch_spec(state, ls); !s) {
+    if (tty >= 0) ::close(tty);
     run.launch_error = s.message();
     return;
   }
-  auto pid = start_supervisor(options_.self_exe, state, notify_write_);
+  auto pid = start_supervisor(options_.self_exe, state, notify_write_, tty);
+  if (tty >= 0) ::close(tty);  // the supervisor has it: the job's end closes the terminal
   if (!pid) {
     run.launch_error = pid.status().message();
     return;

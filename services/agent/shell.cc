@@ -18,6 +18,7 @@
 
 #include "core/gpu_name.h"
 #include "job_files.h"
+#include "srun_dir.h"
 #include "storage/keys.h"
 #include "supervisor.h"
 #include "text/utf8.h"
@@ -164,6 +165,7 @@ AgentShell::AgentShell(const ServiceEnv& env, AgentOptions options)
                                                  "service:" + options_.broker_instance);
   }
   server_.on(fb::RequestBody::ReadLog, [this](const fb::Request& req, rpc::Responder& r) { on_read_log(req, r); });
+  server_.on(fb::RequestBody::TerminalIo, [this](const fb::Request& req, rpc::Responder& r) { on_terminal_io(req, r); });
 
   int fds[2];
   if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("pipe2 failed");
@@ -175,6 +177,7 @@ AgentShell::AgentShell(const ServiceEnv& env, AgentOptions options)
     if (eq != std::string::npos) base_env_.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
   }
   if (options_.simulate == 0) {
+    srun_dir_ = prepare_srun_dir(options_.data, options_.self_exe);
     std::string why;
     cgroups_ = Cgroups::open(options_.cgroup_root, &why);
     if (cgroups_) {
@@ -210,6 +213,7 @@ void AgentShell::start() {
   runtime_.every(options_.check_ms, [this] {
     reap_children();
     check_runs();
+    pump_terminals();
   });
   runtime_.every(options_.usage_tick_ms, [this] { usage_ticks(); });
   if (options_.simulate == 0) runtime_.every(options_.sample_ms, [this] { sample_resources(); });

@@ -28,6 +28,7 @@
 #include "security/authz.h"
 #include "storage/store.h"
 #include "supervisor.h"
+#include "terminal.h"
 #include "util/clock.h"
 #include "util/run_service.h"
 #include "util/runtime.h"
@@ -132,6 +133,7 @@ class AgentShell {
     uint64_t dropped_points = 0;              // over a cap
     uint64_t prev_cpu_ns = 0;                 // resource sampling
     int64_t prev_sample_ns = 0;
+    std::unique_ptr<Terminal> terminal;       // an interactive run's pty master (terminal_io.cc)
   };
   struct NodeState {
     bool registered = false;
@@ -185,6 +187,11 @@ class AgentShell {
   void prune_finished();
   void publish_ops();
   void on_read_log(const fb::Request& req, rpc::Responder& r);
+  // Interactive runs (spec.pty, terminal_io.cc): the pty whose slave the
+  // supervisor gets, the TerminalIo request, and reading what jobs wrote.
+  Status open_terminal(Run& run, int* slave_fd);
+  void on_terminal_io(const fb::Request& req, rpc::Responder& r);
+  void pump_terminals();
   std::vector<uint64_t> running_leases(const std::string& node) const;
   flatbuffers::Offset<fb::NodeInfo> node_info(flatbuffers::FlatBufferBuilder& b, const std::string& name) const;
 
@@ -210,6 +217,7 @@ class AgentShell {
   int notify_write_ = -1;
   std::string notify_buf_;
   std::vector<std::pair<std::string, std::string>> base_env_;
+  std::string srun_dir_;                      // first on every job's PATH: srun (srun_dir.h)
   size_t metrics_cursor_ = 0;  // round-robin start among followed runs
   bool warned_cgroup_ = false;
   uint64_t job_files_refused_ = 0;

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -79,7 +80,7 @@ Status write_launch_spec(const std::string& state_dir, const LaunchSpec& spec) {
   json j{{"lease", spec.lease_id},      {"argv", spec.argv},          {"env", env},
          {"workdir", spec.workdir},     {"stdout", spec.stdout_path}, {"stderr", spec.stderr_path},
          {"cgroup", spec.cgroup},       {"run_dir", spec.run_dir},    {"max_grace_s", spec.max_grace_s},
-         {"truncate", spec.truncate_logs}};
+         {"truncate", spec.truncate_logs}, {"pty", spec.pty}};
   if (spec.as_user) j["user"] = json{{"uid", spec.uid}, {"gid", spec.gid}, {"groups", spec.groups}};
   if (!write_atomic(state_dir + "/launch.json", j.dump())) {
     return Status::internal("cannot write " + state_dir + "/launch.json: " + std::strerror(errno));
@@ -132,7 +133,7 @@ bool supervisor_alive(const std::string& state_dir) {
   return held;
 }
 
-Result<int> start_supervisor(const std::string& self_exe, const std::string& state_dir, int notify_fd) {
+Result<int> start_supervisor(const std::string& self_exe, const std::string& state_dir, int notify_fd, int tty_fd) {
   // Everything the child needs is built before fork: the agent has threads,
   // so the child may only make async-signal-safe calls until exec.
   std::string fd_arg = notify_fd >= 0 ? "3" : "-1";
@@ -153,6 +154,8 @@ Result<int> start_supervisor(const std::string& self_exe, const std::string& sta
   if (pid < 0) return Status::internal(std::string("fork failed: ") + std::strerror(errno));
   if (pid == 0) {
     setsid();
+    // Out of the way of fds 3 and 4 first, then to 4.
+    int tty = tty_fd >= 0 ? fcntl(tty_fd, F_DUPFD, 10) : -1;
     if (notify_fd == 3) {
       fcntl(3, F_SETFD, 0);
     } else if (notify_fd >= 0) {
@@ -165,7 +168,8 @@ Result<int> start_supervisor(const std::string& self_exe, const std::string& sta
       dup2(out, 1);
       dup2(out, 2);
     }
-    close_range(notify_fd >= 0 ? 4 : 3, ~0u, 0);
+    if (tty >= 0) dup2(tty, 4);
+    close_range(tty >= 0 ? 5 : notify_fd >= 0 ? 4 : 3, ~0u, 0);
     // Blocked across exec: a revoke that arrives while the supervisor is
     // still loading stays pending for it instead of killing it.
     sigset_t mask;
@@ -192,7 +196,9 @@ struct Launch {
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> groups;
+  bool pty = false;  // the job runs on the terminal at fd 4
 };
+constexpr int kTtyFd = 4;
 
 Launch read_launch(const std::string& state_dir) {
   Launch l;
@@ -216,6 +222,7 @@ Launch read_launch(const std::string& state_dir) {
       l.gid = u.at("gid").get<gid_t>();
       l.groups = u.at("groups").get<std::vector<gid_t>>();
     }
+    l.pty = j->value("pty", false);
   } catch (const json::exception&) {
     l.argv.clear();
   }
@@ -311,7 +318,15 @@ void kill_everything(pid_t pid, const std::string& cgroup) {
   argv.push_back(nullptr);
   for (auto& e : l.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
-  setpgid(0, 0);
+  if (l.pty) {
+    // A session of its own with the terminal as its controlling tty, so ^C
+    // and window changes reach its foreground job; pgid = pid as before.
+    setsid();
+    ioctl(kTtyFd, TIOCSCTTY, 0);
+    out = err = kTtyFd;
+  } else {
+    setpgid(0, 0);
+  }
   if (!procs.empty()) {
     int fd = ::open(procs.c_str(), O_WRONLY);
     if (fd < 0 || ::write(fd, "0", 1) != 1) {
@@ -319,10 +334,11 @@ void kill_everything(pid_t pid, const std::string& cgroup) {
     }
     if (fd >= 0) ::close(fd);
   }
-  int in = ::open("/dev/null", O_RDONLY);
+  int in = l.pty ? kTtyFd : ::open("/dev/null", O_RDONLY);
   if (in >= 0) dup2(in, 0);
   if (out >= 0) dup2(out, 1);
   if (err >= 0) dup2(err, 2);
+  if (l.pty) ::close(kTtyFd);
   if (!drop_to_user(l, 2)) _exit(126);
   if (!l.workdir.empty() && chdir(l.workdir.c_str()) != 0) {
     say(2, "trainyard: cannot enter the working directory " + l.workdir + ": " + std::strerror(errno) + "\n");
@@ -332,6 +348,11 @@ void kill_everything(pid_t pid, const std::string& cgroup) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
+  // execvpe looks the command up in this process's PATH: the job's, so that
+  // the directories it puts first (srun's, the user's) are searched.
+  for (auto& e : l.env) {
+    if (e.rfind("PATH=", 0) == 0) setenv("PATH", e.c_str() + 5, 1);
+  }
   execvpe(argv[0], argv.data(), envp.data());
   say(2, "trainyard: cannot run '" + l.argv[0] + "': " + std::strerror(errno) + "\n");
   _exit(127);
@@ -402,6 +423,7 @@ int supervise_main(const std::string& state_dir, int notify_fd) {
     return 3;
   }
   Launch l = read_launch(state_dir);
+  if (l.pty) fcntl(kTtyFd, F_SETFD, FD_CLOEXEC);
   int out = -1, err = -1;
   {
     AsUser as_user(l);
@@ -419,7 +441,10 @@ int supervise_main(const std::string& state_dir, int notify_fd) {
     report_end(state_dir, lock, notify_fd, l.lease, JobExit{127, 0, wall_ns()});
     return 0;
   }
-  setpgid(pid, pid);  // also here: no window where a signal to the group misses the job
+  // Also here: no window where a signal to the group misses the job (a pty
+  // job makes its own session, which a setpgid from here would prevent).
+  if (!l.pty) setpgid(pid, pid);
+  if (l.pty) ::close(kTtyFd);  // the job holds the terminal now: its end closes it
   write_started(state_dir, pid, start_ns);
   say(notify_fd, "S " + std::to_string(l.lease) + " " + std::to_string(pid) + " " + std::to_string(start_ns) + "\n");
 

@@ -47,6 +47,7 @@ struct LaunchSpec {
   bool as_user = false;
   uint32_t uid = 0, gid = 0;
   std::vector<uint32_t> groups;  // supplementary groups
+  bool pty = false;         // the job's stdin/stdout/stderr and controlling terminal: the pty slave (fd 4)
 };
 
 struct JobStarted {
@@ -79,8 +80,11 @@ std::optional<Notice> parse_notice(const std::string& line);
 
 // Forks and execs `self_exe --supervise STATE_DIR NOTIFY_FD` in a new session.
 // `notify_fd` is the write end of the agent's notification pipe; -1 for
-// none. Returns the supervisor's pid.
-Result<int> start_supervisor(const std::string& self_exe, const std::string& state_dir, int notify_fd);
+// none. `tty_fd` (-1: none) is a pseudo-terminal's slave, handed to the
+// supervisor as its fd 4 for a job whose launch spec says `pty`. Returns
+// the supervisor's pid.
+Result<int> start_supervisor(const std::string& self_exe, const std::string& state_dir, int notify_fd,
+                             int tty_fd = -1);
 
 // The hidden mode's body: returns the supervisor's exit status.
 int supervise_main(const std::string& state_dir, int notify_fd);

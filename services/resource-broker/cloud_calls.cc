@@ -180,7 +180,11 @@ void CloudShell::on_status(const fb::Request& req, rpc::Responder& r) {
 void CloudShell::on_pause(const fb::Request& req, rpc::Responder& r) {
   auto* q = req.body_as_CloudPause();
   CloudEffects fx;
-  std::string who = str(req.principal());
+  std::string who = r.principal();
+  if (auto c = security::Caller::of(who, settings_.directory); c.enforced() && !c.operator_()) {
+    r.error(c.refuse("operators", std::string(q->pause() ? "pause" : "resume") + " cloud pools"));
+    return;
+  }
   std::string reason = str(q->reason());
   if (reason.empty() && q->pause()) reason = who.empty() ? "paused by an operator" : "paused by " + who;
   auto s = core_.pause(str(q->pool()), q->pause(), reason, fx);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/cloud_lease.h"
+#include "security/authz.h"
 #include "util/config.h"
 #include "util/status.h"
 
@@ -20,6 +21,8 @@ struct CloudSettings {
   int64_t poll_ms = 500;                              // cloud.poll_ms: how often waiting jobs are read
   int64_t reconcile_s = 30;                           // cloud.reconcile_s: how often every pool is listed
   int64_t driver_timeout_s = 120;                     // cloud.driver_timeout_s: a driver call killed after this
+  security::Directory directory;                      // who may pause and resume (operators, admins)
+  std::string scheduler_principal = "service:scheduler";  // whose key the scheduler must hold
 
   // InvalidArgument naming the key (pools.<name>.<key>) and what is wrong.
   static Result<CloudSettings> from_config(const Config& config);

@@ -73,7 +73,8 @@ void CloudShell::restore() {
 void CloudShell::attach(Runtime& runtime) {
   runtime_ = &runtime;
   if (!enabled() && core_.leases().empty()) return;
-  scheduler_ = std::make_unique<rpc::AsyncClient>(ctx_, "scheduler", settings_.scheduler, 3000);
+  scheduler_ = std::make_unique<rpc::AsyncClient>(ctx_, "scheduler", settings_.scheduler, 3000,
+                                                  settings_.scheduler_principal);
   scheduler_->attach(runtime);
   runtime.watch_fd(runner_.notify_fd(), [this] { on_driver_replies(); });
   CloudEffects fx;

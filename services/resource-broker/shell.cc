@@ -65,6 +65,8 @@ Result<BrokerOptions> BrokerOptions::from_config(const Config& config) try {
   auto cloud = CloudSettings::from_config(config);
   if (!cloud) return cloud.status();
   o.cloud = std::move(cloud).value();
+  o.cloud.directory = o.directory;
+  o.cloud.scheduler_principal = "service:" + config.get_string("scheduler.instance", "scheduler");
   return o;
 } catch (const std::exception& e) {
   return Status::invalid(e.what());

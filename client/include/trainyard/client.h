@@ -177,6 +177,14 @@ class Client {
   // following), Unavailable when its node's agent does not answer.
   Status logs(uint64_t job_id, const LogOptions& options, const std::function<void(std::string_view)>& sink);
 
+  // One exchange with an interactive job's terminal (spec.pty), through
+  // the agent of `node` (its endpoint from the broker, asked once): types
+  // `input` (the bytes after the first `input_offset` already sent), sets
+  // the window size when rows and cols are given, and returns the output
+  // from `offset` on. NotFound when the job has no terminal there (yet).
+  Result<fb::TerminalOutputT> terminal_io(const std::string& node, uint64_t job_id, std::string_view input,
+                                          uint64_t input_offset, uint64_t offset, uint16_t rows, uint16_t cols);
+
   // ---- nodes (resource broker) ----
 
   Result<std::vector<fb::NodeStatusT>> nodes();
@@ -223,6 +231,7 @@ class Client {
   std::map<std::string, std::unique_ptr<rpc::Client>> peers_;
   std::unique_ptr<security::Site> site_;  // this user's key (null without CURVE)
   Status secured_;                        // why requests cannot be secured, if they cannot
+  std::map<std::string, std::string> agent_endpoints_;  // node -> its agent's endpoint (terminal_io)
 };
 
 }  // namespace trainyard::client
