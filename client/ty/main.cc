@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "local.h"
 #include "slurm.h"
+#include "token.h"
 
 namespace trainyard::ty {
 
@@ -102,6 +103,7 @@ int main(int argc, char** argv) {
   add_job_commands(app, ctx, action);
   add_cluster_commands(app, ctx, action);
   add_local_commands(app, ctx, action);
+  add_token_commands(app, ctx, action);
 
   // `ty [global options] submit ARGS...`: everything after "submit" goes to
   // the sbatch-style parser untouched.
