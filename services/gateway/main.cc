@@ -3,6 +3,7 @@
 // every route but /healthz behind authentication (auth.h). It asks the
 // services and watches the bus; its own state is the API tokens (a small
 // RocksDB) that `ty token` manages through its ROUTER (token_service.h).
+#include <chrono>
 #include <filesystem>
 #include <thread>
 
@@ -42,6 +43,18 @@ std::unique_ptr<httplib::Server> make_server(const GatewayOptions& o) {
   s->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s->set_keep_alive_max_count(100);
   return s;
+}
+
+// Every request passes `auth` first; then the login routes and the API.
+void install(httplib::Server& server, Auth& auth, Api& api) {
+  server.set_read_timeout(10, 0);
+  server.set_write_timeout(10, 0);
+  server.set_payload_max_length(4u << 20);
+  server.set_pre_routing_handler(
+      [&auth](const httplib::Request& req, httplib::Response& res) { return auth.check(req, res); });
+  auth.install(server);
+  api.install(server);
+  if (auto* front = dynamic_cast<HttpServer*>(&server)) api.set_http_counters(&front->counters());
 }
 
 int bind_server(httplib::Server& server, const GatewayOptions& o) {
@@ -84,13 +97,7 @@ int serve(const GatewayOptions& o, trainyard::storage::Store& store, const std::
   JobCache jobs(backends);
   BusFeed feed(ctx, o.bus, hub, &jobs);
   Api api(backends, hub, jobs, o.api);
-  if (auto* front = dynamic_cast<HttpServer*>(server.get())) api.set_http_counters(&front->counters());
-  server->set_read_timeout(10, 0);
-  server->set_write_timeout(10, 0);
-  server->set_payload_max_length(4u << 20);
-  server->set_pre_routing_handler([&auth](const httplib::Request& req, httplib::Response& res) { return auth.check(req, res); });
-  auth.install(*server);
-  api.install(*server);
+  install(*server, auth, api);
   int bound = bind_server(*server, o);
   if (bound <= 0) {
     spdlog::error("cannot listen on {}:{}: is the port in use? (set gateway.listen or --listen)", o.host, o.port);
@@ -99,9 +106,9 @@ int serve(const GatewayOptions& o, trainyard::storage::Store& store, const std::
   feed.start();
   std::string url = (o.tls_cert.empty() ? "http://" : "https://") + o.host + ":" + std::to_string(bound);
   std::thread http([&] { server->listen_after_bind(); });
-  spdlog::info("serving {} (dashboard from {}; tokens on {}; scheduler {}, broker {}, metrics {}, billing {})", url,
-               o.api.web_root, token_service->endpoint(), o.backends.scheduler, o.backends.broker, o.backends.metrics,
-               o.backends.billing);
+  // Ready means serving (and a stop() from here on reaches the accept loop).
+  for (int i = 0; i < 5000 && !server->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  spdlog::info("serving {} (dashboard from {}; tokens on {})", url, o.api.web_root, token_service->endpoint());
   int rc = 0;
   try {
     trainyard::write_ready_file(ready_file, {{"url", url}, {"endpoint", url}, {"port", bound}, {"rpc", token_service->endpoint()}});

@@ -328,3 +328,23 @@ BOOST_AUTO_TEST_CASE(a_one_time_login_link_logs_a_browser_in_once_and_leaves_the
   BOOST_TEST(!r);
   BOOST_TEST((r.status().code() == ErrorCode::PermissionDenied), r.status().message());
 }
+
+BOOST_AUTO_TEST_CASE(contradictory_or_malformed_auth_settings_stop_the_start_naming_the_key) {
+  TempDir dir;
+  struct Case {
+    std::string set, key;
+  } cases[] = {
+      {"gateway.trusted_proxies=[\"10.0.0.0/40\"]", "gateway.trusted_proxies"},
+      {"gateway.metrics_allow=[\"prometheus.local\"]", "gateway.metrics_allow"},
+      {"gateway.proxy_user_header=X-Forwarded-User", "gateway.trusted_proxies"},
+      {"gateway.tls_cert=" + (dir / "cert.pem"), "gateway.tls_key"},
+      {"gateway.trust_user_header=true", "gateway.trust_user_header"},  // gone: unknown key
+  };
+  for (const auto& c : cases) {
+    auto [rc, out] = run({bin("trainyard-gateway"), "--listen", "127.0.0.1:0", "--set", "gateway.data=" + (dir / "db"),
+                          "--set", "gateway.endpoint=tcp://127.0.0.1:*", "--set", c.set},
+                         15s);
+    BOOST_TEST(rc == 2, c.set << " -> " << rc << " " << out);
+    BOOST_TEST(out.find(c.key) != std::string::npos, c.set << ": " << out);
+  }
+}
