@@ -112,7 +112,8 @@ billing="$(endpoint_of "$tmp/billing.ready")"
 
 start gateway trainyard-gateway "${common[@]}" --set "scheduler.endpoint=$scheduler" \
   --set "metrics.endpoint=$metrics" --set "billing.endpoint=$billing" \
-  --listen 127.0.0.1:0 --ready-file "$tmp/gateway.ready"
+  --set 'gateway.endpoint=tcp://127.0.0.1:*' --set "gateway.data=$tmp/gateway" --set 'gateway.allowed_hosts=[]' \
+  --set 'gateway.metrics_allow=["127.0.0.1"]' --listen 127.0.0.1:0 --ready-file "$tmp/gateway.ready"
 wait_file "$tmp/gateway.ready" "$pid_gateway" gateway
 url="$(sed -n 's/.*"url":"\([^"]*\)".*/\1/p' "$tmp/gateway.ready")"
 

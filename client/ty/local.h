@@ -26,7 +26,7 @@ struct LocalSettings {
   int port_base = kLocalPortBase;  // see local_ports()
   int http_port = 8080;            // the gateway (default 8080 + port_base - 5550)
   std::string node = "local";      // the agent's node name
-  std::string user;                // the gateway's default user (dashboard writes)
+  std::string user;                // the owner: the gateway admin its login links are for
 };
 
 // One process of the local Trainyard: `name` names its files, `binary` is
@@ -68,6 +68,8 @@ std::vector<int> local_ports(const LocalSettings& s, const std::string& service)
 
 // The config every service and ty read.
 std::string local_config_text(const LocalLayout& layout, const LocalSettings& s);
+// The gateway's token ROUTER of a local Trainyard: ipc:// in its 0700 run directory.
+std::string local_gateway_endpoint(const LocalLayout& layout);
 
 // The rate card written to DIR/rates.toml when there is none (USD).
 std::string default_rate_card();

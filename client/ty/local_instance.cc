@@ -11,6 +11,8 @@
 #include "format.h"
 #include "local_ports.h"
 #include "local_processes.h"
+#include "security/site.h"
+#include "token.h"
 #include "util/config.h"
 
 namespace fs = std::filesystem;
@@ -33,9 +35,9 @@ void probe_bus(const LocalSettings& settings, ServiceState& st) {
 }
 
 void probe_gateway(const LocalSettings& settings, ServiceState& st) {
-  int code = http_status(settings.http_port, "/api/v1/health");
+  int code = http_status(settings.http_port, "/healthz");
   st.answering = code == 200;
-  if (!st.answering) st.detail = code ? "GET /api/v1/health: " + std::to_string(code) : "no HTTP answer";
+  if (!st.answering) st.detail = code ? "GET /healthz: " + std::to_string(code) : "no HTTP answer";
 }
 
 // The agent answers when the broker has its node up.
@@ -51,6 +53,22 @@ void probe_agent(const LocalSettings& settings, const std::vector<fb::NodeStatus
 
 std::string dashboard_url(const LocalSettings& s) { return "http://127.0.0.1:" + std::to_string(s.http_port) + "/"; }
 
+// The dashboard's address with a one-time login link for the owner (as
+// Jupyter prints one): only who can reach this Trainyard's gateway endpoint
+// as the owner gets one. Without a link: the plain address.
+std::string login_url(const LocalLayout& layout, const LocalSettings& s, const std::vector<ServiceState>& states) {
+  bool up = false;
+  for (auto& st : states) up = up || (st.service->name == "gateway" && st.answering);
+  if (!up) return dashboard_url(s);
+  security::SecurityOptions keys;
+  keys.key_file = layout.keys() + "/user-" + local_user_name(s) + ".key";
+  keys.authorized_keys = layout.keys() + "/authorized_keys";
+  auto site = security::Site::load(keys);
+  auto link = create_login_link(local_gateway_endpoint(layout), local_user_name(s), 1000,
+                                site ? site->get() : nullptr);
+  return link ? dashboard_url(s) + "?token=" + *link : dashboard_url(s);
+}
+
 }  // namespace
 
 bool LocalTrainyard::has_config() const { return fs::exists(layout_.config()); }
@@ -65,7 +83,7 @@ LocalSettings LocalTrainyard::stored_settings() const {
     s.port_base = static_cast<int>(c->get_int("local.port_base", s.port_base));
     s.http_port = static_cast<int>(c->get_int("local.http_port", s.http_port));
     s.node = c->get_string("agent.node", s.node);
-    s.user = c->get_string("gateway.default_user", s.user);
+    s.user = c->get_string("local.user", s.user);
   } catch (const std::exception&) {
     // A hand-edited config with a wrong type: start from the defaults.
   }
@@ -174,7 +192,9 @@ void print_table(const LocalTrainyard& t, const LocalSettings& s, const std::vec
     table.add({st.service->name, st.running ? std::to_string(st.pid) : "-", state, endpoint.empty() ? "-" : endpoint});
   }
   std::cout << table.render();
-  std::cout << "\nDashboard:  " << dashboard_url(s) << "\n"
+  std::string url = login_url(t.layout(), s, states);
+  bool link = url.find("?token=") != std::string::npos;
+  std::cout << "\nDashboard:  " << url << (link ? "  (a one-time login link: open it once)" : "") << "\n"
             << "Config:     " << t.layout().config() << "\n"
             << "Logs:       " << t.layout().logs() << "/\n";
 }
@@ -193,7 +213,7 @@ nlohmann::json states_json(const LocalTrainyard& t, const LocalSettings& s, cons
                         {"detail", st.detail},
                         {"log", t.layout().log(st.service->name)}});
   }
-  return {{"dir", t.layout().dir},       {"config", t.layout().config()}, {"dashboard", dashboard_url(s)},
+  return {{"dir", t.layout().dir},       {"config", t.layout().config()}, {"dashboard", dashboard_url(s)}, {"login_url", login_url(t.layout(), s, states)},
           {"all_answering", all},        {"node", s.node},                {"gpus", s.gpus},
           {"gpu_type", s.gpu_type},      {"services", services}};
 }

@@ -55,7 +55,7 @@ std::string local_config_text(const LocalLayout& l, const LocalSettings& s) {
        "# while this Trainyard runs. Keys: deploy/trainyard.example.toml.\n\n"
     << "[local]  # what ty local up was asked for\n"
     << "gpus = " << s.gpus << "\ngpu_type = " << quoted(s.gpu_type) << "\nport_base = " << s.port_base
-    << "\nhttp_port = " << s.http_port << "\n\n"
+    << "\nhttp_port = " << s.http_port << "\n" << (s.user.empty() ? "" : "user = " + quoted(s.user) + "\n") << "\n"
     << "[bus]\nfrontend = " << tcp(s.port_base) << "\nbackend = " << tcp(s.port_base + 1) << "\n\n"
     << "[broker]\nendpoint = " << tcp(s.port_base + 11) << "\ndata = " << quoted(l.data("broker")) << "\n\n"
     << "[scheduler]\nendpoint = " << tcp(s.port_base + 10) << "\ndata = " << quoted(l.data("scheduler"))
@@ -78,8 +78,12 @@ std::string local_config_text(const LocalLayout& l, const LocalSettings& s) {
        "# The agent shares the session of whoever ran ty local up: no cgroup of its\n"
        "# own to put jobs in (give a delegated cgroup v2 directory to limit them).\n"
        "cgroup_root = \"off\"\n\n"
-    << "[gateway]\nlisten = " << quoted("127.0.0.1:" + std::to_string(s.http_port)) << "\n";
-  if (!s.user.empty()) o << "default_user = " << quoted(s.user) << "  # who the dashboard acts as\n";
+    << "[gateway]\nlisten = " << quoted("127.0.0.1:" + std::to_string(s.http_port)) << "\n"
+    << "# ty token and the one-time dashboard links: a socket in this 0700 directory,\n"
+       "# so other local users cannot ask for them.\nendpoint = "
+    << quoted(local_gateway_endpoint(l)) << "\ndata = " << quoted(l.data("gateway")) << "\n";
+  // The owner is this Trainyard's admin; nobody else has a token.
+  if (!s.user.empty()) o << "admins = [" << quoted(s.user) << "]\n";
   o << "\n[log]\nlevel = \"info\"\n\n"
     << "# CURVE on every endpoint with this Trainyard's own keys (DIR/keys, mode 0700):\n"
     << "# another user of this machine cannot act as its owner.\n"
@@ -89,6 +93,8 @@ std::string local_config_text(const LocalLayout& l, const LocalSettings& s) {
 }
 
 std::string local_user_name(const LocalSettings& s) { return s.user.empty() ? "local" : s.user; }
+
+std::string local_gateway_endpoint(const LocalLayout& l) { return "ipc://" + l.dir + "/run/gateway.sock"; }
 
 std::string default_rate_card() {
   return "# The rate card of this local Trainyard (billing.rates), written by ty local up\n"

@@ -94,6 +94,8 @@ bool find_binaries(std::map<std::string, std::string>& binaries) {
 bool make_dirs(const LocalLayout& l) {
   std::error_code ec;
   for (auto& d : {l.dir, l.logs(), l.dir + "/run", l.dir + "/db", l.runs()}) fs::create_directories(d, ec);
+  // Private to its owner: the config, the logs and the stores (tokens too).
+  if (!ec) fs::permissions(l.dir, fs::perms::owner_all, fs::perm_options::replace, ec);
   if (ec || ::access(l.dir.c_str(), W_OK) != 0) {
     std::cerr << "ty local up: cannot write to " << l.dir << (ec ? ": " + ec.message() : "")
               << " (choose another directory with --data)\n";

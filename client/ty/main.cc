@@ -11,6 +11,7 @@
 #include "local.h"
 #include "slurm.h"
 #include "srun.h"
+#include "token.h"
 
 namespace trainyard::ty {
 
@@ -107,6 +108,7 @@ int main(int argc, char** argv) {
   add_key_commands(app, ctx, action);
   add_cloud_commands(app, ctx, action);
   add_local_commands(app, ctx, action);
+  add_token_commands(app, ctx, action);
 
   app.add_subcommand("run", "Run a command in a new allocation and wait: its output here, its exit code "
                             "(--pty: an interactive terminal; ty run --help)")

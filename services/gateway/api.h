@@ -27,9 +27,6 @@ namespace trainyard::gateway {
 
 struct ApiOptions {
   std::string web_root;               // the built dashboard (index.html + assets)
-  bool trust_user_header = true;      // take the principal from X-Trainyard-User
-  std::string default_user;           // principal when the header is absent; empty: writes need it
-  std::vector<std::string> admins;    // users who may submit or cancel as someone else
   size_t max_streams = 24;            // open SSE streams at most (each holds a worker thread)
   size_t max_streams_per_client = 4;  // open SSE streams per client address
   int64_t ops_max_age_ms = 60'000;    // ops.metrics reports older than this are left out

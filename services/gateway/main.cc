@@ -1,9 +1,9 @@
 // trainyard-gateway: the HTTP face of Trainyard. REST under /api/v1, live
-// events (Server-Sent Events), Prometheus /metrics, and the web dashboard.
-// It keeps no state: it asks the services and watches the bus.
-#include <signal.h>
-#include <unistd.h>
-
+// events (Server-Sent Events), Prometheus /metrics, and the web dashboard,
+// every route but /healthz behind authentication (auth.h). It asks the
+// services and watches the bus; its own state is the API tokens (a small
+// RocksDB) that `ty token` manages through its ROUTER (token_service.h).
+#include <chrono>
 #include <filesystem>
 #include <thread>
 
@@ -11,32 +11,122 @@
 #include <spdlog/spdlog.h>
 
 #include "api.h"
+#include "auth.h"
 #include "backends.h"
 #include "bus_feed.h"
 #include "event_hub.h"
 #include "http_server.h"
 #include "job_cache.h"
+#include "options.h"
+#include "token_service.h"
 #include "util/runtime.h"
 #include "util/service_main.h"
 
 namespace {
 
-// The dashboard next to the binary: <prefix>/bin/trainyard-gateway serves
-// <prefix>/web/dist (the build tree's layout).
-std::string default_web_root() {
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  return (exe.parent_path().parent_path() / "web" / "dist").string();
+using namespace trainyard::gateway;
+
+// Plain HTTP through the gateway's own front (slow clients cannot stall it),
+// or HTTPS through cpp-httplib's OpenSSL server and a fixed thread pool.
+std::unique_ptr<httplib::Server> make_server(const GatewayOptions& o) {
+  if (o.tls_cert.empty()) {
+    auto s = std::make_unique<HttpServer>(o.http);
+    s->set_keep_alive_max_count(100);
+    return s;
+  }
+  auto s = std::make_unique<httplib::SSLServer>(o.tls_cert.c_str(), o.tls_key.c_str());
+  if (!s->is_valid()) {
+    throw std::runtime_error("cannot load gateway.tls_cert '" + o.tls_cert + "' and gateway.tls_key '" + o.tls_key +
+                             "' (PEM certificate and its private key)");
+  }
+  size_t threads = o.http.threads;
+  s->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  s->set_keep_alive_max_count(100);
+  return s;
 }
 
-trainyard::gateway::HttpServerOptions http_options(const trainyard::Config& config) {
-  trainyard::gateway::HttpServerOptions o;
-  o.threads = static_cast<size_t>(config.get_int("gateway.threads", 32, 4, 1024));
-  o.max_queued = static_cast<size_t>(config.get_int("gateway.max_queued", 64, 0, 100'000));
-  o.request_deadline_ms = config.get_int("gateway.request_deadline_ms", 30'000, 100, 3'600'000);
-  o.max_connections = static_cast<size_t>(config.get_int("gateway.max_connections", 10'000, 1, 1'000'000));
-  return o;
+// Every request passes `auth` first; then the login routes and the API.
+void install(httplib::Server& server, Auth& auth, Api& api) {
+  server.set_read_timeout(10, 0);
+  server.set_write_timeout(10, 0);
+  server.set_payload_max_length(4u << 20);
+  server.set_pre_routing_handler(
+      [&auth](const httplib::Request& req, httplib::Response& res) { return auth.check(req, res); });
+  auth.install(server);
+  api.install(server);
+  if (auto* front = dynamic_cast<HttpServer*>(&server)) api.set_http_counters(&front->counters());
+}
+
+int bind_server(httplib::Server& server, const GatewayOptions& o) {
+  int bound = o.port == 0 ? server.bind_to_any_port(o.host) : (server.bind_to_port(o.host, o.port) ? o.port : -1);
+  if (bound > 0) {
+    if (auto* front = dynamic_cast<HttpServer*>(&server)) front->widen_backlog();
+  }
+  return bound;
+}
+
+// Serves until SIGTERM/SIGINT: HTTP on its threads, the token ROUTER on
+// this one (the runtime, which commits token changes before answering).
+int serve(const GatewayOptions& o, trainyard::storage::Store& store, const std::string& ready_file) {
+  zmq::context_t ctx(1);
+  auto site = trainyard::install_security(ctx, o.security);  // before any socket: they ask it
+  if (!site) return 2;
+  trainyard::Runtime runtime(&store);
+  std::unique_ptr<TokenStore> tokens;
+  try {
+    tokens = std::make_unique<TokenStore>(store);
+  } catch (const std::exception& e) {
+    spdlog::error("cannot read the tokens in {}: {}", o.data, e.what());
+    return 3;
+  }
+  Sessions sessions(o.session_ttl_s * 1000);
+  Auth auth(*tokens, sessions, o.auth);
+  std::unique_ptr<TokenService> token_service;
+  std::unique_ptr<httplib::Server> server;
+  try {
+    token_service = std::make_unique<TokenService>(ctx, o.endpoint, runtime, *tokens, sessions,
+                                                   [&auth](const std::string& u) { return auth.is_admin(u); });
+    server = make_server(o);
+  } catch (const zmq::error_t& e) {
+    spdlog::error("cannot bind gateway.endpoint {}: {}", o.endpoint, e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    spdlog::error("config: {}", e.what());
+    return 2;
+  }
+  EventHub hub;
+  Backends backends(ctx, o.backends);
+  JobCache jobs(backends);
+  BusFeed feed(ctx, o.bus, hub, &jobs);
+  Api api(backends, hub, jobs, o.api);
+  install(*server, auth, api);
+  int bound = bind_server(*server, o);
+  if (bound <= 0) {
+    spdlog::error("cannot listen on {}:{}: is the port in use? (set gateway.listen or --listen)", o.host, o.port);
+    return 1;
+  }
+  feed.start();
+  std::string url = (o.tls_cert.empty() ? "http://" : "https://") + o.host + ":" + std::to_string(bound);
+  std::thread http([&] { server->listen_after_bind(); });
+  // Ready means serving (and a stop() from here on reaches the accept loop).
+  for (int i = 0; i < 5000 && !server->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  spdlog::info("serving {} (dashboard from {}; tokens on {})", url, o.api.web_root, token_service->endpoint());
+  int rc = 0;
+  try {
+    trainyard::write_ready_file(ready_file, {{"url", url}, {"endpoint", url}, {"port", bound}, {"rpc", token_service->endpoint()}});
+    int sig = runtime.run();
+    spdlog::info("signal {}: stopping", sig);
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    rc = 1;
+  }
+  hub.stop();
+  server->stop();
+  http.join();
+  feed.stop();
+  runtime.commit_now();
+  spdlog::info("stopped");
+  return rc;
 }
 
 }  // namespace
@@ -44,122 +134,30 @@ trainyard::gateway::HttpServerOptions http_options(const trainyard::Config& conf
 int main(int argc, char** argv) {
   trainyard::block_termination_signals();
   CLI::App app{"trainyard-gateway: REST API (/api/v1), live events (SSE), Prometheus /metrics and the web dashboard. "
-               "Without CURVE (a local install) the user is taken from the X-Trainyard-User header."};
+               "Every route but /healthz needs a token (ty token create), a browser login, or a trusted proxy."};
   trainyard::ServiceArgs args;
   trainyard::add_service_flags(app, args);
   std::string listen, web_root, ready_file;
   app.add_option("--listen", listen, "HOST:PORT to serve HTTP on; port 0 picks a free one (config gateway.listen, "
                                      "default 127.0.0.1:8080)");
   app.add_option("--web-root", web_root, "Directory of the built dashboard (config gateway.web_root)");
-  app.add_option("--ready-file", ready_file, "Write {\"pid\", \"url\", \"endpoint\", \"port\"} here once serving");
+  app.add_option("--ready-file", ready_file,
+                 "Write {\"pid\", \"url\", \"endpoint\", \"port\", \"rpc\"} here once serving");
   CLI11_PARSE(app, argc, argv);
   auto config = trainyard::load_service_config(args);
   trainyard::init_service_logging("gateway", args, config);
-
-  using namespace trainyard::gateway;
-  BackendOptions bo;
-  ApiOptions ao;
-  std::vector<std::string> bus_endpoints;
-  HttpServerOptions ho;
-  try {
-    if (listen.empty()) listen = config.get_string("gateway.listen", "127.0.0.1:8080");
-    if (web_root.empty()) web_root = config.get_string("gateway.web_root", default_web_root());
-    bo.scheduler = config.get_string("scheduler.endpoint", "tcp://127.0.0.1:5560");
-    bo.broker = config.get_string("broker.endpoint", "tcp://127.0.0.1:5561");
-    bo.metrics = config.get_string("metrics.endpoint", "tcp://127.0.0.1:5562");
-    bo.billing = config.get_string("billing.endpoint", "tcp://127.0.0.1:5563");
-    bo.scheduler_principal = "service:" + config.get_string("scheduler.instance", "scheduler");
-    bo.broker_principal = "service:" + config.get_string("broker.instance", "broker");
-    bo.metrics_principal = "service:" + config.get_string("metrics.instance", "metrics");
-    bo.billing_principal = "service:" + config.get_string("billing.instance", "billing");
-    bo.timeout_ms = static_cast<int>(config.get_int("gateway.rpc_timeout_ms", 1500));
-    bo.tries = static_cast<int>(config.get_int("gateway.rpc_tries", 2));
-    bus_endpoints = config.get_strings("bus.backend");
-    if (bus_endpoints.empty()) bus_endpoints = {"tcp://127.0.0.1:5551"};
-    for (auto& e : bus_endpoints) e = connectable(e);
-    ho = http_options(config);
-    ao.web_root = web_root;
-    ao.trust_user_header = config.get_bool("gateway.trust_user_header", true);
-    ao.default_user = config.get_string("gateway.default_user", "");
-    ao.admins = config.get_strings("gateway.admins");
-    ao.max_streams = static_cast<size_t>(
-        config.get_int("gateway.max_streams", std::max<int64_t>(1, static_cast<int64_t>(ho.threads) - 4), 1, static_cast<int64_t>(ho.threads)));
-    ao.max_streams_per_client =
-        static_cast<size_t>(config.get_int("gateway.max_streams_per_client", 4, 1, static_cast<int64_t>(ao.max_streams)));
-    ao.ops_max_age_ms = config.get_int("gateway.ops_max_age_s", 60) * 1000;
-    ao.keepalive_ms = config.get_int("gateway.keepalive_ms", 10'000);
-  } catch (const std::exception& e) {
-    spdlog::error("{}", e.what());
+  auto o = GatewayOptions::from_config(config, listen, web_root);
+  if (!o) {
+    spdlog::error("config: {}", o.status().message());
     return 2;
   }
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos) {
-    spdlog::error("gateway.listen '{}' must be HOST:PORT (e.g. 127.0.0.1:8080)", listen);
-    return 2;
+  std::error_code ec;
+  std::filesystem::create_directories(o->data, ec);
+  std::filesystem::permissions(o->data, std::filesystem::perms::owner_all, ec);
+  auto store = trainyard::storage::Store::open(o->data, trainyard::storage::Options{{TokenStore::kFamily}, {}, {}});
+  if (!store) {
+    spdlog::error("cannot open the store {}: {}", o->data, store.status().message());
+    return 3;
   }
-  std::string host = listen.substr(0, colon);
-  int port = 0;
-  try {
-    port = std::stoi(listen.substr(colon + 1));
-  } catch (const std::exception&) {
-    spdlog::error("gateway.listen '{}': the port is not a number", listen);
-    return 2;
-  }
-
-  auto security = trainyard::security::options_from_config(config, "service:" + config.get_string("gateway.instance", "gateway"));
-  if (!security) {
-    spdlog::error("config: {}", security.status().message());
-    return 2;
-  }
-  zmq::context_t ctx(1);
-  auto site = trainyard::install_security(ctx, *security);
-  if (!site) return 2;
-  EventHub hub;
-  Backends backends(ctx, bo);
-  JobCache jobs(backends);
-  BusFeed feed(ctx, bus_endpoints, hub, &jobs);
-  Api api(backends, hub, jobs, ao);
-
-  HttpServer server(ho);
-  api.set_http_counters(&server.counters());
-  server.set_keep_alive_max_count(100);
-  server.set_read_timeout(10, 0);
-  server.set_write_timeout(10, 0);
-  server.set_payload_max_length(4u << 20);
-  api.install(server);
-
-  int bound = port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) {
-    spdlog::error("cannot listen on {}: is the port in use? (set gateway.listen or --listen)", listen);
-    return 1;
-  }
-  server.widen_backlog();
-  feed.start();
-  std::string url = "http://" + host + ":" + std::to_string(bound);
-  std::thread signals([&] {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    int sig = 0;
-    sigwait(&set, &sig);
-    spdlog::info("signal {}: stopping", sig);
-    hub.stop();
-    server.stop();
-  });
-  signals.detach();
-  spdlog::info("serving {} (dashboard from {}; scheduler {}, broker {}, metrics {}, billing {})", url, web_root,
-               backends.endpoint(Service::kScheduler), backends.endpoint(Service::kBroker),
-               backends.endpoint(Service::kMetrics), backends.endpoint(Service::kBilling));
-  try {
-    trainyard::write_ready_file(ready_file, {{"url", url}, {"endpoint", url}, {"port", bound}});
-  } catch (const std::exception& e) {
-    spdlog::error("{}", e.what());
-    return 1;
-  }
-  server.listen_after_bind();
-  hub.stop();
-  feed.stop();
-  spdlog::info("stopped");
-  return 0;
+  return serve(*o, **store, ready_file);
 }

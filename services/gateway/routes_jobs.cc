@@ -9,6 +9,7 @@
 
 #include "core/codec.h"
 #include "core/job_spec_json.h"
+#include "auth.h"
 #include "http_util.h"
 #include "util/clock.h"
 
@@ -72,19 +73,13 @@ void Api::job(const Request& req, Response& res) {
 }
 
 void Api::submit(const Request& req, Response& res) {
-  std::string user = options_.default_user;
-  if (options_.trust_user_header && req.has_header("X-Trainyard-User")) user = req.get_header_value("X-Trainyard-User");
-  if (user.empty()) {
-    return send_error(res, ApiError{401, "who is submitting? Set the X-Trainyard-User header to your user name",
-                                    "X-Trainyard-User", "", "PermissionDenied"});
-  }
-  if (!valid_user(user)) {
-    return send_error(res, bad_request("X-Trainyard-User", "'" + user + "' is not a valid user name"));
-  }
+  const Identity* who = Auth::current();
+  if (!who || who->user.empty()) return send_error(res, ApiError{401, "who is submitting? Log in first", "", "", "Unauthenticated"});
+  const std::string& user = who->user;
   std::optional<ApiError> err;
   auto body = json_body(req, false, err);
   if (!body) return send_error(res, *err);
-  bool admin = std::find(options_.admins.begin(), options_.admins.end(), user) != options_.admins.end();
+  bool admin = who->admin;
   fb::JobSpecT spec;
   if (auto e = parse_job_spec(*body, user, admin, &spec)) return send_error(res, *e);
   if (spec.client_token.empty()) {
@@ -109,18 +104,13 @@ void Api::submit(const Request& req, Response& res) {
 }
 
 void Api::job_action(const Request& req, Response& res, const std::string& action) {
-  std::string user = options_.default_user;
-  if (options_.trust_user_header && req.has_header("X-Trainyard-User")) user = req.get_header_value("X-Trainyard-User");
-  if (user.empty()) {
-    return send_error(res, ApiError{401, "who is asking? Set the X-Trainyard-User header to your user name",
-                                    "X-Trainyard-User", "", "PermissionDenied"});
-  }
-  if (!valid_user(user)) return send_error(res, bad_request("X-Trainyard-User", "'" + user + "' is not a valid user name"));
+  const Identity* who = Auth::current();
+  if (!who || who->user.empty()) return send_error(res, ApiError{401, "who is asking? Log in first", "", "", "Unauthenticated"});
+  const std::string& user = who->user;
   uint64_t id = id_of(req);
   std::string reason = "cancelled by " + user + " through the gateway";
   if (auto e = action_reason(req, &reason)) return send_error(res, *e);
-  bool admin = std::find(options_.admins.begin(), options_.admins.end(), user) != options_.admins.end();
-  if (!admin) {
+  if (!who->admin) {
     // Users act on their own jobs (the scheduler checks too, under CURVE).
     auto j = get_job(backends_, id);
     if (!j) return send_failure(res, j.status(), Service::kScheduler);
@@ -128,7 +118,7 @@ void Api::job_action(const Request& req, Response& res, const std::string& actio
     std::string owner = spec && spec->user() ? spec->user()->str() : "";
     if (!owner.empty() && owner != user) {
       return send_error(res, ApiError{403, "job " + std::to_string(id) + " belongs to '" + owner + "', not '" + user + "'",
-                                      "X-Trainyard-User", "", "PermissionDenied"});
+                                      "", "", "PermissionDenied"});
     }
   }
   auto principal = "user:" + user;

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "core/address_list.h"
 #include "core/api_error.h"
 #include "core/cluster.h"
 #include "core/codec.h"
@@ -442,4 +443,30 @@ BOOST_AUTO_TEST_CASE(env_values_with_secret_names_are_redacted_in_job_json) {
   BOOST_TEST(j["env"]["db_password"] == "<redacted>");
   // The object-API form ty prints is the same JSON.
   BOOST_TEST(records::spec_json(spec) == j);
+}
+
+BOOST_AUTO_TEST_CASE(address_lists_match_ipv4_and_ipv6_ranges_and_name_a_bad_entry) {
+  using trainyard::gateway::AddressList;
+  auto l = AddressList::parse({"10.0.0.0/8", "192.168.1.7", "fd00::/8", "::1"}, "gateway.trusted_proxies");
+  BOOST_REQUIRE(l.ok());
+  BOOST_TEST(l->contains("10.200.3.4"));
+  BOOST_TEST(l->contains("::ffff:10.0.0.1"));  // a v4 client on a v6 socket
+  BOOST_TEST(l->contains("192.168.1.7"));
+  BOOST_TEST(!l->contains("192.168.1.8"));
+  BOOST_TEST(!l->contains("11.0.0.1"));
+  BOOST_TEST(l->contains("fd12::5"));
+  BOOST_TEST(l->contains("::1"));
+  BOOST_TEST(!l->contains("fe80::1"));
+  BOOST_TEST(!l->contains("not an address"));
+  auto slash = AddressList::parse({"127.0.0.0/25"}, "k");
+  BOOST_TEST(slash->contains("127.0.0.127"));
+  BOOST_TEST(!slash->contains("127.0.0.128"));
+  BOOST_TEST(AddressList::parse({"0.0.0.0/0"}, "k")->contains("8.8.8.8"));
+  BOOST_TEST(AddressList().empty());
+  for (const char* bad : {"10.0.0.0/33", "example.org", "10.0.0.0/", "10.0.0.0/x", "::1/129"}) {
+    auto r = AddressList::parse({bad}, "gateway.metrics_allow");
+    BOOST_TEST(!r.ok(), bad);
+    BOOST_TEST(r.status().message().find("gateway.metrics_allow") != std::string::npos, r.status().message());
+    BOOST_TEST(r.status().message().find(bad) != std::string::npos, r.status().message());
+  }
 }

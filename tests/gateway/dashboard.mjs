@@ -2,7 +2,8 @@
 // (from <build>/web/node_modules, found through TY_WEB_DIR) against a live gateway, checks what a user sees on
 // each page, and saves a screenshot of each page.
 //
-//   node dashboard.mjs URL OUT_DIR JOB_ID EXPERIMENT BEST_JOB_ID
+//   TY_USER=ana TY_TOKEN=tyt_... node dashboard.mjs URL OUT_DIR JOB_ID EXPERIMENT BEST_JOB_ID
+// It logs in through the real login page first (the dashboard is behind it).
 // Exits non-zero with the reason on the first failed check or console error.
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -20,7 +21,9 @@ const problems = [];
 let failed = false;
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-  page.on("console", (m) => m.type() === "error" && problems.push(`console error: ${m.text()}`));
+  // Until logout: the requests in flight then may fail with 401, as they should.
+  let watching = true;
+  page.on("console", (m) => watching && m.type() === "error" && problems.push(`console error: ${m.text()}`));
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.setDefaultTimeout(20000);
   const shot = (name) => page.screenshot({ path: path.join(out, name), fullPage: true });
@@ -28,6 +31,27 @@ try {
     if (!cond) throw new Error(`check failed: ${what}`);
     console.log(`ok: ${what}`);
   };
+
+  // Not logged in: the dashboard sends the browser to the login page; a
+  // wrong token is refused there; the user's token logs in.
+  await page.goto(`${url}/`);
+  await page.waitForURL(/login\.html/);
+  check(true, "the dashboard asks an anonymous browser to log in");
+  await page.fill("#user", process.env.TY_USER);
+  await page.fill("#token", "tyt_wrong");
+  await page.click("button[type=submit]");
+  await page.waitForURL(/login\.html\?error=/);
+  check(await page.locator("#error").isVisible(), "a wrong token is refused with a message");
+  await page.fill("#user", process.env.TY_USER);
+  await page.fill("#token", process.env.TY_TOKEN);
+  await shot("login.png");
+  await page.click("button[type=submit]");
+  await page.waitForURL((u) => !u.pathname.endsWith("login.html"));
+  const cookies = await page.context().cookies();
+  const session = cookies.find((c) => c.name === "ty_session");
+  check(session && session.httpOnly && session.sameSite === "Strict", "the session cookie is HttpOnly, SameSite=Strict");
+  await page.locator("#who").filter({ hasText: process.env.TY_USER }).waitFor();
+  check(true, `the header shows ${process.env.TY_USER} logged in`);
 
   // Overview: the agent's two A100s, idle now.
   await page.goto(`${url}/#/`);
@@ -76,6 +100,14 @@ try {
   check(true, "accounts page lists the vision account");
   await page.waitForTimeout(300);
   await shot("accounts.png");
+
+  // Logging out ends the session: the next visit is the login page again.
+  watching = false;
+  await page.click("#logout");
+  await page.waitForURL(/login\.html/);
+  await page.goto(`${url}/`);
+  await page.waitForURL(/login\.html/);
+  check(true, "after logout the dashboard asks to log in again");
 } catch (e) {
   failed = true;
   console.error(e.message);

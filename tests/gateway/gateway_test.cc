@@ -19,6 +19,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "gateway_support.h"
 #include "process.h"
 #include "prom_check.h"
 
@@ -29,58 +30,6 @@ using namespace std::chrono_literals;
 namespace {
 
 const std::string kDead = "tcp://127.0.0.1:9";  // nothing listens there
-
-struct Response {
-  int status = 0;
-  json body;
-  std::string text;
-  std::string content_type;
-};
-
-class Http {
- public:
-  explicit Http(const std::string& url) : cli_(url) {
-    cli_.set_read_timeout(20, 0);
-    cli_.set_connection_timeout(5, 0);
-  }
-  Response get(const std::string& path) { return wrap(cli_.Get(path.c_str())); }
-  Response post(const std::string& path, const std::string& body, const std::string& user = "") {
-    httplib::Headers h;
-    if (!user.empty()) h.emplace("X-Trainyard-User", user);
-    return wrap(cli_.Post(path.c_str(), h, body, "application/json"));
-  }
-
- private:
-  static Response wrap(const httplib::Result& r) {
-    Response out;
-    if (!r) return out;
-    out.status = r->status;
-    out.text = r->body;
-    out.content_type = r->get_header_value("Content-Type");
-    if (out.content_type.rfind("application/json", 0) == 0) out.body = json::parse(r->body, nullptr, false);
-    return out;
-  }
-  httplib::Client cli_;
-};
-
-// A running trainyard-gateway.
-struct Gateway {
-  Gateway(const TempDir& dir, std::vector<std::string> sets, const std::string& name = "gateway") {
-    std::vector<std::string> argv{bin("trainyard-gateway"), "--listen", "127.0.0.1:0", "--ready-file",
-                                  dir / (name + ".ready"), "--web-root", std::string(TY_BUILD_DIR) + "/web/dist"};
-    for (auto& s : sets) {
-      argv.push_back("--set");
-      argv.push_back(s);
-    }
-    proc = std::make_unique<Process>(argv, dir / (name + ".log"));
-    auto ready = wait_json(dir / (name + ".ready"), 15s);
-    url = ready.at("url").get<std::string>();
-    BOOST_REQUIRE(url.rfind("http://127.0.0.1:", 0) == 0);
-    BOOST_REQUIRE(ready.at("pid").get<int>() == proc->pid());
-  }
-  std::unique_ptr<Process> proc;
-  std::string url;
-};
 
 std::string field(const std::string& text, const std::string& key) {
   auto p = text.find(key + "=");
@@ -108,9 +57,13 @@ class LocalTrainyard {
                       "agent.runs_dir=" + (dir_ / "runs"), "agent.cpus=8", "agent.memory_mb=32768",
                       "broker.endpoint=" + broker, "agent.usage_tick_ms=500", "agent.sample_ms=500"});
     gateway = std::make_unique<Gateway>(
-        dir_, std::vector<std::string>{"bus.backend=" + backend_, "scheduler.endpoint=" + scheduler,
-                                       "broker.endpoint=" + broker, "metrics.endpoint=" + metrics,
-                                       "billing.endpoint=" + billing, "gateway.keepalive_ms=300"});
+        dir_,
+        std::vector<std::string>{"bus.backend=" + backend_, "scheduler.endpoint=" + scheduler,
+                                 "broker.endpoint=" + broker, "metrics.endpoint=" + metrics,
+                                 "billing.endpoint=" + billing, "gateway.keepalive_ms=300"},
+        "gateway", std::string(TY_BUILD_DIR) + "/web/dist");
+    ana = gateway->token_for("ana");
+    bob = gateway->token_for("bob");
   }
   ~LocalTrainyard() {
     gateway.reset();
@@ -131,6 +84,7 @@ class LocalTrainyard {
 
   std::string scheduler, broker, metrics, billing;
   std::unique_ptr<Gateway> gateway;
+  std::string ana, bob;  // API tokens of two users
 
  private:
   void start(const std::string& name, std::vector<std::string> argv) {
@@ -191,7 +145,7 @@ BOOST_AUTO_TEST_CASE(with_every_service_down_each_endpoint_answers_503_naming_th
   Gateway gw(dir, {"bus.backend=" + kDead, "scheduler.endpoint=" + kDead, "broker.endpoint=" + kDead,
                    "metrics.endpoint=" + kDead, "billing.endpoint=" + kDead, "gateway.rpc_timeout_ms=400",
                    "gateway.rpc_tries=2"});
-  Http http(gw.url);
+  Http http(gw.url, gw.token_for("ana"));
   struct Case {
     std::string path, service;
   } cases[] = {
@@ -222,10 +176,10 @@ BOOST_AUTO_TEST_CASE(with_every_service_down_each_endpoint_answers_503_naming_th
                                  << " ms");
   }
   // Writes: the principal is checked first, then the scheduler is asked.
-  auto r = http.post("/api/v1/jobs", R"({"command":["true"]})", "ana");
+  auto r = http.post("/api/v1/jobs", R"({"command":["true"]})");
   BOOST_TEST(r.status == 503);
   BOOST_TEST(r.body.value("service", "") == "scheduler");
-  r = http.post("/api/v1/jobs/7/cancel", "", "ana");
+  r = http.post("/api/v1/jobs/7/cancel", "");
   BOOST_TEST(r.status == 503);
 
   // /metrics stays scrapeable: valid text that says who is down, in one timeout.
@@ -252,7 +206,8 @@ BOOST_AUTO_TEST_CASE(bad_requests_get_4xx_with_a_json_error_naming_the_field) {
   TempDir dir;
   Gateway gw(dir, {"bus.backend=" + kDead, "scheduler.endpoint=" + kDead, "broker.endpoint=" + kDead,
                    "metrics.endpoint=" + kDead, "billing.endpoint=" + kDead, "gateway.rpc_timeout_ms=300"});
-  Http http(gw.url);
+  Http http(gw.url, gw.token_for("ana"));
+  Http anonymous(gw.url);
   struct Case {
     std::string path;
     int status;
@@ -287,26 +242,23 @@ BOOST_AUTO_TEST_CASE(bad_requests_get_4xx_with_a_json_error_naming_the_field) {
   BOOST_TEST(r.body["field"].is_null());
   BOOST_TEST(r.body.value("error", "").find("/api/v1/no/such/thing") != std::string::npos);
 
-  r = http.post("/api/v1/jobs", R"({"command":["true"]})");
+  r = anonymous.post("/api/v1/jobs", R"({"command":["true"]})");
   BOOST_TEST(r.status == 401);
-  BOOST_TEST(r.body.value("field", "") == "X-Trainyard-User");
-  r = http.post("/api/v1/jobs", R"({"command":["true"]})", "bad user!");
+  r = http.post("/api/v1/jobs", "{not json");
   BOOST_TEST(r.status == 400);
-  r = http.post("/api/v1/jobs", "{not json", "ana");
-  BOOST_TEST(r.status == 400);
-  r = http.post("/api/v1/jobs", R"({"command":["true"],"gpu":4})", "ana");
+  r = http.post("/api/v1/jobs", R"({"command":["true"],"gpu":4})");
   BOOST_TEST(r.status == 400);
   BOOST_TEST(r.body.value("field", "") == "gpu");
-  r = http.post("/api/v1/jobs", R"({"command":["true"],"user":"bob"})", "ana");
+  r = http.post("/api/v1/jobs", R"({"command":["true"],"user":"bob"})");
   BOOST_TEST(r.status == 403);
-  r = http.post("/api/v1/jobs/5/cancel", "", "");
+  r = anonymous.post("/api/v1/jobs/5/cancel", "");
   BOOST_TEST(r.status == 401);
 }
 
 BOOST_AUTO_TEST_CASE(a_whole_local_trainyard_through_the_rest_api_sse_and_metrics) {
   auto& c = cluster();
   auto& s = shared();
-  Http http(c.gateway->url);
+  Http http(c.gateway->url, c.ana);
 
   // The agent's node and its two GPUs reach the overview.
   BOOST_REQUIRE_MESSAGE(wait_until(
@@ -339,6 +291,7 @@ BOOST_AUTO_TEST_CASE(a_whole_local_trainyard_through_the_rest_api_sse_and_metric
   } reader{stop, std::thread([&] {
     httplib::Client cli(c.gateway->url);
     cli.set_read_timeout(30, 0);
+    cli.set_bearer_token_auth(c.ana.c_str());
     cli.Get("/api/v1/events?kinds=job,run", [&](const char* data, size_t n) {
       std::lock_guard lock(mu);
       sse.append(data, n);
@@ -364,7 +317,7 @@ BOOST_AUTO_TEST_CASE(a_whole_local_trainyard_through_the_rest_api_sse_and_metric
             {"gpu_type", "A100"},
             {"labels", {{"sweep", "lr-hidden"}}},
             {"time_limit_s", 300}};
-  auto sub = http.post("/api/v1/jobs", spec.dump(), "ana");
+  auto sub = http.post("/api/v1/jobs", spec.dump());
   BOOST_REQUIRE_MESSAGE(sub.status == 201, sub.text << c.logs());
   BOOST_TEST(sub.body["user"] == "ana");
   for (auto& id : sub.body["job_ids"]) s.jobs.push_back(id.get<uint64_t>());
@@ -565,29 +518,31 @@ BOOST_AUTO_TEST_CASE(a_whole_local_trainyard_through_the_rest_api_sse_and_metric
 
 BOOST_AUTO_TEST_CASE(cancel_through_the_api_stops_a_running_job_and_only_its_owner_may) {
   auto& c = cluster();
-  Http http(c.gateway->url);
-  auto sub = http.post("/api/v1/jobs", R"({"name":"sleeper","command":["sleep","120"],"account":"vision","time_limit_s":600})", "ana");
+  Http http(c.gateway->url, c.ana);
+  Http as_bob(c.gateway->url, c.bob);
+  auto sub = http.post("/api/v1/jobs", R"({"name":"sleeper","command":["sleep","120"],"account":"vision","time_limit_s":600})");
   BOOST_REQUIRE_MESSAGE(sub.status == 201, sub.text);
   uint64_t id = sub.body["job_ids"][0].get<uint64_t>();
   BOOST_REQUIRE(wait_until([&] { return job_of(http, id).value("state", "") == "running"; }, 30s));
-  auto r = http.post("/api/v1/jobs/" + std::to_string(id) + "/cancel", R"({"reason":"test"})", "bob");
+  auto r = as_bob.post("/api/v1/jobs/" + std::to_string(id) + "/cancel", R"({"reason":"test"})");
   BOOST_TEST(r.status == 403, r.text);
-  r = http.post("/api/v1/jobs/" + std::to_string(id) + "/cancel", R"({"reason":"enough"})", "ana");
+  BOOST_TEST(r.body.value("error", "").find("belongs to 'ana'") != std::string::npos, r.text);
+  r = http.post("/api/v1/jobs/" + std::to_string(id) + "/cancel", R"({"reason":"enough"})");
   BOOST_TEST(r.status == 202, r.text);
   BOOST_TEST(wait_until([&] { return job_of(http, id).value("state", "") == "cancelled"; }, 30s),
              job_of(http, id).dump());
   // Cancelling again is the scheduler's FailedPrecondition, as a 409.
-  r = http.post("/api/v1/jobs/" + std::to_string(id) + "/cancel", "", "ana");
+  r = http.post("/api/v1/jobs/" + std::to_string(id) + "/cancel", "");
   BOOST_TEST((r.status == 409 || r.status == 202), r.text);
   // The scheduler's own validation comes back as a 400.
-  r = http.post("/api/v1/jobs", R"({"command":["true"],"gpus":64,"gpu_type":"A100","nodes":0,"time_limit_s":60})", "ana");
+  r = http.post("/api/v1/jobs", R"({"command":["true"],"gpus":64,"gpu_type":"A100","nodes":0,"time_limit_s":60})");
   BOOST_TEST(r.status / 100 == 4, r.text);
   BOOST_TEST(!r.body.value("error", "").empty());
 }
 
 BOOST_AUTO_TEST_CASE(cluster_summaries_come_from_the_job_table_and_equal_the_full_job_list) {
   auto& c = cluster();
-  Http http(c.gateway->url);
+  Http http(c.gateway->url, c.ana);
   auto lists_read = [&] {
     std::string err;
     auto p = parse_prometheus(http.get("/metrics").text, &err);
@@ -633,10 +588,10 @@ BOOST_AUTO_TEST_CASE(the_dashboard_in_headless_chromium_shows_gpus_charts_and_ra
   std::filesystem::create_directories(out);
   auto [rc, text] = run({"node", std::string(TY_SOURCE_DIR) + "/tests/gateway/dashboard.mjs", c.gateway->url, out,
                          std::to_string(s.jobs[0]), s.experiment, std::to_string(s.best_job)},
-                        90s, {{"TY_WEB_DIR", web}});
+                        90s, {{"TY_WEB_DIR", web}, {"TY_USER", "ana"}, {"TY_TOKEN", c.ana}});
   BOOST_TEST(rc == 0, text);
   BOOST_TEST_MESSAGE(text);
-  for (const char* shot : {"overview.png", "jobs.png", "job.png", "experiment.png", "accounts.png"}) {
+  for (const char* shot : {"login.png", "overview.png", "jobs.png", "job.png", "experiment.png", "accounts.png"}) {
     BOOST_TEST(std::filesystem::exists(out + "/" + shot), shot);
   }
 }

@@ -34,13 +34,19 @@ namespace {
 
 const std::string kDead = "tcp://127.0.0.1:9";  // nothing listens there
 
-// A running trainyard-gateway whose services are all down unless `sets` says otherwise.
+// The API token of the gateway under test (each case starts its own).
+std::string g_token;
+
+// A running trainyard-gateway whose services are all down unless `sets` says
+// otherwise, and a token for it (every route but /healthz needs one).
 struct Gateway {
   Gateway(const TempDir& dir, std::vector<std::string> sets, const std::string& bus = kDead) {
     std::vector<std::string> argv{bin("trainyard-gateway"), "--listen", "127.0.0.1:0", "--ready-file", dir / "gw.ready",
                                   "--set", "bus.backend=" + bus};
     for (const char* s : {"scheduler", "broker", "metrics", "billing"}) sets.push_back(std::string(s) + ".endpoint=" + kDead);
     sets.push_back("gateway.rpc_timeout_ms=300");
+    sets.push_back("gateway.endpoint=tcp://127.0.0.1:*");
+    sets.push_back("gateway.data=" + (dir / "gw.db"));
     for (auto& s : sets) {
       argv.push_back("--set");
       argv.push_back(s);
@@ -49,6 +55,10 @@ struct Gateway {
     auto ready = wait_json(dir / "gw.ready", 15s);
     url = ready.at("url").get<std::string>();
     port = ready.at("port").get<int>();
+    auto [rc, out] = run({bin("ty"), "token", "--gateway", ready.at("rpc").get<std::string>(), "create"}, 20s,
+                         {{"USER", "ana"}, {"TY_CONFIG", ""}, {"HOME", "/nonexistent"}});
+    BOOST_REQUIRE_MESSAGE(rc == 0 && out.find("tyt_") != std::string::npos, out);
+    g_token = out.substr(out.find("tyt_"), 68);
   }
   std::unique_ptr<Process> proc;
   std::string url;
@@ -65,6 +75,7 @@ Reply get(const std::string& url, const std::string& path, std::chrono::seconds 
   httplib::Client cli(url);
   cli.set_read_timeout(timeout.count(), 0);
   cli.set_connection_timeout(5, 0);
+  cli.set_bearer_token_auth(g_token.c_str());
   auto r = cli.Get(path.c_str());
   Reply out;
   if (!r) return out;
@@ -77,7 +88,7 @@ Reply get(const std::string& url, const std::string& path, std::chrono::seconds 
 Reply send(const std::string& url, const std::string& method, const std::string& path, const std::string& body) {
   httplib::Client cli(url);
   cli.set_read_timeout(10, 0);
-  httplib::Headers h{{"X-Trainyard-User", "ana"}};
+  httplib::Headers h{{"Authorization", "Bearer " + g_token}};
   auto r = method == "POST" ? cli.Post(path.c_str(), h, body, "application/json")
                             : cli.Delete(path.c_str(), h, body, "application/json");
   Reply out;
@@ -145,7 +156,9 @@ std::string field_of(const json& body) {
   return body.is_object() && body.contains("field") && body["field"].is_string() ? body["field"].get<std::string>() : "";
 }
 
-std::string sse_request(const std::string& path) { return "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n"; }
+std::string sse_request(const std::string& path) {
+  return "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + g_token + "\r\n\r\n";
+}
 
 }  // namespace
 

@@ -72,7 +72,11 @@ BOOST_AUTO_TEST_CASE(the_generated_config_gives_every_service_its_port_data_and_
   BOOST_TEST(c->get_string("agent.runs_dir") == "/data/ty/runs");
   BOOST_TEST(c->get_string("billing.rates") == "/data/ty/rates.toml");
   BOOST_TEST(c->get_string("agent.node") == "box");
-  BOOST_TEST(c->get_string("gateway.default_user") == "ada");
+  // The owner is the gateway's admin and whom its login links are for.
+  BOOST_TEST(c->get_string("local.user") == "ada");
+  BOOST_TEST(c->get_strings("gateway.admins") == (std::vector<std::string>{"ada"}));
+  BOOST_TEST(c->get_string("gateway.endpoint") == "ipc:///data/ty/run/gateway.sock");
+  BOOST_TEST(c->get_string("gateway.data") == "/data/ty/db/gateway");
   auto gpus = c->table().at_path("agent.gpus");
   BOOST_REQUIRE(gpus.is_array());
   BOOST_TEST(gpus[0]["count"].value_or(0) == 3);

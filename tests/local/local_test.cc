@@ -103,6 +103,29 @@ BOOST_AUTO_TEST_CASE(up_refuses_a_port_in_use_and_names_the_flag_that_moves_it) 
   BOOST_TEST(tt::kill_processes_mentioning(l.tmp.path()) == 0);
 }
 
+namespace {
+
+// The status of one GET on 127.0.0.1:port (0: no answer).
+int http_status_of(int port, const std::string& path) {
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string got;
+  if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (::send(s, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+      char buf[4096];
+      for (ssize_t n; (n = ::recv(s, buf, sizeof(buf), 0)) > 0;) got.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(s);
+  return got.rfind("HTTP/1.", 0) == 0 && got.size() > 12 ? std::stoi(got.substr(9, 3)) : 0;
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(up_starts_every_service_and_waits_until_each_answers) {
   auto& l = local();
   auto [rc, out] = l.ty({"local", "up", "--gpus", "2", "--gpu-type", "A100", "--port-base", std::to_string(l.base)},
@@ -118,6 +141,19 @@ BOOST_AUTO_TEST_CASE(up_starts_every_service_and_waits_until_each_answers) {
     BOOST_CHECK_MESSAGE(contains(out, svc), svc << " missing from: " << out);
   }
   BOOST_TEST(contains(out, "tcp://127.0.0.1:" + std::to_string(l.base + 10)));  // the scheduler's endpoint
+
+  // Private to its owner: the data directory is 0700, and the gateway lets
+  // in only who opens the printed one-time link (once).
+  auto perms = std::filesystem::status(l.data).permissions() & std::filesystem::perms::all;
+  BOOST_TEST((perms == std::filesystem::perms::owner_all), "data dir mode " << std::oct << static_cast<int>(perms));
+  auto at = out.find("/?token=");
+  BOOST_REQUIRE_MESSAGE(at != std::string::npos, "no one-time login link in: " << out);
+  std::string link = out.substr(at, 8 + 64);
+  int port = l.base + 2530;
+  BOOST_TEST(http_status_of(port, "/api/v1/jobs") == 401);
+  BOOST_TEST(http_status_of(port, "/healthz") == 200);
+  BOOST_TEST(http_status_of(port, link) == 303);
+  BOOST_TEST(http_status_of(port, link) == 401);  // spent
 
   auto st = status_json();
   BOOST_TEST(st["all_answering"] == true);

@@ -10,8 +10,33 @@ export class ApiError extends Error {
   }
 }
 
+// The session's CSRF token, which the gateway set in the readable ty_csrf
+// cookie at login; every state-changing request carries it in X-CSRF-Token.
+export function csrfToken() {
+  const m = document.cookie.match(/(?:^|;\s*)ty_csrf=([^;]*)/);
+  return m ? m[1] : "";
+}
+
+// No session (never logged in, expired, logged out): the login page.
+function toLogin() {
+  location.assign("login.html");
+}
+
+export async function post(path, body) {
+  const res = await fetch(path, {
+    method: "POST",
+    headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+    body: JSON.stringify(body ?? {}),
+  });
+  if (res.status === 401) toLogin();
+  const out = await res.json().catch(() => null);
+  if (!res.ok) throw new ApiError(res.status, out);
+  return out;
+}
+
 export async function get(path) {
   const res = await fetch(`api/v1${path}`, { headers: { Accept: "application/json" } });
+  if (res.status === 401) toLogin();
   let body = null;
   try {
     body = await res.json();

@@ -1,7 +1,7 @@
 // The dashboard's entry: a hash router (#/jobs/12) over four pages, one live
 // event stream shared by all of them, and a banner for errors.
 import "./style.css";
-import { connectEvents } from "./api.js";
+import { connectEvents, get, post } from "./api.js";
 import { overview } from "./pages/overview.js";
 import { jobsPage, jobPage } from "./pages/jobs.js";
 import { experimentsPage, experimentPage } from "./pages/experiments.js";
@@ -35,6 +35,16 @@ async function render() {
   }
   app.textContent = "No such page.";
 }
+
+// Who is logged in, and logging out (the session ends on the gateway too).
+get("/session")
+  .then((s) => {
+    document.getElementById("who").textContent = s.user;
+  })
+  .catch(() => {});
+document.getElementById("logout").addEventListener("click", () => {
+  post("logout").finally(() => location.assign("login.html"));
+});
 
 connectEvents((live) => document.getElementById("live").classList.toggle("on", live));
 window.addEventListener("hashchange", render);

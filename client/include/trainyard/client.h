@@ -120,6 +120,9 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   const Endpoints& endpoints() const { return endpoints_; }
+  // The user's key that requests prove (null without CURVE), for a raw
+  // rpc::Client beside this one (rpc::ClientOptions::site).
+  const security::Site* site() const { return site_.get(); }
 
   // ---- jobs (scheduler) ----
 
