@@ -3,8 +3,10 @@
 //
 // The directory comes from the shared config ([security.roles],
 // [security.accounts.<name>]), so every service enforces the same view.
-// Rules are enforced while CURVE is on (a Site is installed): without it
-// any peer can claim any principal, so "none" enforces nothing.
+// Rules are enforced while CURVE is on (a Site is installed). Without it
+// any peer can claim any principal: the rules then apply to the principal
+// a request claims (they keep honest callers honest, they stop nobody),
+// and a request that claims none is the local operator's.
 #pragma once
 
 #include <map>
@@ -38,7 +40,7 @@ bool instance_owns_node(std::string_view instance, std::string_view node);
 class Caller {
  public:
   Caller(std::string_view principal, const Directory& dir, bool enforced);
-  // Enforced while this process has a Site installed (CURVE).
+  // Enforced under CURVE, or without it when the request names a principal.
   static Caller of(std::string_view principal, const Directory& dir);
 
   const std::string& principal() const { return principal_; }

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -22,8 +23,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// An environment that ignores the user's own config.
+// An environment that ignores the user's own config. The fakes these tests
+// talk to are plaintext: that user's config turns CURVE off (the test of a
+// missing key removes it).
 std::map<std::string, std::string> clean_env(const tt::TempDir& home) {
+  std::filesystem::create_directories(home / ".config/trainyard");
+  std::ofstream(home / ".config/trainyard/config.toml") << "[security]\nmode = \"none\"\n";
   return {{"HOME", home.path()}, {"TY_CONFIG", ""}, {"USER", "ada"}};
 }
 
@@ -258,13 +263,23 @@ BOOST_AUTO_TEST_CASE(queue_with_no_scheduler_says_so_with_exit_3_within_seconds)
 BOOST_AUTO_TEST_CASE(the_endpoint_comes_from_ty_config) {
   tt::TempDir home;
   std::ofstream(home / "ty.toml") << "[scheduler]\nendpoint = \"ipc://" << home.path() << "/from-config\"\n"
-                                  << "[client]\ntimeout_ms = 300\n";
+                                  << "[client]\ntimeout_ms = 300\n[security]\nmode = \"none\"\n";
   auto env = clean_env(home);
   env["TY_CONFIG"] = home / "ty.toml";
   auto [rc, out] = tt::run({tt::bin("ty"), "queue"}, 20s, env);
   BOOST_TEST(rc == 3);
   BOOST_TEST(contains(out, "from-config"), out);
   BOOST_TEST(contains(out, "300 ms"), out);
+}
+
+BOOST_AUTO_TEST_CASE(without_a_key_ty_says_to_log_in) {
+  tt::TempDir home;
+  auto env = clean_env(home);
+  std::filesystem::remove(home / ".config/trainyard/config.toml");
+  auto [rc, out] = tt::run({tt::bin("ty"), "--scheduler", "ipc://" + home.path() + "/nobody-here", "queue"}, 20s, env);
+  BOOST_TEST(rc != 0);
+  BOOST_TEST(contains(out, "security.key"), out);
+  BOOST_TEST(contains(out, "ty login"), out);
 }
 
 BOOST_AUTO_TEST_CASE(usage_errors_exit_2_and_say_what_is_wrong) {

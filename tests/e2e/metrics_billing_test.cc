@@ -178,6 +178,8 @@ BOOST_AUTO_TEST_CASE(usage_and_metric_lists_page_under_a_byte_budget) {
   zmq::context_t ctx;
   rpc::ClientOptions o;
   o.timeout_ms = 3000;
+  auto alice = testing::user_identity(c, "alice");
+  o.site = alice.get();
   rpc::Client billing(ctx, "billing", c.billing, o);
   std::vector<std::string> keys;
   std::string after;

@@ -12,6 +12,7 @@
 
 #include "cluster.h"
 #include "cluster_client.h"
+#include "security/site.h"
 #include "trainyard/client.h"
 #include "trainyard/fb/bus_generated.h"
 #include "trainyard/fb/reply_generated.h"
@@ -37,11 +38,28 @@ ClusterOptions full_cluster(const std::string& dir) {
 }
 
 // One request/reply exchange on a raw DEALER; nullopt when nothing answers.
-std::optional<std::string> exchange(zmq::context_t& ctx, const std::string& endpoint, const void* data, size_t size,
+// A peer of the cluster: a user with a real key (alice's), hostile all
+// the same. An endpoint comes with the principal whose key it must hold.
+struct Peer {
+  std::string endpoint, server;
+};
+std::unique_ptr<security::Site> g_alice;
+
+void load_alice(const Cluster& c) {
+  security::SecurityOptions o;
+  o.key_file = c.user_key("alice");
+  o.authorized_keys = c.keys_dir() + "/authorized_keys";
+  auto s = security::Site::load(o);
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.status().to_string());
+  g_alice = std::move(s).value();
+}
+
+std::optional<std::string> exchange(zmq::context_t& ctx, const Peer& peer, const void* data, size_t size,
                                     std::chrono::milliseconds wait = 3s) {
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
   s.set(zmq::sockopt::linger, 0);
-  s.connect(endpoint);
+  BOOST_REQUIRE(security::secure_client(s, peer.server, g_alice.get()).is_ok());
+  s.connect(peer.endpoint);
   s.send(zmq::const_buffer(data, size), zmq::send_flags::none);
   zmq::pollitem_t item{static_cast<void*>(s), 0, ZMQ_POLLIN, 0};
   zmq::poll(&item, 1, wait);
@@ -72,11 +90,15 @@ bool all_answer(client::Client& cl) {
   return true;
 }
 
-std::vector<std::string> endpoints(Cluster& c, client::Client& cl) {
-  std::vector<std::string> out = {c.scheduler, c.broker, c.metrics, c.billing};
+std::vector<Peer> endpoints(Cluster& c, client::Client& cl) {
+  load_alice(c);
+  std::vector<Peer> out = {{c.scheduler, "service:scheduler"},
+                           {c.broker, "service:broker"},
+                           {c.metrics, "service:metrics"},
+                           {c.billing, "service:billing"}};
   auto nodes = cl.nodes();
   BOOST_REQUIRE_MESSAGE(nodes.ok() && nodes->size() == 1, "the agent registered");
-  out.push_back(nodes->at(0).node->agent_endpoint);  // the agent's ROUTER
+  out.push_back({nodes->at(0).node->agent_endpoint, "agent:" + nodes->at(0).node->name});  // the agent's ROUTER
   return out;
 }
 
@@ -120,7 +142,7 @@ BOOST_AUTO_TEST_CASE(a_bodyless_request_of_every_type_is_refused_by_every_servic
       if (type == fb::RequestBody::NONE) continue;
       auto req = bodyless_request(type);
       auto reply = exchange(ctx, ep, req.data(), req.size());
-      BOOST_REQUIRE_MESSAGE(reply, ep << " did not answer a body-less " << fb::EnumNameRequestBody(type) << "\n"
+      BOOST_REQUIRE_MESSAGE(reply, ep.endpoint << " did not answer a body-less " << fb::EnumNameRequestBody(type) << "\n"
                                       << c.logs());
       auto* r = fb::GetReply(reply->data());
       BOOST_CHECK_EQUAL(r->id(), 42u);
@@ -140,7 +162,7 @@ BOOST_AUTO_TEST_CASE(a_100_mb_frame_is_dropped_by_every_socket_before_it_is_read
   zmq::context_t ctx;
   std::string huge(100u << 20, 'x');
   for (const auto& ep : endpoints(c, cl)) {
-    BOOST_CHECK_MESSAGE(!exchange(ctx, ep, huge.data(), huge.size(), 1s), ep << " answered a 100 MB frame");
+    BOOST_CHECK_MESSAGE(!exchange(ctx, ep, huge.data(), huge.size(), 1s), ep.endpoint << " answered a 100 MB frame");
   }
   zmq::socket_t pub(ctx, zmq::socket_type::pub);
   pub.set(zmq::sockopt::linger, 0);

@@ -148,10 +148,7 @@ void Cluster::start(const std::string& name) {
     add({"--set", "agent.node=" + name, "--set", "agent.data=" + (dir_ / (name + ".db")), "--set",
          "agent.runs_dir=" + (dir_ / (name + ".runs")), "--set", "agent.gpus=" + gpus, "--set",
          "agent.cpus=" + std::to_string(spec->cpus), "--set", "agent.memory_mb=" + std::to_string(spec->memory_mb),
-         "--set", "broker.endpoint=" + broker, "--set", "agent.usage_tick_ms=1000",
-         // Test users (alice...) have no Unix accounts: jobs run as the test's
-         // own user unless a test asks for agent.run_as=submitter in extra.
-         "--set", "agent.run_as=agent"});
+         "--set", "broker.endpoint=" + broker, "--set", "agent.usage_tick_ms=1000"});
     add_sets(spec->extra);
   }
   auto sets = common_sets();

@@ -2,9 +2,12 @@
 // runs, as one principal. For tests that link trainyard_client.
 #pragma once
 
+#include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "cluster.h"
+#include "security/site.h"
 #include "trainyard/client.h"
 
 namespace trainyard::testing {
@@ -26,6 +29,18 @@ inline client::Client connect(const Cluster& c, const std::string& principal = "
     e.security.mode = security::Mode::kNone;
   }
   return client::Client(e, principal);
+}
+
+// A user's key in a secure Cluster, for a raw rpc::Client
+// (rpc::ClientOptions::site); null when the cluster runs without CURVE.
+inline std::unique_ptr<security::Site> user_identity(const Cluster& c, const std::string& user) {
+  if (!c.secure()) return nullptr;
+  security::SecurityOptions o;
+  o.key_file = c.user_key(user);
+  o.authorized_keys = c.keys_dir() + "/authorized_keys";
+  auto s = security::Site::load(o);
+  if (!s) throw std::runtime_error(s.status().to_string());
+  return std::move(s).value();
 }
 
 }  // namespace trainyard::testing

@@ -1,5 +1,7 @@
 #include "process.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -36,12 +38,24 @@ namespace {
 // (tests/agent's broker double, tests/bus's raw publishers): it runs with
 // security.mode = "none". Every Cluster, tests/security and `ty local`
 // pass their keys and run with CURVE.
+//
+// Likewise an agent runs jobs as the test's own user: test users (alice,
+// ana...) have no Unix accounts. tests/security/run_as_test asks for
+// agent.run_as=submitter.
 std::vector<std::string> with_test_security(std::vector<std::string> argv) {
-  if (argv.empty() || argv[0].find("/trainyard-") == std::string::npos) return argv;
-  for (auto& a : argv) {
-    if (a.find("security.") != std::string::npos) return argv;
+  static const char* kServices[] = {"trainyard-bus", "trainyard-scheduler", "trainyard-resource-broker",
+                                    "trainyard-agent", "trainyard-metrics-aggregator", "trainyard-billing",
+                                    "trainyard-gateway"};
+  if (argv.empty()) return argv;
+  std::string base = argv[0].substr(argv[0].rfind('/') + 1);
+  if (std::none_of(std::begin(kServices), std::end(kServices), [&](const char* s) { return base == s; })) return argv;
+  auto mentions = [&](const char* key) {
+    return std::any_of(argv.begin(), argv.end(), [&](const std::string& a) { return a.find(key) != std::string::npos; });
+  };
+  if (base == "trainyard-agent" && !mentions("agent.run_as")) {
+    argv.insert(argv.end(), {"--set", "agent.run_as=agent"});
   }
-  argv.insert(argv.end(), {"--set", "security.mode=none"});
+  if (!mentions("security.")) argv.insert(argv.end(), {"--set", "security.mode=none"});
   return argv;
 }
 
