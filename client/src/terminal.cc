@@ -22,7 +22,7 @@ Result<fb::TerminalOutputT> Client::terminal_io(const std::string& node, uint64_
                                  "; is its agent registered?");
     }
   }
-  auto& agent = peer("agent " + connectable(known->second));
+  auto& agent = peer("agent " + node + " " + connectable(known->second));
   auto r = agent.call(fb::RequestBody::TerminalIo, [&](flatbuffers::FlatBufferBuilder& b) {
     auto data = b.CreateVector(reinterpret_cast<const uint8_t*>(input.data()), input.size());
     return fb::CreateTerminalIo(b, job_id, data, offset, rows, cols, input_offset).Union();

@@ -74,7 +74,8 @@ std::string local_config_text(const LocalLayout& l, const LocalSettings& s) {
   } else {
     o << "# no declared GPUs: the ones NVML finds\n";
   }
-  o << "usage_tick_ms = 2000\n"
+  o << "run_as = \"agent\"  # a local Trainyard runs every job as its owner\n"
+       "usage_tick_ms = 2000\n"
        "# The agent shares the session of whoever ran ty local up: no cgroup of its\n"
        "# own to put jobs in (give a delegated cgroup v2 directory to limit them).\n"
        "cgroup_root = \"off\"\n\n"

@@ -49,13 +49,19 @@ struct Stack {
     args.insert(args.begin(), {tt::bin("ty"), "--scheduler", endpoint, "--bus", backend});
     return args;
   }
-  std::map<std::string, std::string> env() const { return {{"HOME", dir.path()}, {"TY_CONFIG", ""}, {"USER", "ada"}}; }
+  // This scheduler runs plaintext: ty's user config turns CURVE off.
+  std::map<std::string, std::string> env() const {
+    std::filesystem::create_directories(dir / ".config/trainyard");
+    std::ofstream(dir / ".config/trainyard/config.toml") << "[security]\nmode = \"none\"\n";
+    return {{"HOME", dir.path()}, {"TY_CONFIG", ""}, {"USER", "ada"}};
+  }
   std::pair<int, std::string> ty(std::vector<std::string> args) const { return tt::run(argv(std::move(args)), 20s, env()); }
 
   client::Endpoints endpoints() const {
     client::Endpoints e;
     e.scheduler = endpoint;
     e.bus = {backend};
+    e.security.mode = security::Mode::kNone;
     return e;
   }
 };

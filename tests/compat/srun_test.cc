@@ -217,7 +217,7 @@ BOOST_AUTO_TEST_CASE(only_the_jobs_user_may_attach_to_its_terminal) {
   auto jobs = me.list(f);
   BOOST_REQUIRE(jobs && !jobs->empty());
   auto& job = jobs->back();
-  auto other = tt::connect(cluster(), "user:mallory");
+  auto other = tt::connect(cluster(), "user:bob");
   auto r = other.terminal_io(job.nodes.at(0), job.job_id, "echo pwned\r", 0, 0, 0, 0);
   BOOST_TEST((!r && r.status().code() == trainyard::ErrorCode::PermissionDenied), r.status().message());
   s.type("exit 0\r");

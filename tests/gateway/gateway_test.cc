@@ -415,6 +415,9 @@ BOOST_AUTO_TEST_CASE(a_whole_local_trainyard_through_the_rest_api_sse_and_metric
 
   // ty ranks by the same rule as the dashboard (loss lowest first, val_acc
   // highest first) and prints a job exactly as REST does.
+  // These services run plaintext (a bare test cluster): so does ty here.
+  std::filesystem::create_directories(c.dir().path() + "/.config/trainyard");
+  std::ofstream(c.dir().path() + "/.config/trainyard/config.toml") << "[security]\nmode = \"none\"\n";
   auto ty_json = [&](std::vector<std::string> args) {
     args.insert(args.begin(), {bin("ty"), "--scheduler", c.scheduler, "--metrics", c.metrics});
     auto [rc, out] = run(args, 20s, {{"HOME", c.dir().path()}, {"TY_CONFIG", ""}, {"USER", "ana"}});

@@ -7,6 +7,10 @@
 #define BOOST_TEST_MODULE hostile_scheduler
 #include <boost/test/unit_test.hpp>
 
+#include <map>
+
+#include <fstream>
+
 #include <signal.h>
 
 #include <chrono>
@@ -26,6 +30,13 @@ using namespace trainyard::testing;
 using namespace std::chrono_literals;
 
 namespace {
+
+// ty's environment for this plaintext scheduler: a user config with CURVE off.
+std::map<std::string, std::string> plain_home(const testing::TempDir& home) {
+  std::filesystem::create_directories(home / ".config/trainyard");
+  std::ofstream(home / ".config/trainyard/config.toml") << "[security]\nmode = \"none\"\n";
+  return {{"HOME", home.path()}, {"TY_CONFIG", ""}, {"USER", "alice"}};
+}
 
 fb::JobSpecT make_spec(const std::string& user = "alice") {
   fb::JobSpecT s;
@@ -89,6 +100,7 @@ struct Scheduler {
     e.scheduler = endpoint;
     e.bus = {"ipc://" + dir / "no-bus-out"};
     e.timeout_ms = 5000;
+    e.security.mode = security::Mode::kNone;  // this scheduler runs plaintext
     return client::Client(e);
   }
   uint64_t data_bytes() {
@@ -232,7 +244,7 @@ BOOST_AUTO_TEST_CASE(query_answers_in_pages_under_the_budget_and_the_client_sees
   // And so does ty queue --all, as a user runs it.
   TempDir home;
   auto [rc, out] = run({bin("ty"), "--scheduler", s.endpoint, "queue", "--all", "--json"}, 20s,
-                       {{"HOME", home.path()}, {"TY_CONFIG", ""}, {"USER", "alice"}});
+                       plain_home(home));
   BOOST_REQUIRE_EQUAL(rc, 0);
   auto jobs = nlohmann::json::parse(out.substr(out.find('[')));
   BOOST_TEST(jobs.size() == submitted.size());
@@ -274,7 +286,7 @@ BOOST_AUTO_TEST_CASE(ended_jobs_are_purged_ty_says_so_and_a_restart_is_clean) {
              st.message());
   TempDir home;
   auto [rc, out] = run({bin("ty"), "--scheduler", s.endpoint, "status", std::to_string(tasks[1])}, 20s,
-                       {{"HOME", home.path()}, {"TY_CONFIG", ""}, {"USER", "alice"}});
+                       plain_home(home));
   BOOST_TEST(rc != 0);
   BOOST_TEST(contains(out, "was purged after the retention period (ended jobs are kept 1 second)"), out);
   BOOST_TEST(contains(get_job(*c, live + 100).message(), "does not exist"));

@@ -91,6 +91,9 @@ Cluster::~Cluster() {
 std::vector<std::string> Cluster::security_sets() const {
   std::vector<std::string> sets{"--set", options_.secure ? "security.keys_dir=" + keys_dir() : "security.mode=none"};
   for (auto& s : options_.site_sets) sets.insert(sets.end(), {"--set", s});
+  // Whoever runs the tests operates the cluster (ty cancel, ty cloud
+  // resume...), unless the test sets the directory itself.
+  if (options_.site_sets.empty()) sets.insert(sets.end(), {"--set", "security.roles.admins=[\"" + login_name() + "\"]"});
   return sets;
 }
 

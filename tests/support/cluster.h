@@ -39,7 +39,9 @@ struct ClusterOptions {
   // = "none" for tests about something else that start peers of their own.
   bool secure = true;
   std::vector<std::string> users = {"alice", "bob", "carol"};  // plus the login name
-  std::vector<std::string> site_sets;  // --set for every process (security.roles..., security.accounts...)
+  // --set for every process (security.roles..., security.accounts...).
+  // Left empty, the login user is the cluster's admin.
+  std::vector<std::string> site_sets;
 
   // Turns on billing with the test rate card (written under `dir`): A100
   // GPUs at 3.60 EUR an hour, one micro-unit per GPU-millisecond; CPU and
