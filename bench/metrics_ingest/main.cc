@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
   std::ofstream(dir / "plan.json") << plan.dump();
 
   zmq::context_t ctx(1);
-  rpc::Client client(ctx, "metrics-aggregator", endpoint, {5000, 2, "bench"});
+  rpc::Client client(ctx, "metrics-aggregator", endpoint, {5000, 2, "bench", "", nullptr});
   int64_t t0 = monotonic_ms();
   Process feeder({bin("trainyard-metrics-feeder"), "--data", dir / "feeder-db", "--bus", frontend, "--plan",
                   dir / "plan.json", "--points-per-batch", std::to_string(points_per_batch), "--batches-per-commit",

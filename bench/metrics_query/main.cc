@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
                   dir / "plan.json", "--info", dir / "feeder.json"},
                  dir / "feeder.log");
   zmq::context_t ctx(1);
-  rpc::Client client(ctx, "metrics-aggregator", endpoint, {10000, 2, "bench"});
+  rpc::Client client(ctx, "metrics-aggregator", endpoint, {10000, 2, "bench", "", nullptr});
   bool ok = wait_until([&] { return count(client, 1) >= points && count(client, 100 + runs - 1) >= 2 * run_steps; }, 300s);
   if (!ok) {
     std::cerr << "the data did not arrive; see " << dir.path() << "\n";

@@ -446,7 +446,7 @@ void BillingShell::on_set_budget(const fb::Request& req, rpc::Responder& r) {
   r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union());
 }
 
-void BillingShell::on_reload(const fb::Request& req, rpc::Responder& r) {
+void BillingShell::on_reload(const fb::Request&, rpc::Responder& r) {
   if (auto c = caller(r); !c.admin()) return r.error(c.refuse("admins", "reload the rate card"));
   auto s = reload_rates();
   if (!s) return r.error(s);

@@ -33,7 +33,7 @@ TokenService::TokenService(zmq::context_t& ctx, const std::string& endpoint, Run
   runtime_.after_commit([this] { server_->flush(); });
 }
 
-std::optional<std::string> TokenService::caller(const fb::Request& req, rpc::Responder& r) const {
+std::optional<std::string> TokenService::caller(const fb::Request&, rpc::Responder& r) const {
   const std::string& p = r.principal();  // the caller's key under CURVE (ty token uses the user's)
   if (p.rfind("user:", 0) != 0 || !valid_user(p.substr(5))) {
     r.error(Status::permission_denied("API tokens belong to users: the principal '" + p + "' is not user:NAME"));

@@ -142,7 +142,7 @@ class Cluster {
   }
 
   Result<rpc::Reply> read_log(uint64_t job, bool stderr_, uint64_t offset = 0, uint32_t attempt = 0) {
-    rpc::Client c(ctx_, "agent", endpoint_, rpc::ClientOptions{2000, 1, ""});  // the local operator
+    rpc::Client c(ctx_, "agent", endpoint_, rpc::ClientOptions{2000, 1, "", "", nullptr});  // the local operator
     return c.call(fb::RequestBody::ReadLog, [&](flatbuffers::FlatBufferBuilder& b) {
       return fb::CreateReadLog(b, job, attempt, stderr_, offset, 65536).Union();
     });

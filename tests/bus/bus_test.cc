@@ -269,7 +269,7 @@ BOOST_AUTO_TEST_CASE(a_garbage_request_is_dropped_and_the_server_keeps_answering
   raw.connect(replay);
   raw.send(zmq::str_buffer("not a request"));
   raw.send(zmq::buffer(std::string(1000, '\xff')));
-  trainyard::rpc::Client client(ctx, "peer", replay, {1000, 1, ""});
+  trainyard::rpc::Client client(ctx, "peer", replay, {1000, 1, "", "", nullptr});
   auto r = client.call(trainyard::fb::RequestBody::ReplayRequest, [](flatbuffers::FlatBufferBuilder& fbb) {
     return trainyard::fb::CreateReplayRequestDirect(fbb, "test.@peer", 1, 100).Union();
   });
@@ -282,7 +282,7 @@ BOOST_AUTO_TEST_CASE(a_garbage_request_is_dropped_and_the_server_keeps_answering
 
 BOOST_AUTO_TEST_CASE(a_request_to_a_dead_peer_fails_fast_with_its_name) {
   zmq::context_t ctx;
-  trainyard::rpc::Client client(ctx, "scheduler", "tcp://127.0.0.1:1", {300, 2, ""});
+  trainyard::rpc::Client client(ctx, "scheduler", "tcp://127.0.0.1:1", {300, 2, "", "", nullptr});
   auto start = std::chrono::steady_clock::now();
   auto r = client.call(trainyard::fb::RequestBody::Ping);
   BOOST_CHECK(!r.ok());

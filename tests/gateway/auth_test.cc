@@ -303,7 +303,7 @@ BOOST_AUTO_TEST_CASE(a_one_time_login_link_logs_a_browser_in_once_and_leaves_the
   Gateway gw(dir, dead_services());
   zmq::context_t ctx(1);
   auto link_for = [&](const std::string& user) {
-    rpc::Client c(ctx, "gateway", gw.rpc, rpc::ClientOptions{2000, 1, "user:" + user});
+    rpc::Client c(ctx, "gateway", gw.rpc, rpc::ClientOptions{2000, 1, "user:" + user, "", nullptr});
     auto r = c.call(fb::RequestBody::MakeLoginLink, [](auto& b) { return fb::CreateMakeLoginLink(b, 600).Union(); });
     BOOST_REQUIRE_MESSAGE(r, r.status().message());
     return r->body<fb::LoginLink>()->secret()->str();
@@ -323,7 +323,7 @@ BOOST_AUTO_TEST_CASE(a_one_time_login_link_logs_a_browser_in_once_and_leaves_the
   BOOST_TEST(cookie_of(again, "ty_session").empty());
   BOOST_TEST(browser.get("/?token=" + std::string(64, 'a')).status == 401);
   // Only a user principal gets one.
-  rpc::Client svc(ctx, "gateway", gw.rpc, rpc::ClientOptions{2000, 1, "service:scheduler"});
+  rpc::Client svc(ctx, "gateway", gw.rpc, rpc::ClientOptions{2000, 1, "service:scheduler", "", nullptr});
   auto r = svc.call(fb::RequestBody::MakeLoginLink, [](auto& b) { return fb::CreateMakeLoginLink(b, 600).Union(); });
   BOOST_TEST(!r);
   BOOST_TEST((r.status().code() == ErrorCode::PermissionDenied), r.status().message());
