@@ -3,7 +3,10 @@
 // requests on a DEALER. An ack means the job is in RocksDB (WAL, or fsync'd
 // with --set scheduler.durability=fsync: one fsync per loop iteration
 // covers every submission of that iteration). Prints each figure next to
-// the target.
+// the target. `curve4` runs the same 4 clients with CURVE on every
+// hop (keys made by `ty admin keys init`, each client its own user's key)
+// and prints its rate as a ratio of the plaintext one measured in the same
+// run.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +20,7 @@
 #include <zmq.hpp>
 
 #include "process.h"
+#include "security/site.h"
 #include "trainyard/fb/request_generated.h"
 #include "trainyard/fb/reply_generated.h"
 
@@ -33,12 +37,24 @@ struct Result {
 };
 
 // One client: keeps `window` submissions in flight until `jobs` are acked.
-void client(const std::string& endpoint, int index, int jobs, int window, std::atomic<int>* go, Result* out) {
+// Under CURVE (`keys` set) it dials with user:bench-<index>'s key.
+void client(const std::string& endpoint, const std::string& keys, int index, int jobs, int window,
+            std::atomic<int>* go, Result* out) {
   zmq::context_t ctx(1);
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
   s.set(zmq::sockopt::linger, 0);
   s.set(zmq::sockopt::sndhwm, 0);
   s.set(zmq::sockopt::rcvhwm, 0);
+  std::unique_ptr<security::Site> site;
+  if (!keys.empty()) {
+    security::SecurityOptions o;
+    o.key_file = keys + "/user-bench-" + std::to_string(index) + ".key";
+    o.authorized_keys = keys + "/authorized_keys";
+    auto loaded = security::Site::load(o);
+    if (!loaded) throw std::runtime_error(loaded.status().to_string());
+    site = std::move(loaded).value();
+    if (auto st = security::secure_client(s, "service:scheduler", site.get()); !st) throw std::runtime_error(st.message());
+  }
   s.connect(endpoint);
   fb::JobSpecT spec;
   spec.name = "bench";
@@ -87,6 +103,7 @@ struct Stack {
   std::unique_ptr<Process> bus, sched;
   std::string endpoint;
   std::vector<std::string> argv;
+  std::string keys;  // the keys directory under CURVE, "" plaintext
   int starts = 0;
   nlohmann::json ready;
   void start() {
@@ -95,11 +112,20 @@ struct Stack {
     ready = wait_json(dir / "sched.ready", 60s);
     endpoint = ready["endpoint"];
   }
-  explicit Stack(const std::vector<std::string>& sets) {
-    bus = std::make_unique<Process>(
-        std::vector<std::string>{bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend",
-                                 "tcp://127.0.0.1:*", "--endpoints-file", dir / "bus.endpoints"},
-        dir / "bus.log");
+  Stack(const std::vector<std::string>& sets, bool curve) {
+    std::vector<std::string> security{"--set", "security.mode=none"};
+    if (curve) {
+      keys = dir / "keys";
+      auto made = trainyard::testing::run({bin("ty"), "admin", "keys", "init", keys, "--user", "bench-0", "bench-1", "bench-2",
+                               "bench-3"},
+                              30s);
+      if (made.first != 0) throw std::runtime_error("ty admin keys init: " + made.second);
+      security = {"--set", "security.keys_dir=" + keys};
+    }
+    std::vector<std::string> bus_argv{bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend",
+                                      "tcp://127.0.0.1:*", "--endpoints-file", dir / "bus.endpoints"};
+    bus_argv.insert(bus_argv.end(), security.begin(), security.end());
+    bus = std::make_unique<Process>(bus_argv, dir / "bus.log");
     if (!wait_until([&] { return read_file(dir / "bus.endpoints").find("backend=") != std::string::npos; }, 10s)) {
       throw std::runtime_error("trainyard-bus did not start");
     }
@@ -123,18 +149,19 @@ struct Stack {
       argv.push_back("--set");
       argv.push_back(s);
     }
+    argv.insert(argv.end(), security.begin(), security.end());
     start();
   }
 };
 
 double run(const std::string& label, int clients, int jobs, int window, const std::vector<std::string>& sets,
-           double target) {
-  Stack stack(sets);
+           double target, bool curve = false) {
+  Stack stack(sets, curve);
   std::vector<Result> results(static_cast<size_t>(clients));
   std::vector<std::thread> threads;
   std::atomic<int> go{0};
   for (int i = 0; i < clients; ++i) {
-    threads.emplace_back(client, stack.endpoint, i, jobs, window, &go, &results[static_cast<size_t>(i)]);
+    threads.emplace_back(client, stack.endpoint, stack.keys, i, jobs, window, &go, &results[static_cast<size_t>(i)]);
   }
   std::this_thread::sleep_for(200ms);  // let the DEALERs connect before the clock starts
   auto t0 = std::chrono::steady_clock::now();
@@ -174,13 +201,21 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--only")) only = argv[i + 1];
   }
   if (argc > 1 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h"))) {
-    std::printf("bench-submit [--jobs N per client (20000)] [--window in-flight per client (256)] [--only wal1|wal4|fsync4]\n");
+    std::printf("bench-submit [--jobs N per client (20000)] [--window in-flight per client (256)] "
+                "[--only wal1|wal4|fsync4|curve4]\n");
     return 0;
   }
   std::printf("bench-submit: SubmitJob acked (durable) per second, %d jobs per client, %d in flight each, %u cores\n",
               jobs, window, std::thread::hardware_concurrency());
   if (only.empty() || only == "wal1") run("1 client, WAL", 1, jobs, window, {"scheduler.durability=wal"}, 8000);
-  if (only.empty() || only == "wal4") run("4 clients, WAL", 4, jobs, window, {"scheduler.durability=wal"}, 20000);
+  double plain4 = 0;
+  if (only.empty() || only == "wal4" || only == "curve4") {
+    plain4 = run("4 clients, WAL", 4, jobs, window, {"scheduler.durability=wal"}, 20000);
+  }
+  if (only.empty() || only == "curve4") {
+    double curve4 = run("4 clients, WAL, CURVE", 4, jobs, window, {"scheduler.durability=wal"}, 10000, true);
+    std::printf("  %-28s %9.2f of plaintext (same run)\n", "CURVE / plain", plain4 > 0 ? curve4 / plain4 : 0);
+  }
   if (only.empty() || only == "fsync4") run("4 clients, fsync (group commit)", 4, jobs, window, {"scheduler.durability=fsync"}, 5000);
   return 0;
 }

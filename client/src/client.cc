@@ -417,7 +417,9 @@ Result<std::vector<fb::JobRecordT>> Client::wait(const std::vector<uint64_t>& jo
 
 Status Client::watch(const std::vector<uint64_t>& job_ids, const std::function<bool(const JobEvent&)>& on_event,
                      milliseconds timeout) {
-  auto sub = job_subscriber(*ctx_, endpoints_.bus, "job.", site_.get());
+  // job.state only: job.submitted carries whole specs, which the bus gives
+  // services alone (a user's key may subscribe to job.state and ops.*).
+  auto sub = job_subscriber(*ctx_, endpoints_.bus, "job.state", site_.get());
   if (!sub) return Status::invalid("no bus endpoint to watch events on (set bus.backend or --bus)");
   std::set<uint64_t> wanted(job_ids.begin(), job_ids.end());
   std::map<std::string, uint64_t> seen;  // stream -> newest seq, to drop the second forwarder's copy

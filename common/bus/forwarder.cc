@@ -26,6 +26,8 @@ Forwarder::Forwarder(zmq::context_t& ctx, const ForwarderOptions& options)
   security::secure_server(xpub_);
   xpub_.set(zmq::sockopt::sndhwm, options.hwm);
   xpub_.set(zmq::sockopt::linger, 0);
+  // Checked: the forwarder decides which subscriptions take effect.
+  if (security::Site::current() && check_streams_) xpub_.set(zmq::sockopt::xpub_manual, true);
   xsub_.bind(options.frontend);
   xpub_.bind(options.backend);
   control_.set(zmq::sockopt::linger, 0);
@@ -56,6 +58,7 @@ void Forwarder::run_checked() {
     if (items[1].revents & ZMQ_POLLIN) {
       zmq::message_t m;
       while (xpub_.recv(m, zmq::recv_flags::dontwait)) {
+        if (!subscribe(m)) continue;
         bool more = m.more();
         xsub_.send(m, more ? zmq::send_flags::sndmore : zmq::send_flags::none);
       }
@@ -108,6 +111,40 @@ bool Forwarder::allowed(const std::vector<zmq::message_t>& frames) {
                  principal.empty() ? "?" : principal, why, stats_.malformed.load(), stats_.forged.load());
   }
   return false;
+}
+
+bool may_subscribe(std::string_view principal, std::string_view topic) {
+  auto kind = security::principal_kind(principal);
+  if (kind == "service" || kind == "agent") return true;
+  if (kind != "user") return false;
+  for (std::string_view open : {"job.state", "ops."}) {
+    if (topic.substr(0, open.size()) == open) return true;
+  }
+  return false;
+}
+
+bool Forwarder::subscribe(const zmq::message_t& m) {
+  const auto* d = static_cast<const char*>(m.data());
+  if (m.size() < 1 || (d[0] != 0 && d[0] != 1)) return true;  // not a subscription: pass it on
+  std::string_view topic(d + 1, m.size() - 1);
+  std::string principal = security::authenticated_principal(m);
+  if (!may_subscribe(principal, topic)) {
+    ++stats_.refused_subscriptions;
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now().time_since_epoch()).count();
+    if (now - last_refusal_log_ms_ >= 10'000) {
+      last_refusal_log_ms_ = now;
+      spdlog::warn("bus: refused {}'s subscription to \"{}\" (users read job.state and ops.* only); {} so far",
+                   principal.empty() ? "an unknown key" : principal, topic, stats_.refused_subscriptions.load());
+    }
+    return false;
+  }
+  if (d[0] == 1) {
+    xpub_.set(zmq::sockopt::subscribe, topic);
+  } else {
+    xpub_.set(zmq::sockopt::unsubscribe, topic);
+  }
+  return true;
 }
 
 void Forwarder::stop() {

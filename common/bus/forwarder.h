@@ -31,7 +31,15 @@ struct ForwarderStats {
   std::atomic<uint64_t> forwarded{0};
   std::atomic<uint64_t> malformed{0};  // not a verifiable event
   std::atomic<uint64_t> forged{0};     // a stream its publisher does not own
+  std::atomic<uint64_t> refused_subscriptions{0};  // a user asking for more than the queue line
 };
+
+// Under CURVE a user's key may subscribe only to what everyone may see: the
+// queue line (job.state, whose events carry no command, environment or
+// files) and the streams' heartbeats and health (ops.*). job.submitted
+// (whole specs), run.*, metric.*, lease.*, usage.*, audit.* and the rest
+// are for services and agents.
+bool may_subscribe(std::string_view principal, std::string_view topic);
 
 class Forwarder {
  public:
@@ -59,6 +67,9 @@ class Forwarder {
   void run_checked();
   bool forward_one();
   bool allowed(const std::vector<zmq::message_t>& frames);
+  // Applies a subscription (XPUB_MANUAL) if its subscriber may have it.
+  bool subscribe(const zmq::message_t& m);
+  int64_t last_refusal_log_ms_ = 0;
 };
 
 }  // namespace trainyard::bus

@@ -17,6 +17,8 @@ void Responder::ok(fb::ReplyBody type, flatbuffers::Offset<void> body) {
   }
   fb::FinishReplyBuffer(fbb_, rb.Finish());
   answered_ = true;
+  code_ = fb::ErrorCode::Ok;
+  message_.clear();
 }
 
 void Responder::error(const Status& status) {
@@ -28,6 +30,8 @@ void Responder::error(const Status& status) {
   rb.add_message(msg);
   fb::FinishReplyBuffer(fbb_, rb.Finish());
   answered_ = true;
+  code_ = status.code();
+  message_ = status.message();
 }
 
 Server::Server(zmq::context_t& ctx, const std::string& endpoint, std::string service)
@@ -86,7 +90,7 @@ size_t Server::poll_in(size_t max) {
       continue;
     }
     if (!identify(*body, *req, r)) {
-      pending_.push_back(std::move(r));
+      answered(*req, std::move(r));
       continue;
     }
     auto it = handlers_.find(req->body_type());
@@ -102,9 +106,20 @@ size_t Server::poll_in(size_t max) {
         r.error(Status::internal(service_ + " failed on this request: " + e.what()));
       }
     }
-    if (r.answered()) pending_.push_back(std::move(r));
+    if (r.answered()) answered(*req, std::move(r));
   }
   return n;
+}
+
+void Server::answered(const fb::Request& req, Responder&& r) {
+  if (observer_) {
+    try {
+      observer_(req, r);
+    } catch (const std::exception& e) {
+      spdlog::error("{}: the observer of {} failed: {}", service_, fb::EnumNameRequestBody(req.body_type()), e.what());
+    }
+  }
+  pending_.push_back(std::move(r));
 }
 
 bool Server::identify(const zmq::message_t& body, const fb::Request& req, Responder& r) {

@@ -43,6 +43,17 @@ class Responder {
     peer_ = std::move(peer);
     principal_ = std::move(principal);
   }
+  // The reply's code and, for an error, its message (after ok/error).
+  fb::ErrorCode code() const { return code_; }
+  const std::string& message() const { return message_; }
+  // Marks this request as an admin action for the audit trail: `target`
+  // names what it acted on ("account physics", "job 42").
+  void audit(std::string target) {
+    audited_ = true;
+    audit_target_ = std::move(target);
+  }
+  bool audited() const { return audited_; }
+  const std::string& audit_target() const { return audit_target_; }
   // The finished reply (after ok/error).
   flatbuffers::DetachedBuffer take() { return fbb_.Release(); }
 
@@ -53,6 +64,10 @@ class Responder {
   std::string principal_;
   flatbuffers::FlatBufferBuilder fbb_{256};
   bool answered_ = false;
+  fb::ErrorCode code_ = fb::ErrorCode::Ok;
+  std::string message_;
+  bool audited_ = false;
+  std::string audit_target_;
 };
 
 struct ServerStats {
@@ -76,6 +91,10 @@ class Server {
   const std::string& service() const { return service_; }
 
   void on(fb::RequestBody type, Handler handler) { handlers_[type] = std::move(handler); }
+  // Sees every request answered at once: after its handler ran, or after
+  // the server refused its caller. The audit trail's hook.
+  using Observer = std::function<void(const fb::Request&, const Responder&)>;
+  void observe(Observer fn) { observer_ = std::move(fn); }
 
   // Reads up to `max` waiting requests and runs their handlers. Returns how
   // many were read.
@@ -93,7 +112,10 @@ class Server {
   std::string service_;
   bool identify(const zmq::message_t& body, const fb::Request& req, Responder& r);
 
+  void answered(const fb::Request& req, Responder&& r);
+
   std::map<fb::RequestBody, Handler> handlers_;
+  Observer observer_;
   std::vector<Responder> pending_;
   ServerStats stats_;
 };

@@ -1,8 +1,10 @@
 // Who may do what: the site's directory of roles and account membership,
 // and the rules every service applies to an authenticated principal.
 //
-// The directory comes from the shared config ([security.roles],
-// [security.accounts.<name>]), so every service enforces the same view.
+// The directory is the shared config's ([security.roles],
+// [security.accounts.<name>]) joined with the durable one billing keeps and
+// publishes (directory.changed, edited by `ty admin user|account|role`), so
+// every service enforces the same view (security/directory.h).
 // Rules are enforced while CURVE is on (a Site is installed). Without it
 // any peer can claim any principal: the rules then apply to the principal
 // a request claims (they keep honest callers honest, they stop nobody),
@@ -14,23 +16,10 @@
 #include <string>
 #include <string_view>
 
+#include "security/directory.h"
 #include "util/status.h"
 
 namespace trainyard::security {
-
-struct AccountEntry {
-  std::set<std::string, std::less<>> members;       // user names
-  std::set<std::string, std::less<>> coordinators;  // user names (members too)
-};
-
-struct Directory {
-  std::set<std::string, std::less<>> admins;     // user names: rates, budgets, every job
-  std::set<std::string, std::less<>> operators;  // user names: nodes
-  std::map<std::string, AccountEntry, std::less<>> accounts;
-  // An account the directory does not list is open to every user (a site
-  // that lists none has no membership rule).
-  bool lists(std::string_view account) const { return accounts.count(account) > 0; }
-};
 
 // Node `node` belongs to the agent instance `instance`: the same name, or
 // one of the nodes ... a simulated agent X stands for.

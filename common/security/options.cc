@@ -50,4 +50,20 @@ Result<Directory> directory_from_config(const Config& config) {
   return d;
 }
 
+Result<TrustSettings> trust_from_config(const Config& config) {
+  TrustSettings t;
+  auto dir = directory_from_config(config);
+  if (!dir) return dir.status();
+  t.directory = std::move(dir).value();
+  try {
+    t.directory_owner = config.get_string("billing.instance", t.directory_owner);
+    t.audit_refusals_per_s = config.get_double("security.audit_refusals_per_s", t.audit_refusals_per_s);
+  } catch (const std::exception& e) {
+    return Status::invalid(e.what());
+  }
+  if (t.directory_owner.empty()) return Status::invalid("billing.instance is empty: name billing's instance");
+  if (!(t.audit_refusals_per_s > 0)) return Status::invalid("security.audit_refusals_per_s must be positive");
+  return t;
+}
+
 }  // namespace trainyard::security

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 #include <zmq.h>
@@ -162,6 +163,22 @@ void Site::serve_zap() {
   }
 }
 
+void Site::note_refusal(std::string address, std::string key, std::string why) {
+  std::lock_guard lock(mu_);
+  for (auto& r : refusals_) {
+    if (r.address == address && r.key == key) {
+      ++r.count;
+      return;
+    }
+  }
+  if (refusals_.size() < 64) refusals_.push_back(Refusal{std::move(address), std::move(key), std::move(why), 1});
+}
+
+std::vector<Refusal> Site::take_refusals() {
+  std::lock_guard lock(mu_);
+  return std::exchange(refusals_, {});
+}
+
 // RFC 27: version, request id, domain, address, routing id, mechanism,
 // credentials; the reply: version, request id, status code, status text,
 // user id, metadata.
@@ -181,6 +198,7 @@ void Site::answer(zmq::socket_t& rep) {
       ++counters_.accepted;
     } else {
       ++counters_.refused;
+      note_refusal(text(3), key, "unknown key");
       ++refusals_unlogged_;
       if (now_ms() - last_refusal_log_ms_ >= 10'000) {
         spdlog::warn("security: refused {} connection(s) with unknown keys, the last from {} (key {})",
@@ -192,6 +210,7 @@ void Site::answer(zmq::socket_t& rep) {
   } else {
     ++counters_.refused;
     status = "CURVE required";
+    note_refusal(text(3), "", status);
   }
   std::string parts[] = {"1.0", text(1), code, status, user, metadata};
   for (size_t i = 0; i < 6; ++i) {

@@ -46,6 +46,9 @@ Result<SecurityOptions> options_from_config(const Config& config, std::string_vi
 // [security.roles] admins, operators and [security.accounts.<name>]
 // members, coordinators (user names): the site's directory.
 Result<struct Directory> directory_from_config(const Config& config);
+// What every service needs to apply the rules and write the audit trail.
+struct TrustSettings;
+Result<TrustSettings> trust_from_config(const Config& config);
 // "service:scheduler" -> "service-scheduler.key": a key's file in a keys dir.
 std::filesystem::path key_file_name(std::string_view principal);
 
@@ -58,6 +61,14 @@ struct Counters {
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> refused{0};  // handshakes with a key the site does not list
   std::atomic<uint64_t> reloads{0};
+};
+
+// A handshake the ZAP handler refused, for the audit trail.
+struct Refusal {
+  std::string address;  // the peer's IP address
+  std::string key;      // its public key (Z85), "" when it offered no CURVE
+  std::string why;      // "unknown key", "CURVE required"
+  uint64_t count = 1;   // refusals of this key from this address since the last take
 };
 
 class Site;
@@ -96,6 +107,9 @@ class Site {
   Status reload();
   std::shared_ptr<const Keyring> keyring() const;
   const Counters& counters() const { return counters_; }
+  // The handshakes refused since the last call, one entry per key and
+  // address (at most 64; the rest only counted in counters().refused).
+  std::vector<Refusal> take_refusals();
 
  private:
   friend Result<std::unique_ptr<Site>> open_site(zmq::context_t* ctx, const SecurityOptions& options);
@@ -115,6 +129,8 @@ class Site {
   std::thread thread_;
   int64_t last_refusal_log_ms_ = 0;
   uint64_t refusals_unlogged_ = 0;
+  std::vector<Refusal> refusals_;  // guarded by mu_
+  void note_refusal(std::string address, std::string key, std::string why);
 };
 
 // The principal a received message came from, as the ZAP handler named it

@@ -71,9 +71,9 @@ Result<AgentOptions> AgentOptions::from_config(const Config& config) try {
   o.state_dir = o.data + "/run-state";
   o.broker_endpoint = config.get_string("broker.endpoint", "tcp://127.0.0.1:5561");
   o.broker_instance = config.get_string("broker.instance", "broker");
-  auto dir = security::directory_from_config(config);
-  if (!dir) return dir.status();
-  o.directory = std::move(dir).value();
+  auto trust = security::trust_from_config(config);
+  if (!trust) return trust.status();
+  o.trust = std::move(trust).value();
   o.bus_frontend = config.get_strings("bus.frontend", {"tcp://127.0.0.1:5550"});
   o.bus_backend = config.get_strings("bus.backend", {"tcp://127.0.0.1:5551"});
   read_timings(config, o);

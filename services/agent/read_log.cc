@@ -39,10 +39,11 @@ void AgentShell::on_read_log(const fb::Request& req, rpc::Responder& reply) {
   }
   auto& r = best->rec;
   // A job's logs are its owner's, its account's coordinators' and admins'.
-  if (auto c = security::Caller::of(reply.principal(), options_.directory);
-      c.enforced() && !c.may_manage_job(r.user, r.account)) {
-    reply.error(c.refuse("job owner", "read the logs of job " + std::to_string(r.job_id) + " of user:" + r.user));
-    return;
+  if (auto c = security::Caller::of(reply.principal(), directory_->current()); c.enforced()) {
+    std::string what = "read the logs of job " + std::to_string(r.job_id) + " of user:" + r.user;
+    if (!c.may_manage_job(r.user, r.account)) return reply.error(c.refuse("job owner", what));
+    // Someone else's logs (a coordinator, an admin): audited once per read, not per chunk.
+    if (c.user() && c.name() != r.user && q->offset() == 0) reply.audit(what);
   }
   // Decided before reading: once finished, the file no longer grows, so
   // "finished" with this chunk means nothing more will ever come.

@@ -89,7 +89,7 @@ class PointBatch {
 }  // namespace
 
 storage::Options AgentShell::store_options(const Options& o) {
-  return service_store({"runs", "grants"}, o.durability);
+  return service_store({"runs", "grants", security::DirectoryFeed::kColumnFamily}, o.durability);
 }
 
 std::unique_ptr<Nvml> AgentShell::find_gpus(AgentOptions& o) {
@@ -157,6 +157,8 @@ AgentShell::AgentShell(const ServiceEnv& env, AgentOptions options)
   } else {
     so.prefixes.push_back("lease." + options_.node + ".");
   }
+  so.prefixes.emplace_back(security::kDirectoryPrefix);
+  directory_ = std::make_unique<security::DirectoryFeed>(store_, options_.trust.directory, options_.trust.directory_owner);
   subscriber_ = std::make_unique<bus::Subscriber>(
       ctx_, store_, so, [this](const bus::Event& e, storage::Batch& batch) { on_lease_event(e, batch); });
 
@@ -166,6 +168,9 @@ AgentShell::AgentShell(const ServiceEnv& env, AgentOptions options)
   }
   server_.on(fb::RequestBody::ReadLog, [this](const fb::Request& req, rpc::Responder& r) { on_read_log(req, r); });
   server_.on(fb::RequestBody::TerminalIo, [this](const fb::Request& req, rpc::Responder& r) { on_terminal_io(req, r); });
+  audit_ = std::make_unique<security::AuditTrail>(*publisher_, runtime_, clock_, options_.node,
+                                                  options_.trust.audit_refusals_per_s);
+  audit_->attach(server_);
 
   int fds[2];
   if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("pipe2 failed");
@@ -260,7 +265,8 @@ AgentShell::Run* AgentShell::find(uint64_t lease) {
 
 void AgentShell::save(Run& run) { runtime_.batch().put(runs_cf_, lease_key(run.rec.lease_id), encode_run(run.rec)); }
 
-void AgentShell::on_lease_event(const bus::Event& e, storage::Batch&) {
+void AgentShell::on_lease_event(const bus::Event& e, storage::Batch& batch) {
+  if (directory_->apply(e, batch)) return;
   // Grants and revocations come from the broker's streams only: under CURVE
   // the forwarder let only service:<broker.instance> publish there.
   if (e.stream().substr(e.stream().rfind('@') + 1) != options_.broker_instance) {
@@ -801,6 +807,9 @@ void AgentShell::publish_ops() {
   gauge("job_files_refused", static_cast<double>(job_files_refused_));
   gauge("events_published", static_cast<double>(stats.published));
   gauge("lease_events_applied", static_cast<double>(subscriber_->stats().applied));
+  gauge("lease_events_refused", static_cast<double>(refused_leases_));
+  for (auto& [name, v] : audit_->gauges()) g.push_back(fb::CreateGaugeDirect(b, name.c_str(), v));
+  gauge("directory_version", static_cast<double>(directory_->current().version));
   auto ev = fb::CreateOpsMetricsDirect(b, "agent", options_.node.c_str(), &g);
   publisher_->append(runtime_.batch(), "ops.metrics.agent", fb::Payload::OpsMetrics, ev.Union());
 }

@@ -25,7 +25,9 @@
 #include "nvml.h"
 #include "rpc/async_client.h"
 #include "rpc/server.h"
+#include "security/audit.h"
 #include "security/authz.h"
+#include "security/directory_feed.h"
 #include "storage/store.h"
 #include "supervisor.h"
 #include "terminal.h"
@@ -39,7 +41,7 @@ struct AgentOptions {
   std::string node;                          // this node (simulated: the prefix of its nodes' names)
   std::string broker_instance = "broker";    // broker.instance: whose lease streams it obeys
   bool run_as_submitter = true;              // agent.run_as: jobs as their user (when the agent is root)
-  security::Directory directory;             // security.roles, security.accounts: who reads a run's logs
+  security::TrustSettings trust;             // the directory (who reads a run's logs), its owner, the audit rate
   uint32_t simulate = 0;                     // >0: act as that many simulated nodes
   std::string endpoint = "tcp://127.0.0.1:*";
   std::string runs_dir;                      // run directories: the job's logs and metrics file (job-writable)
@@ -207,6 +209,8 @@ class AgentShell {
   rpc::Server server_;
   std::unique_ptr<bus::Publisher> publisher_;
   std::unique_ptr<bus::Subscriber> subscriber_;
+  std::unique_ptr<security::DirectoryFeed> directory_;
+  std::unique_ptr<security::AuditTrail> audit_;
   std::unique_ptr<rpc::AsyncClient> broker_;
   std::vector<std::string> nodes_;
   std::set<std::string, std::less<>> node_set_;

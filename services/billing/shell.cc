@@ -57,9 +57,10 @@ Result<BillingOptions> BillingOptions::from_config(const Config& c) {
   try {
     o.endpoint = c.get_string("billing.endpoint", o.endpoint);
     o.data = c.get_string("billing.data", o.data);
-    auto dir = security::directory_from_config(c);
-    if (!dir) return dir.status();
-    o.directory = std::move(dir).value();
+    auto trust = security::trust_from_config(c);
+    if (!trust) return trust.status();
+    o.trust = std::move(trust).value();
+    o.audit_keep_days = c.get_int("billing.audit_keep_days", o.audit_keep_days, 1, 36500);
     o.rates = c.get_string("billing.rates", "");
     o.currency = c.get_string("billing.currency", o.currency);
     o.instance = c.get_string("billing.instance", o.instance);
@@ -96,7 +97,7 @@ Result<BillingOptions> BillingOptions::from_config(const Config& c) {
 }
 
 storage::Options BillingShell::store_options(const Options& o) {
-  return service_store({"lines", "spends", "accounts", "jobs", "cloud"},
+  return service_store({"lines", "spends", "accounts", "jobs", "cloud", "audit", security::DirectoryFeed::kColumnFamily},
                        o.fsync ? storage::Durability::kFsync : storage::Durability::kWal);
 }
 
@@ -110,6 +111,7 @@ BillingShell::BillingShell(const ServiceEnv& env, BillingOptions options)
       accounts_cf_(store_.cf("accounts")),
       jobs_cf_(store_.cf("jobs")),
       cloud_cf_(store_.cf("cloud")),
+      audit_cf_(store_.cf("audit")),
       runtime_(env.runtime),
       ledger_([this](std::string_view k) { return store_.get(lines_cf_, k); },
               [this](std::string_view k) { return store_.get(spends_cf_, k); }),
@@ -123,6 +125,7 @@ BillingShell::BillingShell(const ServiceEnv& env, BillingOptions options)
     return true;
   });
 
+  directory_ = std::make_unique<security::DirectoryFeed>(store_, options_.trust.directory, options_.instance);
   server_ = std::make_unique<rpc::Server>(env.ctx, options_.endpoint, "billing");
   bus::PublisherOptions po;
   po.instance = options_.instance;
@@ -136,7 +139,7 @@ BillingShell::BillingShell(const ServiceEnv& env, BillingOptions options)
   bus::SubscriberOptions so;
   so.name = "billing";
   so.bus_endpoints = options_.bus_backend;
-  so.prefixes = {"usage.", "job.", "cloud."};
+  so.prefixes = {"usage.", "job.", "cloud.", std::string(security::kAuditPrefix)};
   subscriber_ = std::make_unique<bus::Subscriber>(
       env.ctx, store_, so, [this](const bus::Event& e, storage::Batch& batch) { on_event(e, batch); });
 
@@ -149,6 +152,19 @@ BillingShell::BillingShell(const ServiceEnv& env, BillingOptions options)
   server_->on(fb::RequestBody::EstimateCost, [this](const fb::Request& q, rpc::Responder& r) { on_estimate(q, r); });
   server_->on(fb::RequestBody::SetBudget, [this](const fb::Request& q, rpc::Responder& r) { on_set_budget(q, r); });
   server_->on(fb::RequestBody::ReloadRates, [this](const fb::Request& q, rpc::Responder& r) { on_reload(q, r); });
+  server_->on(fb::RequestBody::EditDirectory, [this](const fb::Request& q, rpc::Responder& r) { on_edit_directory(q, r); });
+  server_->on(fb::RequestBody::GetDirectory, [this](const fb::Request& q, rpc::Responder& r) { on_get_directory(q, r); });
+  server_->on(fb::RequestBody::QueryAudit, [this](const fb::Request& q, rpc::Responder& r) { on_query_audit(q, r); });
+  audit_ = std::make_unique<security::AuditTrail>(*publisher_, runtime_, clock_, options_.instance,
+                                                  options_.trust.audit_refusals_per_s);
+  audit_->attach(*server_);
+  runtime_.every(5000, [this] {
+    auto g = audit_->gauges();
+    g.emplace_back("directory_version", static_cast<double>(directory_->current().version));
+    g.emplace_back("usage_ticks_charged", static_cast<double>(stats_.ticks));
+    g.emplace_back("usage_ticks_refused", static_cast<double>(stats_.refused));
+    security::publish_ops_metrics(*publisher_, runtime_.batch(), "billing", options_.instance, std::move(g));
+  });
 
   runtime_.watch(server_->socket(), [this] { server_->poll_in(); });
   subscriber_->attach(runtime_);
@@ -172,6 +188,7 @@ BillingShell::BillingShell(const ServiceEnv& env, BillingOptions options)
     }
     for (auto& n : names) check_budget(n, month, runtime_.batch());
   });
+  runtime_.every(3600'000, [this] { trim_audit(); });
   runtime_.on_reload([this] {
     auto s = reload_rates();
     if (!s) spdlog::error("SIGHUP: {}", s.message());
@@ -197,6 +214,9 @@ Status BillingShell::reload_rates() {
 
 void BillingShell::on_event(const bus::Event& e, storage::Batch& batch) {
   switch (e.type()) {
+    case fb::Payload::AuditRecord:
+      keep_audit(e, batch);
+      return;
     case fb::Payload::UsageTick: {
       auto* t = e.as<fb::UsageTick>();
       if (charge_cloud_usage(*t, batch)) return;
@@ -301,6 +321,11 @@ void BillingShell::publish(const AccountEvent& e, storage::Batch& batch) {
 }
 
 void BillingShell::snapshot(std::string_view prefix, flatbuffers::FlatBufferBuilder& b, const bus::EmitFn& emit) {
+  if (prefix == security::kDirectoryPrefix) {
+    auto view = security::to_view(directory_->durable());
+    emit(security::kDirectoryTopic, fb::Payload::DirectoryView, fb::DirectoryView::Pack(b, &view).Union());
+    return;
+  }
   if (prefix != "account.") return;
   // The state a late subscriber needs: which accounts are blocked now.
   uint32_t now_month = month_of(clock_.now_ns());
@@ -443,6 +468,8 @@ void BillingShell::on_set_budget(const fb::Request& req, rpc::Responder& r) {
   }
   runtime_.batch().put(accounts_cf_, account, st.encode());
   check_budget(account, month_of(clock_.now_ns()), runtime_.batch());
+  r.audit("account " + account + " budget " + std::to_string(q->monthly_micros()) + " micros/month" +
+          (q->hard() ? " (hard)" : ""));
   r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union());
 }
 
@@ -450,6 +477,7 @@ void BillingShell::on_reload(const fb::Request&, rpc::Responder& r) {
   if (auto c = caller(r); !c.admin()) return r.error(c.refuse("admins", "reload the rate card"));
   auto s = reload_rates();
   if (!s) return r.error(s);
+  r.audit("rate card " + options_.rates);
   r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union());
 }
 

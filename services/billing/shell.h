@@ -1,7 +1,10 @@
 // The billing service's I/O shell: RocksDB (ledger, spends, accounts), the
 // durable subscriber of usage.* and job.*, the publisher of account.*, and
 // the ROUTER that answers QueryUsage, GetInvoice, EstimateCost, SetBudget,
-// ReloadRates and Ping. The decisions live in core/.
+// ReloadRates and Ping. It also owns the site's directory of users, accounts
+// and roles (EditDirectory, GetDirectory; published as directory.changed)
+// and keeps every service's audit.* records (QueryAudit). The decisions
+// live in core/.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +23,9 @@
 #include "core/rate_card.h"
 #include "core/report.h"
 #include "rpc/server.h"
+#include "security/audit.h"
 #include "security/authz.h"
+#include "security/directory_feed.h"
 #include "storage/store.h"
 #include "util/clock.h"
 #include "util/config.h"
@@ -36,7 +41,8 @@ struct BillingOptions {
   std::string rates;                              // billing.rates (required)
   std::string currency = "USD";                   // billing.currency
   std::string instance = "billing";               // billing.instance: stream account.@<instance>
-  security::Directory directory;                  // security.roles, security.accounts: who reads and changes what
+  security::TrustSettings trust;                  // the directory's bootstrap, the audit rate
+  int64_t audit_keep_days = 400;                  // billing.audit_keep_days: audit records older are deleted
   std::vector<std::string> bus_frontend;          // bus.frontend
   std::vector<std::string> bus_backend;           // bus.backend
   int64_t check_ms = 1000;                        // billing.check_ms: month-turn check
@@ -99,22 +105,32 @@ class BillingShell {
   // Calls fn for every stored line matching `f`.
   void scan_lines(const UsageFilter& f, const std::function<void(const LineKey&, const Line&)>& fn) const;
 
-  security::Caller caller(const rpc::Responder& r) const { return security::Caller::of(r.principal(), options_.directory); }
+  security::Caller caller(const rpc::Responder& r) const {
+    return security::Caller::of(r.principal(), directory_->current());
+  }
   void on_query_usage(const fb::Request& req, rpc::Responder& r);
   void on_invoice(const fb::Request& req, rpc::Responder& r);
   void on_estimate(const fb::Request& req, rpc::Responder& r);
   void on_set_budget(const fb::Request& req, rpc::Responder& r);
   void on_reload(const fb::Request& req, rpc::Responder& r);
+  // The directory and the audit trail (directory_calls.cc).
+  void on_edit_directory(const fb::Request& req, rpc::Responder& r);
+  void on_get_directory(const fb::Request& req, rpc::Responder& r);
+  void on_query_audit(const fb::Request& req, rpc::Responder& r);
+  void keep_audit(const bus::Event& e, storage::Batch& batch);
+  void trim_audit();
 
   BillingOptions options_;
   const Clock& clock_;
   RateCard card_;
   storage::Store& store_;
-  storage::Cf lines_cf_, spends_cf_, accounts_cf_, jobs_cf_, cloud_cf_;
+  storage::Cf lines_cf_, spends_cf_, accounts_cf_, jobs_cf_, cloud_cf_, audit_cf_;
   Runtime& runtime_;
   std::unique_ptr<rpc::Server> server_;
   std::unique_ptr<bus::Publisher> publisher_;
   std::unique_ptr<bus::Subscriber> subscriber_;
+  std::unique_ptr<security::DirectoryFeed> directory_;
+  std::unique_ptr<security::AuditTrail> audit_;
   Ledger ledger_;
   CloudMeter meter_;
   std::map<std::string, AccountState, std::less<>> accounts_;

@@ -132,13 +132,18 @@ Result<AggregatorOptions> AggregatorOptions::from_config(const Config& c) try {
   auto d = storage::parse_durability("metrics.durability", c.get_string("metrics.durability", "wal"));
   if (!d) return d.status();
   o.durability = *d;
+  auto trust = security::trust_from_config(c);
+  if (!trust) return trust.status();
+  o.trust = std::move(trust).value();
   return o;
 } catch (const std::exception& e) {
   return Status::invalid(e.what());
 }
 
 storage::Options AggregatorShell::store_options(const Options& o) {
-  return service_store({"points", "rollups", "series", "jobs", "experiments", "meta"}, o.durability, {"meta"});
+  return service_store({"points", "rollups", "series", "jobs", "experiments", "meta",
+                        security::DirectoryFeed::kColumnFamily},
+                       o.durability, {"meta"});
 }
 
 AggregatorShell::AggregatorShell(const ServiceEnv& env, AggregatorOptions options)
@@ -178,12 +183,16 @@ AggregatorShell::AggregatorShell(const ServiceEnv& env, AggregatorOptions option
   bus::SubscriberOptions so;
   so.name = kService;
   so.bus_endpoints = options_.bus_backend;
-  so.prefixes = {"metric.", "job."};
+  so.prefixes = {"metric.", "job.", std::string(security::kDirectoryPrefix)};
+  directory_ = std::make_unique<security::DirectoryFeed>(store_, options_.trust.directory, options_.trust.directory_owner);
   so.max_batch = options_.max_events_per_commit;
   subscriber_ = std::make_unique<bus::Subscriber>(env.ctx, store_, so, [this](const bus::Event& e, storage::Batch& b) {
     on_event(e, b);
   });
 
+  audit_ = std::make_unique<security::AuditTrail>(publisher_, runtime_, clock_, options_.instance,
+                                                  options_.trust.audit_refusals_per_s);
+  audit_->attach(server_);
   runtime_.watch(server_.socket(), [this] { server_.poll_in(); });
   subscriber_->attach(runtime_);
   // Last thing before the commit: every event of the iteration is in.
@@ -205,6 +214,7 @@ AggregatorShell::AggregatorShell(const ServiceEnv& env, AggregatorOptions option
 AggregatorShell::~AggregatorShell() = default;
 
 void AggregatorShell::on_event(const bus::Event& e, storage::Batch& batch) {
+  if (directory_->apply(e, batch)) return;
   switch (e.type()) {
     case fb::Payload::MetricBatch:
       on_metric_batch(e, batch);
@@ -225,6 +235,8 @@ void AggregatorShell::on_job_submitted(const bus::Event& e, storage::Batch& batc
   if (spec->name()) info.name = spec->name()->str();
   if (js->array_index() >= 0) info.name += "[" + std::to_string(js->array_index()) + "]";
   if (spec->experiment()) info.experiment = spec->experiment()->str();
+  if (spec->user()) info.user = spec->user()->str();
+  if (spec->account()) info.account = spec->account()->str();
   if (spec->labels()) {
     for (auto* kv : *spec->labels()) {
       if (!kv->key()) continue;
@@ -395,6 +407,8 @@ void AggregatorShell::publish_ops() {
   gauge("raw_points_dropped_total", static_cast<double>(stats_.raw_points_dropped));
   gauge("bus_gaps_total", static_cast<double>(subscriber_->stats().gaps));
   gauge("queries_total", static_cast<double>(stats_.queries));
+  for (auto& [name, v] : audit_->gauges()) gauges.push_back(fb::CreateGaugeDirect(b, name.c_str(), v));
+  gauge("directory_version", static_cast<double>(directory_->current().version));
   auto ops = fb::CreateOpsMetricsDirect(b, kService, options_.instance.c_str(), &gauges);
   publisher_.append(runtime_.batch(), std::string("ops.metrics.") + kService, fb::Payload::OpsMetrics, ops.Union());
 }
@@ -407,6 +421,7 @@ void AggregatorShell::on_ping(const fb::Request&, rpc::Responder& r) {
 void AggregatorShell::on_list_metrics(const fb::Request& req, rpc::Responder& r) {
   auto* q = req.body_as_ListMetrics();
   ++stats_.queries;
+  if (auto s = may_read(r, q->job_id()); !s) return r.error(s);
   auto& b = r.builder();
   std::vector<flatbuffers::Offset<fb::MetricSummary>> out;
   std::string prefix = Key().u64(q->job_id()).bytes();
@@ -449,6 +464,7 @@ void AggregatorShell::on_query_series(const fb::Request& req, rpc::Responder& r)
                             std::to_string(options_.max_points_per_query) + " points"));
     return;
   }
+  if (auto s = may_read(r, q->job_id()); !s) return r.error(s);
   std::string key = series_key(q->job_id(), q->name()->string_view());
   auto v = store_.get(series_, key);
   std::optional<Summary> sum = v ? decode_summary(*v) : std::nullopt;
@@ -484,6 +500,10 @@ void AggregatorShell::on_compare_runs(const fb::Request& req, rpc::Responder& r)
     jobs.assign(q->job_ids()->begin(), q->job_ids()->end());
     std::sort(jobs.begin(), jobs.end());
     jobs.erase(std::unique(jobs.begin(), jobs.end()), jobs.end());
+    // Named runs: each one must be the caller's to read.
+    for (uint64_t j : jobs) {
+      if (auto s = may_read(r, j); !s) return r.error(s);
+    }
   } else if (q->experiment() && q->experiment()->size() > 0 && !has_nul(q->experiment()->string_view())) {
     store_.scan_prefix(experiments_, Key().str(q->experiment()->string_view()), [&](std::string_view k, std::string_view) {
       KeyReader kr(k);
@@ -491,9 +511,12 @@ void AggregatorShell::on_compare_runs(const fb::Request& req, rpc::Responder& r)
       jobs.push_back(kr.u64());
       return true;
     });
+    // An experiment: the runs the caller may read (as Slurm's PrivateData
+    // hides other users' jobs rather than refusing the listing).
+    keep_readable(r, jobs);
     if (jobs.empty()) {
       r.error(Status::not_found("experiment '" + q->experiment()->str() +
-                                "' has no runs here; check its name (JobSpec.experiment)"));
+                                "' has no runs here that you may read; check its name (JobSpec.experiment)"));
       return;
     }
   } else {

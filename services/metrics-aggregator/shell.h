@@ -16,6 +16,8 @@
 #include "bus/subscriber.h"
 #include "core/ingest.h"
 #include "rpc/server.h"
+#include "security/audit.h"
+#include "security/directory_feed.h"
 #include "storage/store.h"
 #include "util/clock.h"
 #include "util/config.h"
@@ -39,6 +41,7 @@ struct AggregatorOptions {
   size_t cached_series = 100'000;                  // metrics.cached_series
   std::string data = "data/metrics";               // metrics.data
   storage::Durability durability = storage::Durability::kWal;  // metrics.durability
+  security::TrustSettings trust;                   // who may read whose metrics; the audit rate
 
   // Reads [metrics] and [bus]; InvalidArgument names a bad key.
   static Result<AggregatorOptions> from_config(const Config& config);
@@ -92,6 +95,12 @@ class AggregatorShell {
   void on_list_metrics(const fb::Request& req, rpc::Responder& r);
   void on_query_series(const fb::Request& req, rpc::Responder& r);
   void on_compare_runs(const fb::Request& req, rpc::Responder& r);
+  // Who may read a run's metrics (read_rule.cc): its owner, its account's
+  // coordinators, admins; runs whose owner is unknown (stored before owners
+  // were kept) are open. PermissionDenied names the rule.
+  Status may_read(const rpc::Responder& r, uint64_t job) const;
+  // Drops from `jobs` the runs the caller may not read; returns how many.
+  size_t keep_readable(const rpc::Responder& r, std::vector<uint64_t>& jobs) const;
 
   storage::Store& store_;
   Runtime& runtime_;
@@ -108,6 +117,8 @@ class AggregatorShell {
   std::unique_ptr<Committed> committed_;
   SeriesWriter writer_;
   std::unique_ptr<bus::Subscriber> subscriber_;
+  std::unique_ptr<security::DirectoryFeed> directory_;
+  std::unique_ptr<security::AuditTrail> audit_;
   std::string ops_stream_;
 
   AggregatorStats stats_;

@@ -181,7 +181,7 @@ void CloudShell::on_pause(const fb::Request& req, rpc::Responder& r) {
   auto* q = req.body_as_CloudPause();
   CloudEffects fx;
   std::string who = r.principal();
-  if (auto c = security::Caller::of(who, settings_.directory); c.enforced() && !c.operator_()) {
+  if (auto c = security::Caller::of(who, settings_.directory()); c.enforced() && !c.operator_()) {
     r.error(c.refuse("operators", std::string(q->pause() ? "pause" : "resume") + " cloud pools"));
     return;
   }
@@ -194,6 +194,8 @@ void CloudShell::on_pause(const fb::Request& req, rpc::Responder& r) {
   }
   spdlog::info("cloud: {} {}{}", q->pool() && q->pool()->size() ? "pool " + q->pool()->str() : std::string("every pool"),
                q->pause() ? "paused" : "resumed", reason.empty() ? "" : ": " + reason);
+  r.audit(std::string(q->pause() ? "pause " : "resume ") +
+          (q->pool() && q->pool()->size() ? "pool " + q->pool()->str() : std::string("every pool")));
   apply(fx, runtime_->batch());
   r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union());
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,7 +22,12 @@ struct CloudSettings {
   int64_t poll_ms = 500;                              // cloud.poll_ms: how often waiting jobs are read
   int64_t reconcile_s = 30;                           // cloud.reconcile_s: how often every pool is listed
   int64_t driver_timeout_s = 120;                     // cloud.driver_timeout_s: a driver call killed after this
-  security::Directory directory;                      // who may pause and resume (operators, admins)
+  // Who may pause and resume (operators, admins): the broker's live view of
+  // the site directory (set by the broker; empty until then).
+  std::function<const security::Directory&()> directory = [] () -> const security::Directory& {
+    static const security::Directory kNone;
+    return kNone;
+  };
   std::string scheduler_principal = "service:scheduler";  // whose key the scheduler must hold
 
   // InvalidArgument naming the key (pools.<name>.<key>) and what is wrong.

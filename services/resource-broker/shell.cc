@@ -9,6 +9,7 @@
 
 #include "cloud_records.h"
 #include "records.h"
+#include "security/keys.h"
 #include "security/site.h"
 #include "storage/keys.h"
 #include "util/page.h"
@@ -44,9 +45,9 @@ Result<BrokerOptions> BrokerOptions::from_config(const Config& config) try {
   BrokerOptions o;
   o.endpoint = config.get_string("broker.endpoint", o.endpoint);
   o.instance = config.get_string("broker.instance", o.instance);
-  auto dir = security::directory_from_config(config);
-  if (!dir) return dir.status();
-  o.directory = std::move(dir).value();
+  auto trust = security::trust_from_config(config);
+  if (!trust) return trust.status();
+  o.trust = std::move(trust).value();
   o.bus_frontend = config.get_strings("bus.frontend", {"tcp://127.0.0.1:5550"});
   o.bus_backend = config.get_strings("bus.backend", {"tcp://127.0.0.1:5551"});
   o.node_timeout_ms = config.get_int("broker.node_timeout_ms", o.node_timeout_ms, 100, 86400000);
@@ -65,7 +66,6 @@ Result<BrokerOptions> BrokerOptions::from_config(const Config& config) try {
   auto cloud = CloudSettings::from_config(config);
   if (!cloud) return cloud.status();
   o.cloud = std::move(cloud).value();
-  o.cloud.directory = o.directory;
   o.cloud.scheduler_principal = "service:" + config.get_string("scheduler.instance", "scheduler");
   return o;
 } catch (const std::exception& e) {
@@ -73,7 +73,7 @@ Result<BrokerOptions> BrokerOptions::from_config(const Config& config) try {
 }
 
 storage::Options BrokerShell::store_options(const Options& o) {
-  return service_store({"nodes", "leases", "meta", "cloud"}, o.durability);
+  return service_store({"nodes", "leases", "meta", "cloud", security::DirectoryFeed::kColumnFamily}, o.durability);
 }
 
 BrokerShell::BrokerShell(const ServiceEnv& env, BrokerOptions options)
@@ -121,6 +121,8 @@ BrokerShell::BrokerShell(const ServiceEnv& env, BrokerOptions options)
                  cluster_.live_lease_count(), options_.node_timeout_ms);
   }
 
+  directory_ = std::make_unique<security::DirectoryFeed>(store_, options_.trust.directory, options_.trust.directory_owner);
+  options_.cloud.directory = [this]() -> const security::Directory& { return directory_->current(); };
   CloudBootstrap boot{options_.instance, [this] { return server_.endpoint(); }, options_.bus_frontend,
                       options_.bus_backend};
   cloud_ = std::make_unique<CloudShell>(env.ctx, store_, options_.cloud, std::move(boot), publisher_, cluster_, clock_,
@@ -141,7 +143,7 @@ BrokerShell::BrokerShell(const ServiceEnv& env, BrokerOptions options)
   bus::SubscriberOptions so;
   so.name = "resource-broker";
   so.bus_endpoints = options_.bus_backend;
-  so.prefixes = {"run."};
+  so.prefixes = {"run.", std::string(security::kDirectoryPrefix)};
   // A replay from an agent that died blocks the loop: keep it well under
   // node_timeout so live nodes are never judged silent meanwhile.
   so.replay_timeout_ms = static_cast<int>(std::clamp<int64_t>(options_.node_timeout_ms / 5, 100, 2000));
@@ -162,6 +164,9 @@ BrokerShell::BrokerShell(const ServiceEnv& env, BrokerOptions options)
   bind(RequestBody::CloudStatus, &BrokerShell::on_cloud_status);
   bind(RequestBody::CloudPause, &BrokerShell::on_cloud_pause);
   attach(env.runtime);
+  audit_ = std::make_unique<security::AuditTrail>(publisher_, env.runtime, clock_, options_.instance,
+                                                  options_.trust.audit_refusals_per_s);
+  audit_->attach(server_);
   spdlog::info("resource broker {}: node timeout {} ms", options_.instance, options_.node_timeout_ms);
 }
 
@@ -228,14 +233,14 @@ std::string_view str_of(const flatbuffers::String* s) { return s ? s->string_vie
 // Nodes register and heartbeat only as themselves (their agent's key), or
 // through a service.
 Status BrokerShell::node_rule(const rpc::Responder& r, std::string_view node, std::string_view what) const {
-  auto c = security::Caller::of(r.principal(), options_.directory);
+  auto c = security::Caller::of(r.principal(), directory_->current());
   if (!c.enforced() || c.service() || c.agent_of(node)) return Status::ok();
   return c.refuse("node agents", std::string(what) + " node " + std::string(node));
 }
 
 // Leases are the schedulers' to take and give back.
 Status BrokerShell::scheduler_rule(const rpc::Responder& r, std::string_view what) const {
-  auto c = security::Caller::of(r.principal(), options_.directory);
+  auto c = security::Caller::of(r.principal(), directory_->current());
   if (!c.enforced() || c.service()) return Status::ok();
   return c.refuse("schedulers", what);
 }
@@ -325,7 +330,7 @@ void BrokerShell::on_drain(const fb::Request& req, rpc::Responder& r) {
     r.error(Status::invalid("DrainNode.name is missing: name the node to drain"));
     return;
   }
-  if (auto c = security::Caller::of(r.principal(), options_.directory);
+  if (auto c = security::Caller::of(r.principal(), directory_->current());
       c.enforced() && !c.operator_() && !c.agent_of(q->name()->string_view())) {
     return r.error(c.refuse("operators", "drain or undrain node " + q->name()->str()));
   }
@@ -339,6 +344,9 @@ void BrokerShell::on_drain(const fb::Request& req, rpc::Responder& r) {
   if (!fx.events.empty()) {
     spdlog::info("node {} {}{}", q->name()->string_view(), q->drain() ? "drained" : "undrained",
                  q->reason() && q->reason()->size() ? ": " + q->reason()->str() : std::string());
+  }
+  if (security::principal_kind(r.principal()) == "user") {
+    r.audit(std::string(q->drain() ? "drain" : "undrain") + " node " + q->name()->str());
   }
   apply(fx, runtime_->batch());
   r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union());
@@ -365,6 +373,7 @@ void BrokerShell::on_list(const fb::Request& req, rpc::Responder& r) {
 }
 
 void BrokerShell::on_run_event(const bus::Event& e, storage::Batch& batch) {
+  if (directory_->apply(e, batch)) return;
   Effects fx;
   if (auto* f = e.as<fb::RunFinished>()) {
     std::string node = f->node() ? f->node()->str() : std::string();
@@ -402,6 +411,8 @@ void BrokerShell::publish_metrics(storage::Batch& batch) {
   if (cloud_->enabled()) {
     for (auto& [name, v] : cloud_->gauges()) g.push_back(fb::CreateGaugeDirect(b, name.c_str(), v));
   }
+  for (auto& [name, v] : audit_->gauges()) g.push_back(fb::CreateGaugeDirect(b, name.c_str(), v));
+  gauge("directory_version", static_cast<double>(directory_->current().version));
   auto gv = b.CreateVector(g);
   auto svc = b.CreateString("resource-broker");
   auto inst = b.CreateString(options_.instance);

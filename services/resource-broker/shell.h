@@ -19,7 +19,9 @@
 #include "cloud_shell.h"
 #include "core/cluster.h"
 #include "rpc/server.h"
+#include "security/audit.h"
 #include "security/authz.h"
+#include "security/directory_feed.h"
 #include "storage/store.h"
 #include "util/clock.h"
 #include "util/config.h"
@@ -34,7 +36,7 @@ namespace trainyard::broker {
 struct BrokerOptions {
   std::string endpoint = "tcp://127.0.0.1:5561";  // broker.endpoint
   std::string instance = "broker";                // broker.instance: names the streams (node.@broker)
-  security::Directory directory;                  // security.roles: who may drain nodes
+  security::TrustSettings trust;                  // the directory's bootstrap and owner, the audit rate
   std::vector<std::string> bus_frontend;          // bus.frontend: where events go
   std::vector<std::string> bus_backend;           // bus.backend: where run.* comes from
   int64_t node_timeout_ms = 5000;                 // broker.node_timeout_ms
@@ -118,7 +120,9 @@ class BrokerShell {
   bus::Publisher publisher_;
   std::unique_ptr<bus::Subscriber> subscriber_;
   Cluster cluster_;
+  std::unique_ptr<security::DirectoryFeed> directory_;
   std::unique_ptr<CloudShell> cloud_;
+  std::unique_ptr<security::AuditTrail> audit_;
   Runtime* runtime_ = nullptr;
   BrokerStats stats_;
 };

@@ -22,7 +22,8 @@ std::string str(const flatbuffers::String* s) { return s ? s->str() : std::strin
 }  // namespace
 
 storage::Options SchedulerShell::store_options(const Options& o) {
-  return service_store({"jobs", "specs", "nodes", "leases", "accounts", "meta"}, o.durability);
+  return service_store({"jobs", "specs", "nodes", "leases", "accounts", "meta", security::DirectoryFeed::kColumnFamily},
+                       o.durability);
 }
 
 SchedulerShell::SchedulerShell(const ServiceEnv& env, ShellOptions options)
@@ -39,6 +40,7 @@ SchedulerShell::SchedulerShell(const ServiceEnv& env, ShellOptions options)
       core_(options_.core, make_policy(options_.policy, options_.core.fairshare)),
       runtime_(env.runtime) {
   restore();
+  directory_ = std::make_unique<security::DirectoryFeed>(store_, options_.trust.directory, options_.trust.directory_owner);
   server_ = std::make_unique<rpc::Server>(ctx_, options_.endpoint, "scheduler");
   bus::PublisherOptions po;
   po.instance = options_.instance;
@@ -47,12 +49,21 @@ SchedulerShell::SchedulerShell(const ServiceEnv& env, ShellOptions options)
   bus::SubscriberOptions so;
   so.name = "scheduler";
   so.bus_endpoints = options_.bus_backend;
-  so.prefixes = {"node.", "lease.", "run.", "account.", "cloud."};
+  so.prefixes = {"node.", "lease.", "run.", "account.", "cloud.", std::string(security::kDirectoryPrefix)};
   subscriber_ = std::make_unique<bus::Subscriber>(ctx_, store_, so,
                                                   [this](const bus::Event& e, storage::Batch& b) { on_event(e, b); });
   broker_ = std::make_unique<rpc::AsyncClient>(ctx_, "broker", options_.broker_endpoint, options_.allocate_timeout_ms,
                                                "service:" + options_.broker_instance);
   register_handlers();
+  audit_ = std::make_unique<security::AuditTrail>(*publisher_, runtime_, clock_, options_.instance,
+                                                  options_.trust.audit_refusals_per_s);
+  audit_->attach(*server_);
+  runtime_.every(5000, [this] {
+    auto g = audit_->gauges();
+    g.emplace_back("directory_version", static_cast<double>(directory_->current().version));
+    g.emplace_back("events_published", static_cast<double>(publisher_->stats().published));
+    security::publish_ops_metrics(*publisher_, runtime_.batch(), "scheduler", options_.instance, std::move(g));
+  });
 
   runtime_.watch(server_->socket(), [this] { server_->poll_in(); });
   subscriber_->attach(runtime_);
@@ -191,6 +202,8 @@ void SchedulerShell::on_submit(const fb::Request& req, rpc::Responder& r) {
   // and only to accounts that list them.
   auto who = caller(r);
   if (who.enforced() && who.user()) spec.user = std::string(who.name());
+  // A job that names no account goes to the user's default account.
+  if (spec.account.empty()) spec.account = directory_->current().default_account(spec.user);
   if (who.enforced() && !who.member_of(spec.account)) {
     r.error(who.refuse("account membership", "submit to account " + spec.account));
     return;
@@ -206,34 +219,39 @@ void SchedulerShell::on_submit(const fb::Request& req, rpc::Responder& r) {
   r.ok(fb::ReplyBody::Submitted, fb::CreateSubmitted(b, ids, res->array_job_id).Union());
 }
 
-Status SchedulerShell::may_manage(const security::Caller& c, JobId id, std::string_view what) const {
-  if (!c.enforced() || c.admin()) return Status::ok();
+Status SchedulerShell::may_manage(rpc::Responder& r, JobId id, std::string_view what) const {
+  auto c = caller(r);
+  if (!c.enforced()) return Status::ok();
   std::vector<JobId> ids{id};
   if (auto* tasks = core_.array_tasks(id)) ids = *tasks;
+  std::string others;  // jobs of other users the caller acts on (as admin or coordinator)
   for (JobId t : ids) {
     const Job* j = core_.job(t);
-    if (j && j->spec && !c.may_manage_job(j->spec->user, j->spec->account)) {
+    if (!j || !j->spec || (c.user() && c.name() == j->spec->user)) continue;
+    if (!c.may_manage_job(j->spec->user, j->spec->account)) {
       return c.refuse("job owner", std::string(what) + " job " + std::to_string(t) + " of user:" + j->spec->user);
     }
+    if (c.user() && others.empty()) others = "job " + std::to_string(t) + " of user:" + j->spec->user;
   }
+  if (!others.empty()) r.audit(std::string(what) + " " + others + (ids.size() > 1 ? " (array " + std::to_string(id) + ")" : ""));
   return Status::ok();
 }
 
 void SchedulerShell::on_cancel(const fb::Request& req, rpc::Responder& r) {
   auto* body = req.body_as_CancelJob();
-  if (auto s = may_manage(caller(r), body->job_id(), "cancel"); !s) return r.error(s);
+  if (auto s = may_manage(r, body->job_id(), "cancel"); !s) return r.error(s);
   auto s = core_.cancel(body->job_id(), str(body->reason()), clock_.now_ns());
   s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
 }
 
 void SchedulerShell::on_hold(const fb::Request& req, rpc::Responder& r) {
-  if (auto s = may_manage(caller(r), req.body_as_HoldJob()->job_id(), "hold"); !s) return r.error(s);
+  if (auto s = may_manage(r, req.body_as_HoldJob()->job_id(), "hold"); !s) return r.error(s);
   auto s = core_.hold(req.body_as_HoldJob()->job_id(), clock_.now_ns());
   s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
 }
 
 void SchedulerShell::on_release(const fb::Request& req, rpc::Responder& r) {
-  if (auto s = may_manage(caller(r), req.body_as_ReleaseJob()->job_id(), "release"); !s) return r.error(s);
+  if (auto s = may_manage(r, req.body_as_ReleaseJob()->job_id(), "release"); !s) return r.error(s);
   auto s = core_.release(req.body_as_ReleaseJob()->job_id(), clock_.now_ns());
   s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
 }
@@ -266,6 +284,7 @@ static int64_t happened_at(int64_t event_ns, int64_t now_ns) {
 void SchedulerShell::on_event(const bus::Event& e, storage::Batch& batch) {
   int64_t now = clock_.now_ns();
   int64_t at = happened_at(e.time_ns(), now);
+  if (directory_->apply(e, batch)) return;
   switch (e.type()) {
     case fb::Payload::NodeUp:
     case fb::Payload::NodeDown:

@@ -19,7 +19,9 @@
 #include "core/scheduler.h"
 #include "rpc/async_client.h"
 #include "rpc/server.h"
+#include "security/audit.h"
 #include "security/authz.h"
+#include "security/directory_feed.h"
 #include "storage/store.h"
 #include "util/clock.h"
 #include "util/config.h"
@@ -32,7 +34,7 @@ struct ShellOptions {
   std::string endpoint = "tcp://127.0.0.1:5560";  // scheduler.endpoint
   std::string data = "data/scheduler";            // scheduler.data
   std::string instance = "scheduler";             // scheduler.instance: names the job.@<instance> stream
-  security::Directory directory;                  // security.roles, security.accounts: who may do what
+  security::TrustSettings trust;                  // the directory's bootstrap and owner, the audit rate
   std::vector<std::string> bus_frontend{"tcp://127.0.0.1:5550"};
   std::vector<std::string> bus_backend{"tcp://127.0.0.1:5551"};
   std::string broker_endpoint = "tcp://127.0.0.1:5561";
@@ -88,9 +90,12 @@ class SchedulerShell {
 
   // Requests.
   // Who asks, for the rules (security/authz.h).
-  security::Caller caller(const rpc::Responder& r) const { return security::Caller::of(r.principal(), options_.directory); }
-  // PermissionDenied unless `c` may manage job `id` (owner, coordinator, admin).
-  Status may_manage(const security::Caller& c, JobId id, std::string_view what) const;
+  security::Caller caller(const rpc::Responder& r) const {
+    return security::Caller::of(r.principal(), directory_->current());
+  }
+  // PermissionDenied unless the caller may manage job `id` (owner,
+  // coordinator, admin); acting on another user's job is audited.
+  Status may_manage(rpc::Responder& r, JobId id, std::string_view what) const;
   void on_submit(const fb::Request& req, rpc::Responder& r);
   void on_cancel(const fb::Request& req, rpc::Responder& r);
   void on_hold(const fb::Request& req, rpc::Responder& r);
@@ -127,6 +132,8 @@ class SchedulerShell {
   std::unique_ptr<bus::Publisher> publisher_;
   std::unique_ptr<bus::Subscriber> subscriber_;
   std::unique_ptr<rpc::AsyncClient> broker_;
+  std::unique_ptr<security::DirectoryFeed> directory_;
+  std::unique_ptr<security::AuditTrail> audit_;
   std::vector<AllocateRequest> to_allocate_;
   std::vector<ReleaseRequest> to_release_;
   bool resend_releases_ = false;

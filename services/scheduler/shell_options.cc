@@ -12,9 +12,9 @@ Result<ShellOptions> ShellOptions::from_config(const Config& c) {
     o.endpoint = c.get_string("scheduler.endpoint", o.endpoint);
     o.data = c.get_string("scheduler.data", o.data);
     o.instance = c.get_string("scheduler.instance", o.instance);
-    auto dir = security::directory_from_config(c);
-    if (!dir) return dir.status();
-    o.directory = std::move(dir).value();
+    auto trust = security::trust_from_config(c);
+    if (!trust) return trust.status();
+    o.trust = std::move(trust).value();
     if (c.has("bus.frontend")) o.bus_frontend = c.get_strings("bus.frontend");
     if (c.has("bus.backend")) o.bus_backend = c.get_strings("bus.backend");
     o.broker_endpoint = c.get_string("broker.endpoint", o.broker_endpoint);

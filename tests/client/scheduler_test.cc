@@ -154,14 +154,16 @@ BOOST_AUTO_TEST_CASE(the_library_watches_job_events_on_the_bus) {
   Stack s;
   client::Client c(s.endpoints(), "user:ada");
   std::atomic<uint64_t> seen{0};
+  // watch() follows job.state (the queue line everyone may see; whole specs
+  // in job.submitted are for services).
   std::thread watcher([&] {
     auto st = c.watch({}, [&](const client::JobEvent& e) {
-      if (e.submitted) seen = e.job_id;
-      return !e.submitted;
+      if (e.state && e.state->to == fb::JobState::Cancelled) seen = e.job_id;
+      return !seen;
     }, 20s);
     BOOST_TEST(st.is_ok(), st.to_string());
   });
-  // A SUB socket needs a moment to join: submit until the watcher sees one.
+  // A SUB socket needs a moment to join: cancel jobs until the watcher sees one.
   client::Client submitter(s.endpoints(), "user:ada");
   fb::JobSpecT spec;
   spec.user = "ada";
@@ -172,13 +174,21 @@ BOOST_AUTO_TEST_CASE(the_library_watches_job_events_on_the_bus) {
       [&] {
         if (seen) return true;
         auto r = submitter.submit(spec);
-        if (r) ids.push_back(r->job_ids.front());
+        if (r) {
+          ids.push_back(r->job_ids.front());
+          (void)submitter.cancel(r->job_ids.front(), "watched");
+        }
         std::this_thread::sleep_for(100ms);
         return seen.load() != 0;
       },
       15s));
   watcher.join();
   BOOST_TEST((std::find(ids.begin(), ids.end(), seen.load()) != ids.end()));
+
+  // A job to cancel below, still pending.
+  auto pending = submitter.submit(spec);
+  BOOST_REQUIRE(pending.ok());
+  ids.insert(ids.begin(), pending->job_ids.front());
 
   // wait() on a cancelled job returns its final record.
   BOOST_REQUIRE(!ids.empty());

@@ -5,6 +5,9 @@
 #define BOOST_TEST_MODULE metrics_billing_e2e
 #include <boost/test/unit_test.hpp>
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <ctime>
 #include <fstream>
@@ -33,7 +36,13 @@ ClusterOptions with_metrics_and_billing(const std::string& dir) {
   o.metrics = true;
   o.with_test_billing(dir);
   o.users = {"alice", "it"};
-  o.site_sets = {"security.roles.admins=[\"it\"]"};  // budgets are the admins'
+  // Budgets are the admins'. alice's runs are read with `ty`, which acts as
+  // the login user: the coordinator of alice's account (a run's metrics are
+  // its owner's, its coordinators' and the admins').
+  const passwd* pw = getpwuid(geteuid());
+  std::string me = pw ? pw->pw_name : "root";
+  o.site_sets = {"security.roles.admins=[\"it\"]", "security.accounts.vision.members=[\"alice\"]",
+                 "security.accounts.vision.coordinators=[\"" + me + "\"]"};
   return o;
 }
 

@@ -89,7 +89,7 @@ struct Cluster {
     feeder = std::make_unique<Process>(argv, dir / (name + ".log"));
   }
 
-  rpc::Client client() { return rpc::Client(ctx, "metrics-aggregator", endpoint, {5000, 2, "test", "", nullptr}); }
+  rpc::Client client() { return rpc::Client(ctx, "metrics-aggregator", endpoint, {5000, 2, "", "", nullptr}); }
 
   std::map<std::string, Metric> list(uint64_t job) {
     auto c = client();

@@ -342,11 +342,20 @@ BOOST_AUTO_TEST_CASE(rows_encode_and_decode) {
   BOOST_TEST(parse_series_key(key, &job, &name));
   BOOST_TEST(job == 42u);
   BOOST_TEST(name == "val/acc");
-  RunInfo info{"run[3]", "sweep", {{"lr", "0.1"}, {"bs", "64"}}};
+  RunInfo info{"run[3]", "sweep", {{"lr", "0.1"}, {"bs", "64"}}, "alice", "vision"};
   auto di = decode_run_info(encode_run_info(info));
   BOOST_REQUIRE(di.has_value());
   BOOST_TEST(di->labels.size() == 2u);
   BOOST_TEST(di->labels[1].second == "64");
+  BOOST_TEST(di->user == "alice");  // who may read the run's metrics
+  BOOST_TEST(di->account == "vision");
+  // A record written before owners were kept reads with no owner.
+  std::string old = encode_run_info(info);
+  old.resize(old.size() - (4 + 5) - (4 + 6));
+  auto od = decode_run_info(old);
+  BOOST_REQUIRE(od.has_value());
+  BOOST_TEST(od->user.empty());
+  BOOST_TEST(od->labels.size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(comparison_ranks_best_first_both_ways) {
@@ -361,7 +370,7 @@ BOOST_AUTO_TEST_CASE(comparison_ranks_best_first_both_ways) {
       {3, summary_of({0.05, 0.1, 0.7})},  // best max 0.7 at step 2
       {4, summary_of({0.9, 0.1, 0.1})},   // best max 0.9 at step 0: earlier than run 2
   };
-  RunInfo info{"r", "e", {{"lr", "1"}}};
+  RunInfo info{"r", "e", {{"lr", "1"}}, "", ""};
   std::vector<RunResult> rows;
   for (auto& [id, s] : runs) rows.push_back(run_result(id, s, true, &info));
   rank_runs(rows, true);

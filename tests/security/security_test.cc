@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include <set>
 #include <thread>
 
 #include "bus/event.h"
@@ -250,4 +251,46 @@ BOOST_AUTO_TEST_CASE(a_service_refuses_to_start_with_a_key_others_can_read) {
                                            10s);
   BOOST_TEST(result.first == 2);
   BOOST_TEST(result.second.find("bad permissions 0644") != std::string::npos, result.second);
+}
+
+BOOST_AUTO_TEST_CASE(a_users_key_subscribes_to_the_queue_line_only_never_to_whole_specs) {
+  Cluster c(site_options());
+  zmq::context_t ctx;
+  auto alice = identity(c, c.user_key("alice"));
+  auto gateway = identity(c, c.keys_dir() + "/service-gateway.key");
+  auto subscriber = [&](const security::Site* who, const std::string& prefix) {
+    zmq::socket_t sub(ctx, zmq::socket_type::sub);
+    BOOST_REQUIRE(security::secure_client(sub, bus::kBusPrincipal, who).is_ok());
+    sub.set(zmq::sockopt::subscribe, prefix);
+    sub.set(zmq::sockopt::rcvtimeo, 100);
+    sub.connect(c.bus_backend);
+    return sub;
+  };
+  auto everything = subscriber(alice.get(), "job.");  // refused by the forwarder
+  auto queue_line = subscriber(alice.get(), "job.state");
+  auto service = subscriber(gateway.get(), "job.");
+  std::this_thread::sleep_for(500ms);  // subscriptions reach the forwarder
+  auto job = sleeper();
+  job.env.push_back(std::make_unique<fb::KeyValueT>());
+  job.env.back()->key = "WANDB_API_KEY";
+  job.env.back()->value = "secret";
+  BOOST_REQUIRE(connect(c, "user:alice").submit(job).ok());
+  auto topics = [](zmq::socket_t& s) {
+    std::set<std::string> seen;
+    auto until = std::chrono::steady_clock::now() + 2s;
+    while (std::chrono::steady_clock::now() < until) {
+      zmq::message_t topic, body;
+      if (!s.recv(topic)) continue;
+      if (topic.more()) (void)s.recv(body);
+      seen.insert(topic.to_string());
+    }
+    return seen;
+  };
+  auto svc = topics(service);
+  BOOST_TEST(svc.count("job.submitted") == 1u);
+  BOOST_TEST(svc.count("job.state") == 1u);
+  BOOST_TEST(topics(everything).empty());
+  auto line = topics(queue_line);
+  BOOST_TEST(line.count("job.state") == 1u);
+  BOOST_TEST(line.count("job.submitted") == 0u);
 }

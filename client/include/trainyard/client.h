@@ -69,13 +69,13 @@ std::string job_name_of(const fb::JobRecordT& job);
 
 // One job event seen by watch().
 struct JobEvent {
-  std::string topic;          // "job.submitted" or "job.state"
+  std::string topic;          // "job.state" (job.submitted too in a plaintext site)
   std::string stream;
   uint64_t seq = 0;
   int64_t time_ns = 0;
   uint64_t job_id = 0;
   std::optional<fb::JobStateChangedT> state;   // for job.state
-  std::optional<fb::JobSubmittedT> submitted;  // for job.submitted
+  std::optional<fb::JobSubmittedT> submitted;  // for job.submitted (watch() asks for job.state only)
 };
 
 struct LogOptions {
@@ -165,7 +165,7 @@ class Client {
   Result<std::vector<fb::JobRecordT>> wait(const std::vector<uint64_t>& job_ids, std::chrono::milliseconds timeout,
                                            const Progress& progress = {});
 
-  // Delivers job.* events from the bus as they happen (a plain, non-durable
+  // Delivers job.state events from the bus as they happen (a plain, non-durable
   // subscriber: events published while not watching are not seen; use
   // status() or list() for the truth). `job_ids` empty: every job. Returns
   // Ok when `on_event` returns false, DeadlineExceeded after `timeout`

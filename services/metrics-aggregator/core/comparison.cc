@@ -33,6 +33,8 @@ std::string encode_run_info(const RunInfo& r) {
     put_str(out, k);
     put_str(out, v);
   }
+  put_str(out, r.user);
+  put_str(out, r.account);
   return out;
 }
 
@@ -51,6 +53,8 @@ std::optional<RunInfo> decode_run_info(std::string_view s) {
     if (!get_str(s, &k) || !get_str(s, &v)) return std::nullopt;
     r.labels.emplace_back(std::move(k), std::move(v));
   }
+  // Owner and account came later: records written before them end here.
+  if (!s.empty() && (!get_str(s, &r.user) || !get_str(s, &r.account))) return std::nullopt;
   return r;
 }
 

@@ -18,6 +18,8 @@ struct RunInfo {
   std::string name;
   std::string experiment;
   std::vector<std::pair<std::string, std::string>> labels;
+  std::string user;     // whose run: who may read its metrics (empty in records of older versions)
+  std::string account;
 };
 
 std::string encode_run_info(const RunInfo& r);

@@ -1,0 +1,84 @@
+// The audit trail: every admin action and every refusal becomes an audit.*
+// event on the service's own stream (audit.@<instance>), in the same commit
+// as what the request changed. Billing keeps them (`ty admin audit`).
+//
+// What is recorded:
+//   - every request a service answers PermissionDenied (a rule refused it),
+//     and every request the server refused because its key was revoked;
+//   - every request a handler marked with Responder::audit(target): the
+//     admin actions (budgets, rates, the directory, draining nodes, pausing
+//     cloud pools, acting on another user's job);
+//   - every handshake the site's ZAP handler refused (an unknown key), at
+//     most once a minute per key and address.
+// Refusals are rate-limited (a token bucket, `refusals_per_s` with a burst
+// of ten times that); what the bucket drops is counted in the next record's
+// `suppressed`, so a flood costs a bounded stream and loses no count.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bus/publisher.h"
+#include "rpc/server.h"
+#include "util/clock.h"
+
+namespace trainyard {
+class Runtime;
+}
+
+namespace trainyard::security {
+
+inline constexpr std::string_view kAuditPrefix = "audit.";
+
+struct AuditStats {
+  uint64_t recorded = 0;
+  uint64_t suppressed = 0;
+};
+
+class AuditTrail {
+ public:
+  AuditTrail(bus::Publisher& publisher, Runtime& runtime, const Clock& clock, std::string service,
+             double refusals_per_s = 20);
+  // Records what `server` answers (call for each of the service's servers).
+  void attach(rpc::Server& server);
+  void observe(const fb::Request& req, const rpc::Responder& r);
+  const AuditStats& stats() const { return stats_; }
+  // The trust figures for a service's ops.metrics (Prometheus): handshakes
+  // accepted and refused by the site's ZAP handler, keyring reloads,
+  // requests refused (unauthenticated, PermissionDenied), audit records
+  // written and refusals only counted.
+  std::vector<std::pair<std::string, double>> gauges() const;
+
+ private:
+  struct Entry {
+    std::string principal, peer, action, target, message;
+    bool allowed = false;
+    fb::ErrorCode code = fb::ErrorCode::Ok;
+  };
+  bool take_token();
+  void publish(const Entry& e);
+  void drain_handshakes();
+
+  bus::Publisher& publisher_;
+  Runtime& runtime_;
+  const Clock& clock_;
+  std::string service_;
+  double rate_;
+  double tokens_;
+  int64_t refill_ns_ = 0;
+  uint32_t suppressed_ = 0;  // refusals not yet counted in a record
+  std::map<std::string, int64_t> handshake_logged_ns_;  // key@address -> last recorded
+  AuditStats stats_;
+  uint64_t denied_ = 0;  // PermissionDenied replies, recorded or not
+  std::vector<const rpc::Server*> servers_;
+};
+
+// Publishes ops.metrics.<service> (what the gateway's /metrics exports) with
+// the trail's gauges and `more`, for services with no ops.metrics of their own.
+void publish_ops_metrics(bus::Publisher& publisher, storage::Batch& batch, const std::string& service,
+                         const std::string& instance, std::vector<std::pair<std::string, double>> gauges);
+
+}  // namespace trainyard::security

@@ -1,0 +1,313 @@
+// The durable directory and the audit trail, with real processes and real
+// keys: billing owns the directory (EditDirectory, admins only), publishes
+// it whole, and the scheduler, the broker and the agents enforce what it
+// says within moments and after a restart; every admin action and every
+// refusal is an audit.* record that billing keeps for QueryAudit.
+#define BOOST_TEST_MODULE directory
+#include <boost/test/unit_test.hpp>
+
+#include <thread>
+
+#include "cluster.h"
+#include "cluster_client.h"
+#include "rpc/client.h"
+#include "security/site.h"
+#include "trainyard/client.h"
+
+using namespace std::chrono_literals;
+using namespace trainyard;
+using trainyard::testing::Cluster;
+using trainyard::testing::ClusterOptions;
+using trainyard::testing::connect;
+using trainyard::testing::wait_until;
+
+namespace {
+
+const testing::TempDir& scratch() {
+  static testing::TempDir dir;
+  return dir;
+}
+
+ClusterOptions site_options() {
+  ClusterOptions o;
+  o.agents = {{"node-a"}};
+  o.with_test_billing(scratch().path());
+  o.metrics = true;
+  o.users = {"alice", "bob", "carol", "dana", "olga"};
+  // Only the first admin comes from the config: the rest from the directory.
+  o.site_sets = {"security.roles.admins=[\"dana\"]"};
+  return o;
+}
+
+// A raw client of billing acting as `user` (the wire, not the CLI).
+struct Billing {
+  zmq::context_t ctx;  // first: the others use it
+  std::unique_ptr<security::Site> site;
+  rpc::Client client;
+  Billing(const Cluster& c, const std::string& user)
+      : site(testing::user_identity(c, user)), client(ctx, "billing", c.billing, {3000, 1, "", "service:billing", site.get()}) {}
+  Result<rpc::Reply> edit(const std::vector<fb::DirectoryOpT>& ops, bool replace = false) {
+    return client.call(fb::RequestBody::EditDirectory, [&](flatbuffers::FlatBufferBuilder& b) {
+      fb::EditDirectoryT e;
+      for (auto& o : ops) e.ops.push_back(std::make_unique<fb::DirectoryOpT>(o));
+      e.replace = replace;
+      return fb::EditDirectory::Pack(b, &e).Union();
+    });
+  }
+  Result<fb::AuditListT> audit(bool refused_only = false, uint32_t limit = 1000, const std::string& before = "") {
+    auto r = client.call(fb::RequestBody::QueryAudit, [&](flatbuffers::FlatBufferBuilder& b) {
+      fb::QueryAuditT q;
+      q.refused_only = refused_only;
+      q.limit = limit;
+      q.before = before;
+      return fb::QueryAudit::Pack(b, &q).Union();
+    });
+    if (!r) return r.status();
+    auto* list = r->body<fb::AuditList>();
+    if (!list) return Status::internal("no AuditList in the reply");
+    fb::AuditListT out;
+    list->UnPackTo(&out);
+    return out;
+  }
+};
+
+fb::DirectoryOpT op(fb::DirectoryVerb verb, std::string user, std::string account = "", std::string role = "") {
+  fb::DirectoryOpT o;
+  o.verb = verb;
+  o.user = std::move(user);
+  o.account = std::move(account);
+  o.role = std::move(role);
+  return o;
+}
+
+using V = fb::DirectoryVerb;
+
+fb::JobSpecT sleeper(const std::string& account) {
+  fb::JobSpecT s;
+  s.name = "sleeper";
+  s.account = account;
+  s.command = {"sleep", "60"};
+  s.gpus_per_node = 1;
+  s.time_limit_s = 600;
+  s.grace_s = 1;
+  return s;
+}
+
+void expect_denied(const Status& s, const std::string& rule, const std::string& who) {
+  BOOST_TEST_CONTEXT(s.to_string()) {
+    BOOST_TEST((s.code() == ErrorCode::PermissionDenied));
+    BOOST_TEST(s.message().find(rule) != std::string::npos);
+    BOOST_TEST(s.message().find(who) != std::string::npos);
+  }
+}
+
+std::vector<fb::DirectoryOpT> physics() {
+  return {op(V::AddAccount, "", "physics"), op(V::AddMember, "alice", "physics"),
+          op(V::SetDefaultAccount, "alice", "physics"), op(V::Grant, "carol", "physics", "coordinator"),
+          op(V::Grant, "olga", "", "operator")};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(admins_edit_the_directory_and_every_service_enforces_it_also_after_a_restart) {
+  Cluster c(site_options());
+  Billing dana(c, "dana"), bob_billing(c, "bob");
+  expect_denied(bob_billing.edit(physics()).status(), "admins", "user:bob");
+
+  auto edited = dana.edit(physics());
+  BOOST_REQUIRE_MESSAGE(edited.ok(), edited.status().to_string());
+  auto* view = edited->body<fb::DirectoryView>();
+  BOOST_REQUIRE(view);
+  BOOST_TEST(view->version() == 1u);
+  // The same edit again changes nothing: no new version.
+  auto again = dana.edit(physics());
+  BOOST_REQUIRE(again.ok());
+  BOOST_TEST(again->body<fb::DirectoryView>()->version() == 1u);
+  // A bad op changes nothing and names itself.
+  auto bad = dana.edit({op(V::AddAccount, "", "chem"), op(V::RemoveMember, "bob", "physics")});
+  BOOST_TEST(bad.status().message() == "ops[1] RemoveMember: bob is not a member of physics");
+
+  auto alice = connect(c, "user:alice"), bob = connect(c, "user:bob"), carol = connect(c, "user:carol"),
+       olga = connect(c, "user:olga");
+  // The scheduler learns it from the bus: bob is not in physics any more
+  // than the account is open.
+  Status bob_submit;
+  BOOST_TEST(wait_until(
+      [&] {
+        bob_submit = bob.submit(sleeper("physics")).status();
+        return bob_submit.code() == ErrorCode::PermissionDenied;
+      },
+      10s));
+  expect_denied(bob_submit, "account membership", "user:bob");
+  // alice's job names no account: it goes to her default one.
+  auto sub = alice.submit(sleeper(""));
+  BOOST_REQUIRE_MESSAGE(sub.ok(), sub.status().to_string());
+  uint64_t id = sub->job_ids.at(0);
+  BOOST_TEST(alice.status(id)->spec->account == "physics");
+  // A second job waits behind it (both GPUs of the node): holds apply to it.
+  auto both = sleeper("");
+  both.gpus_per_node = 2;
+  auto waiting = alice.submit(both);
+  BOOST_REQUIRE(waiting.ok());
+  uint64_t queued = waiting->job_ids.at(0);
+  expect_denied(bob.hold(queued), "job owner", "user:bob");
+  auto held = carol.hold(queued);  // carol coordinates physics
+  BOOST_TEST(held.is_ok(), held.to_string());
+  BOOST_TEST(carol.release(queued).is_ok());
+
+  // The broker: olga became an operator.
+  Status drained;
+  BOOST_TEST(wait_until(
+      [&] {
+        drained = olga.drain("node-a", "maintenance");
+        return drained.is_ok();
+      },
+      10s));
+  BOOST_TEST(olga.undrain("node-a").is_ok());
+  expect_denied(bob.drain("node-a", "x"), "operators", "user:bob");
+
+  // A restarted scheduler enforces the stored directory before the bus
+  // says anything.
+  c.kill9("scheduler");
+  c.start("scheduler");
+  auto bob2 = connect(c, "user:bob");
+  expect_denied(bob2.submit(sleeper("physics")).status(), "account membership", "user:bob");
+  auto alice2 = connect(c, "user:alice");
+  auto sub2 = alice2.submit(sleeper(""));
+  BOOST_REQUIRE_MESSAGE(sub2.ok(), sub2.status().to_string());
+  BOOST_TEST(alice2.status(sub2->job_ids.at(0))->spec->account == "physics");
+
+  // Removing alice from physics takes her job rights there away too.
+  BOOST_REQUIRE(dana.edit({op(V::RemoveMember, "alice", "physics")}).ok());
+  Status alice_submit;
+  BOOST_TEST(wait_until(
+      [&] {
+        alice_submit = alice2.submit(sleeper("physics")).status();
+        return alice_submit.code() == ErrorCode::PermissionDenied;
+      },
+      10s));
+}
+
+BOOST_AUTO_TEST_CASE(admin_actions_and_refusals_are_audited_and_only_admins_read_them) {
+  Cluster c(site_options());
+  Billing dana(c, "dana"), bob_billing(c, "bob");
+  BOOST_REQUIRE(dana.edit(physics()).ok());
+  auto alice = connect(c, "user:alice"), bob = connect(c, "user:bob"), dana_client = connect(c, "user:dana");
+  BOOST_TEST(wait_until([&] { return alice.submit(sleeper("")).ok(); }, 10s));
+  auto jobs = alice.submit(sleeper(""));
+  BOOST_REQUIRE(jobs.ok());
+  uint64_t id = jobs->job_ids.at(0);
+  expect_denied(bob.cancel(id), "job owner", "user:bob");       // refused at the scheduler
+  BOOST_TEST(dana_client.cancel(id).is_ok());                    // an admin acts on alice's job
+  client::Budget budget;
+  budget.account = "physics";
+  budget.monthly_micros = 1'000'000;
+  BOOST_TEST(dana_client.set_budget(budget).is_ok());
+  expect_denied(bob_billing.audit().status(), "admins", "user:bob");
+
+  auto find = [](const fb::AuditListT& l, const std::string& action, const std::string& principal, bool allowed) {
+    for (auto& e : l.entries) {
+      auto& r = *e->record;
+      if (r.action == action && r.principal == principal && r.allowed == allowed) return &r;
+    }
+    return static_cast<fb::AuditRecordT*>(nullptr);
+  };
+  fb::AuditListT list;
+  BOOST_TEST(wait_until(
+      [&] {
+        auto l = dana.audit();
+        if (!l) return false;
+        list = std::move(l).value();
+        return find(list, "CancelJob", "user:dana", true) && find(list, "SetBudget", "user:dana", true) &&
+               find(list, "CancelJob", "user:bob", false) && find(list, "QueryAudit", "user:bob", false);
+      },
+      10s));
+  auto* cancel = find(list, "CancelJob", "user:dana", true);
+  BOOST_REQUIRE(cancel);
+  BOOST_TEST(cancel->service == "scheduler");
+  BOOST_TEST(cancel->target == "cancel job " + std::to_string(id) + " of user:alice");
+  auto* refused = find(list, "CancelJob", "user:bob", false);
+  BOOST_REQUIRE(refused);
+  BOOST_TEST(refused->message.find("job owner: user:bob may not cancel") != std::string::npos);
+  BOOST_TEST(find(list, "EditDirectory", "user:dana", true));
+  BOOST_TEST(find(list, "EditDirectory", "user:dana", true)->target.find("directory version 1") == 0u);
+  // Newest first.
+  for (size_t i = 1; i < list.entries.size(); ++i) {
+    BOOST_TEST(list.entries[i - 1]->time_ns >= list.entries[i]->time_ns);
+  }
+  // Pages: one record at a time reaches the same records.
+  size_t paged = 0;
+  std::string before;
+  do {
+    auto page = dana.audit(false, 1, before);
+    BOOST_REQUIRE(page.ok());
+    paged += page->entries.size();
+    before = page->next_before;
+  } while (!before.empty() && paged < 1000);
+  BOOST_TEST(paged >= list.entries.size());
+}
+
+BOOST_AUTO_TEST_CASE(a_flood_of_refusals_costs_a_bounded_trail_that_still_counts_every_one) {
+  auto o = site_options();
+  o.scheduler_sets = {"security.audit_refusals_per_s=5"};
+  Cluster c(o);
+  auto bob = connect(c, "user:bob");
+  auto alice = connect(c, "user:alice");
+  auto jobs = alice.submit(sleeper("anything"));
+  BOOST_REQUIRE(jobs.ok());
+  uint64_t id = jobs->job_ids.at(0);
+  constexpr int kFlood = 300;
+  for (int i = 0; i < kFlood; ++i) expect_denied(bob.hold(id), "job owner", "user:bob");
+  // One more after the bucket refilled carries the count of what it dropped.
+  std::this_thread::sleep_for(1500ms);
+  expect_denied(bob.hold(id), "job owner", "user:bob");
+  Billing dana(c, "dana");
+  uint64_t records = 0, counted = 0;
+  BOOST_TEST(wait_until(
+      [&] {
+        auto l = dana.audit(true);
+        if (!l) return false;
+        records = counted = 0;
+        for (auto& e : l->entries) {
+          if (e->record->action != "HoldJob") continue;
+          ++records;
+          counted += 1 + e->record->suppressed;
+        }
+        return counted == kFlood + 1;
+      },
+      10s));
+  BOOST_TEST(counted == kFlood + 1u);
+  BOOST_TEST(records < 80u);  // burst of 50, then 5 a second
+}
+
+BOOST_AUTO_TEST_CASE(a_runs_metrics_are_read_by_its_owner_its_coordinators_and_admins) {
+  Cluster c(site_options());
+  Billing dana_billing(c, "dana");
+  BOOST_REQUIRE(dana_billing.edit(physics()).ok());
+  auto alice = connect(c, "user:alice"), bob = connect(c, "user:bob"), carol = connect(c, "user:carol"),
+       dana = connect(c, "user:dana");
+  auto job = sleeper("physics");
+  job.experiment = "sweep";
+  job.command = {"sh", "-c", "echo '{\"step\": 1, \"loss\": 0.5}' >> \"$TY_METRICS_FILE\"; sleep 1"};
+  Result<client::SubmitResult> sub = Status::internal("not yet");
+  BOOST_TEST(wait_until([&] { return (sub = alice.submit(job)).ok(); }, 10s));
+  BOOST_REQUIRE_MESSAGE(sub.ok(), sub.status().to_string());
+  uint64_t id = sub->job_ids.at(0);
+  BOOST_REQUIRE_MESSAGE(wait_until(
+                            [&] {
+                              auto m = alice.metrics(id);
+                              return m.ok() && !m->metrics.empty();
+                            },
+                            30s),
+                        c.logs());
+  expect_denied(bob.metrics(id).status(), "job owner", "user:bob");
+  expect_denied(bob.series(id, "loss").status(), "job owner", "user:bob");
+  expect_denied(bob.compare("", {id}, "loss").status(), "job owner", "user:bob");
+  BOOST_TEST(carol.series(id, "loss").ok());  // carol coordinates physics
+  BOOST_TEST(dana.metrics(id).ok());          // an admin
+  // An experiment's comparison shows the runs the caller may read.
+  auto mine = alice.compare("sweep", {}, "loss");
+  BOOST_REQUIRE(mine.ok());
+  BOOST_TEST(mine->rows.size() == 1u);
+  BOOST_TEST((bob.compare("sweep", {}, "loss").status().code() == ErrorCode::NotFound));
+}
