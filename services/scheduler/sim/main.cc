@@ -21,7 +21,8 @@ namespace {
 struct Args {
   std::string trace_path, nodes = "64x8:V100,32x8:A100", policies = "fairshare+backfill", json_path, config_path,
       jobs_path;
-  std::vector<std::string> sets;
+  std::vector<std::string> sets, pools;
+  std::string burst_after, burst_sweep;
   double limit_factor = 1, sample_s = 3600;
   bool limit_random = false;
   uint64_t seed = 1;
@@ -42,10 +43,55 @@ void add_options(CLI::App& app, Args& a) {
   app.add_option("--sample-s", a.sample_s, "Step of the utilisation-over-time series, seconds");
   app.add_option("--config", a.config_path, "A trainyard TOML config: its [scheduler] keys (fair share, quotas...)");
   app.add_option("--set", a.sets, "Override a config key: section.key=value (repeatable)");
+  app.add_option("--pool", a.pools,
+                 "A rented cloud pool (repeatable): NAME:NODESxGPUS:TYPE[,boot=180s][,price=29.39][,spot=0.37]"
+                 "[,max=N][,min=N][,idle=300s][,launches=N]. NODES: the most rented at once; price: per node-hour; "
+                 "spot: rent spot at this share of price (interruptions not modelled); idle: released after this "
+                 "idle time; launches: max concurrent launches (default 4). Driven by the resource broker's cloud "
+                 "core; owned nodes (--nodes) always first. See docs/cloud.md");
+  app.add_option("--burst-after", a.burst_after,
+                 "max_wait_before_burst: rent once a job would wait longer than this on owned nodes (0: always "
+                 "burst, never: never; 90s, 5m, 1h...). Default: the broker's cloud.max_wait_before_burst_s");
+  app.add_option("--burst-sweep", a.burst_sweep,
+                 "Run once per threshold (e.g. 0,5m,15m,30m,1h,never) with the first --policy and print the cost/JCT "
+                 "curve: avg JCT, p50/p95 wait, cloud GPU-hours, cost, idle and boot node-hours");
+}
+
+struct CloudArgs {
+  std::vector<sim::CloudPoolSpec> pools;
+  std::vector<int64_t> thresholds;  // one run each (sweep), or the one --burst-after
+  bool sweep = false;
+};
+
+Result<CloudArgs> cloud_args(const Args& a) {
+  CloudArgs c;
+  for (auto& text : a.pools) {
+    auto p = sim::parse_pool(text);
+    if (!p) return p.status();
+    c.pools.push_back(std::move(p).value());
+  }
+  if (c.pools.empty() && (!a.burst_after.empty() || !a.burst_sweep.empty())) {
+    return Status::invalid("--burst-after and --burst-sweep need at least one --pool");
+  }
+  if (!a.burst_sweep.empty()) {
+    if (!a.burst_after.empty()) return Status::invalid("--burst-after and --burst-sweep: give one or the other");
+    auto t = sim::parse_burst_sweep(a.burst_sweep);
+    if (!t) return t.status();
+    c.thresholds = *t;
+    c.sweep = true;
+  } else if (!a.burst_after.empty()) {
+    auto t = sim::parse_burst_after(a.burst_after);
+    if (!t) return t.status();
+    c.thresholds = {*t};
+  } else {
+    c.thresholds = {sim::default_burst_after_s()};
+  }
+  return c;
 }
 
 // One run of the trace per policy named in --policy.
-Result<std::vector<sim::SimResult>> simulate_all(const Args& a, const std::vector<sim::TraceJob>& trace) {
+Result<std::vector<sim::SimResult>> simulate_all(const Args& a, const CloudArgs& cloud,
+                                                 const std::vector<sim::TraceJob>& trace) {
   auto groups = sim::parse_nodes(a.nodes);
   if (!groups) return groups.status();
   auto config = Config::load(a.config_path, a.sets);
@@ -56,6 +102,7 @@ Result<std::vector<sim::SimResult>> simulate_all(const Args& a, const std::vecto
   std::vector<sim::SimResult> runs;
   std::stringstream list(policies);
   std::string policy;
+  std::vector<sim::SimOptions> todo;
   while (std::getline(list, policy, ',')) {
     sim::SimOptions o;
     o.nodes = *groups;
@@ -66,6 +113,18 @@ Result<std::vector<sim::SimResult>> simulate_all(const Args& a, const std::vecto
     o.limit_random = a.limit_random;
     o.seed = a.seed;
     o.sample_s = a.sample_s;
+    o.pools = cloud.pools;
+    if (cloud.sweep) {
+      for (int64_t t : cloud.thresholds) {
+        o.burst_after_s = t;
+        todo.push_back(o);
+      }
+      break;  // a sweep runs the first policy only
+    }
+    o.burst_after_s = cloud.thresholds.at(0);
+    todo.push_back(o);
+  }
+  for (auto& o : todo) {
     auto r = sim::simulate(trace, o);
     if (!r) return r.status();
     runs.push_back(std::move(r).value());
@@ -79,6 +138,7 @@ bool write_json(const Args& a, const std::vector<sim::SimResult>& runs) {
                         {"limit_factor", a.limit_factor},
                         {"limit_random", a.limit_random},
                         {"seed", a.seed},
+                        {"pools", a.pools},
                         {"runs", nlohmann::json::array()}};
   for (auto& r : runs) out["runs"].push_back(sim::to_json(r));
   std::ofstream f(a.json_path);
@@ -103,7 +163,9 @@ bool write_jobs(const std::string& path, const std::vector<sim::SimResult>& runs
 int main(int argc, char** argv) {
   CLI::App app{"ty-sim: replay a job trace (CSV: job_id,submit_time_s,num_gpus,duration_s,user,gpu_type) through the "
                "scheduler core on simulated nodes and report completion times, queueing delay, makespan, GPU "
-               "utilisation, fragmentation, preemptions and fairness. Deterministic for the same trace and seed."};
+               "utilisation, fragmentation, preemptions and fairness. With --pool, rented cloud pools too (the resource "
+               "broker's cloud core decides when to rent and release): cloud GPU-hours, cost, idle and boot hours. "
+               "Deterministic for the same trace and seed."};
   Args a;
   add_options(app, a);
   CLI11_PARSE(app, argc, argv);
@@ -113,7 +175,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ty-sim: %s\n", trace.status().message().c_str());
     return 2;
   }
-  auto runs = simulate_all(a, *trace);
+  auto cloud = cloud_args(a);
+  if (!cloud) {
+    std::fprintf(stderr, "ty-sim: %s\n", cloud.status().message().c_str());
+    return 2;
+  }
+  auto runs = simulate_all(a, *cloud, *trace);
   if (!runs) {
     std::fprintf(stderr, "ty-sim: %s\n", runs.status().message().c_str());
     return 2;
@@ -122,8 +189,16 @@ int main(int argc, char** argv) {
   std::printf("trace %s: %zu jobs on %s (%llu GPUs), limits = duration x %s%.2f%s, seed %llu\n", a.trace_path.c_str(),
               trace->size(), a.nodes.c_str(), static_cast<unsigned long long>(gpus), a.limit_random ? "U[1, " : "",
               a.limit_factor, a.limit_random ? "]" : "", static_cast<unsigned long long>(a.seed));
-  std::printf("%s", sim::format_table(*runs).c_str());
-  std::printf("%s", sim::format_wait_by_size(*runs).c_str());
+  for (auto& p : a.pools) std::printf("pool %s\n", p.c_str());
+  if (!cloud->sweep) {
+    std::printf("%s", sim::format_table(*runs).c_str());
+    std::printf("%s", sim::format_wait_by_size(*runs).c_str());
+  }
+  if (!cloud->pools.empty()) {
+    if (cloud->sweep) std::printf("burst threshold sweep (policy %s): times in s, cost per the pools' prices\n",
+                                  runs->empty() ? "" : (*runs)[0].policy.c_str());
+    std::printf("%s", sim::format_cloud_table(*runs).c_str());
+  }
   if (!a.json_path.empty() && !write_json(a, *runs)) {
     std::fprintf(stderr, "ty-sim: cannot write %s\n", a.json_path.c_str());
     return 1;

@@ -12,7 +12,7 @@ std::string fmt(const char* f, double v) {
 }
 
 nlohmann::json pct(const Percentiles& p) {
-  return {{"count", p.count}, {"avg_s", p.avg}, {"p50_s", p.p50}, {"p99_s", p.p99}, {"max_s", p.max}};
+  return {{"count", p.count}, {"avg_s", p.avg}, {"p50_s", p.p50}, {"p95_s", p.p95}, {"p99_s", p.p99}, {"max_s", p.max}};
 }
 
 }  // namespace
@@ -48,6 +48,37 @@ std::string format_wait_by_size(const std::vector<SimResult>& runs) {
   return out;
 }
 
+std::string format_cloud_table(const std::vector<SimResult>& runs) {
+  std::string out;
+  char line[512];
+  std::snprintf(line, sizeof line, "%-12s %9s %9s %9s %11s %11s %10s %10s %8s %5s\n", "burst after", "avg JCT",
+                "p50 wait", "p95 wait", "cloud GPU-h", "cloud cost", "idle nd-h", "boot nd-h", "launches", "peak");
+  out += line;
+  for (auto& r : runs) {
+    if (!r.cloud) continue;
+    const CloudStats& c = r.cloud_stats;
+    std::snprintf(line, sizeof line, "%-12s %9.0f %9.0f %9.0f %11.1f %11.2f %10.1f %10.1f %8llu %5u\n",
+                  format_burst_after(r.burst_after_s).c_str(), r.jct.avg, r.wait.p50, r.wait.p95, c.gpu_hours, c.cost,
+                  c.idle_node_hours, c.boot_node_hours, static_cast<unsigned long long>(c.launches), c.peak_nodes);
+    out += line;
+  }
+  return out;
+}
+
+nlohmann::json cloud_json(const SimResult& r) {
+  const CloudStats& c = r.cloud_stats;
+  return {{"burst_after_s", r.burst_after_s == kBurstNever ? nlohmann::json("never") : nlohmann::json(r.burst_after_s)},
+          {"launches", c.launches},
+          {"released", c.released},
+          {"peak_nodes", c.peak_nodes},
+          {"node_hours", c.node_hours},
+          {"gpu_hours", c.gpu_hours},
+          {"cost", c.cost},
+          {"busy_node_hours", c.busy_node_hours},
+          {"idle_node_hours", c.idle_node_hours},
+          {"boot_node_hours", c.boot_node_hours}};
+}
+
 nlohmann::json to_json(const SimResult& r) {
   nlohmann::json by_size = nlohmann::json::object();
   for (auto& [b, p] : r.wait_by_size) by_size[b] = pct(p);
@@ -55,7 +86,7 @@ nlohmann::json to_json(const SimResult& r) {
   for (auto& [t, u] : r.utilisation_series) series.push_back({{"t_s", t}, {"utilisation", u}});
   nlohmann::json preempted = nlohmann::json::object();
   for (auto& [u, n] : r.preemptions_by_user) preempted[u] = n;
-  return {{"policy", r.policy},
+  nlohmann::json out = {{"policy", r.policy},
           {"jobs", r.jobs},
           {"finished", r.finished},
           {"gpus", r.gpus},
@@ -72,6 +103,8 @@ nlohmann::json to_json(const SimResult& r) {
           {"jain_fairness", r.jain_fairness},
           {"backfilled", r.backfilled},
           {"cycles", r.cycles}};
+  if (r.cloud) out["cloud"] = cloud_json(r);
+  return out;
 }
 
 }  // namespace trainyard::scheduler::sim

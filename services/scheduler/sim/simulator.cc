@@ -4,10 +4,12 @@
 #include <cmath>
 #include <queue>
 #include <random>
+#include <set>
 #include <tuple>
 
 #include "core/policy.h"
 #include "core/scheduler.h"
+#include "sim/cloud_jobs.h"
 
 namespace trainyard::scheduler::sim {
 namespace {
@@ -24,13 +26,13 @@ std::string size_bucket(uint32_t gpus) {
   return "9+";
 }
 
-enum class Kind : uint8_t { kRunEnd = 0, kArrival = 1 };
+enum class Kind : uint8_t { kRunEnd = 0, kArrival = 1, kCloudReady = 2, kCloudWake = 3 };
 
 struct Event {
   int64_t time;
   uint64_t seq;
   Kind kind;
-  size_t index;      // arrival: trace index; run end: trace index
+  size_t index;      // arrival, run end: trace index; cloud ready: index in cloud_booting_
   uint32_t attempt;  // run end: the attempt it ends
   bool operator>(const Event& o) const { return std::tie(time, seq) > std::tie(o.time, o.seq); }
 };
@@ -50,6 +52,7 @@ Percentiles percentiles(std::vector<double> v) {
     return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
   };
   p.p50 = rank(0.5);
+  p.p95 = rank(0.95);
   p.p99 = rank(0.99);
   p.max = v.back();
   return p;
@@ -78,7 +81,9 @@ class Simulation {
         options_(options),
         core_(config, std::move(policy)),
         rng_(options.seed),
-        spread_(1.0, std::max(1.0, options.limit_factor)) {}
+        spread_(1.0, std::max(1.0, options.limit_factor)) {
+    if (!options.pools.empty()) cloud_ = std::make_unique<CloudModel>(options.pools, options.burst_after_s);
+  }
 
   // Simulated nodes, named by type: v100-0, v100-1, ... Returns the GPUs.
   uint64_t add_nodes();
@@ -94,6 +99,11 @@ class Simulation {
   void grant(const AllocateRequest& a, int64_t t);
   Status arrive(size_t i, int64_t t);
   void run_ended(const Event& ev, int64_t t);
+  void cycles(int64_t t);
+  // The broker's cloud decision after the events at `t`, and what it changed.
+  void cloud_plan(int64_t t);
+  void cloud_apply(const CloudChanges& ch);
+  void cloud_ready(size_t k, int64_t t);
 
   const std::vector<TraceJob>& trace_;
   const SimOptions& options_;
@@ -112,7 +122,12 @@ class Simulation {
   uint64_t seq_ = 0;
   int64_t first_submit_ = 0;
   uint64_t next_lease_ = 1;
-  uint64_t busy_ = 0;               // GPUs running now
+  std::unique_ptr<CloudModel> cloud_;
+  std::vector<std::string> cloud_booting_;  // names of nodes whose ready event is queued
+  std::vector<uint32_t> owned_gpus_;        // per job: GPUs its run holds on owned nodes
+  int64_t cloud_wake_ = 0;                  // the earliest queued wake (0: none)
+  JobId first_live_ = 1;
+  uint64_t busy_ = 0;               // owned GPUs running now
   double busy_gpu_s_ = 0;           // integral of busy GPUs
   std::vector<double> bucket_busy_; // GPU-seconds per sample bucket
   double frag_weighted_ = 0, frag_time_ = 0;
@@ -140,6 +155,7 @@ uint64_t Simulation::add_nodes() {
       n.cpus = g.gpus * 16;
       n.memory_mb = g.gpus * 128'000ull;
       n.simulated = true;
+      if (cloud_) cloud_->add_owned(n.name, g.type, g.gpus);
       core_.node_up(n);
     }
     total_gpus_ += uint64_t{g.count} * g.gpus;
@@ -149,6 +165,7 @@ uint64_t Simulation::add_nodes() {
 }
 
 void Simulation::account_time(int64_t t) {
+  if (cloud_) cloud_->account(t);
   if (t <= last_t_) return;
   // Utilisation: busy GPUs over [last_t, t), split over sample buckets.
   int64_t a = last_t_;
@@ -178,9 +195,13 @@ void Simulation::end_run(size_t i, fb::RunOutcome outcome, int64_t t) {
   JobId id = ids_[i];
   const Job* j = core_.job(id);
   if (!j || leases_[i].empty()) return;
-  busy_ -= j->shape.gpus * j->shape.nodes;
+  busy_ -= owned_gpus_[i];
+  owned_gpus_[i] = 0;
   core_.run_finished(RunEnd{id, j->attempt, leases_[i][0], outcome, 0, 0, ""}, t);
-  for (uint64_t l : leases_[i]) core_.lease_released(l, id, t);
+  for (uint64_t l : leases_[i]) {
+    core_.lease_released(l, id, t);
+    if (cloud_) cloud_->run_ended(l, t);
+  }
   leases_[i].clear();
   last_end_ = std::max(last_end_, t);
 }
@@ -198,7 +219,14 @@ void Simulation::grant(const AllocateRequest& a, int64_t t) {
   core_.run_started(a.job, a.attempt, ls[0], t, t);
   leases_[i] = ls;
   const Job* j = core_.job(a.job);
-  busy_ += j->shape.gpus * j->shape.nodes;
+  for (size_t r = 0; r < a.nodes.size(); ++r) {
+    if (cloud_ && cloud_->is_cloud(a.nodes[r].node)) {
+      cloud_->run_started(ls[r], a.nodes[r].node, a.nodes[r].gpus, t);
+    } else {
+      owned_gpus_[i] += static_cast<uint32_t>(a.nodes[r].gpus.size());
+    }
+  }
+  busy_ += owned_gpus_[i];
   if (!started_[i]) {
     started_[i] = true;
     res_.outcomes[i].start_s = to_s(t);
@@ -270,12 +298,51 @@ void Simulation::run_ended(const Event& ev, int64_t t) {
   }
 }
 
+void Simulation::cycles(int64_t t) {
+  for (int guard = 0; core_.wants_cycle() && guard < 16; ++guard) {
+    core_.cycle(t);
+    apply(t);
+  }
+}
+
+// As the broker does every cloud.poll_ms: read the waiting jobs, decide.
+// Between events it wakes when a job's wait reaches the threshold or a
+// node's idle time runs out, so nothing waits on a polling period.
+void Simulation::cloud_plan(int64_t t) {
+  auto waiting = waiting_for_cloud(core_, &first_live_);
+  CloudChanges ch;
+  cloud_->plan(waiting, t, ch);
+  cloud_apply(ch);
+  int64_t wake = cloud_->next_wake_ns(waiting, t);
+  if (wake > 0 && (cloud_wake_ <= t || wake < cloud_wake_)) {
+    events_.push(Event{wake, seq_++, Kind::kCloudWake, 0, 0});
+    cloud_wake_ = wake;
+  }
+}
+
+void Simulation::cloud_apply(const CloudChanges& ch) {
+  for (auto& [node, ready] : ch.booting) {
+    events_.push(Event{ready, seq_++, Kind::kCloudReady, cloud_booting_.size(), 0});
+    cloud_booting_.push_back(node);
+  }
+  for (auto& node : ch.drained) core_.node_drained(node, true);
+  for (auto& node : ch.gone) core_.node_down(node);
+}
+
+void Simulation::cloud_ready(size_t k, int64_t t) {
+  CloudNodeShape shape;
+  CloudChanges ch;
+  if (cloud_->node_ready(cloud_booting_[k], t, &shape, ch)) core_.node_up(cloud_node_info(shape));
+  cloud_apply(ch);
+}
+
 Status Simulation::run() {
   res_.outcomes.resize(trace_.size());
   ids_.assign(trace_.size(), 0);
   run_start_.assign(trace_.size(), 0);
   leases_.resize(trace_.size());
   started_.assign(trace_.size(), false);
+  owned_gpus_.assign(trace_.size(), 0);
   for (size_t i = 0; i < trace_.size(); ++i) events_.push(Event{to_ns(trace_[i].submit_s), seq_++, Kind::kArrival, i, 0});
   first_submit_ = trace_.empty() ? 0 : to_ns(trace_.front().submit_s);
   last_t_ = last_end_ = first_submit_;
@@ -288,16 +355,16 @@ Status Simulation::run() {
       events_.pop();
       if (ev.kind == Kind::kArrival) {
         if (auto s = arrive(ev.index, t); !s) return s;
-      } else {
+      } else if (ev.kind == Kind::kRunEnd) {
         run_ended(ev, t);
+      } else if (ev.kind == Kind::kCloudReady) {
+        cloud_ready(ev.index, t);
       }
       (void)core_.take_output();
     }
     core_.tick(t);
-    for (int guard = 0; core_.wants_cycle() && guard < 16; ++guard) {
-      core_.cycle(t);
-      apply(t);
-    }
+    cycles(t);
+    if (cloud_) cloud_plan(t);
   }
   return Status::ok();
 }
@@ -345,7 +412,36 @@ SimResult Simulation::result() {
   res.jain_fairness = jain_index(per_user);
   res.backfilled = core_.stats().backfilled;
   res.cycles = core_.stats().cycles;
+  if (cloud_) {
+    res.cloud = true;
+    res.burst_after_s = options_.burst_after_s;
+    res.cloud_stats = cloud_->stats(std::max(last_t_, last_end_));
+  }
   return std::move(res_);
+}
+
+}  // namespace
+
+namespace {
+
+// Pool names are node-name prefixes: they must not clash with owned nodes or each other.
+Status check_pools(const SimOptions& options) {
+  std::set<std::string> names;
+  for (auto& g : options.nodes) {
+    std::string base = g.type.empty() ? "node" : g.type;
+    std::transform(base.begin(), base.end(), base.begin(), [](unsigned char c) { return std::tolower(c); });
+    names.insert(base);
+  }
+  for (auto& p : options.pools) {
+    if (!names.insert(p.name).second) {
+      return Status::invalid("--pool " + p.name + ": the name is taken by another pool or by owned nodes (" + p.name +
+                             "-N); choose another");
+    }
+  }
+  if (options.burst_after_s < 0 && options.burst_after_s != kBurstNever) {
+    return Status::invalid("--burst-after: must be 0 or more seconds, or never");
+  }
+  return Status::ok();
 }
 
 }  // namespace
@@ -359,6 +455,13 @@ Result<SimResult> simulate(const std::vector<TraceJob>& trace, const SimOptions&
                            "' (known: fifo, priority, fairshare, fairshare+backfill)");
   }
   if (options.limit_factor < 1) return Status::invalid("--limit-factor: must be at least 1 (limits are never short)");
+  if (auto s = check_pools(options); !s) return s;
+  for (auto& p : options.pools) {
+    // A job may ask a GPU type only a pool has (validation accepts scheduler.gpu_types).
+    if (std::find(config.gpu_types.begin(), config.gpu_types.end(), p.gpu_type) == config.gpu_types.end()) {
+      config.gpu_types.push_back(p.gpu_type);
+    }
+  }
   Simulation sim(trace, options, config, std::move(policy));
   if (sim.add_nodes() == 0) return Status::invalid("--nodes: the cluster has no GPUs");
   if (auto s = sim.run(); !s) return s;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "sim/cloud.h"
 #include "sim/trace.h"
 #include "util/status.h"
 
@@ -26,11 +27,15 @@ struct SimOptions {
   bool limit_random = false;                  // factor drawn per job from [1, limit_factor] (with `seed`)
   uint64_t seed = 1;
   double sample_s = 3600;                     // utilisation series step
+  // Rented cloud pools (--pool), driven by the resource broker's cloud core.
+  // Owned nodes are `nodes`; jobs keep the shape they have on them.
+  std::vector<CloudPoolSpec> pools;
+  int64_t burst_after_s = default_burst_after_s();  // max_wait_before_burst (kBurstNever; 0: always burst)
 };
 
 struct Percentiles {
   size_t count = 0;
-  double avg = 0, p50 = 0, p99 = 0, max = 0;
+  double avg = 0, p50 = 0, p95 = 0, p99 = 0, max = 0;
 };
 
 struct JobOutcome {
@@ -51,7 +56,7 @@ struct SimResult {
   Percentiles wait;   // first start - submission
   std::map<std::string, Percentiles> wait_by_size;  // "1", "2-4", "5-8", "9+"
   double makespan_s = 0;       // last end - first submission
-  double utilisation = 0;      // busy GPU-seconds / (GPUs x makespan)
+  double utilisation = 0;      // busy GPU-seconds / (GPUs x makespan), owned GPUs only
   double utilisation_queued = 0;  // the same, over the time jobs were waiting (demand exceeded what started)
   std::vector<std::pair<double, double>> utilisation_series;  // (bucket start s, busy share)
   double fragmentation = 0;    // time-average share of free GPUs on partly used nodes, while jobs wait
@@ -61,6 +66,9 @@ struct SimResult {
   uint64_t backfilled = 0;
   uint64_t cycles = 0;
   std::vector<JobOutcome> outcomes;  // in trace order
+  bool cloud = false;          // pools were given: the figures below mean something
+  int64_t burst_after_s = 0;
+  CloudStats cloud_stats;
 };
 
 Result<SimResult> simulate(const std::vector<TraceJob>& trace, const SimOptions& options);
