@@ -36,6 +36,16 @@ struct PoolConfig {
 
 struct CloudOptions {
   int64_t max_wait_before_burst_s = 120;  // a job waiting longer (expected) than this may rent
+  // Compute-weighted wait budget (after Starburst, ATC'24): a job may also
+  // wait this many seconds per GPU-hour it asks (GPUs x time limit) before
+  // it rents, so small short jobs burst soon and the big long ones, which
+  // make most of a cloud bill, wait for owned nodes. 0: the threshold only.
+  double burst_wait_per_gpu_hour_s = 0;
+  // Rented nodes take only burst-eligible jobs: a ready node no eligible
+  // waiting job fits is drained (its running jobs carry on) and opened
+  // again when one does, so jobs that would soon start on owned nodes do
+  // not keep rented nodes busy (and paid) for their whole run.
+  bool rented_for_eligible_only = false;
   int64_t orphan_grace_s = 60;            // a listed instance with no live lease: terminated after this
   int64_t backoff_s = 30;                 // first backoff after a capacity error or boot timeout (doubles)
   int64_t backoff_max_s = 900;
@@ -121,6 +131,7 @@ struct WaitingJob {
   uint32_t nodes = 1;
   int64_t submit_ns = 0;
   int64_t expected_start_ns = 0;  // the backfill reservation's start (0: none)
+  int64_t time_limit_s = 0;       // the job's time limit (0: unknown)
   bool waits_for_resources = false;  // not held, blocked, over quota, waiting on a dependency
 };
 

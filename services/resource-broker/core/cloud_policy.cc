@@ -32,6 +32,7 @@ void CloudPools::plan(const std::vector<WaitingJob>& waiting, Cluster& cluster, 
   for (auto& [id, l] : leases_) {
     if (l.for_job != 0 && !ids.count(l.for_job)) l.for_job = 0;  // started elsewhere, or gone
   }
+  if (options_.rented_for_eligible_only) gate(waiting, cluster, now_ns, out);
   if (!global_.paused) {
     for (auto& j : waiting) rent_for(j, cluster, now_ns, out);
     for (auto& p : pools_) {
@@ -64,6 +65,58 @@ int64_t CloudPools::threshold_ns(const PoolConfig& p) const {
   return (p.max_wait_before_burst_s >= 0 ? p.max_wait_before_burst_s : options_.max_wait_before_burst_s) * kSecond;
 }
 
+int64_t CloudPools::burst_threshold_ns(const PoolConfig& p, const WaitingJob& j) const {
+  int64_t t = threshold_ns(p);
+  if (options_.burst_wait_per_gpu_hour_s > 0 && j.time_limit_s > 0) {
+    // Compute-weighted: seconds of wait per GPU-hour the job asks.
+    double gpu_hours = static_cast<double>(std::max<uint32_t>(1, j.gpus_per_node) * std::max<uint32_t>(1, j.nodes)) *
+                       static_cast<double>(j.time_limit_s) / 3600;
+    double budget = options_.burst_wait_per_gpu_hour_s * gpu_hours;
+    t = std::max(t, static_cast<int64_t>(std::min(budget, 365.0 * 86400)) * kSecond);
+  }
+  return t;
+}
+
+bool CloudPools::burst_eligible(const PoolConfig& p, const WaitingJob& j, bool owned, int64_t now_ns) const {
+  if (!j.waits_for_resources || !fits(p, j)) return false;
+  if (!owned) return true;
+  // Expected wait on owned nodes: the backfill reservation's start when it
+  // has one, else how long it has waited already.
+  int64_t threshold = burst_threshold_ns(p, j);
+  if (j.expected_start_ns > 0) return j.expected_start_ns - now_ns > threshold;
+  return now_ns - j.submit_ns >= threshold;
+}
+
+void CloudPools::gate(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out) {
+  eligible_.clear();
+  for (auto& j : waiting) {
+    bool owned = owned_could_take(j, cluster);
+    for (auto& p : pools_) {
+      if (burst_eligible(p, j, owned, now_ns)) eligible_[p.name].push_back(&j);
+    }
+  }
+  for (auto& [id, l] : leases_) {
+    const Node* n = l.state == CloudState::kReady ? cluster.node(l.node) : nullptr;
+    if (!n) continue;
+    bool open = l.for_job != 0 || eligible_.count(l.pool) > 0;
+    if (n->drained != open) continue;
+    (void)cluster.drain(l.node, !open, open ? "cloud: a burst-eligible job waits" : "cloud: kept for burst-eligible jobs",
+                        out.cluster);
+  }
+}
+
+// A ready rented node (open to it) with room for `j` now: the scheduler places it there.
+bool CloudPools::ready_room(const WaitingJob& j, const Cluster& cluster) const {
+  uint32_t nodes = 0;
+  for (auto& [id, l] : leases_) {
+    const PoolConfig* p = l.state == CloudState::kReady ? pool(l.pool) : nullptr;
+    const Node* n = p && fits(*p, j) ? cluster.node(l.node) : nullptr;
+    if (!n || n->drained) continue;
+    if (gpus_of_type(*n, j.gpu_type) >= n->gpu_holder.size() + std::max<uint32_t>(1, j.gpus_per_node)) ++nodes;
+  }
+  return nodes >= std::max<uint32_t>(1, j.nodes);
+}
+
 bool CloudPools::can_launch(const PoolConfig& p, uint32_t n, int64_t now_ns) const {
   const PoolState& s = pool_state(p.name);
   if (s.paused || now_ns < s.backoff_until_ns) return false;
@@ -79,19 +132,17 @@ void CloudPools::rent_for(const WaitingJob& j, const Cluster& cluster, int64_t n
     if (l.for_job == j.id && !l.ended()) return;  // already booting (or ready) for it
   }
   bool owned = owned_could_take(j, cluster);
-  // Expected wait on owned nodes: the backfill reservation's start when it
-  // has one, else how long it has waited already.
-  int64_t wait_ns = j.expected_start_ns > 0 ? j.expected_start_ns - now_ns : now_ns - j.submit_ns;
   const PoolConfig* best = nullptr;
   bool eligible = false;
   for (auto& p : pools_) {
-    if (!fits(p, j)) continue;
-    if (owned && (j.expected_start_ns > 0 ? wait_ns <= threshold_ns(p) : wait_ns < threshold_ns(p))) continue;
+    if (!fits(p, j) || !burst_eligible(p, j, owned, now_ns)) continue;
     eligible = true;
     if (!can_launch(p, j.nodes, now_ns)) continue;
     if (!best || p.price() < best->price()) best = &p;
   }
-  if (!eligible || reuse_booting(j, out) || !best) return;
+  if (!eligible || (options_.rented_for_eligible_only && ready_room(j, cluster)) || reuse_booting(j, out) || !best) {
+    return;
+  }
   for (uint32_t i = 0; i < std::max<uint32_t>(1, j.nodes); ++i) launch(*best, &j, now_ns, out);
 }
 
@@ -158,9 +209,11 @@ void CloudPools::release_idle(const std::vector<WaitingJob>& waiting, Cluster& c
       continue;
     }
     if (l.idle_since_ns == 0) l.idle_since_ns = now_ns;
-    bool wanted = l.for_job != 0 || std::any_of(waiting.begin(), waiting.end(), [&](const WaitingJob& j) {
-      return p && j.waits_for_resources && fits(*p, j);
-    });
+    bool wanted = l.for_job != 0 || (options_.rented_for_eligible_only
+                                         ? eligible_.count(l.pool) > 0
+                                         : std::any_of(waiting.begin(), waiting.end(), [&](const WaitingJob& j) {
+                                             return p && j.waits_for_resources && fits(*p, j);
+                                           }));
     // Hysteresis: a node some waiting job fits starts its idle time again.
     if (wanted) {
       l.idle_since_ns = now_ns;

@@ -98,6 +98,13 @@ class CloudPools {
   size_t in_state(std::string_view pool, CloudState s) const;
   // "waiting for cloud node (pool X, ready in ~N min)" for a job a lease is meant for, or "".
   std::string waiting_reason(uint64_t job, int64_t now_ns) const;
+  // How long job `j` may be expected to wait on owned nodes before it rents
+  // from `p`: the pool's max_wait_before_burst, or the job's compute-weighted
+  // budget (burst_wait_per_gpu_hour_s x GPUs x time limit) when that is longer.
+  int64_t burst_threshold_ns(const PoolConfig& p, const WaitingJob& j) const;
+  // Whether `j` may rent from `p` now (its expected wait on owned nodes is
+  // past the threshold, or no owned node could ever take it).
+  bool burst_eligible(const PoolConfig& p, const WaitingJob& j, bool owned_could_take, int64_t now_ns) const;
   // Launch to ready: the average seen, else half the boot timeout.
   int64_t boot_estimate_ns(std::string_view pool) const;
 
@@ -108,6 +115,11 @@ class CloudPools {
   bool can_launch(const PoolConfig& p, uint32_t n, int64_t now_ns) const;
   void rent_for(const WaitingJob& j, const Cluster& cluster, int64_t now_ns, CloudEffects& out);
   bool reuse_booting(const WaitingJob& j, CloudEffects& out);
+  // rented_for_eligible_only: opens (undrains) the ready nodes an eligible
+  // job fits, closes (drains) the others; the jobs each pool's nodes are open to.
+  void gate(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out);
+  bool ready_room(const WaitingJob& j, const Cluster& cluster) const;
+  std::map<std::string, std::vector<const WaitingJob*>> eligible_;  // this plan: pool -> eligible waiting jobs
   void release_idle(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out);
   void check_boot_timeouts(int64_t now_ns, CloudEffects& out);
   void retry_calls(int64_t now_ns, CloudEffects& out);

@@ -35,8 +35,14 @@ struct CloudPoolSpec {
 
 // max_wait_before_burst: "never" (kBurstNever), else seconds (0: always burst).
 inline constexpr int64_t kBurstNever = -1;
-// The broker's default (cloud.max_wait_before_burst_s).
-int64_t default_burst_after_s();
+// When to rent and what rented nodes take (the broker's cloud options).
+struct BurstPolicy {
+  int64_t after_s = 0;             // max_wait_before_burst_s (kBurstNever; 0: always burst)
+  double per_gpu_hour_s = 0;       // burst_wait_per_gpu_hour_s (compute-weighted budget; 0: off)
+  bool eligible_only = false;      // rented_for_eligible_only
+};
+// The broker's defaults (cloud.max_wait_before_burst_s, ...).
+BurstPolicy default_burst_policy();
 
 // Errors name the flag and what was wrong.
 Result<CloudPoolSpec> parse_pool(const std::string& text);
@@ -54,6 +60,7 @@ struct CloudWaiting {
   uint32_t nodes = 1;
   int64_t submit_ns = 0;
   int64_t expected_start_ns = 0;
+  int64_t time_limit_s = 0;
   bool waits_for_resources = false;
 };
 
@@ -61,6 +68,7 @@ struct CloudWaiting {
 struct CloudChanges {
   std::vector<std::pair<std::string, int64_t>> booting;  // (node, when it is ready)
   std::vector<std::string> drained;                      // takes no new job
+  std::vector<std::string> undrained;                    // takes jobs again
   std::vector<std::string> gone;                         // released: down
 };
 
@@ -84,7 +92,7 @@ struct CloudStats {
 
 class CloudModel {
  public:
-  CloudModel(const std::vector<CloudPoolSpec>& pools, int64_t burst_after_s);
+  CloudModel(const std::vector<CloudPoolSpec>& pools, const BurstPolicy& policy);
   ~CloudModel();
   CloudModel(const CloudModel&) = delete;
   CloudModel& operator=(const CloudModel&) = delete;

@@ -24,6 +24,7 @@ std::vector<CloudWaiting> waiting_for_cloud(const Scheduler& core, JobId* first_
     w.nodes = std::max<uint32_t>(1, j.shape.nodes);
     w.submit_ns = j.submit_time_ns;
     w.expected_start_ns = j.expected_start_ns;
+    w.time_limit_s = j.spec ? static_cast<int64_t>(j.spec->time_limit_s) : 0;
     w.waits_for_resources = reason.rfind("Resources", 0) == 0 || reason.rfind("Priority", 0) == 0;
     out.push_back(std::move(w));
     return true;

@@ -57,6 +57,27 @@ std::shared_ptr<fb::NodeInfoT> node_info(const std::string& name, const std::str
   return n;
 }
 
+broker::WaitingJob to_broker(const CloudWaiting& w) {
+  broker::WaitingJob j;
+  j.id = w.id;
+  j.account = w.account;
+  j.gpu_type = w.gpu_type;
+  j.gpus_per_node = w.gpus_per_node;
+  j.nodes = w.nodes;
+  j.submit_ns = w.submit_ns;
+  j.expected_start_ns = w.expected_start_ns;
+  j.time_limit_s = w.time_limit_s;
+  j.waits_for_resources = w.waits_for_resources;
+  return j;
+}
+
+broker::CloudOptions options(const BurstPolicy& policy) {
+  broker::CloudOptions o;
+  o.burst_wait_per_gpu_hour_s = policy.per_gpu_hour_s;
+  o.rented_for_eligible_only = policy.eligible_only;
+  return o;
+}
+
 bool booting(broker::CloudState s) {
   return s == broker::CloudState::kRequested || s == broker::CloudState::kProvisioning ||
          s == broker::CloudState::kRegistering;
@@ -65,8 +86,8 @@ bool booting(broker::CloudState s) {
 }  // namespace
 
 struct CloudModel::Impl {
-  Impl(const std::vector<CloudPoolSpec>& specs, int64_t burst_after_s)
-      : pools(broker::CloudOptions{}, to_configs(specs, burst_after_s)) {
+  Impl(const std::vector<CloudPoolSpec>& specs, const BurstPolicy& policy)
+      : pools(options(policy), to_configs(specs, policy.after_s)) {
     for (auto& s : specs) boot_ns[s.name] = s.boot_s * kSecond;
   }
 
@@ -92,7 +113,7 @@ void CloudModel::Impl::drive(broker::CloudEffects fx, int64_t now, CloudChanges&
       out.gone.push_back(node);
     }
     for (auto& e : fx.cluster.events) {
-      if (e.kind == broker::EventKind::kNodeDrain && e.drained) out.drained.push_back(e.node);
+      if (e.kind == broker::EventKind::kNodeDrain) (e.drained ? out.drained : out.undrained).push_back(e.node);
     }
     broker::CloudEffects next;
     for (auto& c : fx.calls) call(c, now, next, out);
@@ -130,8 +151,8 @@ void CloudModel::Impl::call(const broker::DriverCall& c, int64_t now, broker::Cl
   }
 }
 
-CloudModel::CloudModel(const std::vector<CloudPoolSpec>& pools, int64_t burst_after_s)
-    : impl_(std::make_unique<Impl>(pools, burst_after_s)) {}
+CloudModel::CloudModel(const std::vector<CloudPoolSpec>& pools, const BurstPolicy& policy)
+    : impl_(std::make_unique<Impl>(pools, policy)) {}
 
 CloudModel::~CloudModel() = default;
 
@@ -143,18 +164,7 @@ void CloudModel::add_owned(const std::string& name, const std::string& gpu_type,
 void CloudModel::plan(const std::vector<CloudWaiting>& waiting, int64_t now_ns, CloudChanges& out) {
   std::vector<broker::WaitingJob> jobs;
   jobs.reserve(waiting.size());
-  for (auto& w : waiting) {
-    broker::WaitingJob j;
-    j.id = w.id;
-    j.account = w.account;
-    j.gpu_type = w.gpu_type;
-    j.gpus_per_node = w.gpus_per_node;
-    j.nodes = w.nodes;
-    j.submit_ns = w.submit_ns;
-    j.expected_start_ns = w.expected_start_ns;
-    j.waits_for_resources = w.waits_for_resources;
-    jobs.push_back(std::move(j));
-  }
+  for (auto& w : waiting) jobs.push_back(to_broker(w));
   broker::CloudEffects fx;
   impl_->pools.plan(jobs, impl_->cluster, now_ns, fx);
   impl_->drive(std::move(fx), now_ns, out);
@@ -214,7 +224,8 @@ int64_t CloudModel::next_wake_ns(const std::vector<CloudWaiting>& waiting, int64
   for (auto& p : impl_->pools.pools()) {
     if (p.max_wait_before_burst_s >= kNeverS) continue;
     for (auto& w : waiting) {
-      if (w.waits_for_resources && w.expected_start_ns == 0) consider(w.submit_ns + p.max_wait_before_burst_s * kSecond);
+      if (!w.waits_for_resources || w.expected_start_ns != 0) continue;
+      consider(w.submit_ns + impl_->pools.burst_threshold_ns(p, to_broker(w)));
     }
   }
   for (auto& [id, l] : impl_->pools.leases()) {

@@ -90,7 +90,10 @@ Status parse_key(const std::string& text, const std::string& key, const std::str
 
 }  // namespace
 
-int64_t default_burst_after_s() { return broker::CloudOptions{}.max_wait_before_burst_s; }
+BurstPolicy default_burst_policy() {
+  broker::CloudOptions o;
+  return BurstPolicy{o.max_wait_before_burst_s, o.burst_wait_per_gpu_hour_s, o.rented_for_eligible_only};
+}
 
 Result<CloudPoolSpec> parse_pool(const std::string& text) {
   std::stringstream in(text);

@@ -23,7 +23,8 @@ struct Args {
       jobs_path;
   std::vector<std::string> sets, pools;
   std::string burst_after, burst_sweep;
-  double limit_factor = 1, sample_s = 3600;
+  double limit_factor = 1, sample_s = 3600, burst_per_gpu_hour = -1;
+  std::string eligible_only;
   bool limit_random = false;
   uint64_t seed = 1;
 };
@@ -39,7 +40,7 @@ void add_options(CLI::App& app, Args& a) {
   app.add_option("--json", a.json_path, "Also write the results as JSON here");
   app.add_option("--jobs-csv", a.jobs_path,
                  "Also write each job's outcome here (policy,job_id,user,gpus,submit_s,start_s,end_s,duration_s,"
-                 "preemptions,state)");
+                 "preemptions,state,cloud)");
   app.add_option("--sample-s", a.sample_s, "Step of the utilisation-over-time series, seconds");
   app.add_option("--config", a.config_path, "A trainyard TOML config: its [scheduler] keys (fair share, quotas...)");
   app.add_option("--set", a.sets, "Override a config key: section.key=value (repeatable)");
@@ -52,6 +53,13 @@ void add_options(CLI::App& app, Args& a) {
   app.add_option("--burst-after", a.burst_after,
                  "max_wait_before_burst: rent once a job would wait longer than this on owned nodes (0: always "
                  "burst, never: never; 90s, 5m, 1h...). Default: the broker's cloud.max_wait_before_burst_s");
+  app.add_option("--burst-per-gpu-hour", a.burst_per_gpu_hour,
+                 "burst_wait_per_gpu_hour_s: a job may also wait this many seconds per GPU-hour it asks (GPUs x "
+                 "time limit) before it rents (compute-weighted, after Starburst; 0: off, the broker's default)");
+  app.add_option("--rented-for-eligible-only", a.eligible_only,
+                 "on: rented nodes take only jobs eligible to burst (closed to others, released when idle); off: "
+                 "any job. Default: the broker's cloud.rented_for_eligible_only")
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--burst-sweep", a.burst_sweep,
                  "Run once per threshold (e.g. 0,5m,15m,30m,1h,never) with the first --policy and print the cost/JCT "
                  "curve: avg JCT, p50/p95 wait, cloud GPU-hours, cost, idle and boot node-hours");
@@ -84,7 +92,7 @@ Result<CloudArgs> cloud_args(const Args& a) {
     if (!t) return t.status();
     c.thresholds = {*t};
   } else {
-    c.thresholds = {sim::default_burst_after_s()};
+    c.thresholds = {sim::default_burst_policy().after_s};
   }
   return c;
 }
@@ -114,14 +122,17 @@ Result<std::vector<sim::SimResult>> simulate_all(const Args& a, const CloudArgs&
     o.seed = a.seed;
     o.sample_s = a.sample_s;
     o.pools = cloud.pools;
+    o.burst = sim::default_burst_policy();
+    if (a.burst_per_gpu_hour >= 0) o.burst.per_gpu_hour_s = a.burst_per_gpu_hour;
+    if (!a.eligible_only.empty()) o.burst.eligible_only = a.eligible_only == "on";
     if (cloud.sweep) {
       for (int64_t t : cloud.thresholds) {
-        o.burst_after_s = t;
+        o.burst.after_s = t;
         todo.push_back(o);
       }
       break;  // a sweep runs the first policy only
     }
-    o.burst_after_s = cloud.thresholds.at(0);
+    o.burst.after_s = cloud.thresholds.at(0);
     todo.push_back(o);
   }
   for (auto& o : todo) {
@@ -148,11 +159,12 @@ bool write_json(const Args& a, const std::vector<sim::SimResult>& runs) {
 
 bool write_jobs(const std::string& path, const std::vector<sim::SimResult>& runs) {
   std::ofstream f(path);
-  f << "policy,job_id,user,gpus,submit_s,start_s,end_s,duration_s,preemptions,state\n";
+  f << "policy,job_id,user,gpus,submit_s,start_s,end_s,duration_s,preemptions,state,cloud\n";
   for (auto& r : runs) {
     for (auto& o : r.outcomes) {
       f << r.policy << ',' << o.id << ',' << o.user << ',' << o.gpus << ',' << o.submit_s << ',' << o.start_s << ','
-        << o.end_s << ',' << o.duration_s << ',' << o.preemptions << ',' << o.state << '\n';
+        << o.end_s << ',' << o.duration_s << ',' << o.preemptions << ',' << o.state << ',' << (o.cloud ? 1 : 0)
+        << '\n';
     }
   }
   return static_cast<bool>(f);
@@ -195,8 +207,13 @@ int main(int argc, char** argv) {
     std::printf("%s", sim::format_wait_by_size(*runs).c_str());
   }
   if (!cloud->pools.empty()) {
-    if (cloud->sweep) std::printf("burst threshold sweep (policy %s): times in s, cost per the pools' prices\n",
-                                  runs->empty() ? "" : (*runs)[0].policy.c_str());
+    if (!runs->empty()) {
+      const sim::BurstPolicy& b = (*runs)[0].burst;
+      std::printf("%s (policy %s, burst_wait_per_gpu_hour_s %g, rented_for_eligible_only %s): times in s, cost "
+                  "at the pools' prices\n",
+                  cloud->sweep ? "burst threshold sweep" : "cloud", (*runs)[0].policy.c_str(), b.per_gpu_hour_s,
+                  b.eligible_only ? "on" : "off");
+    }
     std::printf("%s", sim::format_cloud_table(*runs).c_str());
   }
   if (!a.json_path.empty() && !write_json(a, *runs)) {

@@ -58,7 +58,7 @@ std::string format_cloud_table(const std::vector<SimResult>& runs) {
     if (!r.cloud) continue;
     const CloudStats& c = r.cloud_stats;
     std::snprintf(line, sizeof line, "%-12s %9.0f %9.0f %9.0f %11.1f %11.2f %10.1f %10.1f %8llu %5u\n",
-                  format_burst_after(r.burst_after_s).c_str(), r.jct.avg, r.wait.p50, r.wait.p95, c.gpu_hours, c.cost,
+                  format_burst_after(r.burst.after_s).c_str(), r.jct.avg, r.wait.p50, r.wait.p95, c.gpu_hours, c.cost,
                   c.idle_node_hours, c.boot_node_hours, static_cast<unsigned long long>(c.launches), c.peak_nodes);
     out += line;
   }
@@ -67,7 +67,9 @@ std::string format_cloud_table(const std::vector<SimResult>& runs) {
 
 nlohmann::json cloud_json(const SimResult& r) {
   const CloudStats& c = r.cloud_stats;
-  return {{"burst_after_s", r.burst_after_s == kBurstNever ? nlohmann::json("never") : nlohmann::json(r.burst_after_s)},
+  return {{"burst_after_s", r.burst.after_s == kBurstNever ? nlohmann::json("never") : nlohmann::json(r.burst.after_s)},
+          {"burst_wait_per_gpu_hour_s", r.burst.per_gpu_hour_s},
+          {"rented_for_eligible_only", r.burst.eligible_only},
           {"launches", c.launches},
           {"released", c.released},
           {"peak_nodes", c.peak_nodes},

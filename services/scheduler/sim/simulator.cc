@@ -82,7 +82,7 @@ class Simulation {
         core_(config, std::move(policy)),
         rng_(options.seed),
         spread_(1.0, std::max(1.0, options.limit_factor)) {
-    if (!options.pools.empty()) cloud_ = std::make_unique<CloudModel>(options.pools, options.burst_after_s);
+    if (!options.pools.empty()) cloud_ = std::make_unique<CloudModel>(options.pools, options.burst);
   }
 
   // Simulated nodes, named by type: v100-0, v100-1, ... Returns the GPUs.
@@ -100,8 +100,9 @@ class Simulation {
   Status arrive(size_t i, int64_t t);
   void run_ended(const Event& ev, int64_t t);
   void cycles(int64_t t);
-  // The broker's cloud decision after the events at `t`, and what it changed.
-  void cloud_plan(int64_t t);
+  // The broker's cloud decision after the events at `t`; true when it opened
+  // a rented node to waiting jobs (the scheduler may place them).
+  bool cloud_plan(int64_t t);
   void cloud_apply(const CloudChanges& ch);
   void cloud_ready(size_t k, int64_t t);
 
@@ -219,9 +220,11 @@ void Simulation::grant(const AllocateRequest& a, int64_t t) {
   core_.run_started(a.job, a.attempt, ls[0], t, t);
   leases_[i] = ls;
   const Job* j = core_.job(a.job);
+  res_.outcomes[i].cloud = false;
   for (size_t r = 0; r < a.nodes.size(); ++r) {
     if (cloud_ && cloud_->is_cloud(a.nodes[r].node)) {
       cloud_->run_started(ls[r], a.nodes[r].node, a.nodes[r].gpus, t);
+      res_.outcomes[i].cloud = true;
     } else {
       owned_gpus_[i] += static_cast<uint32_t>(a.nodes[r].gpus.size());
     }
@@ -308,16 +311,18 @@ void Simulation::cycles(int64_t t) {
 // As the broker does every cloud.poll_ms: read the waiting jobs, decide.
 // Between events it wakes when a job's wait reaches the threshold or a
 // node's idle time runs out, so nothing waits on a polling period.
-void Simulation::cloud_plan(int64_t t) {
+bool Simulation::cloud_plan(int64_t t) {
   auto waiting = waiting_for_cloud(core_, &first_live_);
   CloudChanges ch;
   cloud_->plan(waiting, t, ch);
   cloud_apply(ch);
+  if (!ch.undrained.empty()) return true;
   int64_t wake = cloud_->next_wake_ns(waiting, t);
   if (wake > 0 && (cloud_wake_ <= t || wake < cloud_wake_)) {
     events_.push(Event{wake, seq_++, Kind::kCloudWake, 0, 0});
     cloud_wake_ = wake;
   }
+  return false;
 }
 
 void Simulation::cloud_apply(const CloudChanges& ch) {
@@ -326,6 +331,7 @@ void Simulation::cloud_apply(const CloudChanges& ch) {
     cloud_booting_.push_back(node);
   }
   for (auto& node : ch.drained) core_.node_drained(node, true);
+  for (auto& node : ch.undrained) core_.node_drained(node, false);
   for (auto& node : ch.gone) core_.node_down(node);
 }
 
@@ -364,7 +370,8 @@ Status Simulation::run() {
     }
     core_.tick(t);
     cycles(t);
-    if (cloud_) cloud_plan(t);
+    // A rented node opened to waiting jobs: place them, then decide again.
+    for (int round = 0; cloud_ && round < 3 && cloud_plan(t); ++round) cycles(t);
   }
   return Status::ok();
 }
@@ -414,7 +421,7 @@ SimResult Simulation::result() {
   res.cycles = core_.stats().cycles;
   if (cloud_) {
     res.cloud = true;
-    res.burst_after_s = options_.burst_after_s;
+    res.burst = options_.burst;
     res.cloud_stats = cloud_->stats(std::max(last_t_, last_end_));
   }
   return std::move(res_);
@@ -438,8 +445,11 @@ Status check_pools(const SimOptions& options) {
                              "-N); choose another");
     }
   }
-  if (options.burst_after_s < 0 && options.burst_after_s != kBurstNever) {
+  if (options.burst.after_s < 0 && options.burst.after_s != kBurstNever) {
     return Status::invalid("--burst-after: must be 0 or more seconds, or never");
+  }
+  if (!(options.burst.per_gpu_hour_s >= 0 && options.burst.per_gpu_hour_s <= 86400)) {
+    return Status::invalid("--burst-per-gpu-hour: must be between 0 and 86400 seconds of wait per GPU-hour");
   }
   return Status::ok();
 }

@@ -30,7 +30,7 @@ struct SimOptions {
   // Rented cloud pools (--pool), driven by the resource broker's cloud core.
   // Owned nodes are `nodes`; jobs keep the shape they have on them.
   std::vector<CloudPoolSpec> pools;
-  int64_t burst_after_s = default_burst_after_s();  // max_wait_before_burst (kBurstNever; 0: always burst)
+  BurstPolicy burst = default_burst_policy();
 };
 
 struct Percentiles {
@@ -45,6 +45,7 @@ struct JobOutcome {
   double submit_s = 0, start_s = 0, end_s = 0, duration_s = 0;
   uint32_t preemptions = 0;
   std::string state;  // Succeeded, TimedOut, ...
+  bool cloud = false; // its last run was on rented nodes
 };
 
 struct SimResult {
@@ -67,7 +68,7 @@ struct SimResult {
   uint64_t cycles = 0;
   std::vector<JobOutcome> outcomes;  // in trace order
   bool cloud = false;          // pools were given: the figures below mean something
-  int64_t burst_after_s = 0;
+  BurstPolicy burst;
   CloudStats cloud_stats;
 };
 
