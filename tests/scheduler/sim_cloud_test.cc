@@ -1,0 +1,309 @@
+// Tests of ty-sim's cloud pools: the resource broker's cloud core decides
+// when to rent and release, the simulator boots nodes after the pool's
+// delay. Small traces whose figures are worked out by hand, the threshold
+// rule, idle release, exact cost, and the committed synthetic trace.
+#define BOOST_TEST_MODULE scheduler_sim_cloud
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+#include <sstream>
+
+#include "sim/cloud.h"
+#include "sim/simulator.h"
+#include "sim/trace.h"
+
+using namespace trainyard;
+using namespace trainyard::scheduler::sim;
+
+namespace {
+
+std::vector<TraceJob> parse(const std::string& csv) {
+  std::istringstream in(csv);
+  auto t = parse_trace(in);
+  BOOST_REQUIRE_MESSAGE(t.ok(), t.status().to_string());
+  return std::move(t).value();
+}
+
+struct Run {
+  std::string nodes = "1x8:A100";
+  std::vector<std::string> pools = {"cloud:4x8:A100,boot=180s,price=10,idle=300s"};
+  std::string policy = "fairshare+backfill";
+  BurstPolicy burst = BurstPolicy{300, 0, false};
+};
+
+SimResult run(const std::vector<TraceJob>& trace, const Run& r) {
+  SimOptions o;
+  auto n = parse_nodes(r.nodes);
+  BOOST_REQUIRE(n.ok());
+  o.nodes = *n;
+  o.policy = r.policy;
+  for (auto& text : r.pools) {
+    auto p = parse_pool(text);
+    BOOST_REQUIRE_MESSAGE(p.ok(), p.status().to_string());
+    o.pools.push_back(*p);
+  }
+  o.burst = r.burst;
+  auto res = simulate(trace, o);
+  BOOST_REQUIRE_MESSAGE(res.ok(), res.status().to_string());
+  BOOST_REQUIRE(res->cloud);
+  return std::move(res).value();
+}
+
+const JobOutcome& outcome(const SimResult& r, const std::string& id) {
+  for (auto& o : r.outcomes) {
+    if (o.id == id) return o;
+  }
+  BOOST_FAIL("no job " + id);
+  return r.outcomes.front();
+}
+
+// The owned node is busy for an hour; j2 would wait 3590 s for it.
+const char* kBusy =
+    "job_id,submit_time_s,num_gpus,duration_s,user,gpu_type\n"
+    "j1,0,8,3600,alice,\n"
+    "j2,10,8,600,bob,\n";
+
+// The owned node frees after 200 s: j2 waits 190 s, under the threshold.
+const char* kSoonFree =
+    "job_id,submit_time_s,num_gpus,duration_s,user,gpu_type\n"
+    "j1,0,8,200,alice,\n"
+    "j2,10,8,600,bob,\n";
+
+// Six whole-node jobs on one owned node: a queue that bursting drains.
+const char* kQueue =
+    "job_id,submit_time_s,num_gpus,duration_s,user,gpu_type\n"
+    "j1,0,8,1000,alice,\n"
+    "j2,10,8,1000,bob,\n"
+    "j3,20,8,1000,carol,\n"
+    "j4,30,8,1000,alice,\n"
+    "j5,40,8,1000,bob,\n"
+    "j6,50,8,1000,carol,\n";
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_job_rents_when_owned_nodes_are_busy_past_the_threshold) {
+  auto r = run(parse(kBusy), Run{});
+  // Rented at 10 (the reservation says 3600), ready at 190, j2 runs 190-790 on it,
+  // idle 790-1090, released at 1090: 1080 s metered.
+  BOOST_TEST(outcome(r, "j2").start_s == 190.0);
+  BOOST_TEST(outcome(r, "j2").cloud);
+  BOOST_TEST(!outcome(r, "j1").cloud);
+  BOOST_TEST(outcome(r, "j2").end_s - outcome(r, "j2").submit_s == 780.0);
+  const CloudStats& c = r.cloud_stats;
+  BOOST_TEST(c.launches == 1u);
+  BOOST_TEST(c.released == 1u);
+  BOOST_TEST(std::abs(c.node_hours - 1080.0 / 3600) < 1e-9);
+  BOOST_TEST(std::abs(c.boot_node_hours - 180.0 / 3600) < 1e-9);
+  BOOST_TEST(std::abs(c.busy_node_hours - 600.0 / 3600) < 1e-9);
+  BOOST_TEST(std::abs(c.idle_node_hours - 300.0 / 3600) < 1e-9);
+  BOOST_TEST(std::abs(c.cost - 3.0) < 1e-9);
+}
+
+BOOST_AUTO_TEST_CASE(a_job_never_rents_when_an_owned_node_frees_before_the_threshold) {
+  // With a reservation (backfill) the expected wait is 190 s; without one
+  // (fifo) j2 starts at 200, before it has waited the 300 s.
+  for (std::string policy : {"fairshare+backfill", "fifo"}) {
+    Run cfg;
+    cfg.policy = policy;
+    auto r = run(parse(kSoonFree), cfg);
+    BOOST_TEST_INFO(policy);
+    BOOST_TEST(r.cloud_stats.launches == 0u);
+    BOOST_TEST(r.cloud_stats.cost == 0.0);
+    BOOST_TEST(outcome(r, "j2").start_s == 200.0);
+  }
+  // The same trace with always-burst rents (and pays) for 10 s of saved wait... not even that:
+  // the node is ready at 190, j2 starts there 10 s before the owned node frees.
+  Run always;
+  always.burst.after_s = 0;
+  auto r = run(parse(kSoonFree), always);
+  BOOST_TEST(r.cloud_stats.launches == 1u);
+  BOOST_TEST(outcome(r, "j2").start_s == 190.0);
+}
+
+BOOST_AUTO_TEST_CASE(a_job_without_a_reservation_rents_once_it_has_waited_the_threshold) {
+  Run cfg;
+  cfg.policy = "fairshare";  // no backfill, no expected start: the wait so far counts
+  auto r = run(parse(kBusy), cfg);
+  BOOST_TEST(r.cloud_stats.launches == 1u);
+  BOOST_TEST(outcome(r, "j2").start_s == 10.0 + 300 + 180);
+}
+
+BOOST_AUTO_TEST_CASE(a_compute_weighted_budget_lets_big_long_jobs_wait_for_owned_nodes) {
+  // j2 asks 8 GPUs x 600 s = 1.33 GPU-hours; its expected wait is 3590 s.
+  Run cfg;
+  cfg.burst.per_gpu_hour_s = 3600;  // budget 4800 s: it waits for the owned node
+  auto r = run(parse(kBusy), cfg);
+  BOOST_TEST(r.cloud_stats.launches == 0u);
+  BOOST_TEST(outcome(r, "j2").start_s == 3600.0);
+  cfg.burst.per_gpu_hour_s = 1000;  // budget 1333 s: it rents at once
+  r = run(parse(kBusy), cfg);
+  BOOST_TEST(r.cloud_stats.launches == 1u);
+  BOOST_TEST(outcome(r, "j2").start_s == 190.0);
+}
+
+BOOST_AUTO_TEST_CASE(always_burst_costs_more_than_never_burst_and_finishes_sooner) {
+  auto trace = parse(kQueue);
+  Run always, never;
+  always.burst.after_s = 0;
+  never.burst.after_s = kBurstNever;
+  auto a = run(trace, always);
+  auto n = run(trace, never);
+  BOOST_TEST(a.finished == 6u);
+  BOOST_TEST(n.finished == 6u);
+  BOOST_TEST(n.cloud_stats.launches == 0u);
+  BOOST_TEST(n.cloud_stats.cost == 0.0);
+  BOOST_TEST(a.cloud_stats.launches == 4u);  // the pool's four nodes, j1 on the owned node
+  BOOST_TEST(a.cloud_stats.cost > n.cloud_stats.cost);
+  BOOST_TEST(a.jct.avg < n.jct.avg);
+  // Never: the jobs run one after another on the owned node.
+  BOOST_TEST(n.makespan_s == 6000.0);
+  // Always: j6 waits for a rented node to free (the pool has four) or the owned one.
+  BOOST_TEST(a.makespan_s < 2500.0);
+}
+
+BOOST_AUTO_TEST_CASE(idle_nodes_are_released_and_idle_time_is_bounded_by_launches) {
+  auto trace = parse(kQueue);
+  Run cfg;
+  cfg.burst.after_s = 0;
+  auto r = run(trace, cfg);
+  const CloudStats& c = r.cloud_stats;
+  BOOST_TEST(c.launches > 0u);
+  BOOST_TEST(c.released == c.launches);  // nothing left rented at the end
+  BOOST_TEST(c.idle_node_hours > 0.0);
+  BOOST_TEST(c.idle_node_hours <= c.launches * 300.0 / 3600 + 1e-9);
+  // Metered time is boot + busy + idle, nothing unaccounted.
+  BOOST_TEST(std::abs(c.node_hours - (c.boot_node_hours + c.busy_node_hours + c.idle_node_hours)) < 1e-9);
+
+  // A shorter idle time releases sooner: less idle, less cost.
+  Run quick = cfg;
+  quick.pools = {"cloud:4x8:A100,boot=180s,price=10,idle=0"};
+  auto q = run(trace, quick);
+  BOOST_TEST(q.cloud_stats.idle_node_hours < c.idle_node_hours);
+  BOOST_TEST(q.cloud_stats.cost < c.cost);
+}
+
+BOOST_AUTO_TEST_CASE(cost_is_node_hours_times_the_price) {
+  auto trace = parse(kQueue);
+  Run cfg;
+  cfg.burst.after_s = 0;
+  cfg.pools = {"cloud:4x8:A100,boot=180s,price=29.39"};
+  auto r = run(trace, cfg);
+  const CloudStats& c = r.cloud_stats;
+  BOOST_TEST(c.node_hours > 0.0);
+  BOOST_TEST(std::abs(c.cost - c.node_hours * 29.39) < 1e-9 * c.cost);
+  BOOST_TEST(std::abs(c.gpu_hours - c.node_hours * 8) < 1e-9);
+  // Spot: the same node time at 37 % of the price.
+  cfg.pools = {"cloud:4x8:A100,boot=180s,price=29.39,spot=0.37"};
+  auto s = run(trace, cfg);
+  BOOST_TEST(std::abs(s.cloud_stats.node_hours - c.node_hours) < 1e-9);
+  BOOST_TEST(std::abs(s.cloud_stats.cost - c.node_hours * 29.39 * 0.37) < 1e-6);
+}
+
+BOOST_AUTO_TEST_CASE(the_cheapest_pool_that_fits_is_rented) {
+  Run cfg;
+  cfg.pools = {"dear:2x8:A100,price=40", "cheap:2x8:A100,price=20", "small:2x4:A100,price=5"};
+  auto r = run(parse(kBusy), cfg);
+  BOOST_TEST(r.cloud_stats.launches == 1u);
+  BOOST_TEST(std::abs(r.cloud_stats.cost - r.cloud_stats.node_hours * 20) < 1e-9);
+}
+
+BOOST_AUTO_TEST_CASE(rented_nodes_take_only_eligible_jobs_when_asked) {
+  // A 16-GPU rented node for j2; j3 (1 GPU) arrives at 600 with the owned
+  // node still busy. Without the gate it starts on the rented node at
+  // once; with it, only once it has waited the threshold (600 + 300).
+  const char* csv =
+      "job_id,submit_time_s,num_gpus,duration_s,user,gpu_type\n"
+      "j1,0,8,3600,alice,\n"
+      "j2,10,8,1200,bob,\n"
+      "j3,600,1,60,carol,\n";
+  Run cfg;
+  cfg.policy = "fairshare";
+  cfg.pools = {"cloud:2x16:A100,boot=180s,price=10"};
+  auto open = run(parse(csv), cfg);
+  BOOST_TEST(outcome(open, "j3").start_s == 600.0);
+  cfg.burst.eligible_only = true;
+  auto gated = run(parse(csv), cfg);
+  BOOST_TEST(outcome(gated, "j3").start_s == 900.0);
+  BOOST_TEST(outcome(gated, "j3").cloud);
+  BOOST_TEST(gated.cloud_stats.launches == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(the_committed_trace_with_a_pool_is_deterministic_and_bounded) {
+  auto t = read_trace(std::string(TY_TRACES_DIR) + "/dl_small_2k.csv");
+  BOOST_REQUIRE(t.ok());
+  Run cfg;
+  cfg.nodes = "4x8:V100,4x8:A100";
+  cfg.pools = {"burst:16x8:A100,boot=180s,price=29.39"};
+  cfg.policy = "fairshare+backfill";
+  auto a = run(*t, cfg);
+  auto b = run(*t, cfg);
+  BOOST_TEST(a.finished == t->size());
+  BOOST_TEST(a.cloud_stats.cost == b.cloud_stats.cost);
+  BOOST_TEST(a.jct.avg == b.jct.avg);
+  const CloudStats& c = a.cloud_stats;
+  BOOST_TEST(c.peak_nodes <= 16u);
+  BOOST_TEST(c.released == c.launches);
+  // Idle time is not bounded by launches x idle_release_s here: the broker
+  // keeps an idle node while any waiting job fits its pool (hysteresis),
+  // and a gang or a job held back by a reservation can wait beside it.
+  BOOST_TEST(c.idle_node_hours < 0.05 * c.node_hours);
+  BOOST_TEST(std::abs(c.boot_node_hours - c.launches * 180.0 / 3600) < 1e-9);
+  // V100 jobs never rent an A100 pool; every job that ran on a rented node asked A100 or any type.
+  for (size_t i = 0; i < t->size(); ++i) {
+    if (a.outcomes[i].cloud) BOOST_TEST((*t)[i].gpu_type != "V100");
+  }
+  // Bursting shortens the wait against the same owned cluster alone.
+  Run never = cfg;
+  never.burst.after_s = kBurstNever;
+  auto n = run(*t, never);
+  BOOST_TEST(n.cloud_stats.launches == 0u);
+  BOOST_TEST(a.jct.avg < n.jct.avg);
+}
+
+BOOST_AUTO_TEST_CASE(pool_and_threshold_flags_are_checked) {
+  auto p = parse_pool("aws:16x8:A100,boot=3m,price=29.39,spot=0.37,min=1,idle=10m,launches=2");
+  BOOST_REQUIRE_MESSAGE(p.ok(), p.status().to_string());
+  BOOST_TEST(p->name == "aws");
+  BOOST_TEST(p->max_nodes == 16u);
+  BOOST_TEST(p->gpus == 8u);
+  BOOST_TEST(p->gpu_type == "A100");
+  BOOST_TEST(p->boot_s == 180);
+  BOOST_TEST(p->idle_s == 600);
+  BOOST_TEST(p->min_nodes == 1u);
+  BOOST_TEST(p->launches == 2u);
+  BOOST_TEST(std::abs(p->node_price() - 29.39 * 0.37) < 1e-12);
+  BOOST_TEST(parse_pool("aws:16x8:A100,max=4")->max_nodes == 4u);
+  auto bad = [](const std::string& text, const std::string& says) {
+    auto r = parse_pool(text);
+    BOOST_TEST_INFO(text);
+    BOOST_REQUIRE(!r.ok());
+    BOOST_TEST(r.status().message().find(says) != std::string::npos, r.status().message());
+  };
+  bad("aws", "NAME:NODESxGPUS:TYPE");
+  bad("aws:0x8:A100", "'0x8' is not NODESxGPUS");
+  bad("aws:2x8:", "TYPE is empty");
+  bad("aws:2x8:A100,boot=soon", "boot='soon' is not valid");
+  bad("aws:2x8:A100,price=-1", "price='-1' is not valid");
+  bad("aws:2x8:A100,colour=red", "unknown key 'colour'");
+  bad("aws:2x8:A100,min=3", "min is above");
+  BOOST_TEST(*parse_burst_after("never") == kBurstNever);
+  BOOST_TEST(*parse_burst_after("0") == 0);
+  BOOST_TEST(*parse_burst_after("90s") == 90);
+  BOOST_TEST(*parse_burst_after("1.5h") == 5400);
+  auto neg = parse_burst_after("-5m");
+  BOOST_REQUIRE(!neg.ok());
+  BOOST_TEST(neg.status().message().find("--burst-after") != std::string::npos);
+  auto sweep = parse_burst_sweep("0,5m,1h,never");
+  BOOST_REQUIRE(sweep.ok());
+  BOOST_TEST((*sweep == std::vector<int64_t>{0, 300, 3600, kBurstNever}));
+  BOOST_TEST(!parse_burst_sweep("0,soon").ok());
+}
+
+BOOST_AUTO_TEST_CASE(a_pool_named_like_owned_nodes_is_refused) {
+  SimOptions o;
+  o.nodes = *parse_nodes("1x8:A100");
+  o.pools = {*parse_pool("a100:2x8:A100")};
+  auto r = simulate(parse(kBusy), o);
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(r.status().message().find("--pool a100") != std::string::npos);
+}
