@@ -115,6 +115,9 @@ Result<CloudSettings> CloudSettings::from_config(const Config& config) try {
   s.reconcile_s = config.get_int("cloud.reconcile_s", s.reconcile_s, 1, kDay);
   s.driver_timeout_s = config.get_int("cloud.driver_timeout_s", s.driver_timeout_s, 1, 3600);
   s.core.max_wait_before_burst_s = config.get_int("cloud.max_wait_before_burst_s", s.core.max_wait_before_burst_s, 0, 30 * kDay);
+  s.core.burst_wait_per_gpu_hour_s =
+      config.get_double("cloud.burst_wait_per_gpu_hour_s", s.core.burst_wait_per_gpu_hour_s, 0, 30.0 * kDay);
+  s.core.rented_for_eligible_only = config.get_bool("cloud.rented_for_eligible_only", s.core.rented_for_eligible_only);
   s.core.orphan_grace_s = config.get_int("cloud.orphan_grace_s", s.core.orphan_grace_s, 0, kDay);
   s.core.backoff_s = config.get_int("cloud.backoff_s", s.core.backoff_s, 1, kDay);
   s.core.backoff_max_s = config.get_int("cloud.backoff_max_s", s.core.backoff_max_s, s.core.backoff_s, 7 * kDay);

@@ -132,6 +132,7 @@ void CloudShell::on_waiting(const rpc::Reply& reply) {
       w.gpu_type = str(s->gpu_type());
       w.gpus_per_node = s->gpus_per_node();
       w.nodes = std::max<uint32_t>(1, s->nodes());
+      w.time_limit_s = static_cast<int64_t>(std::min<uint64_t>(s->time_limit_s(), INT64_MAX));
     }
     w.submit_ns = j->submit_time_ns();
     w.expected_start_ns = j->expected_start_ns();
