@@ -14,25 +14,12 @@
 #include "metric/metric_goal.h"
 #include "rpc/client.h"
 #include "util/clock.h"
+#include "unpack.h"
 
 namespace trainyard::client {
 namespace {
 
 using std::chrono::milliseconds;
-
-// The body of an Ok reply, unpacked into its object-API type.
-template <typename T>
-Result<typename T::NativeTableType> unpack(const Result<rpc::Reply>& reply, const std::string& peer) {
-  if (!reply) return reply.status();
-  const T* body = reply->template body<T>();
-  if (!body) {
-    return Status::internal(peer + " answered with an unexpected reply type; are the client and service versions "
-                                   "compatible?");
-  }
-  typename T::NativeTableType out;
-  body->UnPackTo(&out);
-  return out;
-}
 
 std::string random_token() {
   std::random_device rd;

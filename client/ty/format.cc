@@ -119,6 +119,29 @@ bool parse_date(const std::string& text, int64_t* ns) {
   return true;
 }
 
+bool parse_time_or_age(const std::string& text, int64_t now_ns, int64_t* ns) {
+  if (text == "now") {
+    *ns = now_ns;
+    return true;
+  }
+  if (text.size() >= 2 && text.find_first_not_of("0123456789") == text.size() - 1 && text.size() <= 10) {
+    int64_t unit = 0;
+    switch (text.back()) {
+      case 's': unit = 1; break;
+      case 'm': unit = 60; break;
+      case 'h': unit = 3'600; break;
+      case 'd': unit = 86'400; break;
+      case 'w': unit = 7 * 86'400; break;
+      default: return false;
+    }
+    int64_t n = std::stoll(text.substr(0, text.size() - 1));  // at most 9 digits: n * unit fits
+    if (n * unit > 100LL * 366 * 86'400) return false;         // past a century: a typo
+    *ns = now_ns - n * unit * 1'000'000'000;
+    return true;
+  }
+  return parse_date(text, ns);
+}
+
 std::string render_plot(const std::vector<int64_t>& steps, const std::vector<double>& values, int width, int height) {
   size_t n = std::min(steps.size(), values.size());
   if (n == 0) return "(no points)\n";

@@ -41,6 +41,9 @@ std::string format_hours(uint64_t ms);
 std::string format_number(double v);
 // "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM[:SS]" (UTC) -> Unix nanoseconds.
 bool parse_date(const std::string& text, int64_t* ns);
+// A point in time as --since and --until take it: "now", an age before
+// `now_ns` ("90s", "30m", "12h", "7d", "2w") or a date (parse_date).
+bool parse_time_or_age(const std::string& text, int64_t now_ns, int64_t* ns);
 
 // A state from what a user typed ("timed_out", "TIMED-OUT", "TimedOut"):
 // trainyard::parse_state (job/job_state.h); false when it is none.

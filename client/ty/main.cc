@@ -8,6 +8,7 @@
 #include <set>
 
 #include "commands.h"
+#include "directory.h"
 #include "local.h"
 #include "slurm.h"
 #include "srun.h"
@@ -106,6 +107,7 @@ int main(int argc, char** argv) {
   add_job_commands(app, ctx, action);
   add_cluster_commands(app, ctx, action);
   add_key_commands(app, ctx, action);
+  add_directory_commands(app, ctx, action);  // after keys: it joins their `ty admin`
   add_cloud_commands(app, ctx, action);
   add_local_commands(app, ctx, action);
   add_token_commands(app, ctx, action);

@@ -95,3 +95,21 @@ BOOST_AUTO_TEST_CASE(the_plot_spans_the_range_and_labels_its_extremes) {
   BOOST_TEST(render_plot({}, {}, 40, 8) == "(no points)\n");
   BOOST_TEST(!render_plot({5}, {2.0}, 40, 8).empty());  // one point, flat range
 }
+
+BOOST_AUTO_TEST_CASE(since_takes_an_age_or_a_date) {
+  const int64_t now = 1'800'000'000'000'000'000;
+  int64_t ns = 0;
+  BOOST_TEST(parse_time_or_age("now", now, &ns));
+  BOOST_TEST(ns == now);
+  BOOST_TEST(parse_time_or_age("90s", now, &ns));
+  BOOST_TEST(ns == now - 90'000'000'000);
+  BOOST_TEST(parse_time_or_age("12h", now, &ns));
+  BOOST_TEST(ns == now - 12 * 3'600'000'000'000);
+  BOOST_TEST(parse_time_or_age("2w", now, &ns));
+  BOOST_TEST(ns == now - 14 * 86'400'000'000'000);
+  BOOST_TEST(parse_time_or_age("2026-11-03", now, &ns));
+  BOOST_TEST(ns == 1'793'664'000'000'000'000);
+  for (auto bad : {"", "h", "12", "12y", "-3h", "yesterday", "1.5h", "999999999w"}) {
+    BOOST_TEST(!parse_time_or_age(bad, now, &ns), bad);
+  }
+}

@@ -105,6 +105,16 @@ struct Budget {
   bool stop_running = false;   // with hard: also stop running jobs
 };
 
+// Which audit records audit() returns, newest first (QueryAudit).
+struct AuditQuery {
+  int64_t since_ns = 0;
+  int64_t until_ns = 0;       // 0: now
+  std::string principal;      // only this principal's ("user:alice"); empty: everyone's
+  bool refused_only = false;
+  uint32_t limit = 100;       // most records in this page
+  std::string before;         // the previous page's next_before (empty: the newest)
+};
+
 // Writes one metrics line {"step": S, "name": value...} to $TY_METRICS_FILE
 // for the agent to pick up (a no-op, returning Ok, outside a Trainyard job).
 // Values must be finite: NaN and infinities are refused (InvalidArgument).
@@ -218,6 +228,19 @@ class Client {
   // What `spec` would cost if it ran its whole time limit at today's prices.
   Result<fb::EstimateT> estimate(const fb::JobSpecT& spec);
   Status set_budget(const Budget& budget);
+
+  // ---- the directory and the audit trail (billing; client/src/directory.cc) ----
+
+  // The site's users, accounts, membership and roles (anyone authenticated).
+  Result<fb::DirectoryViewT> directory();
+  // Applies `ops` in order, all or none, and returns the new directory; with
+  // `replace` the directory becomes exactly what the ops build. Admins only
+  // (PermissionDenied); InvalidArgument names the op that cannot apply
+  // ("ops[1] RemoveMember: alice is not a member of physics").
+  Result<fb::DirectoryViewT> edit_directory(const std::vector<fb::DirectoryOpT>& ops, bool replace);
+  // One page of the audit trail, newest first; the reply's next_before asks
+  // for the next older page (empty: none). Admins only.
+  Result<fb::AuditListT> audit(const AuditQuery& query);
 
   // ---- any service ----
 
