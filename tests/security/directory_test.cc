@@ -6,7 +6,10 @@
 #define BOOST_TEST_MODULE directory
 #include <boost/test/unit_test.hpp>
 
+#include <fstream>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "cluster.h"
 #include "cluster_client.h"
@@ -310,4 +313,58 @@ BOOST_AUTO_TEST_CASE(a_runs_metrics_are_read_by_its_owner_its_coordinators_and_a
   BOOST_REQUIRE(mine.ok());
   BOOST_TEST(mine->rows.size() == 1u);
   BOOST_TEST((bob.compare("sweep", {}, "loss").status().code() == ErrorCode::NotFound));
+}
+
+BOOST_AUTO_TEST_CASE(ty_admin_imports_an_export_twice_without_change_and_lists_the_audit_trail) {
+  auto o = site_options();
+  o.site_sets.clear();  // the login user (who runs ty) is the cluster's admin
+  Cluster c(o);
+  std::string file = c.dir() + "/people.csv";
+  std::ofstream(file) << "user,account,default,coordinator,roles\n"
+                         "alice,physics,yes,no,\n"
+                         "carol,physics,no,yes,operator\n";
+  auto first = c.ty({"admin", "import", file});
+  BOOST_REQUIRE_MESSAGE(first.first == 0, first.second);
+  BOOST_TEST(first.second.find("directory version 1") != std::string::npos, first.second);
+  auto again = c.ty({"admin", "import", file});
+  BOOST_REQUIRE_MESSAGE(again.first == 0, again.second);
+  BOOST_TEST(again.second.find("version 2") == std::string::npos, again.second);  // nothing changed
+
+  auto users = c.ty({"admin", "user", "list", "--json"});
+  BOOST_REQUIRE_MESSAGE(users.first == 0, users.second);
+  auto j = nlohmann::json::parse(users.second);
+  bool alice_default = false, carol_operator = false;
+  for (auto& u : j) {
+    if (u["name"] == "alice") alice_default = u["default_account"] == "physics";
+    if (u["name"] == "carol") {
+      for (auto& r : u["roles"]) carol_operator |= r == "operator";
+    }
+  }
+  BOOST_TEST(alice_default, users.second);
+  BOOST_TEST(carol_operator, users.second);
+
+  // The services follow: bob is outside physics, carol drains nodes.
+  auto bob = connect(c, "user:bob"), carol = connect(c, "user:carol");
+  Status refused;
+  BOOST_TEST(wait_until(
+      [&] {
+        refused = bob.submit(sleeper("physics")).status();
+        return refused.code() == ErrorCode::PermissionDenied;
+      },
+      10s));
+  BOOST_TEST(wait_until([&] { return carol.drain("node-a", "disk").is_ok(); }, 10s));
+
+  // The trail as ty shows it.
+  auto trail = c.ty({"admin", "audit", "--json"});
+  BOOST_REQUIRE_MESSAGE(trail.first == 0, trail.second);
+  auto t = nlohmann::json::parse(trail.second);
+  bool import_seen = false, drain_seen = false, refusal_seen = false;
+  for (auto& e : t["entries"]) {
+    import_seen |= e["action"] == "EditDirectory" && e["allowed"] == true;
+    drain_seen |= e["action"] == "DrainNode" && e["principal"] == "user:carol";
+    refusal_seen |= e["action"] == "SubmitJob" && e["principal"] == "user:bob" && e["allowed"] == false;
+  }
+  BOOST_TEST(import_seen, trail.second);
+  BOOST_TEST(drain_seen, trail.second);
+  BOOST_TEST(refusal_seen, trail.second);
 }
