@@ -6,51 +6,13 @@
 
 #include "commands.h"
 #include "format.h"
+#include "records/record_json.h"
 #include "rpc/client.h"
 
 namespace trainyard::ty {
 namespace {
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
-
-nlohmann::json lease_json(const fb::CloudLease& l) {
-  return {{"lease_id", l.lease_id()},
-          {"pool", str(l.pool())},
-          {"state", fb::EnumNameCloudLeaseState(l.state())},
-          {"node", str(l.node())},
-          {"instance_id", str(l.instance_id())},
-          {"reason", str(l.reason())},
-          {"failure", str(l.failure())},
-          {"gpu_type", str(l.gpu_type())},
-          {"gpus", l.gpus()},
-          {"spot", l.spot()},
-          {"price_micros_per_hour", l.price_micros_per_hour()},
-          {"for_job", l.for_job()},
-          {"account", str(l.account())},
-          {"requested_ns", l.requested_ns()},
-          {"ready_ns", l.ready_ns()},
-          {"state_ns", l.state_ns()},
-          {"ended_ns", l.ended_ns()}};
-}
-
-nlohmann::json pool_json(const fb::CloudPoolStatus& p) {
-  return {{"name", str(p.name())},
-          {"driver", str(p.driver())},
-          {"gpu_type", str(p.gpu_type())},
-          {"gpus_per_node", p.gpus_per_node()},
-          {"partition", str(p.partition())},
-          {"min_nodes", p.min_nodes()},
-          {"max_nodes", p.max_nodes()},
-          {"price_micros_per_hour", p.price_micros_per_hour()},
-          {"spot_price_micros_per_hour", p.spot_price_micros_per_hour()},
-          {"paused", p.paused()},
-          {"pause_reason", str(p.pause_reason())},
-          {"backoff_until_ns", p.backoff_until_ns()},
-          {"backoff_reason", str(p.backoff_reason())},
-          {"live_nodes", p.live_nodes()},
-          {"ready_nodes", p.ready_nodes()},
-          {"max_wait_before_burst_s", p.max_wait_before_burst_s()}};
-}
 
 // One request to the broker, as the client library would make it.
 Result<rpc::Reply> ask_broker(Context& ctx, fb::RequestBody type, const rpc::BuildBody& build) {
@@ -60,6 +22,8 @@ Result<rpc::Reply> ask_broker(Context& ctx, fb::RequestBody type, const rpc::Bui
   rpc::ClientOptions o;
   o.timeout_ms = c->endpoints().timeout_ms;
   o.principal = "user:" + ctx.user;
+  o.server = c->endpoints().broker_principal;  // under CURVE: the broker's key, the user's own
+  o.site = c->site();
   rpc::Client broker(zctx, "resource-broker", c->endpoints().broker, o);
   return broker.call(type, build);
 }
@@ -135,15 +99,7 @@ void add_cloud_commands(CLI::App& app, Context& ctx, Action& action) {
       const auto* report = r->body<fb::CloudReport>();
       if (!report) return fail(Status::internal("the broker answered CloudStatus without a CloudReport"));
       if (*json) {
-        nlohmann::json out = {{"paused", report->paused()}, {"pause_reason", str(report->pause_reason())},
-                              {"pools", nlohmann::json::array()}, {"leases", nlohmann::json::array()}};
-        if (report->pools()) {
-          for (const auto* p : *report->pools()) out["pools"].push_back(pool_json(*p));
-        }
-        if (report->leases()) {
-          for (const auto* l : *report->leases()) out["leases"].push_back(lease_json(*l));
-        }
-        std::cout << out.dump(2) << "\n";
+        std::cout << records::cloud_report_json(report).dump(2) << "\n";
         return kExitOk;
       }
       print_status(*report, *ended);

@@ -39,6 +39,13 @@ nlohmann::json spec_json(const fb::JobSpecT& spec);
 nlohmann::json node_json(const fb::NodeStatus& node);
 nlohmann::json node_json(const fb::NodeStatusT& node);
 
+// The cloud pools and their leases, as `ty cloud status --json` prints and
+// GET /api/v1/cloud returns them: {paused, pause_reason, pools: [...],
+// leases: [...]} (docs/cloud.md).
+nlohmann::json cloud_report_json(const fb::CloudReport* report);
+nlohmann::json cloud_lease_json(const fb::CloudLease& lease);
+nlohmann::json cloud_pool_json(const fb::CloudPoolStatus& pool);
+
 // An env variable whose name says it holds a secret (…TOKEN, …KEY,
 // …SECRET, …PASSWORD…).
 bool secret_env_name(std::string_view name);

@@ -354,17 +354,26 @@ BOOST_AUTO_TEST_CASE(ty_admin_imports_an_export_twice_without_change_and_lists_t
       10s));
   BOOST_TEST(wait_until([&] { return carol.drain("node-a", "disk").is_ok(); }, 10s));
 
+  // ty cloud speaks CURVE with the user's key too; pausing is audited.
+  auto cloud = c.ty({"cloud", "status", "--json"});
+  BOOST_REQUIRE_MESSAGE(cloud.first == 0, cloud.second);
+  BOOST_TEST(nlohmann::json::parse(cloud.second).contains("pools"));
+  auto paused = c.ty({"cloud", "pause", "--reason", "budget review"});
+  BOOST_REQUIRE_MESSAGE(paused.first == 0, paused.second);
+
   // The trail as ty shows it.
   auto trail = c.ty({"admin", "audit", "--json"});
   BOOST_REQUIRE_MESSAGE(trail.first == 0, trail.second);
   auto t = nlohmann::json::parse(trail.second);
-  bool import_seen = false, drain_seen = false, refusal_seen = false;
+  bool import_seen = false, drain_seen = false, refusal_seen = false, pause_seen = false;
   for (auto& e : t["entries"]) {
     import_seen |= e["action"] == "EditDirectory" && e["allowed"] == true;
     drain_seen |= e["action"] == "DrainNode" && e["principal"] == "user:carol";
     refusal_seen |= e["action"] == "SubmitJob" && e["principal"] == "user:bob" && e["allowed"] == false;
+    pause_seen |= e["action"] == "CloudPause" && e["target"] == "pause every pool";
   }
   BOOST_TEST(import_seen, trail.second);
   BOOST_TEST(drain_seen, trail.second);
   BOOST_TEST(refusal_seen, trail.second);
+  BOOST_TEST(pause_seen, trail.second);
 }
