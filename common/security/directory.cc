@@ -7,16 +7,16 @@ namespace {
 
 void add_all(NameSet& into, const NameSet& from) { into.insert(from.begin(), from.end()); }
 
-// A user or account name: what a principal's name may be.
+// A user or account name: what a principal's name may be (check_principal).
 Status check_name(std::string_view what, std::string_view name) {
   if (name.empty()) return Status::invalid(std::string(what) + " is empty");
   if (name.size() > 64) return Status::invalid(std::string(what) + " " + std::string(name) + " is longer than 64 characters");
   for (char c : name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-              c == '.' || c == '@';
+              c == '.';
     if (!ok) {
       return Status::invalid(std::string(what) + " \"" + std::string(name) +
-                             "\" may hold only letters, digits, '_', '-', '.' and '@'");
+                             "\" may hold only letters, digits, '.', '_' and '-' (as a principal's name)");
     }
   }
   return Status::ok();

@@ -1,5 +1,7 @@
 // ty's parsers of what users write: a job spec file (TOML, YAML-ish or
-// JSON as the client accepts) and the #SBATCH directives of a batch script.
+// JSON as the client accepts), the #SBATCH directives of a batch script, and
+// the directory exports `ty admin import` reads (TOML, CSV).
+#include "trainyard/directory_file.h"
 #include "trainyard/job_spec.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -11,5 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)trainyard::client::parse_time_limit(text);
   (void)trainyard::client::validate_array(text);
   (void)trainyard::client::parse_dependency(text);
+  (void)trainyard::client::directory_ops_from_text(text, "fuzz.toml");
+  (void)trainyard::client::directory_ops_from_text(text, "fuzz.csv");
   return 0;
 }
