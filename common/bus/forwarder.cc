@@ -127,6 +127,12 @@ bool Forwarder::subscribe(const zmq::message_t& m) {
   const auto* d = static_cast<const char*>(m.data());
   if (m.size() < 1 || (d[0] != 0 && d[0] != 1)) return true;  // not a subscription: pass it on
   std::string_view topic(d + 1, m.size() - 1);
+  if (d[0] == 0) {
+    // Unsubscribing is always allowed; those XPUB makes itself when a
+    // subscriber goes away carry no metadata (and no pipe to apply to).
+    xpub_.set(zmq::sockopt::unsubscribe, topic);
+    return true;
+  }
   std::string principal = security::authenticated_principal(m);
   if (!may_subscribe(principal, topic)) {
     ++stats_.refused_subscriptions;
@@ -139,11 +145,7 @@ bool Forwarder::subscribe(const zmq::message_t& m) {
     }
     return false;
   }
-  if (d[0] == 1) {
-    xpub_.set(zmq::sockopt::subscribe, topic);
-  } else {
-    xpub_.set(zmq::sockopt::unsubscribe, topic);
-  }
+  xpub_.set(zmq::sockopt::subscribe, topic);
   return true;
 }
 
