@@ -94,6 +94,68 @@ Status check_log_dir(const std::string& path, const char* option) {
   return Status::ok();
 }
 
+// The grant stored with the run. Stored by this agent, still checked as on
+// the wire: an old or damaged record never reaches a field the schema allows
+// to be absent. Null when it is missing or damaged.
+const fb::LeaseGranted* stored_grant(const std::string& grant) {
+  flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(grant.data()), grant.size());
+  if (!grant.empty() && fb::VerifyEnvelopeBuffer(v) &&
+      wire::envelope_check().check(reinterpret_cast<const uint8_t*>(grant.data())).is_ok()) {
+    return fb::GetEnvelope(grant.data())->payload_as_LeaseGranted();
+  }
+  return nullptr;
+}
+
+// Where a run works and writes: its run directory, its working directory, and
+// its stdout and stderr (in the run directory unless the spec names paths).
+struct RunPaths {
+  std::string dir, workdir, out, err;
+};
+
+RunPaths run_paths(const RunRecord& r, const fb::LeaseGranted& g, const std::string& dir) {
+  const fb::JobSpec& spec = *g.spec();
+  RunPaths p;
+  p.dir = dir;
+  p.workdir = spec.workdir() && spec.workdir()->size() > 0 ? spec.workdir()->str() : dir;
+  p.out = dir + "/stdout";
+  p.err = dir + "/stderr";
+  LogPathFacts facts = log_path_facts(r, g);
+  if (spec.stdout_path() && spec.stdout_path()->size() > 0) {
+    p.out = expand_log_path(spec.stdout_path()->string_view(), facts, p.workdir);
+    p.err = p.out;  // as Slurm: errors go with the output unless told otherwise
+  }
+  if (spec.stderr_path() && spec.stderr_path()->size() > 0) {
+    p.err = expand_log_path(spec.stderr_path()->string_view(), facts, p.workdir);
+  }
+  return p;
+}
+
+void use_paths(RunRecord& r, const RunPaths& p) {
+  r.run_dir = p.dir;
+  r.metrics_path = p.dir + "/metrics.jsonl";
+  r.stdout_path = p.out;
+  r.stderr_path = p.err;
+}
+
+// --output and --error paths outside the run directory.
+Status check_log_dirs(const RunPaths& p) {
+  if (p.out != p.dir + "/stdout") {
+    if (auto s = check_log_dir(p.out, "--output"); !s) return s;
+  }
+  if (p.err != p.dir + "/stderr" && p.err != p.out) {
+    if (auto s = check_log_dir(p.err, "--error"); !s) return s;
+  }
+  return Status::ok();
+}
+
+// The job's scratch directory (SLURM_TMPDIR), inside its run directory.
+void make_scratch_dir(const RunRecord& r, const std::string& dir) {
+  if (::mkdir((dir + "/tmp").c_str(), 0700) != 0 && errno != EEXIST) {
+    spdlog::warn("job {} (lease {}): cannot create its scratch directory {}/tmp: {}", r.job_id, r.lease_id, dir,
+                 std::strerror(errno));
+  }
+}
+
 }  // namespace
 
 std::string AgentShell::run_dir_for(const RunRecord& r) const {
@@ -207,41 +269,17 @@ LaunchSpec AgentShell::launch_spec_for(Run& run, const fb::LeaseGranted& grant, 
 void AgentShell::launch(Run& run) {
   run.launch_due = false;
   auto& r = run.rec;
-  flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(run.grant.data()), run.grant.size());
-  const fb::LeaseGranted* g = nullptr;
-  // Stored by this agent, still checked as on the wire: an old or damaged
-  // record never reaches a field the schema allows to be absent.
-  if (!run.grant.empty() && fb::VerifyEnvelopeBuffer(v) &&
-      wire::envelope_check().check(reinterpret_cast<const uint8_t*>(run.grant.data())).is_ok()) {
-    g = fb::GetEnvelope(run.grant.data())->payload_as_LeaseGranted();
-  }
+  const fb::LeaseGranted* g = stored_grant(run.grant);
   if (!g || !g->spec()) {
     run.launch_error = "the lease's grant is missing from the agent's store";
     return;
   }
   const fb::JobSpec& spec = *g->spec();
-  std::string dir = run_dir_for(r);
-  std::string state = state_dir_for(r);
-  std::string workdir = spec.workdir() && spec.workdir()->size() > 0 ? spec.workdir()->str() : dir;
-  std::string out = dir + "/stdout", err = dir + "/stderr";
-  LogPathFacts facts = log_path_facts(r, *g);
-  if (spec.stdout_path() && spec.stdout_path()->size() > 0) {
-    out = expand_log_path(spec.stdout_path()->string_view(), facts, workdir);
-    err = out;  // as Slurm: errors go with the output unless told otherwise
-  }
-  if (spec.stderr_path() && spec.stderr_path()->size() > 0) {
-    err = expand_log_path(spec.stderr_path()->string_view(), facts, workdir);
-  }
-  auto use_paths = [&] {
-    r.run_dir = dir;
-    r.metrics_path = dir + "/metrics.jsonl";
-    r.stdout_path = out;
-    r.stderr_path = err;
-  };
+  RunPaths paths = run_paths(r, *g, run_dir_for(r));
   if (started_before_restart(run)) {
     // Started before a crash of this agent: check_runs() adopts it.
     spdlog::info("job {} (lease {}) was started before this agent restarted; adopting it", r.job_id, r.lease_id);
-    use_paths();
+    use_paths(r, paths);
     r.state = RunState::kRunning;
     save(run);
     return;
@@ -255,67 +293,57 @@ void AgentShell::launch(Run& run) {
     run.launch_error = user.status().message();
     return;
   }
-  if (out != dir + "/stdout") {
-    if (auto s = check_log_dir(out, "--output"); !s) {
-      run.launch_error = s.message();
-      return;
-    }
-  }
-  if (err != dir + "/stderr" && err != out) {
-    if (auto s = check_log_dir(err, "--error"); !s) {
-      run.launch_error = s.message();
-      return;
-    }
+  if (auto s = check_log_dirs(paths); !s) {
+    run.launch_error = s.message();
+    return;
   }
   // Nothing of a directory the agent did not create is used: not its logs,
   // not its metrics file (a pre-created one could hold fake records or be a
   // symlink into someone else's files).
-  if (auto s = prepare_run_dirs(dir, state); !s) {
+  if (auto s = prepare_run_dirs(paths.dir, state_dir_for(r)); !s) {
     run.launch_error = s.message();
     r.metrics_done = true;
     return;
   }
-  use_paths();
+  use_paths(r, paths);
   r.state = RunState::kRunning;
-  // The job's scratch directory (SLURM_TMPDIR), inside its run directory.
-  if (::mkdir((dir + "/tmp").c_str(), 0700) != 0 && errno != EEXIST) {
-    spdlog::warn("job {} (lease {}): cannot create its scratch directory {}/tmp: {}", r.job_id, r.lease_id, dir,
-                 std::strerror(errno));
-  }
+  make_scratch_dir(r, paths.dir);
   // Opened once and kept: a file the job swaps in later is never read.
   std::string why;
   run.metrics_fd = open_job_file(r.metrics_path, O_RDONLY | O_CREAT, &why);
   if (run.metrics_fd < 0) refused_job_file(run, why);
-  if (auto s = give_run_dir(dir, *user); !s) {
+  if (auto s = give_run_dir(paths.dir, *user); !s) {
     run.launch_error = s.message();
     return;
   }
+  if (auto s = start_run_supervisor(run, *g, paths.workdir, *user); !s) {
+    run.launch_error = s.message();
+    return;
+  }
+  save(run);
+}
 
-  LaunchSpec ls = launch_spec_for(run, *g, workdir);
-  apply_job_user(*user, ls);
+Status AgentShell::start_run_supervisor(Run& run, const fb::LeaseGranted& g, const std::string& workdir,
+                                        const JobUser& user) {
+  std::string state = state_dir_for(run.rec);
+  LaunchSpec ls = launch_spec_for(run, g, workdir);
+  apply_job_user(user, ls);
   int tty = -1;  // an interactive run's terminal (its master stays here)
-  if (spec.pty()) {
-    if (auto s = open_terminal(run, &tty); !s) {
-      run.launch_error = s.message();
-      return;
-    }
+  if (g.spec()->pty()) {
+    if (auto s = open_terminal(run, &tty); !s) return s;
     ls.pty = true;
   }
   if (auto s = write_launch_spec(state, ls); !s) {
     if (tty >= 0) ::close(tty);
-    run.launch_error = s.message();
-    return;
+    return s;
   }
   auto pid = start_supervisor(options_.self_exe, state, notify_write_, tty);
   if (tty >= 0) ::close(tty);  // the supervisor has it: the job's end closes the terminal
-  if (!pid) {
-    run.launch_error = pid.status().message();
-    return;
-  }
-  r.supervisor_pid = *pid;
+  if (!pid) return pid.status();
+  run.rec.supervisor_pid = *pid;
   run.our_child = true;
   run.launched_here = true;
-  save(run);
+  return Status::ok();
 }
 
 }  // namespace trainyard::agent

@@ -14,6 +14,24 @@
 #include "shell.h"
 
 namespace trainyard::agent {
+namespace {
+
+// Up to `max_bytes` (1 byte to 4 MiB) of the open log from `offset`; `size`
+// gets the file's size.
+std::vector<uint8_t> read_chunk(int fd, uint64_t offset, uint32_t max_bytes, uint64_t* size) {
+  std::vector<uint8_t> data;
+  struct stat st;
+  if (::fstat(fd, &st) == 0) *size = static_cast<uint64_t>(st.st_size);
+  if (offset < *size) {
+    size_t want = std::min<uint64_t>(std::clamp<uint32_t>(max_bytes, 1, 4u << 20), *size - offset);
+    data.resize(want);
+    ssize_t n = ::pread(fd, data.data(), want, static_cast<off_t>(offset));
+    data.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  }
+  return data;
+}
+
+}  // namespace
 
 void AgentShell::on_read_log(const fb::Request& req, rpc::Responder& reply) {
   auto* q = req.body_as_ReadLog();
@@ -63,14 +81,7 @@ void AgentShell::on_read_log(const fb::Request& req, rpc::Responder& reply) {
       return;
     }
     if (fd >= 0) {
-      struct stat st;
-      if (::fstat(fd, &st) == 0) size = static_cast<uint64_t>(st.st_size);
-      if (offset < size) {
-        size_t want = std::min<uint64_t>(std::clamp<uint32_t>(q->max_bytes(), 1, 4u << 20), size - offset);
-        data.resize(want);
-        ssize_t n = ::pread(fd, data.data(), want, static_cast<off_t>(offset));
-        data.resize(n > 0 ? static_cast<size_t>(n) : 0);
-      }
+      data = read_chunk(fd, offset, q->max_bytes(), &size);
       ::close(fd);
     }
   }

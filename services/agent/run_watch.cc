@@ -165,4 +165,29 @@ void AgentShell::mark_started(Run& run, const JobStarted& js) {
   spdlog::info("job {} attempt {} started (lease {}, pid {})", r.job_id, r.attempt, r.lease_id, r.job_pid);
 }
 
+void AgentShell::check_runs() {
+  on_notify();  // an end already in the pipe is seen before its reaped supervisor counts as died
+  int64_t now = clock_.now_ns();
+  for (auto& [lease, run] : runs_) {
+    auto& r = run->rec;
+    if (r.finished()) continue;
+    if (!run->launch_error.empty()) {
+      spdlog::error("job {} (lease {}) could not start: {}", r.job_id, r.lease_id, run->launch_error);
+      if (r.run_dir.empty()) r.metrics_done = true;  // no metrics file to follow: prunable later
+      finish(*run, 127, 0, now, "could not start: " + run->launch_error);
+      continue;
+    }
+    if (!r.simulated) {
+      check_real_run(*run, now);
+      continue;
+    }
+    if (r.deadline_ns > 0 && r.deadline_ns < r.sim_end_ns && now >= r.deadline_ns) {
+      r.stop_reason = StopReason::kTimeLimit;
+      finish(*run, -1, SIGKILL, r.deadline_ns, "time limit of " + std::to_string(r.time_limit_s) + " s reached");
+    } else if (now >= r.sim_end_ns) {
+      finish(*run, r.sim_exit_code, 0, r.sim_end_ns, exit_reason(r.sim_exit_code, 0));
+    }
+  }
+}
+
 }  // namespace trainyard::agent

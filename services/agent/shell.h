@@ -37,6 +37,8 @@
 
 namespace trainyard::agent {
 
+struct JobUser;  // job_user.h
+
 struct AgentOptions {
   std::string node;                          // this node (simulated: the prefix of its nodes' names)
   std::string broker_instance = "broker";    // broker.instance: whose lease streams it obeys
@@ -151,6 +153,9 @@ class AgentShell {
   void launch_due_runs();
   void launch(Run& run);
   LaunchSpec launch_spec_for(Run& run, const fb::LeaseGranted& grant, const std::string& workdir);
+  // Writes the launch spec (with the job's terminal for a pty run) and starts
+  // the run's supervisor as the job's user.
+  Status start_run_supervisor(Run& run, const fb::LeaseGranted& grant, const std::string& workdir, const JobUser& user);
   std::string run_dir_for(const RunRecord& r) const;
   std::string state_dir_for(const RunRecord& r) const;
   // Creates the run's state directory and, exclusively, its run directory.
@@ -182,6 +187,9 @@ class AgentShell {
   void usage_ticks();
   bool follow_metrics();
   bool follow_one(Run& run, size_t budget);
+  // Opens the run's metrics file; false when it is not there (yet), and a
+  // finished run's metrics are then done.
+  bool open_metrics(Run& run, bool finished);
   void warn_bad_line(Run& run, BadLine kind, uint64_t offset);
   void sample_resources();
   void heartbeat();

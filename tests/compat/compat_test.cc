@@ -386,11 +386,23 @@ BOOST_AUTO_TEST_CASE(the_usual_one_liners_parse_the_shims_output) {
   BOOST_TEST(std::regex_match(q, std::regex(running + " (PENDING|CONFIGURING|RUNNING)\n")), q);
   auto [drc, def] = c.sh("squeue -j " + running);
   BOOST_TEST(contains(def, "JOBID PARTITION     NAME     USER ST       TIME  NODES NODELIST(REASON)"), def);
+  // squeue cuts a value to its field's width, as Slurm does.
+  auto [nrc, narrow] = c.sh("squeue -h -o '%.3j|' -j " + running);
+  BOOST_TEST(narrow == "lon|\n", narrow);
   auto [src, sout] = c.sh("scancel " + running + " && sleep 0.5 && ty wait " + running + " --timeout 30; "
                           "sacct -j " + running + " -o State -n -P");
   BOOST_TEST(trim(sout.substr(sout.rfind('\n', sout.size() - 2) + 1)) == "CANCELLED");
   auto [irc, info] = c.sh("sinfo -h -o '%D %G'");
   BOOST_TEST(trim(info) == "1 gpu:A100:4");
+  // sinfo pads to a width but never cuts; its default header is Slurm's.
+  auto [wrc2, wide] = c.sh("sinfo -h -o '%.3G|%.4D|'");
+  BOOST_TEST(wide == "gpu:A100:4|   1|\n", wide);
+  auto [hrc2, sdef] = c.sh("sinfo");
+  BOOST_TEST(contains(sdef, "PARTITION AVAIL  TIMELIMIT  NODES  STATE NODELIST GRES\n"), sdef);
+  // sacct without -P: fixed right-aligned columns (JobID 12 wide, the rest 10) under a dashed line.
+  auto [trc, table] = c.sh("sacct -j " + id + " --format=JobID,JobName,State");
+  BOOST_TEST(contains(table, "       JobID    JobName      State\n------------ ---------- ----------\n"), table);
+  BOOST_TEST(contains(table, "    one.sh     FAILED\n"), table);
 
   // Options no shim knows are refused, naming them.
   auto [urc, uout] = c.sh("squeue --frobnicate");
