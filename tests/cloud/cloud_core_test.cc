@@ -338,3 +338,29 @@ BOOST_AUTO_TEST_CASE(every_pool_key_is_known_to_the_config_schema_and_a_typo_is_
   auto t = ConfigSchema::trainyard().check(*typo);
   BOOST_TEST(t.message().find("pools.*.idle_release_s") != std::string::npos, t.message());
 }
+
+BOOST_FIXTURE_TEST_CASE(a_node_the_waiting_jobs_fit_but_never_get_is_released_after_five_minutes, Fixture) {
+  // ty-sim found rented nodes kept idle for days: a waiting job fit them,
+  // but the scheduler never placed it there (a gang wider than the idle
+  // nodes, one behind a reservation, strict FIFO).
+  CloudPools c({}, {pool("burst", 30)});  // idle_release_s = 60
+  CloudEffects fx;
+  c.plan({job(1, 8, kT0, "A100")}, cluster, kT0 + 200 * kS, fx);
+  BOOST_REQUIRE_EQUAL(launches(fx), 1u);
+  int64_t t = kT0 + 300 * kS;
+  make_ready(c, 1, t);
+  // Its job ran elsewhere; another one that fits it keeps waiting, always
+  // "about to start" on the owned node, so it rents nothing either.
+  auto stuck = job(7, 2, t);
+  stuck.expected_start_ns = t + 100 * kS;  // within max_wait_before_burst: not eligible to rent
+  fx = {};
+  c.plan({stuck}, cluster, t + 10 * kS, fx);
+  BOOST_TEST(launches(fx) == 0u);
+  c.plan({stuck}, cluster, t + 200 * kS, fx);
+  BOOST_TEST(to_string(c.lease(1)->state) == "ready");  // idle_release_s passed, but a job fits
+  c.plan({stuck}, cluster, t + 299 * kS, fx);
+  BOOST_TEST(to_string(c.lease(1)->state) == "ready");
+  c.plan({stuck}, cluster, t + 320 * kS, fx);
+  BOOST_TEST(to_string(c.lease(1)->state) == "releasing");
+  BOOST_TEST(c.lease(1)->reason.find("not placed on it") != std::string::npos, c.lease(1)->reason);
+}

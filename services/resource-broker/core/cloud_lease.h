@@ -87,6 +87,7 @@ struct CloudLease {
   int64_t expected_ready_ns = 0;  // booting: requested + the pool's boot estimate
   // Not persisted: bookkeeping of the shell's calls and of idleness.
   int64_t idle_since_ns = 0;
+  int64_t unused_since_ns = 0;  // ready with no lease since (waiting jobs or not)
   bool call_in_flight = false;
   int64_t retry_after_ns = 0;
   int64_t terminate_acked_ns = 0;  // the driver accepted the terminate (0: not yet)

@@ -1,7 +1,8 @@
 // CloudPools' policy: when to rent (a waiting job that owned nodes cannot
 // take within max_wait_before_burst), which pool (the cheapest that fits),
-// when to give back (idle past idle_release_s and no waiting job fits), and
-// the boot timeout.
+// when to give back (idle past idle_release_s and no waiting job fits, or
+// unused for long while the jobs that fit it are placed elsewhere), and the
+// boot timeout.
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -14,6 +15,13 @@ namespace trainyard::broker {
 namespace {
 
 constexpr int64_t kSecond = 1'000'000'000;
+
+// How long a ready node may stay unused while waiting jobs that fit it are
+// not placed on it: three idle times, and never under five minutes (a few
+// scheduler cycles and a gang's last node booting).
+int64_t stranded_after_ns(int64_t idle_release_ns) {
+  return std::max<int64_t>(3 * idle_release_ns, 300 * kSecond);
+}
 
 uint32_t gpus_of_type(const Node& n, std::string_view type) {
   uint32_t count = 0;
@@ -120,6 +128,7 @@ bool CloudPools::ready_room(const WaitingJob& j, const Cluster& cluster) const {
 bool CloudPools::can_launch(const PoolConfig& p, uint32_t n, int64_t now_ns) const {
   const PoolState& s = pool_state(p.name);
   if (s.paused || now_ns < s.backoff_until_ns) return false;
+  if (auto hold = no_rent_.find(p.name); hold != no_rent_.end() && now_ns < hold->second.until_ns) return false;
   if (live(p.name) + n > p.max_nodes) return false;
   size_t booting = in_state(p.name, CloudState::kRequested);
   // A gang larger than max_concurrent_launches still goes, alone.
@@ -131,6 +140,7 @@ void CloudPools::rent_for(const WaitingJob& j, const Cluster& cluster, int64_t n
   for (auto& [id, l] : leases_) {
     if (l.for_job == j.id && !l.ended()) return;  // already booting (or ready) for it
   }
+
   bool owned = owned_could_take(j, cluster);
   const PoolConfig* best = nullptr;
   bool eligible = false;
@@ -206,24 +216,42 @@ void CloudPools::release_idle(const std::vector<WaitingJob>& waiting, Cluster& c
     const PoolConfig* p = pool(l.pool);
     if (busy) {
       l.idle_since_ns = 0;
+      l.unused_since_ns = 0;
+      if (auto hold = no_rent_.find(l.pool); hold != no_rent_.end()) hold->second.next_ns = 0;
       continue;
     }
     if (l.idle_since_ns == 0) l.idle_since_ns = now_ns;
+    if (l.unused_since_ns == 0) l.unused_since_ns = now_ns;
     bool wanted = l.for_job != 0 || (options_.rented_for_eligible_only
                                          ? eligible_.count(l.pool) > 0
                                          : std::any_of(waiting.begin(), waiting.end(), [&](const WaitingJob& j) {
                                              return p && j.waits_for_resources && fits(*p, j);
                                            }));
-    // Hysteresis: a node some waiting job fits starts its idle time again.
-    if (wanted) {
+    int64_t idle_release_ns = p ? p->idle_release_s * kSecond : 0;
+    std::string why;
+    // A node rented for one job waits for the rest of its gang to boot.
+    int64_t stranded_ns = stranded_after_ns(idle_release_ns) + (l.for_job && p ? p->boot_timeout_s * kSecond : 0);
+    if (wanted && now_ns - l.unused_since_ns >= stranded_ns) {
+      // Jobs that fit it wait, yet the scheduler has put none on it (a gang
+      // wider than the idle nodes, one behind a reservation, strict FIFO):
+      // keeping it would bill idle hours for nobody. The pool rents
+      // nothing more until as long has passed once more.
+      why = fmt::format("unused for {} s while waiting jobs that fit it were not placed on it",
+                        (now_ns - l.unused_since_ns) / kSecond);
+      auto& hold = no_rent_[l.pool];
+      hold.next_ns = hold.next_ns == 0 ? stranded_ns : std::min<int64_t>(2 * hold.next_ns, 4 * 3600 * kSecond);
+      hold.until_ns = now_ns + hold.next_ns;
+    } else if (wanted) {
+      // Hysteresis: a node some waiting job fits starts its idle time again.
       l.idle_since_ns = now_ns;
       continue;
     }
     if (p && live(l.pool) <= p->min_nodes) continue;
-    int64_t idle_release_ns = p ? p->idle_release_s * kSecond : 0;
-    if (now_ns - l.idle_since_ns < idle_release_ns) continue;
-    std::string why = fmt::format("idle for {} s (idle_release_s={})", (now_ns - l.idle_since_ns) / kSecond,
-                                  p ? p->idle_release_s : 0);
+    if (why.empty() && now_ns - l.idle_since_ns < idle_release_ns) continue;
+    if (why.empty()) {
+      why = fmt::format("idle for {} s (idle_release_s={})", (now_ns - l.idle_since_ns) / kSecond,
+                        p ? p->idle_release_s : 0);
+    }
     (void)cluster.drain(l.node, true, "cloud: " + why, out.cluster);
     move(l, CloudState::kDraining, why, now_ns, out);
     if (!busy) start_release(l, "", why + "; terminating", now_ns, out);

@@ -138,6 +138,15 @@ class CloudPools {
   std::map<uint64_t, CloudLease> leases_;
   std::map<std::string, uint64_t, std::less<>> by_node_;
   std::map<std::string, int64_t> orphans_seen_;  // instance id -> first listed without a live lease
+  // Pools whose ready node went unused while jobs that fit it waited (the
+  // scheduler did not place them): no new rent there before this time, so
+  // such a pool does not churn launches; the hold doubles each time, and
+  // resets once one of its nodes runs a job (not persisted).
+  struct RentHold {
+    int64_t until_ns = 0;
+    int64_t next_ns = 0;  // the next hold (doubles, up to 4 h); 0 after a rented node is used again
+  };
+  std::map<std::string, RentHold, std::less<>> no_rent_;
   uint64_t next_id_ = 1;
 };
 
