@@ -8,20 +8,38 @@
 
 namespace trainyard::metrics {
 
+std::optional<RunInfo> AggregatorShell::run_info(uint64_t job) const {
+  auto v = store_.get(jobs_, storage::Key().u64(job));
+  return v ? decode_run_info(*v) : std::nullopt;
+}
+
 Status AggregatorShell::may_read(const rpc::Responder& r, uint64_t job) const {
+  return may_read(r, job, run_info(job));
+}
+
+Status AggregatorShell::may_read(const rpc::Responder& r, uint64_t job, const std::optional<RunInfo>& info) const {
   auto c = security::Caller::of(r.principal(), directory_->current());
   if (!c.enforced() || c.admin()) return Status::ok();
-  auto v = store_.get(jobs_, storage::Key().u64(job));
-  std::optional<RunInfo> info = v ? decode_run_info(*v) : std::nullopt;
   if (!info || info->user.empty()) return Status::ok();  // owner unknown: stored before owners were kept
   if (c.may_manage_job(info->user, info->account)) return Status::ok();
   return c.refuse("job owner", "read the metrics of job " + std::to_string(job) + " of user:" + info->user);
 }
 
-size_t AggregatorShell::keep_readable(const rpc::Responder& r, std::vector<uint64_t>& jobs) const {
-  size_t before = jobs.size();
-  std::erase_if(jobs, [&](uint64_t j) { return !may_read(r, j).is_ok(); });
-  return before - jobs.size();
+size_t AggregatorShell::keep_readable(const rpc::Responder& r, std::vector<uint64_t>& jobs,
+                                      std::vector<std::optional<RunInfo>>& infos) const {
+  size_t kept = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!may_read(r, jobs[i], infos[i]).is_ok()) continue;
+    if (kept != i) {
+      jobs[kept] = jobs[i];
+      infos[kept] = std::move(infos[i]);
+    }
+    ++kept;
+  }
+  size_t dropped = jobs.size() - kept;
+  jobs.resize(kept);
+  infos.resize(kept);
+  return dropped;
 }
 
 }  // namespace trainyard::metrics

@@ -500,10 +500,6 @@ void AggregatorShell::on_compare_runs(const fb::Request& req, rpc::Responder& r)
     jobs.assign(q->job_ids()->begin(), q->job_ids()->end());
     std::sort(jobs.begin(), jobs.end());
     jobs.erase(std::unique(jobs.begin(), jobs.end()), jobs.end());
-    // Named runs: each one must be the caller's to read.
-    for (uint64_t j : jobs) {
-      if (auto s = may_read(r, j); !s) return r.error(s);
-    }
   } else if (q->experiment() && q->experiment()->size() > 0 && !has_nul(q->experiment()->string_view())) {
     store_.scan_prefix(experiments_, Key().str(q->experiment()->string_view()), [&](std::string_view k, std::string_view) {
       KeyReader kr(k);
@@ -511,14 +507,6 @@ void AggregatorShell::on_compare_runs(const fb::Request& req, rpc::Responder& r)
       jobs.push_back(kr.u64());
       return true;
     });
-    // An experiment: the runs the caller may read (as Slurm's PrivateData
-    // hides other users' jobs rather than refusing the listing).
-    keep_readable(r, jobs);
-    if (jobs.empty()) {
-      r.error(Status::not_found("experiment '" + q->experiment()->str() +
-                                "' has no runs here that you may read; check its name (JobSpec.experiment)"));
-      return;
-    }
   } else {
     r.error(Status::invalid("CompareRuns: give an experiment or job_ids to compare"));
     return;
@@ -529,6 +517,22 @@ void AggregatorShell::on_compare_runs(const fb::Request& req, rpc::Responder& r)
                               " (metrics.max_runs_per_comparison); compare fewer runs"));
     return;
   }
+  // Each run's name, labels and owner, read once: for the rule and the rows.
+  std::vector<std::optional<RunInfo>> infos;
+  infos.reserve(jobs.size());
+  for (uint64_t j : jobs) infos.push_back(run_info(j));
+  if (q->job_ids() && q->job_ids()->size() > 0) {
+    // Named runs: each one must be the caller's to read.
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      if (auto st = may_read(r, jobs[i], infos[i]); !st) return r.error(st);
+    }
+  } else if (keep_readable(r, jobs, infos); jobs.empty()) {
+    // An experiment: the runs the caller may read (as Slurm's PrivateData
+    // hides other users' jobs rather than refusing the listing).
+    r.error(Status::not_found("experiment '" + q->experiment()->str() +
+                              "' has no runs here that you may read; check its name (JobSpec.experiment)"));
+    return;
+  }
   std::string metric = q->metric()->str();
   bool maximize = q->maximize();
   std::vector<std::optional<RunResult>> found(jobs.size());
@@ -537,9 +541,7 @@ void AggregatorShell::on_compare_runs(const fb::Request& req, rpc::Responder& r)
     if (!v) return;
     auto s = decode_summary(*v);
     if (!s || s->all.count == 0) return;
-    std::optional<RunInfo> info;
-    if (auto iv = store_.get(jobs_, Key().u64(jobs[i]))) info = decode_run_info(*iv);
-    found[i] = run_result(jobs[i], *s, maximize, info ? &*info : nullptr);
+    found[i] = run_result(jobs[i], *s, maximize, infos[i] ? &*infos[i] : nullptr);
   };
   if (jobs.size() > kParallelRuns) {
     tbb::parallel_for(size_t{0}, jobs.size(), one);

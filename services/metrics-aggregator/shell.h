@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -14,6 +15,7 @@
 
 #include "bus/publisher.h"
 #include "bus/subscriber.h"
+#include "core/comparison.h"
 #include "core/ingest.h"
 #include "rpc/server.h"
 #include "security/audit.h"
@@ -99,8 +101,13 @@ class AggregatorShell {
   // coordinators, admins; runs whose owner is unknown (stored before owners
   // were kept) are open. PermissionDenied names the rule.
   Status may_read(const rpc::Responder& r, uint64_t job) const;
-  // Drops from `jobs` the runs the caller may not read; returns how many.
-  size_t keep_readable(const rpc::Responder& r, std::vector<uint64_t>& jobs) const;
+  Status may_read(const rpc::Responder& r, uint64_t job, const std::optional<RunInfo>& info) const;
+  // Drops from `jobs` (and `infos`, read alongside) the runs the caller may
+  // not read; returns how many.
+  size_t keep_readable(const rpc::Responder& r, std::vector<uint64_t>& jobs,
+                       std::vector<std::optional<RunInfo>>& infos) const;
+  // What job.submitted said of a run (none when it never arrived).
+  std::optional<RunInfo> run_info(uint64_t job) const;
 
   storage::Store& store_;
   Runtime& runtime_;

@@ -308,10 +308,27 @@ BOOST_AUTO_TEST_CASE(a_runs_metrics_are_read_by_its_owner_its_coordinators_and_a
   expect_denied(bob.compare("", {id}, "loss").status(), "job owner", "user:bob");
   BOOST_TEST(carol.series(id, "loss").ok());  // carol coordinates physics
   BOOST_TEST(dana.metrics(id).ok());          // an admin
+  // olga's run joins the experiment (another account): each reads only their own.
+  auto olga = connect(c, "user:olga");
+  auto hers = job;
+  hers.account = "other";
+  auto olga_sub = olga.submit(hers);
+  BOOST_REQUIRE_MESSAGE(olga_sub.ok(), olga_sub.status().to_string());
+  BOOST_REQUIRE(wait_until(
+      [&] {
+        auto all = dana.compare("sweep", {}, "loss");
+        return all.ok() && all->rows.size() == 2u;  // an admin reads both
+      },
+      30s));
   // An experiment's comparison shows the runs the caller may read.
   auto mine = alice.compare("sweep", {}, "loss");
   BOOST_REQUIRE(mine.ok());
-  BOOST_TEST(mine->rows.size() == 1u);
+  BOOST_REQUIRE(mine->rows.size() == 1u);
+  BOOST_TEST(mine->rows[0]->job_id == id);
+  auto olgas = olga.compare("sweep", {}, "loss");
+  BOOST_REQUIRE(olgas.ok());
+  BOOST_REQUIRE(olgas->rows.size() == 1u);
+  BOOST_TEST(olgas->rows[0]->job_id == olga_sub->job_ids.at(0));
   BOOST_TEST((bob.compare("sweep", {}, "loss").status().code() == ErrorCode::NotFound));
 }
 
