@@ -169,24 +169,20 @@ Json node_json(const fb::NodeStatusT& n) {
   return packed(n, [](const fb::NodeStatus& r) { return node_json(r); });
 }
 
-namespace {
-std::string cloud_str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
-}  // namespace
-
 nlohmann::json cloud_lease_json(const fb::CloudLease& l) {
   return {{"lease_id", l.lease_id()},
-          {"pool", cloud_str(l.pool())},
+          {"pool", str(l.pool())},
           {"state", fb::EnumNameCloudLeaseState(l.state())},
-          {"node", cloud_str(l.node())},
-          {"instance_id", cloud_str(l.instance_id())},
-          {"reason", cloud_str(l.reason())},
-          {"failure", cloud_str(l.failure())},
-          {"gpu_type", cloud_str(l.gpu_type())},
+          {"node", str(l.node())},
+          {"instance_id", str(l.instance_id())},
+          {"reason", str(l.reason())},
+          {"failure", str(l.failure())},
+          {"gpu_type", str(l.gpu_type())},
           {"gpus", l.gpus()},
           {"spot", l.spot()},
           {"price_micros_per_hour", l.price_micros_per_hour()},
           {"for_job", l.for_job()},
-          {"account", cloud_str(l.account())},
+          {"account", str(l.account())},
           {"requested_ns", l.requested_ns()},
           {"ready_ns", l.ready_ns()},
           {"expected_ready_ns", l.expected_ready_ns()},
@@ -195,19 +191,19 @@ nlohmann::json cloud_lease_json(const fb::CloudLease& l) {
 }
 
 nlohmann::json cloud_pool_json(const fb::CloudPoolStatus& p) {
-  return {{"name", cloud_str(p.name())},
-          {"driver", cloud_str(p.driver())},
-          {"gpu_type", cloud_str(p.gpu_type())},
+  return {{"name", str(p.name())},
+          {"driver", str(p.driver())},
+          {"gpu_type", str(p.gpu_type())},
           {"gpus_per_node", p.gpus_per_node()},
-          {"partition", cloud_str(p.partition())},
+          {"partition", str(p.partition())},
           {"min_nodes", p.min_nodes()},
           {"max_nodes", p.max_nodes()},
           {"price_micros_per_hour", p.price_micros_per_hour()},
           {"spot_price_micros_per_hour", p.spot_price_micros_per_hour()},
           {"paused", p.paused()},
-          {"pause_reason", cloud_str(p.pause_reason())},
+          {"pause_reason", str(p.pause_reason())},
           {"backoff_until_ns", p.backoff_until_ns()},
-          {"backoff_reason", cloud_str(p.backoff_reason())},
+          {"backoff_reason", str(p.backoff_reason())},
           {"live_nodes", p.live_nodes()},
           {"ready_nodes", p.ready_nodes()},
           {"max_wait_before_burst_s", p.max_wait_before_burst_s()}};
@@ -215,7 +211,7 @@ nlohmann::json cloud_pool_json(const fb::CloudPoolStatus& p) {
 
 nlohmann::json cloud_report_json(const fb::CloudReport* report) {
   nlohmann::json out = {{"paused", report && report->paused()},
-                        {"pause_reason", report ? cloud_str(report->pause_reason()) : std::string()},
+                        {"pause_reason", report ? str(report->pause_reason()) : std::string()},
                         {"pools", nlohmann::json::array()},
                         {"leases", nlohmann::json::array()}};
   if (report && report->pools()) {
