@@ -37,9 +37,10 @@ flatbuffers::Offset<fb::JobRecord> build_record(flatbuffers::FlatBufferBuilder& 
   for (auto& t : j.history) hist.push_back(fb::CreateJobTransition(b, t.to, t.time_ns, b.CreateString(t.reason)));
   auto history = b.CreateVector(hist);
   auto leases = b.CreateVector(j.lease_ids);
+  auto ended = j.ranks_ended.empty() ? 0 : b.CreateVector(j.ranks_ended);
   return fb::CreateJobRecord(b, j.id, spec, j.state, why, nodes, gpus, j.exit_code, j.attempt, j.array_job_id,
                              j.array_index, j.submit_time_ns, j.start_time_ns, j.end_time_ns, history, leases,
-                             f.priority, j.preemptions, f.tier, f.fairshare, f.age, j.expected_start_ns);
+                             f.priority, j.preemptions, f.tier, f.fairshare, f.age, j.expected_start_ns, ended);
 }
 
 std::string encode_job(flatbuffers::FlatBufferBuilder& b, const Job& j) {
@@ -113,7 +114,7 @@ fb::JobSpecT task_summary(const fb::JobSpecT& spec) {
 uint64_t record_bytes(const Job& j) {
   uint64_t total = 512 + (j.spec ? spec_bytes(*j.spec) : 0) + j.reason.size();
   for (auto& n : j.nodes) total += n.size() + 16;
-  total += 4 * j.gpu_indices.size() + 8 * j.lease_ids.size();
+  total += 4 * j.gpu_indices.size() + 8 * (j.lease_ids.size() + j.ranks_ended.size());
   for (auto& t : j.history) total += 48 + t.reason.size();
   return total;
 }

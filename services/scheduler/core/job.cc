@@ -64,6 +64,7 @@ void to_record(const Job& job, std::string_view reason, double score, fb::JobRec
     out->history.push_back(std::move(jt));
   }
   out->lease_ids = job.lease_ids;
+  out->ranks_ended = job.ranks_ended;
   out->priority_score = score;
   out->preemptions = job.preemptions;
 }
@@ -87,6 +88,7 @@ Job from_record(const fb::JobRecordT& rec) {
     if (t) j.history.push_back(Transition{t->to, t->time_ns, t->reason});
   }
   j.lease_ids = rec.lease_ids;
+  j.ranks_ended = rec.ranks_ended;
   j.preemptions = rec.preemptions;
   return j;
 }

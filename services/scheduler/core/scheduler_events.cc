@@ -109,6 +109,8 @@ void Scheduler::requeue_or_end(Job& j, JobState final_state, std::string reason,
     if (j.allocating) set_allocating(j, false);
     j.attempt = next;
     j.lease_ids.clear();
+  j.ranks_ended.clear();
+    j.ranks_ended.clear();
     j.nodes.clear();
     j.gpu_indices.clear();
     j.start_time_ns = 0;
@@ -143,11 +145,22 @@ void Scheduler::run_finished(const RunEnd& e, int64_t now_ns) {
   if (!j || j->terminal() || e.attempt != j->attempt) return;  // an older attempt's run
   if (j->state == JobState::Pending && !j->allocating) return;  // requeued already
   bool gang = j->shape.nodes > 1;
-  bool rank0 = !gang || j->lease_ids.empty() || j->lease_ids[0] == e.lease_id;
-  // A gang ends with its rank 0 (as a batch script ends a Slurm job), or
-  // with the first rank that fails.
-  if (gang && !rank0 && e.outcome == fb::RunOutcome::Succeeded) return;
-  if (gang) release_leases(*j, e.lease_id, rank0 ? "rank 0 of the job ended" : "a rank of the job failed");
+  // A gang ends when every node's run has ended with exit code 0 (as srun
+  // on the batch node waits for every node's tasks), or with the first
+  // node's run that does not: the other nodes' leases are released then.
+  if (gang && e.outcome == fb::RunOutcome::Succeeded && !j->cancel_requested && !j->preempt_requested) {
+    if (std::find(j->ranks_ended.begin(), j->ranks_ended.end(), e.lease_id) == j->ranks_ended.end()) {
+      j->ranks_ended.push_back(e.lease_id);
+      mark_dirty(*j);
+    }
+    if (j->ranks_ended.size() < j->shape.nodes) return;
+  }
+  if (gang) {
+    release_leases(*j, e.lease_id,
+                   e.outcome == fb::RunOutcome::Succeeded ? "every node of the job ended its run"
+                                                          : "a node's run of the job ended: " +
+                                                                std::string(fb::EnumNameRunOutcome(e.outcome)));
+  }
   if (j->allocating) set_allocating(*j, false);
   dequeue(*j);
   j->exit_code = e.exit_code;
