@@ -93,12 +93,12 @@ rpc::Client& Client::peer(const std::string& service) {
 
 // ---- jobs ----
 
-Result<SubmitResult> Client::submit(const fb::JobSpecT& spec) {
+Result<SubmitResult> Client::submit(const fb::JobSpecT& spec, bool held) {
   fb::JobSpecT copy = spec;
   if (copy.client_token.empty()) copy.client_token = random_token();
   auto& p = peer("scheduler");
   auto reply = p.call(fb::RequestBody::SubmitJob, [&](flatbuffers::FlatBufferBuilder& b) {
-    return fb::CreateSubmitJob(b, fb::CreateJobSpec(b, &copy)).Union();
+    return fb::CreateSubmitJob(b, fb::CreateJobSpec(b, &copy), held).Union();
   });
   auto s = unpack<fb::Submitted>(reply, p.peer());
   if (!s) return s.status();

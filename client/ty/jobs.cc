@@ -152,13 +152,8 @@ int run_submit(Context& ctx, const std::vector<std::string>& args) {
               << (spec.time_limit_s ? format_duration(static_cast<int64_t>(spec.time_limit_s)) : "none given")
               << ", at current prices" << (spec.array.empty() ? "" : ", per array task") << ")\n";
   }
-  auto r = c->submit(spec);
+  auto r = c->submit(spec, built->request.hold);
   if (!r) return fail(r.status());
-  if (built->request.hold) {
-    for (auto id : r->job_ids) {
-      if (auto s = c->hold(id); !s) std::cerr << "ty: warning: job " << id << " could not be held: " << s.message() << "\n";
-    }
-  }
   print_submitted(*r, x.count("json") > 0, x.count("parsable") > 0);
   if (x.count("wait")) return jobs::wait_for(*c, r->job_ids, 0, false);
   return kExitOk;

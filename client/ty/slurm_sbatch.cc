@@ -95,13 +95,8 @@ int sbatch(Context& ctx, std::vector<std::string> args) {
   }
   auto* c = ctx.client();
   if (!c) return kExitUsage;
-  auto r = c->submit(spec);
+  auto r = c->submit(spec, built->request.hold);
   if (!r) return service_error("sbatch", r.status());
-  if (built->request.hold) {
-    for (auto id : r->job_ids) {
-      if (auto s = c->hold(id); !s) std::cerr << "sbatch: warning: job " << id << " could not be held: " << s.message() << "\n";
-    }
-  }
   uint64_t id = r->array_job_id ? r->array_job_id : (r->job_ids.empty() ? 0 : r->job_ids.front());
   if (x.count("parsable")) {
     std::cout << id << "\n";

@@ -208,7 +208,7 @@ void SchedulerShell::on_submit(const fb::Request& req, rpc::Responder& r) {
     r.error(who.refuse("account membership", "submit to account " + spec.account));
     return;
   }
-  auto res = core_.submit(spec, clock_.now_ns());
+  auto res = core_.submit(spec, clock_.now_ns(), body->hold());
   if (!res) {
     r.error(res.status());
     return;

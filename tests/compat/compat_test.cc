@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include "../local/local_ports.h"
 #include "process.h"
@@ -360,6 +361,27 @@ BOOST_AUTO_TEST_CASE(arrays_work_through_status_wait_cancel_hold_and_release) {
   auto [nrc, nout] = c.sh("ty status " + array + "_9");
   BOOST_TEST(nrc == 1);
   BOOST_TEST(contains(nout, "has no task with index 9"));
+}
+
+BOOST_AUTO_TEST_CASE(a_job_submitted_held_never_starts_until_released) {
+  auto& c = cluster();
+  // Free GPUs and an idle cluster: a job held only after its submission
+  // could start in between; -H / --hold must submit it held.
+  c.write("held.sh", "#!/bin/bash\n#SBATCH -H\n#SBATCH -o held-%j.out\necho ran\n");
+  for (Via via : {Via::kSbatch, Via::kTy}) {
+    std::string id = submit(via, "held.sh");
+    auto j = status(id);
+    BOOST_TEST(j["state"] == "held");
+    std::this_thread::sleep_for(1500ms);  // scheduling cycles pass
+    BOOST_TEST(status(id)["state"] == "held");
+    auto [rrc, rout] = c.sh("ty release " + id);
+    BOOST_TEST_INFO(rout);
+    BOOST_TEST(rrc == 0);
+    auto [wrc, wout] = c.sh("ty wait " + id + " --timeout 60", 90s);
+    BOOST_TEST_INFO(wout);
+    BOOST_TEST(wrc == 0);
+    BOOST_TEST(c.read("held-" + id + ".out") == "ran\n");
+  }
 }
 
 BOOST_AUTO_TEST_CASE(the_usual_one_liners_parse_the_shims_output) {

@@ -622,6 +622,25 @@ BOOST_AUTO_TEST_CASE(hold_and_release) {
   BOOST_TEST(sim.s.hold(id, sim.now).code() == ErrorCode::FailedPrecondition);
 }
 
+BOOST_AUTO_TEST_CASE(a_job_or_array_submitted_held_waits_for_release) {
+  Sim sim;
+  sim.s.node_up(make_node("n1", 8));
+  auto spec = make_spec(1);
+  auto one = sim.s.submit(spec, sim.now, /*held=*/true);
+  BOOST_REQUIRE(one.ok());
+  spec.array = "0-2";
+  auto arr = sim.s.submit(spec, sim.now, /*held=*/true);
+  BOOST_REQUIRE(arr.ok());
+  BOOST_TEST(sim.cycle().empty());
+  BOOST_TEST(sim.state(one->job_ids[0]) == JobState::Held);
+  for (JobId t : arr->job_ids) BOOST_TEST(sim.state(t) == JobState::Held);
+  BOOST_TEST(sim.s.release(arr->array_job_id, sim.now).is_ok());
+  BOOST_TEST(sim.cycle().size() == 3u);
+  BOOST_TEST(sim.state(one->job_ids[0]) == JobState::Held);
+  BOOST_TEST(sim.s.release(one->job_ids[0], sim.now).is_ok());
+  BOOST_TEST(sim.cycle().size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(blocked_account_starts_nothing_and_says_why) {
   Sim sim;
   sim.s.node_up(make_node("n1", 8));

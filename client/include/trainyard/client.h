@@ -140,7 +140,9 @@ class Client {
   // durably. Fills in spec.client_token when empty so that a retried send
   // cannot submit twice. Errors: InvalidArgument naming the bad field
   // (unknown GPU type, more GPUs than any node has...), Unavailable.
-  Result<SubmitResult> submit(const fb::JobSpecT& spec);
+  // `held`: the jobs start Held (sbatch -H), in the same request, so none
+  // can start before it is held; release() lets them go.
+  Result<SubmitResult> submit(const fb::JobSpecT& spec, bool held = false);
 
   // Cancels a job: a pending or held job at once, a running one by signal
   // (SIGTERM, its grace period, SIGKILL). Errors: NotFound,

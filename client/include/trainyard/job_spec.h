@@ -35,7 +35,7 @@ struct SpecWarning {
 // A spec ready to send, plus what is not part of the spec.
 struct JobRequest {
   fb::JobSpecT spec;
-  bool hold = false;                 // --hold: held right after submission
+  bool hold = false;                 // --hold: submitted Held (in the same request)
   std::vector<SpecWarning> warnings;
 };
 

@@ -128,7 +128,8 @@ class Scheduler {
   // --- requests ---
   // Validates and takes a job (or one job per array index). The same
   // spec.client_token from the same user returns the first submission's ids.
-  Result<SubmitResult> submit(const fb::JobSpecT& spec, int64_t now_ns);
+  // `held`: every job starts Held (sbatch -H) and waits for release().
+  Result<SubmitResult> submit(const fb::JobSpecT& spec, int64_t now_ns, bool held = false);
   // Pending/held: cancelled now. Scheduled/running: the broker is asked to
   // stop it; it ends Cancelled when the run ends. An array id acts on
   // every task.

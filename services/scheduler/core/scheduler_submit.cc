@@ -18,7 +18,7 @@ std::string state_name(JobState s) { return fb::EnumNameJobState(s); }
 
 // --- submissions ---------------------------------------------------------
 
-Result<SubmitResult> Scheduler::submit(const fb::JobSpecT& in, int64_t now_ns) {
+Result<SubmitResult> Scheduler::submit(const fb::JobSpecT& in, int64_t now_ns, bool held) {
   if (!in.client_token.empty()) {
     auto it = tokens_.find(token_key(in.user, in.client_token));
     if (it != tokens_.end()) {
@@ -62,7 +62,11 @@ Result<SubmitResult> Scheduler::submit(const fb::JobSpecT& in, int64_t now_ns) {
     out_.changes.push_back(StateChange{id, JobState::Pending, JobState::Pending, "submitted", 1, 0});
     mark_dirty(j);
     for (auto& d : spec->dependencies) dependents_[d->job_id].push_back(id);
-    make_ready(j, now_ns);
+    if (held) {
+      transition(j, JobState::Held, "held by user (submitted held)", now_ns);
+    } else {
+      make_ready(j, now_ns);
+    }
   }
   if (!in.client_token.empty()) tokens_[token_key(in.user, in.client_token)] = result;
   unfinished_by_user_[spec->user] += static_cast<uint32_t>(result.job_ids.size());
