@@ -103,21 +103,10 @@ int main(int argc, char** argv) {
       "  2  usage error: a bad flag, job spec or batch script\n"
       "  3  a service is unavailable (did not answer within the timeout)\n");
 
-  Action action;
-  add_job_commands(app, ctx, action);
-  add_cluster_commands(app, ctx, action);
-  add_key_commands(app, ctx, action);
-  add_directory_commands(app, ctx, action);  // after keys: it joins their `ty admin`
-  add_cloud_commands(app, ctx, action);
-  add_local_commands(app, ctx, action);
-  add_token_commands(app, ctx, action);
-
-  app.add_subcommand("run", "Run a command in a new allocation and wait: its output here, its exit code "
-                            "(--pty: an interactive terminal; ty run --help)")
-      ->allow_extras();
-
   // `ty [global options] submit|run ARGS...`: everything after "submit" or
-  // "run" goes to the sbatch-style parser untouched.
+  // "run" goes to the sbatch-style parser untouched. Those two, the most
+  // frequent calls, need only the global options: the rest of the command
+  // tree (hundreds of options) is built only for the other commands.
   static const std::set<std::string> kValued = {"--scheduler", "--broker", "--metrics", "--billing",
                                                 "--bus",       "--config", "--request-timeout"};
   int submit_at = -1;
@@ -127,10 +116,27 @@ int main(int argc, char** argv) {
       ++i;
       continue;
     }
+    if (a == "-h" || a == "--help") break;  // the whole tree's help
     if (!a.empty() && a[0] == '-') continue;
     if (a == "submit" || a == "run") submit_at = i;
     break;
   }
+  Action action;
+  if (submit_at < 0) {
+    add_job_commands(app, ctx, action);
+    add_cluster_commands(app, ctx, action);
+    add_key_commands(app, ctx, action);
+    add_directory_commands(app, ctx, action);  // after keys: it joins their `ty admin`
+    add_cloud_commands(app, ctx, action);
+    add_local_commands(app, ctx, action);
+    add_token_commands(app, ctx, action);
+  } else {
+    app.add_subcommand("submit")->allow_extras();
+  }
+  app.add_subcommand("run", "Run a command in a new allocation and wait: its output here, its exit code "
+                            "(--pty: an interactive terminal; ty run --help)")
+      ->allow_extras();
+
   try {
     app.parse(submit_at < 0 ? argc : submit_at + 1, argv);
   } catch (const CLI::ParseError& e) {
