@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -99,12 +100,16 @@ Result<std::vector<HostGpu>> declared_gpus(const Config& config) {
 
 RunResources sample_run(int pgid, const std::string& cgroup) {
   RunResources r;
+  bool cgroup_cpu = false;  // the cgroup's CPU time: also of what left the process group
   if (!cgroup.empty()) {
     std::istringstream cpu(read_small(cgroup + "/cpu.stat"));
     std::string k;
     uint64_t v;
     while (cpu >> k >> v) {
-      if (k == "usage_usec") r.cpu_ns = v * 1000;
+      if (k == "usage_usec") {
+        r.cpu_ns = v * 1000;
+        cgroup_cpu = true;
+      }
     }
     auto mem = read_small(cgroup + "/memory.current");
     if (!mem.empty()) {
@@ -137,7 +142,7 @@ RunResources sample_run(int pgid, const std::string& cgroup) {
     for (int i = 0; i < 8; ++i) is >> skip;
     int64_t rss = 0;
     is >> skip >> rss;  // vsize, then rss in pages
-    r.cpu_ns += (utime + stime) * 1'000'000'000ull / static_cast<uint64_t>(ticks);
+    if (!cgroup_cpu) r.cpu_ns += (utime + stime) * 1'000'000'000ull / static_cast<uint64_t>(ticks);
     if (rss > 0) r.rss_bytes += static_cast<uint64_t>(rss) * static_cast<uint64_t>(page);
     ++r.processes;
   }
@@ -145,45 +150,86 @@ RunResources sample_run(int pgid, const std::string& cgroup) {
   return r;
 }
 
+namespace {
+
+constexpr long kCgroup2Magic = 0x63677270;  // CGROUP2_SUPER_MAGIC
+
+bool on_cgroup2(const std::string& dir) {
+  struct statfs fs{};
+  return ::statfs(dir.c_str(), &fs) == 0 && static_cast<long>(fs.f_type) == kCgroup2Magic;
+}
+
+// The cpu and memory controllers `dir` offers its children, of those asked.
+std::vector<std::string> offered(const std::string& dir) {
+  std::istringstream is(read_small(dir + "/cgroup.controllers"));
+  std::vector<std::string> out;
+  for (std::string c; is >> c;) {
+    if (c == "cpu" || c == "memory") out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::unique_ptr<Cgroups> Cgroups::open(const std::string& root, std::string* why) {
   if (root == "off") {
     *why = "agent.cgroup_root is \"off\"";
     return nullptr;
   }
-  struct stat st;
-  if (::stat("/sys/fs/cgroup/cgroup.controllers", &st) != 0) {
-    *why = "the host has no cgroup v2 hierarchy at /sys/fs/cgroup";
-    return nullptr;
-  }
   std::string dir = root;
   if (root.empty() || root == "auto") {
-    // Below the agent's own cgroup ("0::/system.slice/trainyard-agent.service").
+    // Below the agent's own cgroup ("0::/system.slice/trainyard-agent.service")
+    // of a host whose only hierarchy is cgroup v2.
+    if (!on_cgroup2("/sys/fs/cgroup")) {
+      *why = "the host has no cgroup v2 hierarchy at /sys/fs/cgroup (a hybrid host: name a delegated directory of "
+             "its cgroup2 mount in agent.cgroup_root)";
+      return nullptr;
+    }
     std::string own;
     std::istringstream is(read_small("/proc/self/cgroup"));
     for (std::string line; std::getline(is, line);) {
       if (line.rfind("0::", 0) == 0) own = line.substr(3);
     }
     dir = "/sys/fs/cgroup" + (own == "/" ? std::string() : own);
+  } else if (!on_cgroup2(dir)) {
+    *why = "agent.cgroup_root " + dir + " is not a directory of a cgroup v2 hierarchy";
+    return nullptr;
   }
+  std::unique_ptr<Cgroups> c(new Cgroups());
+  c->root_ = dir;
+  // The limits need the cpu and memory controllers; a hierarchy without them
+  // (a hybrid host's cgroup2 mount) still contains and kills a run.
+  auto controllers = offered(dir);
+  if (controllers.empty()) return c;
+  std::string enable;
+  for (auto& name : controllers) enable += (enable.empty() ? "+" : " +") + name;
   std::string error;
   // A cgroup with processes cannot hand controllers to children ("no
   // internal processes"): move the agent into a leaf of its own first, as a
   // systemd service with Delegate=yes is expected to.
-  if (!write_file(dir + "/cgroup.subtree_control", "+cpu +memory", &error)) {
+  if (!write_file(dir + "/cgroup.subtree_control", enable, &error)) {
     if (errno != EBUSY) {
-      *why = "cannot enable the cpu and memory controllers: " + error;
+      *why = "cannot enable the " + enable + " controllers of " + dir + ": " + error;
       return nullptr;
     }
     ::mkdir((dir + "/agent").c_str(), 0755);
     if (!write_file(dir + "/agent/cgroup.procs", std::to_string(getpid()), &error) ||
-        !write_file(dir + "/cgroup.subtree_control", "+cpu +memory", &error)) {
-      *why = "cannot enable the cpu and memory controllers: " + error;
+        !write_file(dir + "/cgroup.subtree_control", enable, &error)) {
+      *why = "cannot enable the " + enable + " controllers of " + dir + ": " + error;
       return nullptr;
     }
   }
-  std::unique_ptr<Cgroups> c(new Cgroups());
-  c->root_ = dir;
+  for (auto& name : controllers) {
+    if (name == "cpu") c->cpu_ = true;
+    if (name == "memory") c->memory_ = true;
+  }
   return c;
+}
+
+std::string Cgroups::limits() const {
+  if (cpu_ && memory_) return "cpu and memory limits";
+  if (cpu_ || memory_) return std::string(cpu_ ? "cpu" : "memory") + " limits only (the hierarchy offers no other)";
+  return "no limits (the hierarchy offers no cpu or memory controller): containment and kill only";
 }
 
 std::string Cgroups::create(const std::string& name, uint32_t cpus, uint64_t memory_mb, std::string* why) {
@@ -192,11 +238,14 @@ std::string Cgroups::create(const std::string& name, uint32_t cpus, uint64_t mem
     *why = "mkdir " + path + ": " + std::strerror(errno);
     return "";
   }
-  if (cpus > 0 && !write_file(path + "/cpu.max", std::to_string(cpus * 100000ull) + " 100000", why)) return "";
-  if (memory_mb > 0 && !write_file(path + "/memory.max", cgroup_memory_max(memory_mb), why)) return "";
+  if (cpu_ && cpus > 0 && !write_file(path + "/cpu.max", std::to_string(cpus * 100000ull) + " 100000", why)) {
+    return "";
+  }
+  if (memory_ && memory_mb > 0 && !write_file(path + "/memory.max", cgroup_memory_max(memory_mb), why)) return "";
   // Only the agent may change the limits or move processes: where it runs as
   // root the files are root's, and none is writable by group or others.
-  for (const char* f : {"cpu.max", "memory.max", "cgroup.procs", "cgroup.subtree_control", "cgroup.kill"}) {
+  for (const char* f : {"cpu.max", "memory.max", "cgroup.procs", "cgroup.subtree_control", "cgroup.kill",
+                        "cgroup.threads", "cgroup.freeze", "cgroup.max.depth", "cgroup.max.descendants"}) {
     ::chmod((path + "/" + f).c_str(), 0644);
   }
   ::chmod(path.c_str(), 0755);

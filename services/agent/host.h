@@ -41,9 +41,11 @@ RunResources sample_run(int pgid, const std::string& cgroup);
 // Creates a cgroup v2 per run under a root the agent may manage.
 class Cgroups {
  public:
-  // `root`: "auto" (below the agent's own cgroup), "off", or a directory
-  // under /sys/fs/cgroup delegated to the agent. Null (with `why`) when the
-  // host does not allow it.
+  // `root`: "auto" (below the agent's own cgroup, on a host whose only
+  // hierarchy is cgroup v2), "off", or a directory of a cgroup v2 hierarchy
+  // delegated to the agent (a hybrid host's /sys/fs/cgroup/unified/... too:
+  // without cpu and memory controllers a run is contained and killed, not
+  // limited). Null (with `why`) when the host does not allow it.
   static std::unique_ptr<Cgroups> open(const std::string& root, std::string* why);
   // A cgroup for a run with its limits (0: none). Empty string on failure,
   // with `why`.
@@ -51,9 +53,13 @@ class Cgroups {
   // Kills what is left in it and removes it (best effort).
   static void remove(const std::string& path);
   const std::string& root() const { return root_; }
+  // What the runs get: "cpu and memory limits", or containment only.
+  std::string limits() const;
 
  private:
   std::string root_;
+  bool cpu_ = false;     // the cpu controller is enabled for the runs
+  bool memory_ = false;  // the memory controller is enabled for the runs
 };
 
 }  // namespace trainyard::agent

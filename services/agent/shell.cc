@@ -139,7 +139,7 @@ AgentShell::AgentShell(const ServiceEnv& env, AgentOptions options)
     std::string why;
     cgroups_ = Cgroups::open(options_.cgroup_root, &why);
     if (cgroups_) {
-      spdlog::info("runs get cgroup v2 limits under {}", cgroups_->root());
+      spdlog::info("runs get a cgroup v2 each under {}: {}", cgroups_->root(), cgroups_->limits());
     } else {
       spdlog::info("runs get no cgroup limits: {}", why);
     }

@@ -7,10 +7,13 @@
 #include <boost/test/unit_test.hpp>
 
 #include <pwd.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <regex>
+#include <sstream>
 
 #include "cluster.h"
 #include "cluster_client.h"
@@ -134,4 +137,86 @@ BOOST_AUTO_TEST_CASE(a_user_without_an_account_on_the_node_is_refused_with_a_rea
   BOOST_TEST((end->at(0).state == fb::JobState::Failed));
   BOOST_TEST(end->at(0).reason.find("user nosuchuser has no account on node node-a") != std::string::npos,
              end->at(0).reason);
+}
+
+namespace {
+
+// The host's cgroup v2 mount: /sys/fs/cgroup, or /sys/fs/cgroup/unified on
+// a hybrid host. Empty when there is none.
+std::string cgroup2_mount() {
+  std::istringstream is(read_file("/proc/self/mounts"));
+  for (std::string dev, dir, type, rest; is >> dev >> dir >> type && std::getline(is, rest);) {
+    if (type == "cgroup2") return dir;
+  }
+  return "";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_job_in_its_cgroup_cannot_leave_it_change_it_or_outlive_it) {
+  Users users;
+  std::string mount = cgroup2_mount();
+  if (!users.ok || mount.empty()) {
+    BOOST_TEST_MESSAGE("SKIPPED: needs root, useradd and a cgroup v2 mount ("
+                       << (users.ok ? std::string("no cgroup2 in /proc/self/mounts") : users.why) << ")");
+    return;
+  }
+  // A root-owned directory delegated to this test's agent, as an admin
+  // would (agent.cgroup_root), left when the test ends.
+  std::string root = mount + "/trainyard-test-" + std::to_string(::getpid());
+  BOOST_REQUIRE_MESSAGE(::mkdir(root.c_str(), 0755) == 0 || errno == EEXIST, "mkdir " << root);
+  struct Rmdir {
+    std::string path;
+    ~Rmdir() { ::rmdir(path.c_str()); }
+  } rmdir_root{root};
+  ClusterOptions o;
+  o.agents = {{"node-a", 0}};
+  o.agents[0].extra = {"agent.run_as=submitter", "agent.cgroup_root=" + root};
+  o.users = {kUsers[0]};
+  Cluster c(o);
+  ::chmod(c.dir().c_str(), 0711);
+  auto u1 = connect(c, std::string("user:") + kUsers[0]);
+  // The job tries to move itself to the hierarchy's root and to its parent,
+  // to change its own cgroup's files and to make a cgroup below it; then
+  // leaves a daemon (setsid, double fork) and waits.
+  std::string m = mount;
+  std::string script =
+      "cg=$(sed -n 's/^0:://p' /proc/self/cgroup); echo \"cgroup=$cg\"; "
+      "echo $$ > " + m + "/cgroup.procs 2>/dev/null && echo left-to-root || echo root-refused; "
+      "echo $$ > " + m + "$(dirname $cg)/cgroup.procs 2>/dev/null && echo left-to-parent || echo parent-refused; "
+      "echo 1 > " + m + "$cg/cgroup.max.descendants 2>/dev/null && echo changed-it || echo change-refused; "
+      "mkdir " + m + "$cg/escape 2>/dev/null && echo made-a-child || echo child-refused; "
+      "(setsid sleep 300 </dev/null >/dev/null 2>&1 & echo \"daemon=$!\"); "
+      "echo ready; sleep 300";
+  auto sub = u1.submit(job(script));
+  BOOST_REQUIRE_MESSAGE(sub.ok(), sub.status().to_string());
+  uint64_t id = sub->job_ids[0];
+  std::string out;
+  BOOST_REQUIRE_MESSAGE(wait_until(
+                            [&] {
+                              out.clear();
+                              (void)u1.logs(id, {}, [&](std::string_view s) { out += s; });
+                              return out.find("ready\n") != std::string::npos;
+                            },
+                            30s),
+                        out + c.logs());
+  BOOST_TEST_INFO(out);
+  std::smatch cg, daemon;
+  BOOST_REQUIRE(std::regex_search(out, cg, std::regex("cgroup=(/[^\n]*)\n")));
+  BOOST_REQUIRE(std::regex_search(out, daemon, std::regex("daemon=(\\d+)\n")));
+  std::string run_cgroup = mount + cg[1].str();
+  // The run's cgroup is the agent's, below the delegated root.
+  BOOST_TEST(run_cgroup.rfind(root + "/", 0) == 0u);
+  BOOST_TEST(out.find("root-refused\nparent-refused\nchange-refused\nchild-refused\n") != std::string::npos);
+  pid_t pid = std::stoi(daemon[1]);
+  // The daemon is still in the run's cgroup.
+  BOOST_TEST(read_file("/proc/" + std::to_string(pid) + "/cgroup").find("0::" + cg[1].str()) != std::string::npos);
+
+  BOOST_REQUIRE(u1.cancel(id).is_ok());
+  auto end = u1.wait({id}, 60s);
+  BOOST_REQUIRE_MESSAGE(end.ok(), end.status().to_string());
+  BOOST_TEST((end->at(0).state == fb::JobState::Cancelled));
+  // Nothing of the job is left, and neither is its cgroup.
+  BOOST_TEST(wait_until([&] { return ::kill(pid, 0) != 0 && errno == ESRCH; }, 10s));
+  BOOST_TEST(wait_until([&] { return !std::filesystem::exists(run_cgroup); }, 10s));
 }
