@@ -15,7 +15,7 @@ using ErrorCode = fb::ErrorCode;
 
 // The outcome of an operation that can fail for a reason a user must see.
 // The message names what was wrong (the field, the peer, the file and line).
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
@@ -44,7 +44,7 @@ class Status {
 
 // A value or the Status that explains why there is none.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}  // NOLINT
