@@ -145,7 +145,8 @@ int main(int argc, char** argv) {
     JobId id = it->first;
     auto leases = it->second;
     running.erase(it);
-    s.run_finished(RunEnd{id, s.job(id)->attempt, leases[0], fb::RunOutcome::Succeeded, 0, 0, ""}, now);
+    uint32_t attempt = s.job(id)->attempt;
+    for (auto l : leases) s.run_finished(RunEnd{id, attempt, l, fb::RunOutcome::Succeeded, 0, 0, ""}, now);
     for (auto l : leases) s.lease_released(l, id, now);
     s.take_output();
     t = Clock::now();

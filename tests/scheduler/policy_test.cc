@@ -108,8 +108,8 @@ struct Sim {
     return started;
   }
   void finish(JobId id, fb::RunOutcome outcome = fb::RunOutcome::Succeeded) {
-    const Job* j = s.job(id);
-    s.run_finished(RunEnd{id, j->attempt, leases[id].at(0), outcome, 0, 0, ""}, now);
+    uint32_t attempt = s.job(id)->attempt;
+    for (uint64_t l : leases[id]) s.run_finished(RunEnd{id, attempt, l, outcome, 0, 0, ""}, now);  // every node
     for (uint64_t l : leases[id]) s.lease_released(l, id, now);
     leases.erase(id);
     collect();

@@ -198,7 +198,10 @@ void Simulation::end_run(size_t i, fb::RunOutcome outcome, int64_t t) {
   if (!j || leases_[i].empty()) return;
   busy_ -= owned_gpus_[i];
   owned_gpus_[i] = 0;
-  core_.run_finished(RunEnd{id, j->attempt, leases_[i][0], outcome, 0, 0, ""}, t);
+  // Every node's run ends (a gang's nodes together): a gang ends with the
+  // last of them, or with the first that did not succeed.
+  uint32_t attempt = j->attempt;
+  for (uint64_t l : leases_[i]) core_.run_finished(RunEnd{id, attempt, l, outcome, 0, 0, ""}, t);
   for (uint64_t l : leases_[i]) {
     core_.lease_released(l, id, t);
     if (cloud_) cloud_->run_ended(l, t);
