@@ -34,6 +34,29 @@ int open_job_file(const std::string& path, int flags, std::string* why, int* err
   return fd;
 }
 
+int open_transcript(const std::string& path, bool give, uid_t uid, gid_t gid, std::string* why) {
+  int err = 0;
+  int fd = open_job_file(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND, why, &err);
+  if (fd >= 0) {
+    if (give && ::fchown(fd, uid, gid) != 0) {
+      *why = path + ": cannot give it to uid " + std::to_string(uid) + ": " + std::strerror(errno);
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  }
+  if (err != EEXIST) return -1;
+  fd = open_job_file(path, O_WRONLY | O_APPEND, why);
+  if (fd < 0) return -1;
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || st.st_nlink != 1 || (give && st.st_uid != uid)) {
+    ::close(fd);
+    *why = path + " exists and is not the job user's own file with one link";
+    return -1;
+  }
+  return fd;
+}
+
 Status create_fresh_dir(const std::string& path, mode_t mode) {
   if (::mkdir(path.c_str(), mode) == 0) {
     ::chmod(path.c_str(), mode);  // the umask may have narrowed it

@@ -19,6 +19,13 @@ namespace trainyard::agent {
 // and `err` (errno, or EINVAL when the file is not regular) otherwise.
 int open_job_file(const std::string& path, int flags, std::string* why, int* err = nullptr);
 
+// The transcript of an interactive run (its stdout file), opened by the
+// agent before the job exists: a new file, given to `uid`:`gid` when
+// `give` is set, or an existing regular file with one link that is `uid`'s
+// own (never a symlink, a FIFO or a hard link to another user's file, which
+// the agent, as root, must not write). -1 with `why` otherwise.
+int open_transcript(const std::string& path, bool give, uid_t uid, gid_t gid, std::string* why);
+
 // Creates `path` as a new directory with `mode`; a path that already exists
 // (a directory, a symlink, anything) is refused with FailedPrecondition.
 Status create_fresh_dir(const std::string& path, mode_t mode);

@@ -330,7 +330,7 @@ Status AgentShell::start_run_supervisor(Run& run, const fb::LeaseGranted& g, con
   apply_job_user(user, ls);
   int tty = -1;  // an interactive run's terminal (its master stays here)
   if (g.spec()->pty()) {
-    if (auto s = open_terminal(run, &tty); !s) return s;
+    if (auto s = open_terminal(run, user, &tty); !s) return s;
     ls.pty = true;
   }
   if (auto s = write_launch_spec(state, ls); !s) {

@@ -199,7 +199,7 @@ class AgentShell {
   void on_read_log(const fb::Request& req, rpc::Responder& r);
   // Interactive runs (spec.pty, terminal_io.cc): the pty whose slave the
   // supervisor gets, the TerminalIo request, and reading what jobs wrote.
-  Status open_terminal(Run& run, int* slave_fd);
+  Status open_terminal(Run& run, const JobUser& user, int* slave_fd);
   void on_terminal_io(const fb::Request& req, rpc::Responder& r);
   void pump_terminals();
   std::vector<uint64_t> running_leases(const std::string& node) const;

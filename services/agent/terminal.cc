@@ -29,7 +29,15 @@ Result<Terminal::Opened> Terminal::open() {
   return o;
 }
 
-Terminal::~Terminal() { close_master(); }
+Terminal::~Terminal() {
+  close_master();
+  if (transcript_ >= 0) ::close(transcript_);
+}
+
+void Terminal::record_to(int fd) {
+  if (transcript_ >= 0) ::close(transcript_);
+  transcript_ = fd;
+}
 
 void Terminal::close_master() {
   if (master_ >= 0) ::close(master_);
@@ -65,6 +73,11 @@ void Terminal::pump() {
     ssize_t n = ::read(master_, chunk, sizeof chunk);
     if (n > 0) {
       buf_.append(chunk, static_cast<size_t>(n));
+      // A full disk loses the transcript, never the session.
+      if (transcript_ >= 0 && ::write(transcript_, chunk, static_cast<size_t>(n)) != n) {
+        ::close(transcript_);
+        transcript_ = -1;
+      }
       continue;
     }
     // EIO: no process holds the slave any more; the job's terminal is gone.

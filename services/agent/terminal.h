@@ -27,6 +27,9 @@ class Terminal {
   // Types `data`, the input bytes from `input_offset` on; bytes before
   // what this terminal has already taken (a retried call) are skipped.
   void type(std::string_view data, uint64_t input_offset);
+  // Appends every byte the job writes to `fd` from now on (the run's stdout
+  // file, so `ty logs` shows a session as it shows a batch job); owns it.
+  void record_to(int fd);
   // Sets the window size when it changed (the job gets SIGWINCH).
   void resize(uint16_t rows, uint16_t cols);
   // Reads what the job wrote (and writes typed bytes the terminal could not
@@ -46,6 +49,7 @@ class Terminal {
   void close_master();
 
   int master_ = -1;
+  int transcript_ = -1;       // the run's stdout file, or -1
   std::string buf_;           // output not yet dropped
   uint64_t base_ = 0;         // offset of buf_[0]
   std::string typed_;         // input the terminal has not taken yet

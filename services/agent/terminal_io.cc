@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include "shell.h"
+#include "job_files.h"
+#include "job_user.h"
 #include "terminal.h"
 
 namespace trainyard::agent {
@@ -14,10 +16,19 @@ constexpr int64_t kKeepEndedNs = 60'000'000'000;  // a session's last output sta
 
 }  // namespace
 
-Status AgentShell::open_terminal(Run& run, int* slave_fd) {
+Status AgentShell::open_terminal(Run& run, const JobUser& user, int* slave_fd) {
   auto t = Terminal::open();
   if (!t) return t.status();
   run.terminal = std::move(t->terminal);
+  // The session's transcript in its stdout file, so `ty logs` reads a
+  // session as it reads a batch job.
+  std::string why;
+  int fd = open_transcript(run.rec.stdout_path, user.as_user, user.uid, user.gid, &why);
+  if (fd >= 0) {
+    run.terminal->record_to(fd);
+  } else {
+    spdlog::warn("run {}: the session's output is not recorded: {}", run.rec.lease_id, why);
+  }
   *slave_fd = t->slave_fd;
   return Status::ok();
 }

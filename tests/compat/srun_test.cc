@@ -128,6 +128,7 @@ struct Session {
   int master = -1;
   pid_t pid = -1;
   std::string seen;
+  std::string before;  // what came before the last expected text
 
   // `argv` from build/bin: {"ty", "run", "--pty", ...} or {"salloc", ...}.
   explicit Session(std::vector<std::string> argv = {"ty", "run", "--pty", "--time=2", "sh"}) {
@@ -166,6 +167,7 @@ struct Session {
       if (n <= 0) return seen.find(want) != std::string::npos;
       seen.append(buf, static_cast<size_t>(n));
     }
+    before = seen.substr(0, seen.find(want));
     seen.erase(0, seen.find(want) + want.size());
     return true;
   }
@@ -204,12 +206,20 @@ BOOST_AUTO_TEST_CASE(ty_run_pty_gives_a_terminal_with_resize_ctrl_c_and_the_shel
   BOOST_TEST(s.exit_code(30s).value_or(-1) == 3);
 }
 
-BOOST_AUTO_TEST_CASE(salloc_gives_a_shell_in_an_allocation_that_ends_with_it) {
+BOOST_AUTO_TEST_CASE(salloc_gives_a_shell_in_an_allocation_that_ends_with_it_and_ty_logs_shows_the_session) {
   Session s({"salloc", "-t", "1"});
   BOOST_REQUIRE_MESSAGE(s.expect("$ "), "no prompt: " << s.seen);
-  s.type("echo job-$SLURM_JOB_ID-$SLURM_NTASKS; exit\r");
-  BOOST_TEST(s.expect("\njob-"), s.seen);
+  s.type("echo job-$SLURM_JOB_ID-$SLURM_NTASKS-end; exit\r");
+  BOOST_TEST_REQUIRE(s.expect("\njob-"), s.seen);
+  BOOST_TEST_REQUIRE(s.expect("-1-end"), s.seen);
   BOOST_TEST(s.exit_code(30s).value_or(-1) == 0);
+  std::string id = s.before;
+  BOOST_TEST_REQUIRE(!id.empty());
+  // The session's output is in its log, as a batch job's is.
+  auto [rc, out] = tt::run({bin_dir() + "/ty", "logs", id}, 30s, user_env());
+  BOOST_TEST_INFO(out);
+  BOOST_TEST(rc == 0);
+  BOOST_TEST(out.find("job-" + id + "-1-end") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(only_the_jobs_user_may_attach_to_its_terminal) {
