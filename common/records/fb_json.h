@@ -10,10 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include "trainyard/fb/common_generated.h"
+#include "wire/fb_str.h"
 
 namespace trainyard::records {
 
-inline std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+using trainyard::str;
 
 inline nlohmann::json key_values(const flatbuffers::Vector<flatbuffers::Offset<fb::KeyValue>>* kvs) {
   nlohmann::json j = nlohmann::json::object();

@@ -9,11 +9,11 @@
 #include "core/calendar.h"
 #include "shell.h"
 #include "storage/keys.h"
+#include "wire/fb_str.h"
 
 namespace trainyard::billing {
 
 namespace {
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 }  // namespace
 
 void BillingShell::book(const CloudCharge& c, storage::Batch&) {

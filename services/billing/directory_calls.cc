@@ -5,6 +5,7 @@
 
 #include "shell.h"
 #include "storage/keys.h"
+#include "wire/fb_str.h"
 
 namespace trainyard::billing {
 
@@ -16,8 +17,6 @@ namespace {
 constexpr size_t kMaxOps = 100'000;
 constexpr uint32_t kMaxAuditPage = 1000;
 constexpr size_t kMaxAuditScan = 200'000;  // records looked at per QueryAudit (filters may skip most)
-
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
 std::string summary(const security::Directory& d) {
   return std::to_string(d.users.size()) + " users, " + std::to_string(d.accounts.size()) + " accounts";

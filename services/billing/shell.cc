@@ -12,6 +12,7 @@
 #include "security/site.h"
 #include "storage/keys.h"
 #include "util/page.h"
+#include "wire/fb_str.h"
 
 namespace trainyard::billing {
 
@@ -31,7 +32,6 @@ Result<RateCard> load_rate_card(const std::string& path) {
   return RateCard::parse(text.str(), path);
 }
 
-
 // Whose lines a caller may read: every line (admins, services), every line
 // of `account` (its coordinators), or their own (its members; a caller
 // naming no account reads their own lines only). Sets the filter's user.
@@ -47,8 +47,6 @@ Status limit_to_reader(const security::Caller& c, const std::string& account, Us
   f.user = std::string(c.name());
   return Status::ok();
 }
-
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
 }  // namespace
 

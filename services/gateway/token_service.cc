@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "http_util.h"
+#include "wire/fb_str.h"
 
 namespace trainyard::gateway {
 
@@ -13,8 +14,6 @@ flatbuffers::Offset<fb::ApiToken> pack(flatbuffers::FlatBufferBuilder& b, const 
   return fb::CreateApiTokenDirect(b, t.id, t.user.c_str(), t.name.c_str(), t.created_ns, t.expires_ns,
                                   t.last_used_ns, secret.empty() ? nullptr : secret.c_str());
 }
-
-std::string str(const flatbuffers::String* s) { return s ? s->str() : ""; }
 
 }  // namespace
 

@@ -6,6 +6,7 @@
 #include "cloud_records.h"
 #include "cloud_shell.h"
 #include "util/runtime.h"
+#include "wire/fb_str.h"
 
 namespace trainyard::broker {
 
@@ -16,8 +17,6 @@ nlohmann::json tags(const std::string& broker, const std::string& pool, uint64_t
   if (lease) t["trainyard-lease"] = std::to_string(lease);
   return t;
 }
-
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
 LaunchOutcome launch_outcome(const Result<nlohmann::json>& reply) {
   LaunchOutcome o;

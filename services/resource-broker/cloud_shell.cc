@@ -10,6 +10,7 @@
 #include "cloud_records.h"
 #include "storage/keys.h"
 #include "util/runtime.h"
+#include "wire/fb_str.h"
 
 namespace trainyard::broker {
 
@@ -22,8 +23,6 @@ int64_t mono_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
-
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
 bool waits_for_resources(std::string_view reason) {
   return reason.rfind("Resources", 0) == 0 || reason.rfind("Priority", 0) == 0 ||

@@ -6,13 +6,12 @@
 
 #include "job_store.h"
 #include "shell.h"
+#include "wire/fb_str.h"
 
 namespace trainyard::scheduler {
 namespace {
 
 constexpr uint32_t kMaxPageJobs = 100'000;
-
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
 // As Slurm's PrivateData=jobs: everyone sees a job's queue line; its
 // command, environment and files only its owner, its account's

@@ -7,6 +7,7 @@
 #include "config_keys.h"
 #include "job_store.h"
 #include "storage/keys.h"
+#include "wire/fb_str.h"
 
 namespace trainyard::scheduler {
 
@@ -16,8 +17,6 @@ using storage::KeyReader;
 namespace {
 
 constexpr std::string_view kNextJobId = "next_job_id";
-
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
 }  // namespace
 

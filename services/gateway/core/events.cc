@@ -1,12 +1,11 @@
 #include "core/events.h"
 
 #include "core/codec.h"
+#include "wire/fb_str.h"
 
 namespace trainyard::gateway {
 
 namespace {
-
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
 nlohmann::json strings(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* v) {
   auto j = nlohmann::json::array();

@@ -5,14 +5,9 @@
 #include <set>
 
 #include "core/codec.h"
+#include "wire/fb_str.h"
 
 namespace trainyard::gateway {
-
-namespace {
-
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
-
-}  // namespace
 
 JobRow row_of(const fb::JobRecord& j) {
   JobRow r;
