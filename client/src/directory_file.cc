@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "directory_draft.h"
+#include "security/directory.h"
 
 namespace trainyard::client {
 namespace {
@@ -16,15 +17,6 @@ namespace {
 template <typename T>
 void add_once(std::vector<T>& v, const T& x) {
   if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
-}
-
-fb::DirectoryOpT op(fb::DirectoryVerb verb, std::string user, std::string account = "", std::string role = "") {
-  fb::DirectoryOpT o;
-  o.verb = verb;
-  o.user = std::move(user);
-  o.account = std::move(account);
-  o.role = std::move(role);
-  return o;
 }
 
 bool ends_with(const std::string& s, std::string_view tail) {
@@ -85,21 +77,21 @@ Status DirectoryDraft::set_default(const std::string& u, const std::string& a) {
 std::vector<fb::DirectoryOpT> DirectoryDraft::ops() const {
   using V = fb::DirectoryVerb;
   std::vector<fb::DirectoryOpT> out;
-  for (auto& a : accounts_) out.push_back(op(V::AddAccount, "", a.name));
+  for (auto& a : accounts_) out.push_back(security::directory_op(V::AddAccount, "", a.name));
   for (auto& u : users_) {
-    if (u.accounts.empty()) out.push_back(op(V::AddUser, u.name));
+    if (u.accounts.empty()) out.push_back(security::directory_op(V::AddUser, u.name));
   }
   for (auto& u : users_) {
-    for (auto& a : u.accounts) out.push_back(op(V::AddMember, u.name, a));
+    for (auto& a : u.accounts) out.push_back(security::directory_op(V::AddMember, u.name, a));
   }
   for (auto& u : users_) {
-    if (!u.default_account.empty()) out.push_back(op(V::SetDefaultAccount, u.name, u.default_account));
+    if (!u.default_account.empty()) out.push_back(security::directory_op(V::SetDefaultAccount, u.name, u.default_account));
   }
   for (auto& u : users_) {
-    for (auto& r : u.roles) out.push_back(op(V::Grant, u.name, "", r));
+    for (auto& r : u.roles) out.push_back(security::directory_op(V::Grant, u.name, "", r));
   }
   for (auto& a : accounts_) {
-    for (auto& u : a.coordinators) out.push_back(op(V::Grant, u, a.name, "coordinator"));
+    for (auto& u : a.coordinators) out.push_back(security::directory_op(V::Grant, u, a.name, "coordinator"));
   }
   return out;
 }

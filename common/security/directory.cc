@@ -190,6 +190,15 @@ Directory merged(const Directory& config, const Directory& durable) {
   return out;
 }
 
+fb::DirectoryOpT directory_op(fb::DirectoryVerb verb, std::string user, std::string account, std::string role) {
+  fb::DirectoryOpT o;
+  o.verb = verb;
+  o.user = std::move(user);
+  o.account = std::move(account);
+  o.role = std::move(role);
+  return o;
+}
+
 Result<Directory> apply_ops(const Directory& d, const std::vector<fb::DirectoryOpT>& ops, bool replace) {
   Directory out = replace ? Directory{} : d;
   out.version = d.version;

@@ -64,6 +64,10 @@ Directory merged(const Directory& config, const Directory& durable);
 // Errors name the op: "ops[1] RemoveMember: alice is not a member of physics".
 Result<Directory> apply_ops(const Directory& d, const std::vector<fb::DirectoryOpT>& ops, bool replace);
 
+// One edit, as `ty admin`, an import and the tests build them.
+fb::DirectoryOpT directory_op(fb::DirectoryVerb verb, std::string user = "", std::string account = "",
+                              std::string role = "");
+
 // The wire form, and back (a view read from the bus or the store).
 fb::DirectoryViewT to_view(const Directory& d);
 Directory from_view(const fb::DirectoryView& v);

@@ -13,21 +13,12 @@ using namespace trainyard::security;
 
 namespace {
 
-fb::DirectoryOpT op(fb::DirectoryVerb verb, std::string user = "", std::string account = "", std::string role = "") {
-  fb::DirectoryOpT o;
-  o.verb = verb;
-  o.user = std::move(user);
-  o.account = std::move(account);
-  o.role = std::move(role);
-  return o;
-}
-
 using V = fb::DirectoryVerb;
 
 std::vector<fb::DirectoryOpT> physics() {
-  return {op(V::AddAccount, "", "physics"), op(V::AddMember, "alice", "physics"),
-          op(V::SetDefaultAccount, "alice", "physics"), op(V::Grant, "carol", "physics", "coordinator"),
-          op(V::Grant, "olga", "", "operator")};
+  return {security::directory_op(V::AddAccount, "", "physics"), security::directory_op(V::AddMember, "alice", "physics"),
+          security::directory_op(V::SetDefaultAccount, "alice", "physics"), security::directory_op(V::Grant, "carol", "physics", "coordinator"),
+          security::directory_op(V::Grant, "olga", "", "operator")};
 }
 
 }  // namespace
@@ -57,33 +48,33 @@ BOOST_AUTO_TEST_CASE(adding_twice_changes_nothing_and_a_bad_op_changes_nothing) 
   BOOST_TEST((*twice == *once));
 
   // All or none: the first op would apply, the second fails.
-  auto bad = apply_ops(*once, {op(V::AddAccount, "", "chem"), op(V::RemoveMember, "bob", "physics")}, false);
+  auto bad = apply_ops(*once, {security::directory_op(V::AddAccount, "", "chem"), security::directory_op(V::RemoveMember, "bob", "physics")}, false);
   BOOST_REQUIRE(!bad.ok());
   BOOST_TEST(bad.status().message() == "ops[1] RemoveMember: bob is not a member of physics");
   BOOST_TEST(once->accounts.count("chem") == 0u);
 
-  auto missing = apply_ops(*once, {op(V::AddMember, "bob", "chem")}, false);
+  auto missing = apply_ops(*once, {security::directory_op(V::AddMember, "bob", "chem")}, false);
   BOOST_TEST(missing.status().message() == "ops[0] AddMember: account chem does not exist (add it first)");
-  auto role = apply_ops(*once, {op(V::Grant, "bob", "", "root")}, false);
+  auto role = apply_ops(*once, {security::directory_op(V::Grant, "bob", "", "root")}, false);
   BOOST_TEST(role.status().message() == "ops[0] Grant: role \"root\" is not one of admin, operator, coordinator");
-  auto name = apply_ops(*once, {op(V::AddUser, "bob smith")}, false);
+  auto name = apply_ops(*once, {security::directory_op(V::AddUser, "bob smith")}, false);
   BOOST_TEST(name.status().message().find("may hold only letters") != std::string::npos);
-  auto not_member = apply_ops(*once, {op(V::AddUser, "bob"), op(V::SetDefaultAccount, "bob", "physics")}, false);
+  auto not_member = apply_ops(*once, {security::directory_op(V::AddUser, "bob"), security::directory_op(V::SetDefaultAccount, "bob", "physics")}, false);
   BOOST_TEST(not_member.status().message() == "ops[1] SetDefaultAccount: bob is not a member of physics");
 }
 
 BOOST_AUTO_TEST_CASE(removing_an_account_or_a_user_leaves_no_trace) {
   auto d = apply_ops({}, physics(), false);
   BOOST_REQUIRE(d.ok());
-  auto no_account = apply_ops(*d, {op(V::RemoveAccount, "", "physics")}, false);
+  auto no_account = apply_ops(*d, {security::directory_op(V::RemoveAccount, "", "physics")}, false);
   BOOST_REQUIRE(no_account.ok());
   BOOST_TEST(no_account->default_account("alice") == "");
   BOOST_TEST(no_account->users.count("alice") == 1u);  // the user stays
-  auto no_user = apply_ops(*d, {op(V::RemoveUser, "carol")}, false);
+  auto no_user = apply_ops(*d, {security::directory_op(V::RemoveUser, "carol")}, false);
   BOOST_REQUIRE(no_user.ok());
   BOOST_TEST(no_user->accounts.at("physics").coordinators.empty());
   BOOST_TEST(no_user->accounts.at("physics").members.count("carol") == 0u);
-  auto left = apply_ops(*d, {op(V::RemoveMember, "alice", "physics")}, false);
+  auto left = apply_ops(*d, {security::directory_op(V::RemoveMember, "alice", "physics")}, false);
   BOOST_REQUIRE(left.ok());
   BOOST_TEST(left->default_account("alice") == "");  // a default must be one of the user's accounts
 }
@@ -91,7 +82,7 @@ BOOST_AUTO_TEST_CASE(removing_an_account_or_a_user_leaves_no_trace) {
 BOOST_AUTO_TEST_CASE(replace_builds_from_empty_and_config_always_joins) {
   auto d = apply_ops({}, physics(), false);
   BOOST_REQUIRE(d.ok());
-  auto r = apply_ops(*d, {op(V::AddAccount, "", "chem"), op(V::AddMember, "bob", "chem")}, true);
+  auto r = apply_ops(*d, {security::directory_op(V::AddAccount, "", "chem"), security::directory_op(V::AddMember, "bob", "chem")}, true);
   BOOST_REQUIRE(r.ok());
   BOOST_TEST(r->accounts.count("physics") == 0u);
   BOOST_TEST(r->users.count("alice") == 0u);

@@ -14,6 +14,7 @@
 #include "cluster.h"
 #include "cluster_client.h"
 #include "rpc/client.h"
+#include "security/directory.h"
 #include "security/site.h"
 #include "trainyard/client.h"
 
@@ -74,15 +75,6 @@ struct Billing {
   }
 };
 
-fb::DirectoryOpT op(fb::DirectoryVerb verb, std::string user, std::string account = "", std::string role = "") {
-  fb::DirectoryOpT o;
-  o.verb = verb;
-  o.user = std::move(user);
-  o.account = std::move(account);
-  o.role = std::move(role);
-  return o;
-}
-
 using V = fb::DirectoryVerb;
 
 fb::JobSpecT sleeper(const std::string& account) {
@@ -105,9 +97,9 @@ void expect_denied(const Status& s, const std::string& rule, const std::string& 
 }
 
 std::vector<fb::DirectoryOpT> physics() {
-  return {op(V::AddAccount, "", "physics"), op(V::AddMember, "alice", "physics"),
-          op(V::SetDefaultAccount, "alice", "physics"), op(V::Grant, "carol", "physics", "coordinator"),
-          op(V::Grant, "olga", "", "operator")};
+  return {security::directory_op(V::AddAccount, "", "physics"), security::directory_op(V::AddMember, "alice", "physics"),
+          security::directory_op(V::SetDefaultAccount, "alice", "physics"), security::directory_op(V::Grant, "carol", "physics", "coordinator"),
+          security::directory_op(V::Grant, "olga", "", "operator")};
 }
 
 }  // namespace
@@ -127,7 +119,7 @@ BOOST_AUTO_TEST_CASE(admins_edit_the_directory_and_every_service_enforces_it_als
   BOOST_REQUIRE(again.ok());
   BOOST_TEST(again->body<fb::DirectoryView>()->version() == 1u);
   // A bad op changes nothing and names itself.
-  auto bad = dana.edit({op(V::AddAccount, "", "chem"), op(V::RemoveMember, "bob", "physics")});
+  auto bad = dana.edit({security::directory_op(V::AddAccount, "", "chem"), security::directory_op(V::RemoveMember, "bob", "physics")});
   BOOST_TEST(bad.status().message() == "ops[1] RemoveMember: bob is not a member of physics");
 
   auto alice = connect(c, "user:alice"), bob = connect(c, "user:bob"), carol = connect(c, "user:carol"),
@@ -181,7 +173,7 @@ BOOST_AUTO_TEST_CASE(admins_edit_the_directory_and_every_service_enforces_it_als
   BOOST_TEST(alice2.status(sub2->job_ids.at(0))->spec->account == "physics");
 
   // Removing alice from physics takes her job rights there away too.
-  BOOST_REQUIRE(dana.edit({op(V::RemoveMember, "alice", "physics")}).ok());
+  BOOST_REQUIRE(dana.edit({security::directory_op(V::RemoveMember, "alice", "physics")}).ok());
   Status alice_submit;
   BOOST_TEST(wait_until(
       [&] {
