@@ -318,4 +318,14 @@ void Publisher::on_replay(const fb::Request& req, rpc::Responder& r) {
   r.ok(fb::ReplyBody::ReplayBatch, batch.Union());
 }
 
+void publish_ops_metrics(Publisher& publisher, storage::Batch& batch, const std::string& service,
+                         const std::string& instance, const Gauges& gauges) {
+  auto& b = publisher.builder();
+  std::vector<flatbuffers::Offset<fb::Gauge>> g;
+  g.reserve(gauges.size());
+  for (auto& [name, v] : gauges) g.push_back(fb::CreateGaugeDirect(b, name.c_str(), v));
+  auto ev = fb::CreateOpsMetricsDirect(b, service.c_str(), instance.c_str(), &g);
+  publisher.append(batch, "ops.metrics." + service, fb::Payload::OpsMetrics, ev.Union());
+}
+
 }  // namespace trainyard::bus

@@ -9,6 +9,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <flatbuffers/flatbuffers.h>
@@ -138,6 +139,13 @@ class Publisher {
 // `endpoint` with a wildcard host (tcp://0.0.0.0:P, tcp://*:P) replaced by
 // this machine's host name: an address other hosts can connect to.
 std::string reachable_endpoint(const std::string& endpoint);
+
+// A service's gauges (name, value), in the order they are reported.
+using Gauges = std::vector<std::pair<std::string, double>>;
+// Appends ops.metrics.<service> from `instance` to `batch`: what the
+// gateway's Prometheus /metrics exports, one gauge per name.
+void publish_ops_metrics(Publisher& publisher, storage::Batch& batch, const std::string& service,
+                         const std::string& instance, const Gauges& gauges);
 
 // Outbox row value: u32 topic length, topic, envelope bytes.
 std::string encode_outbox_value(std::string_view topic, std::string_view envelope);

@@ -107,14 +107,4 @@ void AuditTrail::publish(const Entry& e) {
   ++stats_.recorded;
 }
 
-void publish_ops_metrics(bus::Publisher& publisher, storage::Batch& batch, const std::string& service,
-                         const std::string& instance, std::vector<std::pair<std::string, double>> gauges) {
-  auto& b = publisher.builder();
-  std::vector<flatbuffers::Offset<fb::Gauge>> g;
-  g.reserve(gauges.size());
-  for (auto& [name, v] : gauges) g.push_back(fb::CreateGaugeDirect(b, name.c_str(), v));
-  auto ev = fb::CreateOpsMetricsDirect(b, service.c_str(), instance.c_str(), &g);
-  publisher.append(batch, "ops.metrics." + service, fb::Payload::OpsMetrics, ev.Union());
-}
-
 }  // namespace trainyard::security

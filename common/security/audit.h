@@ -76,9 +76,4 @@ class AuditTrail {
   std::vector<const rpc::Server*> servers_;
 };
 
-// Publishes ops.metrics.<service> (what the gateway's /metrics exports) with
-// the trail's gauges and `more`, for services with no ops.metrics of their own.
-void publish_ops_metrics(bus::Publisher& publisher, storage::Batch& batch, const std::string& service,
-                         const std::string& instance, std::vector<std::pair<std::string, double>> gauges);
-
 }  // namespace trainyard::security

@@ -52,9 +52,8 @@ void AgentShell::publish_ops() {
   size_t registered = 0;
   for (auto& st : node_state_) registered += st.registered ? 1 : 0;
   auto& stats = publisher_->stats();
-  auto& b = publisher_->builder();
-  std::vector<flatbuffers::Offset<fb::Gauge>> g;
-  auto gauge = [&](const char* name, double v) { g.push_back(fb::CreateGaugeDirect(b, name, v)); };
+  bus::Gauges g;
+  auto gauge = [&](const char* name, double v) { g.emplace_back(name, v); };
   gauge("runs_running", static_cast<double>(running));
   gauge("runs_kept_finished", static_cast<double>(finished));
   gauge("nodes", static_cast<double>(nodes_.size()));
@@ -65,10 +64,9 @@ void AgentShell::publish_ops() {
   gauge("events_published", static_cast<double>(stats.published));
   gauge("lease_events_applied", static_cast<double>(subscriber_->stats().applied));
   gauge("lease_events_refused", static_cast<double>(refused_leases_));
-  for (auto& [name, v] : audit_->gauges()) g.push_back(fb::CreateGaugeDirect(b, name.c_str(), v));
+  for (auto& kv : audit_->gauges()) g.emplace_back(kv);
   gauge("directory_version", static_cast<double>(directory_->current().version));
-  auto ev = fb::CreateOpsMetricsDirect(b, "agent", options_.node.c_str(), &g);
-  publisher_->append(runtime_.batch(), "ops.metrics.agent", fb::Payload::OpsMetrics, ev.Union());
+  bus::publish_ops_metrics(*publisher_, runtime_.batch(), "agent", options_.node, g);
 }
 
 }  // namespace trainyard::agent

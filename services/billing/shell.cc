@@ -161,7 +161,7 @@ BillingShell::BillingShell(const ServiceEnv& env, BillingOptions options)
     g.emplace_back("directory_version", static_cast<double>(directory_->current().version));
     g.emplace_back("usage_ticks_charged", static_cast<double>(stats_.ticks));
     g.emplace_back("usage_ticks_refused", static_cast<double>(stats_.refused));
-    security::publish_ops_metrics(*publisher_, runtime_.batch(), "billing", options_.instance, std::move(g));
+    bus::publish_ops_metrics(*publisher_, runtime_.batch(), "billing", options_.instance, g);
   });
 
   runtime_.watch(server_->socket(), [this] { server_->poll_in(); });

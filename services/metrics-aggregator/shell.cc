@@ -392,9 +392,8 @@ void AggregatorShell::publish_ops() {
   double lag_s = static_cast<double>(lag_max_ns_) / 1e9;
   lag_max_ns_ = 0;
 
-  auto& b = publisher_.builder();
-  std::vector<flatbuffers::Offset<fb::Gauge>> gauges;
-  auto gauge = [&](const char* name, double v) { gauges.push_back(fb::CreateGaugeDirect(b, name, v)); };
+  bus::Gauges gauges;
+  auto gauge = [&](const char* name, double v) { gauges.emplace_back(name, v); };
   gauge("ingest_points_per_s", points_rate);
   gauge("received_points_per_s", received_rate);
   gauge("points_total", static_cast<double>(points_total_));
@@ -407,10 +406,9 @@ void AggregatorShell::publish_ops() {
   gauge("raw_points_dropped_total", static_cast<double>(stats_.raw_points_dropped));
   gauge("bus_gaps_total", static_cast<double>(subscriber_->stats().gaps));
   gauge("queries_total", static_cast<double>(stats_.queries));
-  for (auto& [name, v] : audit_->gauges()) gauges.push_back(fb::CreateGaugeDirect(b, name.c_str(), v));
+  for (auto& kv : audit_->gauges()) gauges.emplace_back(kv);
   gauge("directory_version", static_cast<double>(directory_->current().version));
-  auto ops = fb::CreateOpsMetricsDirect(b, kService, options_.instance.c_str(), &gauges);
-  publisher_.append(runtime_.batch(), std::string("ops.metrics.") + kService, fb::Payload::OpsMetrics, ops.Union());
+  bus::publish_ops_metrics(publisher_, runtime_.batch(), kService, options_.instance, gauges);
 }
 
 void AggregatorShell::on_ping(const fb::Request&, rpc::Responder& r) {

@@ -396,9 +396,8 @@ void BrokerShell::publish_metrics(storage::Batch& batch) {
     up += n.up ? 1 : 0;
     drained += n.drained ? 1 : 0;
   }
-  auto& b = publisher_.builder();
-  std::vector<flatbuffers::Offset<fb::Gauge>> g;
-  auto gauge = [&](const char* name, double v) { g.push_back(fb::CreateGaugeDirect(b, name, v)); };
+  bus::Gauges g;
+  auto gauge = [&](const char* name, double v) { g.emplace_back(name, v); };
   gauge("nodes", static_cast<double>(cluster_.nodes().size()));
   gauge("nodes_up", static_cast<double>(up));
   gauge("nodes_drained", static_cast<double>(drained));
@@ -409,15 +408,11 @@ void BrokerShell::publish_metrics(storage::Batch& batch) {
   gauge("conflicts", static_cast<double>(stats_.conflicts));
   gauge("registrations", static_cast<double>(stats_.registrations));
   if (cloud_->enabled()) {
-    for (auto& [name, v] : cloud_->gauges()) g.push_back(fb::CreateGaugeDirect(b, name.c_str(), v));
+    for (auto& kv : cloud_->gauges()) g.emplace_back(kv);
   }
-  for (auto& [name, v] : audit_->gauges()) g.push_back(fb::CreateGaugeDirect(b, name.c_str(), v));
+  for (auto& kv : audit_->gauges()) g.emplace_back(kv);
   gauge("directory_version", static_cast<double>(directory_->current().version));
-  auto gv = b.CreateVector(g);
-  auto svc = b.CreateString("resource-broker");
-  auto inst = b.CreateString(options_.instance);
-  publisher_.append(batch, "ops.metrics.resource-broker", fb::Payload::OpsMetrics,
-                    fb::CreateOpsMetrics(b, svc, inst, gv).Union());
+  bus::publish_ops_metrics(publisher_, batch, "resource-broker", options_.instance, g);
 }
 
 }  // namespace trainyard::broker

@@ -61,7 +61,7 @@ SchedulerShell::SchedulerShell(const ServiceEnv& env, ShellOptions options)
     auto g = audit_->gauges();
     g.emplace_back("directory_version", static_cast<double>(directory_->current().version));
     g.emplace_back("events_published", static_cast<double>(publisher_->stats().published));
-    security::publish_ops_metrics(*publisher_, runtime_.batch(), "scheduler", options_.instance, std::move(g));
+    bus::publish_ops_metrics(*publisher_, runtime_.batch(), "scheduler", options_.instance, g);
   });
 
   runtime_.watch(server_->socket(), [this] { server_->poll_in(); });
