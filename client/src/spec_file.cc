@@ -183,6 +183,62 @@ std::string dependency_text(const json& item) {
   return k + ":" + std::to_string(id->get<uint64_t>());
 }
 
+// "command": an argv list, or one shell command string (run by bash -c).
+Status set_command(const FieldReader& r, const std::string& f, const json& v, fb::JobSpecT& spec) {
+  spec.command.clear();
+  if (v.is_string()) {
+    if (v.get<std::string>().empty()) return r.error(f, "is an empty shell command: give the command to run");
+    spec.command = {"bash", "-c", v.get<std::string>()};
+    return Status::ok();
+  }
+  if (!v.is_array() || v.empty()) return r.error(f, "must be a list of strings (argv) or a shell command string");
+  for (auto& a : v) {
+    if (!a.is_string()) return r.error(f, "must be a list of strings (argv) or a shell command string");
+    spec.command.push_back(a.get<std::string>());
+  }
+  return Status::ok();
+}
+
+// "memory": a size as sbatch takes it ("16G"), or a number of megabytes.
+Status set_memory(const FieldReader& r, const std::string& f, const json& v, fb::JobSpecT& spec) {
+  std::string text;
+  if (v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0)) {
+    text = v.dump();
+  } else if (v.is_string()) {
+    text = v.get<std::string>();
+  } else {
+    return r.error(f, "must be a size such as \"16G\" (or use memory_mb)");
+  }
+  auto m = parse_memory_mb(text);
+  if (!m) return r.error(f, "is not valid: " + m.status().message());
+  spec.memory_mb = *m;
+  return Status::ok();
+}
+
+// "dependencies": "afterok:12,afterany:13", or a list of such strings or
+// of {kind, job_id} tables.
+Status set_dependencies(const FieldReader& r, const std::string& f, const json& v, fb::JobSpecT& spec) {
+  spec.dependencies.clear();
+  auto add = [&](const std::string& text, const std::string& entry) -> Status {
+    auto d = parse_dependency(text);
+    if (!d) return r.error(f, entry + "is not valid: " + d.status().message());
+    for (auto& dep : *d) spec.dependencies.push_back(std::make_unique<fb::DependencyT>(dep));
+    return Status::ok();
+  };
+  if (v.is_string()) return add(v.get<std::string>(), "");
+  if (!v.is_array()) return r.error(f, "must be a list such as [\"afterok:12\"] or [{kind = \"afterok\", job_id = 12}]");
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::string entry = "entry [" + std::to_string(i) + "] ";
+    std::string text = dependency_text(v[i]);
+    if (text.empty()) {
+      return r.error(f, entry + "must be \"afterok:12\" or {kind = \"afterok\", job_id = 12} (kind: afterok, "
+                                "afterany or afternotok)");
+    }
+    if (auto s = add(text, entry); !s) return s;
+  }
+  return Status::ok();
+}
+
 // `root` is the document's (or an object given as it is: never copied, it
 // may be nested deeper than a copy's recursion can go).
 Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std::string* bad_field) {
@@ -235,21 +291,7 @@ Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std:
       {"grace_s", u32(&fb::JobSpecT::grace_s)},
       {"memory_mb", u64(&fb::JobSpecT::memory_mb)},
       {"time_limit_s", u64(&fb::JobSpecT::time_limit_s)},
-      {"command",
-       [&](const std::string& f, const json& v) -> Status {
-         spec.command.clear();
-         if (v.is_string()) {
-           if (v.get<std::string>().empty()) return r.error(f, "is an empty shell command: give the command to run");
-           spec.command = {"bash", "-c", v.get<std::string>()};
-           return Status::ok();
-         }
-         if (!v.is_array() || v.empty()) return r.error(f, "must be a list of strings (argv) or a shell command string");
-         for (auto& a : v) {
-           if (!a.is_string()) return r.error(f, "must be a list of strings (argv) or a shell command string");
-           spec.command.push_back(a.get<std::string>());
-         }
-         return Status::ok();
-       }},
+      {"command", [&](const std::string& f, const json& v) { return set_command(r, f, v, spec); }},
       {"env",
        [&](const std::string& f, const json& v) -> Status {
          auto kv = r.key_values(f, v);
@@ -304,44 +346,8 @@ Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std:
          spec.time_limit_s = *t;
          return Status::ok();
        }},
-      {"memory",
-       [&](const std::string& f, const json& v) -> Status {
-         std::string text;
-         if (v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0)) {
-           text = v.dump();
-         } else if (v.is_string()) {
-           text = v.get<std::string>();
-         } else {
-           return r.error(f, "must be a size such as \"16G\" (or use memory_mb)");
-         }
-         auto m = parse_memory_mb(text);
-         if (!m) return r.error(f, "is not valid: " + m.status().message());
-         spec.memory_mb = *m;
-         return Status::ok();
-       }},
-      {"dependencies",
-       [&](const std::string& f, const json& v) -> Status {
-         spec.dependencies.clear();
-         if (v.is_string()) {
-           auto d = parse_dependency(v.get<std::string>());
-           if (!d) return r.error(f, "is not valid: " + d.status().message());
-           for (auto& dep : *d) spec.dependencies.push_back(std::make_unique<fb::DependencyT>(dep));
-           return Status::ok();
-         }
-         if (!v.is_array()) return r.error(f, "must be a list such as [\"afterok:12\"] or [{kind = \"afterok\", job_id = 12}]");
-         for (size_t i = 0; i < v.size(); ++i) {
-           std::string text = dependency_text(v[i]);
-           if (text.empty()) {
-             return r.error(f, "entry [" + std::to_string(i) +
-                                   "] must be \"afterok:12\" or {kind = \"afterok\", job_id = 12} (kind: afterok, "
-                                   "afterany or afternotok)");
-           }
-           auto d = parse_dependency(text);
-           if (!d) return r.error(f, "entry [" + std::to_string(i) + "] is not valid: " + d.status().message());
-           for (auto& dep : *d) spec.dependencies.push_back(std::make_unique<fb::DependencyT>(dep));
-         }
-         return Status::ok();
-       }},
+      {"memory", [&](const std::string& f, const json& v) { return set_memory(r, f, v, spec); }},
+      {"dependencies", [&](const std::string& f, const json& v) { return set_dependencies(r, f, v, spec); }},
   };
   for (auto& [key, value] : root.items()) {
     if (value.is_null()) continue;  // JSON null: as if absent
