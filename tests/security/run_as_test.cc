@@ -220,3 +220,30 @@ BOOST_AUTO_TEST_CASE(a_job_in_its_cgroup_cannot_leave_it_change_it_or_outlive_it
   BOOST_TEST(wait_until([&] { return ::kill(pid, 0) != 0 && errno == ESRCH; }, 10s));
   BOOST_TEST(wait_until([&] { return !std::filesystem::exists(run_cgroup); }, 10s));
 }
+
+BOOST_AUTO_TEST_CASE(a_job_run_as_its_user_can_call_srun) {
+  Users users;
+  if (!users.ok) {
+    BOOST_TEST_MESSAGE("SKIPPED: jobs as real Unix users need root and useradd (" << users.why << ")");
+    return;
+  }
+  ClusterOptions o;
+  o.agents = {{"node-a", 0}};
+  o.agents[0].extra = {"agent.run_as=submitter"};
+  o.users = {kUsers[0]};
+  Cluster c(o);
+  ::chmod(c.dir().c_str(), 0711);
+  auto u1 = connect(c, std::string("user:") + kUsers[0]);
+  // The srun on the job's PATH (the agent's link to ty) must be reachable
+  // and runnable by the job's user, and its tasks run as that user too.
+  auto sub = u1.submit(job("srun -n 2 sh -c 'echo rank=$SLURM_PROCID uid=$(id -u)' | sort"));
+  BOOST_REQUIRE_MESSAGE(sub.ok(), sub.status().to_string());
+  auto end = u1.wait({sub->job_ids[0]}, 60s);
+  BOOST_REQUIRE_MESSAGE(end.ok(), end.status().to_string());
+  std::string out;
+  BOOST_REQUIRE(u1.logs(sub->job_ids[0], {}, [&](std::string_view s) { out += s; }).is_ok());
+  BOOST_TEST_INFO(out + c.logs());
+  BOOST_TEST((end->at(0).state == fb::JobState::Succeeded));
+  std::string uid = std::to_string(uid_of(kUsers[0]));
+  BOOST_TEST(out == "rank=0 uid=" + uid + "\nrank=1 uid=" + uid + "\n");
+}
