@@ -231,77 +231,85 @@ BOOST_AUTO_TEST_CASE(multi_node_jobs_are_gang_scheduled_all_or_nothing) {
   BOOST_TEST(allocs[0].nodes.size() == 3u);
 }
 
-BOOST_AUTO_TEST_CASE(a_gang_ends_when_every_node_has_ended_and_a_failing_rank_ends_it) {
+// Two 8-GPU nodes and a job of 4 GPUs on each: started, its leases by rank.
+struct TwoNodeGang {
   Sim sim;
-  sim.s.node_up(make_node("n1", 8));
-  sim.s.node_up(make_node("n2", 8));
-  auto two = make_spec(4);
-  two.nodes = 2;
-  JobId g = sim.submit(two);
-  sim.cycle();
-  sim.start(g);
-  auto ls = sim.leases[g];
+  fb::JobSpecT spec = [] {
+    auto s = make_spec(4);
+    s.nodes = 2;
+    return s;
+  }();
+  TwoNodeGang() {
+    sim.s.node_up(make_node("n1", 8));
+    sim.s.node_up(make_node("n2", 8));
+  }
+  // Submits and starts one more; the earlier ones' output is dropped.
+  JobId start() {
+    JobId id = sim.submit(spec);
+    sim.s.take_output();
+    sim.cycle();
+    sim.start(id);
+    sim.s.take_output();
+    return id;
+  }
+  void end(JobId id, size_t rank, fb::RunOutcome outcome = fb::RunOutcome::Succeeded, int32_t code = 0) {
+    sim.s.run_finished(RunEnd{id, 1, sim.leases[id][rank], outcome, code, 0, ""}, sim.now);
+  }
+  // The broker frees its leases.
+  void release(JobId id) {
+    for (uint64_t l : sim.leases[id]) sim.s.lease_released(l, id, sim.now);
+  }
+};
+
+BOOST_AUTO_TEST_CASE(a_gang_ends_when_every_node_has_ended_and_a_failing_rank_ends_it) {
+  TwoNodeGang t;
+  JobId g = t.start();
   // Rank 1 succeeding alone does not end the job.
-  sim.s.run_finished(RunEnd{g, 1, ls[1], fb::RunOutcome::Succeeded, 0, 0, ""}, sim.now);
-  BOOST_TEST(sim.state(g) == JobState::Running);
-  sim.s.run_finished(RunEnd{g, 1, ls[0], fb::RunOutcome::Succeeded, 0, 0, ""}, sim.now);
-  BOOST_TEST(sim.state(g) == JobState::Succeeded);
-  for (uint64_t l : ls) sim.s.lease_released(l, g, sim.now);
+  t.end(g, 1);
+  BOOST_TEST(t.sim.state(g) == JobState::Running);
+  t.end(g, 0);
+  BOOST_TEST(t.sim.state(g) == JobState::Succeeded);
+  t.release(g);
 
   // Nor does rank 0 alone (its script can end before the other node's
   // ranks, as srun on a batch node waits for them): nothing is stopped.
-  JobId r0 = sim.submit(two);
-  sim.s.take_output();
-  sim.cycle();
-  sim.start(r0);
-  auto rl = sim.leases[r0];
-  sim.s.take_output();
-  sim.s.run_finished(RunEnd{r0, 1, rl[0], fb::RunOutcome::Succeeded, 0, 0, ""}, sim.now);
-  sim.s.run_finished(RunEnd{r0, 1, rl[0], fb::RunOutcome::Succeeded, 0, 0, ""}, sim.now);  // told twice
-  BOOST_TEST(sim.state(r0) == JobState::Running);
-  BOOST_TEST(sim.s.take_output().releases.empty());
-  sim.s.run_finished(RunEnd{r0, 1, rl[1], fb::RunOutcome::Succeeded, 0, 0, ""}, sim.now);
-  BOOST_TEST(sim.state(r0) == JobState::Succeeded);
-  for (uint64_t l : rl) sim.s.lease_released(l, r0, sim.now);
+  JobId r0 = t.start();
+  t.end(r0, 0);
+  t.end(r0, 0);  // told twice
+  BOOST_TEST(t.sim.state(r0) == JobState::Running);
+  BOOST_TEST(t.sim.s.take_output().releases.empty());
+  t.end(r0, 1);
+  BOOST_TEST(t.sim.state(r0) == JobState::Succeeded);
+  t.release(r0);
 
-  JobId f = sim.submit(two);
-  sim.s.take_output();
-  sim.cycle();
-  sim.start(f);
-  auto fl = sim.leases[f];
-  sim.s.run_finished(RunEnd{f, 1, fl[1], fb::RunOutcome::Failed, 3, 0, ""}, sim.now);
-  BOOST_TEST(sim.state(f) == JobState::Failed);
-  auto out = sim.s.take_output();
+  JobId f = t.start();
+  t.end(f, 1, fb::RunOutcome::Failed, 3);
+  BOOST_TEST(t.sim.state(f) == JobState::Failed);
+  auto out = t.sim.s.take_output();
   BOOST_REQUIRE_EQUAL(out.releases.size(), 1u);  // rank 0 is stopped
-  BOOST_TEST(out.releases[0].lease_id == fl[0]);
+  BOOST_TEST(out.releases[0].lease_id == t.sim.leases[f][0]);
   BOOST_TEST(out.releases[0].kill);
 }
 
 BOOST_AUTO_TEST_CASE(a_gangs_ended_nodes_survive_a_restart) {
-  Sim sim;
-  sim.s.node_up(make_node("n1", 8));
-  sim.s.node_up(make_node("n2", 8));
-  auto two = make_spec(4);
-  two.nodes = 2;
-  JobId g = sim.submit(two);
-  sim.cycle();
-  sim.start(g);
-  auto ls = sim.leases[g];
-  sim.s.run_finished(RunEnd{g, 1, ls[0], fb::RunOutcome::Succeeded, 0, 0, ""}, sim.now);
+  TwoNodeGang t;
+  JobId g = t.start();
+  auto ls = t.sim.leases[g];
+  t.end(g, 0);
   // The scheduler restarts from its stored records; then node 1 ends.
+  const Job* j = t.sim.s.job(g);
   fb::JobRecordT rec;
-  to_record(*sim.s.job(g), sim.s.job(g)->reason, 0, &rec);
+  to_record(*j, j->reason, 0, &rec);
   BOOST_TEST(rec.ranks_ended == std::vector<uint64_t>{ls[0]});
   Scheduler restored{SchedulerConfig{}};
   restored.restore_node(make_node("n1", 8), true, false);
   restored.restore_node(make_node("n2", 8), true, false);
-  const Job* j = sim.s.job(g);
   for (uint32_t r = 0; r < 2; ++r) {
     restored.restore_lease(Grant{ls[r], g, 1, j->nodes[r], {0, 1, 2, 3}, 1, 0, r});
   }
   restored.restore_job(from_record(rec));
-  restored.finish_restore(sim.now);
-  restored.run_finished(RunEnd{g, 1, ls[1], fb::RunOutcome::Succeeded, 0, 0, ""}, sim.now);
+  restored.finish_restore(t.sim.now);
+  restored.run_finished(RunEnd{g, 1, ls[1], fb::RunOutcome::Succeeded, 0, 0, ""}, t.sim.now);
   BOOST_TEST(restored.job(g)->state == JobState::Succeeded);
 }
 

@@ -67,6 +67,17 @@ fb::JobSpecT job(const std::string& shell) {
   return s;
 }
 
+// One node, "node-a", whose agent runs each job as its submitting user
+// (plus `extra` settings), for `users`.
+ClusterOptions one_node_as_users(std::vector<std::string> users, std::vector<std::string> extra = {}) {
+  ClusterOptions o;
+  o.agents = {{"node-a", 0}};
+  o.agents[0].extra = {"agent.run_as=submitter"};
+  o.agents[0].extra.insert(o.agents[0].extra.end(), extra.begin(), extra.end());
+  o.users = std::move(users);
+  return o;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(jobs_run_as_their_users_and_cannot_touch_each_other) {
@@ -75,11 +86,7 @@ BOOST_AUTO_TEST_CASE(jobs_run_as_their_users_and_cannot_touch_each_other) {
     BOOST_TEST_MESSAGE("SKIPPED: jobs as real Unix users need root and useradd (" << users.why << ")");
     return;
   }
-  ClusterOptions o;
-  o.agents = {{"node-a", 0}};
-  o.agents[0].extra = {"agent.run_as=submitter"};
-  o.users = {kUsers[0], kUsers[1]};
-  Cluster c(o);
+  Cluster c(one_node_as_users({kUsers[0], kUsers[1]}));
   ::chmod(c.dir().c_str(), 0711);  // users pass through the test's directory to their run directories
   auto u1 = connect(c, std::string("user:") + kUsers[0]);
   auto u2 = connect(c, std::string("user:") + kUsers[1]);
@@ -124,11 +131,7 @@ BOOST_AUTO_TEST_CASE(a_user_without_an_account_on_the_node_is_refused_with_a_rea
     BOOST_TEST_MESSAGE("SKIPPED: the agent switches users only as root");
     return;
   }
-  ClusterOptions o;
-  o.agents = {{"node-a", 0}};
-  o.agents[0].extra = {"agent.run_as=submitter"};
-  o.users = {"nosuchuser"};
-  Cluster c(o);
+  Cluster c(one_node_as_users({"nosuchuser"}));
   auto cl = connect(c, "user:nosuchuser");
   auto sub = cl.submit(job("true"));
   BOOST_REQUIRE(sub.ok());
@@ -169,11 +172,7 @@ BOOST_AUTO_TEST_CASE(a_job_in_its_cgroup_cannot_leave_it_change_it_or_outlive_it
     std::string path;
     ~Rmdir() { ::rmdir(path.c_str()); }
   } rmdir_root{root};
-  ClusterOptions o;
-  o.agents = {{"node-a", 0}};
-  o.agents[0].extra = {"agent.run_as=submitter", "agent.cgroup_root=" + root};
-  o.users = {kUsers[0]};
-  Cluster c(o);
+  Cluster c(one_node_as_users({kUsers[0]}, {"agent.cgroup_root=" + root}));
   ::chmod(c.dir().c_str(), 0711);
   auto u1 = connect(c, std::string("user:") + kUsers[0]);
   // The job tries to move itself to the hierarchy's root and to its parent,
@@ -227,11 +226,7 @@ BOOST_AUTO_TEST_CASE(a_job_run_as_its_user_can_call_srun) {
     BOOST_TEST_MESSAGE("SKIPPED: jobs as real Unix users need root and useradd (" << users.why << ")");
     return;
   }
-  ClusterOptions o;
-  o.agents = {{"node-a", 0}};
-  o.agents[0].extra = {"agent.run_as=submitter"};
-  o.users = {kUsers[0]};
-  Cluster c(o);
+  Cluster c(one_node_as_users({kUsers[0]}));
   ::chmod(c.dir().c_str(), 0711);
   auto u1 = connect(c, std::string("user:") + kUsers[0]);
   // The srun on the job's PATH (the agent's link to ty) must be reachable
