@@ -253,7 +253,7 @@ struct TwoNodeGang {
     return id;
   }
   void end(JobId id, size_t rank, fb::RunOutcome outcome = fb::RunOutcome::Succeeded, int32_t code = 0) {
-    sim.s.run_finished(RunEnd{id, 1, sim.leases[id][rank], outcome, code, 0, ""}, sim.now);
+    sim.s.run_finished(RunEnd{id, sim.s.job(id)->attempt, sim.leases[id][rank], outcome, code, 0, ""}, sim.now);
   }
   // The broker frees its leases.
   void release(JobId id) {
@@ -289,6 +289,22 @@ BOOST_AUTO_TEST_CASE(a_gang_ends_when_every_node_has_ended_and_a_failing_rank_en
   BOOST_REQUIRE_EQUAL(out.releases.size(), 1u);  // rank 0 is stopped
   BOOST_TEST(out.releases[0].lease_id == t.sim.leases[f][0]);
   BOOST_TEST(out.releases[0].kill);
+}
+
+BOOST_AUTO_TEST_CASE(a_requeued_gang_counts_only_its_new_attempts_nodes) {
+  TwoNodeGang t;
+  JobId g = t.start();
+  t.end(g, 0);  // node 0 is done; node 1 is preempted: the job is requeued
+  t.end(g, 1, fb::RunOutcome::Preempted);
+  t.release(g);
+  BOOST_TEST(t.sim.state(g) == JobState::Pending);
+  t.sim.cycle();
+  t.sim.start(g);
+  BOOST_TEST(t.sim.state(g) == JobState::Running);
+  t.end(g, 0);  // the new attempt's node 0 alone does not end it
+  BOOST_TEST(t.sim.state(g) == JobState::Running);
+  t.end(g, 1);
+  BOOST_TEST(t.sim.state(g) == JobState::Succeeded);
 }
 
 BOOST_AUTO_TEST_CASE(a_gangs_ended_nodes_survive_a_restart) {

@@ -109,7 +109,6 @@ void Scheduler::requeue_or_end(Job& j, JobState final_state, std::string reason,
     if (j.allocating) set_allocating(j, false);
     j.attempt = next;
     j.lease_ids.clear();
-  j.ranks_ended.clear();
     j.ranks_ended.clear();
     j.nodes.clear();
     j.gpu_indices.clear();
@@ -214,6 +213,7 @@ void Scheduler::requeue_preempted(Job& j, int64_t now_ns) {
   transition(j, JobState::Preempted, why, now_ns);
   j.attempt += 1;
   j.lease_ids.clear();
+  j.ranks_ended.clear();
   j.nodes.clear();
   j.gpu_indices.clear();
   j.start_time_ns = 0;
