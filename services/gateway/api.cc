@@ -8,6 +8,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include "auth.h"
 #include "core/cluster.h"
 #include "core/codec.h"
 #include "core/prometheus.h"
@@ -191,6 +192,17 @@ void Api::metrics(const Request&, Response& res) {
                        {"head_too_large", http_counters_->head_too_large.load()}};
   }
   res.set_content(render_metrics(in), "text/plain; version=0.0.4; charset=utf-8");
+}
+
+void install_gateway(httplib::Server& server, Auth& auth, Api& api) {
+  server.set_read_timeout(10, 0);
+  server.set_write_timeout(10, 0);
+  server.set_payload_max_length(4u << 20);
+  server.set_pre_routing_handler(
+      [&auth](const httplib::Request& req, httplib::Response& res) { return auth.check(req, res); });
+  auth.install(server);
+  api.install(server);
+  if (auto* front = dynamic_cast<HttpServer*>(&server)) api.set_http_counters(&front->counters());
 }
 
 }  // namespace trainyard::gateway

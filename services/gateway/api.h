@@ -25,6 +25,8 @@ struct Response;
 
 namespace trainyard::gateway {
 
+class Auth;
+
 struct ApiOptions {
   std::string web_root;               // the built dashboard (index.html + assets)
   size_t max_streams = 24;            // open SSE streams at most (each holds a worker thread)
@@ -74,5 +76,9 @@ class Api {
   StreamLimits streams_;
   const HttpServerCounters* http_counters_ = nullptr;
 };
+
+// Sets up `server` as the gateway serves: its timeouts and body limit,
+// `auth` before every request, then the login routes and the API.
+void install_gateway(httplib::Server& server, Auth& auth, Api& api);
 
 }  // namespace trainyard::gateway

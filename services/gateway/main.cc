@@ -45,18 +45,6 @@ std::unique_ptr<httplib::Server> make_server(const GatewayOptions& o) {
   return s;
 }
 
-// Every request passes `auth` first; then the login routes and the API.
-void install(httplib::Server& server, Auth& auth, Api& api) {
-  server.set_read_timeout(10, 0);
-  server.set_write_timeout(10, 0);
-  server.set_payload_max_length(4u << 20);
-  server.set_pre_routing_handler(
-      [&auth](const httplib::Request& req, httplib::Response& res) { return auth.check(req, res); });
-  auth.install(server);
-  api.install(server);
-  if (auto* front = dynamic_cast<HttpServer*>(&server)) api.set_http_counters(&front->counters());
-}
-
 int bind_server(httplib::Server& server, const GatewayOptions& o) {
   int bound = o.port == 0 ? server.bind_to_any_port(o.host) : (server.bind_to_port(o.host, o.port) ? o.port : -1);
   if (bound > 0) {
@@ -99,7 +87,7 @@ int serve(const GatewayOptions& o, trainyard::storage::Store& store, const std::
   JobCache jobs(backends);
   BusFeed feed(ctx, o.bus, hub, &jobs);
   Api api(backends, hub, jobs, o.api);
-  install(*server, auth, api);
+  install_gateway(*server, auth, api);
   int bound = bind_server(*server, o);
   if (bound <= 0) {
     spdlog::error("cannot listen on {}:{}: is the port in use? (set gateway.listen or --listen)", o.host, o.port);

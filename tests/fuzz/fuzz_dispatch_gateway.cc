@@ -74,10 +74,7 @@ class Gateway {
     jobs_ = std::make_unique<JobCache>(*backends_);
     api_ = std::make_unique<Api>(*backends_, hub_, *jobs_, options_.api);
     server_ = std::make_unique<HttpServer>(options_.http);
-    server_->set_pre_routing_handler(
-        [this](const httplib::Request& req, httplib::Response& res) { return auth_->check(req, res); });
-    auth_->install(*server_);
-    api_->install(*server_);
+    install_gateway(*server_, *auth_, *api_);  // as the binary does
     port_ = server_->bind_to_any_port("127.0.0.1");
     if (port_ <= 0) die("cannot listen on 127.0.0.1");
     thread_ = std::thread([this] { server_->listen_after_bind(); });
