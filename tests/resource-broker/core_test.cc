@@ -168,6 +168,12 @@ BOOST_FIXTURE_TEST_CASE(gpu_type_cpus_and_memory_are_respected, Fixture) {
   c = cluster.allocate(r2, now, fx);
   BOOST_TEST(c.status().code() == ErrorCode::Conflict);
   BOOST_TEST(c.status().message().find("memory") != std::string::npos);
+  // Asks so large that used + asked wraps (6 + 2^32 - 2 is 4 in 32 bits,
+  // 1024 + 2^64 - 512 is 512 in 64): refused, not squeezed in.
+  r2.spec = spec("", UINT32_MAX - 1, 1024);
+  BOOST_TEST(cluster.allocate(r2, now, fx).status().code() == ErrorCode::Conflict);
+  r2.spec = spec("", 2, UINT64_MAX - 511);
+  BOOST_TEST(cluster.allocate(r2, now, fx).status().code() == ErrorCode::Conflict);
   r2.spec = spec("", 2, 3072);
   BOOST_TEST(cluster.allocate(r2, now, fx).ok());
 }

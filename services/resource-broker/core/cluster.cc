@@ -234,12 +234,13 @@ Status Cluster::check_placement(const PlacementRequest& p, uint32_t cpus, uint64
     return Status::conflict(fmt::format("GPUs {} of node {} are not of type {} asked by the job",
                                         fmt::join(wrong_type, ","), p.node, spec.gpu_type));
   }
-  if (n.info->cpus > 0 && n.cpus_used + cpus > n.info->cpus) {
+  // Compared as what is asked against what is free: `used + asked` could wrap.
+  if (n.info->cpus > 0 && cpus > n.info->cpus - std::min(n.cpus_used, n.info->cpus)) {
     return Status::conflict(fmt::format("node {} has {} of {} CPUs free, the lease on GPUs {} needs {}", p.node,
                                         n.info->cpus - std::min(n.cpus_used, n.info->cpus), n.info->cpus,
                                         fmt::join(p.gpus, ","), cpus));
   }
-  if (n.info->memory_mb > 0 && n.memory_used_mb + memory_mb > n.info->memory_mb) {
+  if (n.info->memory_mb > 0 && memory_mb > n.info->memory_mb - std::min(n.memory_used_mb, n.info->memory_mb)) {
     return Status::conflict(fmt::format("node {} has {} of {} MiB memory free, the lease on GPUs {} needs {}", p.node,
                                         n.info->memory_mb - std::min(n.memory_used_mb, n.info->memory_mb),
                                         n.info->memory_mb, fmt::join(p.gpus, ","), memory_mb));
