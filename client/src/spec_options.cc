@@ -2,9 +2,11 @@
 // own), and the SpecBuilder that applies them to a JobSpec. The same table
 // serves #SBATCH directives and `ty submit` flags, so both mean the same.
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <set>
 
 #include "trainyard/job_spec.h"
@@ -237,6 +239,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                        auto c = positive_u32("nodes", n);
                        if (!c) return c.status();
                        b.request_.spec.nodes = *c;
+                       b.nodes_given_ = true;
                        return Status::ok();
                      }));
     t.push_back(spec("array", 'a', A::kRequired, "INDICES  a job array: 0-99%8, 1,3,5, 0-15:4",
@@ -365,29 +368,115 @@ const std::vector<OptionDef>& OptionTable::get() {
                        b.request_.spec.sim_duration_s = d;
                        return Status::ok();
                      }));
+    t.push_back(spec("begin", 'b', A::kRequired,
+                     "TIME  not started before TIME: now+N[minutes|hours|days], HH:MM, YYYY-MM-DD[THH:MM]",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto at = parse_begin_time(v, b.ctx_.now_ns, b.ctx_.utc_offset_s);
+                       if (!at) return at.status();
+                       b.request_.spec.begin_ns = *at;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("signal", 0, A::kRequired,
+                     "[B:]SIG[@TIME]  send SIG TIME seconds (default 60) before the time limit (B: the batch shell only)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto sig = parse_signal_option(v);
+                       if (!sig) return sig.status();
+                       b.request_.spec.signal = sig->signal;
+                       b.request_.spec.signal_before_s = sig->before_s;
+                       b.request_.spec.signal_batch_only = sig->batch_only;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("nodelist", 'w', A::kRequired, "NODES  on these nodes, every one (gpu[01-04]; --nodes defaults to their number)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto names = expand_hostlist(v);
+                       if (!names) return Status::invalid("--nodelist: " + names.status().message());
+                       b.request_.spec.nodelist = std::move(*names);
+                       return Status::ok();
+                     }));
+    t.push_back(spec("exclude", 'x', A::kRequired, "NODES  never on these nodes (gpu[01-04])",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto names = expand_hostlist(v);
+                       if (!names) return Status::invalid("--exclude: " + names.status().message());
+                       b.request_.spec.exclude = std::move(*names);
+                       return Status::ok();
+                     }));
+    t.push_back(spec("constraint", 'C', A::kRequired, "LABELS  nodes with these labels: ib, rack=r1, a&b, a|b",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       b.request_.spec.constraint = v;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("exclusive", 0, A::kOptional, "  alone on its nodes: no other job is placed there while it runs",
+                     [](SpecBuilder& b, const std::string&) -> Status {
+                       b.request_.spec.exclusive = true;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("mail-type", 0, A::kRequired,
+                     "TYPES  notify on BEGIN, END, FAIL, REQUEUE, TIME_LIMIT, ALL or NONE (comma-separated)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto on = b.parse_mail_types(v);
+                       if (!on) return on.status();
+                       b.request_.spec.notify_on = *on;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("mail-user", 0, A::kRequired, "ADDRESS  where notifications go (default: the submitting user)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       b.request_.spec.notify.clear();
+                       size_t start = 0;
+                       while (start <= v.size()) {
+                         auto comma = v.find(',', start);
+                         std::string one = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+                         if (!one.empty()) b.request_.spec.notify.push_back(one);
+                         start = comma == std::string::npos ? v.size() + 1 : comma + 1;
+                       }
+                       return Status::ok();
+                     }));
+    t.push_back(spec("notify", 0, A::kRequired,
+                     "DEST  also notify DEST (a mail address or a webhook URL); on END and FAIL unless --mail-type says",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       b.request_.spec.notify.push_back(v);
+                       b.notify_default_ = true;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("qos", 'q', A::kRequired, "QOS  a quality of service the site configures (priority, limits)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       b.request_.spec.qos = v;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("cpus-per-gpu", 0, A::kRequired, "N  CPUs for each GPU of a node",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto n = positive_u32("cpus-per-gpu", v);
+                       if (!n) return n.status();
+                       b.cpus_per_gpu_ = *n;
+                       return Status::ok();
+                     }));
+    t.push_back(spec("gpus-per-task", 0, A::kRequired, "[TYPE:]N  N GPUs for each task (times the tasks per node)",
+                     [](SpecBuilder& b, const std::string& v) -> Status {
+                       auto g = parse_gpu_count(v);
+                       if (!g) return g.status();
+                       b.gpus_per_task_ = *g;
+                       return Status::ok();
+                     }));
     // --- Slurm options that change nothing here: accepted, with a warning ---
-    for (auto name : {"mail-type", "mail-user", "constraint", "reservation", "licenses", "time-min", "signal",
+    for (auto name : {"reservation", "licenses", "time-min",
                       "propagate", "profile", "wckey", "kill-on-invalid-dep", "hint", "threads-per-core",
-                      "sockets-per-node", "cores-per-socket", "distribution", "cpus-per-gpu", "gpus-per-task",
+                      "sockets-per-node", "cores-per-socket", "distribution",
                       "gpu-bind", "gpu-freq", "cpu-freq", "mem-bind", "mincpus", "tmp", "network", "power", "prefer",
                       "switches", "acctg-freq", "core-spec", "thread-spec", "tres-per-task", "delay-boot", "cluster",
                       "clusters", "deadline", "uid", "gid", "ntasks-per-core", "ntasks-per-socket", "ntasks-per-gpu",
-                      "mcs-label", "container", "bb", "bbf", "extra-node-info", "input", "qos", "cpus-per-gpu"}) {
+                      "mcs-label", "container", "bb", "bbf", "extra-node-info", "input"}) {
       t.push_back(ignored(name));
     }
     for (auto name : {"parsable", "spread-job", "use-min-nodes", "contiguous", "oversubscribe", "overcommit", "no-kill",
                       "reboot", "quiet", "verbose", "ignore-pbs", "wait-all-nodes"}) {
       t.push_back(ignored(name, 0, A::kNone));
     }
-    for (auto name : {"exclusive", "get-user-env"}) t.push_back(ignored(name, 0, A::kOptional));
+    t.push_back(ignored("get-user-env", 0, A::kOptional));
     // Short forms of ignored options.
     auto alias = [&t](std::string_view l, char s) {
       for (auto& d : t) {
         if (d.long_name == l) d.short_name = s;
       }
     };
-    alias("qos", 'q');
-    alias("constraint", 'C');
     alias("licenses", 'L');
     alias("distribution", 'm');
     alias("cluster", 'M');
@@ -400,10 +489,7 @@ const std::vector<OptionDef>& OptionTable::get() {
     alias("quiet", 'Q');
     alias("verbose", 'v');
     // --- Slurm options Trainyard cannot honour: refused ---
-    t.push_back(refused("begin", 'b', A::kRequired, "deferred start is not supported; submit later or use --hold"));
-    t.push_back(refused("nodelist", 'w', A::kRequired, "choosing nodes by name is not supported; use --partition and --gpu-type"));
-    t.push_back(refused("exclude", 'x', A::kRequired, "excluding nodes by name is not supported; ask an admin to drain them"));
-    t.push_back(refused("nodefile", 'F', A::kRequired, "choosing nodes by name is not supported"));
+    t.push_back(refused("nodefile", 'F', A::kRequired, "use --nodelist with the names"));
     t.push_back(refused("test-only", 0, A::kNone, "use ty submit --estimate"));
     t.push_back(refused("wait", 'W', A::kNone, "use ty submit --wait on the command line"));
     t.push_back(refused("export-file", 0, A::kRequired, "use --export or --env"));
@@ -500,8 +586,43 @@ Status SpecBuilder::apply(const SpecOption& option) {
   return s;
 }
 
+Result<fb::NotifyOn> SpecBuilder::parse_mail_types(const std::string& text) {
+  fb::NotifyOn on = fb::NotifyOn::NONE;
+  size_t start = 0;
+  while (start <= text.size()) {
+    auto comma = text.find(',', start);
+    std::string t = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? text.size() + 1 : comma + 1;
+    for (auto& c : t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (t == "NONE") {
+      on = fb::NotifyOn::NONE;
+    } else if (t == "BEGIN") {
+      on |= fb::NotifyOn::Begin;
+    } else if (t == "END") {
+      on |= fb::NotifyOn::End;
+    } else if (t == "FAIL") {
+      on |= fb::NotifyOn::Fail;
+    } else if (t == "REQUEUE") {
+      on |= fb::NotifyOn::Requeue;
+    } else if (t == "TIME_LIMIT") {
+      on |= fb::NotifyOn::TimeLimit;
+    } else if (t == "ALL") {
+      on |= fb::NotifyOn::Begin | fb::NotifyOn::End | fb::NotifyOn::Fail | fb::NotifyOn::Requeue;
+    } else if (t == "TIME_LIMIT_50" || t == "TIME_LIMIT_80" || t == "TIME_LIMIT_90" || t == "ARRAY_TASKS" ||
+               t == "INVALID_DEPEND" || t == "STAGE_OUT") {
+      note("--mail-type " + t + " means nothing here (every task of an array is told on its own; of the time "
+           "limit, only reaching it is told)");
+    } else {
+      return Status::invalid("--mail-type '" + t +
+                             "' is not a notification type: BEGIN, END, FAIL, REQUEUE, TIME_LIMIT, ALL or NONE");
+    }
+  }
+  return on;
+}
+
 Result<JobRequest> SpecBuilder::finish() {
   auto& spec = request_.spec;
+  if (!spec.nodelist.empty() && !nodes_given_) spec.nodes = static_cast<uint32_t>(spec.nodelist.size());
   if (spec.nodes == 0) spec.nodes = 1;
   if (gpus_total_) {
     if (gpus_total_->count % spec.nodes != 0) {
@@ -511,14 +632,43 @@ Result<JobRequest> SpecBuilder::finish() {
     spec.gpus_per_node = gpus_total_->count / spec.nodes;
     if (!gpus_total_->type.empty()) spec.gpu_type = gpus_total_->type;
   }
-  if (cpus_per_task_ || tasks_per_node_ || ntasks_) {
-    uint32_t per_node = 1;
-    if (tasks_per_node_) {
-      per_node = *tasks_per_node_;
-    } else if (ntasks_) {
-      per_node = (*ntasks_ + spec.nodes - 1) / spec.nodes;
+  uint32_t tasks_per_node = 1;
+  if (tasks_per_node_) {
+    tasks_per_node = *tasks_per_node_;
+  } else if (ntasks_) {
+    tasks_per_node = (*ntasks_ + spec.nodes - 1) / spec.nodes;
+  }
+  if (gpus_per_task_) {
+    if (gpus_total_) return Status::invalid("--gpus-per-task and --gpus ask for GPUs twice; give one of them");
+    uint64_t per_node = uint64_t{gpus_per_task_->count} * tasks_per_node;
+    if (per_node > 64) {
+      return Status::invalid("--gpus-per-task " + std::to_string(gpus_per_task_->count) + " times " +
+                             std::to_string(tasks_per_node) + " tasks per node is " + std::to_string(per_node) +
+                             " GPUs on a node (at most 64)");
     }
-    spec.cpus = cpus_per_task_.value_or(1) * per_node;
+    spec.gpus_per_node = static_cast<uint32_t>(per_node);
+    if (!gpus_per_task_->type.empty()) spec.gpu_type = gpus_per_task_->type;
+  }
+  if (cpus_per_gpu_ && cpus_per_task_) {
+    return Status::invalid("--cpus-per-gpu and --cpus-per-task size the CPUs twice; give one of them");
+  }
+  // CPUs per node, checked: a product past 32 bits would wrap to a small ask.
+  auto set_cpus = [&spec](uint64_t cpus, const char* how) -> Status {
+    if (cpus > std::numeric_limits<uint32_t>::max()) {
+      return Status::invalid(std::string(how) + " comes to " + std::to_string(cpus) + " CPUs on a node, too many");
+    }
+    spec.cpus = static_cast<uint32_t>(cpus);
+    return Status::ok();
+  };
+  if (cpus_per_task_ || tasks_per_node_ || ntasks_) {
+    if (auto s = set_cpus(uint64_t{cpus_per_task_.value_or(1)} * tasks_per_node, "--cpus-per-task times the tasks");
+        !s) {
+      return s;
+    }
+  }
+  if (cpus_per_gpu_) {
+    if (spec.gpus_per_node == 0) return Status::invalid("--cpus-per-gpu needs GPUs (--gres, --gpus or --gpus-per-node)");
+    if (auto s = set_cpus(uint64_t{*cpus_per_gpu_} * spec.gpus_per_node, "--cpus-per-gpu times the GPUs"); !s) return s;
   }
   if (mem_per_cpu_mb_) spec.memory_mb = *mem_per_cpu_mb_ * std::max<uint32_t>(1, spec.cpus);
   if (mem_per_gpu_mb_) {
@@ -538,6 +688,10 @@ Result<JobRequest> SpecBuilder::finish() {
   // As sbatch: with --output alone, stderr goes to the same file.
   if (spec.stderr_path.empty()) spec.stderr_path = spec.stdout_path;
   if (spec.user.empty()) spec.user = ctx_.user;
+  // Notifications: --notify alone means on END and FAIL; --mail-type alone
+  // goes to the submitting user, as sbatch's.
+  if (notify_default_ && spec.notify_on == fb::NotifyOn::NONE) spec.notify_on = fb::NotifyOn::End | fb::NotifyOn::Fail;
+  if (spec.notify_on != fb::NotifyOn::NONE && spec.notify.empty()) spec.notify.push_back(spec.user);
   if (spec.command.empty()) {
     return Status::invalid("no command to run: give a batch script, a command after the options, --wrap, or a spec file "
                            "with 'command'");

@@ -1,8 +1,9 @@
 // The value formats of Slurm options: times, memory sizes, GPU requests,
-// array ranges and dependencies.
+// begin times, signals, array ranges and dependencies.
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <limits>
 
 #include "trainyard/job_spec.h"
@@ -229,6 +230,187 @@ Result<std::vector<fb::DependencyT>> parse_dependency(std::string_view text) {
       d.kind = kind;
       d.job_id = *id;
       out.push_back(d);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// "HH:MM" or "HH:MM:SS": seconds into the day.
+std::optional<int64_t> clock_seconds(std::string_view s) {
+  auto f = split(s, ':');
+  if (f.size() < 2 || f.size() > 3) return std::nullopt;
+  auto h = to_u64(f[0]), m = to_u64(f[1]);
+  auto sec = f.size() == 3 ? to_u64(f[2]) : std::optional<uint64_t>(0);
+  if (!h || !m || !sec || *h > 23 || *m > 59 || *sec > 59) return std::nullopt;
+  return static_cast<int64_t>(*h * 3600 + *m * 60 + *sec);
+}
+
+// "YYYY-MM-DD" or "MM/DD[/YY]" (this year when YY is absent).
+std::optional<std::chrono::sys_days> calendar_day(std::string_view s, std::chrono::year this_year) {
+  using namespace std::chrono;
+  std::optional<uint64_t> y, m, d;
+  if (auto f = split(s, '-'); f.size() == 3 && f[0].size() == 4) {
+    y = to_u64(f[0]), m = to_u64(f[1]), d = to_u64(f[2]);
+  } else if (auto g = split(s, '/'); g.size() == 2 || g.size() == 3) {
+    m = to_u64(g[0]), d = to_u64(g[1]);
+    y = g.size() == 3 ? to_u64(g[2]) : std::optional<uint64_t>(static_cast<int>(this_year));
+    if (y && *y < 100) *y += 2000;
+  }
+  if (!y || !m || !d || *y > 9999 || *m > 12 || *d > 31) return std::nullopt;
+  year_month_day ymd{year{static_cast<int>(*y)}, month{static_cast<unsigned>(*m)}, day{static_cast<unsigned>(*d)}};
+  if (!ymd.ok()) return std::nullopt;
+  return sys_days{ymd};
+}
+
+// "N" or "N" + a unit: seconds when none.
+std::optional<int64_t> offset_seconds(std::string_view s) {
+  size_t digits = 0;
+  while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
+  auto n = to_u64(s.substr(0, digits));
+  if (!n || *n > (uint64_t{1} << 32)) return std::nullopt;
+  std::string unit = lower(s.substr(digits));
+  if (!unit.empty() && unit.back() == 's' && unit.size() > 1) unit.pop_back();
+  int64_t per = 0;
+  if (unit.empty() || unit == "sec" || unit == "second") per = 1;
+  if (unit == "min" || unit == "minute") per = 60;
+  if (unit == "hour") per = 3600;
+  if (unit == "day") per = 86400;
+  if (unit == "week") per = 7 * 86400;
+  if (per == 0) return std::nullopt;
+  return static_cast<int64_t>(*n) * per;
+}
+
+}  // namespace
+
+Result<int64_t> parse_begin_time(std::string_view text, int64_t now_ns, int64_t utc_offset_s) {
+  using namespace std::chrono;
+  const std::string bad = "--begin '" + std::string(text) +
+                          "' is not a time Trainyard reads: now+N[seconds|minutes|hours|days|weeks], HH:MM[:SS], "
+                          "YYYY-MM-DD[THH:MM[:SS]], MM/DD[/YY], today, tomorrow, midnight, noon";
+  constexpr int64_t kNs = 1'000'000'000;
+  const int64_t local_now = now_ns / kNs + utc_offset_s;
+  const sys_days today = floor<days>(sys_seconds{seconds{local_now}});
+  const int64_t now_in_day = local_now - today.time_since_epoch().count() * 86400;
+  auto at = [&](sys_days d, int64_t second_of_day) -> int64_t {
+    return (d.time_since_epoch().count() * 86400 + second_of_day - utc_offset_s) * kNs;
+  };
+  std::string t = lower(text);
+  if (t == "now") return now_ns;
+  if (t.rfind("now+", 0) == 0) {
+    auto off = offset_seconds(std::string_view(t).substr(4));
+    if (!off) return Status::invalid(bad);
+    return now_ns + *off * kNs;
+  }
+  const std::pair<const char*, int64_t> named[] = {
+      {"today", 0}, {"midnight", 86400}, {"noon", 12 * 3600}, {"fika", 15 * 3600}, {"teatime", 16 * 3600}};
+  for (auto& [name, second] : named) {
+    if (t != name) continue;
+    // midnight is the coming one; noon and teatime today, or tomorrow once past.
+    if (second != 0 && second != 86400 && second <= now_in_day) return at(today + days{1}, second);
+    return at(today, second);
+  }
+  if (t == "tomorrow") return at(today + days{1}, 0);
+  if (auto c = clock_seconds(t)) return *c > now_in_day ? at(today, *c) : at(today + days{1}, *c);
+  auto tpos = t.find('t');
+  auto day = calendar_day(std::string_view(t).substr(0, tpos), year_month_day{today}.year());
+  if (!day) return Status::invalid(bad);
+  int64_t second = 0;
+  if (tpos != std::string::npos) {
+    auto c = clock_seconds(std::string_view(t).substr(tpos + 1));
+    if (!c) return Status::invalid(bad);
+    second = *c;
+  }
+  return at(*day, second);
+}
+
+Result<SignalRequest> parse_signal_option(std::string_view text) {
+  const std::string bad = "--signal '" + std::string(text) +
+                          "' is not [B:]SIG[@TIME] (SIG a signal number or name such as USR1, TIME seconds)";
+  SignalRequest r;
+  std::string_view s = text;
+  if (s.size() > 2 && s[1] == ':') {
+    char flag = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
+    if (flag == 'R') return Status::invalid("--signal '" + std::string(text) + "': R: (reservations) is not supported");
+    if (flag != 'B') return Status::invalid(bad);
+    r.batch_only = true;
+    s.remove_prefix(2);
+  }
+  auto at = s.find('@');
+  std::string name = lower(s.substr(0, at));
+  if (at != std::string_view::npos) {
+    auto t = to_u64(s.substr(at + 1));
+    if (!t || *t > 65535) return Status::invalid(bad + "; TIME is 0 to 65535");
+    r.before_s = static_cast<uint32_t>(*t);
+  }
+  if (auto n = to_u64(name)) {
+    r.signal = *n >= 1 && *n <= 64 ? static_cast<int>(*n) : 0;
+  } else {
+    if (name.rfind("sig", 0) == 0) name = name.substr(3);
+    // Linux's numbers: the signal is sent on the node, which runs Linux.
+    const std::pair<const char*, int> names[] = {
+        {"hup", 1},   {"int", 2},   {"quit", 3},  {"abrt", 6},    {"kill", 9},   {"usr1", 10},  {"segv", 11},
+        {"usr2", 12}, {"pipe", 13}, {"alrm", 14}, {"term", 15},   {"cont", 18},  {"stop", 19},  {"tstp", 20},
+        {"urg", 23},  {"xcpu", 24}, {"xfsz", 25}, {"vtalrm", 26}, {"prof", 27},  {"winch", 28}, {"io", 29},
+        {"poll", 29}, {"pwr", 30},  {"sys", 31}};
+    for (auto& [n, v] : names) {
+      if (name == n) r.signal = v;
+    }
+  }
+  if (r.signal == 0) return Status::invalid(bad);
+  return r;
+}
+
+Result<std::vector<std::string>> expand_hostlist(std::string_view text) {
+  constexpr size_t kMaxNames = 1024;
+  const std::string bad = "host list '" + std::string(text) + "' is not node names such as gpu[01-04,07],cpu1";
+  std::vector<std::string> out;
+  // Items are separated by commas outside brackets.
+  std::vector<std::string_view> items;
+  size_t start = 0;
+  int depth = 0;
+  for (size_t i = 0; i <= text.size(); ++i) {
+    if (i == text.size() || (text[i] == ',' && depth == 0)) {
+      items.push_back(text.substr(start, i - start));
+      start = i + 1;
+    } else if (text[i] == '[') {
+      ++depth;
+    } else if (text[i] == ']') {
+      --depth;
+    }
+    if (depth < 0 || depth > 1) return Status::invalid(bad);
+  }
+  if (depth != 0) return Status::invalid(bad);
+  for (auto item : items) {
+    if (item.empty()) return Status::invalid(bad);
+    auto open = item.find('[');
+    if (open == std::string_view::npos) {
+      if (item.find(']') != std::string_view::npos) return Status::invalid(bad);
+      out.emplace_back(item);
+    } else {
+      auto close = item.find(']', open);
+      std::string_view prefix = item.substr(0, open), suffix = item.substr(close + 1);
+      if (suffix.find_first_of("[]") != std::string_view::npos) {
+        return Status::invalid(bad + "; one [...] group a name is supported");
+      }
+      for (auto range : split(item.substr(open + 1, close - open - 1), ',')) {
+        auto dash = range.find('-');
+        std::string_view lo = range.substr(0, dash);
+        std::string_view hi = dash == std::string_view::npos ? lo : range.substr(dash + 1);
+        auto a = to_u64(lo), b = to_u64(hi);
+        if (!a || !b || *a > *b || *b - *a >= kMaxNames) return Status::invalid(bad);
+        for (uint64_t v = *a; v <= *b; ++v) {
+          std::string digits = std::to_string(v);
+          if (digits.size() < lo.size()) digits.insert(0, lo.size() - digits.size(), '0');
+          out.push_back(std::string(prefix) + digits + std::string(suffix));
+          if (out.size() > kMaxNames) break;
+        }
+      }
+    }
+    if (out.size() > kMaxNames) {
+      return Status::invalid("host list '" + std::string(text) + "' names more than " + std::to_string(kMaxNames) +
+                             " nodes");
     }
   }
   return out;

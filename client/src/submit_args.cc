@@ -232,28 +232,20 @@ Result<SubmitArgs> build_job_request(const std::vector<std::string>& args, const
       for (auto& d : *directives) {
         if (auto s = builder.apply(d); !s) return s;
       }
-      std::vector<std::string> command;
+      // Run by its #! interpreter (bash when it has none), with the script's
+      // text as of now: the agent runs a copy (JobSpec.script), as sbatch
+      // does, so editing the file later changes nothing.
       std::string shebang;
       if (text->rfind("#!", 0) == 0) shebang = text->substr(2, text->find('\n') - 2);
       std::istringstream interp(shebang);
-      std::vector<std::string> interp_argv;
-      for (std::string w; interp >> w;) interp_argv.push_back(w);
-      auto interpreter = interp_argv.empty() ? std::string("bash") : basename_of(interp_argv.back());
-      if (!interp_argv.empty() && basename_of(interp_argv.front()) == "env" && interp_argv.size() >= 2) {
-        interpreter = basename_of(interp_argv[1]);
-      } else if (!interp_argv.empty()) {
-        interpreter = basename_of(interp_argv.front());
-      }
-      if (interpreter == "bash" || interpreter == "sh") {
-        // The script's text as of now: editing the file later does not
-        // change the submitted job (sbatch copies the script too).
-        command = {"bash", "-c", *text, full};
-      } else {
-        command = interp_argv;
-        command.push_back(full);
-      }
+      std::vector<std::string> command;
+      for (std::string w; interp >> w;) command.push_back(w);
+      if (command.empty()) command.push_back("bash");
+      auto script_arg = static_cast<uint32_t>(command.size());
+      command.push_back(full);
       command.insert(command.end(), pos.begin() + 1, pos.end());
       builder.set_command(std::move(command));
+      builder.set_script(std::move(*text), script_arg);
       builder.set_default_export("ALL");
       builder.set_default_name(basename_of(pos.front()));
       builder.set_batch_script(true);

@@ -1,5 +1,6 @@
 // ty submit (flags, a spec file or an #SBATCH batch script), what a
 // submission depends on, and reading JOB arguments (jobs.h).
+#include <time.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -45,6 +46,11 @@ client::SubmitContext submit_context(const Context& ctx) {
   char cwd[4096];
   if (getcwd(cwd, sizeof cwd)) sctx.cwd = cwd;
   sctx.user = ctx.user;
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  sctx.now_ns = static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+  struct tm local{};
+  if (::localtime_r(&now.tv_sec, &local)) sctx.utc_offset_s = local.tm_gmtoff;
   char host[256] = {0};
   if (gethostname(host, sizeof host - 1) == 0) sctx.host = host;
   for (char** e = environ; e && *e; ++e) {

@@ -44,7 +44,7 @@ std::string squeue_field(char f, const fb::JobRecordT& j) {
     case 'Q': return std::to_string(static_cast<int64_t>(j.priority_score));
     case 'Z': return s.workdir;
     case 'o': return join(s.command, " ");
-    case 'q': return "normal";
+    case 'q': return s.qos.empty() ? "normal" : s.qos;
     case 'm': return s.memory_mb ? std::to_string(s.memory_mb) + "M" : "0";
     case '%': return "%";
   }

@@ -14,8 +14,8 @@ namespace {
 
 // Tables whose sub-table names the operator chooses: one level below each
 // is a name, stored as '*'.
-constexpr std::array<std::string_view, 4> kNamedTables = {"scheduler.partitions", "scheduler.quotas", "pools",
-                                                            "security.accounts"};
+constexpr std::array<std::string_view, 5> kNamedTables = {"scheduler.partitions", "scheduler.quotas", "scheduler.qos",
+                                                            "pools", "security.accounts"};
 
 // Tables (or inline tables) of free keys: anything below them is data
 // (label names, account names, GPU types), not a Trainyard key.

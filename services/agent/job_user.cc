@@ -46,7 +46,7 @@ Result<JobUser> find_job_user(const std::string& name, const std::string& node, 
 
 Status give_run_dir(const std::string& dir, const JobUser& user) {
   if (!user.as_user) return Status::ok();
-  for (const std::string& p : {dir, dir + "/tmp", dir + "/metrics.jsonl"}) {
+  for (const std::string& p : {dir, dir + "/tmp", dir + "/metrics.jsonl", dir + "/" + kBatchScriptName}) {
     if (::lchown(p.c_str(), user.uid, user.gid) != 0 && errno != ENOENT) {
       return Status::internal("cannot give " + p + " to " + user.name + ": " + std::strerror(errno));
     }

@@ -13,6 +13,10 @@
 
 namespace trainyard::agent {
 
+// A batch script's copy in the run directory (JobSpec.script), named as
+// slurmd names its spool copy.
+inline constexpr const char* kBatchScriptName = "slurm_script";
+
 struct JobUser {
   bool as_user = false;  // false: the agent's own ids
   std::string name, home, shell;

@@ -2,6 +2,7 @@
 // (the job's, created exclusively), the launch spec, and the supervisor.
 // Restarted, the agent adopts a run whose state shows it was started.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -156,6 +157,26 @@ void make_scratch_dir(const RunRecord& r, const std::string& dir) {
   }
 }
 
+// A batch script's copy (JobSpec.script), what the job runs in place of the
+// script's path: made afresh by the agent, then given to the job's user with
+// the run directory, read and execute only.
+Status write_batch_script(const std::string& dir, std::string_view text) {
+  std::string path = dir + "/" + kBatchScriptName;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0500);
+  if (fd < 0) return Status::internal("cannot write the batch script's copy " + path + ": " + std::strerror(errno));
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  int err = done < text.size() ? errno : 0;
+  ::close(fd);
+  if (done < text.size()) return Status::internal("cannot write the batch script's copy " + path + ": " + std::strerror(err));
+  return Status::ok();
+}
+
 }  // namespace
 
 std::string AgentShell::run_dir_for(const RunRecord& r) const {
@@ -227,6 +248,9 @@ LaunchSpec AgentShell::launch_spec_for(Run& run, const fb::LeaseGranted& grant, 
   LaunchSpec ls;
   ls.lease_id = r.lease_id;
   for (auto* a : *spec.command()) ls.argv.push_back(a->str());
+  if (spec.script() && spec.script()->size() > 0 && spec.script_arg() < ls.argv.size()) {
+    ls.argv[spec.script_arg()] = r.run_dir + "/" + kBatchScriptName;
+  }
   JobEnvInput in;
   in.job_id = r.job_id;
   in.attempt = r.attempt;
@@ -252,6 +276,13 @@ LaunchSpec AgentShell::launch_spec_for(Run& run, const fb::LeaseGranted& grant, 
   ls.stdout_path = r.stdout_path;
   ls.stderr_path = r.stderr_path;
   ls.truncate_logs = !spec.open_append() && spec.stdout_path() && spec.stdout_path()->size() > 0;
+  // --signal=[B:]SIG@TIME: TIME before the time limit (at once when the
+  // limit is shorter); a job without a limit is never warned.
+  if (spec.signal() > 0 && spec.signal() < NSIG && r.time_limit_s > 0) {
+    ls.warn_signal = spec.signal();
+    ls.warn_after_s = r.time_limit_s > spec.signal_before_s() ? r.time_limit_s - spec.signal_before_s() : 0;
+    ls.warn_batch_only = spec.signal_batch_only();
+  }
   if (cgroups_) {
     std::string why;
     r.cgroup = cgroups_->create("run-" + std::to_string(r.lease_id), r.cpus, r.memory_mb, &why);
@@ -308,6 +339,12 @@ void AgentShell::launch(Run& run) {
   use_paths(r, paths);
   r.state = RunState::kRunning;
   make_scratch_dir(r, paths.dir);
+  if (spec.script() && spec.script()->size() > 0) {
+    if (auto s = write_batch_script(paths.dir, spec.script()->string_view()); !s) {
+      run.launch_error = s.message();
+      return;
+    }
+  }
   // Opened once and kept: a file the job swaps in later is never read.
   std::string why;
   run.metrics_fd = open_job_file(r.metrics_path, O_RDONLY | O_CREAT, &why);

@@ -81,6 +81,9 @@ Status write_launch_spec(const std::string& state_dir, const LaunchSpec& spec) {
          {"workdir", spec.workdir},     {"stdout", spec.stdout_path}, {"stderr", spec.stderr_path},
          {"cgroup", spec.cgroup},       {"run_dir", spec.run_dir},    {"max_grace_s", spec.max_grace_s},
          {"truncate", spec.truncate_logs}, {"pty", spec.pty}};
+  if (spec.warn_signal > 0) {
+    j["warn"] = json{{"signal", spec.warn_signal}, {"after_s", spec.warn_after_s}, {"batch_only", spec.warn_batch_only}};
+  }
   if (spec.as_user) j["user"] = json{{"uid", spec.uid}, {"gid", spec.gid}, {"groups", spec.groups}};
   if (!write_atomic(state_dir + "/launch.json", j.dump())) {
     return Status::internal("cannot write " + state_dir + "/launch.json: " + std::strerror(errno));
@@ -197,6 +200,9 @@ struct Launch {
   gid_t gid = 0;
   std::vector<gid_t> groups;
   bool pty = false;  // the job runs on the terminal at fd 4
+  int warn_signal = 0;  // --signal: sent warn_after_s after the start
+  uint64_t warn_after_s = 0;
+  bool warn_batch_only = false;
 };
 constexpr int kTtyFd = 4;
 
@@ -223,6 +229,13 @@ Launch read_launch(const std::string& state_dir) {
       l.groups = u.at("groups").get<std::vector<gid_t>>();
     }
     l.pty = j->value("pty", false);
+    if (j->contains("warn")) {
+      auto& w = j->at("warn");
+      int sig = w.value("signal", 0);
+      l.warn_signal = sig > 0 && sig < NSIG ? sig : 0;
+      l.warn_after_s = w.value("after_s", uint64_t{0});
+      l.warn_batch_only = w.value("batch_only", false);
+    }
   } catch (const json::exception&) {
     l.argv.clear();
   }
@@ -359,20 +372,35 @@ void kill_everything(pid_t pid, const std::string& cgroup) {
 }
 
 // Waits for the job's leader; SIGTERM is passed on to every process of the
-// job and arms a SIGKILL max_grace_s later; SIGUSR1 kills at once. Returns
-// the leader's wait status.
+// job and arms a SIGKILL max_grace_s later; SIGUSR1 kills at once; the
+// --signal warning goes out at its time. Returns the leader's wait status.
 int wait_for_leader(pid_t pid, const sigset_t& set, const Launch& l) {
-  std::optional<std::chrono::steady_clock::time_point> kill_at;
+  using Clock = std::chrono::steady_clock;
+  std::optional<Clock::time_point> kill_at;
+  std::optional<Clock::time_point> warn_at;
+  if (l.warn_signal > 0) warn_at = Clock::now() + std::chrono::seconds(std::min<uint64_t>(l.warn_after_s, 1u << 30));
   while (true) {
+    std::optional<Clock::time_point> next = kill_at;
+    if (warn_at && (!next || *warn_at < *next)) next = warn_at;
     siginfo_t info;
     int sig;
-    if (kill_at) {
-      auto left = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           *kill_at - std::chrono::steady_clock::now()).count());
+    if (next) {
+      auto left = std::max<int64_t>(
+          0, std::chrono::duration_cast<std::chrono::milliseconds>(*next - Clock::now()).count());
       timespec ts{static_cast<time_t>(left / 1000), static_cast<long>(left % 1000) * 1'000'000};
       sig = sigtimedwait(&set, &info, &ts);
     } else {
       sig = sigwaitinfo(&set, &info);
+    }
+    if (sig < 0 && errno == EAGAIN && warn_at && Clock::now() >= *warn_at) {
+      warn_at.reset();
+      if (l.warn_batch_only) {
+        ::kill(pid, l.warn_signal);
+      } else {
+        ::kill(-pid, l.warn_signal);
+        signal_descendants(l.warn_signal);
+      }
+      continue;
     }
     if (sig == SIGCHLD) {
       int st = 0;
@@ -382,10 +410,10 @@ int wait_for_leader(pid_t pid, const sigset_t& set, const Launch& l) {
     } else if (sig == SIGTERM) {
       ::kill(-pid, SIGTERM);
       signal_descendants(SIGTERM);
-      if (!kill_at) kill_at = std::chrono::steady_clock::now() + std::chrono::seconds(l.max_grace_s);
-    } else if (sig == SIGUSR1 || (sig < 0 && errno == EAGAIN)) {
+      if (!kill_at) kill_at = Clock::now() + std::chrono::seconds(l.max_grace_s);
+    } else if (sig == SIGUSR1 || (sig < 0 && errno == EAGAIN && kill_at && Clock::now() >= *kill_at)) {
       kill_everything(pid, l.cgroup);
-      kill_at = std::chrono::steady_clock::now() + std::chrono::seconds(1);  // again while it lingers
+      kill_at = Clock::now() + std::chrono::seconds(1);  // again while it lingers
     }
   }
 }

@@ -16,6 +16,8 @@
 // The agent that started the supervisor learns both facts through its
 // notify pipe ("S <lease> <pid> <start_ns>", "E <lease> <exit_code>
 // <signal> <end_ns>"); the files are for an agent that restarted.
+// The supervisor also sends sbatch's --signal itself, at its time after the
+// start (launch.json's warn_signal), so it arrives when the agent is down.
 // Signals to the supervisor: SIGTERM -> SIGTERM to every process of the job,
 // and SIGKILL of them all after launch.json's max_grace_s unless it ends;
 // SIGUSR1 -> SIGKILL to every process of the job (and its cgroup).
@@ -48,6 +50,12 @@ struct LaunchSpec {
   uint32_t uid = 0, gid = 0;
   std::vector<uint32_t> groups;  // supplementary groups
   bool pty = false;         // the job's stdin/stdout/stderr and controlling terminal: the pty slave (fd 4)
+  // sbatch's --signal: `warn_signal` this long after the job starts (its
+  // time limit less the warning), to every process of the job, or with
+  // warn_batch_only to the batch shell alone; 0: none.
+  int warn_signal = 0;
+  uint64_t warn_after_s = 0;
+  bool warn_batch_only = false;
 };
 
 struct JobStarted {

@@ -170,6 +170,27 @@ Status read_quotas(const Config& c, SchedulerConfig& k) {
   return Status::ok();
 }
 
+// scheduler.qos.<name> and scheduler.default_qos.
+Status read_qos(const Config& c, SchedulerConfig& k) {
+  if (auto* all = c.table().at_path("scheduler.qos").as_table()) {
+    for (auto& [name, node] : *all) {
+      std::string q(name.str());
+      if (!node.as_table()) return Status::invalid("scheduler.qos." + q + ": must be a table");
+      std::string base = "scheduler.qos." + q + ".";
+      QosConfig qc;
+      qc.priority = static_cast<int32_t>(c.get_int(base + "priority", 0, -1'000'000, 1'000'000));
+      qc.max_time_limit_s = static_cast<uint64_t>(c.get_int(base + "max_time_limit_s", 0, 0, 31'622'400));
+      qc.max_jobs_per_user = static_cast<uint32_t>(c.get_int(base + "max_jobs_per_user", 0, 0, 10'000'000));
+      k.qos[q] = qc;
+    }
+  }
+  k.default_qos = c.get_string("scheduler.default_qos", "");
+  if (!k.default_qos.empty() && !k.qos.count(k.default_qos)) {
+    return Status::invalid("scheduler.default_qos: '" + k.default_qos + "' is not a [scheduler.qos.<name>]");
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<Backfill> parse_backfill(const std::string& name) {
@@ -201,6 +222,7 @@ Result<PolicyChoice> scheduler_config_from(const Config& c) {
     if (auto st = read_partitions(c, k); !st) return st;
     if (auto st = read_fairshare(c, k.fairshare); !st) return st;
     if (auto st = read_quotas(c, k); !st) return st;
+    if (auto st = read_qos(c, k); !st) return st;
     k.preemption.tiers = c.get_bool("scheduler.preemption.tiers", k.preemption.tiers);
     k.preemption.reclaim = c.get_bool("scheduler.preemption.reclaim", k.preemption.reclaim);
     k.preemption.min_runtime_s =

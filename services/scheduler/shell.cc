@@ -21,7 +21,8 @@ constexpr std::string_view kNextJobId = "next_job_id";
 }  // namespace
 
 storage::Options SchedulerShell::store_options(const Options& o) {
-  return service_store({"jobs", "specs", "nodes", "leases", "accounts", "meta", security::DirectoryFeed::kColumnFamily},
+  return service_store({"jobs", "specs", "nodes", "leases", "accounts", "meta", "notify",
+                        security::DirectoryFeed::kColumnFamily},
                        o.durability);
 }
 
@@ -57,8 +58,13 @@ SchedulerShell::SchedulerShell(const ServiceEnv& env, ShellOptions options)
   audit_ = std::make_unique<security::AuditTrail>(*publisher_, runtime_, clock_, options_.instance,
                                                   options_.trust.audit_refusals_per_s);
   audit_->attach(*server_);
+  notifier_ = std::make_unique<Notifier>(options_.notify, store_, store_.cf("notify"));
   runtime_.every(5000, [this] {
     auto g = audit_->gauges();
+    auto n = notifier_->counts();
+    g.emplace_back("notifications_sent", static_cast<double>(n.sent));
+    g.emplace_back("notifications_failed", static_cast<double>(n.failed));
+    g.emplace_back("notifications_pending", static_cast<double>(n.pending));
     g.emplace_back("directory_version", static_cast<double>(directory_->current().version));
     g.emplace_back("events_published", static_cast<double>(publisher_->stats().published));
     bus::publish_ops_metrics(*publisher_, runtime_.batch(), "scheduler", options_.instance, g);
@@ -73,6 +79,7 @@ SchedulerShell::SchedulerShell(const ServiceEnv& env, ShellOptions options)
   publisher_->attach(runtime_);
   runtime_.after_commit([this] { server_->flush(); });
   runtime_.after_commit([this] { send_to_broker(); });
+  runtime_.after_commit([this] { notifier_->committed(); });
   runtime_.every(options_.cycle_ms, [this] {
     int64_t now = clock_.now_ns();
     core_.tick(now);
@@ -83,6 +90,7 @@ SchedulerShell::SchedulerShell(const ServiceEnv& env, ShellOptions options)
       core_.resend_releases();
     }
     core_.force_full();
+    notifier_->reap(runtime_.batch());
   });
 }
 
@@ -414,6 +422,7 @@ void SchedulerShell::settle() {
     auto user = b.CreateString(j->spec->user);
     auto ev = fb::CreateJobStateChanged(b, c.job, c.from, c.to, reason, nodes, c.exit_code, c.attempt, account, user);
     publisher_->append(batch, "job.state", fb::Payload::JobStateChanged, ev.Union());
+    if (auto n = notice_for(*j, c.from, c.to, c.reason, c.exit_code, now)) notifier_->add(*n, batch);
   }
   for (auto& a : o.allocations) to_allocate_.push_back(std::move(a));
   for (auto& r : o.releases) to_release_.push_back(std::move(r));

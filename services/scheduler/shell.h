@@ -17,6 +17,7 @@
 #include "bus/publisher.h"
 #include "bus/subscriber.h"
 #include "core/scheduler.h"
+#include "notifier.h"
 #include "rpc/async_client.h"
 #include "rpc/server.h"
 #include "security/audit.h"
@@ -45,8 +46,9 @@ struct ShellOptions {
   storage::Durability durability = storage::Durability::kWal;
   std::string policy = "priority";
   SchedulerConfig core;
+  NotifyOptions notify;                           // [notify]: job notifications
 
-  // Reads [scheduler], [broker] and [bus]; errors name the key.
+  // Reads [scheduler], [broker], [bus] and [notify]; errors name the key.
   static Result<ShellOptions> from_config(const Config& config);
   // Who this process is under CURVE (its key file, its streams).
   std::string principal() const { return "service:" + instance; }
@@ -134,6 +136,7 @@ class SchedulerShell {
   std::unique_ptr<rpc::AsyncClient> broker_;
   std::unique_ptr<security::DirectoryFeed> directory_;
   std::unique_ptr<security::AuditTrail> audit_;
+  std::unique_ptr<Notifier> notifier_;
   std::vector<AllocateRequest> to_allocate_;
   std::vector<ReleaseRequest> to_release_;
   bool resend_releases_ = false;

@@ -41,6 +41,10 @@ Result<ShellOptions> ShellOptions::from_config(const Config& c) {
     if (!choice) return choice.status();
     o.policy = choice->policy;
     o.core = std::move(choice->core);
+    auto notify = NotifyOptions::from_config(c);
+    if (!notify) return notify.status();
+    o.notify = std::move(notify).value();
+    o.core.notify_webhook_hosts = o.notify.webhook_hosts;
   } catch (const std::exception& e) {
     return Status::invalid(e.what());
   }

@@ -17,6 +17,7 @@ namespace {
 SubmitContext ctx() {
   SubmitContext c;
   c.cwd = "/home/ada/run";
+  c.now_ns = int64_t{1'796'000'000} * 1'000'000'000;
   c.user = "ada";
   c.env = {{"PATH", "/usr/bin"}, {"HOME", "/home/ada"}, {"CUDA_VISIBLE_DEVICES", "0"}, {"SLURM_JOB_ID", "9"},
            {"TY_JOB_ID", "4"}, {"LR", "0.1"}};
@@ -299,7 +300,7 @@ BOOST_AUTO_TEST_CASE(a_bad_directive_is_refused_with_its_line) {
                                    {"#SBATCH --gres=gpu:a100:x", "--gres"},
                                    {"#SBATCH --array=9-1", "array"},
                                    {"#SBATCH --dependency=singleton", "singleton"},
-                                   {"#SBATCH --nodelist=n1", "--nodelist"},
+                                   {"#SBATCH --nodelist=n[1-", "--nodelist"},
                                    {"#SBATCH --nodes=2-4", "range"},
                                    {"#SBATCH -Z", "-Z"},
                                    {"#SBATCH --job-name", "needs a value"},
@@ -315,13 +316,141 @@ BOOST_AUTO_TEST_CASE(a_bad_directive_is_refused_with_its_line) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(node_lists_exclusions_constraints_and_exclusive_are_kept) {
+  auto h = expand_hostlist("gpu[01-03,07],cpu1,n[8-10]x");
+  BOOST_REQUIRE_MESSAGE(h.ok(), h.status().message());
+  std::vector<std::string> want = {"gpu01", "gpu02", "gpu03", "gpu07", "cpu1", "n8x", "n9x", "n10x"};
+  BOOST_TEST(*h == want, boost::test_tools::per_element());
+  for (auto bad : {"gpu[1-", "gpu[3-1]", "a[1-2]b[1-2]", "", "a,,b", "x[0-5000]", "a]"}) {
+    BOOST_TEST_INFO(bad);
+    BOOST_TEST(!expand_hostlist(bad).ok());
+  }
+  testing::TempDir dir;
+  auto r = submit_script(dir, "#!/bin/bash\n#SBATCH -w gpu[1-2]\n#SBATCH -x gpu9\n#SBATCH -C ib&rack=r1\n"
+                              "#SBATCH --exclusive\ntrue\n");
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().message());
+  auto& s = r->request.spec;
+  std::vector<std::string> nodes = {"gpu1", "gpu2"};
+  BOOST_TEST(s.nodelist == nodes, boost::test_tools::per_element());
+  BOOST_TEST(s.nodes == 2u);  // --nodes defaults to the list's count
+  BOOST_TEST(s.exclude == std::vector<std::string>{"gpu9"}, boost::test_tools::per_element());
+  BOOST_TEST(s.constraint == "ib&rack=r1");
+  BOOST_TEST(s.exclusive);
+  BOOST_TEST(r->request.warnings.empty());  // honoured, not warned about
+  auto three = submit_script(dir, "#!/bin/bash\n#SBATCH -N 3\n#SBATCH -w a,b\ntrue\n");
+  BOOST_REQUIRE(three.ok());
+  BOOST_TEST(three->request.spec.nodes == 3u);  // as asked: the scheduler says it does not match
+}
+
+BOOST_AUTO_TEST_CASE(mail_options_and_notify_say_when_and_where) {
+  testing::TempDir dir;
+  auto both = submit_script(dir, "#!/bin/bash\n#SBATCH --mail-type=BEGIN,end\n#SBATCH --mail-user=ada@lab.org\ntrue\n");
+  BOOST_REQUIRE_MESSAGE(both.ok(), both.status().message());
+  BOOST_TEST(both->request.spec.notify == std::vector<std::string>{"ada@lab.org"}, boost::test_tools::per_element());
+  BOOST_TEST((both->request.spec.notify_on == (fb::NotifyOn::Begin | fb::NotifyOn::End)));
+  BOOST_TEST(both->request.warnings.empty());
+  // A type alone goes to the submitting user, as sbatch's.
+  auto fail = submit_script(dir, "#!/bin/bash\n#SBATCH --mail-type=FAIL\ntrue\n");
+  BOOST_REQUIRE(fail.ok());
+  BOOST_TEST(fail->request.spec.notify == std::vector<std::string>{"ada"}, boost::test_tools::per_element());
+  // A type with no meaning here is noted; none is asked, none is sent.
+  auto eighty = submit_script(dir, "#!/bin/bash\n#SBATCH --mail-type=TIME_LIMIT_80\ntrue\n");
+  BOOST_REQUIRE(eighty.ok());
+  BOOST_TEST(eighty->request.warnings.size() == 1u);
+  BOOST_TEST(eighty->request.spec.notify.empty());
+  auto bogus = submit_script(dir, "#!/bin/bash\n#SBATCH --mail-type=SOMETIMES\ntrue\n");
+  BOOST_TEST(bogus.status().message().find("'SOMETIMES' is not a notification type") != std::string::npos);
+  // ty's --notify: on END and FAIL unless said otherwise.
+  auto c = ctx();
+  auto hook = build_job_request({"--notify", "https://hooks.example.org/x", "--wrap", "true"}, c);
+  BOOST_REQUIRE_MESSAGE(hook.ok(), hook.status().message());
+  BOOST_TEST((hook->request.spec.notify_on == (fb::NotifyOn::End | fb::NotifyOn::Fail)));
+  BOOST_TEST(hook->request.spec.notify == std::vector<std::string>{"https://hooks.example.org/x"},
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(cpus_per_gpu_and_gpus_per_task_size_the_node) {
+  testing::TempDir dir;
+  auto r = submit_script(dir, "#!/bin/bash\n#SBATCH --gres=gpu:a100:2\n#SBATCH --cpus-per-gpu=6\ntrue\n");
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().message());
+  BOOST_TEST(r->request.spec.cpus == 12u);
+  BOOST_TEST(r->request.warnings.empty());  // honoured, not warned about
+  auto t = submit_script(dir, "#!/bin/bash\n#SBATCH --ntasks-per-node=4\n#SBATCH --gpus-per-task=h100:1\n"
+                              "#SBATCH --cpus-per-task=8\ntrue\n");
+  BOOST_REQUIRE_MESSAGE(t.ok(), t.status().message());
+  BOOST_TEST(t->request.spec.gpus_per_node == 4u);
+  BOOST_TEST(t->request.spec.gpu_type == "h100");
+  BOOST_TEST(t->request.spec.cpus == 32u);
+  // Asked twice, or with no GPUs to count: refused, naming both.
+  auto twice = submit_script(dir, "#!/bin/bash\n#SBATCH --gres=gpu:1\n#SBATCH --cpus-per-gpu=2\n#SBATCH -c 4\ntrue\n");
+  BOOST_TEST(!twice.ok());
+  BOOST_TEST(twice.status().message().find("--cpus-per-task") != std::string::npos);
+  auto none = submit_script(dir, "#!/bin/bash\n#SBATCH --cpus-per-gpu=2\ntrue\n");
+  BOOST_TEST(none.status().message().find("--cpus-per-gpu needs GPUs") != std::string::npos);
+  auto huge = submit_script(dir, "#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --cpus-per-gpu=4000000000\ntrue\n");
+  BOOST_TEST(!huge.ok());  // 8 x 4e9 does not wrap into a small ask
+}
+
+BOOST_AUTO_TEST_CASE(begin_times_in_every_form_sbatch_users_write) {
+  // 2026-11-30 10:00:00 local time, two hours east of UTC.
+  constexpr int64_t kS = 1'000'000'000;
+  const int64_t off = 2 * 3600;
+  const int64_t now = (1'796'032'800 - off) * kS;
+  auto local = [&](int64_t local_epoch_s) { return (local_epoch_s - off) * kS; };
+  const int64_t midnight_today = 1'796'032'800 - 10 * 3600;
+  BOOST_TEST(*parse_begin_time("now", now, off) == now);
+  BOOST_TEST(*parse_begin_time("now+90", now, off) == now + 90 * kS);
+  BOOST_TEST(*parse_begin_time("now+2hours", now, off) == now + 7200 * kS);
+  BOOST_TEST(*parse_begin_time("now+1day", now, off) == now + 86400 * kS);
+  BOOST_TEST(*parse_begin_time("now+3minutes", now, off) == now + 180 * kS);
+  BOOST_TEST(*parse_begin_time("16:30", now, off) == local(midnight_today + 16 * 3600 + 1800));
+  BOOST_TEST(*parse_begin_time("09:15:30", now, off) == local(midnight_today + 86400 + 9 * 3600 + 930));  // past: tomorrow
+  BOOST_TEST(*parse_begin_time("2026-12-24", now, off) == local(midnight_today + 24 * 86400));
+  BOOST_TEST(*parse_begin_time("2026-12-01T08:00", now, off) == local(midnight_today + 86400 + 8 * 3600));
+  BOOST_TEST(*parse_begin_time("12/01", now, off) == local(midnight_today + 86400));
+  BOOST_TEST(*parse_begin_time("tomorrow", now, off) == local(midnight_today + 86400));
+  BOOST_TEST(*parse_begin_time("midnight", now, off) == local(midnight_today + 86400));
+  BOOST_TEST(*parse_begin_time("teatime", now, off) == local(midnight_today + 16 * 3600));
+  for (auto bad : {"soon", "now+3fortnights", "25:00", "2026-02-30", "13/01", "now+", ""}) {
+    BOOST_TEST_INFO(bad);
+    auto r = parse_begin_time(bad, now, off);
+    BOOST_TEST(!r.ok());
+    BOOST_TEST(r.status().message().find("--begin") != std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(signal_options_name_the_signal_its_time_and_whom) {
+  auto a = parse_signal_option("B:USR1@300");
+  BOOST_REQUIRE(a.ok());
+  BOOST_TEST(a->signal == 10);
+  BOOST_TEST(a->before_s == 300u);
+  BOOST_TEST(a->batch_only);
+  auto b = parse_signal_option("SIGTERM");
+  BOOST_REQUIRE(b.ok());
+  BOOST_TEST(b->signal == 15);
+  BOOST_TEST(b->before_s == 60u);  // sbatch's default
+  BOOST_TEST(!b->batch_only);
+  BOOST_TEST(parse_signal_option("12@5")->signal == 12);
+  for (auto bad : {"R:USR1", "USR9", "USR1@99999", "X:TERM", "@5", "0"}) {
+    BOOST_TEST_INFO(bad);
+    BOOST_TEST(!parse_signal_option(bad).ok());
+  }
+  testing::TempDir dir;
+  auto r = submit_script(dir, "#!/bin/bash\n#SBATCH --signal=B:USR2@120\n#SBATCH --begin=now+1hour\ntrue\n");
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().message());
+  BOOST_TEST(r->request.spec.signal == 12);
+  BOOST_TEST(r->request.spec.signal_before_s == 120u);
+  BOOST_TEST(r->request.spec.signal_batch_only);
+  BOOST_TEST(r->request.spec.begin_ns == ctx().now_ns + int64_t{3600} * 1'000'000'000);
+}
+
 BOOST_AUTO_TEST_CASE(harmless_slurm_options_are_accepted_with_a_warning) {
   testing::TempDir dir;
-  auto r = submit_script(dir, "#!/bin/bash\n#SBATCH --mail-user=a@b.c\n#SBATCH --qos=high\n#SBATCH --exclusive\ntrue\n");
+  auto r = submit_script(dir, "#!/bin/bash\n#SBATCH --wckey=a\n#SBATCH --licenses=x\n#SBATCH --hint=nomultithread\ntrue\n");
   BOOST_REQUIRE_MESSAGE(r.ok(), r.status().message());
   BOOST_REQUIRE(r->request.warnings.size() == 3u);
   BOOST_TEST(r->request.warnings[0].where == "job.sh line 2");
-  BOOST_TEST(r->request.warnings[0].message.find("--mail-user") != std::string::npos);
+  BOOST_TEST(r->request.warnings[0].message.find("--wckey") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(unlimited_time_means_the_partition_default_with_a_warning) {
@@ -344,7 +473,7 @@ BOOST_AUTO_TEST_CASE(command_line_flags_override_directives) {
   BOOST_TEST(r->request.spec.gpus_per_node == 1u);
 }
 
-BOOST_AUTO_TEST_CASE(a_script_runs_with_bash_in_the_submit_directory_with_its_arguments) {
+BOOST_AUTO_TEST_CASE(a_script_runs_as_its_copy_with_its_interpreter_in_the_submit_directory_with_its_arguments) {
   testing::TempDir dir;
   std::string text = "#!/bin/bash\n#SBATCH -t 5\necho \"$1\"\n";
   write(dir / "job.sh", text);
@@ -352,16 +481,18 @@ BOOST_AUTO_TEST_CASE(a_script_runs_with_bash_in_the_submit_directory_with_its_ar
   c.cwd = dir.path();
   auto r = build_job_request({"job.sh", "first arg", "2"}, c);
   BOOST_REQUIRE_MESSAGE(r.ok(), r.status().message());
-  auto& cmd = r->request.spec.command;
-  BOOST_REQUIRE(cmd.size() == 6u);
-  BOOST_TEST(cmd[0] == "bash");
-  BOOST_TEST(cmd[1] == "-c");
-  BOOST_TEST(cmd[2] == text);  // the text as of submission
-  BOOST_TEST(cmd[3] == dir.path() + "/job.sh");
-  BOOST_TEST(cmd[4] == "first arg");
-  BOOST_TEST(cmd[5] == "2");
-  BOOST_TEST(r->request.spec.workdir == dir.path());
-  // Really runs under bash with $1 set.
+  auto& spec = r->request.spec;
+  std::vector<std::string> want = {"/bin/bash", dir.path() + "/job.sh", "first arg", "2"};
+  BOOST_TEST(spec.command == want, boost::test_tools::per_element());
+  BOOST_TEST(spec.script == text);  // the text as of submission, never an argument
+  BOOST_TEST(spec.script_arg == 1u);
+  BOOST_TEST(spec.workdir == dir.path());
+  // Edited after submitting: what runs is the copy (the agent writes
+  // JobSpec.script to a file and runs it in place of command[script_arg]).
+  write(dir / "job.sh", "#!/bin/bash\necho edited\n");
+  write(dir / "slurm_script", spec.script);
+  auto cmd = spec.command;
+  cmd[spec.script_arg] = dir.path() + "/slurm_script";
   auto [rc, out] = testing::run(cmd, std::chrono::seconds(10));
   BOOST_TEST(rc == 0);
   BOOST_TEST(out == "first arg\n");
@@ -376,6 +507,8 @@ BOOST_AUTO_TEST_CASE(a_script_for_another_interpreter_runs_with_it) {
   BOOST_REQUIRE_MESSAGE(r.ok(), r.status().message());
   std::vector<std::string> want = {"/usr/bin/env", "python3", dir.path() + "/train.py", "--lr", "3"};
   BOOST_TEST(r->request.spec.command == want, boost::test_tools::per_element());
+  BOOST_TEST(r->request.spec.script_arg == 2u);
+  BOOST_TEST(r->request.spec.script.find("print('hi')") != std::string::npos);
   BOOST_TEST(r->request.spec.gpus_per_node == 1u);
 }
 

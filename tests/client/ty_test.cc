@@ -339,9 +339,12 @@ BOOST_AUTO_TEST_CASE(submit_sends_the_spec_and_prints_the_id) {
   BOOST_TEST(spec.time_limit_s == 3600u);
   BOOST_TEST(spec.user == "ada");
   BOOST_TEST(!spec.client_token.empty());
-  BOOST_REQUIRE(spec.command.size() == 5u);
-  BOOST_TEST(spec.command[0] == "bash");
-  BOOST_TEST(spec.command[4] == "arg1");
+  BOOST_REQUIRE(spec.command.size() == 3u);
+  BOOST_TEST(spec.command[0] == "/bin/bash");  // its #! line
+  BOOST_TEST(spec.command[1] == home / "job.sh");
+  BOOST_TEST(spec.command[2] == "arg1");
+  BOOST_TEST(spec.script_arg == 1u);
+  BOOST_TEST(spec.script.find("echo hello") != std::string::npos);  // the text travels, never as an argument
 
   // Scheduler flag after the subcommand, --parsable, a plain command.
   auto [rc2, out2] = ty({"submit", "--scheduler", fake.scheduler(), "--parsable", "-t", "5", "sleep", "1"}, home);

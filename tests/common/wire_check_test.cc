@@ -73,6 +73,19 @@ BOOST_AUTO_TEST_CASE(a_complete_request_passes) {
   BOOST_CHECK_MESSAGE(c->status.is_ok(), c->status.message());
 }
 
+BOOST_AUTO_TEST_CASE(bit_flags_pass_in_any_combination) {
+  // JobSpec.notify_on is a bit_flags enum: Begin|End is 3, no single value.
+  auto c = check(request(fb::RequestBody::SubmitJob, [](flatbuffers::FlatBufferBuilder& b) {
+    auto cmd = b.CreateVector(std::vector<flatbuffers::Offset<flatbuffers::String>>{b.CreateString("true")});
+    fb::JobSpecBuilder sb(b);
+    sb.add_command(cmd);
+    sb.add_notify_on(fb::NotifyOn::Begin | fb::NotifyOn::End | fb::NotifyOn::TimeLimit);
+    return fb::CreateSubmitJob(b, sb.Finish()).Union();
+  }));
+  BOOST_REQUIRE(c->request);
+  BOOST_CHECK_MESSAGE(c->status.is_ok(), c->status.message());
+}
+
 BOOST_AUTO_TEST_CASE(an_enum_out_of_range_deep_inside_is_refused_with_its_path) {
   auto c = check(request(fb::RequestBody::SubmitJob, [](flatbuffers::FlatBufferBuilder& b) {
     return fb::CreateSubmitJob(b, spec(b, static_cast<fb::DependencyKind>(9))).Union();

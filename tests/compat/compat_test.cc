@@ -204,6 +204,30 @@ BOOST_AUTO_TEST_CASE(a_batch_script_without_output_writes_slurm_jobid_out_and_ty
   }
 }
 
+// A secret written in a script must not become an argument: every user of
+// the node can read /proc/<pid>/cmdline. The job runs a copy, as slurmd does.
+BOOST_AUTO_TEST_CASE(a_batch_script_runs_as_its_private_copy_never_as_an_argument) {
+  auto& c = cluster();
+  const std::string script =
+      "#!/bin/bash\n# token-6f1e2d\necho \"zero=$0\"\necho \"mode=$(stat -c %a \"$0\")\"\n"
+      "echo \"cmdline=$(tr '\\0' ' ' < /proc/$$/cmdline)\"\necho version-1\n";
+  for (Via via : {Via::kTy, Via::kSbatch}) {
+    BOOST_TEST_CONTEXT(name_of(via)) {
+      c.write("copy.sh", script);
+      std::string id = submit(via, "copy.sh");
+      c.write("copy.sh", "#!/bin/bash\necho version-2\n");  // edited after submitting: changes nothing
+      wait_ok(id);
+      std::string text = c.read("slurm-" + id + ".out");
+      BOOST_TEST_INFO(text);
+      BOOST_TEST(contains(text, "/slurm_script\n"));
+      BOOST_TEST(contains(text, "mode=500"));
+      BOOST_TEST(contains(text, "cmdline=/bin/bash "));
+      BOOST_TEST(!contains(text, "token-6f1e2d"));
+      BOOST_TEST(contains(text, "version-1"));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(open_mode_appends_or_truncates_an_existing_output_file) {
   auto& c = cluster();
   c.write("append.log", "old\n");
@@ -382,6 +406,68 @@ BOOST_AUTO_TEST_CASE(a_job_submitted_held_never_starts_until_released) {
     BOOST_TEST(wrc == 0);
     BOOST_TEST(c.read("held-" + id + ".out") == "ran\n");
   }
+}
+
+// --signal=B:USR1@55 on a one-minute limit: the batch shell is told 5 s
+// after its start, so it can checkpoint and end before the limit.
+BOOST_AUTO_TEST_CASE(the_signal_before_the_time_limit_reaches_the_batch_shell) {
+  auto& c = cluster();
+  c.write("warn.sh",
+          "#!/bin/bash\n#SBATCH --time=1\n#SBATCH --signal=B:USR1@55\n#SBATCH -o warn-%j.out\n"
+          "trap 'echo checkpoint-at-$SECONDS; exit 0' USR1\nfor i in $(seq 400); do sleep 0.1; done\necho never-warned\n");
+  std::string id = submit(Via::kSbatch, "warn.sh");
+  wait_ok(id);
+  std::string text = c.read("warn-" + id + ".out");
+  BOOST_TEST_INFO(text);
+  std::smatch m;
+  BOOST_REQUIRE(std::regex_search(text, m, std::regex(R"(checkpoint-at-(\d+))")));
+  int at = std::stoi(m[1]);
+  BOOST_TEST(at >= 4);   // 60 - 55 s after the start, not at once
+  BOOST_TEST(at <= 10);  // and not at the limit
+  BOOST_TEST(!contains(text, "never-warned"));
+}
+
+// --begin: the job waits with Slurm's reason BeginTime, then runs.
+BOOST_AUTO_TEST_CASE(a_job_does_not_start_before_its_begin_time) {
+  auto& c = cluster();
+  auto [rc, out] = c.sh("date +%s%N; ty submit --json --begin now+4 --gpus 0 --time 1 --output begin-%j.out "
+                        "--wrap 'date +%s%N'");
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  int64_t submitted = std::stoll(out.substr(0, out.find('\n')));
+  auto j = json::parse(out.substr(out.find('{')));
+  std::string id = std::to_string(j["job_ids"][0].get<uint64_t>());
+  std::this_thread::sleep_for(1s);
+  auto [qrc, reason] = c.sh("squeue -h -o '%T %r' -j " + id);
+  BOOST_TEST(trim(reason) == "PENDING BeginTime");
+  wait_ok(id);
+  int64_t ran = std::stoll(trim(c.read("begin-" + id + ".out")));
+  BOOST_TEST(ran - submitted >= 4'000'000'000);
+}
+
+// --nodelist, --exclude, --constraint and --exclusive through sbatch: the
+// local cluster has one node (no labels), so each either runs there or waits.
+BOOST_AUTO_TEST_CASE(node_lists_exclusions_and_constraints_place_or_hold_the_job) {
+  auto& c = cluster();
+  auto [rc, out] = c.sh("sbatch --parsable -t 1 -w '" + c.node + "' --exclusive -o placed-%j.out "
+                        "--wrap 'echo on-$SLURM_JOB_NODELIST'");
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  std::string placed = trim(out);
+  wait_ok(placed);
+  BOOST_TEST(trim(c.read("placed-" + placed + ".out")) == "on-" + c.node);
+  for (const std::string& opt : std::vector<std::string>{"-x '" + c.node + "'", "-C ib"}) {
+    BOOST_TEST_CONTEXT(opt) {
+      auto [hrc, held] = c.sh("sbatch --parsable -t 1 " + opt + " --wrap true");
+      BOOST_REQUIRE_MESSAGE(hrc == 0, held);
+      std::string id = trim(held);
+      std::this_thread::sleep_for(1500ms);
+      auto [qrc, q] = c.sh("squeue -h -o '%T %r' -j " + id);
+      BOOST_TEST(trim(q) == "PENDING Resources");
+      c.sh("scancel " + id);
+    }
+  }
+  auto [brc, bad] = c.sh("sbatch -t 1 -w no-such-node --wrap true");
+  BOOST_TEST(brc != 0);
+  BOOST_TEST(contains(bad, "nodelist: 'no-such-node' is not a node of partition"));
 }
 
 BOOST_AUTO_TEST_CASE(the_usual_one_liners_parse_the_shims_output) {

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/array_spec.h"
+#include "core/notify.h"
 #include "core/scheduler.h"
 
 namespace trainyard::fb {
@@ -403,6 +404,34 @@ BOOST_AUTO_TEST_CASE(dependencies_wait_and_start_when_met) {
   BOOST_TEST((placed_ids(sim.cycle()) == std::set<JobId>{second}));
 }
 
+BOOST_AUTO_TEST_CASE(a_job_with_a_begin_time_waits_for_it_then_starts) {
+  Sim sim;
+  sim.s.node_up(make_node("n1", 8));
+  auto spec = make_spec(1);
+  spec.begin_ns = sim.now + 60'000'000'000;  // --begin=now+60
+  JobId later = sim.submit(spec);
+  JobId at_once = sim.submit(make_spec(1));
+  sim.s.tick(sim.now);
+  BOOST_TEST((placed_ids(sim.cycle()) == std::set<JobId>{at_once}));  // free GPUs do not start it early
+  BOOST_TEST(sim.state(later) == JobState::Pending);
+  BOOST_TEST(sim.s.reason_of(*sim.s.job(later)) == "BeginTime");
+  sim.now += 59'000'000'000;
+  sim.s.tick(sim.now);
+  BOOST_TEST(sim.cycle().empty());
+  sim.now += 1'000'000'000;
+  sim.s.tick(sim.now);
+  BOOST_TEST((placed_ids(sim.cycle()) == std::set<JobId>{later}));
+  // Held while it waits, released after its time: it starts at the release.
+  spec.begin_ns = sim.now + 5'000'000'000;
+  JobId held = sim.submit(spec);
+  BOOST_TEST(sim.s.hold(held, sim.now).is_ok());
+  sim.now += 10'000'000'000;
+  sim.s.tick(sim.now);
+  BOOST_TEST(sim.cycle().empty());
+  BOOST_TEST(sim.s.release(held, sim.now).is_ok());
+  BOOST_TEST((placed_ids(sim.cycle()) == std::set<JobId>{held}));
+}
+
 BOOST_AUTO_TEST_CASE(dependency_that_can_never_be_met_cancels_with_a_reason) {
   Sim sim;
   sim.s.node_up(make_node("n1", 8));
@@ -471,6 +500,15 @@ BOOST_AUTO_TEST_CASE(validation_errors_name_the_field) {
          d->job_id = 999;
          s.dependencies.push_back(std::move(d));
        }},
+      {"nodelist", [](auto& s) { s.nodelist = {"n9"}; }},            // no such node
+      {"nodelist", [](auto& s) { s.nodelist = {"n1", "n1"}; }},  // two names for a one-node job
+      {"nodelist", [](auto& s) {
+         s.nodelist = {"n1"};
+         s.exclude = {"n1"};
+       }},
+      {"constraint", [](auto& s) { s.constraint = "[rack1|rack2]"; }},
+      {"constraint", [](auto& s) { s.constraint = "ib&&x"; }},
+      {"signal", [](auto& s) { s.signal = 99; }},
   };
   for (auto& c : cases) {
     auto spec = make_spec(1);
@@ -488,6 +526,149 @@ BOOST_AUTO_TEST_CASE(validation_errors_name_the_field) {
   auto r = sim.s.submit(s, sim.now);
   BOOST_REQUIRE_MESSAGE(r.ok(), r.status().to_string());
   BOOST_TEST(sim.s.job(r->job_ids[0])->spec->time_limit_s == 600u);
+}
+
+BOOST_AUTO_TEST_CASE(node_lists_exclusions_and_constraints_choose_the_nodes) {
+  Sim sim;
+  sim.s.node_up(make_node("a", 8, "A100", 64, 512'000, {{"ib", "yes"}, {"rack", "r1"}}));
+  sim.s.node_up(make_node("b", 8, "A100", 64, 512'000, {{"rack", "r2"}}));
+  sim.s.node_up(make_node("c", 8));
+  auto with = [&](std::function<void(fb::JobSpecT&)> edit) {
+    auto spec = make_spec(1);
+    edit(spec);
+    return sim.submit(spec);
+  };
+  JobId listed = with([](auto& s) { s.nodelist = {"c"}; });
+  JobId not_a_or_b = with([](auto& s) { s.exclude = {"a", "b"}; });
+  JobId ib = with([](auto& s) { s.constraint = "ib"; });
+  JobId rack = with([](auto& s) { s.constraint = "rack=r2|rack=r9"; });
+  JobId both = with([](auto& s) { s.constraint = "ib&rack=r1"; });
+  JobId none = with([](auto& s) { s.constraint = "ib&rack=r2"; });  // no node has both
+  JobId gang = with([](auto& s) {
+    s.nodelist = {"b", "a"};
+    s.nodes = 2;
+  });
+  auto placed = placed_ids(sim.cycle());
+  BOOST_TEST(placed.count(none) == 0u);
+  BOOST_TEST(sim.nodes_of(listed) == std::vector<std::string>{"c"}, boost::test_tools::per_element());
+  BOOST_TEST(sim.nodes_of(not_a_or_b) == std::vector<std::string>{"c"}, boost::test_tools::per_element());
+  BOOST_TEST(sim.nodes_of(ib) == std::vector<std::string>{"a"}, boost::test_tools::per_element());
+  BOOST_TEST(sim.nodes_of(rack) == std::vector<std::string>{"b"}, boost::test_tools::per_element());
+  BOOST_TEST(sim.nodes_of(both) == std::vector<std::string>{"a"}, boost::test_tools::per_element());
+  auto gang_nodes = sim.nodes_of(gang);
+  std::sort(gang_nodes.begin(), gang_nodes.end());
+  BOOST_TEST(gang_nodes == (std::vector<std::string>{"a", "b"}), boost::test_tools::per_element());
+  BOOST_TEST(sim.state(none) == JobState::Pending);
+  BOOST_TEST(sim.s.reason_of(*sim.s.job(none)) == "Resources");
+}
+
+BOOST_AUTO_TEST_CASE(an_exclusive_job_waits_for_a_free_node_and_keeps_it_to_itself) {
+  Sim sim;
+  sim.s.node_up(make_node("a", 8));
+  sim.s.node_up(make_node("b", 8));
+  JobId small = sim.submit(make_spec(1));
+  sim.cycle();
+  sim.start(small);
+  std::string busy = sim.nodes_of(small).at(0);
+  std::string free_node = busy == "a" ? "b" : "a";
+  auto spec = make_spec(1);
+  spec.exclusive = true;
+  JobId alone = sim.submit(spec);
+  sim.cycle();
+  BOOST_TEST(sim.nodes_of(alone) == std::vector<std::string>{free_node}, boost::test_tools::per_element());
+  sim.start(alone);
+  // Seven GPUs of its node are idle, yet the next jobs go to the other node.
+  std::vector<JobId> others;
+  for (int i = 0; i < 8; ++i) others.push_back(sim.submit(make_spec(1)));
+  sim.cycle();
+  for (int i = 0; i < 7; ++i) BOOST_TEST(sim.nodes_of(others[i]) == std::vector<std::string>{busy});
+  BOOST_TEST(sim.state(others[7]) == JobState::Pending);
+  // A second exclusive job finds no node without other jobs.
+  JobId second = sim.submit(spec);
+  sim.cycle();
+  BOOST_TEST(sim.state(second) == JobState::Pending);
+  // Once it ends, its node takes the waiting jobs again.
+  sim.finish(alone);
+  auto next = placed_ids(sim.cycle());
+  BOOST_TEST(next.count(others[7]) + next.count(second) >= 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_qos_raises_priority_caps_the_time_and_counts_jobs_per_user) {
+  SchedulerConfig cfg;
+  cfg.qos["high"] = QosConfig{100, 3600, 2};
+  cfg.qos["normal"] = QosConfig{};
+  cfg.default_qos = "normal";
+  Sim sim(cfg);
+  sim.s.node_up(make_node("n1", 1));
+  auto high = make_spec(1);
+  high.qos = "high";
+  high.time_limit_s = 7200;
+  auto over = sim.s.submit(high, sim.now);
+  BOOST_TEST(over.status().code() == ErrorCode::InvalidArgument);
+  BOOST_TEST(over.status().message().find("maximum of QOS 'high' (3600 s)") != std::string::npos,
+             over.status().message());
+  auto gold = make_spec(1);
+  gold.qos = "gold";
+  BOOST_TEST(sim.s.submit(gold, sim.now).status().message() == "qos: unknown QOS 'gold'; QOSes: high, normal");
+  // Submitted after a normal job, the high one starts first; with no limit
+  // given it gets the QOS's.
+  JobId normal = sim.submit(make_spec(1));
+  high.time_limit_s = 0;
+  JobId first = sim.submit(high);
+  BOOST_TEST(sim.s.job(normal)->spec->qos == "normal");  // the default QOS
+  BOOST_TEST(sim.s.job(first)->spec->time_limit_s == 3600u);
+  BOOST_TEST((placed_ids(sim.cycle()) == std::set<JobId>{first}));
+  // Two unfinished jobs per user in "high": a third is refused, in other
+  // QOSes and for other users it is not.
+  sim.submit(high);
+  auto third = sim.s.submit(high, sim.now);
+  BOOST_TEST(third.status().code() == ErrorCode::ResourceExhausted);
+  BOOST_TEST(third.status().message().find("scheduler.qos.high.max_jobs_per_user") != std::string::npos);
+  high.user = "bob";
+  BOOST_TEST(sim.s.submit(high, sim.now).ok());
+  BOOST_TEST(sim.s.submit(make_spec(1), sim.now).ok());
+  // One ends: room again.
+  sim.start(first);
+  sim.finish(first);
+  high.user = "alice";
+  BOOST_TEST(sim.s.submit(high, sim.now).ok());
+}
+
+BOOST_AUTO_TEST_CASE(notices_follow_the_asked_types_and_read_as_slurms_mail) {
+  Sim sim;
+  sim.s.node_up(make_node("n1", 8));
+  auto spec = make_spec(1);
+  spec.name = "train\r\nBcc: x@y.z";  // a name never breaks a mail header
+  spec.notify = {"ada@lab.org"};
+  spec.notify_on = fb::NotifyOn::Begin | fb::NotifyOn::Fail;
+  JobId id = sim.submit(spec);
+  const Job& j = *sim.s.job(id);
+  BOOST_TEST(!notice_for(j, JobState::Pending, JobState::Scheduled, "", 0, sim.now));
+  sim.now += 3'000'000'000;
+  auto begin = notice_for(j, JobState::Scheduled, JobState::Running, "", 0, sim.now);
+  BOOST_REQUIRE(begin);
+  BOOST_TEST(begin->event == "begin");
+  BOOST_TEST(begin->subject == "Trainyard Job_id=" + std::to_string(id) + " Name=train  Bcc: x@y.z Began, Queued time 00:00:03");
+  BOOST_TEST(begin->to == std::vector<std::string>{"ada@lab.org"}, boost::test_tools::per_element());
+  BOOST_TEST(!notice_for(j, JobState::Running, JobState::Succeeded, "", 0, sim.now));  // END not asked
+  auto failed = notice_for(j, JobState::Running, JobState::Failed, "exit code 3", 3, sim.now);
+  BOOST_REQUIRE(failed);
+  BOOST_TEST(failed->event == "fail");
+  BOOST_TEST(failed->state == "FAILED");
+  BOOST_TEST(failed->subject.find("Failed, Run time") != std::string::npos);
+  BOOST_TEST(failed->subject.find(", FAILED, ExitCode 3") != std::string::npos);
+  // Where notices may go: mail, user names, and webhooks to listed hosts only.
+  std::vector<std::string> hosts = {"hooks.slack.com", "127.0.0.1"};
+  bool allowed =
+      check_notify({"ada@lab.org", "ada", "https://hooks.slack.com/services/T/B/x", "http://127.0.0.1:9/h"}, hosts)
+          .is_ok();
+  BOOST_TEST(allowed);
+  for (std::string bad : {"https://evil.example/x", "http://user@hooks.slack.com.evil/x", "a@b@c", "ada lovelace",
+                          "x@y.z\r\nRCPT TO:<z@z>", "ftp://hooks.slack.com/x"}) {
+    auto st = check_notify({bad}, hosts);
+    BOOST_TEST(!st.is_ok(), bad);
+    BOOST_TEST(st.message().rfind("notify[0]: ", 0) == 0u, st.message());
+  }
 }
 
 BOOST_AUTO_TEST_CASE(lost_lease_requeues_up_to_max_retries_then_node_failure) {

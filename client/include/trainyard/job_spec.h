@@ -20,6 +20,8 @@ namespace trainyard::client {
 // looked up, so tests decide it.
 struct SubmitContext {
   std::string cwd;                           // the submit directory (absolute)
+  int64_t now_ns = 0;                        // the wall clock (--begin)
+  int64_t utc_offset_s = 0;                  // the submitter's time zone at now_ns, east of UTC (--begin)
   std::string user;                          // who submits
   std::map<std::string, std::string> env;    // the submitting environment (for --export)
   std::string host;                          // the submitting host (SLURM_SUBMIT_HOST)
@@ -62,6 +64,29 @@ Result<GpuRequest> parse_gres(std::string_view text);
 // --gpus / --gpus-per-node: "N" or "TYPE:N".
 Result<GpuRequest> parse_gpu_count(std::string_view text);
 
+// --begin, in the submitter's local time (`utc_offset_s` east of UTC at
+// `now_ns`): "now", "now+N[UNIT]" (seconds by default; minutes, hours,
+// days, weeks), "HH:MM[:SS]" (today, or tomorrow once it has passed),
+// "YYYY-MM-DD[THH:MM[:SS]]", "MM/DD[/YY]", "today", "tomorrow",
+// "midnight", "noon", "fika" (15:00), "teatime" (16:00). Returns the wall
+// time in ns since the epoch.
+Result<int64_t> parse_begin_time(std::string_view text, int64_t now_ns, int64_t utc_offset_s);
+
+// --nodelist / --exclude: Slurm's host lists, "gpu[01-04,07],cpu1" (one
+// bracket group a name; ranges keep the start's zero padding). At most
+// 1024 names.
+Result<std::vector<std::string>> expand_hostlist(std::string_view text);
+
+// --signal: "[B:]SIG[@TIME]": SIG a number or a name (USR1, SIGUSR1), TIME
+// seconds before the time limit (default 60, at most 65535); "B:" sends it
+// to the batch shell only.
+struct SignalRequest {
+  int signal = 0;
+  uint32_t before_s = 60;
+  bool batch_only = false;
+};
+Result<SignalRequest> parse_signal_option(std::string_view text);
+
 // --array: comma-separated items "A", "A-B" or "A-B:STEP", then an optional
 // "%MAX" (most tasks running at once). Returns the number of tasks.
 Result<uint64_t> validate_array(std::string_view text);
@@ -87,7 +112,10 @@ class SpecBuilder {
   explicit SpecBuilder(SubmitContext ctx);
 
   // Starts from a spec (a spec file's). Options applied later override it.
-  void set_base(fb::JobSpecT spec) { request_.spec = std::move(spec); }
+  void set_base(fb::JobSpecT spec) {
+    nodes_given_ = spec.nodes > 1;
+    request_.spec = std::move(spec);
+  }
 
   // Applies one option. Errors name `where` and the option. Slurm options
   // with no meaning here (--mail-user, --qos...) are accepted with a warning.
@@ -95,6 +123,11 @@ class SpecBuilder {
 
   // The command to run: argv as given.
   void set_command(std::vector<std::string> argv) { request_.spec.command = std::move(argv); }
+  // A batch script's text, run as a copy in place of argv[arg] (JobSpec.script).
+  void set_script(std::string text, uint32_t arg) {
+    request_.spec.script = std::move(text);
+    request_.spec.script_arg = arg;
+  }
   // What --export means when no option says (a batch script: "ALL", as
   // sbatch; flags: "NONE"), and the job's name when none is given.
   void set_default_export(std::string value) { default_export_ = std::move(value); }
@@ -124,6 +157,12 @@ class SpecBuilder {
   std::optional<uint32_t> ntasks_;
   std::optional<uint64_t> mem_per_cpu_mb_;
   std::optional<uint64_t> mem_per_gpu_mb_;
+  std::optional<uint32_t> cpus_per_gpu_;
+  std::optional<GpuRequest> gpus_per_task_;
+  bool nodes_given_ = false;
+  bool notify_default_ = false;            // --notify given: END and FAIL unless --mail-type says
+  // --mail-type's list; types with no meaning here are noted, not refused.
+  Result<fb::NotifyOn> parse_mail_types(const std::string& text);               // --nodes, or a spec file's nodes (else --nodelist's count)
   std::optional<std::string> export_;      // --export as given
   std::string default_export_ = "NONE";
   std::string default_name_;

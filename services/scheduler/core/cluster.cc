@@ -98,6 +98,10 @@ NodeIdx Cluster::upsert(const fb::NodeInfoT& info) {
   node.memory_mb = info.memory_mb;
   set_gpus(node, info);
   set_partitions(node, info);
+  node.labels.clear();
+  for (auto& kv : info.labels) {
+    if (kv) node.labels.emplace_back(kv->key, kv->value);
+  }
   node.known = true;
   recompute_free(n);
   if (shrank) {
@@ -203,9 +207,9 @@ void Cluster::recompute_free(NodeIdx n) {
   uint64_t used = 0;
   uint64_t cpus = 0, mem = 0;
   auto add = [&](const Hold& h) {
-    used |= h.gpus;
-    cpus += h.cpus;
-    mem += h.memory_mb;
+    used |= held_gpus(node, h);
+    cpus += h.exclusive ? node.cpus : h.cpus;
+    mem += h.exclusive ? node.memory_mb : h.memory_mb;
   };
   for (auto& [id, h] : node.leases) add(h);
   for (auto& [id, h] : node.tentative) add(h);
@@ -331,10 +335,11 @@ void Cluster::reindex(NodeIdx n) {
 }
 
 void Cluster::add_lease(uint64_t lease_id, std::string_view node_name, const std::vector<uint32_t>& gpus,
-                        uint32_t cpus, uint64_t memory_mb, JobId job, uint32_t attempt, int64_t end_ns) {
+                        uint32_t cpus, uint64_t memory_mb, JobId job, uint32_t attempt, int64_t end_ns,
+                        bool exclusive) {
   if (leases_.count(lease_id)) return;
   NodeIdx n = node_for(node_name);
-  Hold h{gpu_mask(gpus), cpus, memory_mb, end_ns};
+  Hold h{gpu_mask(gpus), cpus, memory_mb, end_ns, exclusive};
   leases_.emplace(lease_id, Lease{n, h, job, attempt});
   nodes_[n].leases.emplace_back(lease_id, h);
   recompute_free(n);
@@ -348,6 +353,18 @@ void Cluster::set_lease_end(uint64_t lease_id, int64_t end_ns) {
   for (auto& [id, h] : nodes_[it->second.node].leases) {
     if (id == lease_id) h.end_ns = end_ns;
   }
+}
+
+void Cluster::set_lease_exclusive(uint64_t lease_id) {
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end() || it->second.hold.exclusive) return;
+  it->second.hold.exclusive = true;
+  NodeIdx n = it->second.node;
+  for (auto& [id, h] : nodes_[n].leases) {
+    if (id == lease_id) h.exclusive = true;
+  }
+  recompute_free(n);
+  reindex(n);
 }
 
 void Cluster::remove_lease(uint64_t lease_id) {

@@ -18,6 +18,7 @@
 
 #include "core/config.h"
 #include "core/job.h"
+#include "util/status.h"
 #include "trainyard/fb/nodes_generated.h"
 
 namespace trainyard::scheduler {
@@ -32,7 +33,25 @@ struct Hold {
   uint32_t cpus = 0;
   uint64_t memory_mb = 0;
   int64_t end_ns = kNever;  // when the holder is expected to let go (its time limit); kNever: unknown
+  bool exclusive = false;   // --exclusive: the whole node counts as held (nothing else is placed there)
 };
+
+// Where a job may run besides its partition and GPU type: sbatch's
+// --nodelist (on these nodes, every one), --exclude, --constraint (node
+// labels: each term "KEY" (the label is set) or "KEY=VALUE"; all of
+// `all_of`, each one of its alternatives) and --exclusive (a node with no
+// other hold). Interned by the cluster; a Shape names one by its index.
+struct Placement {
+  std::vector<std::string> nodelist;
+  std::vector<std::string> exclude;
+  std::vector<std::vector<std::string>> all_of;
+  bool exclusive = false;
+  bool operator==(const Placement&) const = default;
+};
+
+// --constraint "ib&rack=r1|rack=r2" as Placement::all_of; InvalidArgument
+// naming what is not supported (brackets, counts, parentheses).
+Result<std::vector<std::vector<std::string>>> parse_constraint(std::string_view text);
 
 // Free capacity as placement sees it: how many free GPUs sit on nodes that
 // are wholly free (a large job can use them) and how many are scattered on
@@ -100,9 +119,13 @@ class Cluster {
   // lease.<node>.granted: the broker granted these resources (to any
   // scheduler's job). A lease on a node not seen yet is kept for it.
   void add_lease(uint64_t lease_id, std::string_view node, const std::vector<uint32_t>& gpus, uint32_t cpus,
-                 uint64_t memory_mb, JobId job, uint32_t attempt, int64_t end_ns = kNever);
+                 uint64_t memory_mb, JobId job, uint32_t attempt, int64_t end_ns = kNever,
+                 bool exclusive = false);
   // The expected end of a lease (its job's start plus time limit).
   void set_lease_end(uint64_t lease_id, int64_t end_ns);
+  // The lease is an --exclusive job's: its whole node counts as held
+  // (restore learns it from the job after the lease).
+  void set_lease_exclusive(uint64_t lease_id);
   // lease.<node>.released / .lost. Unknown ids are ignored.
   void remove_lease(uint64_t lease_id);
   bool has_lease(uint64_t lease_id) const { return leases_.count(lease_id) > 0; }
@@ -123,6 +146,11 @@ class Cluster {
   // one NUMA domain are preferred (the fullest domain that holds them).
   // All or nothing: false leaves `out` empty.
   bool place(const Shape& shape, std::vector<NodePick>* out, const NodeFilter* filter = nullptr) const;
+  // The index of a placement rule for Shape::where (0 for "anywhere").
+  uint32_t intern_placement(Placement p);
+  const Placement& placement(uint32_t where) const { return placements_[where]; }
+  // Whether node n is one a job with rule `where` may use now.
+  bool allows(uint32_t where, NodeIdx n) const;
   // Free GPUs on schedulable nodes.
   uint64_t free_gpus() const { return free_gpus_; }
   uint64_t free_gpus_on(NodeIdx n) const;
@@ -178,6 +206,7 @@ class Cluster {
     uint64_t counted_whole = 0; // its share of whole_free_gpus_ (free GPUs when wholly free)
     bool counted_capacity = false;
     std::vector<uint64_t> numa_masks;  // GPUs by NUMA domain (empty: not reported)
+    std::vector<std::pair<std::string, std::string>> labels;  // what --constraint reads
     std::vector<Membership> members;
   };
   // Nodes of one (partition, GPU type) by how many GPUs of the type they
@@ -202,6 +231,8 @@ class Cluster {
   void index_insert(NodeIdx n, uint16_t p, uint16_t t, uint32_t bucket);
   void index_remove(NodeIdx n, size_t member);
   uint32_t free_of_type(const Node& node, uint16_t t) const;
+  // The GPUs a hold keeps from others: an exclusive one, all of the node's.
+  static uint64_t held_gpus(const Node& node, const Hold& h) { return h.exclusive ? node.all_gpus : h.gpus; }
   // upsert's two halves: the node's GPUs (by type and NUMA domain), and
   // the partitions it belongs to.
   void set_gpus(Node& node, const fb::NodeInfoT& info);
@@ -223,6 +254,8 @@ class Cluster {
   uint64_t whole_free_nodes_ = 0;
   uint64_t schedulable_nodes_ = 0;
   std::vector<uint64_t> capacity_{0};
+  std::vector<Placement> placements_{Placement{}};  // [0]: anywhere
+  std::unordered_map<std::string, uint32_t> placement_ids_;
 };
 
 }  // namespace trainyard::scheduler

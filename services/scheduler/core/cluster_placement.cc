@@ -21,6 +21,7 @@ bool Cluster::place(const Shape& s, std::vector<NodePick>* out, const NodeFilter
     for (NodeIdx n : ix->buckets[k]) {
       const auto& node = nodes_[n];
       if (node.free_cpus < s.cpus || node.free_memory_mb < s.memory_mb) continue;
+      if (s.where && !allows(s.where, n)) continue;
       uint64_t pick = pick_gpus(n, node.free_gpus & type_mask(n, s.gpu_type), s.gpus);
       if (filter && !(*filter)(n, pick)) continue;
       out->push_back(NodePick{n, pick});
@@ -29,6 +30,79 @@ bool Cluster::place(const Shape& s, std::vector<NodePick>* out, const NodeFilter
   }
   out->clear();
   return false;
+}
+
+uint32_t Cluster::intern_placement(Placement p) {
+  if (p == Placement{}) return 0;
+  // Names cannot hold NUL (check_text), so NUL separates the parts.
+  std::string key(1, p.exclusive ? 'x' : '-');
+  for (auto* list : {&p.nodelist, &p.exclude}) {
+    for (auto& n : *list) key += n + '\0';
+    key += '\1';
+  }
+  for (auto& any_of : p.all_of) {
+    for (auto& t : any_of) key += t + '\0';
+    key += '\1';
+  }
+  auto [it, fresh] = placement_ids_.emplace(std::move(key), static_cast<uint32_t>(placements_.size()));
+  if (fresh) placements_.push_back(std::move(p));
+  return it->second;
+}
+
+bool Cluster::allows(uint32_t where, NodeIdx n) const {
+  if (where == 0 || where >= placements_.size()) return true;
+  const Placement& p = placements_[where];
+  const Node& node = nodes_[n];
+  auto named = [&node](const std::vector<std::string>& names) {
+    return std::find(names.begin(), names.end(), node.name) != names.end();
+  };
+  if (!p.nodelist.empty() && !named(p.nodelist)) return false;
+  if (named(p.exclude)) return false;
+  if (p.exclusive && (!node.leases.empty() || !node.tentative.empty())) return false;
+  auto has = [&node](std::string_view term) {
+    auto eq = term.find('=');
+    std::string_view key = term.substr(0, eq);
+    for (auto& [k, v] : node.labels) {
+      if (k == key && (eq == std::string_view::npos || v == term.substr(eq + 1))) return true;
+    }
+    return false;
+  };
+  for (auto& any_of : p.all_of) {
+    if (std::none_of(any_of.begin(), any_of.end(), has)) return false;
+  }
+  return true;
+}
+
+Result<std::vector<std::vector<std::string>>> parse_constraint(std::string_view text) {
+  std::vector<std::vector<std::string>> all_of;
+  if (text.empty()) return all_of;
+  if (text.find_first_of("[]()*") != std::string_view::npos) {
+    return Status::invalid("constraint: '" + std::string(text) +
+                           "': brackets, parentheses and counts are not supported; write labels joined by & "
+                           "(all of them) and | (one of them), such as ib&rack=r1|rack=r2");
+  }
+  std::vector<std::string> any_of;
+  std::string term;
+  auto end_term = [&]() -> Status {
+    if (term.empty()) return Status::invalid("constraint: '" + std::string(text) + "' has an empty label");
+    any_of.push_back(std::move(term));
+    term.clear();
+    return Status::ok();
+  };
+  for (char c : text) {
+    if (c == '&' || c == ',' || c == '|') {
+      if (auto s = end_term(); !s) return s;
+      if (c != '|') {
+        all_of.push_back(std::move(any_of));
+        any_of.clear();
+      }
+    } else if (c != ' ') {
+      term += c;
+    }
+  }
+  if (auto s = end_term(); !s) return s;
+  all_of.push_back(std::move(any_of));
+  return all_of;
 }
 
 uint64_t Cluster::pick_gpus(NodeIdx n, uint64_t avail, uint32_t count) const {
@@ -109,7 +183,7 @@ int64_t Cluster::earliest_free(NodeIdx n, uint16_t t, uint32_t gpus, int64_t now
   std::pair<int64_t, uint32_t> ends[64];
   size_t count = 0;
   auto add = [&](const Hold& h) {
-    uint32_t g = static_cast<uint32_t>(std::popcount(h.gpus & mask));
+    uint32_t g = static_cast<uint32_t>(std::popcount(held_gpus(node, h) & mask));
     if (g && count < 64) ends[count++] = {h.end_ns, g};
   };
   for (auto& [id, h] : node.leases) add(h);
@@ -133,10 +207,10 @@ uint32_t Cluster::free_at(NodeIdx n, uint16_t t, int64_t when) const {
   uint64_t mask = type_mask(n, t);
   uint64_t free = node.free_gpus & mask;
   for (auto& [id, h] : node.leases) {
-    if (h.end_ns <= when) free |= h.gpus & mask;
+    if (h.end_ns <= when) free |= held_gpus(node, h) & mask;
   }
   for (auto& [id, h] : node.tentative) {
-    if (h.end_ns <= when) free |= h.gpus & mask;
+    if (h.end_ns <= when) free |= held_gpus(node, h) & mask;
   }
   return static_cast<uint32_t>(std::popcount(free));
 }

@@ -74,6 +74,13 @@ struct SpecLimits {
   uint64_t max_time_limit_s = 366ull * 24 * 3600;  // time_limit_s where the partition sets no maximum
 };
 
+// A quality of service (sbatch --qos): [scheduler.qos.<name>].
+struct QosConfig {
+  int32_t priority = 0;            // added to the priority of its jobs (within their partition's tier)
+  uint64_t max_time_limit_s = 0;   // the longest time limit it accepts (0: none of its own)
+  uint32_t max_jobs_per_user = 0;  // unfinished jobs of one user in it, as Slurm's MaxSubmitJobsPU (0: no limit)
+};
+
 struct SchedulerConfig {
   // Empty: one partition "default" holding every node.
   std::vector<PartitionConfig> partitions;
@@ -94,6 +101,12 @@ struct SchedulerConfig {
   // Jobs of one user not yet ended (pending, held, scheduled, running), as
   // Slurm's MaxSubmitJobs; an array counts its tasks. 0: unlimited.
   uint32_t max_submit_jobs_per_user = 10'000;
+  // Hosts a job's webhook notifications may post to (notify.webhook_hosts).
+  std::vector<std::string> notify_webhook_hosts;
+  // QOSes by name (empty: --qos is accepted and means nothing), and the
+  // QOS of jobs that name none ("": none).
+  std::map<std::string, QosConfig> qos;
+  std::string default_qos;
   // Ended jobs are purged this long after they end (0: never).
   uint64_t job_retention_s = 30ull * 24 * 3600;
   // Jobs purged in one periodic tick (bounds one write batch).

@@ -10,6 +10,7 @@ std::string_view wait_reason_name(WaitReason r) {
     case WaitReason::kResources: return "Resources";
     case WaitReason::kDependency: return "Dependency";
     case WaitReason::kHeld: return "JobHeldUser";
+    case WaitReason::kBeginTime: return "BeginTime";
     case WaitReason::kArrayLimit: return "JobArrayTaskLimit";
     case WaitReason::kAccountBlocked: return "AccountBlocked: the account's budget is spent";
     case WaitReason::kAllocating: return "Allocating";

@@ -25,6 +25,7 @@ struct Shape {
   uint32_t nodes = 1;
   uint32_t cpus = 1;      // per node
   uint64_t memory_mb = 0; // per node
+  uint32_t where = 0;     // where else it must or must not run (Cluster::Placement); 0: anywhere
   bool operator==(const Shape&) const = default;
 };
 
@@ -34,6 +35,7 @@ enum class WaitReason : uint8_t {
   kResources,       // no node has room for it now
   kDependency,      // waits for the jobs it depends on
   kHeld,            // held by its user
+  kBeginTime,       // --begin: not before its begin time
   kArrayLimit,      // its array already runs "%N" tasks
   kAccountBlocked,  // its account's budget is spent
   kAllocating,      // placed; the broker has not answered yet

@@ -15,25 +15,47 @@ uint32_t Scheduler::unfinished_jobs_of(const std::string& user) const {
   return it == unfinished_by_user_.end() ? 0 : it->second;
 }
 
+namespace {
+// The key of a user's count in one QOS (names hold no NUL).
+std::string qos_key(const fb::JobSpecT& s) { return s.user + '\0' + s.qos; }
+}  // namespace
+
 Status Scheduler::check_user_limit(const fb::JobSpecT& spec, size_t new_jobs) const {
   uint64_t limit = config_.max_submit_jobs_per_user;
-  if (limit == 0) return Status::ok();
   uint64_t has = unfinished_jobs_of(spec.user);
+  if (limit && has + new_jobs > limit) {
+    return Status::exhausted("user '" + spec.user + "' has " + std::to_string(has) + " unfinished jobs and asks for " +
+                             std::to_string(new_jobs) + " more; the limit is " + std::to_string(limit) +
+                             " (scheduler.max_submit_jobs_per_user); wait for some to end or cancel some");
+  }
+  auto q = spec.qos.empty() ? config_.qos.end() : config_.qos.find(spec.qos);
+  if (q == config_.qos.end() || q->second.max_jobs_per_user == 0) return Status::ok();
+  limit = q->second.max_jobs_per_user;
+  has = unfinished_jobs_of(qos_key(spec));
   if (has + new_jobs <= limit) return Status::ok();
-  return Status::exhausted("user '" + spec.user + "' has " + std::to_string(has) + " unfinished jobs and asks for " +
-                           std::to_string(new_jobs) + " more; the limit is " + std::to_string(limit) +
-                           " (scheduler.max_submit_jobs_per_user); wait for some to end or cancel some");
+  return Status::exhausted("user '" + spec.user + "' has " + std::to_string(has) + " unfinished jobs in QOS '" +
+                           spec.qos + "' and asks for " + std::to_string(new_jobs) + " more; the limit is " +
+                           std::to_string(limit) + " (scheduler.qos." + spec.qos +
+                           ".max_jobs_per_user); wait for some to end, or use another QOS");
+}
+
+void Scheduler::count_unfinished(const fb::JobSpecT& spec, int64_t delta) {
+  auto bump = [&](const std::string& key) {
+    auto it = unfinished_by_user_.try_emplace(key, 0).first;
+    int64_t n = std::max<int64_t>(0, int64_t{it->second} + delta);
+    if (n == 0) {
+      unfinished_by_user_.erase(it);
+    } else {
+      it->second = static_cast<uint32_t>(n);
+    }
+  };
+  bump(spec.user);
+  if (!spec.qos.empty()) bump(qos_key(spec));
 }
 
 void Scheduler::job_ended(const Job& j) {
   ended_.emplace(j.end_time_ns, j.id);
-  auto it = unfinished_by_user_.find(j.spec->user);
-  if (it == unfinished_by_user_.end()) return;
-  if (it->second > 1) {
-    --it->second;
-  } else {
-    unfinished_by_user_.erase(it);
-  }
+  count_unfinished(*j.spec, -1);
 }
 
 void Scheduler::forget(Job& j, std::unordered_map<JobId, std::vector<JobId>>& gone_from_arrays) {

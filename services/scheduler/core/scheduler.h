@@ -296,6 +296,8 @@ class Scheduler {
   void requeue_preempted(Job& j, int64_t now_ns);
   // Retention and per-user counts (core/retention.cc).
   Status check_user_limit(const fb::JobSpecT& spec, size_t new_jobs) const;
+  // Unfinished jobs by user, and by user in a QOS: +n at submit, -1 at the end.
+  void count_unfinished(const fb::JobSpecT& spec, int64_t delta);
   void job_ended(const Job& j);    // a job reached a terminal state
   void forget(Job& j, std::unordered_map<JobId, std::vector<JobId>>& gone_from_arrays);
 
@@ -310,6 +312,7 @@ class Scheduler {
   AccountUsage usage_;  // accounts: usage, quotas, blocks
   std::vector<JobId> fresh_;    // queued since the last cycle
   std::vector<JobId> backoff_;  // waiting for their broker retry time
+  std::multimap<int64_t, JobId> not_before_;  // waiting for their begin time (--begin), by that time
   bool full_ = true;
   size_t cpu_only_queued_ = 0;
   std::vector<NodePick> picks_;
@@ -337,7 +340,7 @@ class Scheduler {
   std::vector<FailedPreempt> failed_preempt_;
   // Retention.
   std::set<std::pair<int64_t, JobId>> ended_;               // (end time, job) of ended jobs
-  std::unordered_map<std::string, uint32_t> unfinished_by_user_;
+  std::unordered_map<std::string, uint32_t> unfinished_by_user_;  // by user, and by user '\0' QOS
   Output out_;
   SchedulerStats stats_;
 };

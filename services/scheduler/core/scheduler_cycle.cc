@@ -15,6 +15,15 @@ void Scheduler::tick(int64_t now_ns) {
   // Runs may have ended before their limits: look for earlier starts.
   book_.recompute();
   if (policy_->refresh(now_ns)) full_ = true;
+  // Jobs whose begin time has come (an entry of a job since cancelled, or
+  // offered again already, is dropped).
+  while (!not_before_.empty() && not_before_.begin()->first <= now_ns) {
+    Job* j = find(not_before_.begin()->second);
+    not_before_.erase(not_before_.begin());
+    if (j && j->state == JobState::Pending && j->wait == WaitReason::kBeginTime && !j->queued && !j->allocating) {
+      make_ready(*j, now_ns);
+    }
+  }
   if (backoff_.empty()) return;
   std::vector<JobId> later;
   for (JobId id : backoff_) {
@@ -120,7 +129,7 @@ void Scheduler::start(Job& j, const Shape& shape, int64_t end_ns) {
   j.nodes.clear();
   j.gpu_indices.clear();
   for (auto& p : picks_) {
-    Hold h{p.gpus, shape.cpus, shape.memory_mb, end_ns};
+    Hold h{p.gpus, shape.cpus, shape.memory_mb, end_ns, j.spec->exclusive};
     cluster_.add_tentative(j.id, p.node, h);
     auto gpus = gpu_list(p.gpus);
     j.nodes.push_back(cluster_.node_name(p.node));
@@ -186,6 +195,12 @@ void Scheduler::wait_by_backfill(const QueueEntry& e, Placed placed) {
       return;
     }
     case Backfill::kEasy: {
+      // Reservations are made over a pool's nodes, not the nodes a
+      // placement rule allows: such a job waits without one.
+      if (e.shape.where != 0) {
+        j.wait = WaitReason::kResources;
+        return;
+      }
       const Reservation* holder = nullptr;
       for (auto& r : book_.all()) {
         if (r.partition != e.shape.partition || r.pool_type != e.shape.gpu_type) continue;

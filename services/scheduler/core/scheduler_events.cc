@@ -35,7 +35,8 @@ void Scheduler::lease_granted(const Grant& g, int64_t now_ns) {
   Job* j = find(g.job);
   int64_t end = kNever;
   if (j && !j->terminal()) end = (j->state == JobState::Running ? j->start_time_ns : now_ns) + limit_ns(*j);
-  cluster_.add_lease(g.lease_id, g.node, g.gpus, g.cpus, g.memory_mb, g.job, g.attempt, end);
+  cluster_.add_lease(g.lease_id, g.node, g.gpus, g.cpus, g.memory_mb, g.job, g.attempt, end,
+                     j && !j->terminal() && j->spec->exclusive);
   if (auto n = cluster_.find_node(g.node)) cluster_.remove_tentative(g.job, *n);
   if (!j) return;  // another scheduler's job: only its resources matter here
   if (g.attempt != j->attempt || j->terminal() || j->cancel_requested) {

@@ -40,6 +40,9 @@ void Scheduler::reserve_for_plan(const QueueEntry& e, const PreemptionPlan& plan
 
 bool Scheduler::preemption_possible(const QueueEntry& e) const {
   if (e.shape.gpus == 0 || preemptors_tried_ >= config_.max_preemptors_per_cycle) return false;
+  // The planner chooses victims by GPUs, not by node names or labels: a job
+  // with a placement rule (--nodelist, --constraint...) waits instead.
+  if (e.shape.where != 0) return false;
   bool tiers = config_.preemption.tiers && !active_tiers_.empty() && active_tiers_.begin()->first < e.tier;
   bool reclaim = planner().reclaims(e);
   if (!tiers && !reclaim) return false;

@@ -34,6 +34,11 @@ void Scheduler::finish_restore(int64_t now_ns) {
     held_changed(j, true);
     int64_t start = j.state == JobState::Running && j.start_time_ns ? j.start_time_ns : now_ns;
     set_lease_ends(j, start + limit_ns(j));
+    if (j.spec->exclusive) {
+      for (uint64_t l : j.lease_ids) {
+        if (l) cluster_.set_lease_exclusive(l);
+      }
+    }
   }
   replay_fair_share(now_ns);
   for (auto& [id, j] : jobs_) j.usage_open = j.state == JobState::Running;
@@ -68,7 +73,7 @@ void Scheduler::derive(JobId id, Job& j) {
   }
   if (!j.terminal()) {
     for (auto& d : j.spec->dependencies) dependents_[d->job_id].push_back(id);
-    ++unfinished_by_user_[j.spec->user];
+    count_unfinished(*j.spec, 1);
   } else {
     ended_.emplace(j.end_time_ns, id);
   }

@@ -69,7 +69,7 @@ Result<SubmitResult> Scheduler::submit(const fb::JobSpecT& in, int64_t now_ns, b
     }
   }
   if (!in.client_token.empty()) tokens_[token_key(in.user, in.client_token)] = result;
-  unfinished_by_user_[spec->user] += static_cast<uint32_t>(result.job_ids.size());
+  count_unfinished(*spec, static_cast<int64_t>(result.job_ids.size()));
   return result;
 }
 
@@ -170,6 +170,12 @@ void Scheduler::make_ready(Job& j, int64_t now_ns) {
       j.wait = WaitReason::kDependency;
       return;
     }
+  }
+  if (j.spec->begin_ns > now_ns) {
+    dequeue(j);
+    j.wait = WaitReason::kBeginTime;
+    not_before_.emplace(j.spec->begin_ns, j.id);  // tick() offers it again then
+    return;
   }
   enqueue(j);
 }

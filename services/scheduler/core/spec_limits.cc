@@ -35,7 +35,8 @@ Status check_strings(const fb::JobSpecT& s, const SpecLimits& l) {
   const std::pair<const char*, const std::string*> names[] = {
       {"name", &s.name},         {"user", &s.user},         {"account", &s.account},
       {"partition", &s.partition}, {"experiment", &s.experiment}, {"gpu_type", &s.gpu_type},
-      {"array", &s.array},       {"client_token", &s.client_token}, {"submit_host", &s.submit_host}};
+      {"array", &s.array},       {"client_token", &s.client_token}, {"submit_host", &s.submit_host},
+      {"constraint", &s.constraint}, {"qos", &s.qos}};
   for (auto& [field, v] : names) {
     if (v->size() > l.max_string_bytes) return over(field, v->size(), l.max_string_bytes, "bytes", "max_string_bytes");
     if (auto st = check_text(field, *v); !st) return st;
@@ -51,9 +52,33 @@ Status check_strings(const fb::JobSpecT& s, const SpecLimits& l) {
 
 Status check_lists(const fb::JobSpecT& s, const SpecLimits& l) {
   if (s.command.size() > l.max_argv) return over("command", s.command.size(), l.max_argv, "arguments", "max_argv");
-  uint64_t argv = 0;
+  // A batch script counts with the arguments it is run with.
+  uint64_t argv = s.script.size();
   for (auto& a : s.command) argv += a.size();
   if (argv > l.max_argv_bytes) return over("command", argv, l.max_argv_bytes, "bytes", "max_argv_bytes");
+  // Node names (--nodelist, --exclude) and notification targets.
+  const std::pair<const char*, const std::vector<std::string>*> lists[] = {
+      {"nodelist", &s.nodelist}, {"exclude", &s.exclude}, {"notify", &s.notify}};
+  for (auto& [field, v] : lists) {
+    if (v->size() > l.max_labels) return over(field, v->size(), l.max_labels, "entries", "max_labels");
+    for (size_t i = 0; i < v->size(); ++i) {
+      auto name = std::string(field) + "[" + n(i) + "]";
+      if ((*v)[i].size() > l.max_string_bytes) {
+        return over(name, (*v)[i].size(), l.max_string_bytes, "bytes", "max_string_bytes");
+      }
+      if (auto st = check_text(name, (*v)[i]); !st) return st;
+    }
+  }
+  if (s.signal < 0 || s.signal > 64) {
+    return Status::invalid("signal: " + std::to_string(s.signal) + " is not a signal number (1 to 64; 0: none)");
+  }
+  if (s.signal_before_s > 65535) {
+    return Status::invalid("signal_before_s: " + n(s.signal_before_s) + " s is over 65535 s, the most --signal allows");
+  }
+  if (!s.script.empty() && s.script_arg >= s.command.size()) {
+    return Status::invalid("script_arg: " + n(s.script_arg) + " names no argument of the command (it has " +
+                           n(s.command.size()) + "); it is the argument the batch script's copy replaces");
+  }
   if (s.env.size() > l.max_env) return over("env", s.env.size(), l.max_env, "variables", "max_env");
   if (auto b = kv_bytes(s.env); b > l.max_env_bytes) return over("env", b, l.max_env_bytes, "bytes", "max_env_bytes");
   if (s.labels.size() > l.max_labels) return over("labels", s.labels.size(), l.max_labels, "labels", "max_labels");
@@ -85,6 +110,11 @@ uint64_t spec_bytes(const fb::JobSpecT& s) {
     total += v->size() + kPerString;
   }
   for (auto& a : s.command) total += a.size() + kPerString;
+  total += s.script.size() + kPerString;
+  for (auto* list : {&s.nodelist, &s.exclude, &s.notify}) {
+    for (auto& v : *list) total += v.size() + kPerString;
+  }
+  total += s.constraint.size() + s.qos.size() + 2 * kPerString;
   for (auto* kvs : {&s.env, &s.labels}) total += kv_bytes(*kvs) + kvs->size() * (2 * kPerString + 24);
   total += s.dependencies.size() * 32;
   return total;

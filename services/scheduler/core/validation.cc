@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/notify.h"
 #include "core/spec_limits.h"
 #include "text/gpu_type.h"
 
@@ -125,6 +126,35 @@ Status check_cpus_and_memory(fb::JobSpecT& spec, const SchedulerConfig& config, 
   return Status::ok();
 }
 
+// --qos: a configured QOS (or the default one) adds its priority and may cap
+// the time limit. With no QOS configured, a QOS means nothing (Slurm scripts
+// often name `normal`).
+Status resolve_qos(fb::JobSpecT& spec, const SchedulerConfig& config, const PartitionConfig& part) {
+  if (config.qos.empty()) return Status::ok();
+  if (spec.qos.empty()) spec.qos = config.default_qos;
+  if (spec.qos.empty()) return Status::ok();
+  auto it = config.qos.find(spec.qos);
+  if (it == config.qos.end()) {
+    std::vector<std::string> names;
+    for (auto& [name, q] : config.qos) names.push_back(name);
+    return Status::invalid("qos: unknown QOS " + quoted(spec.qos) + "; QOSes: " + join(names));
+  }
+  const QosConfig& q = it->second;
+  if (q.max_time_limit_s) {
+    if (spec.time_limit_s > q.max_time_limit_s) {
+      return Status::invalid("time_limit_s: " + std::to_string(spec.time_limit_s) + " s is over the maximum of QOS " +
+                             quoted(spec.qos) + " (" + std::to_string(q.max_time_limit_s) + " s)");
+    }
+    uint64_t fallback = part.default_time_limit_s ? part.default_time_limit_s : config.default_time_limit_s;
+    if (spec.time_limit_s == 0 && (fallback == 0 || fallback > q.max_time_limit_s)) {
+      spec.time_limit_s = q.max_time_limit_s;
+    }
+  }
+  spec.priority = static_cast<int32_t>(
+      std::clamp<int64_t>(int64_t{spec.priority} + q.priority, -(int64_t{1} << 30), int64_t{1} << 30));
+  return Status::ok();
+}
+
 // The time limit (the partition's or the scheduler's default when none is
 // given, written into the spec) and grace period.
 Status check_time(fb::JobSpecT& spec, const SchedulerConfig& config, const PartitionConfig& part) {
@@ -150,6 +180,33 @@ Status check_time(fb::JobSpecT& spec, const SchedulerConfig& config, const Parti
   return Status::ok();
 }
 
+// --nodelist, --exclude, --constraint: names of nodes this partition has,
+// as many as the job's nodes, and labels it can read.
+Status check_placement(const fb::JobSpecT& spec, const Cluster& cluster, uint16_t p) {
+  if (!spec.nodelist.empty()) {
+    if (spec.nodelist.size() != spec.nodes) {
+      return Status::invalid("nodelist: names " + std::to_string(spec.nodelist.size()) + " nodes for a job of " +
+                             std::to_string(spec.nodes) + " nodes; a job runs on exactly the nodes it names (set "
+                             "--nodes to their number)");
+    }
+    for (auto& name : spec.nodelist) {
+      auto n = cluster.find_node(name);
+      if (!n || !cluster.in_partition(*n, p)) {
+        return Status::invalid("nodelist: " + quoted(name) + " is not a node of partition " +
+                               quoted(cluster.partition(p).name));
+      }
+      if (std::count(spec.nodelist.begin(), spec.nodelist.end(), name) > 1) {
+        return Status::invalid("nodelist: " + quoted(name) + " is named twice");
+      }
+      if (std::find(spec.exclude.begin(), spec.exclude.end(), name) != spec.exclude.end()) {
+        return Status::invalid("nodelist: " + quoted(name) + " is also excluded");
+      }
+    }
+  }
+  if (auto c = parse_constraint(spec.constraint); !c) return c.status();
+  return Status::ok();
+}
+
 }  // namespace
 
 Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const Cluster& cluster) {
@@ -159,7 +216,10 @@ Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const C
   if (!p) return p.status();
   if (auto s = check_nodes_and_gpus(spec, config, cluster, *p); !s) return s;
   if (auto s = check_cpus_and_memory(spec, config, cluster, *p); !s) return s;
+  if (auto s = resolve_qos(spec, config, cluster.partition(*p)); !s) return s;
   if (auto s = check_time(spec, config, cluster.partition(*p)); !s) return s;
+  if (auto s = check_placement(spec, cluster, *p); !s) return s;
+  if (auto s = check_notify(spec.notify, config.notify_webhook_hosts); !s) return s;
   if (spec.max_retries > config.max_retries) {
     return Status::invalid("max_retries: " + std::to_string(spec.max_retries) + " is over the limit of " +
                            std::to_string(config.max_retries));
@@ -182,6 +242,12 @@ Shape shape_of(const fb::JobSpecT& spec, Cluster& cluster) {
   s.nodes = std::max<uint32_t>(1, spec.nodes);
   s.cpus = std::max<uint32_t>(1, spec.cpus);
   s.memory_mb = spec.memory_mb;
+  Placement where;
+  where.nodelist = spec.nodelist;
+  where.exclude = spec.exclude;
+  if (auto c = parse_constraint(spec.constraint)) where.all_of = std::move(*c);
+  where.exclusive = spec.exclusive;
+  s.where = cluster.intern_placement(std::move(where));
   return s;
 }
 
