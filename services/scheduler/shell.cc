@@ -465,6 +465,12 @@ void SchedulerShell::send_allocate(const AllocateRequest& a) {
   const Job* j = core_.job(a.job);
   if (!j || a.nodes.empty()) return;
   auto spec = j->spec;
+  if (!a.partition.empty() && a.partition != spec->partition) {
+    // "-p a,b": the run is told the partition it got, as Slurm's.
+    auto one = std::make_shared<fb::JobSpecT>(*spec);
+    one->partition = a.partition;
+    spec = one;
+  }
   int32_t index = j->array_index;
   uint64_t array_job = j->array_job_id;
   broker_->send(

@@ -671,6 +671,35 @@ BOOST_AUTO_TEST_CASE(notices_follow_the_asked_types_and_read_as_slurms_mail) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_job_for_several_partitions_starts_wherever_it_can_first) {
+  SchedulerConfig cfg;
+  cfg.partitions = {PartitionConfig{"a", {{"pool", "a"}}, 0, 0}, PartitionConfig{"b", {{"pool", "b"}}, 0, 0},
+                    PartitionConfig{"short", {{"pool", "b"}}, 0, 600}};
+  Sim sim(cfg);
+  sim.s.node_up(make_node("na", 1, "A100", 64, 512'000, {{"pool", "a"}}));
+  sim.s.node_up(make_node("nb", 1, "A100", 64, 512'000, {{"pool", "b"}}));
+  auto spec = make_spec(1);
+  spec.partition = "a";
+  JobId fill = sim.submit(spec);
+  spec.partition = "a,b";
+  JobId either = sim.submit(spec);
+  auto allocs = sim.cycle();
+  BOOST_TEST((placed_ids(allocs) == std::set<JobId>{fill, either}));
+  BOOST_TEST(sim.nodes_of(either) == std::vector<std::string>{"nb"}, boost::test_tools::per_element());
+  for (auto& a : allocs) {
+    if (a.job == either) BOOST_TEST(a.partition == "b");  // what its run is told
+    if (a.job == fill) BOOST_TEST(a.partition.empty());
+  }
+  // A partition of the list that refuses the job is dropped; all refusing, the first one's reason.
+  spec.partition = "b,short";  // short's limit is 600 s, the job asks 3600
+  JobId kept = sim.submit(spec);
+  BOOST_TEST(sim.s.job(kept)->spec->partition == "b");
+  spec.partition = "a,nope";
+  BOOST_TEST(sim.s.submit(spec, sim.now).status().message().find("unknown partition 'nope'") != std::string::npos);
+  spec.partition = "short";
+  BOOST_TEST(sim.s.submit(spec, sim.now).status().message().find("maximum of partition 'short'") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(lost_lease_requeues_up_to_max_retries_then_node_failure) {
   Sim sim;
   sim.s.node_up(make_node("n1", 8));

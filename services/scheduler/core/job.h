@@ -74,7 +74,8 @@ struct Job {
   uint32_t preemptions = 0;            // times preempted (and requeued)
 
   // Derived (rebuilt on restore, never stored).
-  Shape shape;
+  Shape shape;                         // in its first partition (or the one it started in)
+  std::vector<uint16_t> other_partitions;  // "-p a,b": every partition it may start in (empty: one)
   uint32_t account = 0;                // index into the core's account names
   WaitReason wait = WaitReason::kNone;
   bool queued = false;                 // in the policy's queue

@@ -53,6 +53,7 @@ struct AllocateRequest {
   JobId job = 0;
   uint32_t attempt = 1;
   std::vector<NodeGrant> nodes;
+  std::string partition;  // "-p a,b": the one it starts in (the run's SLURM_JOB_PARTITION); empty: its spec's
 };
 
 // Ask the broker to end a lease (kill: stop the run first, after grace_s).
@@ -263,6 +264,7 @@ class Scheduler {
   void place_rank(Job& j, uint32_t rank, const std::string& node, const std::vector<uint32_t>& gpus);
   enum class Placed { kStarted, kNoRoom, kReserved, kQuota };
   Placed try_place(const QueueEntry& e);
+  Placed try_place_in(const QueueEntry& e, const Shape& shape);  // in shape.partition
   // Asks the broker for the picked nodes (picks_) and marks the job allocating.
   void start(Job& j, const Shape& shape, int64_t end_ns);
   bool array_full(JobId array_job_id) const;

@@ -82,10 +82,26 @@ void Scheduler::begin_full_cycle() {
 }
 
 Scheduler::Placed Scheduler::try_place(const QueueEntry& e) {
+  Placed placed = try_place_in(e, e.shape);
+  const Job& j = *e.job;
+  if (placed == Placed::kStarted || placed == Placed::kQuota || j.other_partitions.empty()) return placed;
+  // "-p a,b": it starts wherever it can first (its reservation, if any, is
+  // in its first partition).
+  for (uint16_t p : j.other_partitions) {
+    if (p == e.shape.partition) continue;
+    Shape s = e.shape;
+    s.partition = p;
+    Placed there = try_place_in(e, s);
+    if (there == Placed::kStarted || there == Placed::kQuota) return there;
+  }
+  return placed;
+}
+
+Scheduler::Placed Scheduler::try_place_in(const QueueEntry& e, const Shape& shape) {
   // Hot path: a job that cannot start is passed over reading only its entry.
-  if (!cluster_.may_fit(e.shape)) return Placed::kNoRoom;
+  if (!cluster_.may_fit(shape)) return Placed::kNoRoom;
   for (auto& f : failed_shapes_) {
-    if (f == e.shape) return Placed::kNoRoom;
+    if (f == shape) return Placed::kNoRoom;
   }
   Job& j = *e.job;
   const NodeFilter* filter = nullptr;
@@ -94,21 +110,21 @@ Scheduler::Placed Scheduler::try_place(const QueueEntry& e) {
     filter = book_.filter_for(j.id, now_ns_ + limit_ns(j));
     if (!plans_.count(j.id)) {  // a preemptor's own reservation does not hold it back
       for (auto& [f, l] : failed_filtered_) {
-        if (l == limit_s && f == e.shape) return Placed::kReserved;
+        if (l == limit_s && f == shape) return Placed::kReserved;
       }
     }
   }
-  if (!cluster_.place(e.shape, &picks_, filter)) {
-    if (filter && cluster_.place(e.shape, &picks_)) {
+  if (!cluster_.place(shape, &picks_, filter)) {
+    if (filter && cluster_.place(shape, &picks_)) {
       // It fits, but only on GPUs reserved for a job ahead of it.
-      if (failed_filtered_.size() < 256 && !plans_.count(j.id)) failed_filtered_.emplace_back(e.shape, limit_s);
+      if (failed_filtered_.size() < 256 && !plans_.count(j.id)) failed_filtered_.emplace_back(shape, limit_s);
       picks_.clear();
       return Placed::kReserved;
     }
-    if (failed_shapes_.size() < 256) failed_shapes_.push_back(e.shape);
+    if (failed_shapes_.size() < 256) failed_shapes_.push_back(shape);
     return Placed::kNoRoom;
   }
-  if (usage_.any_quota() && e.shape.gpu_type == 0 && e.shape.gpus > 0) {
+  if (usage_.any_quota() && shape.gpu_type == 0 && shape.gpus > 0) {
     // "Any" type: the quota of the type it landed on.
     uint16_t t = cluster_.gpu_type_at(picks_[0].node, static_cast<uint32_t>(std::countr_zero(picks_[0].gpus)));
     if (over_quota(e, t)) return Placed::kQuota;
@@ -119,12 +135,13 @@ Scheduler::Placed Scheduler::try_place(const QueueEntry& e) {
     // A job that outlives a reservation's start takes from what it keeps.
     book_.charge(picks_, j.id, end);
   }
-  start(j, e.shape, end);
+  start(j, shape, end);
   return Placed::kStarted;
 }
 
 void Scheduler::start(Job& j, const Shape& shape, int64_t end_ns) {
-  AllocateRequest req{j.id, j.attempt, {}};
+  AllocateRequest req{j.id, j.attempt, {}, {}};
+  if (!j.other_partitions.empty()) req.partition = cluster_.partition(shape.partition).name;
   req.nodes.reserve(picks_.size());
   j.nodes.clear();
   j.gpu_indices.clear();

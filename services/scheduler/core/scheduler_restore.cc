@@ -52,6 +52,7 @@ void Scheduler::finish_restore(int64_t now_ns) {
 
 void Scheduler::derive(JobId id, Job& j) {
   j.shape = shape_of(*j.spec, cluster_);
+  j.other_partitions = other_partitions(*j.spec, cluster_);
   j.tier = tier_for(*j.spec, j.shape);
   j.account = usage_.index(j.spec->account);
   j.dirty = false;

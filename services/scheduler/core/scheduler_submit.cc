@@ -33,6 +33,7 @@ Result<SubmitResult> Scheduler::submit(const fb::JobSpecT& in, int64_t now_ns, b
 
   SubmitResult result;
   Shape shape = shape_of(*spec, cluster_);
+  std::vector<uint16_t> others = other_partitions(*spec, cluster_);
   uint32_t account = usage_.index(spec->account);
   std::shared_ptr<const fb::JobSpecT> shared = spec;
   std::vector<int32_t> indices = array.indices;
@@ -53,6 +54,7 @@ Result<SubmitResult> Scheduler::submit(const fb::JobSpecT& in, int64_t now_ns, b
     j.array_index = index;
     j.submit_time_ns = now_ns;
     j.shape = shape;
+    j.other_partitions = others;
     j.tier = tier_for(*spec, shape);
     j.account = account;
     j.history.push_back(Transition{JobState::Pending, now_ns, "submitted"});

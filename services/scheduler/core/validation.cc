@@ -37,16 +37,27 @@ Status check_identity(const fb::JobSpecT& spec, const SchedulerConfig& config) {
   return Status::ok();
 }
 
-// The partition it names, or the default one (written into the spec).
-Result<uint16_t> resolve_partition(fb::JobSpecT& spec, const SchedulerConfig& config, const Cluster& cluster) {
+// The partitions it names ("a,b": it starts wherever it can first), or the
+// default one (written into the spec).
+Result<std::vector<uint16_t>> resolve_partitions(fb::JobSpecT& spec, const SchedulerConfig& config,
+                                                 const Cluster& cluster) {
   if (spec.partition.empty()) {
     spec.partition = config.default_partition.empty() ? cluster.partition(0).name : config.default_partition;
   }
-  auto p = cluster.partition_index(spec.partition);
-  if (p) return *p;
-  std::vector<std::string> names;
-  for (size_t i = 0; i < cluster.partition_count(); ++i) names.push_back(cluster.partition(static_cast<uint16_t>(i)).name);
-  return Status::invalid("partition: unknown partition " + quoted(spec.partition) + "; partitions: " + join(names));
+  std::vector<uint16_t> out;
+  for (const std::string& name : partition_names(spec.partition)) {
+    auto p = cluster.partition_index(name);
+    if (!p) {
+      std::vector<std::string> names;
+      for (size_t i = 0; i < cluster.partition_count(); ++i) {
+        names.push_back(cluster.partition(static_cast<uint16_t>(i)).name);
+      }
+      return Status::invalid("partition: unknown partition " + quoted(name) + "; partitions: " + join(names));
+    }
+    if (std::find(out.begin(), out.end(), *p) == out.end()) out.push_back(*p);
+  }
+  if (out.empty()) return Status::invalid("partition: " + quoted(spec.partition) + " names no partition");
+  return out;
 }
 
 // Nodes, and GPUs per node and their type, against the partition's largest node.
@@ -207,18 +218,52 @@ Status check_placement(const fb::JobSpecT& spec, const Cluster& cluster, uint16_
   return Status::ok();
 }
 
+// Everything partition p must accept of the job (filling in its defaults).
+Status check_in_partition(fb::JobSpecT& spec, const SchedulerConfig& config, const Cluster& cluster, uint16_t p) {
+  if (auto s = check_nodes_and_gpus(spec, config, cluster, p); !s) return s;
+  if (auto s = check_cpus_and_memory(spec, config, cluster, p); !s) return s;
+  if (auto s = check_time(spec, config, cluster.partition(p)); !s) return s;
+  return check_placement(spec, cluster, p);
+}
+
 }  // namespace
+
+std::vector<std::string> partition_names(const std::string& list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    auto comma = list.find(',', start);
+    std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!name.empty()) out.push_back(std::move(name));
+    start = comma == std::string::npos ? list.size() + 1 : comma + 1;
+  }
+  return out;
+}
 
 Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const Cluster& cluster) {
   if (auto s = check_spec_limits(spec, config.spec_limits); !s) return s;
   if (auto s = check_identity(spec, config); !s) return s;
-  auto p = resolve_partition(spec, config, cluster);
-  if (!p) return p.status();
-  if (auto s = check_nodes_and_gpus(spec, config, cluster, *p); !s) return s;
-  if (auto s = check_cpus_and_memory(spec, config, cluster, *p); !s) return s;
-  if (auto s = resolve_qos(spec, config, cluster.partition(*p)); !s) return s;
-  if (auto s = check_time(spec, config, cluster.partition(*p)); !s) return s;
-  if (auto s = check_placement(spec, cluster, *p); !s) return s;
+  auto parts = resolve_partitions(spec, config, cluster);
+  if (!parts) return parts.status();
+  if (auto s = resolve_qos(spec, config, cluster.partition(parts->front())); !s) return s;
+  // The first partition that takes the job settles its defaults (the time
+  // limit); the others of a list must take it as it is, or are dropped.
+  const uint64_t asked_time = spec.time_limit_s;
+  std::vector<uint16_t> taken;
+  Status first_refusal = Status::ok();
+  for (uint16_t p : *parts) {
+    if (taken.empty()) spec.time_limit_s = asked_time;
+    if (auto s = check_in_partition(spec, config, cluster, p); !s) {
+      if (first_refusal.is_ok()) first_refusal = s;
+      continue;
+    }
+    taken.push_back(p);
+  }
+  if (taken.empty()) return first_refusal;
+  if (parts->size() > 1) {
+    spec.partition.clear();
+    for (uint16_t p : taken) spec.partition += (spec.partition.empty() ? "" : ",") + cluster.partition(p).name;
+  }
   if (auto s = check_notify(spec.notify, config.notify_webhook_hosts); !s) return s;
   if (spec.max_retries > config.max_retries) {
     return Status::invalid("max_retries: " + std::to_string(spec.max_retries) + " is over the limit of " +
@@ -235,7 +280,8 @@ Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const C
 
 Shape shape_of(const fb::JobSpecT& spec, Cluster& cluster) {
   Shape s;
-  auto p = cluster.partition_index(spec.partition);
+  auto names = partition_names(spec.partition);
+  auto p = cluster.partition_index(names.empty() ? spec.partition : names.front());
   s.partition = p ? *p : uint16_t{0xffff};
   s.gpu_type = cluster.intern_gpu_type(spec.gpu_type);
   s.gpus = spec.gpus_per_node;
@@ -249,6 +295,16 @@ Shape shape_of(const fb::JobSpecT& spec, Cluster& cluster) {
   where.exclusive = spec.exclusive;
   s.where = cluster.intern_placement(std::move(where));
   return s;
+}
+
+std::vector<uint16_t> other_partitions(const fb::JobSpecT& spec, const Cluster& cluster) {
+  std::vector<uint16_t> out;
+  if (spec.partition.find(',') == std::string::npos) return out;
+  auto names = partition_names(spec.partition);
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (auto p = cluster.partition_index(names[i])) out.push_back(*p);
+  }
+  return out;
 }
 
 }  // namespace trainyard::scheduler
