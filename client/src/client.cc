@@ -126,6 +126,13 @@ Status Client::release(uint64_t job_id) {
       .status();
 }
 
+Status Client::requeue(uint64_t job_id) {
+  return peer("scheduler")
+      .call(fb::RequestBody::RequeueJob,
+            [&](flatbuffers::FlatBufferBuilder& b) { return fb::CreateRequeueJob(b, job_id).Union(); })
+      .status();
+}
+
 Result<fb::JobRecordT> Client::status(uint64_t job_id) {
   auto& p = peer("scheduler");
   auto r = p.call(fb::RequestBody::GetJob,

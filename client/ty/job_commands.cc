@@ -1,4 +1,4 @@
-// ty's job commands other than submit: queue, status, cancel, hold, release,
+// ty's job commands other than submit: queue, status, cancel, hold, release, requeue,
 // logs and wait. Each is an add_<command>() that registers its flags and an
 // <command>_action() that runs it.
 #include <cstdio>
@@ -139,7 +139,7 @@ void add_status(CLI::App& app, Context& ctx, Action& action) {
   cmd->callback([f, &ctx, &action] { action = [f, &ctx] { return status_action(ctx, f->job, f->json); }; });
 }
 
-// ---- ty cancel, hold, release: the same shape ----
+// ---- ty cancel, hold, release, requeue: the same shape ----
 
 struct Verb {
   const char* name;
@@ -181,9 +181,10 @@ int verb_action(Context& ctx, const Verb& v, const VerbFlags& f) {
     // A whole array means the tasks the verb applies to, as scancel
     // does: cancel the ones not ended, hold the pending, release the held.
     auto state = n.job.state;
-    bool applies = verb == "cancel" ? !client::is_terminal(state)
-                   : verb == "hold" ? state == fb::JobState::Pending
-                                    : state == fb::JobState::Held;
+    bool applies = verb == "cancel"    ? !client::is_terminal(state)
+                   : verb == "hold"    ? state == fb::JobState::Pending
+                   : verb == "requeue" ? state == fb::JobState::Running || state == fb::JobState::Scheduled
+                                       : state == fb::JobState::Held;
     if (n.whole_array && !applies) continue;
     auto st = v.fn(*c, n.job.job_id, f.reason);
     std::string name = client::job_name_of(n.job);
@@ -215,6 +216,9 @@ void add_cancel_hold_release(CLI::App& app, Context& ctx, Action& action) {
   add_verb(app, ctx, action,
            {"release", "Let held jobs start", "Released",
             [](client::Client& c, uint64_t id, const std::string&) { return c.release(id); }});
+  add_verb(app, ctx, action,
+           {"requeue", "Stop running jobs and queue them again under the same id (a new attempt, no retry spent)",
+            "Requeued", [](client::Client& c, uint64_t id, const std::string&) { return c.requeue(id); }});
 }
 
 // ---- ty logs JOB ----

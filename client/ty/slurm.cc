@@ -1,5 +1,5 @@
 // The commands Slurm users' fingers and scripts know, as names of the ty
-// binary (sbatch, squeue, scancel, sacct, sinfo): each a thin layer over the
+// binary (sbatch, squeue, scancel, sacct, sinfo, scontrol): each a thin layer over the
 // client library that reads Slurm's common options and prints Slurm's
 // formats closely enough for the usual one-liners (`sbatch --parsable`,
 // `squeue -h -o %i -u $USER | wc -l`, `sacct -P -n --format=...`).
@@ -12,7 +12,8 @@
 namespace trainyard::ty {
 
 bool is_slurm_command(std::string_view name) {
-  return name == "sbatch" || name == "squeue" || name == "scancel" || name == "sacct" || name == "sinfo";
+  return name == "sbatch" || name == "squeue" || name == "scancel" || name == "sacct" || name == "sinfo" ||
+         name == "scontrol";
 }
 
 int run_slurm_command(std::string_view name, Context& ctx, const std::vector<std::string>& args) {
@@ -21,6 +22,7 @@ int run_slurm_command(std::string_view name, Context& ctx, const std::vector<std
   if (name == "scancel") return slurm::scancel(ctx, args);
   if (name == "sacct") return slurm::sacct(ctx, args);
   if (name == "sinfo") return slurm::sinfo(ctx, args);
+  if (name == "scontrol") return slurm::scontrol(ctx, args);
   std::cerr << "ty: " << name << " is not a Slurm command Trainyard provides\n";
   return kExitUsage;
 }

@@ -96,5 +96,6 @@ int squeue(Context& ctx, const std::vector<std::string>& args);
 int scancel(Context& ctx, const std::vector<std::string>& args);
 int sacct(Context& ctx, const std::vector<std::string>& args);
 int sinfo(Context& ctx, const std::vector<std::string>& args);
+int scontrol(Context& ctx, const std::vector<std::string>& args);
 
 }  // namespace trainyard::ty::slurm

@@ -20,12 +20,15 @@ std::string prepare_srun_dir(const std::string& data, const std::string& agent_e
   std::string dir = data + "/bin";
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  std::string link = dir + "/srun";
-  ::unlink(link.c_str());
-  if (ec || ::symlink(ty.c_str(), link.c_str()) != 0) {
-    spdlog::warn("cannot make {} (a link to {}): {}; jobs on this node cannot call srun", link, ty,
-                 ec ? ec.message() : std::strerror(errno));
-    return "";
+  // srun, and scontrol (scripts read their nodes with `scontrol show hostnames`).
+  for (const char* name : {"srun", "scontrol"}) {
+    std::string link = dir + "/" + name;
+    ::unlink(link.c_str());
+    if (ec || ::symlink(ty.c_str(), link.c_str()) != 0) {
+      spdlog::warn("cannot make {} (a link to {}): {}; jobs on this node cannot call {}", link, ty,
+                   ec ? ec.message() : std::strerror(errno), name);
+      return "";
+    }
   }
   return dir;
 }

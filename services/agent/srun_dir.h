@@ -1,6 +1,7 @@
-// srun inside jobs: the agent keeps a directory holding `srun`, a link to
-// the `ty` installed beside the agent, and puts it first on every job's
-// PATH (a job needs no Slurm commands installed site-wide to call srun).
+// srun inside jobs: the agent keeps a directory holding `srun` and
+// `scontrol`, links to the `ty` installed beside the agent, and puts it first
+// on every job's PATH (a job needs no Slurm commands installed site-wide to
+// call srun or `scontrol show hostnames`).
 #pragma once
 
 #include <string>
@@ -9,7 +10,7 @@
 
 namespace trainyard::agent {
 
-// Makes `<data>/bin/srun` -> `<dir of agent_exe>/ty` (replacing a stale
+// Makes `<data>/bin/srun` and `<data>/bin/scontrol` -> `<dir of agent_exe>/ty` (replacing a stale
 // link); returns `<data>/bin`, or "" (logged once) when there is no ty
 // beside the agent or the link cannot be made.
 std::string prepare_srun_dir(const std::string& data, const std::string& agent_exe);

@@ -9,6 +9,7 @@ namespace {
 constexpr uint8_t kJobFormat = 1;
 constexpr uint8_t kCancelRequested = 1;
 constexpr uint8_t kPreemptRequested = 2;
+constexpr uint8_t kRequeueRequested = 4;
 
 }  // namespace
 
@@ -51,7 +52,8 @@ std::string encode_job(flatbuffers::FlatBufferBuilder& b, const Job& j) {
   std::string v;
   v.reserve(2 + b.GetSize());
   v.push_back(static_cast<char>(kJobFormat));
-  v.push_back(static_cast<char>((j.cancel_requested ? kCancelRequested : 0) | (j.preempt_requested ? kPreemptRequested : 0)));
+  v.push_back(static_cast<char>((j.cancel_requested ? kCancelRequested : 0) | (j.preempt_requested ? kPreemptRequested : 0) |
+                                (j.requeue_requested ? kRequeueRequested : 0)));
   v.append(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
   return v;
 }
@@ -69,6 +71,7 @@ std::optional<Job> decode_job(std::string_view v) {
   if (!has_spec) j.spec = nullptr;
   j.cancel_requested = (static_cast<uint8_t>(v[1]) & kCancelRequested) != 0;
   j.preempt_requested = (static_cast<uint8_t>(v[1]) & kPreemptRequested) != 0;
+  j.requeue_requested = (static_cast<uint8_t>(v[1]) & kRequeueRequested) != 0;
   return j;
 }
 

@@ -189,6 +189,7 @@ void SchedulerShell::register_handlers() {
   server_->on(RequestBody::SubmitJob, bind(&SchedulerShell::on_submit));
   server_->on(RequestBody::CancelJob, bind(&SchedulerShell::on_cancel));
   server_->on(RequestBody::HoldJob, bind(&SchedulerShell::on_hold));
+  server_->on(RequestBody::RequeueJob, bind(&SchedulerShell::on_requeue));
   server_->on(RequestBody::ReleaseJob, bind(&SchedulerShell::on_release));
   server_->on(RequestBody::GetJob, bind(&SchedulerShell::on_get));
   server_->on(RequestBody::QueryJobs, bind(&SchedulerShell::on_query));
@@ -260,6 +261,14 @@ void SchedulerShell::on_hold(const fb::Request& req, rpc::Responder& r) {
 void SchedulerShell::on_release(const fb::Request& req, rpc::Responder& r) {
   if (auto s = may_manage(r, req.body_as_ReleaseJob()->job_id(), "release"); !s) return r.error(s);
   auto s = core_.release(req.body_as_ReleaseJob()->job_id(), clock_.now_ns());
+  s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
+}
+
+void SchedulerShell::on_requeue(const fb::Request& req, rpc::Responder& r) {
+  JobId id = req.body_as_RequeueJob()->job_id();
+  if (auto s = may_manage(r, id, "requeue"); !s) return r.error(s);
+  auto s = core_.requeue(id, "requeued by " + std::string(caller(r).name().empty() ? "user" : caller(r).name()),
+                         clock_.now_ns());
   s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
 }
 

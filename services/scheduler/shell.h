@@ -102,6 +102,7 @@ class SchedulerShell {
   void on_cancel(const fb::Request& req, rpc::Responder& r);
   void on_hold(const fb::Request& req, rpc::Responder& r);
   void on_release(const fb::Request& req, rpc::Responder& r);
+  void on_requeue(const fb::Request& req, rpc::Responder& r);
   void on_get(const fb::Request& req, rpc::Responder& r);
   void on_query(const fb::Request& req, rpc::Responder& r);  // query.cc
   void on_ping(const fb::Request& req, rpc::Responder& r);

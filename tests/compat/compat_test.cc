@@ -120,6 +120,16 @@ void wait_ok(const std::string& id) {
   BOOST_REQUIRE_MESSAGE(rc == 0, "ty wait " << id << ": " << out << c.logs());
 }
 
+// Polls squeue until job `id` is in Slurm state `state` (30 s at most).
+bool wait_until_state(const std::string& id, const std::string& state) {
+  for (int i = 0; i < 300; ++i) {
+    auto [rc, out] = cluster().sh("squeue -h -o %T -j " + id);
+    if (rc == 0 && out.find(state) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
 json status(const std::string& id) {
   auto [rc, out] = cluster().sh("ty status --json " + id);
   BOOST_REQUIRE_MESSAGE(rc == 0, out);
@@ -468,6 +478,48 @@ BOOST_AUTO_TEST_CASE(node_lists_exclusions_and_constraints_place_or_hold_the_job
   auto [brc, bad] = c.sh("sbatch -t 1 -w no-such-node --wrap true");
   BOOST_TEST(brc != 0);
   BOOST_TEST(contains(bad, "nodelist: 'no-such-node' is not a node of partition"));
+}
+
+// scontrol: show job/node/hostnames as scripts grep them, hold/release, and
+// requeue of a running job (a new attempt, SLURM_RESTART_COUNT 1).
+BOOST_AUTO_TEST_CASE(scontrol_shows_holds_releases_and_requeues) {
+  auto& c = cluster();
+  c.write("twice.sh",
+          "#!/bin/bash\n#SBATCH -t 2\n#SBATCH --open-mode=append\n#SBATCH -o twice-%j.out\n"
+          "echo \"attempt-$SLURM_RESTART_COUNT first-node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)\"\n"
+          "if [ \"$SLURM_RESTART_COUNT\" = 0 ]; then sleep 60; fi\n");
+  std::string id = submit(Via::kSbatch, "twice.sh");
+  BOOST_REQUIRE_MESSAGE(wait_until_state(id, "RUNNING"), c.sh("squeue").second);
+  auto [src, shown] = c.sh("scontrol show job " + id);
+  BOOST_TEST(src == 0);
+  BOOST_TEST_INFO(shown);
+  BOOST_TEST(contains(shown, "JobId=" + id + " JobName=twice.sh"));
+  BOOST_TEST(contains(shown, "JobState=RUNNING"));
+  BOOST_TEST(contains(shown, "NodeList=" + c.node + "\n"));
+  BOOST_TEST(contains(shown, "Restarts=0"));
+  auto [grc, state] = c.sh("scontrol show job " + id + " | grep -o 'JobState=[A-Z]*'");
+  BOOST_TEST(trim(state) == "JobState=RUNNING");
+  auto [nrc, node] = c.sh("scontrol show node " + c.node);
+  BOOST_TEST(contains(node, "NodeName=" + c.node));
+  BOOST_TEST(contains(node, "Gres=gpu:A100:4"));
+  // requeue: the run is stopped and the job runs again under its id.
+  auto [rrc, rout] = c.sh("scontrol requeue " + id);
+  BOOST_TEST(rrc == 0, rout);
+  wait_ok(id);
+  std::string text = c.read("twice-" + id + ".out");
+  BOOST_TEST_INFO(text);
+  BOOST_TEST(contains(text, "attempt-0 first-node=" + c.node));
+  BOOST_TEST(contains(text, "attempt-1 first-node=" + c.node));
+  // hold and release through scontrol; a bad subcommand is refused naming it.
+  auto [hrc, held] = c.sh("sbatch --parsable -H -t 1 --wrap true");
+  std::string hid = trim(held);
+  BOOST_TEST(c.sh("scontrol release " + hid).first == 0);
+  wait_ok(hid);
+  auto [brc, bad] = c.sh("scontrol update JobId=" + hid + " TimeLimit=5");
+  BOOST_TEST(brc == 2);
+  BOOST_TEST(contains(bad, "update is not supported"));
+  auto [lrc, names] = c.sh("scontrol show hostnames 'gpu[01-03],cpu1'");
+  BOOST_TEST(names == "gpu01\ngpu02\ngpu03\ncpu1\n");
 }
 
 BOOST_AUTO_TEST_CASE(the_usual_one_liners_parse_the_shims_output) {

@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       static_cast<int64_t>(RequestBody::Ping),      static_cast<int64_t>(RequestBody::SubmitJob),
       static_cast<int64_t>(RequestBody::CancelJob), static_cast<int64_t>(RequestBody::HoldJob),
       static_cast<int64_t>(RequestBody::ReleaseJob), static_cast<int64_t>(RequestBody::GetJob),
-      static_cast<int64_t>(RequestBody::QueryJobs)};
+      static_cast<int64_t>(RequestBody::QueryJobs), static_cast<int64_t>(RequestBody::RequeueJob)};
   // No broker answers: allocations time out quickly and jobs stay pending,
   // which keeps the table growing as the fuzzer submits.
   static fuzz::ServiceUnderFuzz<scheduler::SchedulerShell> service(

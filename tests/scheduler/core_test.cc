@@ -700,6 +700,27 @@ BOOST_AUTO_TEST_CASE(a_job_for_several_partitions_starts_wherever_it_can_first) 
   BOOST_TEST(sim.s.submit(spec, sim.now).status().message().find("maximum of partition 'short'") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_requeued_job_stops_its_run_and_waits_again_as_a_new_attempt) {
+  Sim sim;
+  sim.s.node_up(make_node("n1", 8));
+  JobId id = sim.submit(make_spec(1));
+  BOOST_TEST(sim.s.requeue(id, "requeued by alice", sim.now).code() == ErrorCode::FailedPrecondition);  // not started
+  sim.cycle();
+  sim.start(id);
+  sim.releases.clear();
+  BOOST_TEST(sim.s.requeue(id, "requeued by alice", sim.now).is_ok());
+  sim.cycle();
+  BOOST_REQUIRE(sim.releases.size() == 1u);  // its run is stopped: SIGTERM, grace, SIGKILL
+  BOOST_TEST(sim.releases[0].kill);
+  BOOST_TEST(sim.s.requeue(id, "again", sim.now).code() == ErrorCode::FailedPrecondition);  // being stopped
+  // The run ends (killed); the job waits again, attempt 2, no retry spent.
+  sim.finish(id, fb::RunOutcome::Cancelled, 143);
+  BOOST_TEST(sim.state(id) == JobState::Pending);
+  BOOST_TEST(sim.s.job(id)->attempt == 2u);
+  BOOST_TEST(sim.s.job(id)->reason.find("requeued by alice") == 0u);
+  BOOST_TEST((placed_ids(sim.cycle()) == std::set<JobId>{id}));
+}
+
 BOOST_AUTO_TEST_CASE(lost_lease_requeues_up_to_max_retries_then_node_failure) {
   Sim sim;
   sim.s.node_up(make_node("n1", 8));

@@ -152,6 +152,9 @@ class Client {
   // Keeps a pending job from starting / lets a held job start again.
   Status hold(uint64_t job_id);
   Status release(uint64_t job_id);
+  // Stops a started job's run and makes it wait again under the same id
+  // (scontrol requeue); FailedPrecondition when it has not started or ended.
+  Status requeue(uint64_t job_id);
 
   // The job's record: state, reason, nodes, GPUs, exit code and history.
   Result<fb::JobRecordT> status(uint64_t job_id);

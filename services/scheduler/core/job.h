@@ -71,6 +71,7 @@ struct Job {
   std::vector<Transition> history;
   bool cancel_requested = false;       // cancel sent to the broker; ends as Cancelled
   bool preempt_requested = false;      // preemption sent to the broker; requeued when the run ends
+  bool requeue_requested = false;      // a user's requeue sent to the broker; requeued when the run ends
   uint32_t preemptions = 0;            // times preempted (and requeued)
 
   // Derived (rebuilt on restore, never stored).

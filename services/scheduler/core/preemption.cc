@@ -14,7 +14,7 @@ bool PreemptionPlanner::reclaims(const QueueEntry& e) const {
 bool PreemptionPlanner::may_preempt(const QueueEntry& e, const Job& v, bool reclaim, uint16_t reclaim_type,
                                     int64_t now_ns) const {
   // Cheapest tests first: the planner sees every active job.
-  if (v.allocating || v.preempt_requested || v.cancel_requested || v.id == e.id) return false;
+  if (v.allocating || v.preempt_requested || v.cancel_requested || v.requeue_requested || v.id == e.id) return false;
   if (v.state != JobState::Scheduled && v.state != JobState::Running) return false;
   bool by_tier = config_.tiers && v.tier < e.tier;
   bool by_reclaim = !by_tier && reclaim && v.account != e.account && usage_.borrowing(v.account, reclaim_type);

@@ -79,7 +79,9 @@ bool Scheduler::account_is_blocked(std::string_view account) const {
 std::string Scheduler::reason_of(const Job& j) const {
   if (j.terminal()) return j.reason;
   if (j.state == JobState::Held) return std::string(wait_reason_name(WaitReason::kHeld));
-  if (j.state != JobState::Pending) return j.cancel_requested || j.preempt_requested ? j.reason : std::string();
+  if (j.state != JobState::Pending) {
+    return j.cancel_requested || j.preempt_requested || j.requeue_requested ? j.reason : std::string();
+  }
   if (j.queued && usage_.blocked(j.account)) return std::string(wait_reason_name(WaitReason::kAccountBlocked));
   if (j.queued && j.array_job_id && array_full(j.array_job_id)) {
     return std::string(wait_reason_name(WaitReason::kArrayLimit));

@@ -137,6 +137,9 @@ class Scheduler {
   Status cancel(JobId id, std::string_view reason, int64_t now_ns);
   Status hold(JobId id, int64_t now_ns);
   Status release(JobId id, int64_t now_ns);
+  // scontrol requeue: a started job's leases are released (its run stopped)
+  // and, once its run has ended, it waits again as a new attempt.
+  Status requeue(JobId id, const std::string& reason, int64_t now_ns);
 
   // --- queries ---
   const Job* job(JobId id) const;
@@ -296,6 +299,7 @@ class Scheduler {
   bool preemption_possible(const QueueEntry& e) const;
   bool preempt_for(const QueueEntry& e);
   void requeue_preempted(Job& j, int64_t now_ns);
+  void requeue_by_user(Job& j, int64_t now_ns);
   // Retention and per-user counts (core/retention.cc).
   Status check_user_limit(const fb::JobSpecT& spec, size_t new_jobs) const;
   // Unfinished jobs by user, and by user in a QOS: +n at submit, -1 at the end.

@@ -67,11 +67,13 @@ void Scheduler::lease_released(uint64_t lease_id, JobId job_id, int64_t now_ns) 
   cluster_.remove_lease(lease_id);
   full_ = true;
   Job* j = find(job_id);
-  if (!j || j->terminal() || !(j->cancel_requested || j->preempt_requested)) return;
+  if (!j || j->terminal() || !(j->cancel_requested || j->preempt_requested || j->requeue_requested)) return;
   if (std::find(j->lease_ids.begin(), j->lease_ids.end(), lease_id) == j->lease_ids.end()) return;
   release_leases(*j, lease_id, j->reason);
   if (j->cancel_requested) {
     transition(*j, JobState::Cancelled, j->reason, now_ns);
+  } else if (j->requeue_requested) {
+    requeue_by_user(*j, now_ns);
   } else {
     requeue_preempted(*j, now_ns);
   }
@@ -101,6 +103,7 @@ void Scheduler::lease_lost(uint64_t lease_id, JobId job_id, uint32_t attempt, st
 void Scheduler::requeue_or_end(Job& j, JobState final_state, std::string reason, int64_t now_ns) {
   cluster_.remove_tentatives(j.id);
   j.preempt_requested = false;
+  j.requeue_requested = false;
   if (j.attempt <= j.spec->max_retries) {
     ++stats_.requeued;
     uint32_t next = j.attempt + 1;
@@ -148,7 +151,8 @@ void Scheduler::run_finished(const RunEnd& e, int64_t now_ns) {
   // A gang ends when every node's run has ended with exit code 0 (as srun
   // on the batch node waits for every node's tasks), or with the first
   // node's run that does not: the other nodes' leases are released then.
-  if (gang && e.outcome == fb::RunOutcome::Succeeded && !j->cancel_requested && !j->preempt_requested) {
+  if (gang && e.outcome == fb::RunOutcome::Succeeded && !j->cancel_requested && !j->preempt_requested &&
+      !j->requeue_requested) {
     if (std::find(j->ranks_ended.begin(), j->ranks_ended.end(), e.lease_id) == j->ranks_ended.end()) {
       j->ranks_ended.push_back(e.lease_id);
       mark_dirty(*j);
@@ -172,6 +176,10 @@ void Scheduler::run_finished(const RunEnd& e, int64_t now_ns) {
   }
   if (j->preempt_requested && e.outcome != fb::RunOutcome::Succeeded) {
     requeue_preempted(*j, now_ns);
+    return;
+  }
+  if (j->requeue_requested && e.outcome != fb::RunOutcome::Succeeded) {
+    requeue_by_user(*j, now_ns);
     return;
   }
   switch (e.outcome) {

@@ -252,7 +252,9 @@ void Scheduler::release_leases(Job& j, uint64_t except, std::string_view reason)
 
 void Scheduler::resend_releases() {
   for (auto& [id, j] : jobs_) {
-    if ((j.cancel_requested || j.preempt_requested) && !j.terminal()) release_leases(j, 0, j.reason);
+    if ((j.cancel_requested || j.preempt_requested || j.requeue_requested) && !j.terminal()) {
+      release_leases(j, 0, j.reason);
+    }
   }
 }
 
@@ -280,6 +282,51 @@ Status Scheduler::hold(JobId id, int64_t now_ns) {
   dequeue(*j);
   transition(*j, JobState::Held, "held by user", now_ns);
   return Status::ok();
+}
+
+Status Scheduler::requeue(JobId id, const std::string& reason, int64_t now_ns) {
+  (void)now_ns;  // the requeue itself happens when the run has ended (requeue_by_user)
+  auto requeue_one = [&](Job& j) -> Status {
+    if (j.state != JobState::Scheduled && j.state != JobState::Running) {
+      return Status::failed_precondition("job " + std::to_string(j.id) + " is " + state_name(j.state) +
+                                         "; only a started job can be requeued");
+    }
+    if (j.cancel_requested || j.preempt_requested || j.requeue_requested) {
+      return Status::failed_precondition("job " + std::to_string(j.id) + " is being stopped already");
+    }
+    j.requeue_requested = true;
+    j.reason = reason;
+    mark_dirty(j);
+    release_leases(j, 0, reason);
+    return Status::ok();
+  };
+  if (auto a = arrays_.find(id); a != arrays_.end()) {
+    for (JobId t : a->second.tasks) {
+      Job* j = find(t);
+      if (j && (j->state == JobState::Scheduled || j->state == JobState::Running)) (void)requeue_one(*j);
+    }
+    return Status::ok();
+  }
+  Job* j = find(id);
+  if (!j) return Status::not_found("job " + std::to_string(id) + " does not exist");
+  return requeue_one(*j);
+}
+
+void Scheduler::requeue_by_user(Job& j, int64_t now_ns) {
+  // Asked by its user: it spends no retry, as a preemption.
+  ++stats_.requeued;
+  cluster_.remove_tentatives(j.id);
+  if (j.allocating) set_allocating(j, false);
+  j.requeue_requested = false;
+  j.attempt += 1;
+  j.lease_ids.clear();
+  j.ranks_ended.clear();
+  j.nodes.clear();
+  j.gpu_indices.clear();
+  j.start_time_ns = 0;
+  j.reason += " (attempt " + std::to_string(j.attempt) + ")";
+  transition(j, JobState::Pending, j.reason, now_ns);
+  make_ready(j, now_ns);
 }
 
 Status Scheduler::release(JobId id, int64_t now_ns) {
