@@ -620,10 +620,9 @@ Result<fb::NotifyOn> SpecBuilder::parse_mail_types(const std::string& text) {
   return on;
 }
 
-Result<JobRequest> SpecBuilder::finish() {
+// Nodes, GPUs, tasks, CPUs and memory: what several options combine into.
+Status SpecBuilder::finish_gpus(uint32_t tasks_per_node) {
   auto& spec = request_.spec;
-  if (!spec.nodelist.empty() && !nodes_given_) spec.nodes = static_cast<uint32_t>(spec.nodelist.size());
-  if (spec.nodes == 0) spec.nodes = 1;
   if (gpus_total_) {
     if (gpus_total_->count % spec.nodes != 0) {
       return Status::invalid("--gpus " + std::to_string(gpus_total_->count) + " cannot be split evenly over " +
@@ -631,12 +630,6 @@ Result<JobRequest> SpecBuilder::finish() {
     }
     spec.gpus_per_node = gpus_total_->count / spec.nodes;
     if (!gpus_total_->type.empty()) spec.gpu_type = gpus_total_->type;
-  }
-  uint32_t tasks_per_node = 1;
-  if (tasks_per_node_) {
-    tasks_per_node = *tasks_per_node_;
-  } else if (ntasks_) {
-    tasks_per_node = (*ntasks_ + spec.nodes - 1) / spec.nodes;
   }
   if (gpus_per_task_) {
     if (gpus_total_) return Status::invalid("--gpus-per-task and --gpus ask for GPUs twice; give one of them");
@@ -649,6 +642,11 @@ Result<JobRequest> SpecBuilder::finish() {
     spec.gpus_per_node = static_cast<uint32_t>(per_node);
     if (!gpus_per_task_->type.empty()) spec.gpu_type = gpus_per_task_->type;
   }
+  return Status::ok();
+}
+
+Status SpecBuilder::finish_cpus_and_memory(uint32_t tasks_per_node) {
+  auto& spec = request_.spec;
   if (cpus_per_gpu_ && cpus_per_task_) {
     return Status::invalid("--cpus-per-gpu and --cpus-per-task size the CPUs twice; give one of them");
   }
@@ -675,7 +673,12 @@ Result<JobRequest> SpecBuilder::finish() {
     if (spec.gpus_per_node == 0) return Status::invalid("--mem-per-gpu needs GPUs (--gres, --gpus or --gpus-per-node)");
     spec.memory_mb = *mem_per_gpu_mb_ * spec.gpus_per_node;
   }
+  return Status::ok();
+}
 
+// Directories, log paths, the user, the name and whom notifications go to.
+void SpecBuilder::finish_defaults() {
+  auto& spec = request_.spec;
   if (spec.workdir.empty()) spec.workdir = ctx_.cwd;
   if (spec.submit_dir.empty()) spec.submit_dir = ctx_.cwd;
   if (spec.submit_host.empty()) spec.submit_host = ctx_.host;
@@ -692,27 +695,29 @@ Result<JobRequest> SpecBuilder::finish() {
   // goes to the submitting user, as sbatch's.
   if (notify_default_ && spec.notify_on == fb::NotifyOn::NONE) spec.notify_on = fb::NotifyOn::End | fb::NotifyOn::Fail;
   if (spec.notify_on != fb::NotifyOn::NONE && spec.notify.empty()) spec.notify.push_back(spec.user);
-  if (spec.command.empty()) {
-    return Status::invalid("no command to run: give a batch script, a command after the options, --wrap, or a spec file "
-                           "with 'command'");
+  if (spec.name.empty() && !spec.command.empty()) {
+    spec.name = default_name_.empty() ? basename_of(spec.command.front()) : default_name_;
   }
-  if (spec.name.empty()) spec.name = default_name_.empty() ? basename_of(spec.command.front()) : default_name_;
+}
 
-  // The environment: what --export passes on, then the spec's own entries
-  // (--env, the spec file) over it.
+// The environment: what --export passes on, then the spec's own entries
+// (--env, the spec file) over it.
+Status SpecBuilder::finish_environment() {
+  auto& spec = request_.spec;
   std::string exp = export_.value_or(default_export_);
   std::map<std::string, std::string> env;
-  std::string upper = exp;
-  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (upper != "NONE" && upper != "NIL") {
+  auto upper = [](std::string t) {
+    for (auto& c : t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return t;
+  };
+  if (upper(exp) != "NONE" && upper(exp) != "NIL") {
     size_t start = 0;
     while (start <= exp.size()) {
       auto comma = exp.find(',', start);
       auto item = exp.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
       start = comma == std::string::npos ? exp.size() + 1 : comma + 1;
       if (item.empty()) continue;
-      std::string item_upper = item;
-      for (auto& c : item_upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      std::string item_upper = upper(item);
       if (item_upper == "ALL") {
         for (auto& [k, v] : ctx_.env) {
           if (!is_local_variable(k)) env[k] = v;
@@ -735,6 +740,27 @@ Result<JobRequest> SpecBuilder::finish() {
     kv->value = v;
     spec.env.push_back(std::move(kv));
   }
+  return Status::ok();
+}
+
+Result<JobRequest> SpecBuilder::finish() {
+  auto& spec = request_.spec;
+  if (!spec.nodelist.empty() && !nodes_given_) spec.nodes = static_cast<uint32_t>(spec.nodelist.size());
+  if (spec.nodes == 0) spec.nodes = 1;
+  uint32_t tasks_per_node = 1;
+  if (tasks_per_node_) {
+    tasks_per_node = *tasks_per_node_;
+  } else if (ntasks_) {
+    tasks_per_node = (*ntasks_ + spec.nodes - 1) / spec.nodes;
+  }
+  if (auto s = finish_gpus(tasks_per_node); !s) return s;
+  if (auto s = finish_cpus_and_memory(tasks_per_node); !s) return s;
+  if (spec.command.empty()) {
+    return Status::invalid("no command to run: give a batch script, a command after the options, --wrap, or a spec file "
+                           "with 'command'");
+  }
+  finish_defaults();
+  if (auto s = finish_environment(); !s) return s;
   return std::move(request_);
 }
 

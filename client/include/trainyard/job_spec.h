@@ -144,6 +144,11 @@ class SpecBuilder {
 
  private:
   friend struct OptionTable;
+  // finish()'s steps.
+  Status finish_gpus(uint32_t tasks_per_node);
+  Status finish_cpus_and_memory(uint32_t tasks_per_node);
+  void finish_defaults();
+  Status finish_environment();
   // A warning about the option being applied.
   void note(std::string message) { request_.warnings.push_back({where_, std::move(message)}); }
 
