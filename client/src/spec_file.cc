@@ -5,6 +5,7 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
@@ -239,6 +240,75 @@ Status set_dependencies(const FieldReader& r, const std::string& f, const json& 
   return Status::ok();
 }
 
+// "nodelist", "exclude": a Slurm host list ("gpu[01-04]") or a list of names;
+// "notify": a list of destinations (or one).
+Result<std::vector<std::string>> names_of(const FieldReader& r, const std::string& f, const json& v, bool hostlist) {
+  std::vector<std::string> out;
+  if (v.is_string()) {
+    if (!hostlist) return std::vector<std::string>{v.get<std::string>()};
+    auto names = expand_hostlist(v.get<std::string>());
+    if (!names) return r.error(f, "is not valid: " + names.status().message());
+    return *names;
+  }
+  if (!v.is_array()) return r.error(f, "must be a list of strings");
+  for (auto& item : v) {
+    if (!item.is_string()) return r.error(f, "must be a list of strings");
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+// Where and when a job may run and whom it tells: the fields of sbatch's
+// --qos, --constraint, --exclusive, --nodelist, --exclude, --signal,
+// --mail-type and --mail-user (`notify`).
+void add_placement_and_notify_fields(const FieldReader& r, fb::JobSpecT& spec,
+                                     std::map<std::string, std::function<Status(const std::string&, const json&)>>& fields) {
+  for (const auto& field : {std::pair{"qos", &fb::JobSpecT::qos}, std::pair{"constraint", &fb::JobSpecT::constraint}}) {
+    auto member = field.second;
+    fields[field.first] = [&r, &spec, member](const std::string& f, const json& v) -> Status {
+      auto s = r.string(f, v);
+      if (!s) return s.status();
+      spec.*member = *s;
+      return Status::ok();
+    };
+  }
+  fields["exclusive"] = [&r, &spec](const std::string& f, const json& v) -> Status {
+    if (!v.is_boolean()) return r.error(f, "must be true or false");
+    spec.exclusive = v.get<bool>();
+    return Status::ok();
+  };
+  for (const auto& field : {std::tuple{"nodelist", &fb::JobSpecT::nodelist, true},
+                            std::tuple{"exclude", &fb::JobSpecT::exclude, true},
+                            std::tuple{"notify", &fb::JobSpecT::notify, false}}) {
+    auto member = std::get<1>(field);
+    bool hostlist = std::get<2>(field);
+    fields[std::get<0>(field)] = [&r, &spec, member, hostlist](const std::string& f, const json& v) -> Status {
+      auto names = names_of(r, f, v, hostlist);
+      if (!names) return names.status();
+      spec.*member = std::move(*names);
+      return Status::ok();
+    };
+  }
+  fields["mail_type"] = [&r, &spec](const std::string& f, const json& v) -> Status {
+    auto s = r.string(f, v);
+    if (!s) return s.status();
+    auto on = parse_mail_types(*s, nullptr);
+    if (!on) return r.error(f, "is not valid: " + on.status().message());
+    spec.notify_on = *on;
+    return Status::ok();
+  };
+  fields["signal"] = [&r, &spec](const std::string& f, const json& v) -> Status {
+    auto s = r.string(f, v);
+    if (!s) return s.status();
+    auto sig = parse_signal_option(*s);
+    if (!sig) return r.error(f, "is not valid: " + sig.status().message());
+    spec.signal = sig->signal;
+    spec.signal_before_s = sig->before_s;
+    spec.signal_batch_only = sig->batch_only;
+    return Status::ok();
+  };
+}
+
 // `root` is the document's (or an object given as it is: never copied, it
 // may be nested deeper than a copy's recursion can go).
 Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std::string* bad_field) {
@@ -349,6 +419,7 @@ Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std:
       {"memory", [&](const std::string& f, const json& v) { return set_memory(r, f, v, spec); }},
       {"dependencies", [&](const std::string& f, const json& v) { return set_dependencies(r, f, v, spec); }},
   };
+  add_placement_and_notify_fields(r, spec, fields);
   for (auto& [key, value] : root.items()) {
     if (value.is_null()) continue;  // JSON null: as if absent
     auto it = fields.find(key);

@@ -413,8 +413,13 @@ const std::vector<OptionDef>& OptionTable::get() {
     t.push_back(spec("mail-type", 0, A::kRequired,
                      "TYPES  notify on BEGIN, END, FAIL, REQUEUE, TIME_LIMIT, ALL or NONE (comma-separated)",
                      [](SpecBuilder& b, const std::string& v) -> Status {
-                       auto on = b.parse_mail_types(v);
+                       std::vector<std::string> ignored;
+                       auto on = parse_mail_types(v, &ignored);
                        if (!on) return on.status();
+                       for (auto& t : ignored) {
+                         b.note("--mail-type " + t + " means nothing here (every task of an array is told on its "
+                                "own; of the time limit, only reaching it is told)");
+                       }
                        b.request_.spec.notify_on = *on;
                        return Status::ok();
                      }));
@@ -584,40 +589,6 @@ Status SpecBuilder::apply(const SpecOption& option) {
   auto s = d.apply(*this, option.value.value_or(""));
   if (!s) return Status(s.code(), where + s.message());
   return s;
-}
-
-Result<fb::NotifyOn> SpecBuilder::parse_mail_types(const std::string& text) {
-  fb::NotifyOn on = fb::NotifyOn::NONE;
-  size_t start = 0;
-  while (start <= text.size()) {
-    auto comma = text.find(',', start);
-    std::string t = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    start = comma == std::string::npos ? text.size() + 1 : comma + 1;
-    for (auto& c : t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    if (t == "NONE") {
-      on = fb::NotifyOn::NONE;
-    } else if (t == "BEGIN") {
-      on |= fb::NotifyOn::Begin;
-    } else if (t == "END") {
-      on |= fb::NotifyOn::End;
-    } else if (t == "FAIL") {
-      on |= fb::NotifyOn::Fail;
-    } else if (t == "REQUEUE") {
-      on |= fb::NotifyOn::Requeue;
-    } else if (t == "TIME_LIMIT") {
-      on |= fb::NotifyOn::TimeLimit;
-    } else if (t == "ALL") {
-      on |= fb::NotifyOn::Begin | fb::NotifyOn::End | fb::NotifyOn::Fail | fb::NotifyOn::Requeue;
-    } else if (t == "TIME_LIMIT_50" || t == "TIME_LIMIT_80" || t == "TIME_LIMIT_90" || t == "ARRAY_TASKS" ||
-               t == "INVALID_DEPEND" || t == "STAGE_OUT") {
-      note("--mail-type " + t + " means nothing here (every task of an array is told on its own; of the time "
-           "limit, only reaching it is told)");
-    } else {
-      return Status::invalid("--mail-type '" + t +
-                             "' is not a notification type: BEGIN, END, FAIL, REQUEUE, TIME_LIMIT, ALL or NONE");
-    }
-  }
-  return on;
 }
 
 // Nodes, GPUs, tasks, CPUs and memory: what several options combine into.

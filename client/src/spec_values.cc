@@ -416,4 +416,34 @@ Result<std::vector<std::string>> expand_hostlist(std::string_view text) {
   return out;
 }
 
+Result<fb::NotifyOn> parse_mail_types(std::string_view text, std::vector<std::string>* ignored) {
+  fb::NotifyOn on = fb::NotifyOn::NONE;
+  for (auto part : split(text, ',')) {
+    std::string t(part);
+    for (auto& c : t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (t == "NONE") {
+      on = fb::NotifyOn::NONE;
+    } else if (t == "BEGIN") {
+      on |= fb::NotifyOn::Begin;
+    } else if (t == "END") {
+      on |= fb::NotifyOn::End;
+    } else if (t == "FAIL") {
+      on |= fb::NotifyOn::Fail;
+    } else if (t == "REQUEUE") {
+      on |= fb::NotifyOn::Requeue;
+    } else if (t == "TIME_LIMIT") {
+      on |= fb::NotifyOn::TimeLimit;
+    } else if (t == "ALL") {
+      on |= fb::NotifyOn::Begin | fb::NotifyOn::End | fb::NotifyOn::Fail | fb::NotifyOn::Requeue;
+    } else if (t == "TIME_LIMIT_50" || t == "TIME_LIMIT_80" || t == "TIME_LIMIT_90" || t == "ARRAY_TASKS" ||
+               t == "INVALID_DEPEND" || t == "STAGE_OUT") {
+      if (ignored) ignored->push_back(t);
+    } else {
+      return Status::invalid("--mail-type '" + t +
+                             "' is not a notification type: BEGIN, END, FAIL, REQUEUE, TIME_LIMIT, ALL or NONE");
+    }
+  }
+  return on;
+}
+
 }  // namespace trainyard::client

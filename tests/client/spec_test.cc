@@ -583,6 +583,35 @@ BOOST_AUTO_TEST_CASE(no_command_is_an_error) {
   BOOST_TEST(!build_job_request({"--gpus"}, ctx()).ok());
 }
 
+BOOST_AUTO_TEST_CASE(spec_files_and_rest_bodies_take_the_placement_and_notification_fields) {
+  auto r = parse_spec_file(R"(command = ["python", "train.py"]
+qos = "high"
+constraint = "ib&rack=r1"
+exclusive = true
+nodelist = "gpu[01-02]"
+exclude = ["gpu09"]
+notify = ["ada@lab.org", "https://hooks.slack.com/x"]
+mail_type = "END,FAIL"
+signal = "B:USR1@120"
+)",
+                           "spec.toml");
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().message());
+  BOOST_TEST(r->qos == "high");
+  BOOST_TEST(r->constraint == "ib&rack=r1");
+  BOOST_TEST(r->exclusive);
+  BOOST_TEST(r->nodelist == (std::vector<std::string>{"gpu01", "gpu02"}), boost::test_tools::per_element());
+  BOOST_TEST(r->exclude == std::vector<std::string>{"gpu09"}, boost::test_tools::per_element());
+  BOOST_TEST(r->notify.size() == 2u);
+  BOOST_TEST((r->notify_on == (fb::NotifyOn::End | fb::NotifyOn::Fail)));
+  BOOST_TEST(r->signal == 10);
+  BOOST_TEST(r->signal_before_s == 120u);
+  BOOST_TEST(r->signal_batch_only);
+  auto bad = parse_spec_file("command = [\"true\"]\nmail_type = \"SOMETIMES\"\n", "bad.toml");
+  BOOST_TEST(bad.status().message().find("mail_type") != std::string::npos, bad.status().message());
+  auto list = parse_spec_file("command = [\"true\"]\nnodelist = \"gpu[1-\"\n", "bad.toml");
+  BOOST_TEST(list.status().message().find("nodelist") != std::string::npos, list.status().message());
+}
+
 BOOST_AUTO_TEST_CASE(toml_spec_file) {
   auto r = parse_spec_file(R"(name = "resnet"
 account = "vision"

@@ -77,6 +77,11 @@ Result<int64_t> parse_begin_time(std::string_view text, int64_t now_ns, int64_t 
 // 1024 names.
 Result<std::vector<std::string>> expand_hostlist(std::string_view text);
 
+// --mail-type: "BEGIN,END,FAIL,REQUEUE,TIME_LIMIT", "ALL", "NONE". Types
+// sbatch knows that mean nothing here (TIME_LIMIT_80, ARRAY_TASKS...) are
+// put in *ignored, not refused.
+Result<fb::NotifyOn> parse_mail_types(std::string_view text, std::vector<std::string>* ignored);
+
 // --signal: "[B:]SIG[@TIME]": SIG a number or a name (USR1, SIGUSR1), TIME
 // seconds before the time limit (default 60, at most 65535); "B:" sends it
 // to the batch shell only.
@@ -164,10 +169,8 @@ class SpecBuilder {
   std::optional<uint64_t> mem_per_gpu_mb_;
   std::optional<uint32_t> cpus_per_gpu_;
   std::optional<GpuRequest> gpus_per_task_;
-  bool nodes_given_ = false;
+  bool nodes_given_ = false;               // --nodes, or a spec file's nodes (else --nodelist's count)
   bool notify_default_ = false;            // --notify given: END and FAIL unless --mail-type says
-  // --mail-type's list; types with no meaning here are noted, not refused.
-  Result<fb::NotifyOn> parse_mail_types(const std::string& text);               // --nodes, or a spec file's nodes (else --nodelist's count)
   std::optional<std::string> export_;      // --export as given
   std::string default_export_ = "NONE";
   std::string default_name_;
