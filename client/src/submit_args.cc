@@ -5,20 +5,15 @@
 #include <fstream>
 #include <sstream>
 
+#include "paths.h"
 #include "trainyard/job_spec.h"
 
 namespace trainyard::client {
+
+using detail::absolute;
+using detail::basename_of;
+
 namespace {
-
-std::string absolute(const std::string& base, const std::string& path) {
-  if (path.empty() || path.front() == '/' || base.empty()) return path;
-  return base.back() == '/' ? base + path : base + "/" + path;
-}
-
-std::string basename_of(const std::string& path) {
-  auto slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
 
 bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
