@@ -300,6 +300,8 @@ class Scheduler {
   bool preempt_for(const QueueEntry& e);
   void requeue_preempted(Job& j, int64_t now_ns);
   void requeue_by_user(Job& j, int64_t now_ns);
+  // The next attempt: its number, and nothing of the last one's placement.
+  void begin_new_attempt(Job& j);
   // Retention and per-user counts (core/retention.cc).
   Status check_user_limit(const fb::JobSpecT& spec, size_t new_jobs) const;
   // Unfinished jobs by user, and by user in a QOS: +n at submit, -1 at the end.

@@ -100,6 +100,15 @@ void Scheduler::lease_lost(uint64_t lease_id, JobId job_id, uint32_t attempt, st
                  now_ns);
 }
 
+void Scheduler::begin_new_attempt(Job& j) {
+  j.attempt += 1;
+  j.lease_ids.clear();
+  j.ranks_ended.clear();
+  j.nodes.clear();
+  j.gpu_indices.clear();
+  j.start_time_ns = 0;
+}
+
 void Scheduler::requeue_or_end(Job& j, JobState final_state, std::string reason, int64_t now_ns) {
   cluster_.remove_tentatives(j.id);
   j.preempt_requested = false;
@@ -111,12 +120,7 @@ void Scheduler::requeue_or_end(Job& j, JobState final_state, std::string reason,
                       std::to_string(j.spec->max_retries + 1) + "): " + reason;
     j.reason = why;
     if (j.allocating) set_allocating(j, false);
-    j.attempt = next;
-    j.lease_ids.clear();
-    j.ranks_ended.clear();
-    j.nodes.clear();
-    j.gpu_indices.clear();
-    j.start_time_ns = 0;
+    begin_new_attempt(j);
     transition(j, JobState::Pending, why, now_ns);
     make_ready(j, now_ns);
     return;
@@ -220,12 +224,7 @@ void Scheduler::requeue_preempted(Job& j, int64_t now_ns) {
   std::string why = j.preempt_requested ? j.reason : std::string("preempted on its node");
   j.preempt_requested = false;
   transition(j, JobState::Preempted, why, now_ns);
-  j.attempt += 1;
-  j.lease_ids.clear();
-  j.ranks_ended.clear();
-  j.nodes.clear();
-  j.gpu_indices.clear();
-  j.start_time_ns = 0;
+  begin_new_attempt(j);
   j.reason = "requeued after preemption (" + std::to_string(j.preemptions) + " so far): " + why;
   transition(j, JobState::Pending, j.reason, now_ns);
   make_ready(j, now_ns);

@@ -318,12 +318,7 @@ void Scheduler::requeue_by_user(Job& j, int64_t now_ns) {
   cluster_.remove_tentatives(j.id);
   if (j.allocating) set_allocating(j, false);
   j.requeue_requested = false;
-  j.attempt += 1;
-  j.lease_ids.clear();
-  j.ranks_ended.clear();
-  j.nodes.clear();
-  j.gpu_indices.clear();
-  j.start_time_ns = 0;
+  begin_new_attempt(j);
   j.reason += " (attempt " + std::to_string(j.attempt) + ")";
   transition(j, JobState::Pending, j.reason, now_ns);
   make_ready(j, now_ns);
