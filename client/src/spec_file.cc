@@ -85,6 +85,10 @@ Result<Document> parse_document(std::string_view text, const std::string& path) 
     } catch (const json::parse_error& e) {
       return Status::invalid(path + " line " + std::to_string(line_at(text, e.byte == 0 ? 0 : e.byte - 1)) +
                              ": not valid JSON: " + e.what());
+    } catch (const json::exception& e) {
+      // The parser's other refusals, such as a number too large for any
+      // integer or double ("number overflow parsing ..."; fuzz_spec_file).
+      return Status::invalid(path + ": not valid JSON: " + e.what());
     }
     if (!doc.root.is_object()) return Status::invalid(path + " line 1: a job spec must be a JSON object");
     std::string copy(text);

@@ -612,6 +612,13 @@ signal = "B:USR1@120"
   BOOST_TEST(list.status().message().find("nodelist") != std::string::npos, list.status().message());
 }
 
+BOOST_AUTO_TEST_CASE(a_json_number_too_large_for_any_type_is_an_error_not_a_crash) {
+  // Found by fuzz_spec_file: nlohmann's out_of_range escaped the parse_error catch.
+  auto r = parse_spec_file("{\"nodes\": " + std::string(400, '1') + "}", "spec.json");
+  BOOST_TEST((r.status().code() == ErrorCode::InvalidArgument));
+  BOOST_TEST(r.status().message().find("spec.json: not valid JSON") == 0u, r.status().message());
+}
+
 BOOST_AUTO_TEST_CASE(toml_spec_file) {
   auto r = parse_spec_file(R"(name = "resnet"
 account = "vision"
