@@ -200,27 +200,33 @@ bool AgentShell::started_before_restart(const Run& run) const {
 Status AgentShell::prepare_run_dirs(const std::string& run_dir, const std::string& state_dir) {
   if (auto s = ensure_private_dir(state_dir); !s) return s;
   std::string id_path = state_dir + "/run_dir.id";
-  auto made = create_fresh_dir(run_dir, 0755);
+  auto id_of = [](const struct stat& st) { return std::to_string(st.st_dev) + " " + std::to_string(st.st_ino); };
   struct stat st;
-  if (made) {
-    if (::lstat(run_dir.c_str(), &st) != 0) {
-      return Status::internal("cannot stat " + run_dir + ": " + std::strerror(errno));
-    }
-    std::string id = std::to_string(st.st_dev) + " " + std::to_string(st.st_ino);
-    int fd = ::open(id_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-    if (fd >= 0) {
-      (void)!::write(fd, id.data(), id.size());
-      ::close(fd);
-    }
-    return Status::ok();
+  if (::lstat(run_dir.c_str(), &st) == 0) {
+    // This agent made it before it was killed, and recorded which one it was.
+    std::string want = read_small_file(id_path);
+    if (!want.empty() && S_ISDIR(st.st_mode) && want == id_of(st)) return Status::ok();
+    return create_fresh_dir(run_dir, 0755);  // refused, naming what is there
   }
-  // This agent created it before it crashed, and recorded which one it was.
-  std::string want = read_small_file(id_path);
-  if (!want.empty() && ::lstat(run_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
-      want == std::to_string(st.st_dev) + " " + std::to_string(st.st_ino)) {
-    return Status::ok();
+  // Made under a name of its own, recorded, then renamed into place: an
+  // agent killed at any point leaves no run directory, or one whose identity
+  // it recorded (at worst a stray ".new-" directory), never one it must refuse.
+  std::string fresh = run_dir + ".new-XXXXXX";
+  if (!::mkdtemp(fresh.data())) return Status::internal("cannot create " + run_dir + ": " + std::strerror(errno));
+  ::chmod(fresh.c_str(), 0755);
+  if (::lstat(fresh.c_str(), &st) != 0) return Status::internal("cannot stat " + fresh + ": " + std::strerror(errno));
+  std::string id = id_of(st);
+  int fd = ::open(id_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+  bool recorded = fd >= 0 && ::write(fd, id.data(), id.size()) == static_cast<ssize_t>(id.size());
+  if (fd >= 0) ::close(fd);
+  if (!recorded || ::rename(fresh.c_str(), run_dir.c_str()) != 0) {
+    int e = errno;
+    ::rmdir(fresh.c_str());
+    // Something appeared under the run's name meanwhile: refused as above.
+    if (e == EEXIST || e == ENOTEMPTY || e == EISDIR || e == ENOTDIR) return create_fresh_dir(run_dir, 0755);
+    return Status::internal("cannot create " + run_dir + ": " + std::strerror(e));
   }
-  return made;
+  return Status::ok();
 }
 
 void AgentShell::refused_job_file(Run& run, const std::string& why) {
