@@ -297,7 +297,7 @@ Status Client::logs(uint64_t job_id, const LogOptions& options, const std::funct
     }
     offset = chunk->offset + chunk->data.size();
     if (offset < chunk->size && !chunk->data.empty()) continue;  // more is there already
-    if (!options.follow || chunk->finished) return Status::ok();
+    if (!options.follow || chunk->finished) return Status::success();
     if (monotonic_ms() >= deadline) return Status(ErrorCode::DeadlineExceeded, "stopped following after the timeout");
     std::this_thread::sleep_for(milliseconds(200));
   }

@@ -75,7 +75,7 @@ class CsvReader {
                                                           "optionally default, coordinator, roles)");
       }
     }
-    return Status::ok();
+    return Status::success();
   }
 
   Status row(int line, const std::vector<std::string>& cells) const {
@@ -99,7 +99,7 @@ class CsvReader {
         return error(line, "column 'user' is empty, yet default, coordinator or roles is set");
       }
       draft_.add_account(account);
-      return Status::ok();
+      return Status::success();
     }
     if (auto s = check_directory_name("user", user); !s) return error(line, "column 'user': " + s.message());
     draft_.add_member(user, account);
@@ -129,7 +129,7 @@ class CsvReader {
       if (r == "coordinator") draft_.add_coordinator(account, user);
       else draft_.add_role(user, r);
     }
-    return Status::ok();
+    return Status::success();
   }
 
   const std::string& file_;

@@ -71,7 +71,7 @@ Status DirectoryDraft::set_default(const std::string& u, const std::string& a) {
   }
   add_member(u, a);
   user(u).default_account = a;
-  return Status::ok();
+  return Status::success();
 }
 
 std::vector<fb::DirectoryOpT> DirectoryDraft::ops() const {
@@ -141,11 +141,11 @@ Status check_directory_name(std::string_view what, std::string_view name) {
       return bad("a name may hold only letters, digits, '.', '_' and '-'");
     }
   }
-  return Status::ok();
+  return Status::success();
 }
 
 Status check_role(std::string_view role) {
-  if (role == "admin" || role == "operator" || role == "coordinator") return Status::ok();
+  if (role == "admin" || role == "operator" || role == "coordinator") return Status::success();
   return Status::invalid("unknown role '" + std::string(role) + "' (admin, operator or coordinator)");
 }
 

@@ -32,7 +32,7 @@ class TomlReader {
       if (!v.is_table()) return error(v, path, "must be a table ([" + path + "])");
       if (auto s = one(name, path, *v.as_table()); !s) return s;
     }
-    return Status::ok();
+    return Status::success();
   }
 
   // An array of user or account names.
@@ -68,7 +68,7 @@ class TomlReader {
         return error(v, field, "is not a user field (default_account, accounts, roles)");
       }
     }
-    return Status::ok();
+    return Status::success();
   }
 
   Status roles(const std::string& user, const std::string& field, const toml::node& v) const {
@@ -86,7 +86,7 @@ class TomlReader {
       }
       draft_.add_role(user, *r);
     }
-    return Status::ok();
+    return Status::success();
   }
 
   Status account(const std::string& name, const std::string& path, const toml::table& t) const {
@@ -103,7 +103,7 @@ class TomlReader {
         else draft_.add_coordinator(name, u);
       }
     }
-    return Status::ok();
+    return Status::success();
   }
 
  private:

@@ -71,7 +71,7 @@ Status read_security(const Config& config, Endpoints& e) {
   e.broker_principal = "service:" + config.get_string("broker.instance", "broker");
   e.metrics_principal = "service:" + config.get_string("metrics.instance", "metrics");
   e.billing_principal = "service:" + config.get_string("billing.instance", "billing");
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace

@@ -90,7 +90,7 @@ class JobWaiter {
       if (!r) return r.status();
       records_[id] = std::move(*r);
     }
-    return Status::ok();
+    return Status::success();
   }
 
   // Until every job is terminal, `deadline` (monotonic ms) passes, or the
@@ -164,7 +164,7 @@ Status JobWaiter::refresh_arrays(const std::set<uint64_t>& ids, std::set<uint64_
       done->insert(it->first);
     }
   }
-  return Status::ok();
+  return Status::success();
 }
 
 Status JobWaiter::refresh(const std::set<uint64_t>& ids) {
@@ -179,7 +179,7 @@ Status JobWaiter::refresh(const std::set<uint64_t>& ids) {
     records_[id] = std::move(*r);
   }
   if (changed && progress_) progress_(ordered());
-  return Status::ok();
+  return Status::success();
 }
 
 Result<std::vector<fb::JobRecordT>> JobWaiter::run(zmq::socket_t* sub, int64_t deadline, milliseconds timeout) {
@@ -244,7 +244,7 @@ Status Client::watch(const std::vector<uint64_t>& job_ids, const std::function<b
       if (e.seq <= last) continue;
       last = e.seq;
       if (!wanted.empty() && !wanted.count(e.job_id)) continue;
-      if (!on_event(e)) return Status::ok();
+      if (!on_event(e)) return Status::success();
       e = JobEvent{};
     }
   }

@@ -16,7 +16,7 @@ namespace trainyard::client {
 
 Status log_metrics(int64_t step, const std::map<std::string, double>& values) {
   const char* path = std::getenv("TY_METRICS_FILE");
-  if (!path || !*path) return Status::ok();  // not running under Trainyard
+  if (!path || !*path) return Status::success();  // not running under Trainyard
   nlohmann::json line = nlohmann::json::object();
   line["step"] = step;
   for (auto& [name, value] : values) {
@@ -39,7 +39,7 @@ Status log_metrics(int64_t step, const std::map<std::string, double>& values) {
   if (n != static_cast<ssize_t>(text.size())) {
     return Status::internal(std::string("cannot write $TY_METRICS_FILE ") + path + ": " + std::strerror(err));
   }
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace trainyard::client

@@ -194,14 +194,14 @@ Status set_command(const FieldReader& r, const std::string& f, const json& v, fb
   if (v.is_string()) {
     if (v.get<std::string>().empty()) return r.error(f, "is an empty shell command: give the command to run");
     spec.command = {"bash", "-c", v.get<std::string>()};
-    return Status::ok();
+    return Status::success();
   }
   if (!v.is_array() || v.empty()) return r.error(f, "must be a list of strings (argv) or a shell command string");
   for (auto& a : v) {
     if (!a.is_string()) return r.error(f, "must be a list of strings (argv) or a shell command string");
     spec.command.push_back(a.get<std::string>());
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // "memory": a size as sbatch takes it ("16G"), or a number of megabytes.
@@ -217,7 +217,7 @@ Status set_memory(const FieldReader& r, const std::string& f, const json& v, fb:
   auto m = parse_memory_mb(text);
   if (!m) return r.error(f, "is not valid: " + m.status().message());
   spec.memory_mb = *m;
-  return Status::ok();
+  return Status::success();
 }
 
 // "dependencies": "afterok:12,afterany:13", or a list of such strings or
@@ -228,7 +228,7 @@ Status set_dependencies(const FieldReader& r, const std::string& f, const json& 
     auto d = parse_dependency(text);
     if (!d) return r.error(f, entry + "is not valid: " + d.status().message());
     for (auto& dep : *d) spec.dependencies.push_back(std::make_unique<fb::DependencyT>(dep));
-    return Status::ok();
+    return Status::success();
   };
   if (v.is_string()) return add(v.get<std::string>(), "");
   if (!v.is_array()) return r.error(f, "must be a list such as [\"afterok:12\"] or [{kind = \"afterok\", job_id = 12}]");
@@ -241,7 +241,7 @@ Status set_dependencies(const FieldReader& r, const std::string& f, const json& 
     }
     if (auto s = add(text, entry); !s) return s;
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // "nodelist", "exclude": a Slurm host list ("gpu[01-04]") or a list of names;
@@ -273,13 +273,13 @@ void add_placement_and_notify_fields(const FieldReader& r, fb::JobSpecT& spec,
       auto s = r.string(f, v);
       if (!s) return s.status();
       spec.*member = *s;
-      return Status::ok();
+      return Status::success();
     };
   }
   fields["exclusive"] = [&r, &spec](const std::string& f, const json& v) -> Status {
     if (!v.is_boolean()) return r.error(f, "must be true or false");
     spec.exclusive = v.get<bool>();
-    return Status::ok();
+    return Status::success();
   };
   for (const auto& field : {std::tuple{"nodelist", &fb::JobSpecT::nodelist, true},
                             std::tuple{"exclude", &fb::JobSpecT::exclude, true},
@@ -290,7 +290,7 @@ void add_placement_and_notify_fields(const FieldReader& r, fb::JobSpecT& spec,
       auto names = names_of(r, f, v, hostlist);
       if (!names) return names.status();
       spec.*member = std::move(*names);
-      return Status::ok();
+      return Status::success();
     };
   }
   fields["mail_type"] = [&r, &spec](const std::string& f, const json& v) -> Status {
@@ -299,7 +299,7 @@ void add_placement_and_notify_fields(const FieldReader& r, fb::JobSpecT& spec,
     auto on = parse_mail_types(*s, nullptr);
     if (!on) return r.error(f, "is not valid: " + on.status().message());
     spec.notify_on = *on;
-    return Status::ok();
+    return Status::success();
   };
   fields["signal"] = [&r, &spec](const std::string& f, const json& v) -> Status {
     auto s = r.string(f, v);
@@ -309,7 +309,7 @@ void add_placement_and_notify_fields(const FieldReader& r, fb::JobSpecT& spec,
     spec.signal = sig->signal;
     spec.signal_before_s = sig->before_s;
     spec.signal_batch_only = sig->batch_only;
-    return Status::ok();
+    return Status::success();
   };
 }
 
@@ -323,7 +323,7 @@ Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std:
       auto s = r.string(f, v);
       if (!s) return s.status();
       spec.*member = *s;
-      return Status::ok();
+      return Status::success();
     };
   };
   auto u32 = [&](uint32_t fb::JobSpecT::*member) -> Setter {
@@ -331,7 +331,7 @@ Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std:
       auto n = r.unsigned_int(f, v, 0xffffffffu);
       if (!n) return n.status();
       spec.*member = static_cast<uint32_t>(*n);
-      return Status::ok();
+      return Status::success();
     };
   };
   auto u64 = [&](uint64_t fb::JobSpecT::*member) -> Setter {
@@ -339,7 +339,7 @@ Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std:
       auto n = r.unsigned_int(f, v, UINT64_MAX);
       if (!n) return n.status();
       spec.*member = *n;
-      return Status::ok();
+      return Status::success();
     };
   };
   std::map<std::string, Setter> fields = {
@@ -371,14 +371,14 @@ Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std:
          auto kv = r.key_values(f, v);
          if (!kv) return kv.status();
          spec.env = std::move(*kv);
-         return Status::ok();
+         return Status::success();
        }},
       {"labels",
        [&](const std::string& f, const json& v) -> Status {
          auto kv = r.key_values(f, v);
          if (!kv) return kv.status();
          spec.labels = std::move(*kv);
-         return Status::ok();
+         return Status::success();
        }},
       {"priority",
        [&](const std::string& f, const json& v) -> Status {
@@ -387,13 +387,13 @@ Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std:
          auto n = v.get<int64_t>();
          if (huge || n < -1'000'000 || n > 1'000'000) return r.error(f, "must be between -1000000 and 1000000");
          spec.priority = static_cast<int32_t>(n);
-         return Status::ok();
+         return Status::success();
        }},
       {"preemptible",
        [&](const std::string& f, const json& v) -> Status {
          if (!v.is_boolean()) return r.error(f, "must be true or false");
          spec.preemptible = v.get<bool>();
-         return Status::ok();
+         return Status::success();
        }},
       {"sim_duration_s",
        [&](const std::string& f, const json& v) -> Status {
@@ -401,7 +401,7 @@ Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std:
            return r.error(f, "must be a number of seconds, 0 or more");
          }
          spec.sim_duration_s = v.get<double>();
-         return Status::ok();
+         return Status::success();
        }},
       {"array",
        [&](const std::string& f, const json& v) -> Status {
@@ -409,7 +409,7 @@ Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std:
          if (!s) return s.status();
          if (auto n = validate_array(*s); !n) return r.error(f, "is not valid: " + n.status().message());
          spec.array = *s;
-         return Status::ok();
+         return Status::success();
        }},
       {"time_limit",
        [&](const std::string& f, const json& v) -> Status {
@@ -418,7 +418,7 @@ Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std:
          auto t = parse_time_limit(*s);
          if (!t) return r.error(f, "is not valid: " + t.status().message());
          spec.time_limit_s = *t;
-         return Status::ok();
+         return Status::success();
        }},
       {"memory", [&](const std::string& f, const json& v) { return set_memory(r, f, v, spec); }},
       {"dependencies", [&](const std::string& f, const json& v) { return set_dependencies(r, f, v, spec); }},
@@ -434,7 +434,7 @@ Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std:
     }
     if (auto s = it->second(key, value); !s) return s;
   }
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace

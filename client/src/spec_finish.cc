@@ -56,7 +56,7 @@ Status SpecBuilder::finish_gpus(uint32_t tasks_per_node) {
     spec.gpus_per_node = static_cast<uint32_t>(per_node);
     if (!gpus_per_task_->type.empty()) spec.gpu_type = gpus_per_task_->type;
   }
-  return Status::ok();
+  return Status::success();
 }
 
 Status SpecBuilder::finish_cpus_and_memory(uint32_t tasks_per_node) {
@@ -70,7 +70,7 @@ Status SpecBuilder::finish_cpus_and_memory(uint32_t tasks_per_node) {
       return Status::invalid(std::string(how) + " comes to " + std::to_string(cpus) + " CPUs on a node, too many");
     }
     spec.cpus = static_cast<uint32_t>(cpus);
-    return Status::ok();
+    return Status::success();
   };
   if (cpus_per_task_ || tasks_per_node_ || ntasks_) {
     if (auto s = set_cpus(uint64_t{cpus_per_task_.value_or(1)} * tasks_per_node, "--cpus-per-task times the tasks");
@@ -87,7 +87,7 @@ Status SpecBuilder::finish_cpus_and_memory(uint32_t tasks_per_node) {
     if (spec.gpus_per_node == 0) return Status::invalid("--mem-per-gpu needs GPUs (--gres, --gpus or --gpus-per-node)");
     spec.memory_mb = *mem_per_gpu_mb_ * spec.gpus_per_node;
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // Directories, log paths, the user, the name and whom notifications go to.
@@ -154,7 +154,7 @@ Status SpecBuilder::finish_environment() {
     kv->value = v;
     spec.env.push_back(std::move(kv));
   }
-  return Status::ok();
+  return Status::success();
 }
 
 Result<JobRequest> SpecBuilder::finish() {

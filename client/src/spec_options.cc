@@ -75,14 +75,14 @@ Status set_key_value(std::vector<std::unique_ptr<fb::KeyValueT>>& list, std::str
   for (auto& kv : list) {
     if (kv->key == key) {
       kv->value = v.substr(eq + 1);
-      return Status::ok();
+      return Status::success();
     }
   }
   auto kv = std::make_unique<fb::KeyValueT>();
   kv->key = key;
   kv->value = v.substr(eq + 1);
   list.push_back(std::move(kv));
-  return Status::ok();
+  return Status::success();
 }
 
 OptionDef spec(std::string_view l, char s, ArgKind a, std::string_view help,
@@ -106,17 +106,17 @@ const std::vector<OptionDef>& OptionTable::get() {
     t.push_back(spec("job-name", 'J', A::kRequired, "NAME  the job's name (default: the script's or command's name)",
                      [](SpecBuilder& b, const std::string& v) {
                        b.request_.spec.name = v;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("account", 'A', A::kRequired, "ACCOUNT  the account (project) charged",
                      [](SpecBuilder& b, const std::string& v) {
                        b.request_.spec.account = v;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("partition", 'p', A::kRequired, "PARTITION  where to run",
                      [](SpecBuilder& b, const std::string& v) {
                        b.request_.spec.partition = v;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("gres", 0, A::kRequired, "gpu[:TYPE]:N  N GPUs per node (of TYPE)",
                      [](SpecBuilder& b, const std::string& v) -> Status {
@@ -125,14 +125,14 @@ const std::vector<OptionDef>& OptionTable::get() {
                        b.request_.spec.gpus_per_node = g->count;
                        b.request_.spec.gpu_type = g->type;
                        b.gpus_total_.reset();
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("gpus", 'G', A::kRequired, "[TYPE:]N  N GPUs for the whole job (split evenly over --nodes)",
                      [](SpecBuilder& b, const std::string& v) -> Status {
                        auto g = parse_gpu_count(v);
                        if (!g) return g.status();
                        b.gpus_total_ = *g;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("gpus-per-node", 0, A::kRequired, "[TYPE:]N  N GPUs on each node",
                      [](SpecBuilder& b, const std::string& v) -> Status {
@@ -141,13 +141,13 @@ const std::vector<OptionDef>& OptionTable::get() {
                        b.request_.spec.gpus_per_node = g->count;
                        b.request_.spec.gpu_type = g->type;
                        b.gpus_total_.reset();
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("gpu-type", 0, A::kRequired, "TYPE  the GPU type (A100, H100...; default any)",
                      [](SpecBuilder& b, const std::string& v) {
                        b.request_.spec.gpu_type = v;
                        if (b.gpus_total_) b.gpus_total_->type = v;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("cpus-per-task", 'c', A::kRequired, "N  CPUs per task (times tasks per node = CPUs per node)",
                      [](SpecBuilder& b, const std::string& v) -> Status {
@@ -155,7 +155,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                        if (!n) return n.status();
                        b.cpus_per_task_ = *n;
                        b.request_.spec.cpus_per_task = *n;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("ntasks", 'n', A::kRequired, "N  tasks in all (spread over --nodes; sizes the CPUs)",
                      [](SpecBuilder& b, const std::string& v) -> Status {
@@ -163,7 +163,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                        if (!n) return n.status();
                        b.ntasks_ = *n;
                        b.request_.spec.ntasks = *n;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("ntasks-per-node", 0, A::kRequired, "N  tasks on each node (sizes the CPUs)",
                      [](SpecBuilder& b, const std::string& v) -> Status {
@@ -171,7 +171,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                        if (!n) return n.status();
                        b.tasks_per_node_ = *n;
                        b.request_.spec.ntasks_per_node = *n;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("mem", 0, A::kRequired, "SIZE  memory per node (K/M/G/T; default M; 0: no limit)",
                      [](SpecBuilder& b, const std::string& v) -> Status {
@@ -180,7 +180,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                        b.request_.spec.memory_mb = *m;
                        b.mem_per_cpu_mb_.reset();
                        b.mem_per_gpu_mb_.reset();
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("mem-per-cpu", 0, A::kRequired, "SIZE  memory per CPU",
                      [](SpecBuilder& b, const std::string& v) -> Status {
@@ -188,7 +188,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                        if (!m) return m.status();
                        b.mem_per_cpu_mb_ = *m;
                        b.mem_per_gpu_mb_.reset();
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("mem-per-gpu", 0, A::kRequired, "SIZE  memory per GPU",
                      [](SpecBuilder& b, const std::string& v) -> Status {
@@ -196,7 +196,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                        if (!m) return m.status();
                        b.mem_per_gpu_mb_ = *m;
                        b.mem_per_cpu_mb_.reset();
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("time", 't', A::kRequired, "TIME  time limit: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS",
                      [](SpecBuilder& b, const std::string& v) -> Status {
@@ -204,7 +204,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                        if (!s) return s.status();
                        b.request_.spec.time_limit_s = *s;
                        if (*s == 0) b.note("--time " + v + " means the partition's default time limit here");
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("nodes", 'N', A::kRequired, "N  nodes, gang-scheduled (all or none)",
                      [](SpecBuilder& b, const std::string& v) -> Status {
@@ -220,14 +220,14 @@ const std::vector<OptionDef>& OptionTable::get() {
                        if (!c) return c.status();
                        b.request_.spec.nodes = *c;
                        b.nodes_given_ = true;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("array", 'a', A::kRequired, "INDICES  a job array: 0-99%8, 1,3,5, 0-15:4",
                      [](SpecBuilder& b, const std::string& v) -> Status {
                        auto n = validate_array(v);
                        if (!n) return n.status();
                        b.request_.spec.array = v;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("dependency", 'd', A::kRequired, "LIST  afterok:ID[:ID...], afterany:..., afternotok:... (',' = all)",
                      [](SpecBuilder& b, const std::string& v) -> Status {
@@ -235,19 +235,19 @@ const std::vector<OptionDef>& OptionTable::get() {
                        if (!d) return d.status();
                        b.request_.spec.dependencies.clear();
                        for (auto& dep : *d) b.request_.spec.dependencies.push_back(std::make_unique<fb::DependencyT>(dep));
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("output", 'o', A::kRequired,
                      "PATH  stdout file (relative to the work dir; %A %a %j %J %x %u %N %n %t %s %% and %3a-style "
                      "padding, as sbatch; scripts default to slurm-%j.out)",
                      [](SpecBuilder& b, const std::string& v) {
                        b.request_.spec.stdout_path = v;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("error", 'e', A::kRequired, "PATH  stderr file (default: with stdout when --output is given)",
                      [](SpecBuilder& b, const std::string& v) {
                        b.request_.spec.stderr_path = v;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("open-mode", 0, A::kRequired, "append|truncate  keep or empty existing --output/--error files "
                      "(default truncate, as sbatch)",
@@ -259,29 +259,29 @@ const std::vector<OptionDef>& OptionTable::get() {
                        } else {
                          return Status::invalid("--open-mode '" + v + "' is not append or truncate");
                        }
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("chdir", 'D', A::kRequired, "DIR  the job's working directory (default: the submit directory)",
                      [](SpecBuilder& b, const std::string& v) {
                        b.request_.spec.workdir = absolute(b.ctx_.cwd, v);
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("hold", 'H', A::kNone, "submit held (release with ty release JOB)",
                      [](SpecBuilder& b, const std::string&) {
                        b.request_.hold = true;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("export", 0, A::kRequired,
                      "ALL|NONE|[ALL,]VAR[=VALUE],...  environment passed on (scripts: ALL, as sbatch; else NONE)",
                      [](SpecBuilder& b, const std::string& v) {
                        b.export_ = v;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("wrap", 0, A::kRequired, "COMMAND  run this shell command line (bash -c)",
                      [](SpecBuilder& b, const std::string& v) {
                        b.request_.spec.command = {"bash", "-c", v};
                        if (b.default_name_.empty()) b.default_name_ = "wrap";
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("comment", 0, A::kRequired, "TEXT  kept as the label comment=TEXT",
                      [](SpecBuilder& b, const std::string& v) {
@@ -292,17 +292,17 @@ const std::vector<OptionDef>& OptionTable::get() {
                        auto n = v.empty() ? std::optional<int64_t>(100) : to_i64(v);
                        if (!n) return Status::invalid("--nice '" + v + "' is not a number");
                        b.request_.spec.priority = static_cast<int32_t>(-*n);
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("requeue", 0, A::kNone, "requeue after a node failure (the default)",
                      [](SpecBuilder& b, const std::string&) {
                        if (b.request_.spec.max_retries == 0) b.request_.spec.max_retries = 1;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("no-requeue", 0, A::kNone, "never run again after a failure (max retries 0)",
                      [](SpecBuilder& b, const std::string&) {
                        b.request_.spec.max_retries = 0;
-                       return Status::ok();
+                       return Status::success();
                      }));
     // --- Trainyard's own ---
     t.push_back(spec("priority", 0, A::kRequired, "N  priority tier (higher runs first)",
@@ -310,19 +310,19 @@ const std::vector<OptionDef>& OptionTable::get() {
                        auto n = to_i64(v);
                        if (!n || *n < -1'000'000 || *n > 1'000'000) return Status::invalid("--priority '" + v + "' is not a number");
                        b.request_.spec.priority = static_cast<int32_t>(*n);
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("max-retries", 0, A::kRequired, "N  runs again after a failure or lost node, up to N times",
                      [](SpecBuilder& b, const std::string& v) -> Status {
                        auto n = positive_u32("max-retries", v, true);
                        if (!n) return n.status();
                        b.request_.spec.max_retries = *n;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("experiment", 0, A::kRequired, "NAME  the experiment this run belongs to (ty compare)",
                      [](SpecBuilder& b, const std::string& v) {
                        b.request_.spec.experiment = v;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("label", 0, A::kRequired, "KEY=VALUE  a free label, e.g. lr=0.001 (repeatable)",
                      [](SpecBuilder& b, const std::string& v) { return set_key_value(b.request_.spec.labels, "label", v); }));
@@ -333,12 +333,12 @@ const std::vector<OptionDef>& OptionTable::get() {
                        auto n = positive_u32("grace", v, true);
                        if (!n) return n.status();
                        b.request_.spec.grace_s = *n;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("no-preempt", 0, A::kNone, "never preempt this job",
                      [](SpecBuilder& b, const std::string&) {
                        b.request_.spec.preemptible = false;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("sim-duration", 0, A::kRequired, "SECONDS  how long the job 'runs' on a simulated agent",
                      [](SpecBuilder& b, const std::string& v) -> Status {
@@ -346,7 +346,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                        double d = std::strtod(v.c_str(), &end);
                        if (v.empty() || *end != '\0' || !(d >= 0)) return Status::invalid("--sim-duration '" + v + "' is not a number of seconds");
                        b.request_.spec.sim_duration_s = d;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("begin", 'b', A::kRequired,
                      "TIME  not started before TIME: now+N[minutes|hours|days], HH:MM, YYYY-MM-DD[THH:MM]",
@@ -354,7 +354,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                        auto at = parse_begin_time(v, b.ctx_.now_ns, b.ctx_.utc_offset_s);
                        if (!at) return at.status();
                        b.request_.spec.begin_ns = *at;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("signal", 0, A::kRequired,
                      "[B:]SIG[@TIME]  send SIG TIME seconds (default 60) before the time limit (B: the batch shell only)",
@@ -364,31 +364,31 @@ const std::vector<OptionDef>& OptionTable::get() {
                        b.request_.spec.signal = sig->signal;
                        b.request_.spec.signal_before_s = sig->before_s;
                        b.request_.spec.signal_batch_only = sig->batch_only;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("nodelist", 'w', A::kRequired, "NODES  on these nodes, every one (gpu[01-04]; --nodes defaults to their number)",
                      [](SpecBuilder& b, const std::string& v) -> Status {
                        auto names = expand_hostlist(v);
                        if (!names) return Status::invalid("--nodelist: " + names.status().message());
                        b.request_.spec.nodelist = std::move(*names);
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("exclude", 'x', A::kRequired, "NODES  never on these nodes (gpu[01-04])",
                      [](SpecBuilder& b, const std::string& v) -> Status {
                        auto names = expand_hostlist(v);
                        if (!names) return Status::invalid("--exclude: " + names.status().message());
                        b.request_.spec.exclude = std::move(*names);
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("constraint", 'C', A::kRequired, "LABELS  nodes with these labels: ib, rack=r1, a&b, a|b",
                      [](SpecBuilder& b, const std::string& v) -> Status {
                        b.request_.spec.constraint = v;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("exclusive", 0, A::kOptional, "  alone on its nodes: no other job is placed there while it runs",
                      [](SpecBuilder& b, const std::string&) -> Status {
                        b.request_.spec.exclusive = true;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("mail-type", 0, A::kRequired,
                      "TYPES  notify on BEGIN, END, FAIL, REQUEUE, TIME_LIMIT, ALL or NONE (comma-separated)",
@@ -401,7 +401,7 @@ const std::vector<OptionDef>& OptionTable::get() {
                                 "own; of the time limit, only reaching it is told)");
                        }
                        b.request_.spec.notify_on = *on;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("mail-user", 0, A::kRequired, "ADDRESS  where notifications go (default: the submitting user)",
                      [](SpecBuilder& b, const std::string& v) -> Status {
@@ -413,33 +413,33 @@ const std::vector<OptionDef>& OptionTable::get() {
                          if (!one.empty()) b.request_.spec.notify.push_back(one);
                          start = comma == std::string::npos ? v.size() + 1 : comma + 1;
                        }
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("notify", 0, A::kRequired,
                      "DEST  also notify DEST (a mail address or a webhook URL); on END and FAIL unless --mail-type says",
                      [](SpecBuilder& b, const std::string& v) -> Status {
                        b.request_.spec.notify.push_back(v);
                        b.notify_default_ = true;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("qos", 'q', A::kRequired, "QOS  a quality of service the site configures (priority, limits)",
                      [](SpecBuilder& b, const std::string& v) -> Status {
                        b.request_.spec.qos = v;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("cpus-per-gpu", 0, A::kRequired, "N  CPUs for each GPU of a node",
                      [](SpecBuilder& b, const std::string& v) -> Status {
                        auto n = positive_u32("cpus-per-gpu", v);
                        if (!n) return n.status();
                        b.cpus_per_gpu_ = *n;
-                       return Status::ok();
+                       return Status::success();
                      }));
     t.push_back(spec("gpus-per-task", 0, A::kRequired, "[TYPE:]N  N GPUs for each task (times the tasks per node)",
                      [](SpecBuilder& b, const std::string& v) -> Status {
                        auto g = parse_gpu_count(v);
                        if (!g) return g.status();
                        b.gpus_per_task_ = *g;
-                       return Status::ok();
+                       return Status::success();
                      }));
     // --- Slurm options that change nothing here: accepted, with a warning ---
     for (auto name : {"reservation", "licenses", "time-min",
@@ -559,7 +559,7 @@ Status SpecBuilder::apply(const SpecOption& option) {
   switch (d.kind) {
     case OptionKind::kIgnored:
       request_.warnings.push_back({option.where, "option " + dashed(d) + " has no meaning in Trainyard and is ignored"});
-      return Status::ok();
+      return Status::success();
     case OptionKind::kRefused:
       return Status::invalid(where + "option " + dashed(d) + " is not supported: " + std::string(d.help));
     case OptionKind::kSpec:

@@ -39,7 +39,7 @@ Status check_names(const std::string& what, const std::vector<std::string>& name
   for (auto& n : names) {
     if (auto s = client::check_directory_name(what, n); !s) return s;
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // Sends `ops` and prints each op that went; with `merge`, only the ops

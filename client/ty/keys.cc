@@ -47,7 +47,7 @@ Status write_ring(const fs::path& dir, const std::map<std::string, std::string, 
   }
   ::chmod(tmp.c_str(), 0644);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) return Status::unavailable(path.string() + ": cannot replace");
-  return Status::ok();
+  return Status::success();
 }
 
 // Creates PRINCIPAL's key file in `dir` (refusing to overwrite one).
@@ -75,7 +75,7 @@ int keys_init(const KeysArgs& a) {
       principals[id->principal] = id->keys.public_key;
       std::cout << "created " << (dir / security::key_file_name(id->principal)).string() << "\n";
     }
-    return Status::ok();
+    return Status::success();
   };
   const std::vector<std::pair<std::string, const std::vector<std::string>*>> kinds{
       {"service", &a.services}, {"agent", &a.agents}, {"user", &a.users}};

@@ -84,7 +84,7 @@ Status sacct_window(const Parsed& p, int64_t* since, int64_t* until) {
       return Status::invalid("--" + std::string(opt) + " '" + v + "' is not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS])");
     }
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // Slurm's fixed columns: 10 wide (JobID 12, NodeList 15), right-aligned, values cut with '+'.

@@ -110,7 +110,7 @@ Status start_local(LocalTask& t, const TaskPlacement& p, const StepEnv& env, con
   t.pid = pid;
   t.streams[0] = Stream{out[0], 1, {}};
   t.streams[1] = Stream{err[0], 2, {}};
-  return Status::ok();
+  return Status::success();
 }
 
 // Reads what is ready (waiting at most `wait_ms`); closes ended pipes.

@@ -18,14 +18,14 @@ std::string env_or(const char* name, const char* fallback = "") {
 
 Status read_number(const char* name, uint32_t* out) {
   std::string v = env_or(name);
-  if (v.empty()) return Status::ok();
+  if (v.empty()) return Status::success();
   uint32_t n = 0;
   auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
   if (ec != std::errc() || end != v.data() + v.size()) {
     return Status::invalid(std::string(name) + " is '" + v + "', not a number");
   }
   *out = n;
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ bool verify_event(std::string_view topic, std::span<const uint8_t> bytes, Event*
   }
   // Every union member present, every enum in range, every required field
   // set: handlers may dereference what the schema promises.
-  if (auto s = wire::envelope_check().check(bytes.data()); !s.is_ok()) {
+  if (auto s = wire::envelope_check().check(bytes.data()); !s.ok()) {
     *why = s.message();
     return false;
   }

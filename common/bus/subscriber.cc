@@ -42,7 +42,7 @@ Subscriber::Subscriber(zmq::context_t& ctx, storage::Store& store, SubscriberOpt
     StreamState st;
     st.cursor = KeyReader(v).u64();
     st.endpoint = std::string(v.substr(8));
-    if (!st.endpoint.empty() && !rpc::check_connect_endpoint(st.endpoint).is_ok()) {
+    if (!st.endpoint.empty() && !rpc::check_connect_endpoint(st.endpoint).ok()) {
       // Stored by an older build that did not check heartbeats: forget it
       // rather than fail every start; the next heartbeat tells the truth.
       spdlog::warn("{}: ignoring the stored replay endpoint of {}: not a valid endpoint", options_.name, k);
@@ -164,7 +164,7 @@ void Subscriber::handle(std::string_view topic, std::span<const uint8_t> bytes, 
     auto* hb = e.as<fb::StreamHeartbeat>();
     if (hb->replay_endpoint() && hb->replay_endpoint()->string_view() != st.endpoint) {
       auto valid = rpc::check_connect_endpoint(hb->replay_endpoint()->string_view());
-      if (!valid.is_ok()) return reject(topic, bytes.size(), "heartbeat's replay endpoint: " + valid.message());
+      if (!valid.ok()) return reject(topic, bytes.size(), "heartbeat's replay endpoint: " + valid.message());
       st.endpoint = hb->replay_endpoint()->str();
       st.dirty = true;
     }

@@ -29,7 +29,7 @@ Status check_tcp(std::string_view rest) {
     return Status::invalid("tcp endpoint port '" + std::string(port) + "' is not a number");
   int p = std::stoi(std::string(port));
   if (p < 1 || p > 65535) return Status::invalid("tcp endpoint port " + std::to_string(p) + " is out of 1-65535");
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace
@@ -45,9 +45,9 @@ Status check_connect_endpoint(std::string_view ep) {
   if (scheme == "tcp") return check_tcp(rest);
   if (scheme == "ipc") {
     if (rest.empty() || rest.size() > kMaxIpcPathBytes) return Status::invalid("ipc endpoint path is empty or too long");
-    return Status::ok();
+    return Status::success();
   }
-  if (scheme == "inproc") return rest.empty() ? Status::invalid("inproc endpoint has no name") : Status::ok();
+  if (scheme == "inproc") return rest.empty() ? Status::invalid("inproc endpoint has no name") : Status::success();
   return Status::invalid("endpoint scheme '" + std::string(scheme) + "' is not tcp, ipc or inproc");
 }
 

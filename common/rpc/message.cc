@@ -34,7 +34,7 @@ const fb::Reply* check_reply(const uint8_t* data, size_t size, Status* why) {
     return nullptr;
   }
   auto s = wire::reply_check().check(data);
-  if (!s.is_ok()) {
+  if (!s.ok()) {
     *why = Status::internal("malformed reply: " + s.message());
     return nullptr;
   }

@@ -79,7 +79,7 @@ size_t Server::poll_in(size_t max) {
     }
     const auto* req = checked.request;
     Responder r(std::move(routing), req->id());
-    if (!checked.status.is_ok()) {
+    if (!checked.status.ok()) {
       // Readable but incomplete (a union body absent, an enum out of range,
       // a required field missing): no handler sees it.
       ++stats_.rejected;

@@ -19,7 +19,7 @@ Status check_name(std::string_view what, std::string_view name) {
                              "\" may hold only letters, digits, '.', '_' and '-' (as a principal's name)");
     }
   }
-  return Status::ok();
+  return Status::success();
 }
 
 class Editor {
@@ -33,7 +33,7 @@ class Editor {
       case fb::DirectoryVerb::AddAccount:
         if (auto s = check_name("account", op.account); !s) return s;
         d_.accounts[op.account];
-        return Status::ok();
+        return Status::success();
       case fb::DirectoryVerb::RemoveAccount: return remove_account(op.account);
       case fb::DirectoryVerb::AddMember: return add_member(op.user, op.account);
       case fb::DirectoryVerb::RemoveMember: return remove_member(op.user, op.account);
@@ -48,7 +48,7 @@ class Editor {
   Status add_user(const fb::DirectoryOpT& op) {
     if (auto s = check_name("user", op.user); !s) return s;
     d_.users.try_emplace(op.user);
-    if (op.account.empty()) return Status::ok();
+    if (op.account.empty()) return Status::success();
     if (auto s = add_member(op.user, op.account); !s) return s;
     return set_default(op.user, op.account);
   }
@@ -61,7 +61,7 @@ class Editor {
       a.members.erase(user);
       a.coordinators.erase(user);
     }
-    return Status::ok();
+    return Status::success();
   }
 
   Result<AccountEntry*> account(const std::string& name) {
@@ -78,7 +78,7 @@ class Editor {
     for (auto& [_, def] : d_.users) {
       if (def == name) def.clear();
     }
-    return Status::ok();
+    return Status::success();
   }
 
   Status add_member(const std::string& user, const std::string& name) {
@@ -87,7 +87,7 @@ class Editor {
     if (!a) return a.status();
     d_.users.try_emplace(user);
     (*a)->members.insert(user);
-    return Status::ok();
+    return Status::success();
   }
 
   Status remove_member(const std::string& user, const std::string& name) {
@@ -97,7 +97,7 @@ class Editor {
     (*a)->coordinators.erase(user);
     auto u = d_.users.find(user);
     if (u != d_.users.end() && u->second == name) u->second.clear();
-    return Status::ok();
+    return Status::success();
   }
 
   Status set_default(const std::string& user, const std::string& name) {
@@ -105,13 +105,13 @@ class Editor {
     if (u == d_.users.end()) return Status::not_found(user + " is not in the directory");
     if (name.empty()) {
       u->second.clear();
-      return Status::ok();
+      return Status::success();
     }
     auto a = account(name);
     if (!a) return a.status();
     if (!(*a)->members.count(user)) return Status::failed_precondition(user + " is not a member of " + name);
     u->second = name;
-    return Status::ok();
+    return Status::success();
   }
 
   Status grant(const fb::DirectoryOpT& op) {
@@ -119,13 +119,13 @@ class Editor {
     if (op.role == kRoleCoordinator) {
       if (auto s = add_member(op.user, op.account); !s) return s;
       d_.accounts[op.account].coordinators.insert(op.user);
-      return Status::ok();
+      return Status::success();
     }
     auto* set = role_set(op.role);
     if (!set) return unknown_role(op.role);
     d_.users.try_emplace(op.user);
     set->insert(op.user);
-    return Status::ok();
+    return Status::success();
   }
 
   Status revoke(const fb::DirectoryOpT& op) {
@@ -133,12 +133,12 @@ class Editor {
       auto a = account(op.account);
       if (!a) return a.status();
       if (!(*a)->coordinators.erase(op.user)) return Status::not_found(op.user + " does not coordinate " + op.account);
-      return Status::ok();
+      return Status::success();
     }
     auto* set = role_set(op.role);
     if (!set) return unknown_role(op.role);
     if (!set->erase(op.user)) return Status::not_found(op.user + " is not " + op.role);
-    return Status::ok();
+    return Status::success();
   }
 
   NameSet* role_set(std::string_view role) {

@@ -85,7 +85,7 @@ Status check_principal(std::string_view p) {
       return Status::invalid("principal \"" + std::string(p) + "\": the name may hold only letters, digits, '.', '_', '-'");
     }
   }
-  return Status::ok();
+  return Status::success();
 }
 
 std::string_view principal_name(std::string_view p) {
@@ -105,7 +105,7 @@ Status check_z85_key(std::string_view key, std::string_view what) {
   for (char c : key) {
     if (!z85_char(c)) return Status::invalid(std::string(what) + ": not a Z85 key (character '" + c + "')");
   }
-  return Status::ok();
+  return Status::success();
 }
 
 Result<Identity> read_identity(const std::filesystem::path& path) {
@@ -155,7 +155,7 @@ Status write_identity(const std::filesystem::path& path, const Identity& id) {
   auto pub = path;
   pub.replace_extension(".pub");
   std::ofstream(pub) << public_line(id) << "\n";
-  return Status::ok();
+  return Status::success();
 }
 
 std::string public_line(const Identity& id) { return id.principal + " " + id.keys.public_key; }

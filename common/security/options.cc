@@ -31,7 +31,7 @@ Result<Directory> directory_from_config(const Config& config) {
       if (auto s = check_principal("user:" + n); !s) return Status::invalid(std::string(key) + ": " + s.message());
       out.insert(n);
     }
-    return Status::ok();
+    return Status::success();
   };
   try {
     if (auto s = names("security.roles.admins", d.admins); !s) return s;

@@ -107,7 +107,7 @@ Status Site::dial(zmq::socket_t& socket, std::string_view server_principal) cons
   socket.set(zmq::sockopt::curve_serverkey, *key);
   socket.set(zmq::sockopt::curve_publickey, identity_.keys.public_key);
   socket.set(zmq::sockopt::curve_secretkey, identity_.keys.secret_key);
-  return Status::ok();
+  return Status::success();
 }
 
 std::optional<std::string> Site::publisher(std::string_view instance) const { return keyring()->publisher(instance); }
@@ -135,7 +135,7 @@ Status Site::reload() {
   }
   ++counters_.reloads;
   spdlog::info("security: reloaded {} ({} principals)", options_.authorized_keys.string(), n);
-  return Status::ok();
+  return Status::success();
 }
 
 void Site::reload_if_changed() {
@@ -238,7 +238,7 @@ void secure_server(zmq::socket_t& socket) {
 
 Status secure_client(zmq::socket_t& socket, std::string_view server_principal, const Site* site) {
   if (!site) site = Site::current();
-  return site ? site->dial(socket, server_principal) : Status::ok();
+  return site ? site->dial(socket, server_principal) : Status::success();
 }
 
 }  // namespace trainyard::security

@@ -109,13 +109,13 @@ Cf Store::cf(std::string_view name) const {
 }
 
 Status Store::commit(Batch& batch) {
-  if (batch.empty()) return Status::ok();
+  if (batch.empty()) return Status::success();
   rocksdb::WriteOptions wo;
   wo.sync = durability_ == Durability::kFsync;
   auto s = db_->Write(wo, &batch.raw());
   if (!s.ok()) return Status::internal("write to " + path_ + " failed: " + s.ToString());
   batch.clear();
-  return Status::ok();
+  return Status::success();
 }
 
 std::optional<std::string> Store::get(Cf cf, std::string_view key) const {

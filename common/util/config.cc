@@ -80,7 +80,7 @@ Status Config::set(std::string_view key, std::string_view value) {
   } catch (const toml::parse_error&) {
     tbl->insert_or_assign(leaf, std::string(value));  // not a TOML value: a bare string
   }
-  return Status::ok();
+  return Status::success();
 }
 
 toml::node_view<const toml::node> Config::node(std::string_view key) const {

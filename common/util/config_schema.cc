@@ -129,7 +129,7 @@ Status ConfigSchema::check(const Config& config) const {
     if (src.path) errors += " (" + std::string(*src.path) + " line " + std::to_string(src.begin.line) + ")";
     if (auto c = closest(key); !c.empty()) errors += ": did you mean '" + c + "'?";
   }
-  if (errors.empty()) return Status::ok();
+  if (errors.empty()) return Status::success();
   return Status::invalid(errors + " (every key is listed in deploy/trainyard.example.toml)");
 }
 

@@ -19,7 +19,7 @@ Config load_service_config(const ServiceArgs& args) {
     std::exit(2);
   }
   // A misspelt key silently ignored is a classic outage: refuse it.
-  if (auto known = ConfigSchema::trainyard().check(*c); !known.is_ok()) {
+  if (auto known = ConfigSchema::trainyard().check(*c); !known.ok()) {
     std::fprintf(stderr, "error: %s\n", known.message().c_str());
     std::exit(2);
   }

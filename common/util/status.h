@@ -20,7 +20,9 @@ class [[nodiscard]] Status {
   Status() = default;
   Status(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
-  static Status ok() { return {}; }
+  // Success. (Named apart from the predicate ok(): with one name for both,
+  // `if (s.ok())` once called the constructor and was always true.)
+  static Status success() { return {}; }
   static Status invalid(std::string m) { return {ErrorCode::InvalidArgument, std::move(m)}; }
   static Status not_found(std::string m) { return {ErrorCode::NotFound, std::move(m)}; }
   static Status conflict(std::string m) { return {ErrorCode::Conflict, std::move(m)}; }
@@ -30,8 +32,8 @@ class [[nodiscard]] Status {
   static Status permission_denied(std::string m) { return {ErrorCode::PermissionDenied, std::move(m)}; }
   static Status exhausted(std::string m) { return {ErrorCode::ResourceExhausted, std::move(m)}; }
 
-  bool is_ok() const { return code_ == ErrorCode::Ok; }
-  explicit operator bool() const { return is_ok(); }
+  bool ok() const { return code_ == ErrorCode::Ok; }
+  explicit operator bool() const { return ok(); }
   ErrorCode code() const { return code_; }
   const std::string& message() const { return message_; }
   // "NotFound: job 12 does not exist"
@@ -68,7 +70,7 @@ class [[nodiscard]] Result {
 };
 
 inline std::string Status::to_string() const {
-  if (is_ok()) return "Ok";
+  if (ok()) return "Ok";
   return std::string(fb::EnumNameErrorCode(code_)) + ": " + message_;
 }
 

@@ -196,32 +196,32 @@ Status MessageCheck::Plan::check_table(const flatbuffers::Table& t, int object, 
     path += '.';
     path += r.name;
     auto s = check_rule(t, r, path);
-    if (!s.is_ok()) return s;
+    if (!s.ok()) return s;
     path.resize(mark);
   }
-  return Status::ok();
+  return Status::success();
 }
 
 Status MessageCheck::Plan::check_rule(const flatbuffers::Table& t, const Rule& r, std::string& path) const {
   bool present = t.GetOptionalFieldOffset(r.voffset) != 0;
   if (r.kind == Kind::Union) {
     auto type = t.GetField<uint8_t>(r.type_voffset, 0);
-    if (type == 0) return r.required ? Status::invalid(path + ": required field is absent") : Status::ok();
+    if (type == 0) return r.required ? Status::invalid(path + ": required field is absent") : Status::success();
     const auto& members = enums[r.target].members;
     // A member this build does not know comes from a newer schema: not for
     // us, and the reader skips it (schemas/README.md, evolution rule 4).
-    if (type >= members.size() || members[type] < 0) return Status::ok();
+    if (type >= members.size() || members[type] < 0) return Status::success();
     if (!present) return Status::invalid(path + ": the " + objects[members[type]].name + " body is absent");
-    if (!objects[members[type]].needs) return Status::ok();
+    if (!objects[members[type]].needs) return Status::success();
     // Inside a union, fields are named from the member: "SubmitJob.spec".
     std::string inner = objects[members[type]].name;
     return check_table(*t.GetPointer<const flatbuffers::Table*>(r.voffset), members[type], inner);
   }
-  if (!present) return r.required ? Status::invalid(path + ": required field is absent") : Status::ok();
+  if (!present) return r.required ? Status::invalid(path + ": required field is absent") : Status::success();
   switch (r.kind) {
     case Kind::Enum: {
       auto v = read_integer(t.GetAddressOf(r.voffset), r.scalar);
-      return enum_has(r.target, v) ? Status::ok() : enum_error(path, r.target, v);
+      return enum_has(r.target, v) ? Status::success() : enum_error(path, r.target, v);
     }
     case Kind::EnumVector: {
       auto* vec = t.GetPointer<const flatbuffers::VectorOfAny*>(r.voffset);
@@ -230,7 +230,7 @@ Status MessageCheck::Plan::check_rule(const flatbuffers::Table& t, const Rule& r
         auto v = read_integer(vec->Data() + i * size, r.scalar);
         if (!enum_has(r.target, v)) return enum_error(path + "[" + std::to_string(i) + "]", r.target, v);
       }
-      return Status::ok();
+      return Status::success();
     }
     case Kind::Table:
       return check_table(*t.GetPointer<const flatbuffers::Table*>(r.voffset), r.target, path);
@@ -241,13 +241,13 @@ Status MessageCheck::Plan::check_rule(const flatbuffers::Table& t, const Rule& r
         path += "[" + std::to_string(i) + "]";
         if (!vec->Get(i)) return Status::invalid(path + ": element is absent");
         auto s = check_table(*vec->Get(i), r.target, path);
-        if (!s.is_ok()) return s;
+        if (!s.ok()) return s;
         path.resize(mark);
       }
-      return Status::ok();
+      return Status::success();
     }
     default:
-      return Status::ok();  // Present: presence was all there was to check
+      return Status::success();  // Present: presence was all there was to check
   }
 }
 
@@ -260,7 +260,7 @@ MessageCheck::MessageCheck(std::span<const uint8_t> bfbs, std::string_view root)
 MessageCheck::~MessageCheck() = default;
 
 Status MessageCheck::check(const uint8_t* verified_buffer) const {
-  if (!plan_->objects[plan_->root].needs) return Status::ok();
+  if (!plan_->objects[plan_->root].needs) return Status::success();
   std::string path = plan_->root_name;
   return plan_->check_table(*flatbuffers::GetRoot<flatbuffers::Table>(verified_buffer), plan_->root, path);
 }

@@ -60,7 +60,7 @@ int open_transcript(const std::string& path, bool give, uid_t uid, gid_t gid, st
 Status create_fresh_dir(const std::string& path, mode_t mode) {
   if (::mkdir(path.c_str(), mode) == 0) {
     ::chmod(path.c_str(), mode);  // the umask may have narrowed it
-    return Status::ok();
+    return Status::success();
   }
   int e = errno;
   if (e == EEXIST) {
@@ -88,7 +88,7 @@ Status ensure_private_dir(const std::string& path) {
   if ((st.st_mode & 07777) != 0700 && ::chmod(path.c_str(), 0700) != 0) {
     return Status::internal("cannot chmod 0700 " + path + ": " + std::strerror(errno));
   }
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace trainyard::agent

@@ -45,7 +45,7 @@ Result<JobUser> find_job_user(const std::string& name, const std::string& node, 
 }
 
 Status give_run_dir(const std::string& dir, const JobUser& user) {
-  if (!user.as_user) return Status::ok();
+  if (!user.as_user) return Status::success();
   for (const std::string& p : {dir, dir + "/tmp", dir + "/metrics.jsonl", dir + "/" + kBatchScriptName}) {
     if (::lchown(p.c_str(), user.uid, user.gid) != 0 && errno != ENOENT) {
       return Status::internal("cannot give " + p + " to " + user.name + ": " + std::strerror(errno));
@@ -56,7 +56,7 @@ Status give_run_dir(const std::string& dir, const JobUser& user) {
   auto parent = dir.substr(0, dir.rfind('/'));
   struct stat st{};
   if (::stat(parent.c_str(), &st) == 0 && (st.st_mode & 0111) != 0111) ::chmod(parent.c_str(), (st.st_mode & 07777) | 0111);
-  return Status::ok();
+  return Status::success();
 }
 
 void apply_job_user(const JobUser& user, LaunchSpec& spec) {

@@ -81,7 +81,7 @@ LogPathFacts log_path_facts(const RunRecord& r, const fb::LeaseGranted& g) {
 // the job runs, instead of running it with its output lost.
 Status check_log_dir(const std::string& path, const char* option) {
   auto slash = path.rfind('/');
-  if (slash == std::string::npos || slash == 0) return Status::ok();
+  if (slash == std::string::npos || slash == 0) return Status::success();
   std::string dir = path.substr(0, slash);
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0) {
@@ -92,7 +92,7 @@ Status check_log_dir(const std::string& path, const char* option) {
     return Status::failed_precondition("the directory of " + std::string(option) + " " + path + " is not a directory (" +
                                        dir + ")");
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // The grant stored with the run. Stored by this agent, still checked as on
@@ -101,7 +101,7 @@ Status check_log_dir(const std::string& path, const char* option) {
 const fb::LeaseGranted* stored_grant(const std::string& grant) {
   flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(grant.data()), grant.size());
   if (!grant.empty() && fb::VerifyEnvelopeBuffer(v) &&
-      wire::envelope_check().check(reinterpret_cast<const uint8_t*>(grant.data())).is_ok()) {
+      wire::envelope_check().check(reinterpret_cast<const uint8_t*>(grant.data())).ok()) {
     return fb::GetEnvelope(grant.data())->payload_as_LeaseGranted();
   }
   return nullptr;
@@ -146,7 +146,7 @@ Status check_log_dirs(const RunPaths& p) {
   if (p.err != p.dir + "/stderr" && p.err != p.out) {
     if (auto s = check_log_dir(p.err, "--error"); !s) return s;
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // The job's scratch directory (SLURM_TMPDIR), inside its run directory.
@@ -174,7 +174,7 @@ Status write_batch_script(const std::string& dir, std::string_view text) {
   int err = done < text.size() ? errno : 0;
   ::close(fd);
   if (done < text.size()) return Status::internal("cannot write the batch script's copy " + path + ": " + std::strerror(err));
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace
@@ -205,7 +205,7 @@ Status AgentShell::prepare_run_dirs(const std::string& run_dir, const std::strin
   if (::lstat(run_dir.c_str(), &st) == 0) {
     // This agent made it before it was killed, and recorded which one it was.
     std::string want = read_small_file(id_path);
-    if (!want.empty() && S_ISDIR(st.st_mode) && want == id_of(st)) return Status::ok();
+    if (!want.empty() && S_ISDIR(st.st_mode) && want == id_of(st)) return Status::success();
     return create_fresh_dir(run_dir, 0755);  // refused, naming what is there
   }
   // Made under a name of its own, recorded, then renamed into place: an
@@ -226,7 +226,7 @@ Status AgentShell::prepare_run_dirs(const std::string& run_dir, const std::strin
     if (e == EEXIST || e == ENOTEMPTY || e == EISDIR || e == ENOTDIR) return create_fresh_dir(run_dir, 0755);
     return Status::internal("cannot create " + run_dir + ": " + std::strerror(e));
   }
-  return Status::ok();
+  return Status::success();
 }
 
 void AgentShell::refused_job_file(Run& run, const std::string& why) {
@@ -386,7 +386,7 @@ Status AgentShell::start_run_supervisor(Run& run, const fb::LeaseGranted& g, con
   run.rec.supervisor_pid = *pid;
   run.our_child = true;
   run.launched_here = true;
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace trainyard::agent

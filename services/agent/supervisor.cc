@@ -88,7 +88,7 @@ Status write_launch_spec(const std::string& state_dir, const LaunchSpec& spec) {
   if (!write_atomic(state_dir + "/launch.json", j.dump())) {
     return Status::internal("cannot write " + state_dir + "/launch.json: " + std::strerror(errno));
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // A record with a wrong type in a field reads as absent rather than throwing.

@@ -30,7 +30,7 @@ Status AgentShell::open_terminal(Run& run, const JobUser& user, int* slave_fd) {
     spdlog::warn("run {}: the session's output is not recorded: {}", run.rec.lease_id, why);
   }
   *slave_fd = t->slave_fd;
-  return Status::ok();
+  return Status::success();
 }
 
 void AgentShell::pump_terminals() {

@@ -36,8 +36,8 @@ Result<RateCard> load_rate_card(const std::string& path) {
 // of `account` (its coordinators), or their own (its members; a caller
 // naming no account reads their own lines only). Sets the filter's user.
 Status limit_to_reader(const security::Caller& c, const std::string& account, UsageFilter& f) {
-  if (!c.enforced() || c.admin()) return Status::ok();
-  if (!account.empty() && c.coordinates(account)) return Status::ok();
+  if (!c.enforced() || c.admin()) return Status::success();
+  if (!account.empty() && c.coordinates(account)) return Status::success();
   if (!account.empty() && !c.member_of(account)) {
     return c.refuse("account membership", "read the usage of account " + account);
   }
@@ -45,7 +45,7 @@ Status limit_to_reader(const security::Caller& c, const std::string& account, Us
     return c.refuse("own usage", "read the usage of user " + f.user + " (coordinators of the account may)");
   }
   f.user = std::string(c.name());
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace
@@ -207,7 +207,7 @@ Status BillingShell::reload_rates() {
   card_ = std::move(card).value();
   ++stats_.reloads;
   spdlog::info("rate card {} reloaded: {} price period(s)", options_.rates, card_.periods().size());
-  return Status::ok();
+  return Status::success();
 }
 
 void BillingShell::on_event(const bus::Event& e, storage::Batch& batch) {

@@ -104,7 +104,7 @@ void Api::cluster(const Request&, Response& res) {
   if (!n) return send_failure(res, n.status(), Service::kBroker);
   JobStats js;
   auto st = jobs_.read([&](const JobTable& t) { js = t.stats(); });
-  if (!st.is_ok()) return send_failure(res, st, Service::kScheduler);
+  if (!st.ok()) return send_failure(res, st, Service::kScheduler);
   auto ns = node_stats(bodies<fb::NodeList>(*n));
   send_json(res, 200, cluster_summary(ns, js));
 }
@@ -149,7 +149,7 @@ void Api::metrics(const Request&, Response& res) {
   auto jobs = std::async(std::launch::async, [this] {
     JobStats js;
     auto st = jobs_.read([&](const JobTable& t) { js = t.stats(); });
-    return st.is_ok() ? Result<JobStats>(std::move(js)) : Result<JobStats>(st);
+    return st.ok() ? Result<JobStats>(std::move(js)) : Result<JobStats>(st);
   });
   auto spend = std::async(std::launch::async,
                           [this] { return query_usage(backends_, "", "", 0, 0, 0, "account", true); });

@@ -79,7 +79,7 @@ Status JobCache::read(const std::function<void(const JobTable&)>& fn) {
     JobTable t;
     t.seed(*list);
     fn(t);
-    return Status::ok();
+    return Status::success();
   }
   std::lock_guard seed_lock(seed_mu_);
   if (needs_seed_.exchange(false)) {
@@ -102,7 +102,7 @@ Status JobCache::read(const std::function<void(const JobTable&)>& fn) {
   refresh_starts();
   std::lock_guard lock(mu_);
   fn(table_);
-  return Status::ok();
+  return Status::success();
 }
 
 // A job.state event to Running does not say when the run started (the agent

@@ -26,7 +26,7 @@ Status parse_listen(const std::string& listen, GatewayOptions& o) {
     return Status::invalid("gateway.listen '" + listen + "': the port is not a number in 0..65535");
   }
   o.port = std::stoi(port);
-  return Status::ok();
+  return Status::success();
 }
 
 bool loopback(const std::string& host) { return host == "127.0.0.1" || host == "localhost" || host == "::1" || host == "[::1]"; }
@@ -56,7 +56,7 @@ Status read_auth(const Config& config, GatewayOptions& o) {
     return Status::invalid("gateway.tls_cert and gateway.tls_key go together: set both (HTTPS) or neither (HTTP)");
   }
   a.tls = !o.tls_cert.empty();
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace
@@ -65,7 +65,7 @@ Result<GatewayOptions> GatewayOptions::from_config(const Config& config, std::st
   GatewayOptions o;
   try {
     if (listen.empty()) listen = config.get_string("gateway.listen", "127.0.0.1:8080");
-    if (auto st = parse_listen(listen, o); !st.is_ok()) return st;
+    if (auto st = parse_listen(listen, o); !st.ok()) return st;
     if (web_root.empty()) web_root = config.get_string("gateway.web_root", default_web_root());
     o.backends.scheduler = config.get_string("scheduler.endpoint", "tcp://127.0.0.1:5560");
     o.backends.broker = config.get_string("broker.endpoint", "tcp://127.0.0.1:5561");
@@ -97,7 +97,7 @@ Result<GatewayOptions> GatewayOptions::from_config(const Config& config, std::st
     o.api.keepalive_ms = config.get_int("gateway.keepalive_ms", 10'000, 100, 600'000);
     o.data = config.get_string("gateway.data", "data/gateway");
     o.endpoint = config.get_string("gateway.endpoint", "tcp://127.0.0.1:5564");
-    if (auto st = read_auth(config, o); !st.is_ok()) return st;
+    if (auto st = read_auth(config, o); !st.ok()) return st;
   } catch (const std::exception& e) {
     return Status::invalid(e.what());
   }

@@ -22,7 +22,7 @@ void Api::experiments(const Request&, Response& res) {
   // From the job table the bus keeps, not from every job record per request.
   Json list;
   auto st = jobs_.read([&](const JobTable& t) { list = t.experiments(); });
-  if (!st.is_ok()) return send_failure(res, st, Service::kScheduler);
+  if (!st.ok()) return send_failure(res, st, Service::kScheduler);
   send_json(res, 200, {{"experiments", list}});
 }
 

@@ -19,9 +19,9 @@ Status AggregatorShell::may_read(const rpc::Responder& r, uint64_t job) const {
 
 Status AggregatorShell::may_read(const rpc::Responder& r, uint64_t job, const std::optional<RunInfo>& info) const {
   auto c = security::Caller::of(r.principal(), directory_->current());
-  if (!c.enforced() || c.admin()) return Status::ok();
-  if (!info || info->user.empty()) return Status::ok();  // owner unknown: stored before owners were kept
-  if (c.may_manage_job(info->user, info->account)) return Status::ok();
+  if (!c.enforced() || c.admin()) return Status::success();
+  if (!info || info->user.empty()) return Status::success();  // owner unknown: stored before owners were kept
+  if (c.may_manage_job(info->user, info->account)) return Status::success();
   return c.refuse("job owner", "read the metrics of job " + std::to_string(job) + " of user:" + info->user);
 }
 
@@ -29,7 +29,7 @@ size_t AggregatorShell::keep_readable(const rpc::Responder& r, std::vector<uint6
                                       std::vector<std::optional<RunInfo>>& infos) const {
   size_t kept = 0;
   for (size_t i = 0; i < jobs.size(); ++i) {
-    if (!may_read(r, jobs[i], infos[i]).is_ok()) continue;
+    if (!may_read(r, jobs[i], infos[i]).ok()) continue;
     if (kept != i) {
       jobs[kept] = jobs[i];
       infos[kept] = std::move(infos[i]);

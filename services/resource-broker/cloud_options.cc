@@ -20,7 +20,7 @@ Status check_pool_name(std::string_view name) {
           name));
     }
   }
-  return Status::ok();
+  return Status::success();
 }
 
 Result<int64_t> price_at(const Config& c, const std::string& key) {

@@ -41,7 +41,7 @@ const T* verified_root(const std::string& copy, const char* what, std::string_vi
     const auto* r = flatbuffers::GetRoot<T>(copy.data());
     ended_lease = r->grant() && !r->grant()->spec();
   }
-  if (auto s = ended_lease ? Status() : record_check(table).check(data); !s.is_ok()) {
+  if (auto s = ended_lease ? Status() : record_check(table).check(data); !s.ok()) {
     *error = Status::internal(fmt::format("a stored {} record breaks its schema: {}", what, s.message()));
     return nullptr;
   }

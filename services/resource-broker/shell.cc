@@ -234,14 +234,14 @@ std::string_view str_of(const flatbuffers::String* s) { return s ? s->string_vie
 // through a service.
 Status BrokerShell::node_rule(const rpc::Responder& r, std::string_view node, std::string_view what) const {
   auto c = security::Caller::of(r.principal(), directory_->current());
-  if (!c.enforced() || c.service() || c.agent_of(node)) return Status::ok();
+  if (!c.enforced() || c.service() || c.agent_of(node)) return Status::success();
   return c.refuse("node agents", std::string(what) + " node " + std::string(node));
 }
 
 // Leases are the schedulers' to take and give back.
 Status BrokerShell::scheduler_rule(const rpc::Responder& r, std::string_view what) const {
   auto c = security::Caller::of(r.principal(), directory_->current());
-  if (!c.enforced() || c.service()) return Status::ok();
+  if (!c.enforced() || c.service()) return Status::success();
   return c.refuse("schedulers", what);
 }
 

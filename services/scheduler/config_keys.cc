@@ -11,11 +11,11 @@ namespace {
 // {A100 = 8, ...}.
 Status read_counts(const Config& c, const std::string& key, std::map<std::string, uint32_t>* out) {
   auto node = c.table().at_path(key);
-  if (!node) return Status::ok();
+  if (!node) return Status::success();
   if (auto v = node.value<int64_t>()) {
     if (*v < 0) return Status::invalid(key + ": must not be negative");
     (*out)[""] = static_cast<uint32_t>(*v);
-    return Status::ok();
+    return Status::success();
   }
   auto* t = node.as_table();
   if (!t) return Status::invalid(key + ": must be a GPU count or a table of GPU type = count");
@@ -24,21 +24,21 @@ Status read_counts(const Config& c, const std::string& key, std::map<std::string
     if (!v || *v < 0) return Status::invalid(key + "." + std::string(type.str()) + ": must be a GPU count (0 or more)");
     (*out)[std::string(type.str())] = static_cast<uint32_t>(*v);
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // An integer key that must lie in [lo, hi]; `*out` keeps its default when
 // the key is absent.
 template <typename T>
 Status read_int(const Config& c, const std::string& key, int64_t lo, int64_t hi, T* out) {
-  if (!c.has(key)) return Status::ok();
+  if (!c.has(key)) return Status::success();
   int64_t v = c.get_int(key, 0);
   if (v < lo || v > hi) {
     return Status::invalid(key + ": " + std::to_string(v) + " is out of range (" + std::to_string(lo) + " to " +
                            std::to_string(hi) + ")");
   }
   *out = static_cast<T>(v);
-  return Status::ok();
+  return Status::success();
 }
 
 constexpr int64_t kGiB = int64_t{1} << 30;
@@ -69,7 +69,7 @@ Status read_limits(const Config& c, SchedulerConfig& k) {
                   read_int(c, s + "default_time_limit_s", 0, kTenYears, &k.default_time_limit_s)}) {
     if (!st) return st;
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // One [scheduler.partitions.NAME] table.
@@ -89,7 +89,7 @@ Status read_partition(const Config& c, const std::string& pname, const toml::tab
       pc->labels[std::string(lk.str())] = *v;
     }
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // scheduler.accounts: a list of names, or a table of name = share.
@@ -106,7 +106,7 @@ Status read_accounts(const Config& c, SchedulerConfig& k) {
   } else {
     k.accounts = c.get_strings("scheduler.accounts");
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // scheduler.partitions.<name> and scheduler.default_partition.
@@ -126,7 +126,7 @@ Status read_partitions(const Config& c, SchedulerConfig& k) {
       std::none_of(k.partitions.begin(), k.partitions.end(), [&](auto& p) { return p.name == k.default_partition; })) {
     return Status::invalid("scheduler.default_partition: '" + k.default_partition + "' is not a partition");
   }
-  return Status::ok();
+  return Status::success();
 }
 
 Status read_fairshare(const Config& c, FairShareConfig& fs) {
@@ -148,7 +148,7 @@ Status read_fairshare(const Config& c, FairShareConfig& fs) {
       fs.shares[std::string(name.str())] = *share;
     }
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // scheduler.quotas.<account>: max_gpus / guaranteed_gpus (a count, or by GPU type).
@@ -167,7 +167,7 @@ Status read_quotas(const Config& c, SchedulerConfig& k) {
       k.quotas[account] = std::move(q);
     }
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // scheduler.qos.<name> and scheduler.default_qos.
@@ -188,7 +188,7 @@ Status read_qos(const Config& c, SchedulerConfig& k) {
   if (!k.default_qos.empty() && !k.qos.count(k.default_qos)) {
     return Status::invalid("scheduler.default_qos: '" + k.default_qos + "' is not a [scheduler.qos.<name>]");
   }
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace

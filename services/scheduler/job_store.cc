@@ -63,7 +63,7 @@ std::optional<Job> decode_job(std::string_view v) {
       v.size() > 2 && v[0] == static_cast<char>(kJobFormat) ? verified_root<fb::JobRecord>(v.substr(2)) : nullptr;
   // Stored records pass the same schema rules as the wire (enums in range,
   // unions complete): a record no handler could use is refused here.
-  if (!r || !wire::job_record_check().check(reinterpret_cast<const uint8_t*>(v.data() + 2)).is_ok()) return std::nullopt;
+  if (!r || !wire::job_record_check().check(reinterpret_cast<const uint8_t*>(v.data() + 2)).ok()) return std::nullopt;
   fb::JobRecordT rec;
   r->UnPackTo(&rec);
   bool has_spec = rec.spec != nullptr;
@@ -83,7 +83,7 @@ std::string encode_spec(const fb::JobSpecT& spec) {
 
 std::shared_ptr<const fb::JobSpecT> decode_spec(std::string_view value) {
   const auto* s = verified_root<fb::JobSpec>(value);
-  if (!s || !wire::job_spec_check().check(reinterpret_cast<const uint8_t*>(value.data())).is_ok()) return nullptr;
+  if (!s || !wire::job_spec_check().check(reinterpret_cast<const uint8_t*>(value.data())).ok()) return nullptr;
   auto out = std::make_shared<fb::JobSpecT>();
   s->UnPackTo(out.get());
   return out;

@@ -229,7 +229,7 @@ void SchedulerShell::on_submit(const fb::Request& req, rpc::Responder& r) {
 
 Status SchedulerShell::may_manage(rpc::Responder& r, JobId id, std::string_view what) const {
   auto c = caller(r);
-  if (!c.enforced()) return Status::ok();
+  if (!c.enforced()) return Status::success();
   std::vector<JobId> ids{id};
   if (auto* tasks = core_.array_tasks(id)) ids = *tasks;
   std::string others;  // jobs of other users the caller acts on (as admin or coordinator)
@@ -242,7 +242,7 @@ Status SchedulerShell::may_manage(rpc::Responder& r, JobId id, std::string_view 
     if (c.user() && others.empty()) others = "job " + std::to_string(t) + " of user:" + j->spec->user;
   }
   if (!others.empty()) r.audit(std::string(what) + " " + others + (ids.size() > 1 ? " (array " + std::to_string(id) + ")" : ""));
-  return Status::ok();
+  return Status::success();
 }
 
 void SchedulerShell::on_cancel(const fb::Request& req, rpc::Responder& r) {

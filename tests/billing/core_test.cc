@@ -288,20 +288,20 @@ BOOST_AUTO_TEST_CASE(usage_is_split_per_day_and_malformed_usage_is_refused) {
   auto c = card();
   std::vector<Charge> out;
   int64_t start = at(2026, 3, 10, 22);
-  BOOST_REQUIRE(split_usage(usage(start, start + 3 * kNsPerHour, 1, "A100", 2), c, &out).is_ok());
+  BOOST_REQUIRE(split_usage(usage(start, start + 3 * kNsPerHour, 1, "A100", 2), c, &out).ok());
   BOOST_REQUIRE(out.size() == 4u);  // gpu + cpu, two days
   BOOST_TEST(out[0].day + 1 == out[2].day);
   BOOST_TEST((LineKey::decode(out[0].key)->resource == Resource::kGpu));
   BOOST_TEST(static_cast<uint64_t>(out[0].quantity) == static_cast<uint64_t>(2 * kNsPerHour));
   BOOST_TEST(static_cast<uint64_t>(out[2].quantity) == static_cast<uint64_t>(kNsPerHour));
-  BOOST_TEST(!split_usage(usage(start, start, 1), c, &out).is_ok());
-  BOOST_TEST(!split_usage(usage(start, start - 1, 1), c, &out).is_ok());
+  BOOST_TEST(!split_usage(usage(start, start, 1), c, &out).ok());
+  BOOST_TEST(!split_usage(usage(start, start - 1, 1), c, &out).ok());
   auto bad = usage(start, start + 1, 1);
   std::string nul("a\0b", 3);
   bad.account = nul;
-  BOOST_TEST(!split_usage(bad, c, &out).is_ok());
+  BOOST_TEST(!split_usage(bad, c, &out).ok());
   // A GPU type the card does not price is charged 0 and flagged.
-  BOOST_REQUIRE(split_usage(usage(start, start + 1, 1, "TPU"), c, &out).is_ok());
+  BOOST_REQUIRE(split_usage(usage(start, start + 1, 1, "TPU"), c, &out).ok());
   BOOST_TEST(out[0].unpriced);
 }
 

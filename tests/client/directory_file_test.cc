@@ -187,10 +187,10 @@ BOOST_AUTO_TEST_CASE(a_merge_sends_only_what_changes_the_directory) {
 }
 
 BOOST_AUTO_TEST_CASE(names_and_roles_are_checked) {
-  BOOST_TEST(check_directory_name("user", "alice.b-c_9").is_ok());
+  BOOST_TEST(check_directory_name("user", "alice.b-c_9").ok());
   BOOST_TEST(check_directory_name("user", "").message() == "user '': a name has 1 to 64 characters");
   BOOST_TEST(contains(check_directory_name("account", "a/b").message(), "account 'a/b': a name may hold only"));
   BOOST_TEST((check_directory_name("user", std::string(65, 'a')).code() == ErrorCode::InvalidArgument));
-  BOOST_TEST(check_role("coordinator").is_ok());
+  BOOST_TEST(check_role("coordinator").ok());
   BOOST_TEST(check_role("root").message() == "unknown role 'root' (admin, operator or coordinator)");
 }

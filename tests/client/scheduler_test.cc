@@ -161,7 +161,7 @@ BOOST_AUTO_TEST_CASE(the_library_watches_job_events_on_the_bus) {
       if (e.state && e.state->to == fb::JobState::Cancelled) seen = e.job_id;
       return !seen;
     }, 20s);
-    BOOST_TEST(st.is_ok(), st.to_string());
+    BOOST_TEST(st.ok(), st.to_string());
   });
   // A SUB socket needs a moment to join: cancel jobs until the watcher sees one.
   client::Client submitter(s.endpoints(), "user:ada");
@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(the_library_watches_job_events_on_the_bus) {
 
   // wait() on a cancelled job returns its final record.
   BOOST_REQUIRE(!ids.empty());
-  BOOST_TEST(c.cancel(ids.front(), "test").is_ok());
+  BOOST_TEST(c.cancel(ids.front(), "test").ok());
   auto done = c.wait({ids.front()}, 10s);
   BOOST_REQUIRE_MESSAGE(done.ok(), done.status().to_string());
   BOOST_TEST((done->front().state == fb::JobState::Cancelled));

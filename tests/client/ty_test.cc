@@ -528,11 +528,11 @@ BOOST_AUTO_TEST_CASE(python_helper_is_a_no_op_outside_trainyard) {
 BOOST_AUTO_TEST_CASE(cpp_log_metrics_writes_the_same_lines) {
   tt::TempDir dir;
   ::unsetenv("TY_METRICS_FILE");
-  BOOST_TEST(client::log_metrics(1, {{"loss", 0.5}}).is_ok());  // no-op
+  BOOST_TEST(client::log_metrics(1, {{"loss", 0.5}}).ok());  // no-op
   ::setenv("TY_METRICS_FILE", (dir / "m.jsonl").c_str(), 1);
-  BOOST_TEST(client::log_metrics(7, {{"loss", 0.25}, {"val_acc", 0.75}}).is_ok());
-  BOOST_TEST(!client::log_metrics(8, {{"loss", std::nan("")}}).is_ok());
-  BOOST_TEST(!client::log_metrics(8, {{"step", 1}}).is_ok());
+  BOOST_TEST(client::log_metrics(7, {{"loss", 0.25}, {"val_acc", 0.75}}).ok());
+  BOOST_TEST(!client::log_metrics(8, {{"loss", std::nan("")}}).ok());
+  BOOST_TEST(!client::log_metrics(8, {{"step", 1}}).ok());
   ::unsetenv("TY_METRICS_FILE");
   auto text = tt::read_file(dir / "m.jsonl");
   auto j = nlohmann::json::parse(text);

@@ -331,7 +331,7 @@ BOOST_AUTO_TEST_CASE(every_pool_key_is_known_to_the_config_schema_and_a_typo_is_
       "t.toml");
   BOOST_REQUIRE(c);
   auto s = ConfigSchema::trainyard().check(*c);
-  BOOST_TEST(s.is_ok(), s.message());
+  BOOST_TEST(s.ok(), s.message());
   BOOST_TEST(CloudSettings::from_config(*c).ok());
   auto typo = Config::parse("[pools.x]\nidle_release = 5\n", "t.toml");
   BOOST_REQUIRE(typo);

@@ -62,7 +62,7 @@ BOOST_AUTO_TEST_CASE(a_misspelt_key_is_refused_with_the_closest_known_key) {
   auto c = Config::parse("[scheduler]\ncycle_msx = 50\nendpoint = \"tcp://a:1\"\n", "t.toml");
   BOOST_REQUIRE(c.ok());
   auto s = trainyard::ConfigSchema::trainyard().check(*c);
-  BOOST_REQUIRE(!s.is_ok());
+  BOOST_REQUIRE(!s.ok());
   BOOST_CHECK_MESSAGE(s.message().find("unknown config key 'scheduler.cycle_msx'") != std::string::npos, s.message());
   BOOST_CHECK_MESSAGE(s.message().find("t.toml line 2") != std::string::npos, s.message());
   BOOST_CHECK_MESSAGE(s.message().find("did you mean 'scheduler.cycle_ms'?") != std::string::npos, s.message());
@@ -75,14 +75,14 @@ BOOST_AUTO_TEST_CASE(every_key_of_the_example_and_operator_named_tables_are_know
   auto example = Config::load(std::string(TY_SOURCE_DIR) + "/deploy/trainyard.example.toml");
   BOOST_REQUIRE_MESSAGE(example.ok(), example.status().to_string());
   auto s = trainyard::ConfigSchema::trainyard().check(*example);
-  BOOST_CHECK_MESSAGE(s.is_ok(), s.message());
+  BOOST_CHECK_MESSAGE(s.ok(), s.message());
   auto named = Config::parse(
       "[scheduler.partitions.a100-long]\nmax_time_limit_s = 5\nlabels = { rack = \"r1\" }\n"
       "[scheduler.quotas.vision]\nmax_gpus = { A100 = 8 }\n[scheduler.fairshare.shares]\nnlp = 2.0\n"
       "[agent]\ncpus = 64\nlabels = { pool = \"x\" }\n",
       "t.toml");
   auto s2 = trainyard::ConfigSchema::trainyard().check(*named);
-  BOOST_CHECK_MESSAGE(s2.is_ok(), s2.message());
+  BOOST_CHECK_MESSAGE(s2.ok(), s2.message());
   auto typo = Config::parse("[scheduler.partitions.gpu]\nmax_time_limit = 5\n", "t.toml");
   auto s3 = trainyard::ConfigSchema::trainyard().check(*typo);
   BOOST_CHECK_MESSAGE(s3.message().find("did you mean 'scheduler.partitions.*.max_time_limit_s'?") != std::string::npos,

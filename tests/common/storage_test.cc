@@ -48,7 +48,7 @@ BOOST_AUTO_TEST_CASE(a_batch_commits_all_or_nothing_and_survives_reopen) {
     for (uint64_t i = 1; i <= 100; ++i) b.put(store->cf("jobs"), Key().u64(i).bytes(), "job" + std::to_string(i));
     b.add(store->cf("counters"), "total", 100);
     b.add(store->cf("counters"), "total", -1);
-    BOOST_CHECK(store->commit(b).is_ok());
+    BOOST_CHECK(store->commit(b).ok());
     BOOST_CHECK(b.empty());
   }
   auto store = open_store(dir / "db");

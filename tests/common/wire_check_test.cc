@@ -70,7 +70,7 @@ BOOST_AUTO_TEST_CASE(a_complete_request_passes) {
     return fb::CreateSubmitJob(b, spec(b, fb::DependencyKind::AfterAny)).Union();
   }));
   BOOST_REQUIRE(c->request);
-  BOOST_CHECK_MESSAGE(c->status.is_ok(), c->status.message());
+  BOOST_CHECK_MESSAGE(c->status.ok(), c->status.message());
 }
 
 BOOST_AUTO_TEST_CASE(bit_flags_pass_in_any_combination) {
@@ -83,7 +83,7 @@ BOOST_AUTO_TEST_CASE(bit_flags_pass_in_any_combination) {
     return fb::CreateSubmitJob(b, sb.Finish()).Union();
   }));
   BOOST_REQUIRE(c->request);
-  BOOST_CHECK_MESSAGE(c->status.is_ok(), c->status.message());
+  BOOST_CHECK_MESSAGE(c->status.ok(), c->status.message());
 }
 
 BOOST_AUTO_TEST_CASE(an_enum_out_of_range_deep_inside_is_refused_with_its_path) {
@@ -115,14 +115,14 @@ BOOST_AUTO_TEST_CASE(an_unknown_request_type_from_a_newer_schema_is_left_to_the_
     return fb::CreateEmpty(b).Union();
   }));
   BOOST_REQUIRE(c->request);
-  BOOST_CHECK(c->status.is_ok());
+  BOOST_CHECK(c->status.ok());
 }
 
 BOOST_AUTO_TEST_CASE(garbage_and_short_frames_have_no_request) {
   for (std::string bytes : {std::string(), std::string("abc"), std::string(40, 'x')}) {
     auto c = check(bytes);
     BOOST_CHECK(!c->request);
-    BOOST_CHECK(!c->status.is_ok());
+    BOOST_CHECK(!c->status.ok());
   }
 }
 
@@ -158,9 +158,9 @@ BOOST_AUTO_TEST_CASE(an_event_without_its_payload_or_with_a_bad_enum_is_refused)
 BOOST_AUTO_TEST_CASE(advertised_endpoints_are_checked_before_use) {
   for (auto ok : {"tcp://127.0.0.1:5550", "tcp://bus1.example.org:5550", "tcp://[::1]:80", "ipc:///tmp/x.sock",
                   "inproc://a"})
-    BOOST_CHECK_MESSAGE(rpc::check_connect_endpoint(ok).is_ok(), ok);
+    BOOST_CHECK_MESSAGE(rpc::check_connect_endpoint(ok).ok(), ok);
   for (auto bad : {"", "x", "bogus://a", "tcp://host", "tcp://host:0", "tcp://host:70000", "tcp://*:5550",
                    "tcp://ho st:1", "tcp://:1", "ipc://"})
-    BOOST_CHECK_MESSAGE(!rpc::check_connect_endpoint(bad).is_ok(), bad);
-  BOOST_CHECK(!rpc::check_connect_endpoint("tcp://" + std::string(300, 'a') + ":1").is_ok());
+    BOOST_CHECK_MESSAGE(!rpc::check_connect_endpoint(bad).ok(), bad);
+  BOOST_CHECK(!rpc::check_connect_endpoint("tcp://" + std::string(300, 'a') + ":1").ok());
 }

@@ -69,10 +69,10 @@ BOOST_AUTO_TEST_CASE(a_job_runs_a_real_command_and_its_exit_code_and_logs_arrive
   BOOST_CHECK_EQUAL(f.exit_code, 3);
 
   std::string out, err;
-  BOOST_REQUIRE(cl.logs(ok, {}, [&](std::string_view s) { out += s; }).is_ok());
+  BOOST_REQUIRE(cl.logs(ok, {}, [&](std::string_view s) { out += s; }).ok());
   client::LogOptions eo;
   eo.stderr_stream = true;
-  BOOST_REQUIRE(cl.logs(ok, eo, [&](std::string_view s) { err += s; }).is_ok());
+  BOOST_REQUIRE(cl.logs(ok, eo, [&](std::string_view s) { err += s; }).ok());
   BOOST_CHECK_EQUAL(out, "hello from " + std::to_string(ok) + "\n");
   BOOST_CHECK_NE(err.find("oops"), std::string::npos);
   // The history records every transition.
@@ -131,7 +131,7 @@ BOOST_AUTO_TEST_CASE(cancel_kills_the_whole_process_group) {
   pid_t child = std::stoi(read_file(d + "/child.pid"));
   pid_t parent = std::stoi(read_file(d + "/parent.pid"));
   BOOST_CHECK(pid_alive(child));
-  BOOST_REQUIRE(cl.cancel(id, "no longer needed").is_ok());
+  BOOST_REQUIRE(cl.cancel(id, "no longer needed").ok());
   auto r = wait_job(cl, c, id, 30s);
   BOOST_CHECK_EQUAL(state_name(r.state), "Cancelled");
   BOOST_CHECK(wait_until([&] { return !pid_alive(child) && !pid_alive(parent); }, 10s));
@@ -243,7 +243,7 @@ BOOST_AUTO_TEST_CASE(killing_an_agent_requeues_its_jobs_onto_the_other_node) {
                             60s),
                         c.logs());
   BOOST_CHECK_NE(second_node, first_node);
-  BOOST_REQUIRE(cl.cancel(id).is_ok());
+  BOOST_REQUIRE(cl.cancel(id).ok());
 }
 
 BOOST_AUTO_TEST_CASE(sigkill_of_scheduler_and_broker_in_the_middle_of_200_jobs_loses_none_and_runs_none_twice) {

@@ -288,7 +288,7 @@ BOOST_AUTO_TEST_CASE(an_account_over_its_hard_budget_starts_no_new_job_and_pendi
   b.account = "vision";
   b.monthly_micros = 500;  // half a GPU-second
   b.hard = true;
-  BOOST_REQUIRE(admin.set_budget(b).is_ok());
+  BOOST_REQUIRE(admin.set_budget(b).ok());
   auto first = cl.submit(python_job("import time; time.sleep(1)"));
   BOOST_REQUIRE(first.ok());
   BOOST_REQUIRE(cl.wait(first->job_ids, 60s).ok());
@@ -310,7 +310,7 @@ BOOST_AUTO_TEST_CASE(an_account_over_its_hard_budget_starts_no_new_job_and_pendi
   BOOST_CHECK(cl.status(id)->state == fb::JobState::Pending);
   // Raising the budget lets it run.
   b.monthly_micros = 1'000'000'000;
-  BOOST_REQUIRE(admin.set_budget(b).is_ok());
+  BOOST_REQUIRE(admin.set_budget(b).ok());
   auto done = cl.wait({id}, 60s);
   BOOST_REQUIRE(done.ok());
   BOOST_CHECK_EQUAL(state_name(done->at(0).state), "Succeeded");

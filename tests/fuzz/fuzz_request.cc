@@ -14,7 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
   std::vector<uint8_t> bytes = in.ConsumeBool() ? gen.build(in) : in.ConsumeRemainingBytes<uint8_t>();
   auto checked = rpc::check_request(bytes.data(), bytes.size());
-  if (checked.request && checked.status.is_ok()) {
+  if (checked.request && checked.status.ok()) {
     // What passed may be read by any handler: the union member is there.
     if (checked.request->body_type() != fb::RequestBody::NONE &&
         static_cast<size_t>(checked.request->body_type()) <= static_cast<size_t>(fb::RequestBody::MAX) &&

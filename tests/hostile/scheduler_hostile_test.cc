@@ -127,7 +127,7 @@ std::vector<uint64_t> submit_ok(rpc::Client& c, const fb::JobSpecT& spec) {
 
 Status get_job(rpc::Client& c, uint64_t id) {
   auto r = c.call(fb::RequestBody::GetJob, [&](flatbuffers::FlatBufferBuilder& b) { return fb::CreateGetJob(b, id).Union(); });
-  return r ? Status::ok() : r.status();
+  return r ? Status::success() : r.status();
 }
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
@@ -278,7 +278,7 @@ BOOST_AUTO_TEST_CASE(ended_jobs_are_purged_ty_says_so_and_a_restart_is_clean) {
     });
     BOOST_REQUIRE_MESSAGE(r.ok(), r.status().to_string());
   }
-  BOOST_REQUIRE(wait_until([&] { return !get_job(*c, ended).is_ok() && !get_job(*c, tasks[2]).is_ok(); }, 10s));
+  BOOST_REQUIRE(wait_until([&] { return !get_job(*c, ended).ok() && !get_job(*c, tasks[2]).ok(); }, 10s));
   auto st = get_job(*c, ended);
   BOOST_TEST((st.code() == ErrorCode::NotFound));
   BOOST_TEST(contains(st.message(), "job " + std::to_string(ended) +
@@ -293,7 +293,7 @@ BOOST_AUTO_TEST_CASE(ended_jobs_are_purged_ty_says_so_and_a_restart_is_clean) {
 
   s.restart();
   c = s.rpc();
-  BOOST_TEST(get_job(*c, live).is_ok());
+  BOOST_TEST(get_job(*c, live).ok());
   BOOST_TEST(contains(get_job(*c, ended).message(), "was purged"));
   BOOST_TEST(contains(get_job(*c, tasks[0] - 1).message(), "was purged"));
   BOOST_TEST(!contains(s.proc->log(), "could not be read"), s.proc->log());
@@ -354,7 +354,7 @@ BOOST_AUTO_TEST_CASE(array_tasks_stored_with_their_own_spec_keep_it_after_the_up
       batch.put((*store)->cf("jobs"), storage::encode_u64(id), v);
     }
     batch.put((*store)->cf("meta"), "next_job_id", storage::encode_u64(5));
-    BOOST_REQUIRE((*store)->commit(batch).is_ok());
+    BOOST_REQUIRE((*store)->commit(batch).ok());
   }
   s.start();
   auto c = s.rpc();

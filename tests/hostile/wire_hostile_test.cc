@@ -58,7 +58,7 @@ std::optional<std::string> exchange(zmq::context_t& ctx, const Peer& peer, const
                                     std::chrono::milliseconds wait = 3s) {
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
   s.set(zmq::sockopt::linger, 0);
-  BOOST_REQUIRE(security::secure_client(s, peer.server, g_alice.get()).is_ok());
+  BOOST_REQUIRE(security::secure_client(s, peer.server, g_alice.get()).ok());
   s.connect(peer.endpoint);
   s.send(zmq::const_buffer(data, size), zmq::send_flags::none);
   zmq::pollitem_t item{static_cast<void*>(s), 0, ZMQ_POLLIN, 0};

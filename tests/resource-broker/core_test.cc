@@ -124,7 +124,7 @@ BOOST_FIXTURE_TEST_CASE(allocate_grants_only_free_gpus_and_release_frees_them, F
   BOOST_TEST(grant(2, "gpu-1", {1, 0}) > 0u);
   // Releasing an ended lease again is a no-op; an unknown one is NotFound.
   Effects fx4;
-  BOOST_TEST(cluster.release(a->front(), false, "", 0, now, fx4).is_ok());
+  BOOST_TEST(cluster.release(a->front(), false, "", 0, now, fx4).ok());
   BOOST_TEST(fx4.events.empty());
   BOOST_TEST(cluster.release(999, false, "", 0, now, fx4).code() == ErrorCode::NotFound);
 }

@@ -101,7 +101,7 @@ bool wait_trimmed(Stack& stack, const std::string& stream, uint64_t first_seq, i
 
 namespace {
 
-Status status_of(const Result<rpc::Reply>& r) { return r.ok() ? Status::ok() : r.status(); }
+Status status_of(const Result<rpc::Reply>& r) { return r.ok() ? Status::success() : r.status(); }
 
 flatbuffers::Offset<fb::NodeInfo> build_node(flatbuffers::FlatBufferBuilder& b, const std::string& name, int gpus) {
   fb::NodeInfoT n;

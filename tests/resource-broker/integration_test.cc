@@ -236,7 +236,7 @@ BOOST_AUTO_TEST_CASE(revoke_then_run_finished_releases_the_lease) {
   BOOST_TEST(watcher.matching(".released", id)[0].reason.find("Cancelled") != std::string::npos);
   BOOST_TEST(allocate(*sched, 8, "node-a", {0, 1}).ok());
   // Releasing it again is harmless.
-  BOOST_TEST(release(*sched, id, true).is_ok());
+  BOOST_TEST(release(*sched, id, true).ok());
 }
 
 BOOST_AUTO_TEST_CASE(sigkill_of_the_broker_loses_no_lease_and_double_grants_no_gpu) {

@@ -178,7 +178,7 @@ BOOST_AUTO_TEST_CASE(a_user_over_max_submit_jobs_is_refused_with_the_limit_and_t
   auto bob = make_spec();
   bob.user = "bob";
   BOOST_TEST(s.submit(bob, kSecond).ok());  // per user
-  BOOST_REQUIRE(s.cancel(first->job_ids[0], "", 2 * kSecond).is_ok());
+  BOOST_REQUIRE(s.cancel(first->job_ids[0], "", 2 * kSecond).ok());
   BOOST_TEST(s.unfinished_jobs_of("alice") == 3u);
   BOOST_TEST(s.submit(one, 3 * kSecond).ok());
 }
@@ -196,8 +196,8 @@ BOOST_AUTO_TEST_CASE(ended_jobs_are_purged_after_retention_with_their_indexes) {
   auto live = s.submit(make_spec(), kSecond);
   BOOST_REQUIRE(single.ok() && arr.ok() && live.ok());
   JobId id = single->job_ids[0];
-  BOOST_REQUIRE(s.cancel(id, "", 10 * kSecond).is_ok());
-  BOOST_REQUIRE(s.cancel(arr->array_job_id, "", 20 * kSecond).is_ok());
+  BOOST_REQUIRE(s.cancel(id, "", 10 * kSecond).ok());
+  BOOST_REQUIRE(s.cancel(arr->array_job_id, "", 20 * kSecond).ok());
   s.take_output();
 
   BOOST_TEST(s.purge_ended(10 * kSecond + 3599 * kSecond) == 0u);

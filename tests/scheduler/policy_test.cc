@@ -499,7 +499,7 @@ BOOST_AUTO_TEST_CASE(a_higher_tier_preempts_with_grace_and_never_a_non_preemptib
   JobId wide = sim.submit(both);
   BOOST_TEST(sim.cycle().empty());
   BOOST_TEST(sim.releases.empty());
-  BOOST_TEST(sim.s.cancel(wide, "", sim.now).is_ok());
+  BOOST_TEST(sim.s.cancel(wide, "", sim.now).ok());
   // One node's worth: the two preemptible jobs go, with their grace period.
   JobId high = sim.submit(make_spec(4, "vision", 3600, 10));
   BOOST_TEST(sim.cycle().empty());

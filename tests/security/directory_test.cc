@@ -147,18 +147,18 @@ BOOST_AUTO_TEST_CASE(admins_edit_the_directory_and_every_service_enforces_it_als
   uint64_t queued = waiting->job_ids.at(0);
   expect_denied(bob.hold(queued), "job owner", "user:bob");
   auto held = carol.hold(queued);  // carol coordinates physics
-  BOOST_TEST(held.is_ok(), held.to_string());
-  BOOST_TEST(carol.release(queued).is_ok());
+  BOOST_TEST(held.ok(), held.to_string());
+  BOOST_TEST(carol.release(queued).ok());
 
   // The broker: olga became an operator.
   Status drained;
   BOOST_TEST(wait_until(
       [&] {
         drained = olga.drain("node-a", "maintenance");
-        return drained.is_ok();
+        return drained.ok();
       },
       10s));
-  BOOST_TEST(olga.undrain("node-a").is_ok());
+  BOOST_TEST(olga.undrain("node-a").ok());
   expect_denied(bob.drain("node-a", "x"), "operators", "user:bob");
 
   // A restarted scheduler enforces the stored directory before the bus
@@ -193,11 +193,11 @@ BOOST_AUTO_TEST_CASE(admin_actions_and_refusals_are_audited_and_only_admins_read
   BOOST_REQUIRE(jobs.ok());
   uint64_t id = jobs->job_ids.at(0);
   expect_denied(bob.cancel(id), "job owner", "user:bob");       // refused at the scheduler
-  BOOST_TEST(dana_client.cancel(id).is_ok());                    // an admin acts on alice's job
+  BOOST_TEST(dana_client.cancel(id).ok());                    // an admin acts on alice's job
   client::Budget budget;
   budget.account = "physics";
   budget.monthly_micros = 1'000'000;
-  BOOST_TEST(dana_client.set_budget(budget).is_ok());
+  BOOST_TEST(dana_client.set_budget(budget).ok());
   expect_denied(bob_billing.audit().status(), "admins", "user:bob");
 
   auto find = [](const fb::AuditListT& l, const std::string& action, const std::string& principal, bool allowed) {
@@ -361,7 +361,7 @@ BOOST_AUTO_TEST_CASE(ty_admin_imports_an_export_twice_without_change_and_lists_t
         return refused.code() == ErrorCode::PermissionDenied;
       },
       10s));
-  BOOST_TEST(wait_until([&] { return carol.drain("node-a", "disk").is_ok(); }, 10s));
+  BOOST_TEST(wait_until([&] { return carol.drain("node-a", "disk").ok(); }, 10s));
 
   // ty cloud speaks CURVE with the user's key too; pausing is audited.
   auto cloud = c.ty({"cloud", "status", "--json"});

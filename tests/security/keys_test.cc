@@ -16,7 +16,7 @@ BOOST_AUTO_TEST_CASE(a_key_file_round_trips_and_refuses_loose_permissions) {
   TempDir dir;
   std::string path = dir / "user-alice.key";
   Identity id{"user:alice", generate_keypair()};
-  BOOST_REQUIRE(write_identity(path, id).is_ok());
+  BOOST_REQUIRE(write_identity(path, id).ok());
   struct stat st{};
   BOOST_REQUIRE_EQUAL(::stat(path.c_str(), &st), 0);
   BOOST_TEST((st.st_mode & 0777) == 0600u);
@@ -36,7 +36,7 @@ BOOST_AUTO_TEST_CASE(a_key_whose_halves_do_not_belong_together_is_refused) {
   std::string path = dir / "k.key";
   Identity id{"service:scheduler", generate_keypair()};
   id.keys.public_key = generate_keypair().public_key;
-  BOOST_REQUIRE(write_identity(path, id).is_ok());
+  BOOST_REQUIRE(write_identity(path, id).ok());
   auto r = read_identity(path);
   BOOST_REQUIRE(!r.ok());
   BOOST_TEST(r.status().message().find("does not belong") != std::string::npos);

@@ -117,13 +117,13 @@ BOOST_AUTO_TEST_CASE(jobs_run_as_their_users_and_cannot_touch_each_other) {
   auto end = u2.wait({second->job_ids[0]}, 60s);
   BOOST_REQUIRE_MESSAGE(end.ok(), end.status().to_string() + c.logs());
   std::string out;
-  BOOST_REQUIRE(u2.logs(second->job_ids[0], {}, [&](std::string_view s) { out += s; }).is_ok());
+  BOOST_REQUIRE(u2.logs(second->job_ids[0], {}, [&](std::string_view s) { out += s; }).ok());
   BOOST_TEST(out == std::to_string(uid_of(kUsers[1])) + "\ndone-signalling\nread-refused\n");
   // The first job is still running: nothing of the other user reached it.
   auto rec = u1.status(id1);
   BOOST_REQUIRE(rec.ok());
   BOOST_TEST((rec->state == fb::JobState::Running));
-  BOOST_TEST(u1.cancel(id1).is_ok());
+  BOOST_TEST(u1.cancel(id1).ok());
 }
 
 BOOST_AUTO_TEST_CASE(a_user_without_an_account_on_the_node_is_refused_with_a_reason) {
@@ -211,7 +211,7 @@ BOOST_AUTO_TEST_CASE(a_job_in_its_cgroup_cannot_leave_it_change_it_or_outlive_it
   // The daemon is still in the run's cgroup.
   BOOST_TEST(read_file("/proc/" + std::to_string(pid) + "/cgroup").find("0::" + cg[1].str()) != std::string::npos);
 
-  BOOST_REQUIRE(u1.cancel(id).is_ok());
+  BOOST_REQUIRE(u1.cancel(id).ok());
   auto end = u1.wait({id}, 60s);
   BOOST_REQUIRE_MESSAGE(end.ok(), end.status().to_string());
   BOOST_TEST((end->at(0).state == fb::JobState::Cancelled));
@@ -236,7 +236,7 @@ BOOST_AUTO_TEST_CASE(a_job_run_as_its_user_can_call_srun) {
   auto end = u1.wait({sub->job_ids[0]}, 60s);
   BOOST_REQUIRE_MESSAGE(end.ok(), end.status().to_string());
   std::string out;
-  BOOST_REQUIRE(u1.logs(sub->job_ids[0], {}, [&](std::string_view s) { out += s; }).is_ok());
+  BOOST_REQUIRE(u1.logs(sub->job_ids[0], {}, [&](std::string_view s) { out += s; }).ok());
   BOOST_TEST_INFO(out + c.logs());
   BOOST_TEST((end->at(0).state == fb::JobState::Succeeded));
   std::string uid = std::to_string(uid_of(kUsers[0]));

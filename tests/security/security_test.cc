@@ -96,7 +96,7 @@ BOOST_AUTO_TEST_CASE(every_endpoint_refuses_plaintext_and_unknown_keys_and_serve
   zmq::context_t ctx;
   // mallory's key exists but the site never authorized it.
   std::string mallory_key = c.dir() + "/mallory.key";
-  BOOST_REQUIRE(security::write_identity(mallory_key, {"user:mallory", security::generate_keypair()}).is_ok());
+  BOOST_REQUIRE(security::write_identity(mallory_key, {"user:mallory", security::generate_keypair()}).ok());
   auto mallory = identity(c, mallory_key);
   auto alice = identity(c, c.user_key("alice"));
   for (auto& service : std::vector<std::pair<std::string, std::string>>{
@@ -139,13 +139,13 @@ BOOST_AUTO_TEST_CASE(a_forged_heartbeat_on_another_principals_stream_never_reach
   auto alice = identity(c, c.user_key("alice"));
   auto agent = identity(c, c.keys_dir() + "/agent-node-a.key");
   zmq::socket_t sub(ctx, zmq::socket_type::sub);
-  BOOST_REQUIRE(security::secure_client(sub, bus::kBusPrincipal, alice.get()).is_ok());
+  BOOST_REQUIRE(security::secure_client(sub, bus::kBusPrincipal, alice.get()).ok());
   sub.set(zmq::sockopt::subscribe, "ops.stream.job.");
   sub.connect(c.bus_backend);
   std::vector<zmq::socket_t> forgers;
   for (auto* who : {alice.get(), agent.get()}) {
     zmq::socket_t pub(ctx, zmq::socket_type::pub);
-    BOOST_REQUIRE(security::secure_client(pub, bus::kBusPrincipal, who).is_ok());
+    BOOST_REQUIRE(security::secure_client(pub, bus::kBusPrincipal, who).ok());
     pub.connect(c.bus_frontend);
     forgers.push_back(std::move(pub));
   }
@@ -202,13 +202,13 @@ BOOST_AUTO_TEST_CASE(job_rules_owner_coordinator_admin_and_the_queue_line) {
   expect_denied(bob.hold(queued), "job owner", "user:bob");
   expect_denied(bob.cancel(id), "job owner", "user:bob");
   auto held = carol.hold(queued);  // coordinator of vision
-  BOOST_TEST(held.is_ok(), held.to_string());
+  BOOST_TEST(held.ok(), held.to_string());
   auto released = carol.release(queued);
-  BOOST_TEST(released.is_ok(), released.to_string());
+  BOOST_TEST(released.ok(), released.to_string());
   BOOST_TEST(!carol.status(id)->spec->command.empty());
   expect_denied(olga.submit(sleeper()).status(), "account membership", "user:olga");
   BOOST_TEST(olga.submit(sleeper("open-account")).ok());  // an account the directory does not list
-  BOOST_TEST(dana.cancel(id).is_ok());     // admin
+  BOOST_TEST(dana.cancel(id).ok());     // admin
 }
 
 BOOST_AUTO_TEST_CASE(node_lease_and_billing_rules) {
@@ -216,8 +216,8 @@ BOOST_AUTO_TEST_CASE(node_lease_and_billing_rules) {
   auto alice = connect(c, "user:alice"), bob = connect(c, "user:bob"), dana = connect(c, "user:dana"),
        olga = connect(c, "user:olga");
   expect_denied(bob.drain("node-a", "mine now"), "operators", "user:bob");
-  BOOST_TEST(olga.drain("node-a", "maintenance").is_ok());
-  BOOST_TEST(olga.undrain("node-a").is_ok());
+  BOOST_TEST(olga.drain("node-a", "maintenance").ok());
+  BOOST_TEST(olga.undrain("node-a").ok());
 
   zmq::context_t ctx;
   auto key = identity(c, c.user_key("alice"));
@@ -229,7 +229,7 @@ BOOST_AUTO_TEST_CASE(node_lease_and_billing_rules) {
 
   client::Budget budget{"vision", 1'000'000, 80, false, false};
   expect_denied(bob.set_budget(budget), "admins", "user:bob");
-  BOOST_TEST(dana.set_budget(budget).is_ok());
+  BOOST_TEST(dana.set_budget(budget).ok());
   client::UsageQuery q;
   q.account = "vision";
   q.user = "alice";
@@ -260,7 +260,7 @@ BOOST_AUTO_TEST_CASE(a_users_key_subscribes_to_the_queue_line_only_never_to_whol
   auto gateway = identity(c, c.keys_dir() + "/service-gateway.key");
   auto subscriber = [&](const security::Site* who, const std::string& prefix) {
     zmq::socket_t sub(ctx, zmq::socket_type::sub);
-    BOOST_REQUIRE(security::secure_client(sub, bus::kBusPrincipal, who).is_ok());
+    BOOST_REQUIRE(security::secure_client(sub, bus::kBusPrincipal, who).ok());
     sub.set(zmq::sockopt::subscribe, prefix);
     sub.set(zmq::sockopt::rcvtimeo, 100);
     sub.connect(c.bus_backend);

@@ -162,7 +162,7 @@ Status split_usage(const Usage& u, const RateCard& card, std::vector<Charge>* ou
     if (u.memory_mb > 0) add(Resource::kMemory, u.memory_mb, static_cast<u128>(p.memory_gb_hour), "", false);
     t = end;
   }
-  return Status::ok();
+  return Status::success();
 }
 
 std::string spend_key(std::string_view account, uint32_t month) { return Key().str(account).u32(month).bytes(); }

@@ -42,7 +42,7 @@ Status Ledger::book(std::string_view account, uint32_t day, std::string_view use
     }
   }
   if (job != 0 && known_jobs_.insert(job).second) new_jobs_.emplace_back(job, std::string(account));
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace trainyard::billing

@@ -83,7 +83,7 @@ class CardParser {
     if (!first && !t.contains("from")) {
       return error_at(t, name + ": every period after the first needs a 'from' date");
     }
-    return Status::ok();
+    return Status::success();
   }
 
   Status card(const toml::table& root, std::string& currency, std::vector<PricePeriod>& periods) const {
@@ -119,7 +119,7 @@ class CardParser {
     if (periods.empty()) {
       return Status::invalid(source_ + " line 1: the card has no [[period]] of prices; see rates.example.toml");
     }
-    return Status::ok();
+    return Status::success();
   }
 
  private:

@@ -219,7 +219,7 @@ Status CloudPools::pause(std::string_view name, bool pause, std::string_view rea
   s.paused = pause;
   s.pause_reason = pause ? std::string(reason.empty() ? "paused by an operator" : reason) : std::string();
   out.pauses = true;
-  return Status::ok();
+  return Status::success();
 }
 
 // --- internals ---

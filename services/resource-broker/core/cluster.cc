@@ -50,7 +50,7 @@ Status check_node_name(std::string_view name) {
           name));
     }
   }
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace
@@ -88,7 +88,7 @@ Status Cluster::restore_lease(Lease lease) {
   by_job_[{lease.job_id, lease.attempt}].push_back(lease.id);
   if (!lease.live()) ended_.emplace(lease.ended_ns, lease.id);
   leases_.insert_or_assign(lease.id, std::move(lease));
-  return Status::ok();
+  return Status::success();
 }
 
 void Cluster::resume(Now now) {
@@ -146,7 +146,7 @@ Status Cluster::register_node(std::shared_ptr<const fb::NodeInfoT> info, const s
       revoke_zombie(n, id, fmt::format("{} ({})", to_string(lit->second.state), lit->second.end_reason), out);
     }
   }
-  return Status::ok();
+  return Status::success();
 }
 
 Status Cluster::heartbeat(std::string_view name, const std::vector<uint64_t>& running, Now now, Effects& out) {
@@ -189,7 +189,7 @@ Status Cluster::heartbeat(std::string_view name, const std::vector<uint64_t>& ru
     end(leases_.at(id), LeaseState::kReleased, "revoked and no longer running on the node (no run.finished seen)", now,
         out);
   }
-  return Status::ok();
+  return Status::success();
 }
 
 Status Cluster::check_placement(const PlacementRequest& p, uint32_t cpus, uint64_t memory_mb,
@@ -245,7 +245,7 @@ Status Cluster::check_placement(const PlacementRequest& p, uint32_t cpus, uint64
                                         n.info->memory_mb - std::min(n.memory_used_mb, n.info->memory_mb),
                                         n.info->memory_mb, fmt::join(p.gpus, ","), memory_mb));
   }
-  return Status::ok();
+  return Status::success();
 }
 
 Result<std::vector<uint64_t>> Cluster::allocate(const AllocateRequest& req, Now now, Effects& out) {
@@ -340,13 +340,13 @@ Status Cluster::release(uint64_t lease_id, bool kill, std::string_view reason, u
     return Status::not_found(fmt::format("ReleaseLease.lease_id: lease {} was never granted by this broker", lease_id));
   }
   Lease& l = it->second;
-  if (!l.live()) return Status::ok();  // already ended: releasing again changes nothing
+  if (!l.live()) return Status::success();  // already ended: releasing again changes nothing
   std::string why = reason.empty() ? std::string(kill ? "revoked" : "released") : std::string(reason);
   if (!kill) {
     end(l, LeaseState::kReleased, why, now, out);
-    return Status::ok();
+    return Status::success();
   }
-  if (l.state == LeaseState::kRevoking) return Status::ok();  // already asked; run.finished will free it
+  if (l.state == LeaseState::kRevoking) return Status::success();  // already asked; run.finished will free it
   l.state = LeaseState::kRevoking;
   l.revoke_reason = why;
   if (grace_s > 0) l.grace_s = grace_s;
@@ -357,7 +357,7 @@ Status Cluster::release(uint64_t lease_id, bool kill, std::string_view reason, u
   e.reason = why;
   e.grace_s = l.grace_s;
   out.events.push_back(std::move(e));
-  return Status::ok();
+  return Status::success();
 }
 
 Status Cluster::drain(std::string_view name, bool drain, std::string_view reason, Effects& out) {
@@ -367,7 +367,7 @@ Status Cluster::drain(std::string_view name, bool drain, std::string_view reason
   }
   Node& n = it->second;
   std::string why = drain ? std::string(reason) : std::string();
-  if (n.drained == drain && n.drain_reason == why) return Status::ok();
+  if (n.drained == drain && n.drain_reason == why) return Status::success();
   n.drained = drain;
   n.drain_reason = why;
   out.nodes.insert(n.name());
@@ -375,7 +375,7 @@ Status Cluster::drain(std::string_view name, bool drain, std::string_view reason
   e.drained = drain;
   e.reason = drain ? why : std::string(reason);
   out.events.push_back(std::move(e));
-  return Status::ok();
+  return Status::success();
 }
 
 // --- bus events ---

@@ -87,7 +87,7 @@ Result<std::vector<std::vector<std::string>>> parse_constraint(std::string_view 
     if (term.empty()) return Status::invalid("constraint: '" + std::string(text) + "' has an empty label");
     any_of.push_back(std::move(term));
     term.clear();
-    return Status::ok();
+    return Status::success();
   };
   for (char c : text) {
     if (c == '&' || c == ',' || c == '|') {

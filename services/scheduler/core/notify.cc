@@ -86,7 +86,7 @@ Status check_notify(const std::vector<std::string>& notify, const std::vector<st
       return Status::invalid(field + "'" + d + "' is neither a mail address, a user name nor an http(s) URL");
     }
   }
-  return Status::ok();
+  return Status::success();
 }
 
 std::optional<Notice> notice_for(const Job& j, JobState from, JobState to, const std::string& reason, int32_t exit_code,

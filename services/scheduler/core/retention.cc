@@ -29,10 +29,10 @@ Status Scheduler::check_user_limit(const fb::JobSpecT& spec, size_t new_jobs) co
                              " (scheduler.max_submit_jobs_per_user); wait for some to end or cancel some");
   }
   auto q = spec.qos.empty() ? config_.qos.end() : config_.qos.find(spec.qos);
-  if (q == config_.qos.end() || q->second.max_jobs_per_user == 0) return Status::ok();
+  if (q == config_.qos.end() || q->second.max_jobs_per_user == 0) return Status::success();
   limit = q->second.max_jobs_per_user;
   has = unfinished_jobs_of(qos_key(spec));
-  if (has + new_jobs <= limit) return Status::ok();
+  if (has + new_jobs <= limit) return Status::success();
   return Status::exhausted("user '" + spec.user + "' has " + std::to_string(has) + " unfinished jobs in QOS '" +
                            spec.qos + "' and asks for " + std::to_string(new_jobs) + " more; the limit is " +
                            std::to_string(limit) + " (scheduler.qos." + spec.qos +

@@ -218,7 +218,7 @@ Status Scheduler::cancel(JobId id, std::string_view reason, int64_t now_ns) {
     for (JobId t : tasks) {
       if (Job* j = find(t); j && !j->terminal()) cancel_one(*j, why, now_ns);
     }
-    return Status::ok();
+    return Status::success();
   }
   Job* j = find(id);
   if (!j) return Status::not_found("job " + std::to_string(id) + " does not exist");
@@ -226,7 +226,7 @@ Status Scheduler::cancel(JobId id, std::string_view reason, int64_t now_ns) {
     return Status::failed_precondition("job " + std::to_string(id) + " already ended " + state_name(j->state));
   }
   cancel_one(*j, why, now_ns);
-  return Status::ok();
+  return Status::success();
 }
 
 void Scheduler::cancel_one(Job& j, std::string_view reason, int64_t now_ns) {
@@ -267,11 +267,11 @@ Status Scheduler::hold(JobId id, int64_t now_ns) {
         transition(*j, JobState::Held, "held by user", now_ns);
       }
     }
-    return Status::ok();
+    return Status::success();
   }
   Job* j = find(id);
   if (!j) return Status::not_found("job " + std::to_string(id) + " does not exist");
-  if (j->state == JobState::Held) return Status::ok();
+  if (j->state == JobState::Held) return Status::success();
   if (j->state != JobState::Pending) {
     return Status::failed_precondition("job " + std::to_string(id) + " is " + state_name(j->state) +
                                        "; only pending jobs can be held");
@@ -281,7 +281,7 @@ Status Scheduler::hold(JobId id, int64_t now_ns) {
   }
   dequeue(*j);
   transition(*j, JobState::Held, "held by user", now_ns);
-  return Status::ok();
+  return Status::success();
 }
 
 Status Scheduler::requeue(JobId id, const std::string& reason, int64_t now_ns) {
@@ -298,14 +298,14 @@ Status Scheduler::requeue(JobId id, const std::string& reason, int64_t now_ns) {
     j.reason = reason;
     mark_dirty(j);
     release_leases(j, 0, reason);
-    return Status::ok();
+    return Status::success();
   };
   if (auto a = arrays_.find(id); a != arrays_.end()) {
     for (JobId t : a->second.tasks) {
       Job* j = find(t);
       if (j && (j->state == JobState::Scheduled || j->state == JobState::Running)) (void)requeue_one(*j);
     }
-    return Status::ok();
+    return Status::success();
   }
   Job* j = find(id);
   if (!j) return Status::not_found("job " + std::to_string(id) + " does not exist");
@@ -333,17 +333,17 @@ Status Scheduler::release(JobId id, int64_t now_ns) {
     for (JobId t : a->second.tasks) {
       if (Job* j = find(t); j && j->state == JobState::Held) release_one(*j);
     }
-    return Status::ok();
+    return Status::success();
   }
   Job* j = find(id);
   if (!j) return Status::not_found("job " + std::to_string(id) + " does not exist");
-  if (j->state == JobState::Pending) return Status::ok();
+  if (j->state == JobState::Pending) return Status::success();
   if (j->state != JobState::Held) {
     return Status::failed_precondition("job " + std::to_string(id) + " is " + state_name(j->state) +
                                        "; only held jobs can be released");
   }
   release_one(*j);
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace trainyard::scheduler

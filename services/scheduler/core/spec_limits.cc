@@ -20,7 +20,7 @@ Status over(const std::string& field, uint64_t has, uint64_t limit, const char* 
 Status check_text(const std::string& field, std::string_view s) {
   if (s.find('\0') != std::string_view::npos) return Status::invalid(field + ": must not contain a NUL byte");
   if (!text::valid_utf8(s)) return Status::invalid(field + ": is not valid UTF-8; write it in UTF-8");
-  return Status::ok();
+  return Status::success();
 }
 
 uint64_t kv_bytes(const std::vector<std::unique_ptr<fb::KeyValueT>>& kvs) {
@@ -47,7 +47,7 @@ Status check_strings(const fb::JobSpecT& s, const SpecLimits& l) {
   for (auto& [field, v] : paths) {
     if (v->size() > l.max_path_bytes) return over(field, v->size(), l.max_path_bytes, "bytes", "max_path_bytes");
   }
-  return Status::ok();
+  return Status::success();
 }
 
 Status check_lists(const fb::JobSpecT& s, const SpecLimits& l) {
@@ -97,7 +97,7 @@ Status check_lists(const fb::JobSpecT& s, const SpecLimits& l) {
     if (auto st = check_text("labels[" + n(i) + "] key", s.labels[i]->key); !st) return st;
     if (auto st = check_text("labels[" + n(i) + "] value", s.labels[i]->value); !st) return st;
   }
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace

@@ -26,7 +26,7 @@ Status check_identity(const fb::JobSpecT& spec, const SchedulerConfig& config) {
   if (spec.command.empty() && spec.sim_duration_s <= 0) {
     return Status::invalid("command: empty; give the program to run and its arguments");
   }
-  if (config.accounts.empty()) return Status::ok();
+  if (config.accounts.empty()) return Status::success();
   if (spec.account.empty()) {
     return Status::invalid("account: missing; choose one of: " + join(config.accounts));
   }
@@ -34,7 +34,7 @@ Status check_identity(const fb::JobSpecT& spec, const SchedulerConfig& config) {
     return Status::invalid("account: unknown account " + quoted(spec.account) + "; known accounts: " +
                            join(config.accounts));
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // The partitions it names ("a,b": it starts wherever it can first), or the
@@ -103,7 +103,7 @@ Status check_nodes_and_gpus(const fb::JobSpecT& spec, const SchedulerConfig& con
                              " GPUs; it has: " + join(cluster.gpu_types_in(p)));
     }
   }
-  if (!known_nodes || spec.gpus_per_node == 0) return Status::ok();
+  if (!known_nodes || spec.gpus_per_node == 0) return Status::success();
   uint32_t most = type < lim.max_gpus.size() ? lim.max_gpus[type] : 0;
   bool declared_only = type != 0 && most == 0;  // a configured type no node has yet
   if (!declared_only && spec.gpus_per_node > most) {
@@ -113,7 +113,7 @@ Status check_nodes_and_gpus(const fb::JobSpecT& spec, const SchedulerConfig& con
                            (spec.gpu_type.empty() ? std::string() : " of type " + quoted(spec.gpu_type)) +
                            "; use more nodes with fewer GPUs each");
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // CPUs (at least 1, written into the spec) and memory per node.
@@ -134,16 +134,16 @@ Status check_cpus_and_memory(fb::JobSpecT& spec, const SchedulerConfig& config, 
                            " MB per node asked but the largest node in partition " + quoted(part.name) + " has " +
                            std::to_string(lim.max_memory_mb) + " MB");
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // --qos: a configured QOS (or the default one) adds its priority and may cap
 // the time limit. With no QOS configured, a QOS means nothing (Slurm scripts
 // often name `normal`).
 Status resolve_qos(fb::JobSpecT& spec, const SchedulerConfig& config, const PartitionConfig& part) {
-  if (config.qos.empty()) return Status::ok();
+  if (config.qos.empty()) return Status::success();
   if (spec.qos.empty()) spec.qos = config.default_qos;
-  if (spec.qos.empty()) return Status::ok();
+  if (spec.qos.empty()) return Status::success();
   auto it = config.qos.find(spec.qos);
   if (it == config.qos.end()) {
     std::vector<std::string> names;
@@ -163,7 +163,7 @@ Status resolve_qos(fb::JobSpecT& spec, const SchedulerConfig& config, const Part
   }
   spec.priority = static_cast<int32_t>(
       std::clamp<int64_t>(int64_t{spec.priority} + q.priority, -(int64_t{1} << 30), int64_t{1} << 30));
-  return Status::ok();
+  return Status::success();
 }
 
 // The time limit (the partition's or the scheduler's default when none is
@@ -188,7 +188,7 @@ Status check_time(fb::JobSpecT& spec, const SchedulerConfig& config, const Parti
     return Status::invalid("grace_s: " + std::to_string(spec.grace_s) + " s is over the maximum of partition " +
                            quoted(part.name) + " (" + std::to_string(part.max_grace_s) + " s, max_grace_s)");
   }
-  return Status::ok();
+  return Status::success();
 }
 
 // --nodelist, --exclude, --constraint: names of nodes this partition has,
@@ -215,7 +215,7 @@ Status check_placement(const fb::JobSpecT& spec, const Cluster& cluster, uint16_
     }
   }
   if (auto c = parse_constraint(spec.constraint); !c) return c.status();
-  return Status::ok();
+  return Status::success();
 }
 
 // Everything partition p must accept of the job (filling in its defaults).
@@ -250,11 +250,11 @@ Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const C
   // limit); the others of a list must take it as it is, or are dropped.
   const uint64_t asked_time = spec.time_limit_s;
   std::vector<uint16_t> taken;
-  Status first_refusal = Status::ok();
+  Status first_refusal = Status::success();
   for (uint16_t p : *parts) {
     if (taken.empty()) spec.time_limit_s = asked_time;
     if (auto s = check_in_partition(spec, config, cluster, p); !s) {
-      if (first_refusal.is_ok()) first_refusal = s;
+      if (first_refusal.ok()) first_refusal = s;
       continue;
     }
     taken.push_back(p);
@@ -275,7 +275,7 @@ Status normalize_spec(fb::JobSpecT& spec, const SchedulerConfig& config, const C
       return Status::invalid("env[" + std::to_string(i) + "]: a variable needs a name without '='");
     }
   }
-  return Status::ok();
+  return Status::success();
 }
 
 Shape shape_of(const fb::JobSpecT& spec, Cluster& cluster) {

@@ -62,7 +62,7 @@ Status parse_head(const std::string& text, const std::string& head, CloudPoolSpe
     return bad_pool(text, "'" + shape + "' is not NODESxGPUS (both at least 1, at most 64 GPUs a node)");
   }
   if (p.gpu_type.empty()) return bad_pool(text, "TYPE is empty");
-  return Status::ok();
+  return Status::success();
 }
 
 Status parse_key(const std::string& text, const std::string& key, const std::string& value, CloudPoolSpec& p) {
@@ -85,7 +85,7 @@ Status parse_key(const std::string& text, const std::string& key, const std::str
     return bad_pool(text, "unknown key '" + key + "' (known: boot, price, spot, max, min, idle, launches)");
   }
   if (!ok) return bad_pool(text, key + "='" + value + "' is not valid");
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace

@@ -286,7 +286,7 @@ Status Simulation::arrive(size_t i, int64_t t) {
   o.gpus = spec.gpus_per_node * spec.nodes;
   o.submit_s = to_s(t);
   o.duration_s = tj.duration_s;
-  return Status::ok();
+  return Status::success();
 }
 
 void Simulation::run_ended(const Event& ev, int64_t t) {
@@ -376,7 +376,7 @@ Status Simulation::run() {
     // A rented node opened to waiting jobs: place them, then decide again.
     for (int round = 0; cloud_ && round < 3 && cloud_plan(t); ++round) cycles(t);
   }
-  return Status::ok();
+  return Status::success();
 }
 
 SimResult Simulation::result() {
@@ -454,7 +454,7 @@ Status check_pools(const SimOptions& options) {
   if (!(options.burst.per_gpu_hour_s >= 0 && options.burst.per_gpu_hour_s <= 86400)) {
     return Status::invalid("--burst-per-gpu-hour: must be between 0 and 86400 seconds of wait per GPU-hour");
   }
-  return Status::ok();
+  return Status::success();
 }
 
 }  // namespace
