@@ -3,6 +3,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <stdexcept>
+
 #include <spdlog/spdlog.h>
 
 #include "bus/event.h"
@@ -63,12 +66,22 @@ Publisher::Publisher(zmq::context_t& ctx, storage::Store& store, rpc::Server& re
     s.connect(ep);
     sockets_.push_back(std::move(s));
   }
-  // streams row: key stream -> last(8) published(8)
+  // streams row: key stream -> last(8) published(8) epoch(8); rows from
+  // before epochs (16 bytes) get one now, which their subscribers adopt.
+  // It is written at once: an epoch that changed at every start would make
+  // subscribers start over (and apply the outbox again).
+  std::vector<std::string> epochless;
   store_.scan(streams_, "", "", [&](std::string_view k, std::string_view v) {
     StreamState st;
     KeyReader r(v);
     st.last = r.u64();
     st.published = r.u64();
+    if (v.size() >= 24) {
+      st.epoch = r.u64();
+    } else {
+      st.epoch = new_epoch();
+      epochless.push_back(std::string(k));
+    }
     Key lo;
     lo.str(k).u64(0);
     std::string first_key;
@@ -85,6 +98,11 @@ Publisher::Publisher(zmq::context_t& ctx, storage::Store& store, rpc::Server& re
     streams_state_.emplace(std::string(k), st);
     return true;
   });
+  if (!epochless.empty()) {
+    storage::Batch batch;
+    for (auto& name : epochless) write_stream_row(batch, name, streams_state_.at(name));
+    if (auto c = store_.commit(batch); !c) throw std::runtime_error("bus: cannot record stream epochs: " + c.message());
+  }
   // Queue what may not have left before a crash; duplicates are harmless
   // (subscribers skip seqs at or below their cursor).
   for (auto& entry : streams_state_) {
@@ -123,8 +141,10 @@ std::string Publisher::prefix_to_stream(std::string_view prefix) const {
 }
 
 void Publisher::write_stream_row(storage::Batch& batch, const std::string& stream, const StreamState& st) {
-  batch.put(streams_, stream, Key().u64(st.last).u64(st.published).bytes());
+  batch.put(streams_, stream, Key().u64(st.last).u64(st.published).u64(st.epoch).bytes());
 }
+
+uint64_t Publisher::new_epoch() const { return static_cast<uint64_t>(std::max<int64_t>(1, clock_.now_ns())); }
 
 uint64_t Publisher::append(storage::Batch& batch, std::string_view topic, fb::Payload type,
                            flatbuffers::Offset<void> payload) {
@@ -143,7 +163,11 @@ uint64_t Publisher::append_to(storage::Batch& batch, std::string_view prefix, st
   } else {
     std::string stream = prefix_to_stream(prefix);
     auto it = streams_state_.find(stream);
-    if (it == streams_state_.end()) it = streams_state_.emplace(stream, StreamState{}).first;
+    if (it == streams_state_.end()) {
+      StreamState fresh;
+      fresh.epoch = new_epoch();
+      it = streams_state_.emplace(stream, fresh).first;
+    }
     st = &it->second;
     name = &it->first;
     last_prefix_ = std::string(prefix);
@@ -156,6 +180,7 @@ uint64_t Publisher::append_to(storage::Batch& batch, std::string_view prefix, st
   fb::EnvelopeBuilder eb(fbb_);
   eb.add_stream(s);
   eb.add_seq(seq);
+  eb.add_epoch(st->epoch);
   eb.add_time_ns(clock_.now_ns());
   eb.add_payload_type(type);
   eb.add_payload(payload);
@@ -208,6 +233,7 @@ void Publisher::heartbeat() {
     fb::EnvelopeBuilder eb(env_fbb_);
     eb.add_stream(s2);
     eb.add_seq(0);
+    eb.add_epoch(st.epoch);
     eb.add_time_ns(clock_.now_ns());
     eb.add_payload_type(fb::Payload::StreamHeartbeat);
     eb.add_payload(hb.Union());
@@ -288,6 +314,7 @@ void Publisher::on_replay(const fb::Request& req, rpc::Responder& r) {
       fb::EnvelopeBuilder eb(sb);
       eb.add_stream(s);
       eb.add_seq(snapshot_seq == 0 ? 1 : snapshot_seq);
+      eb.add_epoch(st.epoch);
       eb.add_time_ns(clock_.now_ns());
       eb.add_payload_type(type);
       eb.add_payload(payload);

@@ -104,6 +104,7 @@ class Publisher {
     uint64_t last = 0;       // newest appended seq
     uint64_t published = 0;  // newest flushed seq
     uint64_t first = 1;      // oldest seq still in the outbox
+    uint64_t epoch = 0;      // the stream's incarnation (Envelope.epoch)
     bool dirty = false;      // seq row not yet written to a batch
   };
   struct Pending {
@@ -113,6 +114,7 @@ class Publisher {
   };
 
   std::string prefix_to_stream(std::string_view prefix) const;
+  uint64_t new_epoch() const;
   void write_stream_row(storage::Batch& batch, const std::string& stream, const StreamState& st);
   void send(std::string_view topic, std::string_view envelope);
   void on_replay(const fb::Request& req, rpc::Responder& r);

@@ -11,6 +11,11 @@
 
 namespace trainyard::bus {
 
+namespace {
+// Marks a cursor row that carries an epoch (rows from before epochs do not).
+constexpr std::string_view kEpochMark = "\x01" "E";  // (two literals: E would continue the hex escape)
+}  // namespace
+
 using storage::Key;
 using storage::KeyReader;
 
@@ -36,12 +41,19 @@ Subscriber::Subscriber(zmq::context_t& ctx, storage::Store& store, SubscriberOpt
   }
   if (auto st = security::secure_client(socket_, kBusPrincipal); !st) throw std::runtime_error("bus: " + st.message());
   for (auto& ep : options_.bus_endpoints) socket_.connect(ep);
-  // cursor row: key stream -> seq(8) endpoint
+  // cursor row: key stream -> seq(8) kEpochMark epoch(8) endpoint; rows
+  // from before epochs hold seq(8) endpoint (an endpoint never starts with
+  // the mark) and adopt the first epoch they see.
   store_.scan(cursors_cf_, "", "", [&](std::string_view k, std::string_view v) {
     if (v.size() < 8) return true;
     StreamState st;
     st.cursor = KeyReader(v).u64();
-    st.endpoint = std::string(v.substr(8));
+    std::string_view rest = v.substr(8);
+    if (rest.size() >= kEpochMark.size() + 8 && rest.substr(0, kEpochMark.size()) == kEpochMark) {
+      st.epoch = KeyReader(rest.substr(kEpochMark.size())).u64();
+      rest = rest.substr(kEpochMark.size() + 8);
+    }
+    st.endpoint = std::string(rest);
     if (!st.endpoint.empty() && !rpc::check_connect_endpoint(st.endpoint).ok()) {
       // Stored by an older build that did not check heartbeats: forget it
       // rather than fail every start; the next heartbeat tells the truth.
@@ -160,6 +172,10 @@ void Subscriber::handle(std::string_view topic, std::span<const uint8_t> bytes, 
     last_state_ = cached;
   }
   auto& st = *cached;
+  if (!same_incarnation(e, st)) {
+    ++stats_.duplicates;
+    return;
+  }
   if (e.type() == fb::Payload::StreamHeartbeat) {
     auto* hb = e.as<fb::StreamHeartbeat>();
     if (hb->replay_endpoint() && hb->replay_endpoint()->string_view() != st.endpoint) {
@@ -189,6 +205,25 @@ void Subscriber::handle(std::string_view topic, std::span<const uint8_t> bytes, 
   apply(e, st, batch);
 }
 
+bool Subscriber::same_incarnation(const Event& e, StreamState& st) {
+  uint64_t epoch = e.envelope->epoch();
+  if (epoch == 0 || epoch == st.epoch) return true;  // 0: a publisher from before epochs
+  if (st.epoch == 0) {
+    st.epoch = epoch;  // a new stream, or a cursor from before epochs: adopt it
+    st.dirty = true;
+    return true;
+  }
+  if (epoch < st.epoch) return false;
+  spdlog::info("{}: {} started over (epoch {} after {}, at seq {}): following it from seq 1", options_.name,
+               e.stream(), epoch, st.epoch, st.cursor);
+  ++stats_.new_epochs;
+  st.epoch = epoch;
+  st.cursor = 0;
+  st.wanted = 0;
+  st.dirty = true;
+  return true;
+}
+
 void Subscriber::apply(const Event& e, StreamState& st, storage::Batch& batch) {
   try {
     handler_(e, batch);
@@ -208,6 +243,8 @@ void Subscriber::persist(storage::Batch& batch) {
   for (auto& [name, st] : streams_) {
     if (!st.dirty) continue;
     std::string v = Key().u64(st.cursor).bytes();
+    v.append(kEpochMark);
+    v.append(Key().u64(st.epoch).bytes());
     v.append(st.endpoint);
     batch.put(cursors_cf_, name, v);
     st.dirty = false;
@@ -292,6 +329,7 @@ void Subscriber::on_replay(const std::string& stream, Result<rpc::Reply> reply) 
         spdlog::warn("{}: rejected a replayed event of {}: {}", options_.name, stream, why);
         continue;
       }
+      if (!same_incarnation(e, st)) continue;  // the previous incarnation's events
       if (rb->snapshot()) {
         try {
           handler_(e, batch);

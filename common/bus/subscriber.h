@@ -49,6 +49,7 @@ struct SubscriberStats {
   uint64_t replayed = 0;
   uint64_t rejected = 0;     // garbage, truncated, wrong type, oversized
   uint64_t snapshots = 0;
+  uint64_t new_epochs = 0;   // publishers seen starting over (their cursors reset)
   uint64_t replay_failures = 0;
   uint64_t handler_failures = 0;  // events whose handler threw: logged, skipped
 };
@@ -90,6 +91,7 @@ class Subscriber {
  private:
   struct StreamState {
     uint64_t cursor = 0;
+    uint64_t epoch = 0;        // the publisher's incarnation the cursor counts in (0: none seen yet)
     std::string endpoint;      // replay endpoint (from heartbeats)
     uint64_t wanted = 0;       // a replay up to at least this seq is due
     int64_t retry_at_ms = 0;
@@ -101,6 +103,10 @@ class Subscriber {
   StreamState& state(std::string_view stream);
   void handle(std::string_view topic, std::span<const uint8_t> bytes, storage::Batch& batch);
   void apply(const Event& e, StreamState& st, storage::Batch& batch);
+  // Whether `e` belongs to the incarnation the cursor counts in. A newer
+  // epoch (the publisher was wiped, or a cloud slot's next machine) starts
+  // the cursor over at 0; an older one is the previous incarnation, late.
+  bool same_incarnation(const Event& e, StreamState& st);
   void request_replay(const std::string& stream, StreamState& st);
   void on_replay(const std::string& stream, Result<rpc::Reply> reply);
   void persist(storage::Batch& batch);

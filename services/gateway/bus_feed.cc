@@ -102,13 +102,18 @@ bool BusFeed::is_new(const bus::Event& e) {
     last_prune_ms_ = now;
   }
   // Two forwarders deliver everything twice, so "not newer" means "seen";
-  // except seq 1, which is a publisher that started over with fresh data.
+  // except a newer epoch (or, from a publisher before epochs, seq 1): a
+  // publisher that started over with fresh data.
   auto it = last_seq_.find(e.stream());
-  bool restart = e.seq() == 1 && it != last_seq_.end() && it->second.seq > 1;
-  if (it != last_seq_.end() && e.seq() <= it->second.seq && !restart) return false;
-  bool gap = it != last_seq_.end() && e.seq() > it->second.seq + 1;
+  uint64_t epoch = e.envelope->epoch();
+  bool known = it != last_seq_.end();
+  if (known && epoch != 0 && it->second.epoch != 0 && epoch < it->second.epoch) return false;  // the old one, late
+  bool restart = known && ((epoch != 0 && it->second.epoch != 0 && epoch > it->second.epoch) ||
+                           (epoch == 0 && e.seq() == 1 && it->second.seq > 1));
+  if (known && e.seq() <= it->second.seq && !restart) return false;
+  bool gap = known && !restart && e.seq() > it->second.seq + 1;
   if (jobs_ && (gap || restart) && e.topic.substr(0, 4) == "job.") jobs_->on_gap();
-  last_seq_[std::string(e.stream())] = Seen{e.seq(), now};
+  last_seq_[std::string(e.stream())] = Seen{e.seq(), now, epoch};
   return true;
 }
 

@@ -49,6 +49,7 @@ class BusFeed {
   struct Seen {
     uint64_t seq = 0;
     int64_t at_ms = 0;
+    uint64_t epoch = 0;  // the publisher's incarnation (Envelope.epoch)
   };
   std::map<std::string, Seen, std::less<>> last_seq_;  // pruned of streams silent for long
   int64_t last_prune_ms_ = 0;

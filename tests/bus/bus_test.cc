@@ -144,6 +144,29 @@ BOOST_AUTO_TEST_CASE(a_subscriber_too_far_behind_starts_from_a_snapshot) {
   BOOST_CHECK_EQUAL(info["snapshots"].get<uint64_t>(), 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_publisher_whose_store_was_wiped_starts_a_new_epoch_that_subscribers_follow_from_seq_1) {
+  // A cloud slot's next machine, or a node whose disk was replaced: the same
+  // stream name, a fresh outbox counting from 1 again. Without epochs the
+  // subscriber would skip all of it as duplicates.
+  TempDir dir;
+  Forwarder f(dir, "fwd");
+  auto sub = subscriber(dir, "sub", f.back, 3000);
+  {
+    auto first = publisher(dir, "first", f.front, 2000, {"--batch", "200"});
+    wait_json(dir / "sub.json", 30s, [](const json& j) { return j.value("count", uint64_t{0}) >= 2000; });
+  }  // stopped; its store is never seen again
+  auto second = publisher(dir, "second", f.front, 1000, {"--batch", "200"});
+  auto rc = sub->wait(60s);
+  auto info = read_json(dir / "sub.json").value_or(json::object());
+  BOOST_REQUIRE_MESSAGE(rc.has_value(), "subscriber did not finish; last state " + info.dump() + "\n" + sub->log());
+  BOOST_CHECK_EQUAL(info["count"].get<uint64_t>(), 3000u);
+  // Events 1..2000 of the first incarnation, then 1..1000 of the second.
+  uint64_t sum = expected_checksum(2000);
+  for (uint64_t i = 1; i <= 1000; ++i) sum = sum * 1099511628211ull ^ (i * 2654435761u + 7);
+  BOOST_CHECK_EQUAL(info["checksum"].get<uint64_t>(), sum);
+  BOOST_CHECK_EQUAL(info["new_epochs"].get<uint64_t>(), 1u);
+}
+
 BOOST_AUTO_TEST_CASE(a_publisher_killed_between_commit_and_publish_delivers_after_restart_exactly_once) {
   TempDir dir;
   Forwarder f(dir, "fwd");

@@ -212,6 +212,7 @@ int main(int argc, char** argv) {
                            {"replayed", s.replayed},
                            {"rejected", s.rejected},
                            {"snapshots", s.snapshots},
+                           {"new_epochs", s.new_epochs},
                            {"applied", s.applied}});
   };
   runtime.every(100, dump);
