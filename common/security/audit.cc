@@ -20,7 +20,7 @@ AuditTrail::AuditTrail(bus::Publisher& publisher, Runtime& runtime, const Clock&
       service_(std::move(service)),
       rate_(std::max(refusals_per_s, 0.1)),
       tokens_(rate_ * 10) {
-  if (Site::current()) runtime_.every(1000, [this] { drain_handshakes(); });
+  if (Site::current()) runtime_.every(1000, [this] { drain_site(); });
 }
 
 void AuditTrail::attach(rpc::Server& server) {
@@ -57,11 +57,20 @@ void AuditTrail::observe(const fb::Request& req, const rpc::Responder& r) {
   publish(e);
 }
 
-void AuditTrail::drain_handshakes() {
+void AuditTrail::drain_site() {
   auto* site = Site::current();
   if (!site) return;
   int64_t now = clock_.now_ns();
   if (handshake_logged_ns_.size() > 4096) handshake_logged_ns_.clear();
+  for (auto& k : site->take_keyring_changes()) {
+    Entry e;
+    e.action = "Keyring";
+    e.target = k.principal;
+    e.allowed = true;
+    e.message = k.change + (k.key.empty() ? "" : " (key " + k.key + ")") + " in " + service_ +
+                "'s authorized keys";
+    publish(e);
+  }
   for (auto& h : site->take_refusals()) {
     auto& last = handshake_logged_ns_[h.key + "@" + h.address];
     if (last != 0 && now - last < kHandshakeEveryNs) {

@@ -9,7 +9,10 @@
 //     admin actions (budgets, rates, the directory, draining nodes, pausing
 //     cloud pools, acting on another user's job);
 //   - every handshake the site's ZAP handler refused (an unknown key), at
-//     most once a minute per key and address.
+//     most once a minute per key and address;
+//   - every change a reload of the site's authorized keys brought (action
+//     "Keyring": a principal authorized, revoked, or given a new key), so
+//     `ty admin keys add|revoke` is in the trail as each service saw it.
 // Refusals are rate-limited (a token bucket, `refusals_per_s` with a burst
 // of ten times that); what the bucket drops is counted in the next record's
 // `suppressed`, so a flood costs a bounded stream and loses no count.
@@ -60,7 +63,7 @@ class AuditTrail {
   };
   bool take_token();
   void publish(const Entry& e);
-  void drain_handshakes();
+  void drain_site();
 
   bus::Publisher& publisher_;
   Runtime& runtime_;

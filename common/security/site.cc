@@ -131,11 +131,40 @@ Status Site::reload() {
   size_t n = ring->size();
   {
     std::lock_guard lock(mu_);
-    ring_ = std::make_shared<const Keyring>(std::move(ring).value());
+    auto fresh = std::make_shared<const Keyring>(std::move(ring).value());
+    if (ring_) note_changes(*ring_, *fresh);
+    ring_ = std::move(fresh);
   }
   ++counters_.reloads;
   spdlog::info("security: reloaded {} ({} principals)", options_.authorized_keys.string(), n);
   return Status::success();
+}
+
+void Site::note_changes(const Keyring& before, const Keyring& after) {
+  constexpr size_t kMaxKept = 1024;
+  auto note = [&](const std::string& principal, std::string change, const std::string& key) {
+    if (keyring_changes_.size() < kMaxKept) {
+      keyring_changes_.push_back({principal, std::move(change), key});
+    } else if (keyring_changes_.size() == kMaxKept) {
+      keyring_changes_.push_back({"...", "more changes not listed one by one", ""});
+    }
+  };
+  for (auto& [principal, key] : after.principals()) {
+    auto old = before.key_of(principal);
+    if (!old) {
+      note(principal, "authorized", key);
+    } else if (*old != key) {
+      note(principal, "key replaced", key);
+    }
+  }
+  for (auto& [principal, key] : before.principals()) {
+    if (!after.key_of(principal)) note(principal, "revoked", "");
+  }
+}
+
+std::vector<KeyringChange> Site::take_keyring_changes() {
+  std::lock_guard lock(mu_);
+  return std::exchange(keyring_changes_, {});
 }
 
 void Site::reload_if_changed() {

@@ -71,6 +71,15 @@ struct Refusal {
   uint64_t count = 1;   // refusals of this key from this address since the last take
 };
 
+// One principal whose authorized key a keyring reload changed, for the
+// audit trail: `ty admin keys add|revoke` (or any edit of the file) is an
+// admin action every service that reloads it records.
+struct KeyringChange {
+  std::string principal;
+  std::string change;  // "authorized", "revoked", "key replaced"
+  std::string key;     // the new public key ("" when revoked)
+};
+
 class Site;
 Result<std::unique_ptr<Site>> open_site(zmq::context_t* ctx, const SecurityOptions& options);
 
@@ -110,6 +119,9 @@ class Site {
   // The handshakes refused since the last call, one entry per key and
   // address (at most 64; the rest only counted in counters().refused).
   std::vector<Refusal> take_refusals();
+  // What the reloads since the last call changed, principal by principal (at
+  // most 1024 kept; a larger edit is summed up in one "..." entry).
+  std::vector<KeyringChange> take_keyring_changes();
 
  private:
   friend Result<std::unique_ptr<Site>> open_site(zmq::context_t* ctx, const SecurityOptions& options);
@@ -130,7 +142,9 @@ class Site {
   int64_t last_refusal_log_ms_ = 0;
   uint64_t refusals_unlogged_ = 0;
   std::vector<Refusal> refusals_;  // guarded by mu_
+  std::vector<KeyringChange> keyring_changes_;  // guarded by mu_
   void note_refusal(std::string address, std::string key, std::string why);
+  void note_changes(const Keyring& before, const Keyring& after);  // mu_ held
 };
 
 // The principal a received message came from, as the ZAP handler named it

@@ -216,7 +216,15 @@ BOOST_AUTO_TEST_CASE(node_lease_and_billing_rules) {
   auto alice = connect(c, "user:alice"), bob = connect(c, "user:bob"), dana = connect(c, "user:dana"),
        olga = connect(c, "user:olga");
   expect_denied(bob.drain("node-a", "mine now"), "operators", "user:bob");
-  BOOST_TEST(olga.drain("node-a", "maintenance").ok());
+  // (node-a may not have registered yet on a loaded machine: NotFound until it has.)
+  Status drained;
+  wait_until(
+      [&] {
+        drained = olga.drain("node-a", "maintenance");
+        return drained.code() != ErrorCode::NotFound;
+      },
+      10s);
+  BOOST_TEST(drained.ok(), drained.to_string());
   BOOST_TEST(olga.undrain("node-a").ok());
 
   zmq::context_t ctx;
