@@ -414,6 +414,17 @@ Result<fb::EstimateT> Client::estimate(const fb::JobSpecT& spec) {
   return unpack<fb::Estimate>(r, p.peer());
 }
 
+Result<fb::CloudReportT> Client::cloud_estimate(const fb::JobSpecT& spec) {
+  auto& p = peer("broker");
+  auto r = p.call(fb::RequestBody::CloudStatus, [&](flatbuffers::FlatBufferBuilder& b) {
+    auto s = fb::CreateJobSpec(b, &spec);
+    fb::CloudStatusBuilder q(b);
+    q.add_estimate_for(s);
+    return q.Finish().Union();
+  });
+  return unpack<fb::CloudReport>(r, p.peer());
+}
+
 Status Client::set_budget(const Budget& budget) {
   return peer("billing")
       .call(fb::RequestBody::SetBudget,

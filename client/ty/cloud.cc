@@ -57,6 +57,10 @@ void print_status(const fb::CloudReport& r, bool ended) {
   } else {
     std::cout << "\nNo cloud node is " << (ended ? "remembered" : "rented") << ".\n";
   }
+  if (r.refused() && r.refused()->size() > 0) {
+    std::cout << "\nNot rented for (budget):\n";
+    for (const auto* x : *r.refused()) std::cout << "  job " << x->job_id() << ": " << str(x->reason()) << "\n";
+  }
 }
 
 CLI::App* add_pause(CLI::App& cloud, Context& ctx, Action& action, bool pause) {

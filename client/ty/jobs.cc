@@ -157,6 +157,17 @@ int run_submit(Context& ctx, const std::vector<std::string>& args) {
     std::cerr << "Estimated cost: " << format_money(e->cost_micros) << " " << e->currency << " (the whole time limit, "
               << (spec.time_limit_s ? format_duration(static_cast<int64_t>(spec.time_limit_s)) : "none given")
               << ", at current prices" << (spec.array.empty() ? "" : ", per array task") << ")\n";
+    // Where no owned node has its GPUs, or it waits past a pool's threshold, it rents.
+    if (auto cloud = c->cloud_estimate(spec); cloud && !cloud->estimate_pool.empty()) {
+      std::cerr << "If it rents a cloud node (pool " << cloud->estimate_pool << "): at most "
+                << format_money(cloud->estimate_micros) << " " << e->currency
+                << " (whole nodes: boot, the time limit, the idle release)";
+      if (cloud->budget_left_micros >= 0) {
+        std::cerr << "; account budget left this month: " << format_money(cloud->budget_left_micros) << " "
+                  << e->currency << (cloud->estimate_micros > cloud->budget_left_micros ? ", so it would not rent" : "");
+      }
+      std::cerr << "\n";
+    }
   }
   auto r = c->submit(spec, built->request.hold);
   if (!r) return fail(r.status());

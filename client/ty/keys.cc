@@ -15,6 +15,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "trainyard/job_spec.h"
 #include "security/keys.h"
 #include "security/site.h"
 
@@ -68,7 +69,13 @@ int keys_init(const KeysArgs& a) {
   auto ring = read_ring(dir);
   if (!ring) return fail(ring.status());
   auto principals = ring->principals();
-  auto make = [&](const std::string& kind, const std::vector<std::string>& names) -> Status {
+  auto make = [&](const std::string& kind, const std::vector<std::string>& lists) -> Status {
+    std::vector<std::string> names;
+    for (auto& l : lists) {  // Slurm host lists: gpu[001-004], aws-a100-[0-15]
+      auto some = client::expand_hostlist(l);
+      if (!some) return Status::invalid("--" + kind + " " + l + ": " + some.status().message());
+      names.insert(names.end(), some->begin(), some->end());
+    }
     for (auto& n : names) {
       auto id = create_key(dir, kind + ":" + n);
       if (!id) return id.status();
@@ -182,7 +189,9 @@ void add_key_commands(CLI::App& app, Context& ctx, Action& action) {
   auto* init = keys->add_subcommand("init", "Create a keys directory: one key per service, agent and user, and authorized_keys");
   init->add_option("dir", a->dir, "The keys directory")->required();
   init->add_option("--service", a->services, "Service instances (default: bus scheduler broker metrics billing gateway)");
-  init->add_option("--agent", a->agents, "Node names, one key per node agent");
+  init->add_option("--agent", a->agents,
+                   "Node names, one key per node agent; host lists too: gpu[001-004], and a cloud pool's slots "
+                   "aws-a100-[0-15] (docs/cloud.md)");
   init->add_option("--user", a->users, "User names, one key each");
   init->callback([&action, a] { action = [a] { return keys_init(*a); }; });
   auto* add = keys->add_subcommand("add", "Authorize a principal (service:X, agent:X, user:X): a new key, or --public");

@@ -187,7 +187,8 @@ nlohmann::json cloud_lease_json(const fb::CloudLease& l) {
           {"ready_ns", l.ready_ns()},
           {"expected_ready_ns", l.expected_ready_ns()},
           {"state_ns", l.state_ns()},
-          {"ended_ns", l.ended_ns()}};
+          {"ended_ns", l.ended_ns()},
+          {"interrupt_at_ns", l.interrupt_at_ns()}};
 }
 
 nlohmann::json cloud_pool_json(const fb::CloudPoolStatus& p) {
@@ -213,7 +214,11 @@ nlohmann::json cloud_report_json(const fb::CloudReport* report) {
   nlohmann::json out = {{"paused", report && report->paused()},
                         {"pause_reason", report ? str(report->pause_reason()) : std::string()},
                         {"pools", nlohmann::json::array()},
-                        {"leases", nlohmann::json::array()}};
+                        {"leases", nlohmann::json::array()},
+                        {"refused", nlohmann::json::array()}};
+  if (report && report->refused()) {
+    for (const auto* r : *report->refused()) out["refused"].push_back({{"job_id", r->job_id()}, {"reason", str(r->reason())}});
+  }
   if (report && report->pools()) {
     for (const auto* p : *report->pools()) out["pools"].push_back(cloud_pool_json(*p));
   }

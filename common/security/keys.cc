@@ -143,9 +143,7 @@ Status write_identity(const std::filesystem::path& path, const Identity& id) {
   ::unlink(tmp.c_str());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return Status::unavailable(tmp + ": " + std::strerror(errno));
-  std::string body = "# Trainyard CURVE key of " + id.principal + ". Keep it secret: mode 0600.\n" +
-                     "principal = " + id.principal + "\npublic = " + id.keys.public_key +
-                     "\nsecret = " + id.keys.secret_key + "\n";
+  std::string body = format_identity(id);
   bool ok = ::write(fd, body.data(), body.size()) == static_cast<ssize_t>(body.size()) && ::fsync(fd) == 0;
   ::close(fd);
   if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -156,6 +154,11 @@ Status write_identity(const std::filesystem::path& path, const Identity& id) {
   pub.replace_extension(".pub");
   std::ofstream(pub) << public_line(id) << "\n";
   return Status::success();
+}
+
+std::string format_identity(const Identity& id) {
+  return "# Trainyard CURVE key of " + id.principal + ". Keep it secret: mode 0600.\n" + "principal = " + id.principal +
+         "\npublic = " + id.keys.public_key + "\nsecret = " + id.keys.secret_key + "\n";
 }
 
 std::string public_line(const Identity& id) { return id.principal + " " + id.keys.public_key; }

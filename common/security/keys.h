@@ -51,6 +51,8 @@ Result<Identity> read_identity(const std::filesystem::path& path);
 // Writes a key file with mode 0600 (a temporary file, then a rename), and
 // its public line next to it as PATH with ".pub" instead of ".key".
 Status write_identity(const std::filesystem::path& path, const Identity& identity);
+// A key file's text (what write_identity writes and read_identity reads).
+std::string format_identity(const Identity& identity);
 // "service:scheduler Z85PUBLICKEY": one line of an authorized-keys file.
 std::string public_line(const Identity& identity);
 

@@ -16,6 +16,7 @@
 #include "shell.h"
 #include "srun_dir.h"
 #include "supervisor.h"
+#include "util/fd_io.h"
 #include "wire/check.h"
 
 namespace trainyard::agent {
@@ -164,16 +165,10 @@ Status write_batch_script(const std::string& dir, std::string_view text) {
   std::string path = dir + "/" + kBatchScriptName;
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0500);
   if (fd < 0) return Status::internal("cannot write the batch script's copy " + path + ": " + std::strerror(errno));
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
-  int err = done < text.size() ? errno : 0;
+  bool written = write_all(fd, text);
+  int err = written ? 0 : errno;
   ::close(fd);
-  if (done < text.size()) return Status::internal("cannot write the batch script's copy " + path + ": " + std::strerror(err));
+  if (!written) return Status::internal("cannot write the batch script's copy " + path + ": " + std::strerror(err));
   return Status::success();
 }
 

@@ -35,7 +35,12 @@ void AgentShell::on_lease_event(const bus::Event& e, storage::Batch& batch) {
       Run* run = r ? find(r->lease_id()) : nullptr;
       if (!run || run->rec.finished()) return;
       std::string why = r->reason() ? r->reason()->str() : std::string();
-      bool preempt = why.find("preempt") != std::string::npos;
+      // A preemption or a spot reclaim ends the run as Preempted: the
+      // scheduler requeues the job without spending a retry. The cause is a
+      // field; only events from before it existed say so in words.
+      auto cause = r->cause();
+      bool preempt = cause == fb::RevokeCause::Preemption || cause == fb::RevokeCause::SpotInterruption ||
+                     (cause == fb::RevokeCause::Unknown && why.find("preempt") != std::string::npos);
       stop_run(*run, preempt ? StopReason::kPreempted : StopReason::kRevoked,
                "revoked" + (why.empty() ? std::string() : ": " + why), r->grace_s());
       return;

@@ -54,7 +54,7 @@ bool BillingShell::charge_cloud_usage(const fb::UsageTick& t, storage::Batch& ba
   if (!c) return false;
   book(*c, batch);
   ++stats_.ticks;
-  if (const CloudNode* kept = meter_.by_node(node)) {
+  if (const CloudNode* kept = meter_.lease(c->lease)) {
     batch.put(cloud_cf_, storage::Key().u64(kept->lease).bytes(), kept->encode());
   }
   return true;

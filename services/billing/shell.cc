@@ -7,7 +7,7 @@
 
 #include "core/calendar.h"
 #include "core/estimate.h"
-#include "core/money.h"
+#include "money/money.h"
 #include "core/report.h"
 #include "security/site.h"
 #include "storage/keys.h"
@@ -294,9 +294,27 @@ void BillingShell::check_budget(const std::string& account, uint32_t month, stor
   auto it = accounts_.find(account);
   if (it == accounts_.end()) return;  // no budget, never blocked
   AccountState before = it->second;
-  auto events = evaluate_budget(account, it->second, month, ledger_.spent(account, month));
+  int64_t spent = ledger_.spent(account, month);
+  auto events = evaluate_budget(account, it->second, month, spent);
   for (auto& e : events) publish(e, batch);
+  tell_budget(account, it->second, month, spent, batch);
   if (it->second.encode() != before.encode()) batch.put(accounts_cf_, account, it->second.encode());
+}
+
+// account.budget: on a new limit or month, and whenever another 1 % of the
+// limit is spent (the resource broker's estimate of what is left to rent
+// with is at most that stale).
+void BillingShell::tell_budget(const std::string& account, const AccountState& st, uint32_t month, int64_t spent,
+                               storage::Batch& batch) {
+  int64_t limit = st.budget ? st.budget->monthly_micros : 0;
+  auto& told = budget_told_[account];
+  bool fresh = told.month != month || told.limit != limit;
+  if (!fresh && std::llabs(spent - told.spent) < std::max<int64_t>(1, limit / 100)) return;
+  told = {month, limit, spent};
+  auto& b = publisher_->builder();
+  auto ev = fb::CreateAccountBudgetDirect(b, account.c_str(), format_month(month).c_str(), spent, limit,
+                                          st.budget && st.budget->hard);
+  publisher_->append(batch, "account.budget", fb::Payload::AccountBudget, ev.Union());
 }
 
 void BillingShell::publish(const AccountEvent& e, storage::Batch& batch) {
@@ -335,6 +353,11 @@ void BillingShell::snapshot(std::string_view prefix, flatbuffers::FlatBufferBuil
     auto bl = fb::CreateAccountBlocked(b, a, m, ledger_.spent(name, month), limit, st.blocked,
                                        st.budget && st.budget->stop_running);
     emit("account.blocked", fb::Payload::AccountBlocked, bl.Union());
+    auto a2 = b.CreateString(name);
+    auto m2 = b.CreateString(format_month(now_month));
+    emit("account.budget", fb::Payload::AccountBudget,
+         fb::CreateAccountBudget(b, a2, m2, ledger_.spent(name, now_month), limit, st.budget && st.budget->hard)
+             .Union());
   }
 }
 

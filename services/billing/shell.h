@@ -101,6 +101,8 @@ class BillingShell {
   void settle(storage::Batch& batch);
   void check_budget(const std::string& account, uint32_t month, storage::Batch& batch);
   void publish(const AccountEvent& e, storage::Batch& batch);
+  void tell_budget(const std::string& account, const AccountState& st, uint32_t month, int64_t spent,
+                   storage::Batch& batch);
   void snapshot(std::string_view prefix, flatbuffers::FlatBufferBuilder& b, const bus::EmitFn& emit);
   // Calls fn for every stored line matching `f`.
   void scan_lines(const UsageFilter& f, const std::function<void(const LineKey&, const Line&)>& fn) const;
@@ -134,6 +136,12 @@ class BillingShell {
   Ledger ledger_;
   CloudMeter meter_;
   std::map<std::string, AccountState, std::less<>> accounts_;
+  struct BudgetTold {
+    uint32_t month = 0;
+    int64_t limit = -1;
+    int64_t spent = 0;
+  };
+  std::map<std::string, BudgetTold, std::less<>> budget_told_;  // the last account.budget per account
   BillingStats stats_;
   int64_t last_refusal_log_ms_ = 0;
 };

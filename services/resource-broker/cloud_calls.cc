@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "cloud_keys.h"
 #include "cloud_records.h"
 #include "cloud_shell.h"
 #include "util/runtime.h"
@@ -45,7 +46,13 @@ std::vector<ListedInstance> listed_instances(const nlohmann::json& j) {
     if (!i.is_object() || !i.contains("instance_id") || !i["instance_id"].is_string()) continue;
     ListedInstance li;
     li.instance_id = i["instance_id"].get<std::string>();
-    li.state = i.value("state", "running");
+    li.state = i.contains("state") && i["state"].is_string() ? i["state"].get<std::string>() : "running";
+    // A spot interruption notice (EC2's instance-action): when, in seconds
+    // since the epoch, the cloud reclaims the instance.
+    if (i.contains("interrupt_at") && i["interrupt_at"].is_number()) {
+      double at = i["interrupt_at"].get<double>();
+      if (at > 0 && at < 1e10) li.interrupt_at_ns = static_cast<int64_t>(at * 1e9);
+    }
     auto t = i.value("tags", nlohmann::json::object());
     if (t.is_object()) {
       li.pool = t.value("trainyard-pool", "");
@@ -62,7 +69,7 @@ std::vector<ListedInstance> listed_instances(const nlohmann::json& j) {
 
 }  // namespace
 
-nlohmann::json CloudShell::request_for(const DriverCall& c) const {
+Result<nlohmann::json> CloudShell::request_for(const DriverCall& c) const {
   nlohmann::json r = {{"op", c.kind == DriverCall::kLaunch ? "launch" : c.kind == DriverCall::kTerminate ? "terminate" : "list"},
                       {"pool", c.pool}};
   const PoolConfig* p = core_.pool(c.pool);
@@ -82,7 +89,12 @@ nlohmann::json CloudShell::request_for(const DriverCall& c) const {
   r["spot"] = l && l->spot;
   r["node"] = {{"name", l ? l->node : std::string()}, {"gpu_type", p->gpu_type}, {"gpus", p->gpus_per_node},
                {"cpus", p->cpus}, {"memory_mb", p->memory_mb}, {"partition", p->partition}, {"labels", labels}};
-  r["bootstrap"] = {{"broker", boot_.broker()}, {"bus_frontend", boot_.bus_frontend}, {"bus_backend", boot_.bus_backend}};
+  auto security = node_security(security::Site::current(), settings_.keys_dir(p->name), l ? l->node : "");
+  if (!security) return security.status();
+  r["bootstrap"] = {{"broker", boot_.broker()},
+                    {"bus_frontend", boot_.bus_frontend},
+                    {"bus_backend", boot_.bus_backend},
+                    {"security", std::move(security).value()}};
   return r;
 }
 
@@ -96,7 +108,16 @@ void CloudShell::start_call(const DriverCall& c) {
   if (c.kind == DriverCall::kTerminate && c.lease == 0) {
     spdlog::warn("cloud: terminating orphan instance {} of pool {} (tagged, no live lease)", c.instance_id, c.pool);
   }
-  runner_.call(tag, p->driver, request_for(c));
+  auto request = request_for(c);
+  if (!request) {
+    // Not a driver's failure: the broker cannot make the call (a rented
+    // node's key is missing), which an operator must fix.
+    spdlog::error("cloud: cannot call pool {}'s driver: {}", c.pool, request.status().message());
+    nlohmann::json refusal = {{"ok", false}, {"error", {{"kind", "config"}, {"message", request.status().message()}}}};
+    runner_.answer(tag, std::move(refusal));
+    return;
+  }
+  runner_.call(tag, p->driver, std::move(request).value());
 }
 
 void CloudShell::on_driver_replies() {
@@ -170,10 +191,37 @@ void CloudShell::on_status(const fb::Request& req, rpc::Responder& r) {
     if ((!only.empty() && l.pool != only) || (l.ended() && !q->ended())) continue;
     leases.push_back(build_cloud_lease(b, l));
   }
+  std::vector<flatbuffers::Offset<fb::CloudRefusal>> refused;
+  for (auto& [job, why] : core_.refused()) refused.push_back(fb::CreateCloudRefusalDirect(b, job, why.c_str()));
   auto pv = b.CreateVector(pools);
   auto lv = b.CreateVector(leases);
+  auto rv = b.CreateVector(refused);
   auto why = b.CreateString(core_.pause_reason());
-  r.ok(fb::ReplyBody::CloudReport, fb::CreateCloudReport(b, core_.paused(), why, pv, lv).Union());
+  auto e = estimate(q->estimate_for(), r.principal());
+  auto ep = b.CreateString(e.pool);
+  r.ok(fb::ReplyBody::CloudReport,
+       fb::CreateCloudReport(b, core_.paused(), why, pv, lv, rv, ep, e.cost_micros, e.budget_left_micros).Union());
+}
+
+CloudShell::Estimate CloudShell::estimate(const fb::JobSpec* spec, std::string_view principal) const {
+  Estimate e;
+  if (!spec) return e;
+  WaitingJob j;
+  j.account = str(spec->account());
+  if (j.account.empty() && principal.rfind("user:", 0) == 0) {
+    j.account = settings_.directory().default_account(std::string(principal.substr(5)));
+  }
+  j.partition = str(spec->partition());
+  j.gpu_type = str(spec->gpu_type());
+  j.gpus_per_node = spec->gpus_per_node();
+  j.nodes = std::max<uint32_t>(1, spec->nodes());
+  j.time_limit_s = static_cast<int64_t>(std::min<uint64_t>(spec->time_limit_s(), INT64_MAX));
+  if (const PoolConfig* p = core_.cheapest_fit(j)) {
+    e.pool = p->name;
+    e.cost_micros = core_.estimated_cost_micros(*p, j);
+  }
+  if (auto it = core_.budgets_left().find(j.account); it != core_.budgets_left().end()) e.budget_left_micros = it->second;
+  return e;
 }
 
 void CloudShell::on_pause(const fb::Request& req, rpc::Responder& r) {

@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include "util/fd_io.h"
+
 extern char** environ;
 
 namespace trainyard::broker {
@@ -28,16 +30,6 @@ int64_t mono_ms() {
 
 // Writes all of `data` to `fd` (a broken pipe is the driver's business: it
 // may not read stdin at all).
-void write_all(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    off += static_cast<size_t>(n);
-  }
-}
-
 }  // namespace
 
 Result<nlohmann::json> run_driver(const std::vector<std::string>& argv, const nlohmann::json& request,
@@ -75,7 +67,9 @@ Result<nlohmann::json> run_driver(const std::vector<std::string>& argv, const nl
     ::close(out[0]);
     return Status::unavailable(fmt::format("driver {} could not start: {}", argv[0], std::strerror(rc)));
   }
-  write_all(in[1], request.dump() + "\n");
+  // A driver that exits without reading its request answers with what it
+  // prints (or nothing): its reply, not this write, is what counts.
+  (void)write_all(in[1], request.dump() + "\n");
   ::close(in[1]);
   std::string text;
   int64_t deadline = mono_ms() + timeout_ms;
@@ -144,6 +138,18 @@ void DriverRunner::call(uint64_t tag, std::vector<std::string> argv, nlohmann::j
     char c = 1;
     (void)!::write(pipe_[1], &c, 1);
   });
+}
+
+void DriverRunner::answer(uint64_t tag, Result<nlohmann::json> reply) {
+  {
+    std::lock_guard lock(mu_);
+    DriverReply r;
+    r.tag = tag;
+    r.reply = std::move(reply);
+    done_.push_back(std::move(r));
+  }
+  char c = 1;
+  (void)!::write(pipe_[1], &c, 1);
 }
 
 std::vector<DriverReply> DriverRunner::take() {

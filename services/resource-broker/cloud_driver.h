@@ -38,6 +38,9 @@ class DriverRunner {
 
   // Starts the call now in a worker thread.
   void call(uint64_t tag, std::vector<std::string> argv, nlohmann::json request);
+  // Queues `reply` as the answer to `tag` without running anything: a call
+  // the broker could not even make (answered on the loop like the others).
+  void answer(uint64_t tag, Result<nlohmann::json> reply);
   // Readable when replies are waiting (for Runtime::watch_fd).
   int notify_fd() const { return pipe_[0]; }
   // Replies that arrived, oldest first (drains the notify descriptor).

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "money/money.h"
+
 namespace trainyard::broker {
 
 namespace {
@@ -84,28 +86,9 @@ Result<PoolConfig> read_pool(const Config& c, const std::string& name) {
 }  // namespace
 
 Result<int64_t> parse_price_micros(std::string_view key, std::string_view text) {
-  int64_t units = 0, frac = 0;
-  int frac_digits = 0;
-  bool dot = false, any = false;
-  for (char ch : text) {
-    if (ch == '.' && !dot) {
-      dot = true;
-      continue;
-    }
-    if (!std::isdigit(static_cast<unsigned char>(ch)) || (dot && frac_digits == 6) || (!dot && units > 1'000'000'000)) {
-      return Status::invalid(fmt::format("{}: '{}' is not a price like \"29.39\" (at most 6 decimals)", key, text));
-    }
-    any = true;
-    if (dot) {
-      frac = frac * 10 + (ch - '0');
-      ++frac_digits;
-    } else {
-      units = units * 10 + (ch - '0');
-    }
-  }
-  if (!any) return Status::invalid(fmt::format("{}: '{}' is not a price like \"29.39\"", key, text));
-  while (frac_digits++ < 6) frac *= 10;
-  return units * 1'000'000 + frac;
+  auto v = parse_millionths(text, 1'000'000'000);
+  if (!v) return Status::invalid(fmt::format("{}: {} (a price per node-hour such as \"29.39\")", key, v.status().message()));
+  return v;
 }
 
 Result<CloudSettings> CloudSettings::from_config(const Config& config) try {
@@ -121,6 +104,8 @@ Result<CloudSettings> CloudSettings::from_config(const Config& config) try {
   s.core.orphan_grace_s = config.get_int("cloud.orphan_grace_s", s.core.orphan_grace_s, 0, kDay);
   s.core.backoff_s = config.get_int("cloud.backoff_s", s.core.backoff_s, 1, kDay);
   s.core.backoff_max_s = config.get_int("cloud.backoff_max_s", s.core.backoff_max_s, s.core.backoff_s, 7 * kDay);
+  s.core.spot_fallback_after =
+      static_cast<uint32_t>(config.get_int("cloud.spot_fallback_after", s.core.spot_fallback_after, 0, 1000));
   auto pools = config.table().at_path("pools");
   if (!pools) return s;
   const auto* t = pools.as_table();
@@ -131,6 +116,8 @@ Result<CloudSettings> CloudSettings::from_config(const Config& config) try {
     if (!v.is_table()) return Status::invalid("pools." + n + " must be a table: [pools." + n + "]");
     auto p = read_pool(config, n);
     if (!p) return p.status();
+    s.pool_keys_dirs[n] = config.get_string("pools." + n + ".keys_dir",
+                                            config.get_string("security.keys_dir", "/etc/trainyard/keys"));
     s.pools.push_back(std::move(p).value());
   }
   return s;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +30,13 @@ struct CloudSettings {
     return kNone;
   };
   std::string scheduler_principal = "service:scheduler";  // whose key the scheduler must hold
+  // Where each pool's rented nodes' keys are (pools.<name>.keys_dir, default
+  // security.keys_dir): agent-<pool>-<slot>.key for every slot (cloud_keys.h).
+  std::map<std::string, std::string, std::less<>> pool_keys_dirs;
+  std::string keys_dir(std::string_view pool) const {
+    auto it = pool_keys_dirs.find(pool);
+    return it == pool_keys_dirs.end() ? std::string() : it->second;
+  }
 
   // InvalidArgument naming the key (pools.<name>.<key>) and what is wrong.
   static Result<CloudSettings> from_config(const Config& config);

@@ -8,7 +8,8 @@ flatbuffers::Offset<fb::CloudLease> build_cloud_lease(flatbuffers::FlatBufferBui
   return fb::CreateCloudLeaseDirect(b, l.id, l.pool.c_str(), static_cast<fb::CloudLeaseState>(l.state), l.node.c_str(),
                                     l.instance_id.c_str(), l.reason.c_str(), l.failure.c_str(), l.gpu_type.c_str(),
                                     l.gpus, l.spot, l.price_micros_per_hour, l.for_job, l.account.c_str(),
-                                    l.requested_ns, l.ready_ns, l.state_ns, l.ended_ns, l.expected_ready_ns);
+                                    l.requested_ns, l.ready_ns, l.state_ns, l.ended_ns, l.expected_ready_ns,
+                                    l.interrupt_at_ns);
 }
 
 CloudLease read_cloud_lease(const fb::CloudLease& r) {
@@ -32,6 +33,7 @@ CloudLease read_cloud_lease(const fb::CloudLease& r) {
   l.state_ns = r.state_ns();
   l.ended_ns = r.ended_ns();
   l.expected_ready_ns = r.expected_ready_ns();
+  l.interrupt_at_ns = r.interrupt_at_ns();
   return l;
 }
 

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "cloud_keys.h"
 #include "cloud_records.h"
 #include "storage/keys.h"
 #include "util/runtime.h"
@@ -18,6 +19,8 @@ namespace {
 
 constexpr std::string_view kNextKey = "cloud_next_lease";
 constexpr std::string_view kPausePrefix = "cloud_pause/";  // + pool ("" : global) -> "0"/"1" + reason
+constexpr std::string_view kSpotPrefix = "cloud_spot/";  // + job (u64) -> u64: runs ended by spot notices
+constexpr std::string_view kBudgetPrefix = "cloud_budget/";  // + account -> i64: micro-units left this month
 
 int64_t mono_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -49,6 +52,11 @@ CloudShell::CloudShell(zmq::context_t& ctx, storage::Store& store, CloudSettings
 CloudShell::~CloudShell() = default;
 
 void CloudShell::restore() {
+  for (auto& p : settings_.pools) {
+    if (auto s = check_pool_keys(security::Site::current(), settings_.keys_dir(p.name), p); !s) {
+      throw std::runtime_error(s.message());
+    }
+  }
   std::string error;
   store_.scan(cloud_cf_, "", "", [&](std::string_view k, std::string_view v) {
     auto l = decode_cloud_lease(v);
@@ -67,6 +75,33 @@ void CloudShell::restore() {
     if (!v.empty()) core_.restore_pause(k.substr(kPausePrefix.size()), v[0] == '1', std::string(v.substr(1)));
     return true;
   });
+  store_.scan(meta_cf_, kSpotPrefix, std::string(kSpotPrefix) + "\xff", [&](std::string_view k, std::string_view v) {
+    storage::KeyReader r(k);
+    (void)r.str();
+    if (v.size() == 8 && k.size() == kSpotPrefix.size() + 1 + 8) {
+      core_.restore_spot_interruptions(r.u64(), static_cast<uint32_t>(storage::decode_u64(v)));
+    }
+    return true;
+  });
+  store_.scan(meta_cf_, kBudgetPrefix, std::string(kBudgetPrefix) + "\xff", [&](std::string_view k, std::string_view v) {
+    if (v.size() == 8) {
+      core_.set_budget_left(k.substr(kBudgetPrefix.size()), static_cast<int64_t>(storage::decode_u64(v)));
+    }
+    return true;
+  });
+}
+
+void CloudShell::budget_changed(std::string_view account, int64_t spent_micros, int64_t limit_micros,
+                                storage::Batch& batch) {
+  std::string key = std::string(kBudgetPrefix) + std::string(account);
+  if (limit_micros <= 0) {
+    core_.set_budget_left(account, std::nullopt);
+    batch.del(meta_cf_, key);
+    return;
+  }
+  int64_t left = limit_micros - spent_micros;
+  core_.set_budget_left(account, left);
+  batch.put(meta_cf_, key, storage::encode_u64(static_cast<uint64_t>(left)));
 }
 
 void CloudShell::attach(Runtime& runtime) {
@@ -157,12 +192,23 @@ void CloudShell::node_registered(std::string_view node, storage::Batch& batch) {
 }
 
 void CloudShell::apply(CloudEffects& fx, storage::Batch& batch) {
-  if (!fx.nodes_gone.empty()) {
-    Now now{clock_.now_ns(), std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                 std::chrono::steady_clock::now().time_since_epoch())
-                                 .count()};
-    for (auto& [node, why] : fx.nodes_gone) cluster_.node_gone(node, why, now, fx.cluster);
+  Now now{clock_.now_ns(), std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count()};
+  for (auto& n : fx.interruptions) {
+    // Each run on the node gets SIGTERM now and the notice's time to end;
+    // its job is requeued (a preemption: no retry spent) and counted.
+    const CloudLease* cl = core_.lease_of_node(n.node);
+    for (const Lease* l : cluster_.live_leases(n.node)) {
+      if (!cl || !cl->spot) continue;
+      core_.spot_interrupted(l->job_id);
+      batch.put(meta_cf_, storage::Key().str(kSpotPrefix).u64(l->job_id).bytes(),
+                storage::encode_u64(core_.spot_interruptions(l->job_id)));
+    }
+    spdlog::warn("cloud: node {}: {}", n.node, n.reason);
+    cluster_.interrupt(n.node, n.deadline_ns, "cloud: " + n.reason, now, fx.cluster);
   }
+  for (auto& [node, why] : fx.nodes_gone) cluster_.node_gone(node, why, now, fx.cluster);
   if (!fx.cluster.empty()) apply_cluster_(fx.cluster, batch);
   for (auto id : fx.leases) {
     const CloudLease* l = core_.lease(id);

@@ -62,6 +62,8 @@ class CloudShell {
   bool enabled() const { return !settings_.pools.empty(); }
 
   void node_registered(std::string_view node, storage::Batch& batch);
+  // Billing's account.budget: what `account` has left to rent with.
+  void budget_changed(std::string_view account, int64_t spent_micros, int64_t limit_micros, storage::Batch& batch);
   void on_status(const fb::Request& req, rpc::Responder& r);
   void on_pause(const fb::Request& req, rpc::Responder& r);
   // cloud.* snapshot for a late subscriber: every lease not ended.
@@ -77,6 +79,13 @@ class CloudShell {
     DriverCall call;
     int64_t asked_ns = 0;
   };
+  struct Estimate {
+    std::string pool;
+    int64_t cost_micros = 0;
+    int64_t budget_left_micros = -1;
+  };
+  // CloudStatus.estimate_for: what renting for that job would cost.
+  Estimate estimate(const fb::JobSpec* spec, std::string_view principal) const;
   void poll_waiting();
   void on_waiting(const rpc::Reply& reply);
   void plan(storage::Batch& batch);
@@ -84,7 +93,7 @@ class CloudShell {
   void handle_reply(const PendingCall& pc, const Result<nlohmann::json>& reply, CloudEffects& fx);
   void apply(CloudEffects& fx, storage::Batch& batch);
   void start_call(const DriverCall& call);
-  nlohmann::json request_for(const DriverCall& call) const;
+  Result<nlohmann::json> request_for(const DriverCall& call) const;
 
   zmq::context_t& ctx_;
   storage::Store& store_;

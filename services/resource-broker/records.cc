@@ -85,7 +85,7 @@ std::string encode_lease(const Lease& l) {
   auto revoke = b.CreateString(l.revoke_reason);
   auto end = b.CreateString(l.end_reason);
   b.Finish(store::CreateLeaseRecord(b, grant, static_cast<store::LeaseState>(l.state), l.started, l.granted_ns,
-                                    revoke, l.grace_s, end, l.ended_ns));
+                                    revoke, l.grace_s, end, l.ended_ns, l.revoke_cause));
   return finish(b);
 }
 
@@ -121,6 +121,7 @@ Result<Lease> decode_lease(std::string_view bytes) {
   l.granted_ns = r->granted_ns();
   if (r->revoke_reason()) l.revoke_reason = r->revoke_reason()->str();
   l.grace_s = r->grace_s();
+  l.revoke_cause = r->revoke_cause();
   if (r->end_reason()) l.end_reason = r->end_reason()->str();
   l.ended_ns = r->ended_ns();
   return l;

@@ -143,7 +143,7 @@ BrokerShell::BrokerShell(const ServiceEnv& env, BrokerOptions options)
   bus::SubscriberOptions so;
   so.name = "resource-broker";
   so.bus_endpoints = options_.bus_backend;
-  so.prefixes = {"run.", std::string(security::kDirectoryPrefix)};
+  so.prefixes = {"run.", "account.", std::string(security::kDirectoryPrefix)};
   // A replay from an agent that died blocks the loop: keep it well under
   // node_timeout so live nodes are never judged silent meanwhile.
   so.replay_timeout_ms = static_cast<int>(std::clamp<int64_t>(options_.node_timeout_ms / 5, 100, 2000));
@@ -315,7 +315,8 @@ void BrokerShell::on_release(const fb::Request& req, rpc::Responder& r) {
   ++stats_.releases;
   Effects fx;
   auto s = cluster_.release(q->lease_id(), q->kill(), q->reason() ? q->reason()->string_view() : std::string_view(),
-                            q->grace_s(), now(), fx);
+                            q->grace_s(), now(), fx,
+                            q->cause() == fb::RevokeCause::Unknown ? fb::RevokeCause::Other : q->cause());
   if (!s) {
     r.error(s);
     return;
@@ -374,6 +375,16 @@ void BrokerShell::on_list(const fb::Request& req, rpc::Responder& r) {
 
 void BrokerShell::on_run_event(const bus::Event& e, storage::Batch& batch) {
   if (directory_->apply(e, batch)) return;
+  if (auto* b = e.as<fb::AccountBudget>()) {
+    // Believed only from billing's own stream: any publisher may name a
+    // topic account.budget on its stream.
+    if (e.stream() == bus::stream_name("account.", options_.trust.directory_owner)) {
+      cloud_->budget_changed(b->account() ? b->account()->string_view() : std::string_view(), b->spent_micros(),
+                             b->limit_micros(), batch);
+    }
+    return;
+  }
+  if (e.stream().rfind("account.", 0) == 0) return;
   Effects fx;
   if (auto* f = e.as<fb::RunFinished>()) {
     std::string node = f->node() ? f->node()->str() : std::string();

@@ -45,7 +45,8 @@ WireEvent build_event(flatbuffers::FlatBufferBuilder& b, const Event& e) {
       w.topic = w.prefix + "revoked";
       w.type = fb::Payload::LeaseRevoked;
       w.payload =
-          fb::CreateLeaseRevokedDirect(b, e.lease.id, e.lease.job_id, e.node.c_str(), e.reason.c_str(), e.grace_s)
+          fb::CreateLeaseRevokedDirect(b, e.lease.id, e.lease.job_id, e.node.c_str(), e.reason.c_str(), e.grace_s,
+                                       e.cause)
               .Union();
       return w;
     case EventKind::kLeaseReleased:
@@ -137,6 +138,7 @@ std::vector<Event> snapshot_events(const Cluster& cluster, std::string_view pref
         r.lease = *l;
         r.reason = l->revoke_reason;
         r.grace_s = l->grace_s;
+        r.cause = l->revoke_cause == fb::RevokeCause::Unknown ? fb::RevokeCause::Other : l->revoke_cause;
         out.push_back(std::move(r));
       }
     }

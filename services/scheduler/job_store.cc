@@ -39,9 +39,10 @@ flatbuffers::Offset<fb::JobRecord> build_record(flatbuffers::FlatBufferBuilder& 
   auto history = b.CreateVector(hist);
   auto leases = b.CreateVector(j.lease_ids);
   auto ended = j.ranks_ended.empty() ? 0 : b.CreateVector(j.ranks_ended);
+  auto part = j.run_partition.empty() ? 0 : b.CreateString(j.run_partition);
   return fb::CreateJobRecord(b, j.id, spec, j.state, why, nodes, gpus, j.exit_code, j.attempt, j.array_job_id,
                              j.array_index, j.submit_time_ns, j.start_time_ns, j.end_time_ns, history, leases,
-                             f.priority, j.preemptions, f.tier, f.fairshare, f.age, j.expected_start_ns, ended);
+                             f.priority, j.preemptions, f.tier, f.fairshare, f.age, j.expected_start_ns, ended, part);
 }
 
 std::string encode_job(flatbuffers::FlatBufferBuilder& b, const Job& j) {

@@ -267,8 +267,7 @@ void SchedulerShell::on_release(const fb::Request& req, rpc::Responder& r) {
 void SchedulerShell::on_requeue(const fb::Request& req, rpc::Responder& r) {
   JobId id = req.body_as_RequeueJob()->job_id();
   if (auto s = may_manage(r, id, "requeue"); !s) return r.error(s);
-  auto s = core_.requeue(id, "requeued by " + std::string(caller(r).name().empty() ? "user" : caller(r).name()),
-                         clock_.now_ns());
+  auto s = core_.requeue(id, "requeued by " + std::string(caller(r).name().empty() ? "user" : caller(r).name()));
   s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
 }
 
@@ -342,6 +341,9 @@ void SchedulerShell::on_event(const bus::Event& e, storage::Batch& batch) {
       return;
     }
     case fb::Payload::AccountBlocked: {
+      // Billing's alone: any publisher may name a topic account.blocked on
+      // its own stream (an agent unblocking an account, say).
+      if (e.stream() != bus::stream_name("account.", options_.trust.directory_owner)) return;
       auto* a = e.as<fb::AccountBlocked>();
       std::string account = str(a->account());
       core_.account_blocked(account, a->blocked(), a->stop_running(), now);
@@ -530,7 +532,8 @@ void SchedulerShell::send_release(const ReleaseRequest& rel) {
   broker_->send(
       fb::RequestBody::ReleaseLease,
       [&](flatbuffers::FlatBufferBuilder& b) {
-        return fb::CreateReleaseLeaseDirect(b, rel.lease_id, rel.kill, rel.reason.c_str(), rel.grace_s).Union();
+        return fb::CreateReleaseLeaseDirect(b, rel.lease_id, rel.kill, rel.reason.c_str(), rel.grace_s, rel.cause)
+            .Union();
       },
       [this, lease = rel.lease_id, job = rel.job](Result<rpc::Reply> reply) {
         if (reply) return;

@@ -11,7 +11,7 @@
 #include "core/calendar.h"
 #include "core/estimate.h"
 #include "core/ledger.h"
-#include "core/money.h"
+#include "money/money.h"
 #include "core/rate_card.h"
 #include "core/report.h"
 #include "storage/keys.h"

@@ -96,3 +96,28 @@ BOOST_AUTO_TEST_CASE(booked_amounts_reach_the_line_and_the_month_spend) {
   BOOST_REQUIRE_EQUAL(changes.spends.size(), 1u);
   BOOST_TEST(changes.spends[0].second == 72'000'000);
 }
+
+BOOST_AUTO_TEST_CASE(a_reused_node_name_charges_each_tick_to_the_lease_it_ran_under) {
+  // burst-7 is a slot: lease 7 ran there first, lease 9 (a new instance)
+  // after it ended. A late tick of lease 7's time, and a replay of lease 7's
+  // events after lease 9 began, still go to lease 7.
+  CloudMeter m(OverheadRule::kTrigger, "platform");
+  m.lease_changed(node(), false);
+  auto second = node();
+  second.lease = 9;
+  second.account = "nlp";
+  second.requested_ns = kT0 + 2 * kH;
+  m.lease_changed(second, false);
+  m.lease_changed(node(), false);  // replayed: burst-7 stays lease 9's
+  BOOST_REQUIRE(m.by_node("burst-7"));
+  BOOST_TEST(m.by_node("burst-7")->lease == 9u);
+  auto late = m.usage("burst-7", "vision", "alice", 1, 4, kT0 + kH, kT0 + kH + kH / 2);
+  BOOST_REQUIRE(late);
+  BOOST_TEST(late->lease == 7u);
+  BOOST_TEST(late->micros == 18'000'000);
+  auto now = m.usage("burst-7", "nlp", "bob", 2, 4, kT0 + 2 * kH, kT0 + 3 * kH);
+  BOOST_REQUIRE(now);
+  BOOST_TEST(now->lease == 9u);
+  BOOST_TEST(m.lease(7)->job_micros == 18'000'000);
+  BOOST_TEST(m.lease(9)->job_micros == 36'000'000);
+}

@@ -90,7 +90,7 @@ BOOST_FIXTURE_TEST_CASE(rents_only_once_a_job_has_waited_max_wait_before_burst, 
   c.plan(w, cluster, kT0 + 120 * kS, fx);
   BOOST_TEST(launches(fx) == 1u);
   BOOST_TEST(c.lease(1)->for_job == 7u);
-  BOOST_TEST(c.lease(1)->node == "burst-1");
+  BOOST_TEST(c.lease(1)->node == "burst-0");  // the pool's first slot
   BOOST_TEST(c.lease(1)->price_micros_per_hour == 30'000'000);
   BOOST_TEST(c.waiting_reason(7, kT0 + 120 * kS) == "waiting for cloud node (pool burst, ready in ~3 min)");
 }
@@ -167,7 +167,7 @@ BOOST_FIXTURE_TEST_CASE(a_ready_node_is_released_after_idle_release_s_and_metere
   BOOST_TEST(to_string(c.lease(1)->state) == "ready");  // idle since t + 100 s
   c.plan({}, cluster, t + 160 * kS, fx);
   BOOST_TEST(to_string(c.lease(1)->state) == "releasing");
-  BOOST_TEST(cluster.node("burst-1")->drained);
+  BOOST_TEST(cluster.node("burst-0")->drained);
   BOOST_REQUIRE(!fx.calls.empty());
   BOOST_TEST(fx.calls.back().kind == DriverCall::kTerminate);
   BOOST_TEST(fx.calls.back().instance_id == "i-1");
@@ -363,4 +363,163 @@ BOOST_FIXTURE_TEST_CASE(a_node_the_waiting_jobs_fit_but_never_get_is_released_af
   c.plan({stuck}, cluster, t + 320 * kS, fx);
   BOOST_TEST(to_string(c.lease(1)->state) == "releasing");
   BOOST_TEST(c.lease(1)->reason.find("not placed on it") != std::string::npos, c.lease(1)->reason);
+}
+
+BOOST_FIXTURE_TEST_CASE(nodes_are_the_pools_slots_reused_only_once_their_instance_is_gone, Fixture) {
+  auto p = pool("burst", 30, "H100");
+  p.max_nodes = 2;
+  p.idle_release_s = 0;
+  CloudPools c({}, {p});
+  CloudEffects fx;
+  c.plan({job(1, 8, kT0, "H100"), job(2, 8, kT0, "H100")}, cluster, kT0 + kS, fx);
+  BOOST_REQUIRE_EQUAL(launches(fx), 2u);
+  BOOST_TEST(c.lease(1)->node == "burst-0");
+  BOOST_TEST(c.lease(2)->node == "burst-1");
+  BOOST_TEST(c.free_slots(p).empty());
+  // Lease 1's launch failed without an answer (the driver timed out): an
+  // instance may exist, and the inventory shows one tagged for it.
+  c.launched(1, LaunchOutcome{false, {}, "driver", "timed out"}, kT0 + 2 * kS, fx);
+  BOOST_TEST(c.lease(1)->ended());
+  c.listed("burst", {{"i-stray", "burst", 1, "running"}}, kT0 + 3 * kS, kT0 + 3 * kS, fx);
+  BOOST_TEST(c.free_slots(p).empty(), "burst-0 stays taken while its orphan lives");
+  // Terminated as an orphan and gone from the next list: free again.
+  c.listed("burst", {}, kT0 + 200 * kS, kT0 + 200 * kS, fx);
+  BOOST_TEST(c.free_slots(p) == std::vector<std::string>{"burst-0"});
+  c.launched(2, LaunchOutcome{false, {}, "capacity", "no H100 left"}, kT0 + 201 * kS, fx);
+  BOOST_TEST(c.free_slots(p) == (std::vector<std::string>{"burst-0", "burst-1"}));
+  CloudEffects again;
+  c.plan({job(3, 8, kT0 + 200 * kS, "H100")}, cluster, kT0 + 1000 * kS, again);
+  BOOST_REQUIRE_EQUAL(launches(again), 1u);
+  BOOST_TEST(c.lease(3)->node == "burst-0");
+  BOOST_TEST(c.lease_of_node("burst-0")->id == 3u);
+  // A restart restores ended and live leases in any order: a name is its newest lease's.
+  CloudPools r({}, {p});
+  r.restore(*c.lease(3));
+  r.restore(*c.lease(1));
+  BOOST_TEST(r.lease_of_node("burst-0")->id == 3u);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_budget_too_small_for_the_launchs_estimate_rents_nothing, Fixture) {
+  auto p = pool("burst", 36, "H100", 4);  // 36.00 per node-hour
+  p.idle_release_s = 60;
+  p.boot_timeout_s = 240;                // no boot seen yet: the estimate is half of it
+  CloudPools c({}, {p});
+  auto j = job(5, 4, kT0, "H100", 2);
+  j.time_limit_s = 3600;
+  // Two nodes for 120 s of boot + 3600 s + 60 s idle at 36.00 an hour.
+  BOOST_TEST(c.estimated_cost_micros(p, j) == 2 * 36'000'000LL * 3780 / 3600);
+  BOOST_REQUIRE(c.cheapest_fit(j));
+  BOOST_TEST(c.cheapest_fit(j)->name == "burst");
+  c.set_budget_left("vision", 50'000'000);  // 50.00 left < 75.60
+  CloudEffects fx;
+  c.plan({j}, cluster, kT0 + kS, fx);
+  BOOST_TEST(launches(fx) == 0u);
+  BOOST_REQUIRE(c.refused().count(5));
+  BOOST_TEST(c.refused().at(5).find("would cost about 75.60") != std::string::npos, c.refused().at(5));
+  BOOST_TEST(c.refused().at(5).find("account vision has 50.00 of its budget left") != std::string::npos);
+  // Another account's budget, or enough of this one's: it rents.
+  auto other = j;
+  other.id = 6;
+  other.account = "physics";
+  CloudEffects fx2;
+  c.plan({other}, cluster, kT0 + 2 * kS, fx2);
+  BOOST_TEST(launches(fx2) == 2u);
+  c.set_budget_left("vision", 80'000'000);
+  auto p2 = pool("burst", 36, "H100", 4);
+  CloudPools fresh({}, {p2});
+  fresh.set_budget_left("vision", 80'000'000);
+  CloudEffects fx3;
+  fresh.plan({j}, cluster, kT0 + kS, fx3);
+  BOOST_TEST(launches(fx3) == 2u);
+  BOOST_TEST(fresh.refused().empty());
+  fresh.set_budget_left("vision", std::nullopt);  // the budget removed
+  BOOST_TEST(fresh.budgets_left().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_spot_notice_drains_the_node_tells_its_runs_and_the_job_falls_back_to_on_demand, Fixture) {
+  auto p = pool("burst", 30, "H100");
+  p.spot = true;
+  p.spot_price_micros_per_hour = 9'000'000;
+  CloudOptions o;
+  o.spot_fallback_after = 2;
+  CloudPools c(o, {p});
+  CloudEffects fx;
+  c.plan({job(1, 8, kT0, "H100")}, cluster, kT0 + kS, fx);
+  BOOST_REQUIRE_EQUAL(launches(fx), 1u);
+  BOOST_TEST(c.lease(1)->spot);
+  BOOST_TEST(c.lease(1)->price_micros_per_hour == 9'000'000);
+  make_ready(c, 1, kT0 + 2 * kS);
+  // The inventory carries a notice: reclaimed two minutes from now.
+  CloudEffects notice;
+  ListedInstance li{"i-1", "burst", 1, "running"};
+  li.interrupt_at_ns = kT0 + 130 * kS;
+  c.listed("burst", {li}, kT0 + 10 * kS, kT0 + 10 * kS, notice);
+  BOOST_TEST(to_string(c.lease(1)->state) == "draining");
+  BOOST_TEST(c.lease(1)->interrupt_at_ns == kT0 + 130 * kS);
+  BOOST_REQUIRE_EQUAL(notice.interruptions.size(), 1u);
+  BOOST_TEST(notice.interruptions[0].node == "burst-0");
+  BOOST_TEST(notice.interruptions[0].deadline_ns == kT0 + 130 * kS);
+  BOOST_TEST(notice.interruptions[0].reason.find("spot interruption notice") == 0u);
+  // Told once: the next list with the same notice changes nothing.
+  CloudEffects again;
+  c.listed("burst", {li}, kT0 + 20 * kS, kT0 + 20 * kS, again);
+  BOOST_TEST(again.interruptions.empty());
+  // Two interruptions of job 1: its next rent is on-demand.
+  BOOST_TEST(!c.falls_back(1));
+  c.spot_interrupted(1);
+  c.spot_interrupted(1);
+  BOOST_TEST(c.falls_back(1));
+  auto j = job(1, 8, kT0, "H100");
+  j.time_limit_s = 3600;
+  // The on-demand price, for the boot seen (1 s), the time limit and the idle release.
+  BOOST_TEST(c.estimated_cost_micros(p, j) == 30'000'000LL * (1 + 3600 + 60) / 3600);
+  CloudEffects rent;
+  c.plan({j}, cluster, kT0 + 30 * kS, rent);
+  BOOST_REQUIRE_EQUAL(launches(rent), 1u);
+  BOOST_TEST(!c.lease(2)->spot);
+  BOOST_TEST(c.lease(2)->price_micros_per_hour == 30'000'000);
+  BOOST_TEST(c.lease(2)->reason.find("on-demand after 2 spot interruptions") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_spot_notice_revokes_every_lease_of_the_node_with_the_notices_time_as_grace) {
+  Cluster cluster;
+  Effects fx;
+  BOOST_REQUIRE(cluster.register_node(node_info("burst-0", 8, "H100"), {}, {kT0, kT0}, fx));
+  AllocateRequest req;
+  req.job_id = 9;
+  req.attempt = 1;
+  req.placements.push_back(PlacementRequest{"burst-0", {0, 1}, 1, 0});
+  BOOST_REQUIRE(cluster.allocate(req, {kT0, kT0}, fx));
+  Effects out;
+  cluster.interrupt("burst-0", kT0 + 100 * kS, "spot interruption notice", {kT0 + 10 * kS, kT0 + 10 * kS}, out);
+  BOOST_TEST(cluster.node("burst-0")->drained);
+  size_t revoked = 0;
+  for (auto& e : out.events) {
+    if (e.kind != EventKind::kLeaseRevoked) continue;
+    ++revoked;
+    BOOST_TEST(e.grace_s == 90u);
+    BOOST_TEST((e.cause == fb::RevokeCause::SpotInterruption));
+    BOOST_TEST(e.lease.job_id == 9u);
+  }
+  BOOST_TEST(revoked == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_slot_drained_on_its_way_out_takes_jobs_again_with_its_next_instance, Fixture) {
+  auto p = pool("burst", 30, "H100");
+  p.idle_release_s = 0;
+  CloudPools c({}, {p});
+  CloudEffects fx;
+  c.plan({job(1, 8, kT0, "H100")}, cluster, kT0 + kS, fx);
+  make_ready(c, 1, kT0 + 2 * kS);
+  c.plan({}, cluster, kT0 + 10 * kS, fx);  // idle: drained and terminated
+  BOOST_TEST(cluster.node("burst-0")->drained);
+  c.terminated(1, true, "", kT0 + 11 * kS, fx);
+  c.listed("burst", {}, kT0 + 12 * kS, kT0 + 12 * kS, fx);
+  BOOST_TEST(to_string(c.lease(1)->state) == "released");
+  CloudEffects again;
+  c.plan({job(2, 8, kT0 + 20 * kS, "H100")}, cluster, kT0 + 3600 * kS, again);
+  BOOST_REQUIRE(c.lease(2));
+  BOOST_TEST(c.lease(2)->node == "burst-0");
+  make_ready(c, 2, kT0 + 3601 * kS);
+  BOOST_TEST(!cluster.node("burst-0")->drained);  // the broker's own drain of the old instance is gone
 }

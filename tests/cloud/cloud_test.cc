@@ -56,6 +56,8 @@ struct PoolSettings {
   std::string gpu_type = "A100";
   std::vector<std::string> extra;  // more broker --set
   bool billing = false;            // with billing (the test rate card) and cloud metering
+  bool secure = true;              // CURVE (the default); false: security.mode = "none"
+  int keyed_slots = 4;             // the slots that get keys (burst-0 .. burst-<n - 1>)
 };
 
 // A cluster with one owned node (2 A100) and a pool "burst" of 4-GPU nodes.
@@ -68,14 +70,16 @@ struct CloudCluster {
     std::ofstream(state / "inject.json") << inject;
     std::string sched = "scheduler.endpoint=tcp://127.0.0.1:" + std::to_string(free_port());
     ClusterOptions o;
-    // Rented nodes get no CURVE key yet (docs/cloud.md, "Not yet"): the
-    // local driver's agents would be refused by a secure cluster.
-    o.secure = false;
+    // CURVE, as every install: the pool's slots have keys like any node
+    // (burst-0 .. burst-<max_nodes - 1>), which the broker hands to the
+    // local driver at each launch.
+    o.secure = p.secure;
+    if (p.keyed_slots > 0) o.agent_keys = {"burst-[0-" + std::to_string(p.keyed_slots - 1) + "]"};
     o.agents = {{"owned-a", 2, "A100"}};
     o.scheduler_sets = {sched, "scheduler.backfill=easy", "scheduler.gpu_types=[\"H100\"]", "scheduler.cycle_ms=200"};
     std::string driver = std::string("pools.burst.driver=[\"") + TY_SOURCE_DIR + "/deploy/drivers/local\", \"--state\", \"" +
                          state.path() + "\", \"--agent\", \"" + testing::bin("trainyard-agent") +
-                         "\", \"--agent-set\", \"security.mode=none\", \"--agent-set\", \"agent.run_as=agent\"]";
+                         "\", \"--agent-set\", \"agent.run_as=agent\"]";
     o.broker_sets = {sched, driver, "pools.burst.gpu_type=" + p.gpu_type, "pools.burst.gpus_per_node=4",
                      "pools.burst.max_nodes=" + std::to_string(p.max_nodes), "pools.burst.price_per_node_hour=\"36.00\"",
                      "pools.burst.boot_timeout_s=" + std::to_string(p.boot_timeout_s),
@@ -104,7 +108,20 @@ struct CloudCluster {
     for (auto& e : std::filesystem::directory_iterator(state / "instances")) n += e.path().extension() == ".json";
     return n;
   }
-  std::string logs() { return c->logs(); }
+  // The services' logs, then each rented agent's (the driver keeps them in
+  // the instance's home).
+  std::string logs() {
+    std::string out = c->logs();
+    for (auto& e : std::filesystem::directory_iterator(state.path())) {
+      auto log = e.path() / "agent.log";
+      if (!e.is_directory() || !std::filesystem::exists(log)) continue;
+      std::ifstream in(log);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (text.size() > 3000) text = "..." + text.substr(text.size() - 3000);
+      out += "---- rented agent " + e.path().filename().string() + " ----\n" + text + "\n";
+    }
+    return out;
+  }
 };
 
 fb::JobSpecT job(const std::string& shell, uint32_t gpus, uint64_t time_limit_s = 600, const std::string& type = "") {
@@ -206,7 +223,7 @@ BOOST_AUTO_TEST_CASE(burst_when_work_would_wait_then_give_the_node_back_when_idl
       5s);
   BOOST_TEST(says, "the waiting job's reason: " << reason);
   auto ran = wait_state(cl, cc, waiting, fb::JobState::Running, 25s);
-  BOOST_TEST(ran.nodes == std::vector<std::string>{"burst-1"});
+  BOOST_TEST(ran.nodes == std::vector<std::string>{"burst-0"});
   auto l = cc.leases().at(0);
   int64_t submit_to_launch = l["requested_ns"].get<int64_t>() - ran.submit_time_ns;
   int64_t ready_to_start = ran.start_time_ns - l["ready_ns"].get<int64_t>();
@@ -255,7 +272,9 @@ BOOST_AUTO_TEST_CASE(a_capacity_error_fails_the_lease_with_its_reason_and_the_ne
   BOOST_TEST(failed["failure"] == "capacity");
   BOOST_TEST(failed["reason"].get<std::string>().find("capacity: injected capacity error") == 0u);
   auto done = wait_state(cl, cc, id, fb::JobState::Succeeded, 25s);
-  BOOST_TEST(done.nodes == std::vector<std::string>{"burst-2"});
+  // The failed launch made no instance, so the next lease takes its slot.
+  BOOST_TEST(done.nodes == std::vector<std::string>{"burst-0"});
+  BOOST_TEST(cc.leases().size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(sigkill_of_the_broker_while_provisioning_leaks_no_instance) {
@@ -295,7 +314,7 @@ BOOST_AUTO_TEST_CASE(a_spot_interruption_requeues_the_job_keeping_its_id_on_a_ne
   spec.max_retries = 1;
   auto id = submit(cl, spec);
   auto ran = wait_state(cl, cc, id, fb::JobState::Running, 20s);
-  BOOST_REQUIRE(ran.nodes == std::vector<std::string>{"burst-1"});
+  BOOST_REQUIRE(ran.nodes == std::vector<std::string>{"burst-0"});
   std::string instance = cc.leases().at(0)["instance_id"];
   auto [rc, out] = testing::run({TY_SOURCE_DIR "/deploy/drivers/local", "--state", cc.state.path(), "interrupt", instance});
   BOOST_REQUIRE_MESSAGE(rc == 0, out);
@@ -306,10 +325,22 @@ BOOST_AUTO_TEST_CASE(a_spot_interruption_requeues_the_job_keeping_its_id_on_a_ne
   bool moved = wait_until(
       [&] {
         auto r = cl.status(id);
-        return r && r->state == fb::JobState::Running && r->nodes == std::vector<std::string>{"burst-2"};
+        return r && r->state == fb::JobState::Running && r->attempt == ran.attempt + 1;
       },
       25s);
-  BOOST_TEST_REQUIRE(moved, "job " << id << " did not move to burst-2\n" << cc.logs());
+  auto now_is = cl.status(id);
+  BOOST_TEST_REQUIRE(moved, "job " << id << " did not run again on a new node: "
+                                   << (now_is ? std::string(fb::EnumNameJobState(now_is->state)) + " attempt " +
+                                                    std::to_string(now_is->attempt) + ": " + now_is->reason
+                                              : now_is.status().to_string())
+                                   << "\n" << cc.logs());
+  // The reclaimed instance is gone, so its slot (and key) serve the new
+  // instance: the same node name, a second lease, a new machine.
+  auto leases = cc.leases();
+  BOOST_TEST_REQUIRE(leases.size() == 2u);
+  BOOST_TEST(leases[1]["node"] == "burst-0");
+  BOOST_TEST(leases[1]["instance_id"] != instance);
+  BOOST_TEST(cl.status(id)->nodes == std::vector<std::string>{"burst-0"});
   auto r = cl.status(id);
   BOOST_TEST(r->attempt == ran.attempt + 1);  // the same job, its next attempt
   BOOST_REQUIRE(cl.cancel(id).ok());
@@ -408,4 +439,127 @@ BOOST_AUTO_TEST_CASE(a_config_error_pauses_the_pool_until_ty_cloud_resume) {
   BOOST_TEST(sout.find("Every pool is PAUSED: month end") != std::string::npos, sout);
   auto cancelled = cl.cancel(held);
   BOOST_TEST(cancelled.ok(), cancelled.to_string());
+}
+
+BOOST_AUTO_TEST_CASE(rented_nodes_join_under_curve_with_their_slots_keys_and_a_missing_key_stops_the_broker) {
+  PoolSettings p;
+  p.gpu_type = "H100";
+  p.idle_release_s = 0;
+  CloudCluster cc(p);
+  BOOST_REQUIRE(cc.c->secure());
+  auto cl = testing::connect(*cc.c);
+  auto id = submit(cl, job("true", 4, 60, "H100"));
+  // It ran on the rented node: the broker took burst-0's registration only
+  // from agent:burst-0's key, and the job's run events reached the bus
+  // only on that principal's stream.
+  auto done = wait_state(cl, cc, id, fb::JobState::Succeeded, 25s);
+  BOOST_TEST(done.nodes == std::vector<std::string>{"burst-0"});
+  // The key reached the rented agent through the driver's stdin, mode 0600
+  // where the driver wrote it, never in an argument of the agent.
+  std::string home;
+  for (auto& e : std::filesystem::directory_iterator(cc.state.path())) {
+    if (e.is_directory() && e.path().filename().string().rfind("local-", 0) == 0) home = e.path();
+  }
+  BOOST_REQUIRE(!home.empty());
+  auto key = std::filesystem::path(home) / "keys" / "agent-burst-0.key";
+  BOOST_REQUIRE(std::filesystem::exists(key));
+  BOOST_TEST(((std::filesystem::status(key).permissions() & std::filesystem::perms::mask) ==
+              (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write)));
+
+  // A pool of 5 slots where the keys directory has 4: the broker refuses to
+  // start and names the missing key and how to make it.
+  testing::TempDir data;
+  std::string driver = std::string("pools.burst.driver=[\"") + TY_SOURCE_DIR + "/deploy/drivers/local\", \"--state\", \"" +
+                       data.path() + "\"]";
+  auto [rc, out] = testing::run({testing::bin("trainyard-resource-broker"), "--set", "broker.endpoint=tcp://127.0.0.1:*",
+                                 "--set", "broker.data=" + (data / "db"), "--set",
+                                 "security.keys_dir=" + cc.c->keys_dir(), "--set", driver, "--set",
+                                 "pools.burst.gpu_type=H100", "--set", "pools.burst.max_nodes=5"},
+                                20s);
+  BOOST_TEST(rc != 0);
+  BOOST_TEST(out.find("pools.burst: rented node burst-4 has no usable key") != std::string::npos, out);
+  BOOST_TEST(out.find("ty admin keys") != std::string::npos, out);
+}
+
+BOOST_AUTO_TEST_CASE(a_budget_stops_a_launch_until_it_covers_the_estimate_and_ty_submit_estimate_says_so) {
+  PoolSettings p;
+  p.gpu_type = "H100";
+  p.idle_release_s = 0;
+  p.boot_timeout_s = 20;  // no boot seen yet: the estimate counts half of it
+  p.billing = true;
+  CloudCluster cc(p);
+  const char* login = std::getenv("USER");
+  auto admin = testing::connect(*cc.c, std::string("user:") + (login && *login ? login : "root"));
+  client::Budget budget;
+  budget.account = "vision";
+  budget.monthly_micros = 500'000;  // 0.50 EUR; renting 1 node for 10 + 60 + 0 s at 36.00/h is 0.70
+  budget.hard = true;
+  BOOST_REQUIRE(admin.set_budget(budget).ok());
+  // ty submit --estimate: the owned price (none: no owned H100) and the cloud one.
+  auto [erc, eout] = cc.c->ty({"submit", "--estimate", "--hold", "--account", "vision", "--gpus-per-node", "4",
+                               "--gpu-type", "H100", "--time", "1:00", "--wrap", "true"});
+  BOOST_REQUIRE_MESSAGE(erc == 0, eout);
+  BOOST_TEST(eout.find("If it rents a cloud node (pool burst): at most 0.70 EUR") != std::string::npos, eout);
+  auto cl = testing::connect(*cc.c);
+  // The broker hears of the budget from billing's account.budget.
+  std::string refused;
+  auto id = submit(cl, job("true", 4, 60, "H100"));
+  bool held_back = wait_until(
+      [&] {
+        auto [rc, out] = cc.c->ty({"cloud", "status"});
+        refused = out;
+        return out.find("job " + std::to_string(id) + ": not rented") != std::string::npos;
+      },
+      10s);
+  BOOST_TEST_REQUIRE(held_back, refused << "\n" << cc.logs());
+  BOOST_TEST(refused.find("account vision has 0.50 of its budget left") != std::string::npos, refused);
+  BOOST_TEST(cc.leases().size() == 0u);
+  // Enough budget: it rents and runs.
+  budget.monthly_micros = 5'000'000;
+  BOOST_REQUIRE(admin.set_budget(budget).ok());
+  auto done = wait_state(cl, cc, id, fb::JobState::Succeeded, 25s);
+  BOOST_TEST(done.nodes == std::vector<std::string>{"burst-0"});
+}
+
+BOOST_AUTO_TEST_CASE(a_spot_notice_sends_sigterm_with_its_deadline_requeues_the_job_and_it_falls_back_to_on_demand) {
+  PoolSettings p;
+  p.gpu_type = "H100";
+  p.idle_release_s = 0;
+  p.extra = {"pools.burst.spot=true", "pools.burst.spot_price_per_node_hour=\"12.00\"", "cloud.spot_fallback_after=1"};
+  CloudCluster cc(p);
+  auto cl = testing::connect(*cc.c);
+  // The job saves its work on SIGTERM to shared storage, as a checkpointing
+  // trainer would (the reclaimed machine's disk goes with it).
+  std::string ckpt = cc.state / "checkpoint";
+  auto spec = job("if [ \"$SLURM_RESTART_COUNT\" = 0 ]; then trap 'echo \"checkpoint at SIGTERM on $SLURMD_NODENAME\" >> " +
+                      ckpt + "; exit 143' TERM; sleep 60 & wait; else echo \"resumed on $SLURMD_NODENAME\" >> " + ckpt +
+                      "; fi",
+                  4, 600, "H100");
+  auto id = submit(cl, spec);
+  auto ran = wait_state(cl, cc, id, fb::JobState::Running, 20s);
+  auto first = cc.leases().at(0);
+  BOOST_TEST(first["spot"] == true);
+  BOOST_TEST(first["price_micros_per_hour"] == 12'000'000);
+  std::string instance = first["instance_id"];
+  // A notice: reclaimed in 8 s. The run gets SIGTERM at once (not at the
+  // reclaim), the node takes nothing new, and the job runs again, the same
+  // job, spending no retry (max_retries is 0).
+  auto [rc, out] = testing::run(
+      {TY_SOURCE_DIR "/deploy/drivers/local", "--state", cc.state.path(), "--notice", "8", "interrupt", instance});
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  auto noticed = wait_lease(cc, 0, "Draining", 10s);
+  BOOST_TEST(noticed["reason"].get<std::string>().find("spot interruption notice") == 0u, noticed.dump());
+  BOOST_TEST(noticed["interrupt_at_ns"].get<int64_t>() > 0);
+  auto done = wait_state(cl, cc, id, fb::JobState::Succeeded, 40s);
+  BOOST_TEST(done.attempt == ran.attempt + 1);
+  std::ifstream in(ckpt);
+  std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  BOOST_TEST(saved.find("checkpoint at SIGTERM on burst-0\n") == 0u, saved);
+  BOOST_TEST(saved.find("resumed on ") != std::string::npos, saved);
+  // Its second node was rented on-demand: one spot interruption is the
+  // fallback threshold here.
+  auto leases = cc.leases();
+  BOOST_REQUIRE(leases.size() >= 2u);
+  BOOST_TEST(leases[1]["spot"] == false);
+  BOOST_TEST(leases[1]["price_micros_per_hour"] == 36'000'000);
 }

@@ -690,6 +690,14 @@ BOOST_AUTO_TEST_CASE(a_job_for_several_partitions_starts_wherever_it_can_first) 
     if (a.job == either) BOOST_TEST(a.partition == "b");  // what its run is told
     if (a.job == fill) BOOST_TEST(a.partition.empty());
   }
+  // Its record says where it runs (squeue's %P, scontrol's Partition=), kept across a restart.
+  fb::JobRecordT rec;
+  to_record(*sim.s.job(either), "", 0, &rec);
+  BOOST_TEST(rec.partition == "b");
+  BOOST_TEST(from_record(rec).run_partition == "b");
+  rec = {};
+  to_record(*sim.s.job(fill), "", 0, &rec);
+  BOOST_TEST(rec.partition.empty());
   // A partition of the list that refuses the job is dropped; all refusing, the first one's reason.
   spec.partition = "b,short";  // short's limit is 600 s, the job asks 3600
   JobId kept = sim.submit(spec);
@@ -704,15 +712,15 @@ BOOST_AUTO_TEST_CASE(a_requeued_job_stops_its_run_and_waits_again_as_a_new_attem
   Sim sim;
   sim.s.node_up(make_node("n1", 8));
   JobId id = sim.submit(make_spec(1));
-  BOOST_TEST(sim.s.requeue(id, "requeued by alice", sim.now).code() == ErrorCode::FailedPrecondition);  // not started
+  BOOST_TEST(sim.s.requeue(id, "requeued by alice").code() == ErrorCode::FailedPrecondition);  // not started
   sim.cycle();
   sim.start(id);
   sim.releases.clear();
-  BOOST_TEST(sim.s.requeue(id, "requeued by alice", sim.now).ok());
+  BOOST_TEST(sim.s.requeue(id, "requeued by alice").ok());
   sim.cycle();
   BOOST_REQUIRE(sim.releases.size() == 1u);  // its run is stopped: SIGTERM, grace, SIGKILL
   BOOST_TEST(sim.releases[0].kill);
-  BOOST_TEST(sim.s.requeue(id, "again", sim.now).code() == ErrorCode::FailedPrecondition);  // being stopped
+  BOOST_TEST(sim.s.requeue(id, "again").code() == ErrorCode::FailedPrecondition);  // being stopped
   // The run ends (killed); the job waits again, attempt 2, no retry spent.
   sim.finish(id, fb::RunOutcome::Cancelled, 143);
   BOOST_TEST(sim.state(id) == JobState::Pending);

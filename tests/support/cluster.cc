@@ -43,6 +43,7 @@ void Cluster::make_keys() {
   std::vector<std::string> args{bin("ty"), "admin", "keys", "init", keys_dir(), "--service", "bus", "scheduler",
                                 "broker", "metrics", "billing", "gateway"};
   for (auto& a : options_.agents) args.insert(args.end(), {"--agent", a.node});
+  for (auto& a : options_.agent_keys) args.insert(args.end(), {"--agent", a});
   auto users = options_.users;
   if (std::find(users.begin(), users.end(), login_name()) == users.end()) users.push_back(login_name());
   for (auto& u : users) args.insert(args.end(), {"--user", u});

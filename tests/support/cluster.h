@@ -39,6 +39,9 @@ struct ClusterOptions {
   // = "none" for tests about something else that start peers of their own.
   bool secure = true;
   std::vector<std::string> users = {"alice", "bob", "carol"};  // plus the login name
+  // Nodes that get a key (host lists too: "burst-[0-1]") but no agent here:
+  // a cloud pool's slots, whose agents the pool's driver starts.
+  std::vector<std::string> agent_keys;
   // --set for every process (security.roles..., security.accounts...).
   // Left empty, the login user is the cluster's admin.
   std::vector<std::string> site_sets;

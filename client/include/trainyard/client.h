@@ -232,6 +232,10 @@ class Client {
   Result<fb::InvoiceT> invoice(const std::string& account, const std::string& month);
   // What `spec` would cost if it ran its whole time limit at today's prices.
   Result<fb::EstimateT> estimate(const fb::JobSpecT& spec);
+  // What renting a cloud node for `spec` would cost at most (the broker's
+  // estimate_pool, estimate_micros; "" when no pool fits) and its account's
+  // budget left (budget_left_micros, -1: none): CloudStatus.estimate_for.
+  Result<fb::CloudReportT> cloud_estimate(const fb::JobSpecT& spec);
   Status set_budget(const Budget& budget);
 
   // ---- the directory and the audit trail (billing; client/src/directory.cc) ----

@@ -56,11 +56,12 @@ std::optional<CloudCharge> CloudMeter::lease_changed(const CloudNode& update, bo
     n.requested_ns = update.requested_ns;
     if (ended) n.ended_ns = update.ended_ns;
   }
-  if (!n.node.empty()) by_node_[n.node] = n.lease;
+  if (!n.node.empty()) note_node(n.node, n.lease);
   if (!ended || n.overhead_charged) return std::nullopt;
   n.overhead_charged = true;
   int64_t total = node_cost_micros(n.ended_ns - n.requested_ns, n.price_micros_per_hour);
   CloudCharge c;
+  c.lease = n.lease;
   c.account = rule_ == OverheadRule::kTrigger && !n.account.empty() ? n.account : platform_;
   c.line_type = "cloud:" + n.pool + ":overhead";
   c.at_ns = n.ended_ns;
@@ -71,10 +72,11 @@ std::optional<CloudCharge> CloudMeter::lease_changed(const CloudNode& update, bo
 
 std::optional<CloudCharge> CloudMeter::usage(std::string_view node, std::string_view account, std::string_view user,
                                              uint64_t job, uint32_t gpus, int64_t start_ns, int64_t end_ns) {
-  auto b = by_node_.find(std::string(node));
-  if (b == by_node_.end()) return std::nullopt;
-  CloudNode& n = leases_.at(b->second);
+  CloudNode* found = lease_at(node, start_ns);
+  if (!found) return std::nullopt;
+  CloudNode& n = *found;
   CloudCharge c;
+  c.lease = n.lease;
   c.account = std::string(account);
   c.user = std::string(user);
   c.job = job;
@@ -96,6 +98,24 @@ std::optional<CloudCharge> CloudMeter::usage(std::string_view node, std::string_
   }
   n.job_micros += c.micros;
   return c;
+}
+
+void CloudMeter::note_node(const std::string& node, uint64_t lease) {
+  auto [it, fresh] = by_node_.try_emplace(node, lease);
+  if (!fresh && it->second < lease) it->second = lease;  // a replayed older lease's event keeps the newest
+}
+
+CloudNode* CloudMeter::lease_at(std::string_view node, int64_t at_ns) {
+  auto b = by_node_.find(std::string(node));
+  if (b == by_node_.end()) return nullptr;
+  CloudNode& newest = leases_.at(b->second);
+  if (newest.requested_ns <= at_ns) return &newest;
+  // A late tick of the node's previous instance (rare: a slot is reused only
+  // once that instance is gone): the newest earlier lease of the node.
+  for (auto it = leases_.rbegin(); it != leases_.rend(); ++it) {
+    if (it->second.node == node && it->second.requested_ns <= at_ns) return &it->second;
+  }
+  return &newest;
 }
 
 const CloudNode* CloudMeter::lease(uint64_t id) const {

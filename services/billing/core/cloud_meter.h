@@ -46,6 +46,7 @@ struct CloudCharge {
   int64_t at_ns = 0;      // the day it is booked on
   uint64_t gpu_ns = 0;    // quantity (GPU-ns; node-ns x GPUs for overhead)
   int64_t micros = 0;
+  uint64_t lease = 0;     // the cloud lease charged
 };
 
 // floor(ns x price_per_hour / 1 h), in micro-units; u128 inside, so no overflow.
@@ -56,7 +57,10 @@ class CloudMeter {
   CloudMeter(OverheadRule rule, std::string platform_account)
       : rule_(rule), platform_(std::move(platform_account)) {}
 
-  void restore(CloudNode n) { by_node_[n.node] = n.lease, leases_[n.lease] = std::move(n); }
+  void restore(CloudNode n) {
+    note_node(n.node, n.lease);
+    leases_[n.lease] = std::move(n);
+  }
   // A cloud lease event. Returns the overhead charge once the lease has ended
   // (once: a replayed event charges nothing more).
   std::optional<CloudCharge> lease_changed(const CloudNode& update, bool ended);
@@ -65,10 +69,15 @@ class CloudMeter {
                                    uint64_t job, uint32_t gpus, int64_t start_ns, int64_t end_ns);
   bool is_cloud_node(std::string_view node) const { return by_node_.count(std::string(node)) > 0; }
   const CloudNode* lease(uint64_t id) const;
+  // The newest lease of `node` (a pool's node names are slots, reused by
+  // later leases once the earlier instance is gone).
   const CloudNode* by_node(std::string_view node) const;
   const std::string& platform_account() const { return platform_; }
 
  private:
+  void note_node(const std::string& node, uint64_t lease);
+  // The lease `node` ran under at `at_ns` (the newest requested by then).
+  CloudNode* lease_at(std::string_view node, int64_t at_ns);
   OverheadRule rule_;
   std::string platform_;
   std::map<uint64_t, CloudNode> leases_;

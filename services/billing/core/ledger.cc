@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "core/calendar.h"
-#include "core/money.h"
+#include "money/money.h"
 #include "storage/keys.h"
 
 namespace trainyard::billing {

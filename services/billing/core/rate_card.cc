@@ -6,7 +6,7 @@
 #include <toml++/toml.h>
 
 #include "core/calendar.h"
-#include "core/money.h"
+#include "money/money.h"
 
 namespace trainyard::billing {
 namespace {

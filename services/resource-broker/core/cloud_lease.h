@@ -50,6 +50,9 @@ struct CloudOptions {
   int64_t backoff_s = 30;                 // first backoff after a capacity error or boot timeout (doubles)
   int64_t backoff_max_s = 900;
   int64_t terminate_retry_s = 10;         // a failed terminate is tried again after this
+  // A job whose runs were ended this many times by spot interruptions rents
+  // on-demand from then on (0: never falls back).
+  uint32_t spot_fallback_after = 2;
 };
 
 enum class CloudState : uint8_t {
@@ -70,7 +73,7 @@ struct CloudLease {
   uint64_t id = 0;
   std::string pool;
   CloudState state = CloudState::kRequested;
-  std::string node;         // "<pool>-<id>": the name its agent registers as
+  std::string node;         // "<pool>-<slot>": the name its agent registers as (CloudPools::free_slots)
   std::string instance_id;  // the driver's id ("" until launched)
   std::string reason;
   std::string failure;      // set once it is bound to end as failed: "capacity", "boot_timeout"...
@@ -85,6 +88,7 @@ struct CloudLease {
   int64_t state_ns = 0;
   int64_t ended_ns = 0;
   int64_t expected_ready_ns = 0;  // booting: requested + the pool's boot estimate
+  int64_t interrupt_at_ns = 0;    // a spot interruption notice: when the cloud reclaims it (0: none)
   // Not persisted: bookkeeping of the shell's calls and of idleness.
   int64_t idle_since_ns = 0;
   int64_t unused_since_ns = 0;  // ready with no lease since (waiting jobs or not)
@@ -120,6 +124,7 @@ struct ListedInstance {
   std::string pool;   // tag
   uint64_t lease = 0; // tag (0: untagged or unreadable)
   std::string state;  // "pending", "running", "terminating"
+  int64_t interrupt_at_ns = 0;  // a spot interruption notice: reclaimed then (0: none)
 };
 
 // A waiting job as the scheduler reports it (QueryJobs of pending jobs).

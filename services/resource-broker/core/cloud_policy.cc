@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "core/cloud_pools.h"
+#include "money/money.h"
 #include "text/gpu_type.h"
 
 namespace trainyard::broker {
@@ -35,6 +36,7 @@ uint32_t gpus_of_type(const Node& n, std::string_view type) {
 
 void CloudPools::plan(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out) {
   check_boot_timeouts(now_ns, out);
+  refused_.clear();
   std::set<uint64_t> ids;
   for (auto& j : waiting) ids.insert(j.id);
   for (auto& [id, l] : leases_) {
@@ -129,10 +131,53 @@ bool CloudPools::can_launch(const PoolConfig& p, uint32_t n, int64_t now_ns) con
   const PoolState& s = pool_state(p.name);
   if (s.paused || now_ns < s.backoff_until_ns) return false;
   if (auto hold = no_rent_.find(p.name); hold != no_rent_.end() && now_ns < hold->second.until_ns) return false;
-  if (live(p.name) + n > p.max_nodes) return false;
+  if (live(p.name) + n > p.max_nodes || free_slots(p).size() < n) return false;
   size_t booting = in_state(p.name, CloudState::kRequested);
   // A gang larger than max_concurrent_launches still goes, alone.
   return booting + n <= p.max_concurrent_launches || (booting == 0 && n > p.max_concurrent_launches);
+}
+
+int64_t CloudPools::estimated_cost_micros(const PoolConfig& p, const WaitingJob& j) const {
+  int64_t node_s = boot_estimate_ns(p.name) / kSecond + std::max<int64_t>(0, j.time_limit_s) + p.idle_release_s;
+  bool spot = p.spot && p.spot_price_micros_per_hour > 0 && !falls_back(j.id);
+  int64_t price = spot ? p.spot_price_micros_per_hour : p.price_micros_per_hour;
+  auto micros = static_cast<__int128>(node_s) * std::max<uint32_t>(1, j.nodes) * price / 3600;
+  return static_cast<int64_t>(std::min<__int128>(micros, INT64_MAX));
+}
+
+bool CloudPools::falls_back(uint64_t job) const {
+  return options_.spot_fallback_after > 0 && spot_interruptions(job) >= options_.spot_fallback_after;
+}
+
+const PoolConfig* CloudPools::cheapest_fit(const WaitingJob& j) const {
+  const PoolConfig* best = nullptr;
+  for (auto& p : pools_) {
+    if (fits(p, j) && (!best || p.price() < best->price())) best = &p;
+  }
+  return best;
+}
+
+void CloudPools::set_budget_left(std::string_view account, std::optional<int64_t> left_micros) {
+  if (left_micros) {
+    budget_left_[std::string(account)] = *left_micros;
+  } else {
+    budget_left_.erase(std::string(account));
+  }
+}
+
+std::vector<std::string> CloudPools::free_slots(const PoolConfig& p) const {
+  std::set<std::string, std::less<>> taken;
+  for (auto& [id, l] : leases_) {
+    if (l.pool == p.name && !l.ended()) taken.insert(l.node);
+  }
+  auto orphans = orphan_nodes_.find(p.name);
+  std::vector<std::string> free;
+  for (uint32_t slot = 0; slot < p.max_nodes; ++slot) {
+    std::string node = fmt::format("{}-{}", p.name, slot);
+    if (taken.count(node) || (orphans != orphan_nodes_.end() && orphans->second.count(node))) continue;
+    free.push_back(std::move(node));
+  }
+  return free;
 }
 
 void CloudPools::rent_for(const WaitingJob& j, const Cluster& cluster, int64_t now_ns, CloudEffects& out) {
@@ -152,6 +197,19 @@ void CloudPools::rent_for(const WaitingJob& j, const Cluster& cluster, int64_t n
   }
   if (!eligible || (options_.rented_for_eligible_only && ready_room(j, cluster)) || reuse_booting(j, out) || !best) {
     return;
+  }
+  // Budgets are checked before a launch: the cheapest pool's estimate must
+  // fit in what the job's account has left this month.
+  if (auto left = budget_left_.find(j.account); left != budget_left_.end()) {
+    int64_t cost = estimated_cost_micros(*best, j);
+    if (cost > left->second) {
+      refused_[j.id] = fmt::format(
+          "not rented: renting {} node(s) of pool {} would cost about {} (boot, time limit, idle release) and account "
+          "{} has {} of its budget left this month",
+          std::max<uint32_t>(1, j.nodes), best->name, format_micros(cost), j.account,
+          format_micros(std::max<int64_t>(0, left->second)));
+      return;
+    }
   }
   for (uint32_t i = 0; i < std::max<uint32_t>(1, j.nodes); ++i) launch(*best, &j, now_ns, out);
 }
@@ -179,11 +237,16 @@ void CloudPools::launch(const PoolConfig& p, const WaitingJob* j, int64_t now_ns
   CloudLease l;
   l.id = next_id_++;
   l.pool = p.name;
-  l.node = fmt::format("{}-{}", p.name, l.id);
+  l.node = free_slots(p).at(0);  // can_launch said there is one
   l.gpu_type = p.gpu_type;
   l.gpus = p.gpus_per_node;
   l.spot = p.spot && p.spot_price_micros_per_hour > 0;
-  l.price_micros_per_hour = p.price();
+  // Spot-to-on-demand fallback: a job its spot nodes were reclaimed from
+  // spot_fallback_after times rents on-demand from then on.
+  uint32_t reclaimed = j ? spot_interruptions(j->id) : 0;
+  bool fallback = l.spot && j && falls_back(j->id);
+  if (fallback) l.spot = false;
+  l.price_micros_per_hour = l.spot ? p.spot_price_micros_per_hour : p.price_micros_per_hour;
   l.requested_ns = now_ns;
   l.state_ns = now_ns;
   l.state = CloudState::kRequested;
@@ -191,8 +254,9 @@ void CloudPools::launch(const PoolConfig& p, const WaitingJob* j, int64_t now_ns
   if (j) {
     l.for_job = j->id;
     l.account = j->account;
-    l.reason = fmt::format("rented for job {} ({} node(s) of {}x{})", j->id, std::max<uint32_t>(1, j->nodes),
-                           p.gpus_per_node, p.gpu_type);
+    l.reason = fmt::format("rented for job {} ({} node(s) of {}x{}){}", j->id, std::max<uint32_t>(1, j->nodes),
+                           p.gpus_per_node, p.gpu_type,
+                           fallback ? fmt::format(", on-demand after {} spot interruptions", reclaimed) : "");
   } else {
     l.reason = fmt::format("kept up to min_nodes={}", p.min_nodes);
   }

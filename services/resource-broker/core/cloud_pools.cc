@@ -31,7 +31,11 @@ CloudPools::CloudPools(CloudOptions options, std::vector<PoolConfig> pools)
 
 void CloudPools::restore(CloudLease lease) {
   next_id_ = std::max(next_id_, lease.id + 1);
-  if (!lease.node.empty()) by_node_[lease.node] = lease.id;
+  if (!lease.node.empty()) {
+    // A node name is reused by a pool's later leases: it is the newest one's.
+    auto [it, fresh] = by_node_.emplace(lease.node, lease.id);
+    if (!fresh && it->second < lease.id) it->second = lease.id;
+  }
   leases_.insert_or_assign(lease.id, std::move(lease));
 }
 
@@ -126,6 +130,8 @@ void CloudPools::listed(std::string_view pool_name, const std::vector<ListedInst
   state_of(pool_name).list_in_flight = false;
   std::set<uint64_t> present;
   std::set<std::string> listed_ids;
+  std::set<std::string>& orphan_nodes = orphan_nodes_[std::string(pool_name)];
+  orphan_nodes.clear();
   for (const auto& inst : instances) {
     listed_ids.insert(inst.instance_id);
     auto it = leases_.find(inst.lease);
@@ -137,9 +143,11 @@ void CloudPools::listed(std::string_view pool_name, const std::vector<ListedInst
       if (l.state == CloudState::kProvisioning && inst.state == "running") {
         move(l, CloudState::kRegistering, "instance running; waiting for its agent to register", now_ns, out);
       }
+      if (inst.interrupt_at_ns > 0 && l.interrupt_at_ns == 0) notice(l, inst.interrupt_at_ns, now_ns, out);
       orphans_seen_.erase(inst.instance_id);
       continue;
     }
+    if (it != leases_.end() && it->second.pool == pool_name) orphan_nodes.insert(it->second.node);
     auto [seen, fresh] = orphans_seen_.emplace(inst.instance_id, now_ns);
     if (!fresh && now_ns - seen->second >= options_.orphan_grace_s * 1'000'000'000 && inst.state != "terminating") {
       out.calls.push_back({DriverCall::kTerminate, std::string(pool_name), 0, inst.instance_id});
@@ -197,6 +205,11 @@ void CloudPools::node_registered(std::string_view node, Cluster& cluster, int64_
         s.boot_estimate_ns = s.boot_estimate_ns == 0 ? boot : (s.boot_estimate_ns * 3 + boot) / 4;
       }
       move(l, CloudState::kReady, "its agent registered", now_ns, out);
+      // A slot's earlier instance was drained on its way out (idle, a spot
+      // notice): that drain was the broker's and is not this machine's.
+      if (const Node* n = cluster.node(node); n && n->drained && n->drain_reason.rfind("cloud", 0) == 0) {
+        (void)cluster.drain(node, false, "", out.cluster);
+      }
       break;
     case CloudState::kReady:
       break;
@@ -231,6 +244,19 @@ void CloudPools::move(CloudLease& l, CloudState to, std::string_view reason, int
   out.leases.insert(l.id);
   if (is_ended(to) && !l.node.empty()) {
     out.nodes_gone.emplace_back(l.node, fmt::format("cloud lease {} {}: {}", l.id, to_string(to), reason));
+  }
+}
+
+void CloudPools::notice(CloudLease& l, int64_t at_ns, int64_t now_ns, CloudEffects& out) {
+  l.interrupt_at_ns = at_ns;
+  l.for_job = 0;
+  std::string why = fmt::format("spot interruption notice: the cloud reclaims instance {} in {} s", l.instance_id,
+                                std::max<int64_t>(0, (at_ns - now_ns) / 1'000'000'000));
+  out.interruptions.push_back({l.node, at_ns, why});
+  if (l.state == CloudState::kReady || l.state == CloudState::kRegistering || l.state == CloudState::kProvisioning) {
+    move(l, CloudState::kDraining, why, now_ns, out);
+  } else {
+    out.leases.insert(l.id);
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -29,6 +30,14 @@ struct CloudEffects {
   bool pauses = false;              // the pause switches changed: persist them
   Effects cluster;                  // node drains the core asked of the Cluster
   std::vector<std::pair<std::string, std::string>> nodes_gone;  // (node, why): down at once (Cluster::node_gone)
+  struct Interruption {
+    std::string node;
+    int64_t deadline_ns = 0;
+    std::string reason;
+  };
+  // Spot notices: the shell revokes the node's leases (Cluster::interrupt)
+  // and counts them per job (CloudPools::spot_interrupted).
+  std::vector<Interruption> interruptions;
 };
 
 // Per pool, what is not configuration: the kill switch and the backoff.
@@ -79,6 +88,35 @@ class CloudPools {
   // A node registered: its lease becomes ready. One whose lease is ending is drained.
   void node_registered(std::string_view node, Cluster& cluster, int64_t now_ns, CloudEffects& out);
 
+  // --- spot interruptions ---
+  // A run of `job` was ended by a spot notice: after spot_fallback_after of
+  // them, rents for it are on-demand.
+  void spot_interrupted(uint64_t job) { ++spot_interruptions_[job]; }
+  void restore_spot_interruptions(uint64_t job, uint32_t n) { spot_interruptions_[job] = n; }
+  // Whether `job` rents on-demand now (spot_fallback_after reached).
+  bool falls_back(uint64_t job) const;
+  uint32_t spot_interruptions(uint64_t job) const {
+    auto it = spot_interruptions_.find(job);
+    return it == spot_interruptions_.end() ? 0 : it->second;
+  }
+
+  // --- budgets (billing's account.budget) ---
+  // What `account` may still spend this month (its limit minus what it
+  // spent; may be negative), or nullopt: no budget. Before renting for a
+  // job of a budgeted account, the launch's estimated cost must fit in it.
+  void set_budget_left(std::string_view account, std::optional<int64_t> left_micros);
+  const std::map<std::string, int64_t, std::less<>>& budgets_left() const { return budget_left_; }
+  // Renting for `j` from `p`, at most: its nodes at the pool's price for the
+  // boot estimate, the job's whole time limit and the idle release time (a
+  // launch's cost when the job's account also pays the overhead, billing's
+  // default cloud_overhead = "trigger").
+  int64_t estimated_cost_micros(const PoolConfig& p, const WaitingJob& j) const;
+  // The pool `j` would rent from were it burst-eligible: the cheapest that
+  // fits (pauses, backoff and room aside). Null: no pool fits.
+  const PoolConfig* cheapest_fit(const WaitingJob& j) const;
+  // The jobs the last plan did not rent for because of a budget, and why.
+  const std::map<uint64_t, std::string>& refused() const { return refused_; }
+
   // --- operator ---
   // pool "" : the global switch. NotFound for an unknown pool.
   Status pause(std::string_view pool, bool pause, std::string_view reason, CloudEffects& out);
@@ -105,6 +143,14 @@ class CloudPools {
   // Whether `j` may rent from `p` now (its expected wait on owned nodes is
   // past the threshold, or no owned node could ever take it).
   bool burst_eligible(const PoolConfig& p, const WaitingJob& j, bool owned_could_take, int64_t now_ns) const;
+  // The node names of `p` free to rent now, lowest first: "<pool>-<slot>"
+  // for slot in [0, max_nodes) that no live lease holds and no instance
+  // still listed by the driver (an orphan) was booted as. A rented node is
+  // a slot, as Slurm's CLOUD nodes are names declared in advance: its CURVE
+  // key (agent:<pool>-<slot>) is in the site's authorized keys like any
+  // node's, and reusing a name only once its last instance is gone keeps
+  // two machines from holding one identity.
+  std::vector<std::string> free_slots(const PoolConfig& p) const;
   // Launch to ready: the average seen, else half the boot timeout.
   int64_t boot_estimate_ns(std::string_view pool) const;
 
@@ -129,6 +175,9 @@ class CloudPools {
   void start_release(CloudLease& l, std::string_view failure, std::string_view reason, int64_t now_ns,
                      CloudEffects& out);
   void back_off(const std::string& pool, std::string_view why, int64_t now_ns);
+  // A spot notice for `l`: it takes nothing new (draining) and its runs are
+  // told (CloudEffects::interruptions); the instance vanishes at `at_ns`.
+  void notice(CloudLease& l, int64_t at_ns, int64_t now_ns, CloudEffects& out);
   PoolState& state_of(std::string_view pool);
 
   CloudOptions options_;
@@ -138,6 +187,7 @@ class CloudPools {
   std::map<uint64_t, CloudLease> leases_;
   std::map<std::string, uint64_t, std::less<>> by_node_;
   std::map<std::string, int64_t> orphans_seen_;  // instance id -> first listed without a live lease
+  std::map<std::string, std::set<std::string>, std::less<>> orphan_nodes_;  // pool -> node names orphans were booted as
   // Pools whose ready node went unused while jobs that fit it waited (the
   // scheduler did not place them): no new rent there before this time, so
   // such a pool does not churn launches; the hold doubles each time, and
@@ -148,6 +198,9 @@ class CloudPools {
   };
   std::map<std::string, RentHold, std::less<>> no_rent_;
   uint64_t next_id_ = 1;
+  std::map<std::string, int64_t, std::less<>> budget_left_;  // account -> micro-units left this month
+  std::map<uint64_t, std::string> refused_;                    // this plan: job -> why no rent (budget)
+  std::map<uint64_t, uint32_t> spot_interruptions_;            // job -> runs ended by spot notices
 };
 
 }  // namespace trainyard::broker

@@ -334,7 +334,7 @@ Result<std::vector<uint64_t>> Cluster::allocate(const AllocateRequest& req, Now 
 }
 
 Status Cluster::release(uint64_t lease_id, bool kill, std::string_view reason, uint32_t grace_s, Now now,
-                        Effects& out) {
+                        Effects& out, fb::RevokeCause cause) {
   auto it = leases_.find(lease_id);
   if (it == leases_.end()) {
     return Status::not_found(fmt::format("ReleaseLease.lease_id: lease {} was never granted by this broker", lease_id));
@@ -349,6 +349,7 @@ Status Cluster::release(uint64_t lease_id, bool kill, std::string_view reason, u
   if (l.state == LeaseState::kRevoking) return Status::success();  // already asked; run.finished will free it
   l.state = LeaseState::kRevoking;
   l.revoke_reason = why;
+  l.revoke_cause = cause;
   if (grace_s > 0) l.grace_s = grace_s;
   l.revoked_mono_ns = now.mono_ns;
   out.leases.insert(l.id);
@@ -356,8 +357,17 @@ Status Cluster::release(uint64_t lease_id, bool kill, std::string_view reason, u
   e.lease = l;
   e.reason = why;
   e.grace_s = l.grace_s;
+  e.cause = cause;
   out.events.push_back(std::move(e));
   return Status::success();
+}
+
+void Cluster::interrupt(std::string_view name, int64_t deadline_ns, std::string_view reason, Now now, Effects& out) {
+  (void)drain(name, true, reason, out);
+  auto grace = static_cast<uint32_t>(std::clamp<int64_t>((deadline_ns - now.wall_ns) / 1'000'000'000, 1, 3600));
+  std::vector<uint64_t> ids;
+  for (const Lease* l : live_leases(name)) ids.push_back(l->id);
+  for (uint64_t id : ids) (void)release(id, true, reason, grace, now, out, fb::RevokeCause::SpotInterruption);
 }
 
 Status Cluster::drain(std::string_view name, bool drain, std::string_view reason, Effects& out) {

@@ -86,7 +86,12 @@ class Cluster {
   // kill: lease.<node>.revoked, resources kept until run.finished.
   // Otherwise freed at once (lease.<node>.released). Releasing an ended
   // lease is a no-op; NotFound for an id never granted.
-  Status release(uint64_t lease_id, bool kill, std::string_view reason, uint32_t grace_s, Now now, Effects& out);
+  Status release(uint64_t lease_id, bool kill, std::string_view reason, uint32_t grace_s, Now now, Effects& out,
+                 fb::RevokeCause cause = fb::RevokeCause::Other);
+  // A spot interruption notice for `name`: drained, and every live lease
+  // revoked (cause SpotInterruption) with the time left until `deadline_ns`
+  // as its grace, so each run gets SIGTERM now and is requeued.
+  void interrupt(std::string_view name, int64_t deadline_ns, std::string_view reason, Now now, Effects& out);
   // Drained nodes take no new leases; running ones carry on.
   Status drain(std::string_view name, bool drain, std::string_view reason, Effects& out);
 

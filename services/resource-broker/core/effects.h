@@ -35,6 +35,7 @@ struct Event {
   std::string reason;                        // down, drain, revoked, released, lost
   Lease lease;                               // lease.* (id and job only for a zombie revoke)
   uint32_t grace_s = 0;                      // revoked
+  fb::RevokeCause cause = fb::RevokeCause::Other;  // revoked
 };
 
 struct Effects {

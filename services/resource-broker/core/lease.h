@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "trainyard/fb/jobs_generated.h"
+#include "trainyard/fb/nodes_generated.h"
 
 namespace trainyard::broker {
 
@@ -44,6 +45,7 @@ struct Lease {
   bool started = false;  // run.started seen
   int64_t granted_ns = 0;
   std::string revoke_reason;
+  fb::RevokeCause revoke_cause = fb::RevokeCause::Unknown;
   uint32_t grace_s = 0;
   int64_t revoked_mono_ns = 0;  // when kill was asked (monotonic; not persisted)
   std::string end_reason;

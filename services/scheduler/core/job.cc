@@ -66,6 +66,7 @@ void to_record(const Job& job, std::string_view reason, double score, fb::JobRec
   }
   out->lease_ids = job.lease_ids;
   out->ranks_ended = job.ranks_ended;
+  out->partition = job.run_partition;
   out->priority_score = score;
   out->preemptions = job.preemptions;
 }
@@ -90,6 +91,7 @@ Job from_record(const fb::JobRecordT& rec) {
   }
   j.lease_ids = rec.lease_ids;
   j.ranks_ended = rec.ranks_ended;
+  j.run_partition = rec.partition;
   j.preemptions = rec.preemptions;
   return j;
 }

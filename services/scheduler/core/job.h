@@ -68,6 +68,7 @@ struct Job {
   std::vector<uint32_t> gpu_indices;   // every node's, in rank order
   std::vector<uint64_t> lease_ids;     // rank order; 0 while unknown
   std::vector<uint64_t> ranks_ended;   // a running gang: leases whose run ended with exit code 0
+  std::string run_partition;           // started with -p a,b: the partition it got ("" otherwise)
   std::vector<Transition> history;
   bool cancel_requested = false;       // cancel sent to the broker; ends as Cancelled
   bool preempt_requested = false;      // preemption sent to the broker; requeued when the run ends

@@ -25,6 +25,7 @@
 #include "core/policy.h"
 #include "core/preemption.h"
 #include "core/quotas.h"
+#include "trainyard/fb/nodes_generated.h"
 #include "trainyard/fb/runs_generated.h"
 #include "util/status.h"
 
@@ -63,6 +64,7 @@ struct ReleaseRequest {
   bool kill = true;
   std::string reason;
   uint32_t grace_s = 0;
+  fb::RevokeCause cause = fb::RevokeCause::Other;  // Preemption: the job is requeued, no retry spent
 };
 
 // What the shell must do after calls into the core, in order.
@@ -138,8 +140,9 @@ class Scheduler {
   Status hold(JobId id, int64_t now_ns);
   Status release(JobId id, int64_t now_ns);
   // scontrol requeue: a started job's leases are released (its run stopped)
-  // and, once its run has ended, it waits again as a new attempt.
-  Status requeue(JobId id, const std::string& reason, int64_t now_ns);
+  // and, once its run has ended (requeue_by_user, at that time), it waits
+  // again as a new attempt.
+  Status requeue(JobId id, const std::string& reason);
 
   // --- queries ---
   const Job* job(JobId id) const;

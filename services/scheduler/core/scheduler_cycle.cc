@@ -142,6 +142,7 @@ Scheduler::Placed Scheduler::try_place_in(const QueueEntry& e, const Shape& shap
 void Scheduler::start(Job& j, const Shape& shape, int64_t end_ns) {
   AllocateRequest req{j.id, j.attempt, {}, {}};
   if (!j.other_partitions.empty()) req.partition = cluster_.partition(shape.partition).name;
+  j.run_partition = req.partition;
   req.nodes.reserve(picks_.size());
   j.nodes.clear();
   j.gpu_indices.clear();

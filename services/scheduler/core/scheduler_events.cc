@@ -104,6 +104,7 @@ void Scheduler::begin_new_attempt(Job& j) {
   j.attempt += 1;
   j.lease_ids.clear();
   j.ranks_ended.clear();
+  j.run_partition.clear();
   j.nodes.clear();
   j.gpu_indices.clear();
   j.start_time_ns = 0;
@@ -288,6 +289,7 @@ void Scheduler::allocate_failed(JobId job_id, uint32_t attempt, const Status& wh
   j->reason = why.message();
   j->nodes.clear();
   j->gpu_indices.clear();
+  j->run_partition.clear();
   backoff_.push_back(job_id);
 }
 

@@ -246,7 +246,8 @@ void Scheduler::cancel_one(Job& j, std::string_view reason, int64_t now_ns) {
 void Scheduler::release_leases(Job& j, uint64_t except, std::string_view reason) {
   for (uint64_t l : j.lease_ids) {
     if (l == 0 || l == except) continue;
-    out_.releases.push_back(ReleaseRequest{l, j.id, true, std::string(reason), j.spec->grace_s});
+    out_.releases.push_back(ReleaseRequest{l, j.id, true, std::string(reason), j.spec->grace_s,
+                                           j.preempt_requested ? fb::RevokeCause::Preemption : fb::RevokeCause::Other});
   }
 }
 
@@ -284,8 +285,7 @@ Status Scheduler::hold(JobId id, int64_t now_ns) {
   return Status::success();
 }
 
-Status Scheduler::requeue(JobId id, const std::string& reason, int64_t now_ns) {
-  (void)now_ns;  // the requeue itself happens when the run has ended (requeue_by_user)
+Status Scheduler::requeue(JobId id, const std::string& reason) {
   auto requeue_one = [&](Job& j) -> Status {
     if (j.state != JobState::Scheduled && j.state != JobState::Running) {
       return Status::failed_precondition("job " + std::to_string(j.id) + " is " + state_name(j.state) +

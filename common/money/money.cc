@@ -1,6 +1,6 @@
-#include "core/money.h"
+#include "money/money.h"
 
-namespace trainyard::billing {
+namespace trainyard {
 
 Result<int64_t> parse_millionths(std::string_view text, int64_t max_units) {
   auto bad = [&](const std::string& why) { return Status::invalid("\"" + std::string(text) + "\" " + why); };
@@ -38,4 +38,4 @@ std::string format_micros(int64_t micros) {
   return (neg ? "-" : "") + std::to_string(m / kMicros) + "." + frac;
 }
 
-}  // namespace trainyard::billing
+}  // namespace trainyard

@@ -9,7 +9,7 @@
 
 #include "util/status.h"
 
-namespace trainyard::billing {
+namespace trainyard {
 
 inline constexpr int64_t kMicros = 1'000'000;  // micro-units per unit; also ppm per 1.0
 
@@ -22,4 +22,4 @@ Result<int64_t> parse_millionths(std::string_view text, int64_t max_units);
 // 2500000 -> "2.50"; keeps at least two decimals and every non-zero one.
 std::string format_micros(int64_t micros);
 
-}  // namespace trainyard::billing
+}  // namespace trainyard
