@@ -307,3 +307,57 @@ BOOST_AUTO_TEST_CASE(a_pool_named_like_owned_nodes_is_refused) {
   BOOST_REQUIRE(!r.ok());
   BOOST_TEST(r.status().message().find("--pool a100") != std::string::npos);
 }
+
+BOOST_AUTO_TEST_CASE(spot_reclaims_preempt_runs_which_start_over_and_every_job_still_finishes) {
+  // Long jobs on spot nodes reclaimed about every 20 minutes: runs are cut,
+  // requeued (no retry spent) and start over; after two reclaims a job
+  // rents on-demand (the broker's default spot_fallback_after), so all end.
+  std::string csv = "job_id,submit_time_s,num_gpus,duration_s,user,gpu_type\n";
+  for (int i = 0; i < 6; ++i) csv += "j" + std::to_string(i) + "," + std::to_string(i) + ",8,7200,u" + std::to_string(i % 3) + ",\n";
+  auto trace = parse(csv);
+  Run cfg;
+  cfg.burst.after_s = 0;
+  cfg.pools = {"cloud:6x8:A100,boot=180s,price=30,spot=0.4,interrupt=3"};
+  auto r = run(trace, cfg);
+  const CloudStats& c = r.cloud_stats;
+  BOOST_TEST(c.interruptions > 0u);
+  BOOST_TEST(c.runs_interrupted > 0u);
+  BOOST_TEST(r.finished == trace.size());
+  for (auto& o : r.outcomes) BOOST_TEST(o.state == "Succeeded", o.id << " " << o.state);
+  uint32_t preempted = 0;
+  for (auto& o : r.outcomes) preempted += o.preemptions;
+  BOOST_TEST(preempted == c.runs_interrupted);
+  // Cut runs cost time: the average JCT is above the uninterrupted one.
+  Run calm = cfg;
+  calm.pools = {"cloud:6x8:A100,boot=180s,price=30,spot=0.4"};
+  auto quiet = run(trace, calm);
+  BOOST_TEST(quiet.cloud_stats.interruptions == 0u);
+  BOOST_TEST(r.jct.avg > quiet.jct.avg);
+  // Falling back to on-demand costs more per node-hour than spot alone.
+  BOOST_TEST(c.cost > c.node_hours * 30 * 0.4 + 1e-6);
+  // The same seed gives the same run.
+  auto again = run(trace, cfg);
+  BOOST_TEST(again.jct.avg == r.jct.avg);
+  BOOST_TEST(again.cloud_stats.interruptions == c.interruptions);
+}
+
+BOOST_AUTO_TEST_CASE(boot_failures_time_out_back_off_and_boot_times_follow_their_range) {
+  auto trace = parse(kQueue);
+  Run cfg;
+  cfg.burst.after_s = 0;
+  cfg.pools = {"cloud:4x8:A100,boot=60s-600s,bootfail=0.5,price=10"};
+  auto r = run(trace, cfg);
+  const CloudStats& c = r.cloud_stats;
+  BOOST_TEST(c.boot_failures > 0u);
+  BOOST_TEST(r.finished == trace.size());
+  // A node that never registers is metered from its launch to its boot
+  // timeout (1800 s here: three times the slowest boot) and bills nothing
+  // but boot time.
+  BOOST_TEST(c.boot_node_hours >= c.boot_failures * 1800.0 / 3600 - 1e-9);
+  BOOST_TEST(std::abs(c.node_hours - (c.boot_node_hours + c.busy_node_hours + c.idle_node_hours)) < 1e-6);
+  auto bad = parse_pool("aws:2x8:A100,boot=300s-60s");
+  BOOST_TEST(!bad.ok());
+  auto interrupt_on_demand = parse_pool("aws:2x8:A100,interrupt=1");
+  BOOST_REQUIRE(!interrupt_on_demand.ok());
+  BOOST_TEST(interrupt_on_demand.status().message().find("interrupt= needs spot=") != std::string::npos);
+}

@@ -17,15 +17,19 @@
 
 namespace trainyard::scheduler::sim {
 
-// --pool NAME:NODESxGPUS:TYPE[,boot=180s][,price=29.39][,spot=0.37][,max=N][,min=N][,idle=300s][,launches=N]
+// --pool NAME:NODESxGPUS:TYPE[,boot=180s|120s-300s][,bootfail=0.02][,price=29.39][,spot=0.37][,interrupt=0.05]
+//        [,max=N][,min=N][,idle=300s][,launches=N]
 struct CloudPoolSpec {
   std::string name;
   uint32_t max_nodes = 0;     // NODES (max=N says the same)
   uint32_t gpus = 0;          // per node
   std::string gpu_type;
   int64_t boot_s = 180;       // launch request to the node taking jobs
+  int64_t boot_max_s = 0;     // > boot_s: each boot takes a uniform draw in [boot_s, boot_max_s]
+  double boot_fail = 0;       // the share of launches whose node never registers (boot timeout, backoff)
   double price = 0;           // on-demand, per node-hour
-  double spot = 0;            // > 0: rent spot at this share of `price` (interruptions are not modelled)
+  double spot = 0;            // > 0: rent spot at this share of `price`
+  double interrupts_per_hour = 0;  // spot: reclaims per node-hour (exponential); the runs are preempted
   uint32_t min_nodes = 0;
   int64_t idle_s = 300;       // idle_release_s
   uint32_t launches = 0;      // max_concurrent_launches (0: the broker's default, 4)
@@ -70,6 +74,12 @@ struct CloudChanges {
   std::vector<std::string> drained;                      // takes no new job
   std::vector<std::string> undrained;                    // takes jobs again
   std::vector<std::string> gone;                         // released: down
+  struct Reclaim {
+    std::string node;
+    uint64_t lease = 0;  // the cloud lease it is drawn for
+    int64_t at_ns = 0;   // when the cloud takes the spot node back
+  };
+  std::vector<Reclaim> reclaims;
 };
 
 struct CloudNodeShape {
@@ -88,11 +98,14 @@ struct CloudStats {
   double busy_node_hours = 0;     // ready with a job on it
   double idle_node_hours = 0;     // ready with nothing on it (incl. draining)
   double boot_node_hours = 0;     // launch request to ready
+  uint64_t boot_failures = 0;     // nodes that never registered (terminated at the boot timeout)
+  uint64_t interruptions = 0;     // spot nodes reclaimed while rented
+  uint64_t runs_interrupted = 0;  // runs those reclaims ended (requeued, started over)
 };
 
 class CloudModel {
  public:
-  CloudModel(const std::vector<CloudPoolSpec>& pools, const BurstPolicy& policy);
+  CloudModel(const std::vector<CloudPoolSpec>& pools, const BurstPolicy& policy, uint64_t seed = 1);
   ~CloudModel();
   CloudModel(const CloudModel&) = delete;
   CloudModel& operator=(const CloudModel&) = delete;
@@ -104,6 +117,13 @@ class CloudModel {
   // The node's boot delay is over: it registers. False when its lease ended meanwhile.
   bool node_ready(const std::string& node, int64_t now_ns, CloudNodeShape* shape, CloudChanges& out);
   bool is_cloud(std::string_view node) const;
+  // The cloud reclaims spot `node` (rented as `lease`): the instance
+  // vanishes, its lease fails (lost) and the node goes down. False when that
+  // lease has already ended. The caller preempts the node's runs first.
+  bool reclaim(const std::string& node, uint64_t lease, int64_t now_ns, CloudChanges& out);
+  // A run of `job` was ended by a reclaim (after cloud.spot_fallback_after
+  // of them it rents on-demand).
+  void spot_interrupted(uint64_t job, uint64_t runs);
   // A run holds GPUs of a cloud node / frees them (key: the simulation's lease id).
   void run_started(uint64_t key, const std::string& node, const std::vector<uint32_t>& gpus, int64_t now_ns);
   void run_ended(uint64_t key, int64_t now_ns);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <random>
 
 #include "cloud.h"
 #include "core/cloud_pools.h"
@@ -28,7 +29,8 @@ broker::PoolConfig to_config(const CloudPoolSpec& s, int64_t burst_after_s) {
   p.price_micros_per_hour = std::llround(s.price * 1e6);
   p.spot_price_micros_per_hour = s.spot > 0 ? std::llround(s.price * s.spot * 1e6) : 0;
   p.spot = s.spot > 0;
-  p.boot_timeout_s = std::max<int64_t>(600, 3 * s.boot_s);  // the simulated boot always succeeds
+  // Well past the slowest boot: only a node that never registers (bootfail) times out.
+  p.boot_timeout_s = std::max<int64_t>(600, 3 * std::max(s.boot_s, s.boot_max_s));
   p.idle_release_s = s.idle_s;
   if (s.launches > 0) p.max_concurrent_launches = s.launches;
   p.max_wait_before_burst_s = burst_after_s == kBurstNever ? kNeverS : burst_after_s;
@@ -86,9 +88,14 @@ bool booting(broker::CloudState s) {
 }  // namespace
 
 struct CloudModel::Impl {
-  Impl(const std::vector<CloudPoolSpec>& specs, const BurstPolicy& policy)
-      : pools(options(policy), to_configs(specs, policy.after_s)) {
-    for (auto& s : specs) boot_ns[s.name] = s.boot_s * kSecond;
+  Impl(const std::vector<CloudPoolSpec>& specs, const BurstPolicy& policy, uint64_t seed)
+      : pools(options(policy), to_configs(specs, policy.after_s)), rng(seed ^ 0x636c6f7564ULL) {
+    for (auto& s : specs) spec[s.name] = s;
+  }
+  int64_t draw_boot_ns(const CloudPoolSpec& s) {
+    if (s.boot_max_s <= s.boot_s) return s.boot_s * kSecond;
+    std::uniform_int_distribution<int64_t> d(s.boot_s * kSecond, s.boot_max_s * kSecond);
+    return d(rng);
   }
 
   // Feeds what the core asked back into it (driver answers) until it asks nothing more.
@@ -97,7 +104,9 @@ struct CloudModel::Impl {
 
   broker::CloudPools pools;
   broker::Cluster cluster;
-  std::map<std::string, int64_t> boot_ns;
+  std::map<std::string, CloudPoolSpec> spec;
+  std::mt19937_64 rng;
+  uint64_t boot_failures = 0, interruptions = 0, runs_interrupted = 0;
   std::map<std::string, std::pair<std::string, uint64_t>> instances;  // live at the "driver": id -> (pool, lease)
   std::map<uint64_t, uint64_t> runs;                                 // simulation lease -> broker lease
   int64_t last_ns = -1;
@@ -133,7 +142,12 @@ void CloudModel::Impl::call(const broker::DriverCall& c, int64_t now, broker::Cl
       std::string id = "i-" + std::to_string(c.lease);
       instances[id] = {c.pool, c.lease};
       pools.launched(c.lease, broker::LaunchOutcome{true, id, {}, {}}, now, next);
-      out.booting.emplace_back(l->node, now + boot_ns[c.pool]);
+      const CloudPoolSpec& s = spec.at(c.pool);
+      if (s.boot_fail > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < s.boot_fail) {
+        ++boot_failures;  // it never registers: the core terminates it at the boot timeout
+        return;
+      }
+      out.booting.emplace_back(l->node, now + draw_boot_ns(s));
       return;
     }
     case broker::DriverCall::kTerminate:
@@ -151,8 +165,8 @@ void CloudModel::Impl::call(const broker::DriverCall& c, int64_t now, broker::Cl
   }
 }
 
-CloudModel::CloudModel(const std::vector<CloudPoolSpec>& pools, const BurstPolicy& policy)
-    : impl_(std::make_unique<Impl>(pools, policy)) {}
+CloudModel::CloudModel(const std::vector<CloudPoolSpec>& pools, const BurstPolicy& policy, uint64_t seed)
+    : impl_(std::make_unique<Impl>(pools, policy, seed)) {}
 
 CloudModel::~CloudModel() = default;
 
@@ -179,7 +193,38 @@ bool CloudModel::node_ready(const std::string& node, int64_t now_ns, CloudNodeSh
   broker::CloudEffects fx;
   impl_->pools.node_registered(node, impl_->cluster, now_ns, fx);
   impl_->drive(std::move(fx), now_ns, out);
+  // A spot node is reclaimed after an exponential time (its pool's rate).
+  const CloudPoolSpec& s = impl_->spec.at(l->pool);
+  if (l->spot && s.interrupts_per_hour > 0) {
+    double hours = std::exponential_distribution<double>(s.interrupts_per_hour)(impl_->rng);
+    out.reclaims.push_back({node, l->id, now_ns + static_cast<int64_t>(std::min(hours, 1e5) * 3600e9)});
+  }
   return true;
+}
+
+bool CloudModel::reclaim(const std::string& node, uint64_t lease, int64_t now_ns, CloudChanges& out) {
+  Impl& m = *impl_;
+  const broker::CloudLease* l = m.pools.lease(lease);
+  if (!l || l->ended() || l->node != node) return false;
+  ++m.interruptions;
+  std::string pool = l->pool;
+  // Gone from the inventory: the core ends the lease (lost), the node goes down.
+  for (auto it = m.instances.begin(); it != m.instances.end();) {
+    it = it->second.second == lease ? m.instances.erase(it) : std::next(it);
+  }
+  std::vector<broker::ListedInstance> list;
+  for (auto& [id, owner] : m.instances) {
+    if (owner.first == pool) list.push_back({id, owner.first, owner.second, "running"});
+  }
+  broker::CloudEffects fx;
+  m.pools.listed(pool, list, now_ns - 1, now_ns, fx);
+  m.drive(std::move(fx), now_ns, out);
+  return true;
+}
+
+void CloudModel::spot_interrupted(uint64_t job, uint64_t runs) {
+  impl_->pools.spot_interrupted(job);
+  impl_->runs_interrupted += runs;
 }
 
 bool CloudModel::is_cloud(std::string_view node) const { return impl_->pools.is_cloud_node(node); }
@@ -229,6 +274,9 @@ int64_t CloudModel::next_wake_ns(const std::vector<CloudWaiting>& waiting, int64
     }
   }
   for (auto& [id, l] : impl_->pools.leases()) {
+    const broker::PoolConfig* bp = impl_->pools.pool(l.pool);
+    // A node that never registers is terminated at its boot timeout.
+    if (bp && l.state == broker::CloudState::kProvisioning) consider(l.requested_ns + bp->boot_timeout_s * kSecond + 1);
     if (l.state != broker::CloudState::kReady || l.idle_since_ns == 0) continue;
     const broker::PoolConfig* p = impl_->pools.pool(l.pool);
     if (p) consider(l.idle_since_ns + p->idle_release_s * kSecond);
@@ -256,6 +304,9 @@ CloudStats CloudModel::stats(int64_t now_ns) const {
   s.busy_node_hours = impl_->busy_s / 3600;
   s.idle_node_hours = impl_->idle_s / 3600;
   s.peak_nodes = impl_->peak;
+  s.boot_failures = impl_->boot_failures;
+  s.interruptions = impl_->interruptions;
+  s.runs_interrupted = impl_->runs_interrupted;
   return s;
 }
 

@@ -11,7 +11,8 @@ namespace trainyard::scheduler::sim {
 namespace {
 
 constexpr const char* kPoolSyntax =
-    "NAME:NODESxGPUS:TYPE[,boot=180s][,price=29.39][,spot=0.37][,max=N][,min=N][,idle=300s][,launches=N]";
+    "NAME:NODESxGPUS:TYPE[,boot=180s|120s-300s][,bootfail=0.02][,price=29.39][,spot=0.37][,interrupt=0.05][,max=N]"
+    "[,min=N][,idle=300s][,launches=N]";
 
 bool to_uint(const std::string& s, uint32_t* out) {
   auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
@@ -68,7 +69,15 @@ Status parse_head(const std::string& text, const std::string& head, CloudPoolSpe
 Status parse_key(const std::string& text, const std::string& key, const std::string& value, CloudPoolSpec& p) {
   bool ok = false;
   if (key == "boot") {
-    ok = to_seconds(value, &p.boot_s);
+    auto dash = value.find('-');
+    ok = dash == std::string::npos
+             ? to_seconds(value, &p.boot_s)
+             : to_seconds(value.substr(0, dash), &p.boot_s) && to_seconds(value.substr(dash + 1), &p.boot_max_s) &&
+                   p.boot_max_s >= p.boot_s;
+  } else if (key == "bootfail") {
+    ok = to_double(value, &p.boot_fail) && p.boot_fail >= 0 && p.boot_fail < 1;
+  } else if (key == "interrupt") {
+    ok = to_double(value, &p.interrupts_per_hour) && p.interrupts_per_hour >= 0 && p.interrupts_per_hour <= 100;
   } else if (key == "idle") {
     ok = to_seconds(value, &p.idle_s);
   } else if (key == "price") {
@@ -82,7 +91,7 @@ Status parse_key(const std::string& text, const std::string& key, const std::str
   } else if (key == "launches") {
     ok = to_uint(value, &p.launches) && p.launches > 0;
   } else {
-    return bad_pool(text, "unknown key '" + key + "' (known: boot, price, spot, max, min, idle, launches)");
+    return bad_pool(text, "unknown key '" + key + "' (known: boot, bootfail, price, spot, interrupt, max, min, idle, launches)");
   }
   if (!ok) return bad_pool(text, key + "='" + value + "' is not valid");
   return Status::success();
@@ -112,6 +121,7 @@ Result<CloudPoolSpec> parse_pool(const std::string& text) {
   }
   if (head) return bad_pool(text, "empty");
   if (p.min_nodes > p.max_nodes) return bad_pool(text, "min is above the pool's node count");
+  if (p.interrupts_per_hour > 0 && p.spot <= 0) return bad_pool(text, "interrupt= needs spot= (only spot nodes are reclaimed)");
   return p;
 }
 

@@ -45,11 +45,15 @@ void add_options(CLI::App& app, Args& a) {
   app.add_option("--config", a.config_path, "A trainyard TOML config: its [scheduler] keys (fair share, quotas...)");
   app.add_option("--set", a.sets, "Override a config key: section.key=value (repeatable)");
   app.add_option("--pool", a.pools,
-                 "A rented cloud pool (repeatable): NAME:NODESxGPUS:TYPE[,boot=180s][,price=29.39][,spot=0.37]"
-                 "[,max=N][,min=N][,idle=300s][,launches=N]. NODES: the most rented at once; price: per node-hour; "
-                 "spot: rent spot at this share of price (interruptions not modelled); idle: released after this "
-                 "idle time; launches: max concurrent launches (default 4). Driven by the resource broker's cloud "
-                 "core; owned nodes (--nodes) always first. See docs/cloud.md");
+                 "A rented cloud pool (repeatable): NAME:NODESxGPUS:TYPE[,boot=180s|120s-300s][,bootfail=0.02]"
+                 "[,price=29.39][,spot=0.37][,interrupt=0.05][,max=N][,min=N][,idle=300s][,launches=N]. NODES: the "
+                 "most rented at once; boot: launch to ready (a range: uniform draws); bootfail: share of nodes that "
+                 "never register (terminated at the boot timeout, the pool backs off); price: per node-hour; spot: "
+                 "rent spot at this share of price; interrupt: spot reclaims per node-hour (the node's runs are "
+                 "preempted and start over; cloud.spot_fallback_after of them and a job rents on-demand); idle: "
+                 "released after this idle time; launches: max concurrent launches (default 4). Driven by the "
+                 "resource broker's cloud core; owned nodes (--nodes) always first; draws follow --seed. See "
+                 "docs/cloud.md");
   app.add_option("--burst-after", a.burst_after,
                  "max_wait_before_burst: rent once a job would wait longer than this on owned nodes (0: always "
                  "burst, never: never; 90s, 5m, 1h...). Default: the broker's cloud.max_wait_before_burst_s");

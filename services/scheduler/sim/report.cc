@@ -51,15 +51,17 @@ std::string format_wait_by_size(const std::vector<SimResult>& runs) {
 std::string format_cloud_table(const std::vector<SimResult>& runs) {
   std::string out;
   char line[512];
-  std::snprintf(line, sizeof line, "%-12s %9s %9s %9s %11s %11s %10s %10s %8s %5s\n", "burst after", "avg JCT",
-                "p50 wait", "p95 wait", "cloud GPU-h", "cloud cost", "idle nd-h", "boot nd-h", "launches", "peak");
+  std::snprintf(line, sizeof line, "%-12s %9s %9s %9s %11s %11s %10s %10s %8s %5s %8s %8s\n", "burst after",
+                "avg JCT", "p50 wait", "p95 wait", "cloud GPU-h", "cloud cost", "idle nd-h", "boot nd-h", "launches",
+                "peak", "reclaims", "bootfail");
   out += line;
   for (auto& r : runs) {
     if (!r.cloud) continue;
     const CloudStats& c = r.cloud_stats;
-    std::snprintf(line, sizeof line, "%-12s %9.0f %9.0f %9.0f %11.1f %11.2f %10.1f %10.1f %8llu %5u\n",
+    std::snprintf(line, sizeof line, "%-12s %9.0f %9.0f %9.0f %11.1f %11.2f %10.1f %10.1f %8llu %5u %8llu %8llu\n",
                   format_burst_after(r.burst.after_s).c_str(), r.jct.avg, r.wait.p50, r.wait.p95, c.gpu_hours, c.cost,
-                  c.idle_node_hours, c.boot_node_hours, static_cast<unsigned long long>(c.launches), c.peak_nodes);
+                  c.idle_node_hours, c.boot_node_hours, static_cast<unsigned long long>(c.launches), c.peak_nodes,
+                  static_cast<unsigned long long>(c.interruptions), static_cast<unsigned long long>(c.boot_failures));
     out += line;
   }
   return out;
@@ -78,7 +80,10 @@ nlohmann::json cloud_json(const SimResult& r) {
           {"cost", c.cost},
           {"busy_node_hours", c.busy_node_hours},
           {"idle_node_hours", c.idle_node_hours},
-          {"boot_node_hours", c.boot_node_hours}};
+          {"boot_node_hours", c.boot_node_hours},
+          {"boot_failures", c.boot_failures},
+          {"interruptions", c.interruptions},
+          {"runs_interrupted", c.runs_interrupted}};
 }
 
 nlohmann::json to_json(const SimResult& r) {

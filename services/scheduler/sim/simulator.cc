@@ -26,13 +26,13 @@ std::string size_bucket(uint32_t gpus) {
   return "9+";
 }
 
-enum class Kind : uint8_t { kRunEnd = 0, kArrival = 1, kCloudReady = 2, kCloudWake = 3 };
+enum class Kind : uint8_t { kRunEnd = 0, kArrival = 1, kCloudReady = 2, kCloudWake = 3, kCloudReclaim = 4 };
 
 struct Event {
   int64_t time;
   uint64_t seq;
   Kind kind;
-  size_t index;      // arrival, run end: trace index; cloud ready: index in cloud_booting_
+  size_t index;      // arrival, run end: trace index; cloud ready: index in cloud_booting_; reclaim: in cloud_reclaims_
   uint32_t attempt;  // run end: the attempt it ends
   bool operator>(const Event& o) const { return std::tie(time, seq) > std::tie(o.time, o.seq); }
 };
@@ -82,7 +82,7 @@ class Simulation {
         core_(config, std::move(policy)),
         rng_(options.seed),
         spread_(1.0, std::max(1.0, options.limit_factor)) {
-    if (!options.pools.empty()) cloud_ = std::make_unique<CloudModel>(options.pools, options.burst);
+    if (!options.pools.empty()) cloud_ = std::make_unique<CloudModel>(options.pools, options.burst, options.seed);
   }
 
   // Simulated nodes, named by type: v100-0, v100-1, ... Returns the GPUs.
@@ -105,6 +105,9 @@ class Simulation {
   bool cloud_plan(int64_t t);
   void cloud_apply(const CloudChanges& ch);
   void cloud_ready(size_t k, int64_t t);
+  // The cloud takes spot node cloud_reclaims_[k] back: its runs are
+  // preempted (requeued, started over), then the node is gone.
+  void cloud_reclaim(size_t k, int64_t t);
 
   const std::vector<TraceJob>& trace_;
   const SimOptions& options_;
@@ -125,6 +128,9 @@ class Simulation {
   uint64_t next_lease_ = 1;
   std::unique_ptr<CloudModel> cloud_;
   std::vector<std::string> cloud_booting_;  // names of nodes whose ready event is queued
+  std::vector<CloudChanges::Reclaim> cloud_reclaims_;  // spot reclaims queued
+  size_t arrived_ = 0;                                 // trace jobs submitted so far
+  std::map<uint64_t, std::pair<size_t, std::string>> lease_node_;  // live lease -> (trace index, node)
   std::vector<uint32_t> owned_gpus_;        // per job: GPUs its run holds on owned nodes
   int64_t cloud_wake_ = 0;                  // the earliest queued wake (0: none)
   JobId first_live_ = 1;
@@ -205,6 +211,7 @@ void Simulation::end_run(size_t i, fb::RunOutcome outcome, int64_t t) {
   for (uint64_t l : leases_[i]) {
     core_.lease_released(l, id, t);
     if (cloud_) cloud_->run_ended(l, t);
+    lease_node_.erase(l);
   }
   leases_[i].clear();
   last_end_ = std::max(last_end_, t);
@@ -225,6 +232,7 @@ void Simulation::grant(const AllocateRequest& a, int64_t t) {
   const Job* j = core_.job(a.job);
   res_.outcomes[i].cloud = false;
   for (size_t r = 0; r < a.nodes.size(); ++r) {
+    lease_node_[ls[r]] = {i, a.nodes[r].node};
     if (cloud_ && cloud_->is_cloud(a.nodes[r].node)) {
       cloud_->run_started(ls[r], a.nodes[r].node, a.nodes[r].gpus, t);
       res_.outcomes[i].cloud = true;
@@ -278,6 +286,7 @@ Status Simulation::arrive(size_t i, int64_t t) {
   spec.grace_s = 30;
   auto r = core_.submit(spec, t);
   if (!r) return Status::invalid("job " + tj.id + ": " + r.status().message());
+  ++arrived_;
   ids_[i] = r->job_ids.at(0);
   index_of_[ids_[i]] = i;
   auto& o = res_.outcomes[i];
@@ -336,6 +345,30 @@ void Simulation::cloud_apply(const CloudChanges& ch) {
   for (auto& node : ch.drained) core_.node_drained(node, true);
   for (auto& node : ch.undrained) core_.node_drained(node, false);
   for (auto& node : ch.gone) core_.node_down(node);
+  for (auto& r : ch.reclaims) {
+    events_.push(Event{r.at_ns, seq_++, Kind::kCloudReclaim, cloud_reclaims_.size(), 0});
+    cloud_reclaims_.push_back(r);
+  }
+}
+
+void Simulation::cloud_reclaim(size_t k, int64_t t) {
+  // After the trace's last job: nothing more to simulate (a min_nodes spot
+  // node would otherwise be reclaimed and rented again forever).
+  if (arrived_ == trace_.size() && lease_node_.empty() && core_.queued() == 0) return;
+  const auto r = cloud_reclaims_[k];
+  std::set<size_t> victims;
+  for (auto& [lease, at] : lease_node_) {
+    if (at.second == r.node) victims.insert(at.first);
+  }
+  CloudChanges ch;
+  if (!cloud_->reclaim(r.node, r.lease, t, ch)) return;
+  // As the broker's spot notice does: each run is preempted (no retry
+  // spent), its job requeued; here it starts over from scratch.
+  for (size_t i : victims) {
+    cloud_->spot_interrupted(ids_[i], 1);
+    end_run(i, fb::RunOutcome::Preempted, t);
+  }
+  cloud_apply(ch);
 }
 
 void Simulation::cloud_ready(size_t k, int64_t t) {
@@ -368,6 +401,8 @@ Status Simulation::run() {
         run_ended(ev, t);
       } else if (ev.kind == Kind::kCloudReady) {
         cloud_ready(ev.index, t);
+      } else if (ev.kind == Kind::kCloudReclaim) {
+        cloud_reclaim(ev.index, t);
       }
       (void)core_.take_output();
     }
