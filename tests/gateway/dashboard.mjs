@@ -101,6 +101,13 @@ try {
   await page.waitForTimeout(300);
   await shot("accounts.png");
 
+  // Cloud: the pools (none configured here) and the rented nodes.
+  await page.goto(`${url}/#/cloud`);
+  await page.locator("h1", { hasText: "Cloud" }).waitFor();
+  await page.waitForFunction(() => document.querySelector("section.panel p.muted")?.textContent.includes("No cloud pool"));
+  check(true, "cloud page says no pool is configured");
+  await shot("cloud.png");
+
   // Logging out ends the session: the next visit is the login page again.
   watching = false;
   await page.click("#logout");

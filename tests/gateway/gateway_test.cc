@@ -594,7 +594,8 @@ BOOST_AUTO_TEST_CASE(the_dashboard_in_headless_chromium_shows_gpus_charts_and_ra
                         90s, {{"TY_WEB_DIR", web}, {"TY_USER", "ana"}, {"TY_TOKEN", c.ana}});
   BOOST_TEST(rc == 0, text);
   BOOST_TEST_MESSAGE(text);
-  for (const char* shot : {"login.png", "overview.png", "jobs.png", "job.png", "experiment.png", "accounts.png"}) {
+  for (const char* shot : {"login.png", "overview.png", "jobs.png", "job.png", "experiment.png", "accounts.png",
+                           "cloud.png"}) {
     BOOST_TEST(std::filesystem::exists(out + "/" + shot), shot);
   }
 }

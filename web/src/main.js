@@ -1,4 +1,4 @@
-// The dashboard's entry: a hash router (#/jobs/12) over four pages, one live
+// The dashboard's entry: a hash router (#/jobs/12) over five pages, one live
 // event stream shared by all of them, and a banner for errors.
 import "./style.css";
 import { connectEvents, get, post } from "./api.js";
@@ -6,6 +6,7 @@ import { overview } from "./pages/overview.js";
 import { jobsPage, jobPage } from "./pages/jobs.js";
 import { experimentsPage, experimentPage } from "./pages/experiments.js";
 import { accountsPage } from "./pages/accounts.js";
+import { cloudPage } from "./pages/cloud.js";
 
 const routes = [
   [/^\/?$/, overview, "overview"],
@@ -14,6 +15,7 @@ const routes = [
   [/^\/experiments\/?$/, experimentsPage, "experiments"],
   [/^\/experiments\/(.+)$/, experimentPage, "experiments"],
   [/^\/accounts\/?$/, accountsPage, "accounts"],
+  [/^\/cloud\/?$/, cloudPage, "cloud"],
 ];
 
 let cleanup = null;
