@@ -69,6 +69,9 @@ void add_local_commands(CLI::App& app, Context& ctx, Action& action) {
     auto* base = up->add_option("--port-base", f->port_base,
                                 "Move every port: bus N and N+1, scheduler N+10, broker N+11, metrics N+12, "
                                 "billing N+13, HTTP 8080+N-5550 (default 5550)");
+    auto* cloud = up->add_option("--cloud-nodes", f->cloud_nodes,
+                                 "A cloud pool of at most N rented nodes of 4 H100, started here by the local driver "
+                                 "after a boot delay: jobs asking --gpu-type H100 rent one (docs/cloud.md; default 0)");
     up->add_option("--timeout", f->timeout_s, "Seconds to wait for every service to answer (default 90)");
     up->add_flag("--json", f->json, "Print the services as JSON");
     up->callback([=, &ctx, &action] {
@@ -76,6 +79,7 @@ void add_local_commands(CLI::App& app, Context& ctx, Action& action) {
       f->gpu_type_set = type->count() > 0;
       f->http_port_set = http->count() > 0;
       f->port_base_set = base->count() > 0;
+      f->cloud_nodes_set = cloud->count() > 0;
       action = [=, &ctx] { return local_up(*f, ctx.user); };
     });
   }

@@ -27,6 +27,13 @@ struct LocalSettings {
   int http_port = 8080;            // the gateway (default 8080 + port_base - 5550)
   std::string node = "local";      // the agent's node name
   std::string user;                // the owner: the gateway admin its login links are for
+  // A cloud pool "cloud" of at most this many rented nodes (0: none), whose
+  // `local` driver starts real agents of 4 x cloud_gpu_type on this machine
+  // after a boot delay (docs/cloud.md): a burst to watch without a cloud.
+  int cloud_nodes = 0;
+  std::string cloud_gpu_type = "H100";
+  // Found at each start, not remembered: the driver and the agent binary.
+  std::string cloud_driver, agent_binary;
 };
 
 // One process of the local Trainyard: `name` names its files, `binary` is
@@ -50,13 +57,16 @@ struct LocalLayout {
   std::string data(const std::string& service) const { return dir + "/db/" + service; }
   std::string runs() const { return dir + "/runs"; }
   std::string keys() const { return dir + "/keys"; }
+  std::string cloud() const { return dir + "/cloud"; }  // the local driver's instances
 };
 
 // The local Trainyard's CURVE keys under DIR/keys (made once, kept): every
 // service, the agent of `node`, and `user` (who ty acts as). The data
 // directory becomes 0700 so no other local user reads them. False after
 // saying why.
-bool ensure_local_keys(const LocalLayout& layout, const std::string& node, const std::string& user);
+// With cloud_nodes > 0, also the pool's slots agent:cloud-0 .. cloud-<n - 1>.
+bool ensure_local_keys(const LocalLayout& layout, const std::string& node, const std::string& user,
+                       int cloud_nodes = 0);
 // The principal name ty local uses for its owner.
 std::string local_user_name(const LocalSettings& s);
 
@@ -68,6 +78,8 @@ std::vector<int> local_ports(const LocalSettings& s, const std::string& service)
 
 // The config every service and ty read.
 std::string local_config_text(const LocalLayout& layout, const LocalSettings& s);
+// Its [cloud] and [pools.cloud] (cloud_nodes > 0).
+std::string local_cloud_text(const LocalLayout& layout, const LocalSettings& s);
 // The gateway's token ROUTER of a local Trainyard: ipc:// in its 0700 run directory.
 std::string local_gateway_endpoint(const LocalLayout& layout);
 

@@ -11,7 +11,8 @@ struct UpFlags {
   std::string data;
   int gpus = 0, port_base = 0, http_port = 0;
   std::string gpu_type;
-  bool gpus_set = false, gpu_type_set = false, port_base_set = false, http_port_set = false;
+  int cloud_nodes = 0;
+  bool gpus_set = false, gpu_type_set = false, port_base_set = false, http_port_set = false, cloud_nodes_set = false;
   int timeout_s = 90;
   bool json = false;
 };

@@ -2,6 +2,9 @@
 // left and the other services together (SIGTERM, the grace period, then
 // SIGKILL), and says what, if anything, is still running.
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -19,6 +22,8 @@
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+
+extern char** environ;
 
 namespace trainyard::ty {
 
@@ -119,6 +124,41 @@ std::vector<std::string> left_over(const LocalTrainyard& t, const std::vector<Ru
   return left;
 }
 
+// The rented nodes of a --cloud-nodes pool: agents the local driver
+// started in sessions of their own, gone with the machine they stand for.
+// The number the driver terminated.
+int stop_rented(const LocalLayout& l) {
+  if (!fs::exists(l.cloud() + "/instances")) return 0;
+  auto driver = find_binary(kLocalCloudDriver);
+  if (!driver) {
+    std::cerr << "ty local down: cannot find " << kLocalCloudDriver << " to stop the rented nodes in " << l.cloud()
+              << "\n";
+    return 0;
+  }
+  std::vector<std::string> argv{*driver, "--state", l.cloud(), "down"};
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  int out[2];
+  if (::pipe(out) != 0) return 0;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&fa, out[0]);
+  pid_t pid = 0;
+  int rc = ::posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(out[1]);
+  std::string text;
+  char buf[512];
+  for (ssize_t n; rc == 0 && (n = ::read(out[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  ::close(out[0]);
+  int status = 0;
+  if (rc == 0) ::waitpid(pid, &status, 0);
+  auto reply = nlohmann::json::parse(text, nullptr, false);
+  return reply.is_object() ? reply.value("terminated", 0) : 0;
+}
+
 }  // namespace
 
 int local_down(const std::string& data, int grace_s) {
@@ -139,6 +179,7 @@ int local_down(const std::string& data, int grace_s) {
   std::thread services([&] { stop_pids(rest, grace); });
   end_runs(runs, grace);
   services.join();
+  int rented = stop_rented(l);
 
   auto left = left_over(t, running, runs);
   if (!left.empty()) {
@@ -154,6 +195,7 @@ int local_down(const std::string& data, int grace_s) {
     std::cout << "Stopped the local Trainyard in " << l.dir << " (" << running.size() << " service"
               << (running.size() == 1 ? "" : "s");
     if (!runs.empty()) std::cout << ", " << runs.size() << " running job" << (runs.size() == 1 ? "" : "s") << " ended";
+    if (rented > 0) std::cout << ", " << rented << " rented node" << (rented == 1 ? "" : "s") << " terminated";
     std::cout << "). Its jobs, metrics and bills stay there for the next ty local up.\n";
   }
   return kExitOk;

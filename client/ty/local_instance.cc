@@ -84,6 +84,8 @@ LocalSettings LocalTrainyard::stored_settings() const {
     s.http_port = static_cast<int>(c->get_int("local.http_port", s.http_port));
     s.node = c->get_string("agent.node", s.node);
     s.user = c->get_string("local.user", s.user);
+    s.cloud_nodes = static_cast<int>(c->get_int("local.cloud_nodes", s.cloud_nodes));
+    s.cloud_gpu_type = c->get_string("local.cloud_gpu_type", s.cloud_gpu_type);
   } catch (const std::exception&) {
     // A hand-edited config with a wrong type: start from the defaults.
   }

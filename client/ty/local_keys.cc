@@ -12,7 +12,7 @@
 
 namespace trainyard::ty {
 
-bool ensure_local_keys(const LocalLayout& l, const std::string& node, const std::string& user) {
+bool ensure_local_keys(const LocalLayout& l, const std::string& node, const std::string& user, int cloud_nodes) {
   namespace fs = std::filesystem;
   ::chmod(l.dir.c_str(), 0700);
   std::error_code ec;
@@ -24,6 +24,7 @@ bool ensure_local_keys(const LocalLayout& l, const std::string& node, const std:
   }
   principals.push_back("agent:" + node);
   principals.push_back("user:" + user);
+  for (int slot = 0; slot < cloud_nodes; ++slot) principals.push_back("agent:cloud-" + std::to_string(slot));
   auto ring_path = fs::path(l.keys()) / "authorized_keys";
   std::map<std::string, std::string, std::less<>> ring;
   for (auto& p : principals) {

@@ -55,14 +55,24 @@ std::string local_config_text(const LocalLayout& l, const LocalSettings& s) {
        "# while this Trainyard runs. Keys: deploy/trainyard.example.toml.\n\n"
     << "[local]  # what ty local up was asked for\n"
     << "gpus = " << s.gpus << "\ngpu_type = " << quoted(s.gpu_type) << "\nport_base = " << s.port_base
-    << "\nhttp_port = " << s.http_port << "\n" << (s.user.empty() ? "" : "user = " + quoted(s.user) + "\n") << "\n"
+    << "\nhttp_port = " << s.http_port << "\n" << (s.user.empty() ? "" : "user = " + quoted(s.user) + "\n")
+    << (s.cloud_nodes > 0 ? "cloud_nodes = " + std::to_string(s.cloud_nodes) + "\ncloud_gpu_type = " +
+                                quoted(s.cloud_gpu_type) + "\n"
+                          : "")
+    << "\n"
     << "[bus]\nfrontend = " << tcp(s.port_base) << "\nbackend = " << tcp(s.port_base + 1) << "\n\n"
     << "[broker]\nendpoint = " << tcp(s.port_base + 11) << "\ndata = " << quoted(l.data("broker")) << "\n\n"
     << "[scheduler]\nendpoint = " << tcp(s.port_base + 10) << "\ndata = " << quoted(l.data("scheduler"))
     << "\ndefault_time_limit_s = 86400   # jobs that give no --time\n";
   // A job may come right after `up`, before the scheduler has heard of the
   // agent's node: the declared type is known from the start.
-  if (s.gpus > 0) o << "gpu_types = [" << quoted(s.gpu_type) << "]\n";
+  if (s.gpus > 0 || s.cloud_nodes > 0) {
+    o << "gpu_types = [" << (s.gpus > 0 ? quoted(s.gpu_type) : "")
+      << (s.cloud_nodes > 0 && s.cloud_gpu_type != s.gpu_type
+              ? std::string(s.gpus > 0 ? ", " : "") + quoted(s.cloud_gpu_type)
+              : "")
+      << "]\n";
+  }
   o << "\n"
     << "[metrics]\nendpoint = " << tcp(s.port_base + 12) << "\ndata = " << quoted(l.data("metrics")) << "\n\n"
     << "[billing]\nendpoint = " << tcp(s.port_base + 13) << "\ndata = " << quoted(l.data("billing"))
@@ -90,6 +100,22 @@ std::string local_config_text(const LocalLayout& l, const LocalSettings& s) {
     << "# another user of this machine cannot act as its owner.\n"
     << "[security]\nkeys_dir = " << quoted(l.keys()) << "\n\n"
     << "[client]\nkey = " << quoted(l.keys() + "/user-" + local_user_name(s) + ".key") << "\n";
+  if (s.cloud_nodes > 0) o << local_cloud_text(l, s);
+  return o.str();
+}
+
+std::string local_cloud_text(const LocalLayout& l, const LocalSettings& s) {
+  std::ostringstream o;
+  o << "\n# A cloud pool whose \"instances\" are agents started on this machine by the\n"
+       "# local driver after a boot delay (docs/cloud.md): jobs asking "
+    << s.cloud_gpu_type << " rent one at once.\n"
+    << "[cloud]\nmax_wait_before_burst_s = 60\npoll_ms = 200\nreconcile_s = 2\norphan_grace_s = 10\n\n"
+    << "[pools.cloud]\ndriver = [" << quoted(s.cloud_driver) << ", \"--state\", " << quoted(l.cloud())
+    << ", \"--agent\", " << quoted(s.agent_binary)
+    << ", \"--boot-delay\", \"3\", \"--agent-set\", \"agent.run_as=agent\", \"--agent-set\", "
+       "\"agent.cgroup_root=off\"]\n"
+    << "gpu_type = " << quoted(s.cloud_gpu_type) << "\ngpus_per_node = 4\nmax_nodes = " << s.cloud_nodes
+    << "\nprice_per_node_hour = \"12.00\"\nboot_timeout_s = 120\nidle_release_s = 20\n";
   return o.str();
 }
 

@@ -33,6 +33,8 @@ pid_t read_pid(const std::string& path);
 
 // Where a service's binary is: next to ty itself, else on PATH.
 std::optional<std::string> find_binary(const std::string& name);
+// deploy/drivers/local as the build and an install name it (next to ty).
+inline constexpr const char* kLocalCloudDriver = "trainyard-cloud-local";
 
 // Starts `argv` detached: its own session, stdin from /dev/null, stdout and
 // stderr appended to `log`, no descriptor of ours. Returns its pid.

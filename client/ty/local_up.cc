@@ -44,7 +44,7 @@ LocalSettings settings_for(const LocalTrainyard& t, const UpFlags& f, const std:
     s.user = user;
   }
   if (was_running) {
-    if (f.gpus_set || f.gpu_type_set || f.port_base_set || f.http_port_set) {
+    if (f.gpus_set || f.gpu_type_set || f.port_base_set || f.http_port_set || f.cloud_nodes_set) {
       std::cerr << "ty local up: a local Trainyard already runs in " << l.dir
                 << "; its settings stay (stop it first with ty local down to change them)\n";
     }
@@ -57,6 +57,7 @@ LocalSettings settings_for(const LocalTrainyard& t, const UpFlags& f, const std:
     s.http_port = 8080 + f.port_base - kLocalPortBase;
   }
   if (f.http_port_set) s.http_port = f.http_port;
+  if (f.cloud_nodes_set) s.cloud_nodes = f.cloud_nodes;
   return s;
 }
 
@@ -68,6 +69,10 @@ int check_settings(const LocalSettings& s) {
   }
   if (s.gpu_type.empty() || s.gpu_type.find_first_of(" .@\"\\") != std::string::npos) {
     std::cerr << "ty local up: --gpu-type '" << s.gpu_type << "' must be a plain name such as A100\n";
+    return kExitUsage;
+  }
+  if (s.cloud_nodes < 0 || s.cloud_nodes > 64) {
+    std::cerr << "ty local up: --cloud-nodes must be between 0 and 64\n";
     return kExitUsage;
   }
   if (s.port_base < 1024 || s.port_base + 13 > 65535 || s.http_port < 1 || s.http_port > 65535) {
@@ -269,7 +274,17 @@ int local_up(const UpFlags& f, const std::string& user) {
   if (int rc = check_settings(s); rc != kExitOk) return rc;
   std::map<std::string, std::string> binaries;
   if (!find_binaries(binaries) || !make_dirs(l)) return kExitFailed;
-  if (!ensure_local_keys(l, s.node, local_user_name(s))) return kExitFailed;
+  if (s.cloud_nodes > 0) {
+    auto driver = find_binary(kLocalCloudDriver);
+    if (!driver) {
+      std::cerr << "ty local up: --cloud-nodes needs the local cloud driver (" << kLocalCloudDriver
+                << ") next to ty or on PATH (scripts/build puts it in build/bin)\n";
+      return kExitFailed;
+    }
+    s.cloud_driver = *driver;
+    s.agent_binary = binaries.at("agent");
+  }
+  if (!ensure_local_keys(l, s.node, local_user_name(s), s.cloud_nodes)) return kExitFailed;
 
   // What is already running stays; the rest starts, on ports that must be free.
   std::vector<const LocalService*> to_start;

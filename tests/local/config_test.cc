@@ -16,6 +16,7 @@
 #include "process.h"
 #include "trainyard/endpoints.h"
 #include "util/config.h"
+#include "util/config_schema.h"
 
 using namespace trainyard;
 namespace tt = trainyard::testing;
@@ -91,6 +92,32 @@ BOOST_AUTO_TEST_CASE(the_generated_config_gives_every_service_its_port_data_and_
   BOOST_TEST(ty::local_ports(s, "billing") == (std::vector<int>{7563}));
   BOOST_TEST(ty::local_ports(s, "gateway") == (std::vector<int>{10080}));
   BOOST_TEST(ty::local_ports(s, "agent").empty());
+}
+
+BOOST_AUTO_TEST_CASE(cloud_nodes_add_a_local_pool_whose_slots_the_schema_and_scheduler_know) {
+  ty::LocalLayout l{"/data/ty"};
+  ty::LocalSettings s;
+  s.cloud_nodes = 2;
+  s.cloud_driver = "/opt/ty/bin/trainyard-cloud-local";
+  s.agent_binary = "/opt/ty/bin/trainyard-agent";
+  auto c = Config::parse(ty::local_config_text(l, s), "trainyard.toml");
+  BOOST_REQUIRE_MESSAGE(c.ok(), c.status().message());
+  BOOST_TEST(ConfigSchema::trainyard().check(*c).ok(), ConfigSchema::trainyard().check(*c).message());
+  auto driver = c->get_strings("pools.cloud.driver");
+  BOOST_REQUIRE(driver.size() > 4u);
+  BOOST_TEST(driver[0] == "/opt/ty/bin/trainyard-cloud-local");
+  BOOST_TEST(driver[2] == "/data/ty/cloud");
+  BOOST_TEST(driver[4] == "/opt/ty/bin/trainyard-agent");
+  BOOST_TEST(c->get_int("pools.cloud.max_nodes") == 2);
+  BOOST_TEST(c->get_string("pools.cloud.gpu_type") == "H100");
+  // H100 jobs are accepted at submit (no owned node has one) and rent.
+  BOOST_TEST(c->get_strings("scheduler.gpu_types") == (std::vector<std::string>{"A100", "H100"}));
+  BOOST_TEST(c->get_int("local.cloud_nodes") == 2);
+  // Without it: no pool at all.
+  s.cloud_nodes = 0;
+  auto plain = Config::parse(ty::local_config_text(l, s), "trainyard.toml");
+  BOOST_REQUIRE(plain.ok());
+  BOOST_TEST(!plain->table().at_path("pools"));
 }
 
 BOOST_AUTO_TEST_CASE(the_default_rate_card_prices_the_declared_types) {

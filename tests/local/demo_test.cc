@@ -1,7 +1,9 @@
-// scripts/demo --short as CI runs it (the build tree already built, so it
-// skips installing and building): a local Trainyard of its own, a real
-// training sweep, the runs ranked best first with their hyperparameters,
-// the cost per account, the dashboard URL, and nothing left running.
+// scripts/demo --short --cloud as CI runs it (the build tree already built,
+// so it skips installing and building): a local Trainyard of its own, a
+// real training sweep, the runs ranked best first with their
+// hyperparameters, a burst to a rented node of a local cloud pool, the cost
+// per account (cloud apart), the dashboard URL, and nothing left running
+// (rented nodes included).
 #define BOOST_TEST_MODULE local_demo
 #include <boost/test/unit_test.hpp>
 
@@ -37,14 +39,14 @@ std::vector<std::string> table_after(const std::string& text, const std::string&
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(short_demo_prints_ranked_real_runs_their_cost_and_the_dashboard_and_stops) {
+BOOST_AUTO_TEST_CASE(short_demo_prints_ranked_real_runs_a_cloud_burst_their_cost_and_the_dashboard_and_stops) {
   tt::TempDir tmp;
   std::filesystem::create_directories(tmp / "home");
   int base = tt::free_port_base();
   std::string data = tmp / "demo-data";
-  auto [rc, out] = tt::run({"bash", std::string(TY_SOURCE_DIR) + "/scripts/demo", "--short", "--data", data,
+  auto [rc, out] = tt::run({"bash", std::string(TY_SOURCE_DIR) + "/scripts/demo", "--short", "--cloud", "--data", data,
                             "--port-base", std::to_string(base)},
-                           150s,
+                           200s,
                            {{"TY_DEMO_SKIP_BUILD", "1"},
                             {"TRAINYARD_BUILD_DIR", TY_BUILD_DIR},
                             {"HOME", tmp / "home"},
@@ -78,6 +80,14 @@ BOOST_AUTO_TEST_CASE(short_demo_prints_ranked_real_runs_their_cost_and_the_dashb
   BOOST_TEST(std::stod(std::regex_replace(rows[0], std::regex(R"(^\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+(\S+).*$)"), "$1")) > 0.8);
   BOOST_TEST(contains(out, "Best run: job"));
 
+  // The burst: the H100 job rented cloud-0 (its key was the slot's), ran
+  // there, and the node was given back once idle.
+  BOOST_TEST(contains(out, "node cloud-0: Ready"), out);
+  BOOST_TEST(contains(out, "node cloud-0: Released"));
+  BOOST_TEST(std::regex_search(out, std::regex(R"(job \d+: succeeded)")));
+  BOOST_TEST(contains(out, "running on node cloud-0 with GPUs"));
+  BOOST_TEST(contains(out, "cloud:cloud"), "no cloud line in the usage:\n" << out);
+
   // The cost per account: the demo account was charged something.
   auto usage = table_after(out, "ACCOUNT");
   bool charged = false;
@@ -91,6 +101,8 @@ BOOST_AUTO_TEST_CASE(short_demo_prints_ranked_real_runs_their_cost_and_the_dashb
   BOOST_TEST(contains(out, "Dashboard:   http://127.0.0.1:" + std::to_string(base + 2530) + "/"));
   BOOST_TEST(contains(out, "#/experiments/two-moons-"));
   BOOST_TEST(contains(out, "Stopped the local Trainyard; its jobs, metrics and bills stay in " + data));
+  BOOST_TEST((!std::filesystem::exists(data + "/cloud/instances") ||
+              std::filesystem::is_empty(data + "/cloud/instances")));
   // Stopped: nothing of it is left running, and its temporary data is kept
   // only because --data named it.
   BOOST_TEST(tt::kill_processes_mentioning(tmp.path()) == 0);
