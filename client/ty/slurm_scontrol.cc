@@ -47,7 +47,7 @@ std::string job_lines(const fb::JobRecordT& j) {
     << "   RunTime=" << elapsed(j) << " TimeLimit=" << time_limit(&s) << "\n"
     << "   SubmitTime=" << iso_time(j.submit_time_ns) << " StartTime=" << iso_time(j.start_time_ns)
     << " EndTime=" << iso_time(j.end_time_ns) << "\n"
-    << "   Partition=" << s.partition << "\n"
+    << "   Partition=" << (j.partition.empty() ? s.partition : j.partition) << "\n"
     << "   ReqNodeList=" << or_null(join(s.nodelist, ",")) << " ExcNodeList=" << or_null(join(s.exclude, ",")) << "\n"
     << "   NodeList=" << or_null(join(j.nodes, ",")) << "\n"
     << "   NumNodes=" << nodes << " NumCPUs=" << cpus * nodes << " NumTasks=" << std::max<uint32_t>(1, s.ntasks)

@@ -4,10 +4,12 @@
 // entry point (slurm_<command>.cc). Private to client/ty.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "commands.h"
@@ -67,10 +69,19 @@ struct Match {
     const fb::JobSpecT& s = j.spec ? *j.spec : empty;
     if (!users.empty() && !users.count(s.user)) return false;
     if (!names.empty() && !names.count(s.name)) return false;
-    if (!partitions.empty() && !partitions.count(s.partition)) return false;
+    if (!partitions.empty() && !in_partitions(j.partition.empty() ? s.partition : j.partition)) return false;
     if (!accounts.empty() && !accounts.count(s.account)) return false;
     if (!states.empty() && !states.count(j.state)) return false;
     return true;
+  }
+  // "a,b" (a job submitted to either, not yet started) matches a and b.
+  bool in_partitions(std::string_view list) const {
+    for (size_t at = 0; at <= list.size();) {
+      size_t comma = std::min(list.find(',', at), list.size());
+      if (partitions.count(std::string(list.substr(at, comma - at)))) return true;
+      at = comma + 1;
+    }
+    return false;
   }
 };
 

@@ -25,7 +25,7 @@ std::string squeue_field(char f, const fb::JobRecordT& j) {
     case 'j': return s.name;
     case 'u': return s.user;
     case 'a': return s.account;
-    case 'P': return s.partition;
+    case 'P': return j.partition.empty() ? s.partition : j.partition;  // started with -p a,b: the one it got
     case 'T': return slurm_state(j.state);
     case 't': return slurm_state_short(j.state);
     case 'M': return j.start_time_ns > 0 ? format_duration((SystemClock().now_ns() - j.start_time_ns) / 1'000'000'000) : "0:00";

@@ -78,6 +78,10 @@ BOOST_AUTO_TEST_CASE(every_size_limit_is_refused_naming_the_field_and_the_limit)
   expect_invalid(s, spec, "command", "4 arguments is over the limit of 3 (scheduler.max_argv)");
   spec.command = {"python", std::string(200, 'x')};
   expect_invalid(s, spec, "command", "is over the limit of 100 (scheduler.max_argv_bytes)");
+  // A batch script counts with its arguments, and the refusal says so.
+  spec = base;
+  spec.script = std::string(120, '#');
+  expect_invalid(s, spec, "script and its command", "is over the limit of 100 (scheduler.max_argv_bytes)");
   spec = base;
   for (int i = 0; i < 3; ++i) spec.env.push_back(kv("K" + std::to_string(i), "v"));
   expect_invalid(s, spec, "env", "3 variables is over the limit of 2 (scheduler.max_env)");

@@ -55,7 +55,10 @@ Status check_lists(const fb::JobSpecT& s, const SpecLimits& l) {
   // A batch script counts with the arguments it is run with.
   uint64_t argv = s.script.size();
   for (auto& a : s.command) argv += a.size();
-  if (argv > l.max_argv_bytes) return over("command", argv, l.max_argv_bytes, "bytes", "max_argv_bytes");
+  if (argv > l.max_argv_bytes) {
+    return over(s.script.empty() ? "command" : "script and its command", argv, l.max_argv_bytes, "bytes",
+                "max_argv_bytes");
+  }
   // Node names (--nodelist, --exclude) and notification targets.
   const std::pair<const char*, const std::vector<std::string>*> lists[] = {
       {"nodelist", &s.nodelist}, {"exclude", &s.exclude}, {"notify", &s.notify}};
