@@ -19,6 +19,7 @@ Forwarder::Forwarder(zmq::context_t& ctx, const ForwarderOptions& options)
   static std::atomic<int> counter{0};
   control_endpoint_ = "inproc://forwarder-control-" + std::to_string(counter++);
   check_streams_ = options.check_streams;
+  audit_instance_ = options.audit_instance;
   xsub_.set(zmq::sockopt::rcvhwm, options.hwm);
   xsub_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options.max_message_bytes));
   xsub_.set(zmq::sockopt::linger, 0);
@@ -46,6 +47,13 @@ void Forwarder::run() {
 }
 
 void Forwarder::run_checked() {
+  // Publishers send only what someone subscribed to: the forwarder asks for
+  // the heartbeats of every ops.* stream itself (each service publishes its
+  // gauges there), to learn the audit keeper's endpoint from its own.
+  if (!audit_instance_.empty()) {
+    std::string own = "\x01" + std::string(kHeartbeatPrefix) + "ops.";
+    xsub_.send(zmq::buffer(own), zmq::send_flags::none);
+  }
   zmq::pollitem_t items[] = {{xsub_.handle(), 0, ZMQ_POLLIN, 0},
                              {xpub_.handle(), 0, ZMQ_POLLIN, 0},
                              {control_.handle(), 0, ZMQ_POLLIN, 0}};
@@ -88,21 +96,28 @@ bool Forwarder::allowed(const std::vector<zmq::message_t>& frames) {
   std::string principal = security::authenticated_principal(frames[0]);
   std::string why;
   Event ev;
+  std::string target(frames[0].to_string_view().substr(0, 128));
   if (frames.size() != 2) {
     ++stats_.malformed;
     why = std::to_string(frames.size()) + " frames, not a topic and an envelope";
   } else if (!verify_event(frames[0].to_string_view(),
                            {static_cast<const uint8_t*>(frames[1].data()), frames[1].size()}, &ev, &why)) {
     ++stats_.malformed;
+    why = "malformed: " + why;
   } else {
     auto stream = ev.stream();
     auto at = stream.rfind('@');
     auto instance = at == std::string_view::npos ? std::string_view{} : stream.substr(at + 1);
     auto kind = security::principal_kind(principal);
-    if ((kind == "service" || kind == "agent") && security::principal_name(principal) == instance) return true;
+    if ((kind == "service" || kind == "agent") && security::principal_name(principal) == instance) {
+      if (ev.type() == fb::Payload::StreamHeartbeat && instance == audit_instance_) note_heartbeat(ev, principal);
+      return true;
+    }
     ++stats_.forged;
+    target = std::string(stream.substr(0, 128));
     why = "stream " + std::string(stream) + " is not " + (principal.empty() ? "an unknown key" : principal) + "'s";
   }
+  note_refusal(principal, "Publish", target, why);
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                  std::chrono::steady_clock::now().time_since_epoch()).count();
   if (now - last_drop_log_ms_ >= 10'000) {
@@ -136,6 +151,8 @@ bool Forwarder::subscribe(const zmq::message_t& m) {
   std::string principal = security::authenticated_principal(m);
   if (!may_subscribe(principal, topic)) {
     ++stats_.refused_subscriptions;
+    note_refusal(principal, "Subscribe", std::string(topic.substr(0, 128)),
+                 "users read job.state and ops.* only (the queue line)");
     auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::steady_clock::now().time_since_epoch()).count();
     if (now - last_refusal_log_ms_ >= 10'000) {
@@ -147,6 +164,48 @@ bool Forwarder::subscribe(const zmq::message_t& m) {
   }
   xpub_.set(zmq::sockopt::subscribe, topic);
   return true;
+}
+
+void Forwarder::note_refusal(std::string principal, std::string action, std::string target, std::string why) {
+  std::lock_guard lock(mu_);
+  auto key = std::make_tuple(principal, action, target);
+  if (auto it = refusals_.find(key); it != refusals_.end()) {
+    ++it->second.count;
+    return;
+  }
+  if (refusals_.size() >= 256) {
+    // A flood of distinct targets: counted on one entry that says so.
+    auto more = std::make_tuple(std::string(), std::string("Publish"), std::string("(more)"));
+    auto [it, fresh] = refusals_.try_emplace(more, ForwarderRefusal{"", "Publish", "(more)",
+                                                                    "more refusals than are listed one by one", 0});
+    ++it->second.count;
+    return;
+  }
+  refusals_.emplace(key, ForwarderRefusal{std::move(principal), std::move(action), std::move(target), std::move(why), 1});
+}
+
+std::vector<ForwarderRefusal> Forwarder::take_refusals() {
+  std::lock_guard lock(mu_);
+  std::vector<ForwarderRefusal> out;
+  out.reserve(refusals_.size());
+  for (auto& [key, r] : refusals_) out.push_back(std::move(r));
+  refusals_.clear();
+  return out;
+}
+
+void Forwarder::note_heartbeat(const Event& ev, std::string_view principal) {
+  auto* hb = ev.as<fb::StreamHeartbeat>();
+  if (!hb || !hb->replay_endpoint() || principal != "service:" + audit_instance_) return;
+  std::lock_guard lock(mu_);
+  if (audit_endpoint_ != hb->replay_endpoint()->string_view()) {
+    audit_endpoint_ = hb->replay_endpoint()->str();
+    spdlog::info("bus: refusals go to {}'s audit trail at {}", principal, audit_endpoint_);
+  }
+}
+
+std::string Forwarder::audit_endpoint() const {
+  std::lock_guard lock(mu_);
+  return audit_endpoint_;
 }
 
 void Forwarder::stop() {

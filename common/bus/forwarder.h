@@ -6,16 +6,25 @@
 // Under CURVE (a security::Site installed) it also checks every published
 // message: it must be a well-formed event whose stream belongs to the
 // publisher's principal ("*.@X" only from service:X or agent:X; users
-// never publish). Anything else is dropped, counted and logged.
+// never publish). Anything else is dropped, counted and logged, and kept
+// for the audit trail (take_refusals): the forwarder has no store, so
+// trainyard-bus hands them to billing, whose endpoint it learns from
+// billing's own heartbeats (the forwarder subscribes to the heartbeats of
+// the ops.* streams, which every service has, for that).
 #pragma once
 
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <zmq.hpp>
 
 namespace trainyard::bus {
+
+struct Event;
 
 struct ForwarderOptions {
   std::string frontend = "tcp://127.0.0.1:*";  // XSUB: publishers connect here
@@ -25,6 +34,18 @@ struct ForwarderOptions {
   // Under CURVE, check each publication's stream against its publisher
   // (off only for bench-bus's raw-CURVE baseline, which sends no events).
   bool check_streams = true;
+  // The instance that keeps the audit trail (billing.instance): its
+  // heartbeats, published under its key, advertise its endpoint.
+  std::string audit_instance = "billing";
+};
+
+// A message or subscription the forwarder refused, for the audit trail.
+struct ForwarderRefusal {
+  std::string principal;  // "" : no CURVE identity
+  std::string action;     // "Publish", "Subscribe"
+  std::string target;     // the stream (or topic) it named
+  std::string why;
+  uint64_t count = 1;     // refusals of this (principal, action, target) since the last take
 };
 
 struct ForwarderStats {
@@ -51,6 +72,11 @@ class Forwarder {
   void run();
   void stop();
   const ForwarderStats& stats() const { return stats_; }
+  // The refusals since the last call, one entry per principal, action and
+  // target (at most 256; the rest are counted in the last entry).
+  std::vector<ForwarderRefusal> take_refusals();
+  // The audit keeper's endpoint, as its own heartbeats advertise it ("" until seen).
+  std::string audit_endpoint() const;
 
  private:
   zmq::context_t& ctx_;
@@ -63,6 +89,12 @@ class Forwarder {
   ForwarderStats stats_;
   bool check_streams_ = true;
   int64_t last_drop_log_ms_ = 0;
+  std::string audit_instance_;
+  mutable std::mutex mu_;
+  std::map<std::tuple<std::string, std::string, std::string>, ForwarderRefusal> refusals_;  // guarded by mu_
+  std::string audit_endpoint_;                                                           // guarded by mu_
+  void note_refusal(std::string principal, std::string action, std::string target, std::string why);
+  void note_heartbeat(const Event& ev, std::string_view principal);
 
   void run_checked();
   bool forward_one();

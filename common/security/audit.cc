@@ -106,6 +106,16 @@ std::vector<std::pair<std::string, double>> AuditTrail::gauges() const {
   return g;
 }
 
+void AuditTrail::relay(const fb::AuditRecordT& rec) {
+  auto& b = publisher_.builder();
+  auto r = fb::CreateAuditRecordDirect(b, rec.principal.c_str(), rec.peer.c_str(), rec.service.c_str(),
+                                       rec.action.c_str(), rec.target.c_str(), rec.allowed, rec.code,
+                                       rec.message.c_str(), rec.suppressed);
+  publisher_.append(runtime_.batch(), std::string(kAuditPrefix) + (rec.allowed ? "action" : "refused"),
+                    fb::Payload::AuditRecord, r.Union());
+  ++stats_.recorded;
+}
+
 void AuditTrail::publish(const Entry& e) {
   auto& b = publisher_.builder();
   auto rec = fb::CreateAuditRecordDirect(b, e.principal.c_str(), e.peer.c_str(), service_.c_str(), e.action.c_str(),

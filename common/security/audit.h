@@ -49,6 +49,10 @@ class AuditTrail {
   void attach(rpc::Server& server);
   void observe(const fb::Request& req, const rpc::Responder& r);
   const AuditStats& stats() const { return stats_; }
+  // A record another process decided and cannot keep (a bus forwarder's
+  // refusals, handed to billing): published on this service's audit
+  // stream as it came, its `service` naming that process.
+  void relay(const fb::AuditRecordT& record);
   // The trust figures for a service's ops.metrics (Prometheus): handshakes
   // accepted and refused by the site's ZAP handler, keyring reloads,
   // requests refused (unauthenticated, PermissionDenied), audit records

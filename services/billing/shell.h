@@ -119,6 +119,7 @@ class BillingShell {
   void on_edit_directory(const fb::Request& req, rpc::Responder& r);
   void on_get_directory(const fb::Request& req, rpc::Responder& r);
   void on_query_audit(const fb::Request& req, rpc::Responder& r);
+  void on_record_audit(const fb::Request& req, rpc::Responder& r);
   void keep_audit(const bus::Event& e, storage::Batch& batch);
   void trim_audit();
 

@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "audit_relay.h"
 #include "bus/event.h"
 #include "bus/forwarder.h"
 #include "util/runtime.h"
@@ -22,8 +23,9 @@ int main(int argc, char** argv) {
   app.add_option("--frontend", frontend, "XSUB endpoint to bind (config bus.frontend, default tcp://127.0.0.1:5550)");
   app.add_option("--backend", backend, "XPUB endpoint to bind (config bus.backend, default tcp://127.0.0.1:5551)");
   app.footer("Config keys: bus.frontend, bus.backend (the endpoints to bind; defaults above), bus.hwm (messages "
-             "queued per peer before ZeroMQ drops; default 1000000), log.level, log.file, security.* (its key is "
-             "KEYS_DIR/service-bus.key; SIGHUP re-reads authorized_keys).");
+             "queued per peer before ZeroMQ drops; default 1000000), billing.instance (whose heartbeats tell where "
+             "to send the refusals it makes, for the audit trail; default billing), log.level, log.file, security.* "
+             "(its key is KEYS_DIR/service-bus.key; SIGHUP re-reads authorized_keys).");
   app.add_option("--endpoints-file", endpoints_file,
                  "Write the bound endpoints here as 'frontend=...' and 'backend=...' lines (for port 0 / '*')");
   CLI11_PARSE(app, argc, argv);
@@ -47,6 +49,7 @@ int main(int argc, char** argv) {
     o.frontend = one(frontend, "bus.frontend", "tcp://127.0.0.1:5550");
     o.backend = one(backend, "bus.backend", "tcp://127.0.0.1:5551");
     o.hwm = static_cast<int>(config.get_int("bus.hwm", 1'000'000));
+    o.audit_instance = config.get_string("billing.instance", "billing");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;
@@ -79,6 +82,9 @@ int main(int argc, char** argv) {
     std::rename(tmp.c_str(), endpoints_file.c_str());
   }
   spdlog::info("forwarding {} -> {}", fwd->frontend(), fwd->backend());
+  // Under CURVE its refusals go to billing's audit trail (audit_relay.h).
+  std::unique_ptr<trainyard::bus::AuditRelay> relay;
+  if (*site) relay = std::make_unique<trainyard::bus::AuditRelay>(ctx, *fwd);
 
   std::thread signals([&] {
     sigset_t set;
@@ -95,5 +101,6 @@ int main(int argc, char** argv) {
   });
   fwd->run();
   signals.join();
+  relay.reset();  // its last second's records, if billing answers
   return 0;
 }

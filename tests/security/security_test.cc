@@ -173,6 +173,47 @@ BOOST_AUTO_TEST_CASE(a_forged_heartbeat_on_another_principals_stream_never_reach
   }
   BOOST_TEST(genuine >= 1);  // the scheduler's own heartbeats get through
   BOOST_TEST(poisoned == 0);
+
+  // The forwarder keeps nothing, so it hands its refusals to billing: each
+  // forger is in the audit trail (one record a second, the rest counted).
+  auto dana = identity(c, c.user_key("dana"));
+  rpc::Client billing(ctx, "billing", c.billing, rpc::ClientOptions{2000, 1, "", "service:billing", dana.get()});
+  std::set<std::string> forgers_seen;
+  uint64_t counted = 0;
+  BOOST_TEST(wait_until(
+      [&] {
+        auto r = billing.call(fb::RequestBody::QueryAudit, [](flatbuffers::FlatBufferBuilder& b) {
+          fb::QueryAuditT q;
+          q.refused_only = true;
+          q.limit = 1000;
+          return fb::QueryAudit::Pack(b, &q).Union();
+        });
+        if (!r) return false;
+        auto* list = r->body<fb::AuditList>();
+        forgers_seen.clear();
+        counted = 0;
+        if (!list || !list->entries()) return false;
+        auto text = [](const flatbuffers::String* x) { return x ? x->str() : std::string(); };
+        for (auto* e : *list->entries()) {
+          auto* rec = e ? e->record() : nullptr;
+          if (!rec || text(rec->service()) != "bus" || text(rec->action()) != "Publish" ||
+              text(rec->target()) != "job.@scheduler") {
+            continue;
+          }
+          forgers_seen.insert(text(rec->principal()));
+          counted += 1 + rec->suppressed();
+        }
+        return forgers_seen.size() == 2;
+      },
+      10s));
+  BOOST_TEST(forgers_seen == (std::set<std::string>{"user:alice", "agent:node-a"}), c.logs());
+  BOOST_TEST(counted >= 2u);
+  // Nobody but a forwarder may record for it.
+  auto forged_record = billing.call(fb::RequestBody::RecordAudit, [](flatbuffers::FlatBufferBuilder& b) {
+    fb::RecordAuditT q;
+    return fb::RecordAudit::Pack(b, &q).Union();
+  });
+  expect_denied(forged_record.status(), "bus forwarders", "user:dana");
 }
 
 BOOST_AUTO_TEST_CASE(job_rules_owner_coordinator_admin_and_the_queue_line) {
