@@ -6,7 +6,7 @@
 // "cloud:<pool>:overhead", so invoices show cloud and owned apart.
 #include <spdlog/spdlog.h>
 
-#include "core/calendar.h"
+#include "calendar/calendar.h"
 #include "shell.h"
 #include "storage/keys.h"
 #include "wire/fb_str.h"

@@ -5,7 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "core/calendar.h"
+#include "calendar/calendar.h"
 #include "core/estimate.h"
 #include "money/money.h"
 #include "core/report.h"
@@ -153,6 +153,7 @@ BillingShell::BillingShell(const ServiceEnv& env, BillingOptions options)
   server_->on(fb::RequestBody::EditDirectory, [this](const fb::Request& q, rpc::Responder& r) { on_edit_directory(q, r); });
   server_->on(fb::RequestBody::GetDirectory, [this](const fb::Request& q, rpc::Responder& r) { on_get_directory(q, r); });
   server_->on(fb::RequestBody::QueryAudit, [this](const fb::Request& q, rpc::Responder& r) { on_query_audit(q, r); });
+  server_->on(fb::RequestBody::RecordAudit, [this](const fb::Request& q, rpc::Responder& r) { on_record_audit(q, r); });
   audit_ = std::make_unique<security::AuditTrail>(*publisher_, runtime_, clock_, options_.instance,
                                                   options_.trust.audit_refusals_per_s);
   audit_->attach(*server_);

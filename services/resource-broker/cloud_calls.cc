@@ -216,9 +216,10 @@ CloudShell::Estimate CloudShell::estimate(const fb::JobSpec* spec, std::string_v
   j.gpus_per_node = spec->gpus_per_node();
   j.nodes = std::max<uint32_t>(1, spec->nodes());
   j.time_limit_s = static_cast<int64_t>(std::min<uint64_t>(spec->time_limit_s(), INT64_MAX));
-  if (const PoolConfig* p = core_.cheapest_fit(j)) {
+  int64_t now = clock_.now_ns();
+  if (const PoolConfig* p = core_.cheapest_fit(j, now)) {
     e.pool = p->name;
-    e.cost_micros = core_.estimated_cost_micros(*p, j);
+    e.cost_micros = core_.estimated_cost_micros(*p, j, now);
   }
   if (auto it = core_.budgets_left().find(j.account); it != core_.budgets_left().end()) e.budget_left_micros = it->second;
   return e;

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "calendar/calendar.h"
 #include "money/money.h"
 
 namespace trainyard::broker {
@@ -42,6 +43,71 @@ std::vector<std::string> driver_at(const Config& c, const std::string& key) {
   return c.get_strings(key);
 }
 
+// "2026-12-01" (a TOML date or a string) -> UTC midnight in ns.
+Result<int64_t> date_ns(const toml::node& n, const std::string& key) {
+  int64_t y = 0;
+  unsigned m = 0, d = 0;
+  if (auto date = n.value<toml::date>()) {
+    y = date->year, m = date->month, d = date->day;
+  } else if (auto s = n.value<std::string>(); s && s->size() == 10 && (*s)[4] == '-' && (*s)[7] == '-') {
+    auto digits = [&](size_t at, size_t len, auto& out) {
+      out = 0;
+      for (size_t i = at; i < at + len; ++i) {
+        if (!std::isdigit(static_cast<unsigned char>((*s)[i]))) return false;
+        out = out * 10 + static_cast<std::decay_t<decltype(out)>>((*s)[i] - '0');
+      }
+      return true;
+    };
+    if (!digits(0, 4, y) || !digits(5, 2, m) || !digits(8, 2, d)) y = 0;
+  }
+  if (y < 1970 || y > 2200 || m < 1 || m > 12 || d < 1 || d > 31) {
+    return Status::invalid(key + ": give the date the price starts as 2026-12-01");
+  }
+  return days_from_civil(y, m, d) * kNsPerDay;
+}
+
+// pools.<name>.prices = [{from = 2026-12-01, price_per_node_hour = "30.00", spot_price_per_node_hour = "11.00"}, ...]
+Status read_dated_prices(const Config& c, const std::string& key, PoolConfig& p) {
+  auto node = c.table().at_path(key);
+  if (!node) return Status::success();
+  const auto* arr = node.as_array();
+  if (!arr) return Status::invalid(key + ": a list of {from, price_per_node_hour, spot_price_per_node_hour}");
+  for (size_t i = 0; i < arr->size(); ++i) {
+    std::string at = key + "[" + std::to_string(i) + "]";
+    const auto* t = (*arr)[i].as_table();
+    if (!t || !t->contains("from") || !t->contains("price_per_node_hour")) {
+      return Status::invalid(at + ": needs from and price_per_node_hour (spot_price_per_node_hour is optional)");
+    }
+    for (auto& [k, v] : *t) {
+      if (k != "from" && k != "price_per_node_hour" && k != "spot_price_per_node_hour") {
+        return Status::invalid(at + "." + std::string(k.str()) + ": unknown (from, price_per_node_hour, spot_price_per_node_hour)");
+      }
+    }
+    PoolConfig::DatedPrice d;
+    auto from = date_ns(*t->get("from"), at + ".from");
+    if (!from) return from.status();
+    d.from_ns = *from;
+    auto price = [&](const char* name) -> Result<int64_t> {
+      const toml::node* v = t->get(name);
+      if (!v) return int64_t{0};
+      if (auto s = v->value<std::string>()) return parse_price_micros(at + "." + name, *s);
+      if (auto x = v->value<double>(); x && std::isfinite(*x) && *x >= 0 && *x <= 1e9) return std::llround(*x * 1e6);
+      return Status::invalid(at + "." + name + ": a price per node-hour such as \"29.39\"");
+    };
+    auto od = price("price_per_node_hour");
+    if (!od) return od.status();
+    auto sp = price("spot_price_per_node_hour");
+    if (!sp) return sp.status();
+    d.on_demand_micros = *od;
+    d.spot_micros = *sp;
+    if (!p.prices.empty() && d.from_ns <= p.prices.back().from_ns) {
+      return Status::invalid(at + ".from: dates must rise (each after the one before)");
+    }
+    p.prices.push_back(d);
+  }
+  return Status::success();
+}
+
 Result<PoolConfig> read_pool(const Config& c, const std::string& name) {
   PoolConfig p;
   p.name = name;
@@ -76,6 +142,7 @@ Result<PoolConfig> read_pool(const Config& c, const std::string& name) {
   if (p.spot && p.spot_price_micros_per_hour == 0) {
     return Status::invalid(k + "spot = true needs spot_price_per_node_hour");
   }
+  if (auto dated = read_dated_prices(c, k + "prices", p); !dated) return dated;
   p.boot_timeout_s = c.get_int(k + "boot_timeout_s", 600, 1, kDay);
   p.idle_release_s = c.get_int(k + "idle_release_s", 300, 0, 30 * kDay);
   p.max_concurrent_launches = static_cast<uint32_t>(c.get_int(k + "max_concurrent_launches", 4, 1, 10000));

@@ -8,7 +8,7 @@
 #include <random>
 
 #include "core/budget.h"
-#include "core/calendar.h"
+#include "calendar/calendar.h"
 #include "core/estimate.h"
 #include "core/ledger.h"
 #include "money/money.h"

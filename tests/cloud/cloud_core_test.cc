@@ -6,6 +6,7 @@
 
 #include "cloud_options.h"
 #include "core/cloud_pools.h"
+#include "calendar/calendar.h"
 #include "util/config_schema.h"
 
 using namespace trainyard;
@@ -291,6 +292,45 @@ BOOST_FIXTURE_TEST_CASE(after_a_restart_a_requested_lease_is_launched_again_with
   BOOST_TEST(again.next_id() == 2u);
 }
 
+BOOST_FIXTURE_TEST_CASE(dated_prices_price_each_launch_at_its_date_and_the_lease_keeps_it, Fixture) {
+  // Prices change on 2027-02-01 and 2027-03-01.
+  auto c = Config::parse(
+      "[pools.burst]\ndriver = \"/bin/true\"\ngpu_type = \"H100\"\nprice_per_node_hour = \"40.00\"\n"
+      "prices = [{from = 2027-02-01, price_per_node_hour = \"30.00\"},\n"
+      "          {from = \"2027-03-01\", price_per_node_hour = 25, spot_price_per_node_hour = \"9.50\"}]\n");
+  BOOST_REQUIRE(c);
+  auto s = CloudSettings::from_config(*c);
+  BOOST_REQUIRE_MESSAGE(s, s.status().to_string());
+  const PoolConfig& p = s->pools.at(0);
+  BOOST_REQUIRE_EQUAL(p.prices.size(), 2u);
+  constexpr int64_t kDay = 86'400 * kS;
+  int64_t feb1 = days_from_civil(2027, 2, 1) * kDay, mar1 = days_from_civil(2027, 3, 1) * kDay;
+  BOOST_TEST(p.price(feb1 - 1) == 40'000'000);
+  BOOST_TEST(p.price(feb1) == 30'000'000);
+  BOOST_TEST(p.price(mar1) == 25'000'000);
+  BOOST_TEST(p.spot_at(mar1) == 9'500'000);
+  // A launch is priced at its date; the lease keeps it (billing charges it).
+  CloudPools pools({}, {p});
+  CloudEffects fx;
+  pools.plan({job(1, 8, feb1 - kS, "H100")}, cluster, feb1 - kS, fx);
+  pools.plan({job(1, 8, feb1 - kS, "H100"), job(2, 8, feb1 + kS, "H100")}, cluster, feb1 + kS, fx);
+  BOOST_REQUIRE(pools.lease(2));
+  BOOST_TEST(pools.lease(1)->price_micros_per_hour == 40'000'000);
+  BOOST_TEST(pools.lease(2)->price_micros_per_hour == 30'000'000);
+  // Dates must rise; unknown keys and bad dates are refused, naming them.
+  auto bad = [](const std::string& prices, const std::string& says) {
+    auto cfg = Config::parse("[pools.b]\ndriver = \"/bin/true\"\ngpu_type = \"H100\"\nprices = " + prices + "\n");
+    BOOST_REQUIRE(cfg);
+    auto r = CloudSettings::from_config(*cfg);
+    BOOST_REQUIRE(!r);
+    BOOST_TEST(r.status().message().find(says) != std::string::npos, r.status().message());
+  };
+  bad("[{from = 2027-03-01, price_per_node_hour = 1}, {from = 2027-02-01, price_per_node_hour = 2}]", "dates must rise");
+  bad("[{from = \"March\", price_per_node_hour = 1}]", "pools.b.prices[0].from");
+  bad("[{from = 2027-03-01, price_per_node_hour = 1, colour = 2}]", "pools.b.prices[0].colour: unknown");
+  bad("[{from = 2027-03-01}]", "needs from and price_per_node_hour");
+}
+
 BOOST_AUTO_TEST_CASE(prices_are_read_exactly) {
   BOOST_TEST(*parse_price_micros("k", "29.39") == 29'390'000);
   BOOST_TEST(*parse_price_micros("k", "0.000001") == 1);
@@ -315,7 +355,7 @@ BOOST_AUTO_TEST_CASE(pool_config_is_checked_key_by_key) {
   auto good = CloudSettings::from_config(*ok);
   BOOST_REQUIRE(good);
   BOOST_REQUIRE_EQUAL(good->pools.size(), 1u);
-  BOOST_TEST(good->pools[0].price() == 12'500'000);
+  BOOST_TEST(good->pools[0].price(kT0) == 12'500'000);
   BOOST_TEST(good->pools[0].driver.size() == 2u);
   BOOST_TEST(good->pools[0].labels[0].second == "aws");
 }
@@ -407,9 +447,9 @@ BOOST_FIXTURE_TEST_CASE(a_budget_too_small_for_the_launchs_estimate_rents_nothin
   auto j = job(5, 4, kT0, "H100", 2);
   j.time_limit_s = 3600;
   // Two nodes for 120 s of boot + 3600 s + 60 s idle at 36.00 an hour.
-  BOOST_TEST(c.estimated_cost_micros(p, j) == 2 * 36'000'000LL * 3780 / 3600);
-  BOOST_REQUIRE(c.cheapest_fit(j));
-  BOOST_TEST(c.cheapest_fit(j)->name == "burst");
+  BOOST_TEST(c.estimated_cost_micros(p, j, kT0) == 2 * 36'000'000LL * 3780 / 3600);
+  BOOST_REQUIRE(c.cheapest_fit(j, kT0));
+  BOOST_TEST(c.cheapest_fit(j, kT0)->name == "burst");
   c.set_budget_left("vision", 50'000'000);  // 50.00 left < 75.60
   CloudEffects fx;
   c.plan({j}, cluster, kT0 + kS, fx);
@@ -472,7 +512,7 @@ BOOST_FIXTURE_TEST_CASE(a_spot_notice_drains_the_node_tells_its_runs_and_the_job
   auto j = job(1, 8, kT0, "H100");
   j.time_limit_s = 3600;
   // The on-demand price, for the boot seen (1 s), the time limit and the idle release.
-  BOOST_TEST(c.estimated_cost_micros(p, j) == 30'000'000LL * (1 + 3600 + 60) / 3600);
+  BOOST_TEST(c.estimated_cost_micros(p, j, kT0) == 30'000'000LL * (1 + 3600 + 60) / 3600);
   CloudEffects rent;
   c.plan({j}, cluster, kT0 + 30 * kS, rent);
   BOOST_REQUIRE_EQUAL(launches(rent), 1u);

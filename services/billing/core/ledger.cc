@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "core/calendar.h"
+#include "calendar/calendar.h"
 #include "money/money.h"
 #include "storage/keys.h"
 

@@ -1,7 +1,7 @@
 // Ledger::book: amounts priced elsewhere (cloud node time) booked on a line.
 #include <string>
 
-#include "core/calendar.h"
+#include "calendar/calendar.h"
 #include "core/ledger.h"
 
 namespace trainyard::billing {

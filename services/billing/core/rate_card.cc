@@ -5,7 +5,7 @@
 
 #include <toml++/toml.h>
 
-#include "core/calendar.h"
+#include "calendar/calendar.h"
 #include "money/money.h"
 
 namespace trainyard::billing {

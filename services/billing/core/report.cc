@@ -1,6 +1,6 @@
 #include "core/report.h"
 
-#include "core/calendar.h"
+#include "calendar/calendar.h"
 
 namespace trainyard::billing {
 

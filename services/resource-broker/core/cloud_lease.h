@@ -30,8 +30,31 @@ struct PoolConfig {
   int64_t idle_release_s = 300;            // 0: release as soon as idle
   uint32_t max_concurrent_launches = 4;
   int64_t max_wait_before_burst_s = -1;    // -1: cloud.max_wait_before_burst_s
+  // Dated prices (pools.<name>.prices): from each date on, launches are
+  // priced so (a lease keeps the price it was requested at). Before the
+  // first date, or with none: the two prices above.
+  struct DatedPrice {
+    int64_t from_ns = 0;  // UTC midnight of its date
+    int64_t on_demand_micros = 0;
+    int64_t spot_micros = 0;  // 0: no spot offer from then
+  };
+  std::vector<DatedPrice> prices;  // sorted by from_ns
 
-  int64_t price() const { return spot && spot_price_micros_per_hour > 0 ? spot_price_micros_per_hour : price_micros_per_hour; }
+  // The on-demand and spot prices for a launch at `at_ns`.
+  int64_t on_demand_at(int64_t at_ns) const { return dated(at_ns) ? dated(at_ns)->on_demand_micros : price_micros_per_hour; }
+  int64_t spot_at(int64_t at_ns) const { return dated(at_ns) ? dated(at_ns)->spot_micros : spot_price_micros_per_hour; }
+  bool rents_spot(int64_t at_ns) const { return spot && spot_at(at_ns) > 0; }
+  // What a launch at `at_ns` costs per node-hour (the spot price for a spot pool).
+  int64_t price(int64_t at_ns) const { return rents_spot(at_ns) ? spot_at(at_ns) : on_demand_at(at_ns); }
+
+ private:
+  const DatedPrice* dated(int64_t at_ns) const {
+    const DatedPrice* in_effect = nullptr;
+    for (auto& d : prices) {
+      if (d.from_ns <= at_ns) in_effect = &d;
+    }
+    return in_effect;
+  }
 };
 
 struct CloudOptions {

@@ -137,10 +137,10 @@ bool CloudPools::can_launch(const PoolConfig& p, uint32_t n, int64_t now_ns) con
   return booting + n <= p.max_concurrent_launches || (booting == 0 && n > p.max_concurrent_launches);
 }
 
-int64_t CloudPools::estimated_cost_micros(const PoolConfig& p, const WaitingJob& j) const {
+int64_t CloudPools::estimated_cost_micros(const PoolConfig& p, const WaitingJob& j, int64_t now_ns) const {
   int64_t node_s = boot_estimate_ns(p.name) / kSecond + std::max<int64_t>(0, j.time_limit_s) + p.idle_release_s;
-  bool spot = p.spot && p.spot_price_micros_per_hour > 0 && !falls_back(j.id);
-  int64_t price = spot ? p.spot_price_micros_per_hour : p.price_micros_per_hour;
+  bool spot = p.rents_spot(now_ns) && !falls_back(j.id);
+  int64_t price = spot ? p.spot_at(now_ns) : p.on_demand_at(now_ns);
   auto micros = static_cast<__int128>(node_s) * std::max<uint32_t>(1, j.nodes) * price / 3600;
   return static_cast<int64_t>(std::min<__int128>(micros, INT64_MAX));
 }
@@ -149,10 +149,10 @@ bool CloudPools::falls_back(uint64_t job) const {
   return options_.spot_fallback_after > 0 && spot_interruptions(job) >= options_.spot_fallback_after;
 }
 
-const PoolConfig* CloudPools::cheapest_fit(const WaitingJob& j) const {
+const PoolConfig* CloudPools::cheapest_fit(const WaitingJob& j, int64_t now_ns) const {
   const PoolConfig* best = nullptr;
   for (auto& p : pools_) {
-    if (fits(p, j) && (!best || p.price() < best->price())) best = &p;
+    if (fits(p, j) && (!best || p.price(now_ns) < best->price(now_ns))) best = &p;
   }
   return best;
 }
@@ -193,7 +193,7 @@ void CloudPools::rent_for(const WaitingJob& j, const Cluster& cluster, int64_t n
     if (!fits(p, j) || !burst_eligible(p, j, owned, now_ns)) continue;
     eligible = true;
     if (!can_launch(p, j.nodes, now_ns)) continue;
-    if (!best || p.price() < best->price()) best = &p;
+    if (!best || p.price(now_ns) < best->price(now_ns)) best = &p;
   }
   if (!eligible || (options_.rented_for_eligible_only && ready_room(j, cluster)) || reuse_booting(j, out) || !best) {
     return;
@@ -201,7 +201,7 @@ void CloudPools::rent_for(const WaitingJob& j, const Cluster& cluster, int64_t n
   // Budgets are checked before a launch: the cheapest pool's estimate must
   // fit in what the job's account has left this month.
   if (auto left = budget_left_.find(j.account); left != budget_left_.end()) {
-    int64_t cost = estimated_cost_micros(*best, j);
+    int64_t cost = estimated_cost_micros(*best, j, now_ns);
     if (cost > left->second) {
       refused_[j.id] = fmt::format(
           "not rented: renting {} node(s) of pool {} would cost about {} (boot, time limit, idle release) and account "
@@ -240,13 +240,15 @@ void CloudPools::launch(const PoolConfig& p, const WaitingJob* j, int64_t now_ns
   l.node = free_slots(p).at(0);  // can_launch said there is one
   l.gpu_type = p.gpu_type;
   l.gpus = p.gpus_per_node;
-  l.spot = p.spot && p.spot_price_micros_per_hour > 0;
+  l.spot = p.rents_spot(now_ns);
   // Spot-to-on-demand fallback: a job its spot nodes were reclaimed from
   // spot_fallback_after times rents on-demand from then on.
   uint32_t reclaimed = j ? spot_interruptions(j->id) : 0;
   bool fallback = l.spot && j && falls_back(j->id);
   if (fallback) l.spot = false;
-  l.price_micros_per_hour = l.spot ? p.spot_price_micros_per_hour : p.price_micros_per_hour;
+  // The price in effect now, kept in the lease: billing charges it for the
+  // node's whole life, so replaying the lease's events bills the same.
+  l.price_micros_per_hour = l.spot ? p.spot_at(now_ns) : p.on_demand_at(now_ns);
   l.requested_ns = now_ns;
   l.state_ns = now_ns;
   l.state = CloudState::kRequested;

@@ -110,10 +110,10 @@ class CloudPools {
   // boot estimate, the job's whole time limit and the idle release time (a
   // launch's cost when the job's account also pays the overhead, billing's
   // default cloud_overhead = "trigger").
-  int64_t estimated_cost_micros(const PoolConfig& p, const WaitingJob& j) const;
+  int64_t estimated_cost_micros(const PoolConfig& p, const WaitingJob& j, int64_t now_ns) const;
   // The pool `j` would rent from were it burst-eligible: the cheapest that
   // fits (pauses, backoff and room aside). Null: no pool fits.
-  const PoolConfig* cheapest_fit(const WaitingJob& j) const;
+  const PoolConfig* cheapest_fit(const WaitingJob& j, int64_t now_ns) const;
   // The jobs the last plan did not rent for because of a budget, and why.
   const std::map<uint64_t, std::string>& refused() const { return refused_; }
 

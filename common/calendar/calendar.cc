@@ -1,8 +1,8 @@
-#include "core/calendar.h"
+#include "calendar/calendar.h"
 
 #include <cstdio>
 
-namespace trainyard::billing {
+namespace trainyard {
 
 // Howard Hinnant's civil-date algorithms (public domain).
 int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
@@ -87,4 +87,4 @@ std::optional<uint32_t> parse_day(std::string_view s) {
   return first + d - 1;
 }
 
-}  // namespace trainyard::billing
+}  // namespace trainyard

@@ -1,4 +1,4 @@
-// UTC calendar arithmetic for billing: days since 1970-01-01 (the ledger's
+// UTC calendar arithmetic (billing, dated cloud prices): days since 1970-01-01 (the ledger's
 // day), months as yyyymm (budgets, invoices) and their text forms.
 #pragma once
 
@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace trainyard::billing {
+namespace trainyard {
 
 inline constexpr int64_t kNsPerMs = 1'000'000;
 inline constexpr int64_t kNsPerHour = 3'600'000'000'000;
@@ -46,4 +46,4 @@ std::optional<uint32_t> parse_day(std::string_view s);
 // "2026-11" -> 202611; nullopt if it is not a valid month.
 std::optional<uint32_t> parse_month(std::string_view s);
 
-}  // namespace trainyard::billing
+}  // namespace trainyard
