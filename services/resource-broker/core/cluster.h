@@ -130,7 +130,18 @@ class Cluster {
 
  private:
   using JobAttempt = std::pair<uint64_t, uint32_t>;
+  // What one lease of an allocation takes besides its GPUs.
+  struct LeaseSize {
+    uint32_t cpus = 0;
+    uint64_t memory_mb = 0;
+  };
 
+  // An Allocate of a job attempt that already has leases: those same leases,
+  // or FailedPrecondition once any of them has ended.
+  Result<std::vector<uint64_t>> earlier_grant(const AllocateRequest& req, const std::vector<uint64_t>& ids) const;
+  // Every placement checked against its node (check_placement), with the
+  // CPUs and memory each lease takes; a gang's refusal names the gang.
+  Result<std::vector<LeaseSize>> check_placements(const AllocateRequest& req, const fb::JobSpecT& spec) const;
   Status check_placement(const PlacementRequest& p, uint32_t cpus, uint64_t memory_mb, const fb::JobSpecT& spec) const;
   void take(Node& n, const Lease& l);
   void give_back(Node& n, const Lease& l);
