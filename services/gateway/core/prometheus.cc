@@ -115,53 +115,77 @@ double to_seconds(const std::string& name, double v) {
   return v;
 }
 
-}  // namespace
+using Samples = std::vector<std::pair<Labels, double>>;
 
-std::string render_metrics(const MetricsInput& in) {
-  PromWriter w;
+// A family and its samples, left out when there are none.
+void family_if_any(PromWriter& w, const std::string& name, const std::string& help, const Samples& samples) {
+  if (samples.empty()) return;
+  w.family(name, "gauge", help);
+  for (const auto& [l, v] : samples) w.sample(l, v);
+}
+
+// A family of one sample without labels.
+void single(PromWriter& w, const std::string& name, const std::string& type, const std::string& help, uint64_t v) {
+  w.family(name, type, help);
+  w.sample({}, static_cast<double>(v));
+}
+
+void render_service_up(PromWriter& w, const std::map<std::string, bool>& service_up) {
   w.family("trainyard_service_up", "gauge",
            "1 when the service answered the gateway during this scrape, 0 when it did not");
-  for (const auto& [svc, up] : in.service_up) w.sample({{"service", svc}}, up ? 1 : 0);
+  for (const auto& [svc, up] : service_up) w.sample({{"service", svc}}, up ? 1 : 0);
+}
 
-  if (in.jobs) {
-    w.family("trainyard_jobs", "gauge", "Jobs known to the scheduler, by state and partition");
-    for (const auto& [key, n] : in.jobs->by_state_partition) {
-      w.sample({{"state", key.first}, {"partition", key.second}}, static_cast<double>(n));
-    }
-    w.family("trainyard_queue_wait_seconds", "histogram",
-             "Time from submit to start of every job that has started (latest attempt)");
-    w.histogram({}, queue_wait_buckets(), in.jobs->queue_waits_s);
+void render_jobs(PromWriter& w, const JobStats& jobs) {
+  w.family("trainyard_jobs", "gauge", "Jobs known to the scheduler, by state and partition");
+  for (const auto& [key, n] : jobs.by_state_partition) {
+    w.sample({{"state", key.first}, {"partition", key.second}}, static_cast<double>(n));
   }
+  w.family("trainyard_queue_wait_seconds", "histogram",
+           "Time from submit to start of every job that has started (latest attempt)");
+  w.histogram({}, queue_wait_buckets(), jobs.queue_waits_s);
+}
 
-  if (in.nodes) {
-    w.family("trainyard_nodes", "gauge", "Nodes known to the resource broker, by status");
-    w.sample({{"status", "up"}}, static_cast<double>(in.nodes->up));
-    w.sample({{"status", "down"}}, static_cast<double>(in.nodes->down));
-    w.sample({{"status", "drained"}}, static_cast<double>(in.nodes->drained));
-    w.family("trainyard_gpus", "gauge", "GPUs on registered nodes, by GPU type");
-    for (const auto& [type, c] : in.nodes->gpus) w.sample({{"gpu_type", type}}, static_cast<double>(c.total));
-    w.family("trainyard_gpus_allocated", "gauge", "GPUs held by a lease, by GPU type");
-    for (const auto& [type, c] : in.nodes->gpus) w.sample({{"gpu_type", type}}, static_cast<double>(c.allocated));
-    w.family("trainyard_gpus_idle", "gauge", "Free GPUs on nodes that are up and not drained, by GPU type");
-    for (const auto& [type, c] : in.nodes->gpus) w.sample({{"gpu_type", type}}, static_cast<double>(c.idle));
-    w.family("trainyard_gpus_unavailable", "gauge", "Free GPUs on nodes that are down or drained, by GPU type");
-    for (const auto& [type, c] : in.nodes->gpus) w.sample({{"gpu_type", type}}, static_cast<double>(c.unavailable));
+// One family per GpuCounts figure, each sampled by GPU type.
+struct GpuFamily {
+  const char* name;
+  const char* help;
+  uint64_t GpuCounts::*count;
+};
+constexpr GpuFamily kGpuFamilies[] = {
+    {"trainyard_gpus", "GPUs on registered nodes, by GPU type", &GpuCounts::total},
+    {"trainyard_gpus_allocated", "GPUs held by a lease, by GPU type", &GpuCounts::allocated},
+    {"trainyard_gpus_idle", "Free GPUs on nodes that are up and not drained, by GPU type", &GpuCounts::idle},
+    {"trainyard_gpus_unavailable", "Free GPUs on nodes that are down or drained, by GPU type",
+     &GpuCounts::unavailable},
+};
+
+void render_nodes(PromWriter& w, const NodeStats& nodes) {
+  w.family("trainyard_nodes", "gauge", "Nodes known to the resource broker, by status");
+  w.sample({{"status", "up"}}, static_cast<double>(nodes.up));
+  w.sample({{"status", "down"}}, static_cast<double>(nodes.down));
+  w.sample({{"status", "drained"}}, static_cast<double>(nodes.drained));
+  for (const auto& f : kGpuFamilies) {
+    w.family(f.name, "gauge", f.help);
+    for (const auto& [type, c] : nodes.gpus) w.sample({{"gpu_type", type}}, static_cast<double>(c.*f.count));
   }
+}
 
-  if (in.spend) {
-    w.family("trainyard_account_spend_micros_total", "counter",
-             "Money charged to each account since billing started, in millionths of the currency unit");
-    for (const auto& s : *in.spend) {
-      w.sample({{"account", s.account}, {"currency", s.currency}}, static_cast<double>(s.cost_micros));
-    }
-    w.family("trainyard_account_gpu_seconds_total", "counter", "GPU time charged to each account");
-    for (const auto& s : *in.spend) w.sample({{"account", s.account}}, static_cast<double>(s.gpu_ms) / 1000.0);
+void render_spend(PromWriter& w, const std::vector<AccountSpend>& spend) {
+  w.family("trainyard_account_spend_micros_total", "counter",
+           "Money charged to each account since billing started, in millionths of the currency unit");
+  for (const auto& s : spend) {
+    w.sample({{"account", s.account}, {"currency", s.currency}}, static_cast<double>(s.cost_micros));
   }
+  w.family("trainyard_account_gpu_seconds_total", "counter", "GPU time charged to each account");
+  for (const auto& s : spend) w.sample({{"account", s.account}}, static_cast<double>(s.gpu_ms) / 1000.0);
+}
 
-  // Figures the services publish about themselves on ops.metrics.<service>.
-  // Names are the services' own; the well-known ones get a dedicated family.
-  std::vector<std::pair<Labels, double>> cycle, lag, points;
-  for (const auto& r : in.ops) {
+// Figures the services publish about themselves on ops.metrics.<service>.
+// Names are the services' own; the well-known ones get a dedicated family.
+void render_well_known_ops(PromWriter& w, const std::vector<OpsReport>& ops) {
+  Samples cycle, lag, points;
+  for (const auto& r : ops) {
     for (const auto& [name, v] : r.gauges) {
       if (r.service.rfind("scheduler", 0) == 0 && contains(name, "cycle")) {
         cycle.push_back({{{"instance", r.instance}, {"stat", name}}, to_seconds(name, v)});
@@ -174,52 +198,60 @@ std::string render_metrics(const MetricsInput& in) {
       }
     }
   }
-  if (!cycle.empty()) {
-    w.family("trainyard_scheduler_cycle_seconds", "gauge",
-             "Scheduling cycle time as the scheduler reports it on ops.metrics.scheduler (stat: its gauge name)");
-    for (const auto& [l, v] : cycle) w.sample(l, v);
-  }
-  if (!lag.empty()) {
-    w.family("trainyard_bus_lag", "gauge",
-             "How far each bus subscriber is behind, as it reports it on ops.metrics.<service> (name: its gauge)");
-    for (const auto& [l, v] : lag) w.sample(l, v);
-  }
-  if (!points.empty()) {
-    w.family("trainyard_metric_points_ingested", "gauge",
-             "Metric points the metrics-aggregator reports it has stored (name: its gauge)");
-    for (const auto& [l, v] : points) w.sample(l, v);
-  }
-  if (!in.ops.empty()) {
-    w.family("trainyard_ops_value", "gauge", "Every gauge of every fresh ops.metrics.<service> report, as published");
-    std::set<std::tuple<std::string, std::string, std::string>> seen;  // a repeated name would break the exposition
-    for (const auto& r : in.ops) {
-      for (const auto& [name, v] : r.gauges) {
-        if (!seen.insert({r.service, r.instance, name}).second) continue;
-        w.sample({{"service", r.service}, {"instance", r.instance}, {"name", name}}, v);
-      }
+  family_if_any(w, "trainyard_scheduler_cycle_seconds",
+                "Scheduling cycle time as the scheduler reports it on ops.metrics.scheduler (stat: its gauge name)",
+                cycle);
+  family_if_any(w, "trainyard_bus_lag",
+                "How far each bus subscriber is behind, as it reports it on ops.metrics.<service> (name: its gauge)",
+                lag);
+  family_if_any(w, "trainyard_metric_points_ingested",
+                "Metric points the metrics-aggregator reports it has stored (name: its gauge)", points);
+}
+
+void render_all_ops(PromWriter& w, const std::vector<OpsReport>& ops) {
+  if (ops.empty()) return;
+  w.family("trainyard_ops_value", "gauge", "Every gauge of every fresh ops.metrics.<service> report, as published");
+  std::set<std::tuple<std::string, std::string, std::string>> seen;  // a repeated name would break the exposition
+  for (const auto& r : ops) {
+    for (const auto& [name, v] : r.gauges) {
+      if (!seen.insert({r.service, r.instance, name}).second) continue;
+      w.sample({{"service", r.service}, {"instance", r.instance}, {"name", name}}, v);
     }
   }
+}
 
-  w.family("trainyard_gateway_bus_events_total", "counter", "Bus events the gateway received (any topic it watches)");
-  w.sample({}, static_cast<double>(in.bus_events_seen));
-  w.family("trainyard_gateway_metric_points_seen_total", "counter",
-           "Metric points in the metric.batch events the gateway saw since it started");
-  w.sample({}, static_cast<double>(in.metric_points_seen));
-  w.family("trainyard_gateway_sse_clients", "gauge", "Open /api/v1/events and log-follow streams");
-  w.sample({}, static_cast<double>(in.sse_clients));
-  w.family("trainyard_gateway_http_requests_total", "counter", "HTTP requests the gateway answered");
-  w.sample({}, static_cast<double>(in.http_requests));
+// The gateway's own counters.
+void render_gateway(PromWriter& w, const MetricsInput& in) {
+  single(w, "trainyard_gateway_bus_events_total", "counter", "Bus events the gateway received (any topic it watches)",
+         in.bus_events_seen);
+  single(w, "trainyard_gateway_metric_points_seen_total", "counter",
+         "Metric points in the metric.batch events the gateway saw since it started", in.metric_points_seen);
+  single(w, "trainyard_gateway_sse_clients", "gauge", "Open /api/v1/events and log-follow streams", in.sse_clients);
+  single(w, "trainyard_gateway_http_requests_total", "counter", "HTTP requests the gateway answered",
+         in.http_requests);
   if (!in.http_refused.empty()) {
     w.family("trainyard_gateway_http_refused_total", "counter",
              "Requests refused before any handler ran: deadline (408), busy (503), head_too_large (431)");
     for (const auto& [reason, n] : in.http_refused) w.sample({{"reason", reason}}, static_cast<double>(n));
   }
-  w.family("trainyard_gateway_bus_events_rejected_total", "counter",
-           "Bus messages the gateway dropped (failed verification or handling)");
-  w.sample({}, static_cast<double>(in.bus_events_rejected));
-  w.family("trainyard_gateway_job_lists_read_total", "counter",
-           "Full job lists the gateway asked the scheduler for (job table seeds, reads while the bus is silent)");
-  w.sample({}, static_cast<double>(in.job_lists_read));
+  single(w, "trainyard_gateway_bus_events_rejected_total", "counter",
+         "Bus messages the gateway dropped (failed verification or handling)", in.bus_events_rejected);
+  single(w, "trainyard_gateway_job_lists_read_total", "counter",
+         "Full job lists the gateway asked the scheduler for (job table seeds, reads while the bus is silent)",
+         in.job_lists_read);
+}
+
+}  // namespace
+
+std::string render_metrics(const MetricsInput& in) {
+  PromWriter w;
+  render_service_up(w, in.service_up);
+  if (in.jobs) render_jobs(w, *in.jobs);
+  if (in.nodes) render_nodes(w, *in.nodes);
+  if (in.spend) render_spend(w, *in.spend);
+  render_well_known_ops(w, in.ops);
+  render_all_ops(w, in.ops);
+  render_gateway(w, in);
   return w.text();
 }
 
