@@ -86,17 +86,33 @@ class AggregatorShell {
  private:
   class Committed;
 
+  // The constructor's steps after the stored counters are read, in order.
+  void serve_requests();
+  void subscribe(zmq::context_t& ctx);
+  void hook_into_runtime();
+
+  // Ingest (metric_events.cc).
   void on_event(const bus::Event& e, storage::Batch& batch);
   void on_metric_batch(const bus::Event& e, storage::Batch& batch);
   void on_job_submitted(const bus::Event& e, storage::Batch& batch);
   void flush_rows();
-  void retention_pass();
-  void publish_ops();
+  void retention_pass();  // retention.cc
 
+  void publish_ops();
   void on_ping(const fb::Request& req, rpc::Responder& r);
+  // The queries (query_calls.cc).
   void on_list_metrics(const fb::Request& req, rpc::Responder& r);
   void on_query_series(const fb::Request& req, rpc::Responder& r);
   void on_compare_runs(const fb::Request& req, rpc::Responder& r);
+  // The runs a CompareRuns names: its job_ids (sorted, each once) or its
+  // experiment's runs; InvalidArgument when it names neither,
+  // ResourceExhausted past metrics.max_runs_per_comparison.
+  Result<std::vector<uint64_t>> runs_to_compare(const fb::CompareRuns& q) const;
+  // The comparison rows of `jobs` (infos read alongside) by `metric`,
+  // ranked; runs that never reported it are left out.
+  std::vector<RunResult> compare_runs(const std::vector<uint64_t>& jobs,
+                                      const std::vector<std::optional<RunInfo>>& infos, const std::string& metric,
+                                      bool maximize) const;
   // Who may read a run's metrics (read_rule.cc): its owner, its account's
   // coordinators, admins; runs whose owner is unknown (stored before owners
   // were kept) are open. PermissionDenied names the rule.
