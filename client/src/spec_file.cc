@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <sstream>
 #include <tuple>
 
@@ -262,19 +263,132 @@ Result<std::vector<std::string>> names_of(const FieldReader& r, const std::strin
   return out;
 }
 
+// What fill_spec does with each field: reads the value and sets the spec.
+using FieldSetter = std::function<Status(const std::string&, const json&)>;
+using FieldSetters = std::map<std::string, FieldSetter>;
+
+// A field that is a string member of the spec, as it is.
+FieldSetter string_field(const FieldReader& r, fb::JobSpecT& spec, std::string fb::JobSpecT::*member) {
+  return [&spec, &r, member](const std::string& f, const json& v) -> Status {
+    auto s = r.string(f, v);
+    if (!s) return s.status();
+    spec.*member = *s;
+    return Status::success();
+  };
+}
+
+// A field that is a whole-number member of the spec (up to its type's largest).
+template <typename Number>
+FieldSetter whole_number_field(const FieldReader& r, fb::JobSpecT& spec, Number fb::JobSpecT::*member) {
+  return [&spec, &r, member](const std::string& f, const json& v) -> Status {
+    auto n = r.unsigned_int(f, v, std::numeric_limits<Number>::max());
+    if (!n) return n.status();
+    spec.*member = static_cast<Number>(*n);
+    return Status::success();
+  };
+}
+
+// A field that is a table of KEY = VALUE ("env", "labels").
+FieldSetter key_values_field(const FieldReader& r, fb::JobSpecT& spec,
+                             std::vector<std::unique_ptr<fb::KeyValueT>> fb::JobSpecT::*member) {
+  return [&spec, &r, member](const std::string& f, const json& v) -> Status {
+    auto kv = r.key_values(f, v);
+    if (!kv) return kv.status();
+    spec.*member = std::move(*kv);
+    return Status::success();
+  };
+}
+
+// The fields that are the spec's own members, taken as they are: strings,
+// whole numbers, the command and the tables of KEY = VALUE.
+void add_plain_fields(const FieldReader& r, fb::JobSpecT& spec, FieldSetters& fields) {
+  auto str = [&](std::string fb::JobSpecT::*member) { return string_field(r, spec, member); };
+  auto num = [&](auto fb::JobSpecT::*member) { return whole_number_field(r, spec, member); };
+  fields.insert({
+      {"name", str(&fb::JobSpecT::name)},
+      {"user", str(&fb::JobSpecT::user)},
+      {"account", str(&fb::JobSpecT::account)},
+      {"partition", str(&fb::JobSpecT::partition)},
+      {"workdir", str(&fb::JobSpecT::workdir)},
+      {"gpu_type", str(&fb::JobSpecT::gpu_type)},
+      {"experiment", str(&fb::JobSpecT::experiment)},
+      {"stdout_path", str(&fb::JobSpecT::stdout_path)},
+      {"stderr_path", str(&fb::JobSpecT::stderr_path)},
+      {"client_token", str(&fb::JobSpecT::client_token)},
+      {"gpus_per_node", num(&fb::JobSpecT::gpus_per_node)},
+      {"cpus", num(&fb::JobSpecT::cpus)},
+      {"nodes", num(&fb::JobSpecT::nodes)},
+      {"max_retries", num(&fb::JobSpecT::max_retries)},
+      {"grace_s", num(&fb::JobSpecT::grace_s)},
+      {"memory_mb", num(&fb::JobSpecT::memory_mb)},
+      {"time_limit_s", num(&fb::JobSpecT::time_limit_s)},
+      {"command", [&](const std::string& f, const json& v) { return set_command(r, f, v, spec); }},
+      {"env", key_values_field(r, spec, &fb::JobSpecT::env)},
+      {"labels", key_values_field(r, spec, &fb::JobSpecT::labels)},
+  });
+}
+
+// The fields checked for a range or read through the spec's own parsers
+// (the same as sbatch's options): "gpus", "priority", "preemptible",
+// "sim_duration_s", "array", "time_limit", "memory" and "dependencies".
+void add_checked_fields(const FieldReader& r, const json& root, fb::JobSpecT& spec, FieldSetters& fields) {
+  fields.insert({
+      {"gpus",  // the same as gpus_per_node, as `ty submit --gpus-per-node` and REST bodies say it
+       [&r, &root, &spec](const std::string& f, const json& v) -> Status {
+         if (root.contains("gpus_per_node")) return r.error(f, "and 'gpus_per_node' are the same: give one");
+         return whole_number_field(r, spec, &fb::JobSpecT::gpus_per_node)(f, v);
+       }},
+      {"priority",
+       [&r, &spec](const std::string& f, const json& v) -> Status {
+         if (!v.is_number_integer()) return r.error(f, "must be a whole number");
+         bool huge = v.is_number_unsigned() && v.get<uint64_t>() > 1'000'000;
+         auto n = v.get<int64_t>();
+         if (huge || n < -1'000'000 || n > 1'000'000) return r.error(f, "must be between -1000000 and 1000000");
+         spec.priority = static_cast<int32_t>(n);
+         return Status::success();
+       }},
+      {"preemptible",
+       [&r, &spec](const std::string& f, const json& v) -> Status {
+         if (!v.is_boolean()) return r.error(f, "must be true or false");
+         spec.preemptible = v.get<bool>();
+         return Status::success();
+       }},
+      {"sim_duration_s",
+       [&r, &spec](const std::string& f, const json& v) -> Status {
+         if (!v.is_number() || v.get<double>() < 0 || !std::isfinite(v.get<double>())) {
+           return r.error(f, "must be a number of seconds, 0 or more");
+         }
+         spec.sim_duration_s = v.get<double>();
+         return Status::success();
+       }},
+      {"array",
+       [&r, &spec](const std::string& f, const json& v) -> Status {
+         auto s = r.string(f, v);
+         if (!s) return s.status();
+         if (auto n = validate_array(*s); !n) return r.error(f, "is not valid: " + n.status().message());
+         spec.array = *s;
+         return Status::success();
+       }},
+      {"time_limit",
+       [&r, &spec](const std::string& f, const json& v) -> Status {
+         auto s = r.string(f, v);
+         if (!s) return r.error(f, "must be a Slurm time string such as \"1-00:00:00\" (or use time_limit_s)");
+         auto t = parse_time_limit(*s);
+         if (!t) return r.error(f, "is not valid: " + t.status().message());
+         spec.time_limit_s = *t;
+         return Status::success();
+       }},
+      {"memory", [&r, &spec](const std::string& f, const json& v) { return set_memory(r, f, v, spec); }},
+      {"dependencies", [&r, &spec](const std::string& f, const json& v) { return set_dependencies(r, f, v, spec); }},
+  });
+}
+
 // Where and when a job may run and whom it tells: the fields of sbatch's
 // --qos, --constraint, --exclusive, --nodelist, --exclude, --signal,
 // --mail-type and --mail-user (`notify`).
-void add_placement_and_notify_fields(const FieldReader& r, fb::JobSpecT& spec,
-                                     std::map<std::string, std::function<Status(const std::string&, const json&)>>& fields) {
+void add_placement_and_notify_fields(const FieldReader& r, fb::JobSpecT& spec, FieldSetters& fields) {
   for (const auto& field : {std::pair{"qos", &fb::JobSpecT::qos}, std::pair{"constraint", &fb::JobSpecT::constraint}}) {
-    auto member = field.second;
-    fields[field.first] = [&r, &spec, member](const std::string& f, const json& v) -> Status {
-      auto s = r.string(f, v);
-      if (!s) return s.status();
-      spec.*member = *s;
-      return Status::success();
-    };
+    fields[field.first] = string_field(r, spec, field.second);
   }
   fields["exclusive"] = [&r, &spec](const std::string& f, const json& v) -> Status {
     if (!v.is_boolean()) return r.error(f, "must be true or false");
@@ -313,117 +427,9 @@ void add_placement_and_notify_fields(const FieldReader& r, fb::JobSpecT& spec,
   };
 }
 
-// `root` is the document's (or an object given as it is: never copied, it
-// may be nested deeper than a copy's recursion can go).
-Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std::string* bad_field) {
-  FieldReader r(doc, bad_field);
-  using Setter = std::function<Status(const std::string&, const json&)>;
-  auto str = [&](std::string fb::JobSpecT::*member) -> Setter {
-    return [&spec, &r, member](const std::string& f, const json& v) -> Status {
-      auto s = r.string(f, v);
-      if (!s) return s.status();
-      spec.*member = *s;
-      return Status::success();
-    };
-  };
-  auto u32 = [&](uint32_t fb::JobSpecT::*member) -> Setter {
-    return [&spec, &r, member](const std::string& f, const json& v) -> Status {
-      auto n = r.unsigned_int(f, v, 0xffffffffu);
-      if (!n) return n.status();
-      spec.*member = static_cast<uint32_t>(*n);
-      return Status::success();
-    };
-  };
-  auto u64 = [&](uint64_t fb::JobSpecT::*member) -> Setter {
-    return [&spec, &r, member](const std::string& f, const json& v) -> Status {
-      auto n = r.unsigned_int(f, v, UINT64_MAX);
-      if (!n) return n.status();
-      spec.*member = *n;
-      return Status::success();
-    };
-  };
-  std::map<std::string, Setter> fields = {
-      {"name", str(&fb::JobSpecT::name)},
-      {"user", str(&fb::JobSpecT::user)},
-      {"account", str(&fb::JobSpecT::account)},
-      {"partition", str(&fb::JobSpecT::partition)},
-      {"workdir", str(&fb::JobSpecT::workdir)},
-      {"gpu_type", str(&fb::JobSpecT::gpu_type)},
-      {"experiment", str(&fb::JobSpecT::experiment)},
-      {"stdout_path", str(&fb::JobSpecT::stdout_path)},
-      {"stderr_path", str(&fb::JobSpecT::stderr_path)},
-      {"client_token", str(&fb::JobSpecT::client_token)},
-      {"gpus_per_node", u32(&fb::JobSpecT::gpus_per_node)},
-      {"gpus",  // the same as gpus_per_node, as `ty submit --gpus-per-node` and REST bodies say it
-       [&](const std::string& f, const json& v) -> Status {
-         if (root.contains("gpus_per_node")) return r.error(f, "and 'gpus_per_node' are the same: give one");
-         return u32(&fb::JobSpecT::gpus_per_node)(f, v);
-       }},
-      {"cpus", u32(&fb::JobSpecT::cpus)},
-      {"nodes", u32(&fb::JobSpecT::nodes)},
-      {"max_retries", u32(&fb::JobSpecT::max_retries)},
-      {"grace_s", u32(&fb::JobSpecT::grace_s)},
-      {"memory_mb", u64(&fb::JobSpecT::memory_mb)},
-      {"time_limit_s", u64(&fb::JobSpecT::time_limit_s)},
-      {"command", [&](const std::string& f, const json& v) { return set_command(r, f, v, spec); }},
-      {"env",
-       [&](const std::string& f, const json& v) -> Status {
-         auto kv = r.key_values(f, v);
-         if (!kv) return kv.status();
-         spec.env = std::move(*kv);
-         return Status::success();
-       }},
-      {"labels",
-       [&](const std::string& f, const json& v) -> Status {
-         auto kv = r.key_values(f, v);
-         if (!kv) return kv.status();
-         spec.labels = std::move(*kv);
-         return Status::success();
-       }},
-      {"priority",
-       [&](const std::string& f, const json& v) -> Status {
-         if (!v.is_number_integer()) return r.error(f, "must be a whole number");
-         bool huge = v.is_number_unsigned() && v.get<uint64_t>() > 1'000'000;
-         auto n = v.get<int64_t>();
-         if (huge || n < -1'000'000 || n > 1'000'000) return r.error(f, "must be between -1000000 and 1000000");
-         spec.priority = static_cast<int32_t>(n);
-         return Status::success();
-       }},
-      {"preemptible",
-       [&](const std::string& f, const json& v) -> Status {
-         if (!v.is_boolean()) return r.error(f, "must be true or false");
-         spec.preemptible = v.get<bool>();
-         return Status::success();
-       }},
-      {"sim_duration_s",
-       [&](const std::string& f, const json& v) -> Status {
-         if (!v.is_number() || v.get<double>() < 0 || !std::isfinite(v.get<double>())) {
-           return r.error(f, "must be a number of seconds, 0 or more");
-         }
-         spec.sim_duration_s = v.get<double>();
-         return Status::success();
-       }},
-      {"array",
-       [&](const std::string& f, const json& v) -> Status {
-         auto s = r.string(f, v);
-         if (!s) return s.status();
-         if (auto n = validate_array(*s); !n) return r.error(f, "is not valid: " + n.status().message());
-         spec.array = *s;
-         return Status::success();
-       }},
-      {"time_limit",
-       [&](const std::string& f, const json& v) -> Status {
-         auto s = r.string(f, v);
-         if (!s) return r.error(f, "must be a Slurm time string such as \"1-00:00:00\" (or use time_limit_s)");
-         auto t = parse_time_limit(*s);
-         if (!t) return r.error(f, "is not valid: " + t.status().message());
-         spec.time_limit_s = *t;
-         return Status::success();
-       }},
-      {"memory", [&](const std::string& f, const json& v) { return set_memory(r, f, v, spec); }},
-      {"dependencies", [&](const std::string& f, const json& v) { return set_dependencies(r, f, v, spec); }},
-  };
-  add_placement_and_notify_fields(r, spec, fields);
+// Applies each field of `root` that is not null; refuses a field it does not
+// know, listing those it does.
+Status apply_fields(const FieldReader& r, const json& root, const FieldSetters& fields) {
   for (auto& [key, value] : root.items()) {
     if (value.is_null()) continue;  // JSON null: as if absent
     auto it = fields.find(key);
@@ -435,6 +441,17 @@ Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std:
     if (auto s = it->second(key, value); !s) return s;
   }
   return Status::success();
+}
+
+// `root` is the document's (or an object given as it is: never copied, it
+// may be nested deeper than a copy's recursion can go).
+Status fill_spec(const Document& doc, const json& root, fb::JobSpecT& spec, std::string* bad_field) {
+  FieldReader r(doc, bad_field);
+  FieldSetters fields;
+  add_plain_fields(r, spec, fields);
+  add_checked_fields(r, root, spec, fields);
+  add_placement_and_notify_fields(r, spec, fields);
+  return apply_fields(r, root, fields);
 }
 
 }  // namespace
