@@ -62,13 +62,98 @@ Result<std::vector<std::string>> words_of(std::string_view text, const std::stri
   return out;
 }
 
+// Adds an option as the command line gave it: an extra (by its long name)
+// or a spec option (by the name given).
+void add_option(SplitCommandLine& out, const ExtraOption* extra, const std::string& name,
+                std::optional<std::string> value) {
+  (extra ? out.extra_options : out.spec_options)
+      .push_back(SpecOption{extra ? extra->long_name : name, std::move(value), "command line"});
+}
+
+// What a long option's name means. `extra` is null for a spec option;
+// `name` is the extra's whole name when a prefix named it.
+struct LongOption {
+  const ExtraOption* extra = nullptr;
+  OptionArg arg = OptionArg::kNone;
+  std::string name;
+};
+
+// Extras by exact name, then spec options (exact or prefix), then
+// unique prefixes of extras.
+Result<LongOption> find_long_option(std::string name, const std::vector<ExtraOption>& extras) {
+  const ExtraOption* extra = nullptr;
+  for (auto& e : extras) {
+    if (e.long_name == name) extra = &e;
+  }
+  if (extra) return LongOption{extra, extra->arg, std::move(name)};
+  if (auto arg = spec_option_arg(name)) return LongOption{nullptr, *arg, std::move(name)};
+  int matches = 0;
+  for (auto& e : extras) {
+    if (e.long_name.rfind(name, 0) == 0) {
+      extra = &e;
+      ++matches;
+    }
+  }
+  if (matches != 1) return Status::invalid("unknown option --" + name);
+  return LongOption{extra, extra->arg, extra->long_name};
+}
+
+// args[i] is "--name=value", "--name value" or "--flag"; i moves past a
+// value taken from the next argument.
+Status split_long_option(const std::vector<std::string>& args, size_t& i, const std::vector<ExtraOption>& extras,
+                         SplitCommandLine& out) {
+  const std::string& a = args[i];
+  auto eq = a.find('=');
+  std::optional<std::string> value;
+  if (eq != std::string::npos) value = a.substr(eq + 1);
+  auto found = find_long_option(a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2), extras);
+  if (!found) return found.status();
+  const std::string& name = found->name;
+  if (found->arg == OptionArg::kRequired && !value) {
+    if (i + 1 >= args.size()) return Status::invalid("option --" + name + " needs a value");
+    value = args[++i];
+  }
+  if (found->arg == OptionArg::kNone && value) {
+    return Status::invalid("option --" + name + " takes no value (got '" + *value + "')");
+  }
+  add_option(out, found->extra, name, std::move(value));
+  return Status::success();
+}
+
+// Short options, bundled flags allowed: -H, -Jname, -J name, -Hv; i moves
+// past a value taken from the next argument.
+Status split_short_options(const std::vector<std::string>& args, size_t& i, const std::vector<ExtraOption>& extras,
+                           SplitCommandLine& out) {
+  const std::string& a = args[i];
+  for (size_t k = 1; k < a.size(); ++k) {
+    std::string name(1, a[k]);
+    const ExtraOption* extra = nullptr;
+    for (auto& e : extras) {
+      if (e.short_name == a[k]) extra = &e;
+    }
+    auto arg = extra ? std::optional<OptionArg>(extra->arg) : spec_option_arg(name);
+    if (!arg) return Status::invalid("unknown option -" + name);
+    if (*arg == OptionArg::kNone) {
+      add_option(out, extra, name, std::nullopt);
+      continue;
+    }
+    std::optional<std::string> value;
+    if (k + 1 < a.size()) {
+      value = a.substr(k + 1);
+    } else if (*arg == OptionArg::kRequired) {
+      if (i + 1 >= args.size()) return Status::invalid("option -" + name + " needs a value");
+      value = args[++i];
+    }
+    add_option(out, extra, name, std::move(value));
+    break;
+  }
+  return Status::success();
+}
+
 }  // namespace
 
 Result<SplitCommandLine> split_command_line(const std::vector<std::string>& args, const std::vector<ExtraOption>& extras) {
   SplitCommandLine out;
-  auto push = [&](bool extra, std::string name, std::optional<std::string> value) {
-    (extra ? out.extra_options : out.spec_options).push_back(SpecOption{std::move(name), std::move(value), "command line"});
-  };
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--") {
@@ -76,68 +161,11 @@ Result<SplitCommandLine> split_command_line(const std::vector<std::string>& args
       break;
     }
     if (a.rfind("--", 0) == 0) {
-      auto eq = a.find('=');
-      std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
-      std::optional<std::string> value;
-      if (eq != std::string::npos) value = a.substr(eq + 1);
-      // Extras by exact name, then spec options (exact or prefix), then
-      // unique prefixes of extras.
-      const ExtraOption* extra = nullptr;
-      for (auto& e : extras) {
-        if (e.long_name == name) extra = &e;
-      }
-      std::optional<OptionArg> arg;
-      if (extra) {
-        arg = extra->arg;
-      } else {
-        arg = spec_option_arg(name);
-        if (!arg) {
-          int matches = 0;
-          for (auto& e : extras) {
-            if (e.long_name.rfind(name, 0) == 0) {
-              extra = &e;
-              ++matches;
-            }
-          }
-          if (matches != 1) return Status::invalid("unknown option --" + name);
-          arg = extra->arg;
-          name = extra->long_name;
-        }
-      }
-      if (*arg == OptionArg::kRequired && !value) {
-        if (i + 1 >= args.size()) return Status::invalid("option --" + name + " needs a value");
-        value = args[++i];
-      }
-      if (*arg == OptionArg::kNone && value) {
-        return Status::invalid("option --" + name + " takes no value (got '" + *value + "')");
-      }
-      push(extra != nullptr, extra ? extra->long_name : name, std::move(value));
+      if (auto s = split_long_option(args, i, extras, out); !s) return s;
       continue;
     }
     if (a.size() >= 2 && a[0] == '-') {
-      // Short options, bundled flags allowed: -H, -Jname, -J name, -Hv.
-      for (size_t k = 1; k < a.size(); ++k) {
-        std::string name(1, a[k]);
-        const ExtraOption* extra = nullptr;
-        for (auto& e : extras) {
-          if (e.short_name == a[k]) extra = &e;
-        }
-        auto arg = extra ? std::optional<OptionArg>(extra->arg) : spec_option_arg(name);
-        if (!arg) return Status::invalid("unknown option -" + name);
-        if (*arg == OptionArg::kNone) {
-          push(extra != nullptr, extra ? extra->long_name : name, std::nullopt);
-          continue;
-        }
-        std::optional<std::string> value;
-        if (k + 1 < a.size()) {
-          value = a.substr(k + 1);
-        } else if (*arg == OptionArg::kRequired) {
-          if (i + 1 >= args.size()) return Status::invalid("option -" + name + " needs a value");
-          value = args[++i];
-        }
-        push(extra != nullptr, extra ? extra->long_name : name, std::move(value));
-        break;
-      }
+      if (auto s = split_short_options(args, i, extras, out); !s) return s;
       continue;
     }
     out.positionals.assign(args.begin() + static_cast<long>(i), args.end());
