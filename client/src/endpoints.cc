@@ -74,13 +74,11 @@ Status read_security(const Config& config, Endpoints& e) {
   return Status::success();
 }
 
-}  // namespace
-
-Result<Endpoints> resolve_endpoints(const EndpointFlags& flags, const std::optional<std::string>& ty_config_env,
-                                    const std::string& home, const std::string& local_config) {
-  Endpoints e;
-  e.security.key_file = default_user_key(home);
-  e.security.authorized_keys = "/etc/trainyard/keys/authorized_keys";
+// The config file to read: --config's, else $TY_CONFIG's (either must
+// exist), else ~/.config/trainyard/config.toml, else `local_config`, when
+// there; "" when there is none.
+Result<std::string> config_file(const EndpointFlags& flags, const std::optional<std::string>& ty_config_env,
+                                const std::string& home, const std::string& local_config) {
   std::string path;
   bool must_exist = false;
   if (flags.config && !flags.config->empty()) {
@@ -102,22 +100,30 @@ Result<Endpoints> resolve_endpoints(const EndpointFlags& flags, const std::optio
     path = local_config;
     exists = ::stat(path.c_str(), &st) == 0;
   }
-  if (exists) {
-    auto config = Config::load(path);
-    if (!config) return config.status();
-    e.source = path;
-    try {
-      e.scheduler = config->get_string("scheduler.endpoint", e.scheduler);
-      e.broker = config->get_string("broker.endpoint", e.broker);
-      e.metrics = config->get_string("metrics.endpoint", e.metrics);
-      e.billing = config->get_string("billing.endpoint", e.billing);
-      if (config->has("bus.backend")) e.bus = config->get_strings("bus.backend");
-      e.timeout_ms = static_cast<int>(config->get_int("client.timeout_ms", e.timeout_ms));
-      if (auto st = read_security(*config, e); !st) return st;
-    } catch (const std::runtime_error& err) {
-      return Status::invalid(err.what());
-    }
+  return exists ? path : std::string();
+}
+
+// The endpoints, timeout and security settings a config file gives.
+Status read_config(const std::string& path, Endpoints& e) {
+  auto config = Config::load(path);
+  if (!config) return config.status();
+  e.source = path;
+  try {
+    e.scheduler = config->get_string("scheduler.endpoint", e.scheduler);
+    e.broker = config->get_string("broker.endpoint", e.broker);
+    e.metrics = config->get_string("metrics.endpoint", e.metrics);
+    e.billing = config->get_string("billing.endpoint", e.billing);
+    if (config->has("bus.backend")) e.bus = config->get_strings("bus.backend");
+    e.timeout_ms = static_cast<int>(config->get_int("client.timeout_ms", e.timeout_ms));
+    if (auto st = read_security(*config, e); !st) return st;
+  } catch (const std::runtime_error& err) {
+    return Status::invalid(err.what());
   }
+  return Status::success();
+}
+
+// What the flags say, over the config's.
+void apply_flags(const EndpointFlags& flags, Endpoints& e) {
   if (flags.scheduler) e.scheduler = *flags.scheduler;
   if (flags.broker) e.broker = *flags.broker;
   if (flags.metrics) e.metrics = *flags.metrics;
@@ -133,6 +139,21 @@ Result<Endpoints> resolve_endpoints(const EndpointFlags& flags, const std::optio
     }
   }
   if (flags.timeout_ms) e.timeout_ms = *flags.timeout_ms;
+}
+
+}  // namespace
+
+Result<Endpoints> resolve_endpoints(const EndpointFlags& flags, const std::optional<std::string>& ty_config_env,
+                                    const std::string& home, const std::string& local_config) {
+  Endpoints e;
+  e.security.key_file = default_user_key(home);
+  e.security.authorized_keys = "/etc/trainyard/keys/authorized_keys";
+  auto path = config_file(flags, ty_config_env, home, local_config);
+  if (!path) return path.status();
+  if (!path->empty()) {
+    if (auto s = read_config(*path, e); !s) return s;
+  }
+  apply_flags(flags, e);
   if (e.timeout_ms <= 0) return Status::invalid("the request timeout must be positive (client.timeout_ms / --timeout)");
   for (auto* s : {&e.scheduler, &e.broker, &e.metrics, &e.billing}) *s = connectable(*s);
   for (auto& b : e.bus) b = connectable(b);

@@ -142,39 +142,23 @@ bool parse_time_or_age(const std::string& text, int64_t now_ns, int64_t* ns) {
   return parse_date(text, ns);
 }
 
-std::string render_plot(const std::vector<int64_t>& steps, const std::vector<double>& values, int width, int height) {
-  size_t n = std::min(steps.size(), values.size());
-  if (n == 0) return "(no points)\n";
-  width = std::max(width, 10);
-  height = std::max(height, 3);
-  double lo = values[0], hi = values[0];
-  for (size_t i = 0; i < n; ++i) {
-    lo = std::min(lo, values[i]);
-    hi = std::max(hi, values[i]);
+namespace {
+
+// The dots of a braille plot: 2 x 4 dots per character.
+class BrailleCanvas {
+ public:
+  BrailleCanvas(int width, int height)
+      : pw_(width * 2), ph_(height * 4),
+        dots_(static_cast<size_t>(ph_), std::vector<bool>(static_cast<size_t>(pw_), false)) {}
+  int dot_width() const { return pw_; }
+  int dot_height() const { return ph_; }
+
+  void set(int x, int y) {
+    if (x >= 0 && x < pw_ && y >= 0 && y < ph_) dots_[static_cast<size_t>(y)][static_cast<size_t>(x)] = true;
   }
-  if (hi == lo) {
-    hi += 0.5;
-    lo -= 0.5;
-  }
-  int64_t s0 = steps[0], s1 = steps[n - 1];
-  const int pw = width * 2, ph = height * 4;  // braille: 2 x 4 dots per character
-  std::vector<std::vector<bool>> dots(static_cast<size_t>(ph), std::vector<bool>(static_cast<size_t>(pw), false));
-  auto px = [&](size_t i) {
-    if (s1 == s0) return 0;
-    return static_cast<int>(std::lround(static_cast<double>(steps[i] - s0) / static_cast<double>(s1 - s0) * (pw - 1)));
-  };
-  auto py = [&](size_t i) { return static_cast<int>(std::lround((hi - values[i]) / (hi - lo) * (ph - 1))); };
-  auto set = [&](int x, int y) {
-    if (x >= 0 && x < pw && y >= 0 && y < ph) dots[static_cast<size_t>(y)][static_cast<size_t>(x)] = true;
-  };
-  for (size_t i = 0; i < n; ++i) {
-    int x1 = px(i), y1 = py(i);
-    if (i == 0) {
-      set(x1, y1);
-      continue;
-    }
-    // A straight line from the previous point (Bresenham).
-    int x0 = px(i - 1), y0 = py(i - 1);
+
+  // A straight line from (x0, y0) to (x1, y1), both ends included (Bresenham).
+  void line(int x0, int y0, int x1, int y1) {
     int dx = std::abs(x1 - x0), dy = -std::abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, err = dx + dy;
     while (true) {
       set(x0, y0);
@@ -190,30 +174,75 @@ std::string render_plot(const std::vector<int64_t>& steps, const std::vector<dou
       }
     }
   }
-  static const int kBits[4][2] = {{0x01, 0x08}, {0x02, 0x10}, {0x04, 0x20}, {0x40, 0x80}};
+
+  // The character at text row `row`, column `col`: its 2 x 4 dots.
+  std::string character(int row, int col) const {
+    static const int kBits[4][2] = {{0x01, 0x08}, {0x02, 0x10}, {0x04, 0x20}, {0x40, 0x80}};
+    int bits = 0;
+    for (int dy = 0; dy < 4; ++dy) {
+      for (int dx = 0; dx < 2; ++dx) {
+        if (dots_[static_cast<size_t>(row * 4 + dy)][static_cast<size_t>(col * 2 + dx)]) bits |= kBits[dy][dx];
+      }
+    }
+    // U+2800 + bits, as UTF-8.
+    int cp = 0x2800 + bits;
+    std::string out;
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+    return out;
+  }
+
+ private:
+  int pw_, ph_;
+  std::vector<std::vector<bool>> dots_;
+};
+
+// The value axis's label of each text row: the highest value at the top,
+// the lowest at the bottom, the middle one when there are 5 rows or more.
+std::vector<std::string> axis_labels(double lo, double hi, int height) {
   std::vector<std::string> labels(static_cast<size_t>(height));
   labels.front() = format_number(hi);
   labels.back() = format_number(lo);
   if (height >= 5) labels[static_cast<size_t>(height / 2)] = format_number((hi + lo) / 2);
+  return labels;
+}
+
+}  // namespace
+
+std::string render_plot(const std::vector<int64_t>& steps, const std::vector<double>& values, int width, int height) {
+  size_t n = std::min(steps.size(), values.size());
+  if (n == 0) return "(no points)\n";
+  width = std::max(width, 10);
+  height = std::max(height, 3);
+  double lo = values[0], hi = values[0];
+  for (size_t i = 0; i < n; ++i) {
+    lo = std::min(lo, values[i]);
+    hi = std::max(hi, values[i]);
+  }
+  if (hi == lo) {
+    hi += 0.5;
+    lo -= 0.5;
+  }
+  int64_t s0 = steps[0], s1 = steps[n - 1];
+  BrailleCanvas canvas(width, height);
+  const int pw = canvas.dot_width(), ph = canvas.dot_height();
+  auto px = [&](size_t i) {
+    if (s1 == s0) return 0;
+    return static_cast<int>(std::lround(static_cast<double>(steps[i] - s0) / static_cast<double>(s1 - s0) * (pw - 1)));
+  };
+  auto py = [&](size_t i) { return static_cast<int>(std::lround((hi - values[i]) / (hi - lo) * (ph - 1))); };
+  canvas.set(px(0), py(0));
+  // A straight line from each point to the next.
+  for (size_t i = 1; i < n; ++i) canvas.line(px(i - 1), py(i - 1), px(i), py(i));
+  auto labels = axis_labels(lo, hi, height);
   size_t label_w = 0;
   for (auto& l : labels) label_w = std::max(label_w, l.size());
   std::string out;
   for (int row = 0; row < height; ++row) {
     auto& l = labels[static_cast<size_t>(row)];
     out += std::string(label_w - l.size(), ' ') + l + " ┤";
-    for (int col = 0; col < width; ++col) {
-      int bits = 0;
-      for (int dy = 0; dy < 4; ++dy) {
-        for (int dx = 0; dx < 2; ++dx) {
-          if (dots[static_cast<size_t>(row * 4 + dy)][static_cast<size_t>(col * 2 + dx)]) bits |= kBits[dy][dx];
-        }
-      }
-      // U+2800 + bits, as UTF-8.
-      int cp = 0x2800 + bits;
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
+    for (int col = 0; col < width; ++col) out += canvas.character(row, col);
     out += "\n";
   }
   std::string first = "step " + std::to_string(s0), last = std::to_string(s1);

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <set>
 
 #include "commands.h"
@@ -67,20 +68,22 @@ std::string login_name() {
   return std::to_string(getuid());
 }
 
-}  // namespace
+using namespace trainyard::ty;
 
-int main(int argc, char** argv) {
-  using namespace trainyard::ty;
-  Context ctx;
-  ctx.user = login_name();
-  // Called as sbatch, squeue... (a link to ty): Slurm's command line.
+// Called as sbatch, squeue... (a link to ty): Slurm's command line. Nothing
+// when called as ty.
+std::optional<int> run_as_linked_command(int argc, char** argv, Context& ctx) {
   std::string_view self = argv[0];
   if (auto slash = self.rfind('/'); slash != std::string_view::npos) self.remove_prefix(slash + 1);
   if (is_slurm_command(self)) return run_slurm_command(self, ctx, std::vector<std::string>(argv + 1, argv + argc));
   if (self == "srun") return run_srun(ctx, std::vector<std::string>(argv + 1, argv + argc), "srun");
   if (self == "salloc") return run_salloc(ctx, std::vector<std::string>(argv + 1, argv + argc));
+  return std::nullopt;
+}
 
-  CLI::App app{"ty: submit and follow training jobs on Trainyard, see their metrics and what they cost."};
+// The options every command takes (the endpoints, the config, the timeout)
+// and the help's footer.
+void add_global_options(CLI::App& app, Context& ctx) {
   app.set_version_flag("--version", "ty 0.1.0");
   app.require_subcommand(1);
   app.fallthrough();
@@ -102,14 +105,16 @@ int main(int argc, char** argv) {
       "  1  the operation failed (a job failed or was not found, a wait timed out...)\n"
       "  2  usage error: a bad flag, job spec or batch script\n"
       "  3  a service is unavailable (did not answer within the timeout)\n");
+}
 
-  // `ty [global options] submit|run ARGS...`: everything after "submit" or
-  // "run" goes to the sbatch-style parser untouched. Those two, the most
-  // frequent calls, need only the global options: the rest of the command
-  // tree (hundreds of options) is built only for the other commands.
+// `ty [global options] submit|run ARGS...`: everything after "submit" or
+// "run" goes to the sbatch-style parser untouched. Those two, the most
+// frequent calls, need only the global options: the rest of the command
+// tree (hundreds of options) is built only for the other commands.
+// The index of "submit" or "run" in argv; -1 for any other command.
+int submit_or_run_at(int argc, char** argv) {
   static const std::set<std::string> kValued = {"--scheduler", "--broker", "--metrics", "--billing",
                                                 "--bus",       "--config", "--request-timeout"};
-  int submit_at = -1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (kValued.count(a)) {
@@ -118,11 +123,16 @@ int main(int argc, char** argv) {
     }
     if (a == "-h" || a == "--help") break;  // the whole tree's help
     if (!a.empty() && a[0] == '-') continue;
-    if (a == "submit" || a == "run") submit_at = i;
+    if (a == "submit" || a == "run") return i;
     break;
   }
-  Action action;
-  if (submit_at < 0) {
+  return -1;
+}
+
+// The subcommands: all of them, or (`submit_only`) only `submit` and `run`,
+// whose arguments are passed on as they are.
+void add_commands(CLI::App& app, Context& ctx, Action& action, bool submit_only) {
+  if (!submit_only) {
     add_job_commands(app, ctx, action);
     add_cluster_commands(app, ctx, action);
     add_key_commands(app, ctx, action);
@@ -136,6 +146,20 @@ int main(int argc, char** argv) {
   app.add_subcommand("run", "Run a command in a new allocation and wait: its output here, its exit code "
                             "(--pty: an interactive terminal; ty run --help)")
       ->allow_extras();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Context ctx;
+  ctx.user = login_name();
+  if (auto rc = run_as_linked_command(argc, argv, ctx)) return *rc;
+
+  CLI::App app{"ty: submit and follow training jobs on Trainyard, see their metrics and what they cost."};
+  add_global_options(app, ctx);
+  int submit_at = submit_or_run_at(argc, argv);
+  Action action;
+  add_commands(app, ctx, action, submit_at >= 0);
 
   try {
     app.parse(submit_at < 0 ? argc : submit_at + 1, argv);
