@@ -107,11 +107,12 @@ void add_global_options(CLI::App& app, Context& ctx) {
       "  3  a service is unavailable (did not answer within the timeout)\n");
 }
 
+// The index of "submit" or "run" in argv, after the global options; -1 for
+// any other command.
 // `ty [global options] submit|run ARGS...`: everything after "submit" or
 // "run" goes to the sbatch-style parser untouched. Those two, the most
 // frequent calls, need only the global options: the rest of the command
 // tree (hundreds of options) is built only for the other commands.
-// The index of "submit" or "run" in argv; -1 for any other command.
 int submit_or_run_at(int argc, char** argv) {
   static const std::set<std::string> kValued = {"--scheduler", "--broker", "--metrics", "--billing",
                                                 "--bus",       "--config", "--request-timeout"};
