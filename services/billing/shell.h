@@ -91,7 +91,19 @@ class BillingShell {
   const BillingStats& stats() const { return stats_; }
 
  private:
+  // The constructor's steps, in order: the cloud nodes and accounts stored
+  // by earlier runs; the directory, the ROUTER, the publisher and the
+  // subscriber; the request handlers; then (after the audit trail) the
+  // timers and hooks.
+  void restore_state();
+  void open_sockets(zmq::context_t& ctx);
+  void serve_requests();
+  void hook_into_runtime();
+
+  // The usage events and what they settle (usage_events.cc).
   void on_event(const bus::Event& e, storage::Batch& batch);
+  void on_usage_tick(const bus::Event& e, storage::Batch& batch);
+  void on_job_submitted(const bus::Event& e, storage::Batch& batch);
   // cloud.<pool>.<state> and usage on cloud nodes (cloud_events.cc).
   void on_cloud_lease(const bus::Event& e, storage::Batch& batch);
   // True when the tick was on a cloud node (charged at the node's price).
@@ -104,17 +116,19 @@ class BillingShell {
   void tell_budget(const std::string& account, const AccountState& st, uint32_t month, int64_t spent,
                    storage::Batch& batch);
   void snapshot(std::string_view prefix, flatbuffers::FlatBufferBuilder& b, const bus::EmitFn& emit);
-  // Calls fn for every stored line matching `f`.
-  void scan_lines(const UsageFilter& f, const std::function<void(const LineKey&, const Line&)>& fn) const;
 
   security::Caller caller(const rpc::Responder& r) const {
     return security::Caller::of(r.principal(), directory_->current());
   }
+  void on_ping(const fb::Request& req, rpc::Responder& r);
+  // The usage requests (usage_calls.cc).
   void on_query_usage(const fb::Request& req, rpc::Responder& r);
   void on_invoice(const fb::Request& req, rpc::Responder& r);
   void on_estimate(const fb::Request& req, rpc::Responder& r);
   void on_set_budget(const fb::Request& req, rpc::Responder& r);
   void on_reload(const fb::Request& req, rpc::Responder& r);
+  // Calls fn for every stored line matching `f`.
+  void scan_lines(const UsageFilter& f, const std::function<void(const LineKey&, const Line&)>& fn) const;
   // The directory and the audit trail (directory_calls.cc).
   void on_edit_directory(const fb::Request& req, rpc::Responder& r);
   void on_get_directory(const fb::Request& req, rpc::Responder& r);
