@@ -108,6 +108,69 @@ BOOST_FIXTURE_TEST_CASE(the_backfill_reservation_decides_before_the_job_has_wait
   BOOST_TEST(c.lease(1)->for_job == 2u);
 }
 
+BOOST_FIXTURE_TEST_CASE(a_large_job_waits_burst_large_wait_s_for_owned_nodes_a_small_one_only_the_threshold, Fixture) {
+  CloudOptions o;
+  o.burst_large_gpu_hours = 10;
+  o.burst_large_wait_s = 3600;
+  CloudPools c(o, {pool("burst", 30)});
+  auto small = job(1, 1, kT0);
+  small.time_limit_s = 3600;       // 1 GPU-hour
+  auto large = job(2, 2, kT0);
+  large.time_limit_s = 10 * 3600;  // 20 GPU-hours: large
+  auto unknown = job(3, 2, kT0);   // no time limit: its compute is unknown, not large
+  BOOST_TEST(c.burst_threshold_ns(*c.pool("burst"), small) == 120 * kS);
+  BOOST_TEST(c.burst_threshold_ns(*c.pool("burst"), large) == 3600 * kS);
+  BOOST_TEST(c.burst_threshold_ns(*c.pool("burst"), unknown) == 120 * kS);
+  CloudEffects fx;
+  c.plan({small, large}, cluster, kT0 + 120 * kS, fx);
+  BOOST_REQUIRE_EQUAL(launches(fx), 1u);
+  BOOST_TEST(c.lease(1)->for_job == 1u);
+
+  CloudPools d(o, {pool("burst", 30)});
+  fx = {};
+  d.plan({large}, cluster, kT0 + 3599 * kS, fx);
+  BOOST_TEST(launches(fx) == 0u);
+  d.plan({large}, cluster, kT0 + 3600 * kS, fx);
+  BOOST_REQUIRE_EQUAL(launches(fx), 1u);
+  BOOST_TEST(d.lease(1)->for_job == 2u);
+
+  // Its backfill reservation starts later than burst_large_wait_s: waiting
+  // would not get it owned nodes in time, so it rents at once.
+  CloudPools e(o, {pool("burst", 30)});
+  auto far = large;
+  far.expected_start_ns = kT0 + 2 * 3600 * kS;
+  fx = {};
+  e.plan({far}, cluster, kT0 + kS, fx);
+  BOOST_TEST(launches(fx) == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(rented_for_eligible_only_keeps_an_idle_node_closed_until_an_eligible_job_claims_it, Fixture) {
+  CloudOptions o;
+  o.rented_for_eligible_only = true;
+  CloudPools c(o, {pool("burst", 30)});
+  CloudEffects fx;
+  c.plan({job(1, 2, kT0)}, cluster, kT0 + 120 * kS, fx);
+  BOOST_REQUIRE_EQUAL(launches(fx), 1u);
+  int64_t t = kT0 + 200 * kS;
+  c.plan({}, cluster, t, fx);  // job 1 started on the owned node: no job is meant for the booting node now
+  BOOST_TEST(c.lease(1)->for_job == 0u);
+  make_ready(c, 1, t);
+  BOOST_TEST(cluster.node("burst-0")->drained);  // registered closed: no waiting job may take it unasked
+
+  // A job about to start on owned nodes (not eligible) neither opens it nor rents.
+  auto next = job(2, 2, t);
+  fx = {};
+  c.plan({next}, cluster, t + 10 * kS, fx);
+  BOOST_TEST(launches(fx) == 0u);
+  BOOST_TEST(cluster.node("burst-0")->drained);
+  // Once it is eligible, it claims the idle node instead of renting another.
+  c.plan({next}, cluster, t + 120 * kS, fx);
+  BOOST_TEST(launches(fx) == 0u);
+  BOOST_TEST(c.lease(1)->for_job == 2u);
+  BOOST_TEST(!cluster.node("burst-0")->drained);
+  BOOST_TEST(to_string(c.lease(1)->state) == "ready");
+}
+
 BOOST_FIXTURE_TEST_CASE(a_job_no_owned_node_can_take_rents_at_once_from_the_cheapest_pool_that_fits, Fixture) {
   CloudPools c({}, {pool("dear", 40, "H100"), pool("cheap", 20, "H100"), pool("cheapest-a100", 5, "A100")});
   CloudEffects fx;

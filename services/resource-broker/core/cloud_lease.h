@@ -64,10 +64,18 @@ struct CloudOptions {
   // it rents, so small short jobs burst soon and the big long ones, which
   // make most of a cloud bill, wait for owned nodes. 0: the threshold only.
   double burst_wait_per_gpu_hour_s = 0;
-  // Rented nodes take only burst-eligible jobs: a ready node no eligible
-  // waiting job fits is drained (its running jobs carry on) and opened
-  // again when one does, so jobs that would soon start on owned nodes do
-  // not keep rented nodes busy (and paid) for their whole run.
+  // Large jobs wait for owned nodes: a job asking more than this many
+  // GPU-hours (GPUs x time limit) rents only once its expected wait on owned
+  // nodes passes burst_large_wait_s. A few large jobs make most of a cloud
+  // bill; their waits are a small share of the average completion time.
+  // 0: no job is large.
+  double burst_large_gpu_hours = 0;
+  int64_t burst_large_wait_s = 0;
+  // Rented nodes take only burst-eligible jobs: a ready node is open to the
+  // job it was rented for, to eligible jobs beside a running one, and an
+  // idle one to the eligible job that claims it; otherwise it is drained
+  // (its running jobs carry on). So jobs that would soon start on owned
+  // nodes, and large ones, do not keep rented nodes busy (and paid).
   bool rented_for_eligible_only = false;
   int64_t orphan_grace_s = 60;            // a listed instance with no live lease: terminated after this
   int64_t backoff_s = 30;                 // first backoff after a capacity error or boot timeout (doubles)

@@ -77,14 +77,19 @@ int64_t CloudPools::threshold_ns(const PoolConfig& p) const {
 
 int64_t CloudPools::burst_threshold_ns(const PoolConfig& p, const WaitingJob& j) const {
   int64_t t = threshold_ns(p);
-  if (options_.burst_wait_per_gpu_hour_s > 0 && j.time_limit_s > 0) {
-    // Compute-weighted: seconds of wait per GPU-hour the job asks.
-    double gpu_hours = static_cast<double>(std::max<uint32_t>(1, j.gpus_per_node) * std::max<uint32_t>(1, j.nodes)) *
-                       static_cast<double>(j.time_limit_s) / 3600;
-    double budget = options_.burst_wait_per_gpu_hour_s * gpu_hours;
-    t = std::max(t, static_cast<int64_t>(std::min(budget, 365.0 * 86400)) * kSecond);
+  if (j.time_limit_s <= 0) return t;  // its compute is unknown
+  double gpu_hours = static_cast<double>(std::max<uint32_t>(1, j.gpus_per_node) * std::max<uint32_t>(1, j.nodes)) *
+                     static_cast<double>(j.time_limit_s) / 3600;
+  double budget_s = 0;
+  // Compute-weighted: seconds of wait per GPU-hour the job asks.
+  if (options_.burst_wait_per_gpu_hour_s > 0) budget_s = options_.burst_wait_per_gpu_hour_s * gpu_hours;
+  // A large job (more GPU-hours than burst_large_gpu_hours) waits for owned
+  // nodes up to burst_large_wait_s: most of a bill, and a short wait of a
+  // few jobs costs the average completion time little.
+  if (options_.burst_large_gpu_hours > 0 && gpu_hours > options_.burst_large_gpu_hours) {
+    budget_s = std::max(budget_s, static_cast<double>(options_.burst_large_wait_s));
   }
-  return t;
+  return std::max(t, static_cast<int64_t>(std::min(budget_s, 365.0 * 86400)) * kSecond);
 }
 
 bool CloudPools::burst_eligible(const PoolConfig& p, const WaitingJob& j, bool owned, int64_t now_ns) const {
@@ -108,7 +113,12 @@ void CloudPools::gate(const std::vector<WaitingJob>& waiting, Cluster& cluster, 
   for (auto& [id, l] : leases_) {
     const Node* n = l.state == CloudState::kReady ? cluster.node(l.node) : nullptr;
     if (!n) continue;
-    bool open = l.for_job != 0 || eligible_.count(l.pool) > 0;
+    // Open: to the job it was rented for (or handed), or, while it runs
+    // something, to any eligible job that fits beside. An idle node opens
+    // only when an eligible job claims it (reuse_idle), so a waiting job
+    // that may not rent (a large one, or one about to start on owned
+    // nodes) does not take a whole idle node, or make one a gang's last.
+    bool open = l.for_job != 0 || (eligible_.count(l.pool) > 0 && !n->leases.empty());
     if (n->drained != open) continue;
     (void)cluster.drain(l.node, !open, open ? "cloud: a burst-eligible job waits" : "cloud: kept for burst-eligible jobs",
                         out.cluster);
@@ -180,7 +190,7 @@ std::vector<std::string> CloudPools::free_slots(const PoolConfig& p) const {
   return free;
 }
 
-void CloudPools::rent_for(const WaitingJob& j, const Cluster& cluster, int64_t now_ns, CloudEffects& out) {
+void CloudPools::rent_for(const WaitingJob& j, Cluster& cluster, int64_t now_ns, CloudEffects& out) {
   if (!j.waits_for_resources) return;
   for (auto& [id, l] : leases_) {
     if (l.for_job == j.id && !l.ended()) return;  // already booting (or ready) for it
@@ -195,7 +205,8 @@ void CloudPools::rent_for(const WaitingJob& j, const Cluster& cluster, int64_t n
     if (!can_launch(p, j.nodes, now_ns)) continue;
     if (!best || p.price(now_ns) < best->price(now_ns)) best = &p;
   }
-  if (!eligible || (options_.rented_for_eligible_only && ready_room(j, cluster)) || reuse_booting(j, out) || !best) {
+  if (!eligible || (options_.rented_for_eligible_only && ready_room(j, cluster)) || reuse_booting(j, out) ||
+      (options_.rented_for_eligible_only && reuse_idle(j, cluster, out)) || !best) {
     return;
   }
   // Budgets are checked before a launch: the cheapest pool's estimate must
@@ -212,6 +223,26 @@ void CloudPools::rent_for(const WaitingJob& j, const Cluster& cluster, int64_t n
     }
   }
   for (uint32_t i = 0; i < std::max<uint32_t>(1, j.nodes); ++i) launch(*best, &j, now_ns, out);
+}
+
+// rented_for_eligible_only: idle ready nodes (closed, no job meant for them)
+// that fit this one are its, opened to it, before anything new is rented.
+bool CloudPools::reuse_idle(const WaitingJob& j, Cluster& cluster, CloudEffects& out) {
+  std::vector<CloudLease*> free;
+  for (auto& [id, l] : leases_) {
+    const PoolConfig* p = l.state == CloudState::kReady && l.for_job == 0 ? pool(l.pool) : nullptr;
+    const Node* n = p && fits(*p, j) ? cluster.node(l.node) : nullptr;
+    if (n && n->leases.empty()) free.push_back(&l);
+  }
+  if (free.size() < std::max<uint32_t>(1, j.nodes)) return false;
+  free.resize(std::max<uint32_t>(1, j.nodes));
+  for (auto* l : free) {
+    l->for_job = j.id;
+    l->account = j.account;
+    out.leases.insert(l->id);
+    (void)cluster.drain(l->node, false, "cloud: a burst-eligible job waits", out.cluster);
+  }
+  return true;
 }
 
 // Booting nodes no job is waiting for that fit this one: they are its.

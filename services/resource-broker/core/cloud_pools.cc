@@ -210,6 +210,11 @@ void CloudPools::node_registered(std::string_view node, Cluster& cluster, int64_
       if (const Node* n = cluster.node(node); n && n->drained && n->drain_reason.rfind("cloud", 0) == 0) {
         (void)cluster.drain(node, false, "", out.cluster);
       }
+      // rented_for_eligible_only: a node no job is meant for stays closed
+      // until an eligible job claims it (CloudPools::gate).
+      if (options_.rented_for_eligible_only && l.for_job == 0) {
+        (void)cluster.drain(node, true, "cloud: kept for burst-eligible jobs", out.cluster);
+      }
       break;
     case CloudState::kReady:
       break;

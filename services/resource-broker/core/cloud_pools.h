@@ -138,7 +138,8 @@ class CloudPools {
   std::string waiting_reason(uint64_t job, int64_t now_ns) const;
   // How long job `j` may be expected to wait on owned nodes before it rents
   // from `p`: the pool's max_wait_before_burst, or the job's compute-weighted
-  // budget (burst_wait_per_gpu_hour_s x GPUs x time limit) when that is longer.
+  // budget (burst_wait_per_gpu_hour_s x GPUs x time limit), or for a large
+  // job (over burst_large_gpu_hours) burst_large_wait_s, whichever is longest.
   int64_t burst_threshold_ns(const PoolConfig& p, const WaitingJob& j) const;
   // Whether `j` may rent from `p` now (its expected wait on owned nodes is
   // past the threshold, or no owned node could ever take it).
@@ -159,10 +160,12 @@ class CloudPools {
   bool owned_could_take(const WaitingJob& j, const Cluster& cluster) const;
   int64_t threshold_ns(const PoolConfig& p) const;
   bool can_launch(const PoolConfig& p, uint32_t n, int64_t now_ns) const;
-  void rent_for(const WaitingJob& j, const Cluster& cluster, int64_t now_ns, CloudEffects& out);
+  void rent_for(const WaitingJob& j, Cluster& cluster, int64_t now_ns, CloudEffects& out);
   bool reuse_booting(const WaitingJob& j, CloudEffects& out);
-  // rented_for_eligible_only: opens (undrains) the ready nodes an eligible
-  // job fits, closes (drains) the others; the jobs each pool's nodes are open to.
+  bool reuse_idle(const WaitingJob& j, Cluster& cluster, CloudEffects& out);
+  // rented_for_eligible_only: opens (undrains) the ready nodes rented for
+  // (or claimed by) a waiting job and the busy ones an eligible job may join,
+  // closes (drains) the others; the jobs each pool's nodes are open to.
   void gate(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out);
   bool ready_room(const WaitingJob& j, const Cluster& cluster) const;
   std::map<std::string, std::vector<const WaitingJob*>> eligible_;  // this plan: pool -> eligible waiting jobs

@@ -37,21 +37,28 @@ struct CloudPoolSpec {
   double node_price() const { return spot > 0 ? price * spot : price; }
 };
 
-// max_wait_before_burst: "never" (kBurstNever), else seconds (0: always burst).
+// max_wait_before_burst: "never" (kBurstNever), else seconds (0: burst at
+// once). kBurstAlways: the baseline a sweep compares with, 0 with every
+// other option off (always-burst).
 inline constexpr int64_t kBurstNever = -1;
+inline constexpr int64_t kBurstAlways = -2;
 // When to rent and what rented nodes take (the broker's cloud options).
 struct BurstPolicy {
-  int64_t after_s = 0;             // max_wait_before_burst_s (kBurstNever; 0: always burst)
+  int64_t after_s = 0;             // max_wait_before_burst_s (kBurstNever, kBurstAlways; 0: burst at once)
   double per_gpu_hour_s = 0;       // burst_wait_per_gpu_hour_s (compute-weighted budget; 0: off)
   bool eligible_only = false;      // rented_for_eligible_only
+  double large_gpu_hours = 0;      // burst_large_gpu_hours (0: no job is large)
+  int64_t large_wait_s = 0;        // burst_large_wait_s
 };
 // The broker's defaults (cloud.max_wait_before_burst_s, ...).
 BurstPolicy default_burst_policy();
 
 // Errors name the flag and what was wrong.
 Result<CloudPoolSpec> parse_pool(const std::string& text);
-// "0", "90", "90s", "5m", "1.5h", "2d", "never".
+// "0", "90", "90s", "5m", "1.5h", "2d", "never"; in a sweep also "always".
 Result<int64_t> parse_burst_after(const std::string& text);
+// --burst-large-wait: a duration, at most the broker's 30 days.
+Result<int64_t> parse_burst_large_wait(const std::string& text);
 Result<std::vector<int64_t>> parse_burst_sweep(const std::string& text);
 std::string format_burst_after(int64_t s);
 

@@ -33,7 +33,7 @@ broker::PoolConfig to_config(const CloudPoolSpec& s, int64_t burst_after_s) {
   p.boot_timeout_s = std::max<int64_t>(600, 3 * std::max(s.boot_s, s.boot_max_s));
   p.idle_release_s = s.idle_s;
   if (s.launches > 0) p.max_concurrent_launches = s.launches;
-  p.max_wait_before_burst_s = burst_after_s == kBurstNever ? kNeverS : burst_after_s;
+  p.max_wait_before_burst_s = burst_after_s == kBurstNever ? kNeverS : std::max<int64_t>(0, burst_after_s);
   return p;
 }
 
@@ -77,6 +77,8 @@ broker::CloudOptions options(const BurstPolicy& policy) {
   broker::CloudOptions o;
   o.burst_wait_per_gpu_hour_s = policy.per_gpu_hour_s;
   o.rented_for_eligible_only = policy.eligible_only;
+  o.burst_large_gpu_hours = policy.large_gpu_hours;
+  o.burst_large_wait_s = policy.large_wait_s;
   return o;
 }
 

@@ -101,7 +101,8 @@ Status parse_key(const std::string& text, const std::string& key, const std::str
 
 BurstPolicy default_burst_policy() {
   broker::CloudOptions o;
-  return BurstPolicy{o.max_wait_before_burst_s, o.burst_wait_per_gpu_hour_s, o.rented_for_eligible_only};
+  return BurstPolicy{o.max_wait_before_burst_s, o.burst_wait_per_gpu_hour_s, o.rented_for_eligible_only,
+                     o.burst_large_gpu_hours, o.burst_large_wait_s};
 }
 
 Result<CloudPoolSpec> parse_pool(const std::string& text) {
@@ -134,22 +135,33 @@ Result<int64_t> parse_burst_after(const std::string& text) {
   return s;
 }
 
+Result<int64_t> parse_burst_large_wait(const std::string& text) {
+  int64_t s = 0;
+  if (!to_seconds(text, &s) || s < 0 || s > 30 * 86400) {
+    return Status::invalid("--burst-large-wait: '" + text + "' is not a duration from 0 to 30d (0, 90s, 5m, 4h, 2d)");
+  }
+  return s;
+}
+
 Result<std::vector<int64_t>> parse_burst_sweep(const std::string& text) {
   std::vector<int64_t> out;
   std::stringstream in(text);
   std::string part;
   while (std::getline(in, part, ',')) {
-    auto s = parse_burst_after(part);
-    if (!s) return Status::invalid("--burst-sweep: '" + part + "' is not a duration (0, 90s, 5m, 1h, 2d) or 'never'");
+    auto s = part == "always" ? Result<int64_t>(kBurstAlways) : parse_burst_after(part);
+    if (!s) {
+      return Status::invalid("--burst-sweep: '" + part + "' is not a duration (0, 90s, 5m, 1h, 2d), 'always' or 'never'");
+    }
     out.push_back(*s);
   }
-  if (out.empty()) return Status::invalid("--burst-sweep: no thresholds given (e.g. 0,5m,15m,30m,1h,never)");
+  if (out.empty()) return Status::invalid("--burst-sweep: no thresholds given (e.g. always,0,5m,15m,30m,1h,never)");
   return out;
 }
 
 std::string format_burst_after(int64_t s) {
   if (s == kBurstNever) return "never";
-  if (s == 0) return "0 (always)";
+  if (s == kBurstAlways) return "always";
+  if (s == 0) return "0";
   if (s % 3600 == 0) return std::to_string(s / 3600) + "h";
   if (s % 60 == 0) return std::to_string(s / 60) + "m";
   return std::to_string(s) + "s";

@@ -24,7 +24,8 @@ struct Args {
   std::vector<std::string> sets, pools;
   std::string burst_after, burst_sweep;
   double limit_factor = 1, sample_s = 3600, burst_per_gpu_hour = -1;
-  std::string eligible_only;
+  std::string eligible_only, large_wait;
+  double large_gpu_hours = -1;
   bool limit_random = false;
   uint64_t seed = 1;
 };
@@ -64,15 +65,22 @@ void add_options(CLI::App& app, Args& a) {
                  "on: rented nodes take only jobs eligible to burst (closed to others, released when idle); off: "
                  "any job. Default: the broker's cloud.rented_for_eligible_only")
       ->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--burst-large", a.large_gpu_hours,
+                 "burst_large_gpu_hours: a job asking more GPU-hours than this (GPUs x time limit) is large: it rents "
+                 "only once its expected wait on owned nodes passes --burst-large-wait (0: off, the broker's default)");
+  app.add_option("--burst-large-wait", a.large_wait,
+                 "burst_large_wait_s: how long a large job may wait for owned nodes (0s to 30d; default the broker's)");
   app.add_option("--burst-sweep", a.burst_sweep,
-                 "Run once per threshold (e.g. 0,5m,15m,30m,1h,never) with the first --policy and print the cost/JCT "
-                 "curve: avg JCT, p50/p95 wait, cloud GPU-hours, cost, idle and boot node-hours");
+                 "Run once per threshold (e.g. always,0,5m,15m,30m,1h,never) with the first --policy and print the "
+                 "cost/JCT curve: avg JCT, p50/p95 wait, cloud GPU-hours, cost, idle and boot node-hours. 'always': "
+                 "burst at once with every other option off (always-burst), and each row's JCT and cost as shares of it");
 }
 
 struct CloudArgs {
   std::vector<sim::CloudPoolSpec> pools;
   std::vector<int64_t> thresholds;  // one run each (sweep), or the one --burst-after
   bool sweep = false;
+  int64_t large_wait_s = -1;  // --burst-large-wait (-1: the broker's default)
 };
 
 Result<CloudArgs> cloud_args(const Args& a) {
@@ -97,6 +105,11 @@ Result<CloudArgs> cloud_args(const Args& a) {
     c.thresholds = {*t};
   } else {
     c.thresholds = {sim::default_burst_policy().after_s};
+  }
+  if (!a.large_wait.empty()) {
+    auto w = sim::parse_burst_large_wait(a.large_wait);
+    if (!w) return w.status();
+    c.large_wait_s = *w;
   }
   return c;
 }
@@ -129,10 +142,15 @@ Result<std::vector<sim::SimResult>> simulate_all(const Args& a, const CloudArgs&
     o.burst = sim::default_burst_policy();
     if (a.burst_per_gpu_hour >= 0) o.burst.per_gpu_hour_s = a.burst_per_gpu_hour;
     if (!a.eligible_only.empty()) o.burst.eligible_only = a.eligible_only == "on";
+    if (a.large_gpu_hours >= 0) o.burst.large_gpu_hours = a.large_gpu_hours;
+    if (cloud.large_wait_s >= 0) o.burst.large_wait_s = cloud.large_wait_s;
     if (cloud.sweep) {
       for (int64_t t : cloud.thresholds) {
-        o.burst.after_s = t;
-        todo.push_back(o);
+        sim::SimOptions run = o;
+        // always: the baseline, every option off.
+        run.burst = t == sim::kBurstAlways ? sim::BurstPolicy{t, 0, false, 0, 0} : o.burst;
+        run.burst.after_s = t;
+        todo.push_back(run);
       }
       break;  // a sweep runs the first policy only
     }
@@ -212,11 +230,12 @@ int main(int argc, char** argv) {
   }
   if (!cloud->pools.empty()) {
     if (!runs->empty()) {
-      const sim::BurstPolicy& b = (*runs)[0].burst;
-      std::printf("%s (policy %s, burst_wait_per_gpu_hour_s %g, rented_for_eligible_only %s): times in s, cost "
-                  "at the pools' prices\n",
-                  cloud->sweep ? "burst threshold sweep" : "cloud", (*runs)[0].policy.c_str(), b.per_gpu_hour_s,
-                  b.eligible_only ? "on" : "off");
+      const sim::SimResult& r = runs->back();  // a sweep's last row is not "always" unless all are
+      const sim::BurstPolicy& b = r.burst;
+      std::printf("%s (policy %s, burst_wait_per_gpu_hour_s %g, rented_for_eligible_only %s, burst_large_gpu_hours "
+                  "%g, burst_large_wait_s %lld): times in s, cost at the pools' prices\n",
+                  cloud->sweep ? "burst threshold sweep" : "cloud", r.policy.c_str(), b.per_gpu_hour_s,
+                  b.eligible_only ? "on" : "off", b.large_gpu_hours, static_cast<long long>(b.large_wait_s));
     }
     std::printf("%s", sim::format_cloud_table(*runs).c_str());
   }

@@ -49,29 +49,45 @@ std::string format_wait_by_size(const std::vector<SimResult>& runs) {
 }
 
 std::string format_cloud_table(const std::vector<SimResult>& runs) {
+  // With an always-burst row (a sweep's "always"), each row's JCT and cost
+  // as shares of its: the target is JCT <= 1.10 at cost <= 0.50.
+  const SimResult* always = nullptr;
+  for (auto& r : runs) {
+    if (r.cloud && r.burst.after_s == kBurstAlways) always = &r;
+  }
   std::string out;
   char line[512];
-  std::snprintf(line, sizeof line, "%-12s %9s %9s %9s %11s %11s %10s %10s %8s %5s %8s %8s\n", "burst after",
+  std::snprintf(line, sizeof line, "%-12s %9s %9s %9s %11s %11s %10s %10s %8s %5s %8s %8s%s\n", "burst after",
                 "avg JCT", "p50 wait", "p95 wait", "cloud GPU-h", "cloud cost", "idle nd-h", "boot nd-h", "launches",
-                "peak", "reclaims", "bootfail");
+                "peak", "reclaims", "bootfail", always ? "  JCT/always cost/always" : "");
   out += line;
   for (auto& r : runs) {
     if (!r.cloud) continue;
     const CloudStats& c = r.cloud_stats;
-    std::snprintf(line, sizeof line, "%-12s %9.0f %9.0f %9.0f %11.1f %11.2f %10.1f %10.1f %8llu %5u %8llu %8llu\n",
+    std::snprintf(line, sizeof line, "%-12s %9.0f %9.0f %9.0f %11.1f %11.2f %10.1f %10.1f %8llu %5u %8llu %8llu",
                   format_burst_after(r.burst.after_s).c_str(), r.jct.avg, r.wait.p50, r.wait.p95, c.gpu_hours, c.cost,
                   c.idle_node_hours, c.boot_node_hours, static_cast<unsigned long long>(c.launches), c.peak_nodes,
                   static_cast<unsigned long long>(c.interruptions), static_cast<unsigned long long>(c.boot_failures));
     out += line;
+    if (always && always->jct.avg > 0 && always->cloud_stats.cost > 0) {
+      std::snprintf(line, sizeof line, "  %10.3f %11.3f", r.jct.avg / always->jct.avg, c.cost / always->cloud_stats.cost);
+      out += line;
+    }
+    out += "\n";
   }
   return out;
 }
 
 nlohmann::json cloud_json(const SimResult& r) {
   const CloudStats& c = r.cloud_stats;
-  return {{"burst_after_s", r.burst.after_s == kBurstNever ? nlohmann::json("never") : nlohmann::json(r.burst.after_s)},
+  nlohmann::json after = r.burst.after_s == kBurstNever    ? nlohmann::json("never")
+                         : r.burst.after_s == kBurstAlways ? nlohmann::json("always")
+                                                           : nlohmann::json(r.burst.after_s);
+  return {{"burst_after_s", after},
           {"burst_wait_per_gpu_hour_s", r.burst.per_gpu_hour_s},
           {"rented_for_eligible_only", r.burst.eligible_only},
+          {"burst_large_gpu_hours", r.burst.large_gpu_hours},
+          {"burst_large_wait_s", r.burst.large_wait_s},
           {"launches", c.launches},
           {"released", c.released},
           {"peak_nodes", c.peak_nodes},
