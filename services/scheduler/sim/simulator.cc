@@ -1,148 +1,12 @@
 #include "sim/simulator.h"
 
 #include <algorithm>
-#include <cmath>
-#include <queue>
-#include <random>
 #include <set>
-#include <tuple>
 
-#include "core/policy.h"
-#include "core/scheduler.h"
-#include "sim/cloud_jobs.h"
+#include "sim/simulation.h"
 
 namespace trainyard::scheduler::sim {
-namespace {
-
-constexpr int64_t kSecond = 1'000'000'000;
-
-int64_t to_ns(double s) { return static_cast<int64_t>(std::llround(s * 1e9)); }
-double to_s(int64_t ns) { return static_cast<double>(ns) / 1e9; }
-
-std::string size_bucket(uint32_t gpus) {
-  if (gpus <= 1) return "1";
-  if (gpus <= 4) return "2-4";
-  if (gpus <= 8) return "5-8";
-  return "9+";
-}
-
-enum class Kind : uint8_t { kRunEnd = 0, kArrival = 1, kCloudReady = 2, kCloudWake = 3, kCloudReclaim = 4 };
-
-struct Event {
-  int64_t time;
-  uint64_t seq;
-  Kind kind;
-  size_t index;      // arrival, run end: trace index; cloud ready: index in cloud_booting_; reclaim: in cloud_reclaims_
-  uint32_t attempt;  // run end: the attempt it ends
-  bool operator>(const Event& o) const { return std::tie(time, seq) > std::tie(o.time, o.seq); }
-};
-
-}  // namespace
-
-Percentiles percentiles(std::vector<double> v) {
-  Percentiles p;
-  p.count = v.size();
-  if (v.empty()) return p;
-  std::sort(v.begin(), v.end());
-  double sum = 0;
-  for (double x : v) sum += x;
-  p.avg = sum / static_cast<double>(v.size());
-  auto rank = [&](double q) {
-    size_t i = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
-    return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
-  };
-  p.p50 = rank(0.5);
-  p.p95 = rank(0.95);
-  p.p99 = rank(0.99);
-  p.max = v.back();
-  return p;
-}
-
-double jain_index(const std::vector<double>& x) {
-  double sum = 0, sq = 0;
-  for (double v : x) {
-    sum += v;
-    sq += v * v;
-  }
-  if (x.empty() || sq == 0) return 1;
-  return sum * sum / (static_cast<double>(x.size()) * sq);
-}
-
-namespace {
-
-// One simulated run of a trace: the core, a broker that grants every
-// allocation at once, agents that end runs at their durations (or limits),
-// and the figures gathered on the way.
-class Simulation {
- public:
-  Simulation(const std::vector<TraceJob>& trace, const SimOptions& options, const SchedulerConfig& config,
-             std::unique_ptr<QueuePolicy> policy)
-      : trace_(trace),
-        options_(options),
-        core_(config, std::move(policy)),
-        rng_(options.seed),
-        spread_(1.0, std::max(1.0, options.limit_factor)) {
-    if (!options.pools.empty()) cloud_ = std::make_unique<CloudModel>(options.pools, options.burst, options.seed);
-  }
-
-  // Simulated nodes, named by type: v100-0, v100-1, ... Returns the GPUs.
-  uint64_t add_nodes();
-  Status run();
-  SimResult result();
-
- private:
-  void account_time(int64_t t);
-  void end_run(size_t i, fb::RunOutcome outcome, int64_t t);
-  // What the core asked for: grant every allocation at once; stop the
-  // runs it preempts after their grace period (or when they end anyway).
-  void apply(int64_t t);
-  void grant(const AllocateRequest& a, int64_t t);
-  Status arrive(size_t i, int64_t t);
-  void run_ended(const Event& ev, int64_t t);
-  void cycles(int64_t t);
-  // The broker's cloud decision after the events at `t`; true when it opened
-  // a rented node to waiting jobs (the scheduler may place them).
-  bool cloud_plan(int64_t t);
-  void cloud_apply(const CloudChanges& ch);
-  void cloud_ready(size_t k, int64_t t);
-  // The cloud takes spot node cloud_reclaims_[k] back: its runs are
-  // preempted (requeued, started over), then the node is gone.
-  void cloud_reclaim(size_t k, int64_t t);
-
-  const std::vector<TraceJob>& trace_;
-  const SimOptions& options_;
-  Scheduler core_;
-  std::mt19937_64 rng_;
-  std::uniform_real_distribution<double> spread_;
-  uint64_t total_gpus_ = 0;
-  uint32_t widest_ = 0;
-  SimResult res_;
-  std::vector<JobId> ids_;
-  std::map<JobId, size_t> index_of_;
-  std::vector<int64_t> run_start_;
-  std::vector<std::vector<uint64_t>> leases_;
-  std::vector<bool> started_;
-  std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
-  uint64_t seq_ = 0;
-  int64_t first_submit_ = 0;
-  uint64_t next_lease_ = 1;
-  std::unique_ptr<CloudModel> cloud_;
-  std::vector<std::string> cloud_booting_;  // names of nodes whose ready event is queued
-  std::vector<CloudChanges::Reclaim> cloud_reclaims_;  // spot reclaims queued
-  size_t arrived_ = 0;                                 // trace jobs submitted so far
-  std::map<uint64_t, std::pair<size_t, std::string>> lease_node_;  // live lease -> (trace index, node)
-  std::vector<uint32_t> owned_gpus_;        // per job: GPUs its run holds on owned nodes
-  int64_t cloud_wake_ = 0;                  // the earliest queued wake (0: none)
-  JobId first_live_ = 1;
-  uint64_t busy_ = 0;               // owned GPUs running now
-  double busy_gpu_s_ = 0;           // integral of busy GPUs
-  std::vector<double> bucket_busy_; // GPU-seconds per sample bucket
-  double frag_weighted_ = 0, frag_time_ = 0;
-  double queued_busy_gpu_s_ = 0, queued_time_ = 0;
-  int64_t last_t_ = 0;
-  int64_t last_end_ = 0;
-  int64_t bucket_ns_ = 1;
-};
+namespace detail {
 
 uint64_t Simulation::add_nodes() {
   std::map<std::string, int> per_type;
@@ -320,64 +184,6 @@ void Simulation::cycles(int64_t t) {
   }
 }
 
-// As the broker does every cloud.poll_ms: read the waiting jobs, decide.
-// Between events it wakes when a job's wait reaches the threshold or a
-// node's idle time runs out, so nothing waits on a polling period.
-bool Simulation::cloud_plan(int64_t t) {
-  auto waiting = waiting_for_cloud(core_, &first_live_);
-  CloudChanges ch;
-  cloud_->plan(waiting, t, ch);
-  cloud_apply(ch);
-  if (!ch.undrained.empty()) return true;
-  int64_t wake = cloud_->next_wake_ns(waiting, t);
-  if (wake > 0 && (cloud_wake_ <= t || wake < cloud_wake_)) {
-    events_.push(Event{wake, seq_++, Kind::kCloudWake, 0, 0});
-    cloud_wake_ = wake;
-  }
-  return false;
-}
-
-void Simulation::cloud_apply(const CloudChanges& ch) {
-  for (auto& [node, ready] : ch.booting) {
-    events_.push(Event{ready, seq_++, Kind::kCloudReady, cloud_booting_.size(), 0});
-    cloud_booting_.push_back(node);
-  }
-  for (auto& node : ch.drained) core_.node_drained(node, true);
-  for (auto& node : ch.undrained) core_.node_drained(node, false);
-  for (auto& node : ch.gone) core_.node_down(node);
-  for (auto& r : ch.reclaims) {
-    events_.push(Event{r.at_ns, seq_++, Kind::kCloudReclaim, cloud_reclaims_.size(), 0});
-    cloud_reclaims_.push_back(r);
-  }
-}
-
-void Simulation::cloud_reclaim(size_t k, int64_t t) {
-  // After the trace's last job: nothing more to simulate (a min_nodes spot
-  // node would otherwise be reclaimed and rented again forever).
-  if (arrived_ == trace_.size() && lease_node_.empty() && core_.queued() == 0) return;
-  const auto r = cloud_reclaims_[k];
-  std::set<size_t> victims;
-  for (auto& [lease, at] : lease_node_) {
-    if (at.second == r.node) victims.insert(at.first);
-  }
-  CloudChanges ch;
-  if (!cloud_->reclaim(r.node, r.lease, t, ch)) return;
-  // As the broker's spot notice does: each run is preempted (no retry
-  // spent), its job requeued; here it starts over from scratch.
-  for (size_t i : victims) {
-    cloud_->spot_interrupted(ids_[i], 1);
-    end_run(i, fb::RunOutcome::Preempted, t);
-  }
-  cloud_apply(ch);
-}
-
-void Simulation::cloud_ready(size_t k, int64_t t) {
-  CloudNodeShape shape;
-  CloudChanges ch;
-  if (cloud_->node_ready(cloud_booting_[k], t, &shape, ch)) core_.node_up(cloud_node_info(shape));
-  cloud_apply(ch);
-}
-
 Status Simulation::run() {
   res_.outcomes.resize(trace_.size());
   ids_.assign(trace_.size(), 0);
@@ -414,58 +220,7 @@ Status Simulation::run() {
   return Status::success();
 }
 
-SimResult Simulation::result() {
-  SimResult& res = res_;
-  res.policy = options_.policy;
-  res.jobs = trace_.size();
-  res.gpus = total_gpus_;
-  std::vector<double> jct, wait;
-  std::map<std::string, std::vector<double>> wait_by, slow_by_user;
-  for (size_t i = 0; i < trace_.size(); ++i) {
-    auto& o = res.outcomes[i];
-    const Job* j = core_.job(ids_[i]);
-    if (!j) continue;
-    o.state = fb::EnumNameJobState(j->state);
-    o.preemptions = j->preemptions;
-    if (!j->terminal()) continue;
-    ++res.finished;
-    o.end_s = to_s(j->end_time_ns);
-    double c = o.end_s - o.submit_s;
-    jct.push_back(c);
-    wait.push_back(o.start_s - o.submit_s);
-    wait_by[size_bucket(o.gpus)].push_back(o.start_s - o.submit_s);
-    slow_by_user[o.user].push_back(c / std::max(1e-9, o.duration_s));
-    if (o.preemptions) res.preemptions_by_user[o.user] += o.preemptions;
-  }
-  res.jct = percentiles(jct);
-  res.wait = percentiles(wait);
-  for (auto& [b, v] : wait_by) res.wait_by_size[b] = percentiles(v);
-  double gpus = static_cast<double>(total_gpus_);
-  res.makespan_s = to_s(last_end_ - first_submit_);
-  res.utilisation = res.makespan_s > 0 ? busy_gpu_s_ / (gpus * res.makespan_s) : 0;
-  res.utilisation_queued = queued_time_ > 0 ? queued_busy_gpu_s_ / (gpus * queued_time_) : 0;
-  for (size_t b = 0; b < bucket_busy_.size(); ++b) {
-    double start = to_s(static_cast<int64_t>(b) * bucket_ns_);
-    double len = std::min(to_s(bucket_ns_), res.makespan_s - start);
-    if (len <= 0) break;
-    res.utilisation_series.emplace_back(start, bucket_busy_[b] / (gpus * len));
-  }
-  res.fragmentation = frag_time_ > 0 ? frag_weighted_ / frag_time_ : 0;
-  res.preemptions = core_.stats().preemptions;
-  std::vector<double> per_user;
-  for (auto& [u, v] : slow_by_user) per_user.push_back(percentiles(v).avg);
-  res.jain_fairness = jain_index(per_user);
-  res.backfilled = core_.stats().backfilled;
-  res.cycles = core_.stats().cycles;
-  if (cloud_) {
-    res.cloud = true;
-    res.burst = options_.burst;
-    res.cloud_stats = cloud_->stats(std::max(last_t_, last_end_));
-  }
-  return std::move(res_);
-}
-
-}  // namespace
+}  // namespace detail
 
 namespace {
 
@@ -483,11 +238,14 @@ Status check_pools(const SimOptions& options) {
                              "-N); choose another");
     }
   }
-  if (options.burst.after_s < 0 && options.burst.after_s != kBurstNever) {
+  if (options.burst.after_s < 0 && options.burst.after_s != kBurstNever && options.burst.after_s != kBurstAlways) {
     return Status::invalid("--burst-after: must be 0 or more seconds, or never");
   }
   if (!(options.burst.per_gpu_hour_s >= 0 && options.burst.per_gpu_hour_s <= 86400)) {
     return Status::invalid("--burst-per-gpu-hour: must be between 0 and 86400 seconds of wait per GPU-hour");
+  }
+  if (!(options.burst.large_gpu_hours >= 0 && options.burst.large_gpu_hours <= 1e9)) {
+    return Status::invalid("--burst-large: must be 0 (off) or more GPU-hours");
   }
   return Status::success();
 }
@@ -510,7 +268,7 @@ Result<SimResult> simulate(const std::vector<TraceJob>& trace, const SimOptions&
       config.gpu_types.push_back(p.gpu_type);
     }
   }
-  Simulation sim(trace, options, config, std::move(policy));
+  detail::Simulation sim(trace, options, config, std::move(policy));
   if (sim.add_nodes() == 0) return Status::invalid("--nodes: the cluster has no GPUs");
   if (auto s = sim.run(); !s) return s;
   return sim.result();
