@@ -81,10 +81,10 @@ start() {  # NAME BINARY ARGS...
 }
 
 echo "check-config: $config"
-start bus trainyard-bus --frontend 'tcp://127.0.0.1:*' --backend 'tcp://127.0.0.1:*' --endpoints-file "$tmp/bus.ready"
+start bus trainyard-bus --frontend 'tcp://127.0.0.1:*' --backend 'tcp://127.0.0.1:*' --ready-file "$tmp/bus.ready"
 wait_file "$tmp/bus.ready" "$pid_bus" bus
-front="$(sed -n 's/^frontend=//p' "$tmp/bus.ready")"
-back="$(sed -n 's/^backend=//p' "$tmp/bus.ready")"
+front="$(sed -n 's/.*"frontend":"\([^"]*\)".*/\1/p' "$tmp/bus.ready")"
+back="$(sed -n 's/.*"backend":"\([^"]*\)".*/\1/p' "$tmp/bus.ready")"
 common=(--set "bus.frontend=$front" --set "bus.backend=$back")
 
 start broker trainyard-resource-broker "${common[@]}" --set 'broker.endpoint=tcp://127.0.0.1:*' \

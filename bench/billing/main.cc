@@ -72,22 +72,9 @@ int main(int argc, char** argv) {
   init_logging("bench-billing", "warn");
 
   TempDir dir;
-  Process bus({bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend", "tcp://127.0.0.1:*",
-               "--endpoints-file", dir / "bus.txt"},
-              dir / "bus.log");
-  if (!wait_until([&] { return !read_file(dir / "bus.txt").empty(); }, 10s)) {
-    std::fprintf(stderr, "bus did not start: %s\n", bus.log().c_str());
-    return 1;
-  }
-  std::string frontend, backend;
-  {
-    std::istringstream in(read_file(dir / "bus.txt"));
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind("frontend=", 0) == 0) frontend = line.substr(9);
-      if (line.rfind("backend=", 0) == 0) backend = line.substr(8);
-    }
-  }
+  auto bus = start_bus(dir.path());  // throws naming its log if it does not start
+  const std::string& frontend = bus.frontend;
+  const std::string& backend = bus.backend;
   std::ofstream(dir / "rates.toml") << "[[period]]\ncpu_core_hour = \"0.04\"\nmemory_gb_hour = \"0.005\"\n"
                                        "[period.gpu_hour]\nA100 = \"2.50\"\nH100 = \"4.00\"\n";
   Process billing({bin("trainyard-billing"), "--set", "billing.endpoint=tcp://127.0.0.1:*", "--set",

@@ -83,22 +83,9 @@ int main(int argc, char** argv) {
   uint64_t total = jobs * steps * names.size();
 
   TempDir dir;
-  std::string eps = dir / "bus.endpoints";
-  Process bus({bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend", "tcp://127.0.0.1:*",
-               "--endpoints-file", eps},
-              dir / "bus.log");
-  if (!wait_until([&] { return std::filesystem::exists(eps); }, 10s)) {
-    std::cerr << "the bus did not start; see " << bus.log_path() << "\n";
-    return 1;
-  }
-  std::string frontend, backend;
-  {
-    std::ifstream in(eps);
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("frontend=", 0) == 0) frontend = line.substr(9);
-      if (line.rfind("backend=", 0) == 0) backend = line.substr(8);
-    }
-  }
+  auto bus = start_bus(dir.path());  // throws naming its log if it does not start
+  const std::string& frontend = bus.frontend;
+  const std::string& backend = bus.backend;
   Process agg({bin("trainyard-metrics-aggregator"), "--ready-file", dir / "ready.json", "--log-level", "warn", "--set",
                "metrics.data=" + (dir / "metrics-db"), "--set", "metrics.endpoint=tcp://127.0.0.1:*", "--set",
                "bus.frontend=" + frontend, "--set", "bus.backend=" + backend},

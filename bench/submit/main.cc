@@ -122,19 +122,10 @@ struct Stack {
       if (made.first != 0) throw std::runtime_error("ty admin keys init: " + made.second);
       security = {"--set", "security.keys_dir=" + keys};
     }
-    std::vector<std::string> bus_argv{bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend",
-                                      "tcp://127.0.0.1:*", "--endpoints-file", dir / "bus.endpoints"};
-    bus_argv.insert(bus_argv.end(), security.begin(), security.end());
-    bus = std::make_unique<Process>(bus_argv, dir / "bus.log");
-    if (!wait_until([&] { return read_file(dir / "bus.endpoints").find("backend=") != std::string::npos; }, 10s)) {
-      throw std::runtime_error("trainyard-bus did not start");
-    }
-    std::string frontend, backend;
-    std::ifstream in(dir / "bus.endpoints");
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("frontend=", 0) == 0) frontend = line.substr(9);
-      if (line.rfind("backend=", 0) == 0) backend = line.substr(8);
-    }
+    auto started = trainyard::testing::start_bus(dir.path(), {.extra = security});
+    bus = std::move(started.process);
+    const std::string& frontend = started.frontend;
+    const std::string& backend = started.backend;
     argv = {bin("trainyard-scheduler"),
                                   "--set", "scheduler.data=" + dir / "sched",
                                   "--set", "scheduler.endpoint=tcp://127.0.0.1:*",

@@ -120,17 +120,9 @@ bool LocalTrainyard::any_running() const {
 std::string LocalTrainyard::endpoint_of(const LocalService& s) const {
   std::string text = read_text(layout_.ready(s.name));
   if (text.empty()) return "";
-  if (s.name == "bus") {
-    std::string fe, be;
-    std::istringstream in(text);
-    for (std::string l; std::getline(in, l);) {
-      if (l.rfind("frontend=", 0) == 0) fe = l.substr(9);
-      if (l.rfind("backend=", 0) == 0) be = l.substr(8);
-    }
-    return fe.empty() || be.empty() ? "" : fe + " / " + be;
-  }
   try {
     auto j = nlohmann::json::parse(text);
+    if (s.name == "bus") return j.value("frontend", "") + " / " + j.value("backend", "");
     if (s.name == "gateway") return j.value("url", "");
     return j.value("endpoint", "");
   } catch (const std::exception&) {

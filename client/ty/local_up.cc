@@ -151,12 +151,7 @@ bool start_services(LocalTrainyard& t, const std::vector<const LocalService*>& t
   const auto& l = t.layout();
   for (auto* svc : to_start) {
     std::remove(l.ready(svc->name).c_str());
-    std::vector<std::string> argv{binaries[svc->name], "--config", l.config()};
-    if (svc->name == "bus") {
-      argv.insert(argv.end(), {"--endpoints-file", l.ready("bus")});
-    } else {
-      argv.insert(argv.end(), {"--ready-file", l.ready(svc->name)});
-    }
+    std::vector<std::string> argv{binaries[svc->name], "--config", l.config(), "--ready-file", l.ready(svc->name)};
     auto pid = spawn_detached(argv, l.log(svc->name));
     if (!pid) {
       std::cerr << "ty local up: cannot start " << svc->binary << ": " << pid.status().message() << "\n";

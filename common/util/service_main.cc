@@ -12,8 +12,39 @@
 
 namespace trainyard {
 
+namespace {
+
+// `v` as a TOML basic string.
+std::string toml_quoted(const std::string& v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+void add_config_flag(CLI::App& app, ServiceArgs& args, const ConfigFlag& flag) {
+  std::string key = flag.key;
+  app.add_option_function<std::string>(
+      flag.flag, [&args, key](const std::string& v) { args.flag_sets.push_back(key + "=" + toml_quoted(v)); },
+      std::string(flag.help) + " (config " + key + ")");
+}
+
 Config load_service_config(const ServiceArgs& args) {
-  auto c = Config::load(args.config_path, args.overrides);
+  std::vector<std::string> sets = args.overrides;
+  sets.insert(sets.end(), args.flag_sets.begin(), args.flag_sets.end());
+  auto c = Config::load(args.config_path, sets);
   if (!c) {
     std::fprintf(stderr, "error: %s\n", c.status().message().c_str());
     std::exit(2);

@@ -20,6 +20,7 @@ namespace trainyard {
 struct ServiceArgs {
   std::string config_path;
   std::vector<std::string> overrides;
+  std::vector<std::string> flag_sets;  // from ConfigFlags, applied after --set
   std::string log_level;
   std::string log_file;
 };
@@ -31,6 +32,16 @@ inline void add_service_flags(CLI::App& app, ServiceArgs& args) {
   app.add_option("--log-level", args.log_level, "trace, debug, info, warn or error (default: config log.level or info)");
   app.add_option("--log-file", args.log_file, "Append logs to this file instead of stderr");
 }
+
+// A flag that is a shorthand for one config key holding a string, as
+// `--listen HOST:PORT` for gateway.listen: the value is set as --set would
+// set it, quoted, so "8080" or "true" stay strings.
+struct ConfigFlag {
+  const char* flag;  // "--listen"
+  const char* key;   // "gateway.listen"
+  const char* help;
+};
+void add_config_flag(CLI::App& app, ServiceArgs& args, const ConfigFlag& flag);
 
 // Loads the config named by the flags and checks every key is one Trainyard
 // knows (util/config_schema.h); on error prints it and exits 2.

@@ -61,12 +61,12 @@ Status read_auth(const Config& config, GatewayOptions& o) {
 
 }  // namespace
 
-Result<GatewayOptions> GatewayOptions::from_config(const Config& config, std::string listen, std::string web_root) {
+Result<GatewayOptions> GatewayOptions::from_config(const Config& config) {
   GatewayOptions o;
   try {
-    if (listen.empty()) listen = config.get_string("gateway.listen", "127.0.0.1:8080");
+    std::string listen = config.get_string("gateway.listen", "127.0.0.1:8080");
     if (auto st = parse_listen(listen, o); !st.ok()) return st;
-    if (web_root.empty()) web_root = config.get_string("gateway.web_root", default_web_root());
+    std::string web_root = config.get_string("gateway.web_root", default_web_root());
     o.backends.scheduler = config.get_string("scheduler.endpoint", "tcp://127.0.0.1:5560");
     o.backends.broker = config.get_string("broker.endpoint", "tcp://127.0.0.1:5561");
     o.backends.metrics = config.get_string("metrics.endpoint", "tcp://127.0.0.1:5562");
@@ -75,9 +75,7 @@ Result<GatewayOptions> GatewayOptions::from_config(const Config& config, std::st
     o.backends.broker_principal = "service:" + config.get_string("broker.instance", "broker");
     o.backends.metrics_principal = "service:" + config.get_string("metrics.instance", "metrics");
     o.backends.billing_principal = "service:" + config.get_string("billing.instance", "billing");
-    auto security = security::options_from_config(config, "service:" + config.get_string("gateway.instance", "gateway"));
-    if (!security) return security.status();
-    o.security = std::move(security).value();
+    o.instance = config.get_string("gateway.instance", "gateway");
     o.backends.timeout_ms = static_cast<int>(config.get_int("gateway.rpc_timeout_ms", 1500, 10, 600'000));
     o.backends.tries = static_cast<int>(config.get_int("gateway.rpc_tries", 2, 1, 100));
     o.bus = config.get_strings("bus.backend");

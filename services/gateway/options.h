@@ -10,6 +10,7 @@
 #include "backends.h"
 #include "http_server.h"
 #include "security/site.h"
+#include "storage/store.h"
 #include "util/config.h"
 #include "util/status.h"
 
@@ -24,14 +25,15 @@ struct GatewayOptions {
   ApiOptions api;
   AuthOptions auth;
   std::string data;      // gateway.data: the RocksDB of API tokens
+  storage::Durability durability = storage::Durability::kWal;
   std::string endpoint;  // gateway.endpoint: the ROUTER of `ty token` and login links
   int64_t session_ttl_s = 43'200;
   std::string tls_cert, tls_key;  // both or neither: HTTPS served directly
-  security::SecurityOptions security;  // security.*: its key is service:<gateway.instance>
+  std::string instance = "gateway";    // gateway.instance
 
-  // `listen` and `web_root` are the command line's (empty: from config).
+  std::string principal() const { return "service:" + instance; }
   // InvalidArgument naming the key for a bad or contradictory value.
-  static Result<GatewayOptions> from_config(const Config& config, std::string listen, std::string web_root);
+  static Result<GatewayOptions> from_config(const Config& config);
 };
 
 }  // namespace trainyard::gateway

@@ -56,16 +56,10 @@ class Cluster {
  public:
   explicit Cluster(std::string agent_extra = "", std::vector<std::string> sets = {})
       : agent_extra_(std::move(agent_extra)), sets_(std::move(sets)) {
-    bus_ = std::make_unique<Process>(
-        std::vector<std::string>{bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend",
-                                 "tcp://127.0.0.1:*", "--endpoints-file", dir_ / "bus.ep"},
-        dir_ / "bus.log");
-    BOOST_REQUIRE(wait_until([&] { return file_exists(dir_ / "bus.ep"); }, 10s));
-    std::ifstream f(dir_ / "bus.ep");
-    for (std::string line; std::getline(f, line);) {
-      if (line.rfind("frontend=", 0) == 0) frontend_ = line.substr(9);
-      if (line.rfind("backend=", 0) == 0) backend_ = line.substr(8);
-    }
+    auto bus = start_bus(dir_.path());
+    bus_ = std::move(bus.process);
+    frontend_ = bus.frontend;
+    backend_ = bus.backend;
     broker_ = std::make_unique<BrokerDouble>(dir_ / "broker", frontend_, backend_);
     start_agent();
   }

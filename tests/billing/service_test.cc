@@ -79,18 +79,10 @@ struct Cluster {
   int starts = 0;
 
   Cluster() {
-    bus = std::make_unique<Process>(std::vector<std::string>{bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*",
-                                                             "--backend", "tcp://127.0.0.1:*", "--endpoints-file",
-                                                             dir / "bus.txt"},
-                                    dir / "bus.log");
-    BOOST_REQUIRE(wait_until([&] { return !read_file(dir / "bus.txt").empty(); }, 10s));
-    std::istringstream in(read_file(dir / "bus.txt"));
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind("frontend=", 0) == 0) frontend = line.substr(9);
-      if (line.rfind("backend=", 0) == 0) backend = line.substr(8);
-    }
-    BOOST_REQUIRE(!frontend.empty() && !backend.empty());
+    auto started = start_bus(dir.path());
+    bus = std::move(started.process);
+    frontend = started.frontend;
+    backend = started.backend;
   }
 
   std::vector<std::string> billing_argv(const std::string& rates) {

@@ -18,6 +18,8 @@
 
 using namespace std::chrono_literals;
 using trainyard::testing::bin;
+using trainyard::testing::BusProcess;
+using trainyard::testing::start_bus;
 using trainyard::testing::Process;
 using trainyard::testing::TempDir;
 using trainyard::testing::wait_json;
@@ -37,23 +39,16 @@ uint64_t expected_checksum(uint64_t n) {
 struct Forwarder {
   Forwarder(const TempDir& dir, const std::string& name, const std::string& frontend = "tcp://127.0.0.1:*",
             const std::string& backend = "tcp://127.0.0.1:*", int hwm = 0)
-      : file(dir / (name + ".endpoints")),
-        proc({bin("trainyard-bus"), "--frontend", frontend, "--backend", backend, "--endpoints-file", file,
-              "--log-level", "warn", "--set", "bus.hwm=" + std::to_string(hwm > 0 ? hwm : 1000000)},
-             dir / (name + ".log")) {
-    BOOST_REQUIRE_MESSAGE(wait_until([&] { return !trainyard::testing::read_file(file).empty(); }, 10s),
-                          "forwarder did not start: " + proc.log());
-    auto text = trainyard::testing::read_file(file);
-    auto line = [&](const std::string& key) {
-      auto p = text.find(key + "=");
-      auto e = text.find('\n', p);
-      return text.substr(p + key.size() + 1, e - p - key.size() - 1);
-    };
-    front = line("frontend");
-    back = line("backend");
-  }
-  std::string file;
-  Process proc;
+      : bus(start_bus(dir.path(), {.name = name,
+                                   .frontend = frontend,
+                                   .backend = backend,
+                                   .extra = {"--log-level", "warn", "--set",
+                                             "bus.hwm=" + std::to_string(hwm > 0 ? hwm : 1000000)}})),
+        proc(*bus.process),
+        front(bus.frontend),
+        back(bus.backend) {}
+  BusProcess bus;
+  Process& proc;
   std::string front, back;
 };
 

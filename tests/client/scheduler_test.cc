@@ -26,16 +26,10 @@ struct Stack {
   std::string frontend, backend, endpoint;
 
   Stack() {
-    bus = std::make_unique<tt::Process>(
-        std::vector<std::string>{tt::bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend",
-                                 "tcp://127.0.0.1:*", "--endpoints-file", dir / "bus.endpoints"},
-        dir / "bus.log");
-    BOOST_REQUIRE(tt::wait_until([&] { return std::filesystem::exists(dir / "bus.endpoints"); }, 10s));
-    std::ifstream in(dir / "bus.endpoints");
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("frontend=", 0) == 0) frontend = line.substr(9);
-      if (line.rfind("backend=", 0) == 0) backend = line.substr(8);
-    }
+    auto started = tt::start_bus(dir.path());
+    bus = std::move(started.process);
+    frontend = started.frontend;
+    backend = started.backend;
     scheduler = std::make_unique<tt::Process>(
         std::vector<std::string>{tt::bin("trainyard-scheduler"), "--set", "scheduler.data=" + dir / "sched", "--set",
                                  "scheduler.endpoint=tcp://127.0.0.1:*", "--set", "bus.frontend=" + frontend, "--set",

@@ -57,9 +57,10 @@ class Gateway {
                                     "gateway.admins=[\"root\"]", "scheduler.endpoint=ipc://" + dir_ + "/none-s",
                                     "broker.endpoint=ipc://" + dir_ + "/none-b",
                                     "metrics.endpoint=ipc://" + dir_ + "/none-m",
-                                    "billing.endpoint=ipc://" + dir_ + "/none-c"});
+                                    "billing.endpoint=ipc://" + dir_ + "/none-c", "gateway.listen=127.0.0.1:0",
+                                    "gateway.web_root=" + dir_ + "/web"});
     if (!config) die(config.status().message());
-    auto o = GatewayOptions::from_config(*config, "127.0.0.1:0", dir_ + "/web");
+    auto o = GatewayOptions::from_config(*config);
     if (!o) die(o.status().message());
     options_ = std::move(o).value();
     auto store = storage::Store::open(dir_ + "/data", storage::Options{{TokenStore::kFamily}, {}, {}});

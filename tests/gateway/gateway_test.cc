@@ -31,22 +31,14 @@ namespace {
 
 const std::string kDead = "tcp://127.0.0.1:9";  // nothing listens there
 
-std::string field(const std::string& text, const std::string& key) {
-  auto p = text.find(key + "=");
-  auto e = text.find('\n', p);
-  return text.substr(p + key.size() + 1, e - p - key.size() - 1);
-}
-
 // Every service of a local Trainyard, each a real process on free ports.
 class LocalTrainyard {
  public:
   LocalTrainyard() {
-    auto ep_file = dir_ / "bus.endpoints";
-    start("bus", {bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend", "tcp://127.0.0.1:*",
-                  "--endpoints-file", ep_file});
-    BOOST_REQUIRE(wait_until([&] { return !read_file(ep_file).empty(); }, 10s));
-    frontend_ = field(read_file(ep_file), "frontend");
-    backend_ = field(read_file(ep_file), "backend");
+    auto bus = start_bus(dir_.path());
+    procs_.emplace_back("bus", std::move(bus.process));
+    frontend_ = bus.frontend;
+    backend_ = bus.backend;
     broker = service("resource-broker", "broker", {"broker.node_timeout_ms=5000"});
     scheduler = service("scheduler", "scheduler", {"broker.endpoint=" + broker});
     metrics = service("metrics-aggregator", "metrics", {});

@@ -343,16 +343,8 @@ void publish_hostile(zmq::socket_t& pub, uint64_t seq) {
 
 BOOST_AUTO_TEST_CASE(bus_events_with_invalid_utf8_in_job_and_metric_names_do_not_stop_the_gateway) {
   TempDir dir;
-  Process bus({bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend", "tcp://127.0.0.1:*",
-               "--endpoints-file", dir / "bus.endpoints"},
-              dir / "bus.log");
-  BOOST_REQUIRE(wait_until([&] { return read_file(dir / "bus.endpoints").find("backend=") != std::string::npos; }, 10s));
-  auto field = [&](const std::string& key) {
-    auto text = read_file(dir / "bus.endpoints");
-    auto p = text.find(key + "=");
-    return text.substr(p + key.size() + 1, text.find('\n', p) - p - key.size() - 1);
-  };
-  Gateway gw(dir, {}, field("backend"));
+  auto bus = start_bus(dir.path());
+  Gateway gw(dir, {}, bus.backend);
   // A live stream from before the events.
   Conn sse(gw.port);
   sse.send(sse_request("/api/v1/events?kinds=job,metric"));
@@ -361,7 +353,7 @@ BOOST_AUTO_TEST_CASE(bus_events_with_invalid_utf8_in_job_and_metric_names_do_not
   zmq::context_t ctx;
   zmq::socket_t pub(ctx, zmq::socket_type::pub);
   pub.set(zmq::sockopt::linger, 0);
-  pub.connect(field("frontend"));
+  pub.connect(bus.frontend);
   // Until the subscription has travelled through the forwarder, events are
   // dropped: publish rounds until the gateway shows some.
   uint64_t seq = 0;

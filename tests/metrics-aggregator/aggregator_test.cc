@@ -47,17 +47,10 @@ struct Cluster {
   int restarts = 0;
 
   explicit Cluster(std::vector<std::string> extra_sets = {}) : sets(std::move(extra_sets)) {
-    std::string eps = dir / "bus.endpoints";
-    bus = std::make_unique<Process>(std::vector<std::string>{bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*",
-                                                             "--backend", "tcp://127.0.0.1:*", "--endpoints-file", eps},
-                                    dir / "bus.log");
-    BOOST_REQUIRE(wait_until([&] { return std::filesystem::exists(eps); }, 10s));
-    std::ifstream in(eps);
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("frontend=", 0) == 0) frontend = line.substr(9);
-      if (line.rfind("backend=", 0) == 0) backend = line.substr(8);
-    }
-    BOOST_REQUIRE(!frontend.empty() && !backend.empty());
+    auto started = start_bus(dir.path());
+    bus = std::move(started.process);
+    frontend = started.frontend;
+    backend = started.backend;
     start_aggregator();
   }
 

@@ -13,6 +13,7 @@ namespace trainyard::broker_test {
 
 using namespace std::chrono_literals;
 using testing::bin;
+using testing::start_bus;
 using testing::wait_json;
 using testing::wait_until;
 
@@ -20,19 +21,10 @@ using testing::wait_until;
 
 Stack::Stack(int64_t timeout_ms, std::vector<std::string> extra_sets)
     : node_timeout_ms(timeout_ms), extra(std::move(extra_sets)) {
-  std::string file = dir / "bus.endpoints";
-  bus = std::make_unique<Process>(
-      std::vector<std::string>{bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend",
-                               "tcp://127.0.0.1:*", "--endpoints-file", file},
-      dir / "bus.log");
-  if (!wait_until([&] { return std::filesystem::exists(file); }, 10s)) {
-    throw std::runtime_error("trainyard-bus did not start: " + bus->log());
-  }
-  std::ifstream in(file);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("frontend=", 0) == 0) frontend = line.substr(9);
-    if (line.rfind("backend=", 0) == 0) backend = line.substr(8);
-  }
+  auto started = start_bus(dir.path());
+  bus = std::move(started.process);
+  frontend = started.frontend;
+  backend = started.backend;
   endpoint = "tcp://127.0.0.1:*";
   start_broker();
 }

@@ -54,16 +54,10 @@ struct Stack {
   int restarts = 0;
 
   explicit Stack(const std::vector<std::string>& nodes, std::vector<std::string> sets = {}) : sched_sets(std::move(sets)) {
-    bus = std::make_unique<Process>(
-        std::vector<std::string>{bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend",
-                                 "tcp://127.0.0.1:*", "--endpoints-file", dir / "bus.endpoints"},
-        dir / "bus.log");
-    BOOST_REQUIRE(wait_until([&] { return std::filesystem::exists(dir / "bus.endpoints"); }, 10s));
-    std::ifstream in(dir / "bus.endpoints");
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("frontend=", 0) == 0) frontend = line.substr(9);
-      if (line.rfind("backend=", 0) == 0) backend = line.substr(8);
-    }
+    auto started = start_bus(dir.path());
+    bus = std::move(started.process);
+    frontend = started.frontend;
+    backend = started.backend;
     std::vector<std::string> argv{bin("trainyard-fake-broker"), "--data", dir / "broker", "--bus", frontend,
                                   "--ready-file", dir / "broker.ready", "--info", dir / "broker.info"};
     for (auto& n : nodes) {

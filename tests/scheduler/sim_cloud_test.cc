@@ -120,6 +120,24 @@ BOOST_AUTO_TEST_CASE(a_job_never_rents_when_an_owned_node_frees_before_the_thres
   BOOST_TEST(outcome(r, "j2").start_s == 190.0);
 }
 
+BOOST_AUTO_TEST_CASE(a_large_job_waits_burst_large_wait_for_owned_nodes_then_rents) {
+  // j2 asks 8 GPUs x 600 s = 1.33 GPU-hours: large over 1 GPU-hour.
+  Run cfg;
+  cfg.burst.large_gpu_hours = 1;
+  cfg.burst.large_wait_s = 4000;  // longer than its expected wait (3590 s): it waits for the owned node
+  auto r = run(parse(kBusy), cfg);
+  BOOST_TEST(r.cloud_stats.launches == 0u);
+  BOOST_TEST(outcome(r, "j2").start_s == 3600.0);
+  cfg.burst.large_wait_s = 3000;  // its reservation starts later than that: it rents at once
+  r = run(parse(kBusy), cfg);
+  BOOST_TEST(r.cloud_stats.launches == 1u);
+  BOOST_TEST(outcome(r, "j2").start_s == 190.0);
+  cfg.burst.large_gpu_hours = 2;  // not large: the threshold (300 s) alone
+  cfg.burst.large_wait_s = 4000;
+  r = run(parse(kBusy), cfg);
+  BOOST_TEST(r.cloud_stats.launches == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(a_job_without_a_reservation_rents_once_it_has_waited_the_threshold) {
   Run cfg;
   cfg.policy = "fairshare";  // no backfill, no expected start: the wait so far counts
@@ -297,6 +315,13 @@ BOOST_AUTO_TEST_CASE(pool_and_threshold_flags_are_checked) {
   BOOST_REQUIRE(sweep.ok());
   BOOST_TEST((*sweep == std::vector<int64_t>{0, 300, 3600, kBurstNever}));
   BOOST_TEST(!parse_burst_sweep("0,soon").ok());
+  auto with_always = parse_burst_sweep("always,2m,never");
+  BOOST_REQUIRE(with_always.ok());
+  BOOST_TEST((*with_always == std::vector<int64_t>{kBurstAlways, 120, kBurstNever}));
+  BOOST_TEST(format_burst_after(kBurstAlways) == "always");
+  BOOST_TEST(*parse_burst_large_wait("12h") == 43200);
+  BOOST_TEST(!parse_burst_large_wait("31d").ok());
+  BOOST_TEST(!parse_burst_large_wait("never").ok());
 }
 
 BOOST_AUTO_TEST_CASE(a_pool_named_like_owned_nodes_is_refused) {

@@ -21,12 +21,6 @@ ClusterOptions& ClusterOptions::with_test_billing(const std::string& dir) {
 }
 namespace {
 
-std::string field(const std::string& text, const std::string& key) {
-  auto p = text.find(key + "=");
-  auto e = text.find('\n', p);
-  return text.substr(p + key.size() + 1, e - p - key.size() - 1);
-}
-
 std::string login_name() {
   if (const char* u = std::getenv("USER"); u && *u) return u;
   return "root";
@@ -54,17 +48,10 @@ void Cluster::make_keys() {
 Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   if (options_.secure) make_keys();
   // The bus first: everyone connects to it.
-  auto ep_file = dir_ / "bus.endpoints";
-  std::vector<std::string> bus_args{bin("trainyard-bus"), "--frontend", "tcp://127.0.0.1:*", "--backend",
-                                    "tcp://127.0.0.1:*", "--endpoints-file", ep_file};
-  for (auto& s : security_sets()) bus_args.push_back(s);
-  procs_["bus"] = std::make_unique<Process>(bus_args, dir_ / "bus.log");
-  if (!wait_until([&] { return !read_file(ep_file).empty(); }, std::chrono::seconds(10))) {
-    throw std::runtime_error("bus did not start: " + procs_["bus"]->log());
-  }
-  auto text = read_file(ep_file);
-  bus_frontend = field(text, "frontend");
-  bus_backend = field(text, "backend");
+  auto bus = start_bus(dir_.path(), {.extra = security_sets()});
+  procs_["bus"] = std::move(bus.process);
+  bus_frontend = bus.frontend;
+  bus_backend = bus.backend;
   start("broker");
   start("scheduler");
   if (options_.metrics) start("metrics");

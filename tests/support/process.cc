@@ -176,6 +176,22 @@ std::optional<nlohmann::json> read_json(const std::string& path) {
   }
 }
 
+BusProcess start_bus(const std::string& dir, const BusOptions& o) {
+  std::string ready = dir + "/" + o.name + ".ready";
+  std::vector<std::string> argv{bin("trainyard-bus"), "--frontend", o.frontend, "--backend", o.backend,
+                                "--ready-file", ready};
+  argv.insert(argv.end(), o.extra.begin(), o.extra.end());
+  BusProcess bus;
+  bus.process = std::make_unique<Process>(argv, dir + "/" + o.name + ".log");
+  std::optional<nlohmann::json> j;
+  if (!wait_until([&] { return (j = read_json(ready)).has_value(); }, std::chrono::seconds(10))) {
+    throw std::runtime_error("trainyard-bus did not start: " + bus.process->log());
+  }
+  bus.frontend = j->at("frontend").get<std::string>();
+  bus.backend = j->at("backend").get<std::string>();
+  return bus;
+}
+
 nlohmann::json wait_json(const std::string& path, std::chrono::milliseconds timeout,
                          const std::function<bool(const nlohmann::json&)>& pred) {
   nlohmann::json out;

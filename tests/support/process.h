@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -72,6 +73,21 @@ nlohmann::json wait_json(const std::string& path, std::chrono::milliseconds time
                          const std::function<bool(const nlohmann::json&)>& pred = nullptr);
 
 std::string read_file(const std::string& path);
+
+// A real trainyard-bus forwarder, for tests that start their own services.
+struct BusOptions {
+  std::string name = "bus";  // its log dir/<name>.log, its ready file dir/<name>.ready
+  std::string frontend = "tcp://127.0.0.1:*";  // '*': a free port
+  std::string backend = "tcp://127.0.0.1:*";
+  std::vector<std::string> extra;  // more flags (--set security..., --log-level)
+};
+struct BusProcess {
+  std::unique_ptr<Process> process;
+  std::string frontend, backend;  // as bound, from its ready file
+};
+// Starts it and waits (10 s) for its ready file; throws naming its log if
+// it does not come up.
+BusProcess start_bus(const std::string& dir, const BusOptions& options = {});
 
 // SIGKILLs every process (and its process group) whose command line or
 // working directory mentions `needle` — e.g. a test's temporary directory,
