@@ -25,42 +25,19 @@ Api::Api(Backends& backends, EventHub& hub, JobCache& jobs, ApiOptions options)
     : backends_(backends), hub_(hub), jobs_(jobs), options_(std::move(options)),
       streams_(options_.max_streams, options_.max_streams_per_client, hub.streams_open) {}
 
-void Api::install(httplib::Server& s) {
-  auto h = [this](void (Api::*fn)(const Request&, Response&)) {
-    return [this, fn](const Request& req, Response& res) { (this->*fn)(req, res); };
-  };
-  s.Get("/api/v1/cluster", h(&Api::cluster));
-  s.Get("/api/v1/nodes", h(&Api::nodes));
-  s.Get("/api/v1/jobs", h(&Api::jobs));
-  s.Post("/api/v1/jobs", h(&Api::submit));
-  s.Get(R"(/api/v1/jobs/(\d{1,19}))", h(&Api::job));
-  s.Delete(R"(/api/v1/jobs/(\d{1,19}))",
-           [this](const Request& req, Response& res) { job_action(req, res, "cancel"); });
-  s.Post(R"(/api/v1/jobs/(\d{1,19})/(cancel|hold|release))",
-         [this](const Request& req, Response& res) { job_action(req, res, req.matches[2].str()); });
-  s.Get(R"(/api/v1/jobs/(\d{1,19})/logs)", h(&Api::logs));
-  s.Get(R"(/api/v1/jobs/(\d{1,19})/metrics)", h(&Api::job_metrics));
-  s.Get(R"(/api/v1/jobs/(\d{1,19})/series)", h(&Api::series));
-  s.Get("/api/v1/experiments", h(&Api::experiments));
-  s.Get(R"(/api/v1/experiments/([^/]+))", h(&Api::experiment));
-  s.Get(R"(/api/v1/experiments/([^/]+)/compare)",
-        [this](const Request& req, Response& res) { compare(req, res, req.matches[1].str()); });
-  s.Get("/api/v1/compare", [this](const Request& req, Response& res) { compare(req, res, ""); });
-  s.Get("/api/v1/usage", h(&Api::usage));
-  s.Get("/api/v1/accounts", h(&Api::accounts));
-  s.Get(R"(/api/v1/accounts/([^/]+)/invoice)",
-        [this](const Request& req, Response& res) { invoice(req, res, req.matches[1].str()); });
-  s.Get("/api/v1/invoices", [this](const Request& req, Response& res) { invoice(req, res, param(req, "account")); });
-  s.Get("/api/v1/events", h(&Api::events));
-  s.Get("/api/v1/events/recent", h(&Api::recent_events));
-  s.Get("/api/v1/health", h(&Api::health));
-  s.Get("/metrics", h(&Api::metrics));
-  install_cloud_routes(s, backends_);
+namespace {
 
-  if (!options_.web_root.empty() && std::filesystem::exists(options_.web_root + "/index.html")) {
-    s.set_mount_point("/", options_.web_root);
+// A route handler that calls the Api member `fn`.
+auto bind_member(Api* api, void (Api::*fn)(const Request&, Response&)) {
+  return [api, fn](const Request& req, Response& res) { (api->*fn)(req, res); };
+}
+
+// The built dashboard at "/", or a page that says how to build it.
+void install_dashboard(httplib::Server& s, const std::string& web_root) {
+  if (!web_root.empty() && std::filesystem::exists(web_root + "/index.html")) {
+    s.set_mount_point("/", web_root);
   } else {
-    std::string root = options_.web_root;
+    std::string root = web_root;
     s.Get("/", [root](const Request&, Response& res) {
       res.set_content("<!doctype html><title>Trainyard</title><h1>Trainyard gateway</h1><p>The dashboard is not "
                       "built: no index.html in '" +
@@ -70,7 +47,10 @@ void Api::install(httplib::Server& s) {
                       "text/html");
     });
   }
+}
 
+// Errors no handler answered, and handlers that threw, as JSON ApiErrors.
+void install_error_handlers(httplib::Server& s) {
   s.set_error_handler([](const Request& req, Response& res) {
     if (!res.body.empty()) return;  // a handler's own error body stays
     if (res.status == 404) {
@@ -93,10 +73,68 @@ void Api::install(httplib::Server& s) {
     spdlog::error("{} {}: {}", req.method, req.path, what);
     send_json(res, 500, ApiError{500, "internal error in the gateway: " + what, "", "gateway", "Internal"}.body());
   });
+}
+
+}  // namespace
+
+void Api::install(httplib::Server& s) {
+  install_cluster_routes(s);
+  install_job_routes(s);
+  install_experiment_routes(s);
+  install_billing_routes(s);
+  install_event_routes(s);
+  install_health_routes(s);
+  install_cloud_routes(s, backends_);
+  install_dashboard(s, options_.web_root);
+  install_error_handlers(s);
   s.set_logger([this](const Request& req, const Response& res) {
     ++hub_.http_requests;
     spdlog::debug("{} {} -> {}", req.method, req.path, res.status);
   });
+}
+
+void Api::install_cluster_routes(httplib::Server& s) {
+  s.Get("/api/v1/cluster", bind_member(this, &Api::cluster));
+  s.Get("/api/v1/nodes", bind_member(this, &Api::nodes));
+}
+
+void Api::install_job_routes(httplib::Server& s) {
+  s.Get("/api/v1/jobs", bind_member(this, &Api::jobs));
+  s.Post("/api/v1/jobs", bind_member(this, &Api::submit));
+  s.Get(R"(/api/v1/jobs/(\d{1,19}))", bind_member(this, &Api::job));
+  s.Delete(R"(/api/v1/jobs/(\d{1,19}))",
+           [this](const Request& req, Response& res) { job_action(req, res, "cancel"); });
+  s.Post(R"(/api/v1/jobs/(\d{1,19})/(cancel|hold|release))",
+         [this](const Request& req, Response& res) { job_action(req, res, req.matches[2].str()); });
+  s.Get(R"(/api/v1/jobs/(\d{1,19})/logs)", bind_member(this, &Api::logs));
+  s.Get(R"(/api/v1/jobs/(\d{1,19})/metrics)", bind_member(this, &Api::job_metrics));
+  s.Get(R"(/api/v1/jobs/(\d{1,19})/series)", bind_member(this, &Api::series));
+}
+
+void Api::install_experiment_routes(httplib::Server& s) {
+  s.Get("/api/v1/experiments", bind_member(this, &Api::experiments));
+  s.Get(R"(/api/v1/experiments/([^/]+))", bind_member(this, &Api::experiment));
+  s.Get(R"(/api/v1/experiments/([^/]+)/compare)",
+        [this](const Request& req, Response& res) { compare(req, res, req.matches[1].str()); });
+  s.Get("/api/v1/compare", [this](const Request& req, Response& res) { compare(req, res, ""); });
+}
+
+void Api::install_billing_routes(httplib::Server& s) {
+  s.Get("/api/v1/usage", bind_member(this, &Api::usage));
+  s.Get("/api/v1/accounts", bind_member(this, &Api::accounts));
+  s.Get(R"(/api/v1/accounts/([^/]+)/invoice)",
+        [this](const Request& req, Response& res) { invoice(req, res, req.matches[1].str()); });
+  s.Get("/api/v1/invoices", [this](const Request& req, Response& res) { invoice(req, res, param(req, "account")); });
+}
+
+void Api::install_event_routes(httplib::Server& s) {
+  s.Get("/api/v1/events", bind_member(this, &Api::events));
+  s.Get("/api/v1/events/recent", bind_member(this, &Api::recent_events));
+}
+
+void Api::install_health_routes(httplib::Server& s) {
+  s.Get("/api/v1/health", bind_member(this, &Api::health));
+  s.Get("/metrics", bind_member(this, &Api::metrics));
 }
 
 void Api::cluster(const Request&, Response& res) {

@@ -43,6 +43,14 @@ class Api {
   void set_http_counters(const HttpServerCounters* counters) { http_counters_ = counters; }
 
  private:
+  // The routes of install(), by resource, in the order they are matched.
+  void install_cluster_routes(httplib::Server& server);     // /api/v1/cluster, /api/v1/nodes
+  void install_job_routes(httplib::Server& server);         // /api/v1/jobs...
+  void install_experiment_routes(httplib::Server& server);  // /api/v1/experiments..., /api/v1/compare
+  void install_billing_routes(httplib::Server& server);     // /api/v1/usage, accounts, invoices
+  void install_event_routes(httplib::Server& server);       // /api/v1/events...
+  void install_health_routes(httplib::Server& server);      // /api/v1/health, /metrics
+
   void cluster(const httplib::Request& req, httplib::Response& res);
   void nodes(const httplib::Request& req, httplib::Response& res);
   void jobs(const httplib::Request& req, httplib::Response& res);
