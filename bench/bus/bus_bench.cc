@@ -176,7 +176,10 @@ DurableResult durable(uint64_t n, size_t payload, double rate, size_t batch, con
 
   auto store = storage::Store::open(dir + "/pub", {bus::Publisher::column_families(), {}, storage::Durability::kWal});
   if (!store) throw std::runtime_error(store.status().to_string());
-  rpc::Server server(ctx, "tcp://127.0.0.1:*", "bench");
+  // The replay server is a CURVE server under --security curve: it lives on
+  // the context whose ZAP handler (the process's one Site) checks clients,
+  // or every gap request would go unanswered.
+  rpc::Server server(f.ctx, "tcp://127.0.0.1:*", "bench");
   bus::PublisherOptions po;
   po.instance = g_curve ? "bus" : "bench";  // under CURVE a stream must be its publisher's
   po.bus_endpoints = {f.fwd.frontend()};

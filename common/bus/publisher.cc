@@ -47,6 +47,25 @@ bool decode_outbox_value(std::string_view value, std::string_view* topic, std::s
   return true;
 }
 
+namespace {
+
+// One PUB socket per forwarder. Every forwarder holds the bus's key
+// (service:bus): they are interchangeable and keep nothing.
+std::vector<zmq::socket_t> connect_forwarders(zmq::context_t& ctx, const std::vector<std::string>& endpoints) {
+  std::vector<zmq::socket_t> sockets;
+  for (auto& ep : endpoints) {
+    zmq::socket_t s(ctx, zmq::socket_type::pub);
+    s.set(zmq::sockopt::linger, 2000);
+    s.set(zmq::sockopt::sndhwm, 1'000'000);
+    if (auto st = security::secure_client(s, kBusPrincipal); !st) throw std::runtime_error("bus: " + st.message());
+    s.connect(ep);
+    sockets.push_back(std::move(s));
+  }
+  return sockets;
+}
+
+}  // namespace
+
 Publisher::Publisher(zmq::context_t& ctx, storage::Store& store, rpc::Server& replay, PublisherOptions options,
                      const Clock& clock)
     : store_(store),
@@ -56,16 +75,13 @@ Publisher::Publisher(zmq::context_t& ctx, storage::Store& store, rpc::Server& re
       options_(std::move(options)),
       clock_(clock) {
   advertised_ = options_.advertise.empty() ? reachable_endpoint(replay_.endpoint()) : options_.advertise;
-  for (auto& ep : options_.bus_endpoints) {
-    zmq::socket_t s(ctx, zmq::socket_type::pub);
-    s.set(zmq::sockopt::linger, 2000);
-    s.set(zmq::sockopt::sndhwm, 1'000'000);
-    // Every forwarder holds the bus's key (service:bus): they are
-    // interchangeable and keep nothing.
-    if (auto st = security::secure_client(s, kBusPrincipal); !st) throw std::runtime_error("bus: " + st.message());
-    s.connect(ep);
-    sockets_.push_back(std::move(s));
-  }
+  sockets_ = connect_forwarders(ctx, options_.bus_endpoints);
+  restore_streams();
+  queue_unpublished();
+  replay_.on(fb::RequestBody::ReplayRequest, [this](const fb::Request& req, rpc::Responder& r) { on_replay(req, r); });
+}
+
+void Publisher::restore_streams() {
   // streams row: key stream -> last(8) published(8) epoch(8); rows from
   // before epochs (16 bytes) get one now, which their subscribers adopt.
   // It is written at once: an epoch that changed at every start would make
@@ -103,7 +119,10 @@ Publisher::Publisher(zmq::context_t& ctx, storage::Store& store, rpc::Server& re
     for (auto& name : epochless) write_stream_row(batch, name, streams_state_.at(name));
     if (auto c = store_.commit(batch); !c) throw std::runtime_error("bus: cannot record stream epochs: " + c.message());
   }
-  // Queue what may not have left before a crash; duplicates are harmless
+}
+
+void Publisher::queue_unpublished() {
+  // What may not have left before a crash; duplicates are harmless
   // (subscribers skip seqs at or below their cursor).
   for (auto& entry : streams_state_) {
     const std::string& name = entry.first;
@@ -126,7 +145,6 @@ Publisher::Publisher(zmq::context_t& ctx, storage::Store& store, rpc::Server& re
     spdlog::info("publisher {}: republishing {} events committed before the last stop", options_.instance,
                  pending_.size());
   }
-  replay_.on(fb::RequestBody::ReplayRequest, [this](const fb::Request& req, rpc::Responder& r) { on_replay(req, r); });
 }
 
 void Publisher::attach(Runtime& runtime) {
@@ -295,54 +313,62 @@ void Publisher::on_replay(const fb::Request& req, rpc::Responder& r) {
   }
   auto& st = it->second;
   auto& b = r.builder();
-  std::vector<flatbuffers::Offset<fb::RawEvent>> events;
-  uint32_t max = std::clamp<uint32_t>(q->max_events(), 1, 16384);
-  bool snapshot = false;
-  uint64_t snapshot_seq = 0;
+  RawEvents events;
   uint64_t from = std::max<uint64_t>(q->from_seq(), 1);
-
-  if (from < st.first && snapshot_) {
-    // The events asked for are trimmed: send the state as of the newest
-    // published seq instead.
-    snapshot = true;
-    snapshot_seq = st.published;
-    ++stats_.snapshots;
-    flatbuffers::FlatBufferBuilder sb;
-    std::string prefix(stream_prefix(stream));
-    snapshot_(prefix, sb, [&](std::string_view topic, fb::Payload type, flatbuffers::Offset<void> payload) {
-      auto s = sb.CreateString(stream);
-      fb::EnvelopeBuilder eb(sb);
-      eb.add_stream(s);
-      eb.add_seq(snapshot_seq == 0 ? 1 : snapshot_seq);
-      eb.add_epoch(st.epoch);
-      eb.add_time_ns(clock_.now_ns());
-      eb.add_payload_type(type);
-      eb.add_payload(payload);
-      fb::FinishEnvelopeBuffer(sb, eb.Finish());
-      auto t = b.CreateString(topic);
-      auto e = b.CreateVector(sb.GetBufferPointer(), sb.GetSize());
-      events.push_back(fb::CreateRawEvent(b, t, e));
-      sb.Clear();
-    });
+  // The events asked for are trimmed: send the state as of the newest
+  // published seq instead.
+  bool snapshot = from < st.first && snapshot_;
+  uint64_t snapshot_seq = 0;
+  if (snapshot) {
+    snapshot_seq = replay_snapshot(stream, st, b, events);
   } else {
-    size_t bytes = 0;
-    Key lo;
-    lo.str(stream).u64(from);
-    store_.scan(outbox_, lo, storage::prefix_end(Key().str(stream).bytes()), [&](std::string_view, std::string_view v) {
-      std::string_view topic, env;
-      if (!decode_outbox_value(v, &topic, &env)) return true;
-      auto t = b.CreateString(topic);
-      auto e = b.CreateVector(reinterpret_cast<const uint8_t*>(env.data()), env.size());
-      events.push_back(fb::CreateRawEvent(b, t, e));
-      bytes += env.size();
-      return events.size() < max && bytes < (8u << 20);
-    });
-    stats_.replayed += events.size();
+    replay_outbox(stream, from, std::clamp<uint32_t>(q->max_events(), 1, 16384), b, events);
   }
   auto s = b.CreateString(stream);
   auto ev = b.CreateVector(events);
   auto batch = fb::CreateReplayBatch(b, s, ev, st.published, snapshot, snapshot_seq);
   r.ok(fb::ReplyBody::ReplayBatch, batch.Union());
+}
+
+uint64_t Publisher::replay_snapshot(const std::string& stream, const StreamState& st, flatbuffers::FlatBufferBuilder& b,
+                                    RawEvents& events) {
+  uint64_t snapshot_seq = st.published;
+  ++stats_.snapshots;
+  flatbuffers::FlatBufferBuilder sb;
+  std::string prefix(stream_prefix(stream));
+  snapshot_(prefix, sb, [&](std::string_view topic, fb::Payload type, flatbuffers::Offset<void> payload) {
+    auto s = sb.CreateString(stream);
+    fb::EnvelopeBuilder eb(sb);
+    eb.add_stream(s);
+    eb.add_seq(snapshot_seq == 0 ? 1 : snapshot_seq);
+    eb.add_epoch(st.epoch);
+    eb.add_time_ns(clock_.now_ns());
+    eb.add_payload_type(type);
+    eb.add_payload(payload);
+    fb::FinishEnvelopeBuffer(sb, eb.Finish());
+    auto t = b.CreateString(topic);
+    auto e = b.CreateVector(sb.GetBufferPointer(), sb.GetSize());
+    events.push_back(fb::CreateRawEvent(b, t, e));
+    sb.Clear();
+  });
+  return snapshot_seq;
+}
+
+void Publisher::replay_outbox(const std::string& stream, uint64_t from, uint32_t max, flatbuffers::FlatBufferBuilder& b,
+                              RawEvents& events) {
+  size_t bytes = 0;
+  Key lo;
+  lo.str(stream).u64(from);
+  store_.scan(outbox_, lo, storage::prefix_end(Key().str(stream).bytes()), [&](std::string_view, std::string_view v) {
+    std::string_view topic, env;
+    if (!decode_outbox_value(v, &topic, &env)) return true;
+    auto t = b.CreateString(topic);
+    auto e = b.CreateVector(reinterpret_cast<const uint8_t*>(env.data()), env.size());
+    events.push_back(fb::CreateRawEvent(b, t, e));
+    bytes += env.size();
+    return events.size() < max && bytes < (8u << 20);
+  });
+  stats_.replayed += events.size();
 }
 
 void publish_ops_metrics(Publisher& publisher, storage::Batch& batch, const std::string& service,

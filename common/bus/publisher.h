@@ -117,7 +117,18 @@ class Publisher {
   uint64_t new_epoch() const;
   void write_stream_row(storage::Batch& batch, const std::string& stream, const StreamState& st);
   void send(std::string_view topic, std::string_view envelope);
+  // At start: every stream's state from its row and its outbox (epochs
+  // written for rows from before them), then what is still to publish.
+  void restore_streams();
+  void queue_unpublished();
+  using RawEvents = std::vector<flatbuffers::Offset<fb::RawEvent>>;
   void on_replay(const fb::Request& req, rpc::Responder& r);
+  // The state as of the newest published seq, as events (the seq they carry).
+  uint64_t replay_snapshot(const std::string& stream, const StreamState& st, flatbuffers::FlatBufferBuilder& b,
+                           RawEvents& events);
+  // Outbox events from `from` on, at most `max` (and 8 MiB).
+  void replay_outbox(const std::string& stream, uint64_t from, uint32_t max, flatbuffers::FlatBufferBuilder& b,
+                     RawEvents& events);
 
   storage::Store& store_;
   storage::Cf outbox_;
