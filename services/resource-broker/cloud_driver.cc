@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -28,13 +29,15 @@ int64_t mono_ms() {
       .count();
 }
 
-// Writes all of `data` to `fd` (a broken pipe is the driver's business: it
-// may not read stdin at all).
-}  // namespace
+// A driver started in a process group of its own, its stdin and stdout piped
+// to the broker (the descriptors are ours to close).
+struct DriverProcess {
+  pid_t pid = 0;
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+};
 
-Result<nlohmann::json> run_driver(const std::vector<std::string>& argv, const nlohmann::json& request,
-                                  int64_t timeout_ms) {
-  if (argv.empty()) return Status::invalid("the pool's driver is empty: set pools.<name>.driver");
+Result<DriverProcess> spawn_driver(const std::vector<std::string>& argv) {
   int in[2], out[2];
   if (::pipe2(in, O_CLOEXEC) != 0) return Status::unavailable(std::string("pipe: ") + std::strerror(errno));
   if (::pipe2(out, O_CLOEXEC) != 0) {
@@ -67,43 +70,57 @@ Result<nlohmann::json> run_driver(const std::vector<std::string>& argv, const nl
     ::close(out[0]);
     return Status::unavailable(fmt::format("driver {} could not start: {}", argv[0], std::strerror(rc)));
   }
-  // A driver that exits without reading its request answers with what it
-  // prints (or nothing): its reply, not this write, is what counts.
-  (void)write_all(in[1], request.dump() + "\n");
-  ::close(in[1]);
+  return DriverProcess{pid, in[1], out[0]};
+}
+
+// What the driver prints on `fd` until it closes it (or past 16 MiB);
+// nullopt when `timeout_ms` passes first.
+std::optional<std::string> read_reply(int fd, int64_t timeout_ms) {
   std::string text;
   int64_t deadline = mono_ms() + timeout_ms;
-  bool timed_out = false;
   char buf[4096];
   for (;;) {
     int64_t left = deadline - mono_ms();
-    if (left <= 0) {
-      timed_out = true;
-      break;
-    }
-    pollfd p{out[0], POLLIN, 0};
+    if (left <= 0) return std::nullopt;
+    pollfd p{fd, POLLIN, 0};
     int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) continue;
-    ssize_t n = ::read(out[0], buf, sizeof buf);
+    ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     text.append(buf, static_cast<size_t>(n));
     if (text.size() > (16u << 20)) break;
   }
-  ::close(out[0]);
-  if (timed_out) ::kill(-pid, SIGKILL);
+  return text;
+}
+
+}  // namespace
+
+Result<nlohmann::json> run_driver(const std::vector<std::string>& argv, const nlohmann::json& request,
+                                  int64_t timeout_ms) {
+  if (argv.empty()) return Status::invalid("the pool's driver is empty: set pools.<name>.driver");
+  auto driver = spawn_driver(argv);
+  if (!driver) return driver.status();
+  // A driver that exits without reading its request answers with what it
+  // prints (or nothing): its reply, not this write, is what counts.
+  (void)write_all(driver->stdin_fd, request.dump() + "\n");
+  ::close(driver->stdin_fd);
+  std::optional<std::string> text = read_reply(driver->stdout_fd, timeout_ms);
+  ::close(driver->stdout_fd);
+  bool timed_out = !text;
+  if (timed_out) ::kill(-driver->pid, SIGKILL);
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (::waitpid(driver->pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (timed_out) return Status::unavailable(fmt::format("driver {} did not answer within {} ms", argv[0], timeout_ms));
-  auto j = nlohmann::json::parse(text, nullptr, false);
+  auto j = nlohmann::json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       return Status::unavailable(fmt::format("driver {} failed (status {}) without a JSON reply", argv[0], status));
     }
     return Status::invalid(fmt::format("driver {} replied with something that is not a JSON object: {:.200}", argv[0],
-                                       text));
+                                       *text));
   }
   return j;
 }

@@ -86,6 +86,48 @@ BrokerShell::BrokerShell(const ServiceEnv& env, BrokerOptions options)
       server_(env.ctx, options_.endpoint, "resource-broker"),
       publisher_(env.ctx, store_, server_, publisher_options(options_), clock_),
       cluster_(ClusterOptions{options_.node_timeout_ms * 1'000'000}) {
+  restore();
+
+  directory_ = std::make_unique<security::DirectoryFeed>(store_, options_.trust.directory, options_.trust.directory_owner);
+  options_.cloud.directory = [this]() -> const security::Directory& { return directory_->current(); };
+  CloudBootstrap boot{options_.instance, [this] { return server_.endpoint(); }, options_.bus_frontend,
+                      options_.bus_backend};
+  cloud_ = std::make_unique<CloudShell>(env.ctx, store_, options_.cloud, std::move(boot), publisher_, cluster_, clock_,
+                                        [this](const Effects& fx, storage::Batch& batch) { apply(fx, batch); });
+  cloud_->restore();
+
+  publisher_.set_snapshot([this](std::string_view prefix, flatbuffers::FlatBufferBuilder& b, const bus::EmitFn& emit) {
+    if (prefix == kCloudPrefix) {
+      cloud_->snapshot(b, emit);
+      return;
+    }
+    for (const auto& e : snapshot_events(cluster_, prefix)) {
+      auto w = build_event(b, e);
+      emit(w.topic, w.type, w.payload);
+    }
+  });
+
+  bus::SubscriberOptions so;
+  so.name = "resource-broker";
+  so.bus_endpoints = options_.bus_backend;
+  so.prefixes = {"run.", "account.", std::string(security::kDirectoryPrefix)};
+  // A replay from an agent that died blocks the loop: keep it well under
+  // node_timeout so live nodes are never judged silent meanwhile.
+  so.replay_timeout_ms = static_cast<int>(std::clamp<int64_t>(options_.node_timeout_ms / 5, 100, 2000));
+  subscriber_ = std::make_unique<bus::Subscriber>(
+      env.ctx, store_, so, [this](const bus::Event& e, storage::Batch& batch) { on_run_event(e, batch); });
+
+  register_handlers();
+  attach(env.runtime);
+  audit_ = std::make_unique<security::AuditTrail>(publisher_, env.runtime, clock_, options_.instance,
+                                                  options_.trust.audit_refusals_per_s);
+  audit_->attach(server_);
+  spdlog::info("resource broker {}: node timeout {} ms", options_.instance, options_.node_timeout_ms);
+}
+
+BrokerShell::~BrokerShell() = default;
+
+void BrokerShell::restore() {
   // Nodes first: live leases take their GPUs on their node again.
   std::string error;
   store_.scan(nodes_cf_, "", "", [&](std::string_view k, std::string_view v) {
@@ -120,36 +162,9 @@ BrokerShell::BrokerShell(const ServiceEnv& env, BrokerOptions options)
     spdlog::info("resumed with {} nodes and {} live leases; nodes have {} ms to heartbeat", cluster_.nodes().size(),
                  cluster_.live_lease_count(), options_.node_timeout_ms);
   }
+}
 
-  directory_ = std::make_unique<security::DirectoryFeed>(store_, options_.trust.directory, options_.trust.directory_owner);
-  options_.cloud.directory = [this]() -> const security::Directory& { return directory_->current(); };
-  CloudBootstrap boot{options_.instance, [this] { return server_.endpoint(); }, options_.bus_frontend,
-                      options_.bus_backend};
-  cloud_ = std::make_unique<CloudShell>(env.ctx, store_, options_.cloud, std::move(boot), publisher_, cluster_, clock_,
-                                        [this](const Effects& fx, storage::Batch& batch) { apply(fx, batch); });
-  cloud_->restore();
-
-  publisher_.set_snapshot([this](std::string_view prefix, flatbuffers::FlatBufferBuilder& b, const bus::EmitFn& emit) {
-    if (prefix == kCloudPrefix) {
-      cloud_->snapshot(b, emit);
-      return;
-    }
-    for (const auto& e : snapshot_events(cluster_, prefix)) {
-      auto w = build_event(b, e);
-      emit(w.topic, w.type, w.payload);
-    }
-  });
-
-  bus::SubscriberOptions so;
-  so.name = "resource-broker";
-  so.bus_endpoints = options_.bus_backend;
-  so.prefixes = {"run.", "account.", std::string(security::kDirectoryPrefix)};
-  // A replay from an agent that died blocks the loop: keep it well under
-  // node_timeout so live nodes are never judged silent meanwhile.
-  so.replay_timeout_ms = static_cast<int>(std::clamp<int64_t>(options_.node_timeout_ms / 5, 100, 2000));
-  subscriber_ = std::make_unique<bus::Subscriber>(
-      env.ctx, store_, so, [this](const bus::Event& e, storage::Batch& batch) { on_run_event(e, batch); });
-
+void BrokerShell::register_handlers() {
   using fb::RequestBody;
   auto bind = [this](RequestBody type, void (BrokerShell::*fn)(const fb::Request&, rpc::Responder&)) {
     server_.on(type, [this, fn](const fb::Request& req, rpc::Responder& r) { (this->*fn)(req, r); });
@@ -163,14 +178,7 @@ BrokerShell::BrokerShell(const ServiceEnv& env, BrokerOptions options)
   bind(RequestBody::ListNodes, &BrokerShell::on_list);
   bind(RequestBody::CloudStatus, &BrokerShell::on_cloud_status);
   bind(RequestBody::CloudPause, &BrokerShell::on_cloud_pause);
-  attach(env.runtime);
-  audit_ = std::make_unique<security::AuditTrail>(publisher_, env.runtime, clock_, options_.instance,
-                                                  options_.trust.audit_refusals_per_s);
-  audit_->attach(server_);
-  spdlog::info("resource broker {}: node timeout {} ms", options_.instance, options_.node_timeout_ms);
 }
-
-BrokerShell::~BrokerShell() = default;
 
 void BrokerShell::attach(Runtime& runtime) {
   runtime_ = &runtime;

@@ -92,6 +92,12 @@ class BrokerShell {
   const CloudShell& cloud() const { return *cloud_; }
 
  private:
+  // Loads every node, then every lease (live ones take their GPUs on their
+  // node again) and the next lease id; throws std::runtime_error naming an
+  // unreadable record. Then gives the nodes their grace period (resume).
+  void restore();
+  // Hooks each request type to its on_* handler.
+  void register_handlers();
   void attach(Runtime& runtime);
   Now now() const;
   // Writes the records `fx` names and appends its events, in `batch`.
