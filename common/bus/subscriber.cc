@@ -316,40 +316,7 @@ void Subscriber::on_replay(const std::string& stream, Result<rpc::Reply> reply) 
   }
   if (rb->events()) {
     for (auto* raw : *rb->events()) {
-      if (!raw->topic() || !raw->envelope()) continue;
-      Event e;
-      std::string why;
-      std::span<const uint8_t> bytes(raw->envelope()->data(), raw->envelope()->size());
-      if (!verify_event(raw->topic()->string_view(), bytes, &e, &why) || e.stream() != stream ||
-          (!rb->snapshot() && e.seq() > rb->last_seq())) {
-        // A publisher replays only events it has shown (seq <= its last):
-        // a cursor never moves past what the publisher itself reports.
-        if (why.empty()) why = e.stream() != stream ? "event of another stream" : "seq past the publisher's last";
-        ++stats_.rejected;
-        spdlog::warn("{}: rejected a replayed event of {}: {}", options_.name, stream, why);
-        continue;
-      }
-      if (!same_incarnation(e, st)) continue;  // the previous incarnation's events
-      if (rb->snapshot()) {
-        try {
-          handler_(e, batch);
-        } catch (const std::exception& ex) {
-          ++stats_.handler_failures;
-          spdlog::error("{}: applying a snapshot event of {} failed, skipped: {}", options_.name, stream, ex.what());
-        }
-        ++applied;
-        continue;
-      }
-      if (e.seq() <= st.cursor) continue;
-      if (e.seq() > st.cursor + 1) {
-        // Trimmed away and no snapshot offered: these events are gone for us.
-        spdlog::error("{}: events {}..{} of {} are no longer in its outbox; skipping them", options_.name,
-                      st.cursor + 1, e.seq() - 1, stream);
-        st.cursor = e.seq() - 1;
-      }
-      apply(e, st, batch);
-      ++stats_.replayed;
-      ++applied;
+      if (apply_replayed(stream, st, *raw, *rb, batch)) ++applied;
     }
   }
   if (rb->snapshot()) {
@@ -364,6 +331,43 @@ void Subscriber::on_replay(const std::string& stream, Result<rpc::Reply> reply) 
     st.retry_at_ms = monotonic_ms() + options_.retry_ms;
   }
   persist(batch);
+}
+
+bool Subscriber::apply_replayed(const std::string& stream, StreamState& st, const fb::RawEvent& raw,
+                                const fb::ReplayBatch& rb, storage::Batch& batch) {
+  if (!raw.topic() || !raw.envelope()) return false;
+  Event e;
+  std::string why;
+  std::span<const uint8_t> bytes(raw.envelope()->data(), raw.envelope()->size());
+  if (!verify_event(raw.topic()->string_view(), bytes, &e, &why) || e.stream() != stream ||
+      (!rb.snapshot() && e.seq() > rb.last_seq())) {
+    // A publisher replays only events it has shown (seq <= its last):
+    // a cursor never moves past what the publisher itself reports.
+    if (why.empty()) why = e.stream() != stream ? "event of another stream" : "seq past the publisher's last";
+    ++stats_.rejected;
+    spdlog::warn("{}: rejected a replayed event of {}: {}", options_.name, stream, why);
+    return false;
+  }
+  if (!same_incarnation(e, st)) return false;  // the previous incarnation's events
+  if (rb.snapshot()) {
+    try {
+      handler_(e, batch);
+    } catch (const std::exception& ex) {
+      ++stats_.handler_failures;
+      spdlog::error("{}: applying a snapshot event of {} failed, skipped: {}", options_.name, stream, ex.what());
+    }
+    return true;
+  }
+  if (e.seq() <= st.cursor) return false;
+  if (e.seq() > st.cursor + 1) {
+    // Trimmed away and no snapshot offered: these events are gone for us.
+    spdlog::error("{}: events {}..{} of {} are no longer in its outbox; skipping them", options_.name, st.cursor + 1,
+                  e.seq() - 1, stream);
+    st.cursor = e.seq() - 1;
+  }
+  apply(e, st, batch);
+  ++stats_.replayed;
+  return true;
 }
 
 }  // namespace trainyard::bus

@@ -109,6 +109,9 @@ class Subscriber {
   bool same_incarnation(const Event& e, StreamState& st);
   void request_replay(const std::string& stream, StreamState& st);
   void on_replay(const std::string& stream, Result<rpc::Reply> reply);
+  // One event of a ReplayBatch, checked and applied; whether it counted.
+  bool apply_replayed(const std::string& stream, StreamState& st, const fb::RawEvent& raw, const fb::ReplayBatch& rb,
+                      storage::Batch& batch);
   void persist(storage::Batch& batch);
   // Counts a refused message and logs it at most once a second.
   void reject(std::string_view topic, size_t bytes, std::string_view why);

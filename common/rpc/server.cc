@@ -63,52 +63,59 @@ size_t Server::poll_in(size_t max) {
     ++stats_.requests;
     std::string routing(static_cast<const char*>(id.data()), id.size());
     // Clients are DEALERs sending exactly one frame: the Request.
-    zmq::message_t* body = frames.size() == 1 ? &frames[0] : nullptr;
-    if (!body) {
+    if (frames.size() != 1) {
       ++stats_.rejected;
       spdlog::warn("{}: dropped a request of {} frames from peer {:x}", service_, frames.size(),
                    std::hash<std::string>{}(routing));
       continue;
     }
-    auto checked = check_request(static_cast<const uint8_t*>(body->data()), body->size());
-    if (!checked.request) {
-      ++stats_.rejected;
-      spdlog::warn("{}: rejected a malformed request ({} bytes) from peer {:x}: {}", service_, body->size(),
-                   std::hash<std::string>{}(routing), checked.status.message());
-      continue;  // a garbage sender gets no reply: it has no request id to match
-    }
-    const auto* req = checked.request;
-    Responder r(std::move(routing), req->id());
-    if (!checked.status.ok()) {
-      // Readable but incomplete (a union body absent, an enum out of range,
-      // a required field missing): no handler sees it.
-      ++stats_.rejected;
-      spdlog::warn("{}: refused a {} request: {}", service_, fb::EnumNameRequestBody(req->body_type()),
-                   checked.status.message());
-      r.error(checked.status);
-      pending_.push_back(std::move(r));
-      continue;
-    }
-    if (!identify(*body, *req, r)) {
-      answered(*req, std::move(r));
-      continue;
-    }
-    auto it = handlers_.find(req->body_type());
-    if (it == handlers_.end()) {
-      ++stats_.unimplemented;
-      r.error(Status(ErrorCode::Unimplemented, service_ + " does not take " +
-                                                   fb::EnumNameRequestBody(req->body_type()) + " requests"));
-    } else {
-      try {
-        it->second(*req, r);
-      } catch (const std::exception& e) {
-        spdlog::error("{}: handler for {} failed: {}", service_, fb::EnumNameRequestBody(req->body_type()), e.what());
-        r.error(Status::internal(service_ + " failed on this request: " + e.what()));
-      }
-    }
-    if (r.answered()) answered(*req, std::move(r));
+    handle(std::move(routing), frames[0]);
   }
   return n;
+}
+
+void Server::handle(std::string routing, const zmq::message_t& body) {
+  auto checked = check_request(static_cast<const uint8_t*>(body.data()), body.size());
+  if (!checked.request) {
+    ++stats_.rejected;
+    spdlog::warn("{}: rejected a malformed request ({} bytes) from peer {:x}: {}", service_, body.size(),
+                 std::hash<std::string>{}(routing), checked.status.message());
+    return;  // a garbage sender gets no reply: it has no request id to match
+  }
+  const auto* req = checked.request;
+  Responder r(std::move(routing), req->id());
+  if (!checked.status.ok()) {
+    // Readable but incomplete (a union body absent, an enum out of range,
+    // a required field missing): no handler sees it.
+    ++stats_.rejected;
+    spdlog::warn("{}: refused a {} request: {}", service_, fb::EnumNameRequestBody(req->body_type()),
+                 checked.status.message());
+    r.error(checked.status);
+    pending_.push_back(std::move(r));
+    return;
+  }
+  if (!identify(body, *req, r)) {
+    answered(*req, std::move(r));
+    return;
+  }
+  dispatch(*req, r);
+  if (r.answered()) answered(*req, std::move(r));
+}
+
+void Server::dispatch(const fb::Request& req, Responder& r) {
+  auto it = handlers_.find(req.body_type());
+  if (it == handlers_.end()) {
+    ++stats_.unimplemented;
+    r.error(Status(ErrorCode::Unimplemented,
+                   service_ + " does not take " + fb::EnumNameRequestBody(req.body_type()) + " requests"));
+    return;
+  }
+  try {
+    it->second(req, r);
+  } catch (const std::exception& e) {
+    spdlog::error("{}: handler for {} failed: {}", service_, fb::EnumNameRequestBody(req.body_type()), e.what());
+    r.error(Status::internal(service_ + " failed on this request: " + e.what()));
+  }
 }
 
 void Server::answered(const fb::Request& req, Responder&& r) {

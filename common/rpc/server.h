@@ -111,6 +111,9 @@ class Server {
   std::string endpoint_;
   std::string service_;
   bool identify(const zmq::message_t& body, const fb::Request& req, Responder& r);
+  // One request's single frame: checked, identified, handed to its handler.
+  void handle(std::string routing, const zmq::message_t& body);
+  void dispatch(const fb::Request& req, Responder& r);
 
   void answered(const fb::Request& req, Responder&& r);
 

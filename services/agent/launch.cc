@@ -296,6 +296,21 @@ LaunchSpec AgentShell::launch_spec_for(Run& run, const fb::LeaseGranted& grant, 
   return ls;
 }
 
+namespace {
+
+// What must hold before anything is made for a run: a command, a user to
+// run it as, log directories it may write.
+Result<JobUser> check_launchable(const fb::JobSpec& spec, const RunRecord& r, const RunPaths& paths,
+                                 bool run_as_submitter) {
+  if (!spec.command() || spec.command()->size() == 0) return Status::invalid("the job's command is empty");
+  auto user = find_job_user(r.user, r.node, run_as_submitter);
+  if (!user) return user.status();
+  if (auto s = check_log_dirs(paths); !s) return s;
+  return user;
+}
+
+}  // namespace
+
 // Runs after the commit: it may write the run's record (it lands in the next
 // batch) but never publishes, since the publisher flushes in this same phase.
 void AgentShell::launch(Run& run) {
@@ -316,17 +331,9 @@ void AgentShell::launch(Run& run) {
     save(run);
     return;
   }
-  if (!spec.command() || spec.command()->size() == 0) {
-    run.launch_error = "the job's command is empty";
-    return;
-  }
-  auto user = find_job_user(r.user, r.node, options_.run_as_submitter);
+  auto user = check_launchable(spec, r, paths, options_.run_as_submitter);
   if (!user) {
     run.launch_error = user.status().message();
-    return;
-  }
-  if (auto s = check_log_dirs(paths); !s) {
-    run.launch_error = s.message();
     return;
   }
   // Nothing of a directory the agent did not create is used: not its logs,
