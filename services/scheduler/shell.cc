@@ -7,7 +7,6 @@
 #include "config_keys.h"
 #include "job_store.h"
 #include "storage/keys.h"
-#include "wire/fb_str.h"
 
 namespace trainyard::scheduler {
 
@@ -59,16 +58,13 @@ SchedulerShell::SchedulerShell(const ServiceEnv& env, ShellOptions options)
                                                   options_.trust.audit_refusals_per_s);
   audit_->attach(*server_);
   notifier_ = std::make_unique<Notifier>(options_.notify, store_, store_.cf("notify"));
-  runtime_.every(5000, [this] {
-    auto g = audit_->gauges();
-    auto n = notifier_->counts();
-    g.emplace_back("notifications_sent", static_cast<double>(n.sent));
-    g.emplace_back("notifications_failed", static_cast<double>(n.failed));
-    g.emplace_back("notifications_pending", static_cast<double>(n.pending));
-    g.emplace_back("directory_version", static_cast<double>(directory_->current().version));
-    g.emplace_back("events_published", static_cast<double>(publisher_->stats().published));
-    bus::publish_ops_metrics(*publisher_, runtime_.batch(), "scheduler", options_.instance, g);
-  });
+  attach();
+}
+
+SchedulerShell::~SchedulerShell() = default;
+
+void SchedulerShell::attach() {
+  runtime_.every(5000, [this] { publish_metrics(runtime_.batch()); });
 
   runtime_.watch(server_->socket(), [this] { server_->poll_in(); });
   subscriber_->attach(runtime_);
@@ -94,7 +90,16 @@ SchedulerShell::SchedulerShell(const ServiceEnv& env, ShellOptions options)
   });
 }
 
-SchedulerShell::~SchedulerShell() = default;
+void SchedulerShell::publish_metrics(storage::Batch& batch) {
+  auto g = audit_->gauges();
+  auto n = notifier_->counts();
+  g.emplace_back("notifications_sent", static_cast<double>(n.sent));
+  g.emplace_back("notifications_failed", static_cast<double>(n.failed));
+  g.emplace_back("notifications_pending", static_cast<double>(n.pending));
+  g.emplace_back("directory_version", static_cast<double>(directory_->current().version));
+  g.emplace_back("events_published", static_cast<double>(publisher_->stats().published));
+  bus::publish_ops_metrics(*publisher_, batch, "scheduler", options_.instance, g);
+}
 
 void SchedulerShell::restore() {
   if (auto v = store_.get(meta_cf_, kNextJobId)) {
@@ -194,211 +199,6 @@ void SchedulerShell::register_handlers() {
   server_->on(RequestBody::GetJob, bind(&SchedulerShell::on_get));
   server_->on(RequestBody::QueryJobs, bind(&SchedulerShell::on_query));
   server_->on(RequestBody::Ping, bind(&SchedulerShell::on_ping));
-}
-
-// --- requests ----------------------------------------------------------------
-
-void SchedulerShell::on_submit(const fb::Request& req, rpc::Responder& r) {
-  auto* body = req.body_as_SubmitJob();
-  if (!body || !body->spec()) {
-    r.error(Status::invalid("spec: missing; SubmitJob needs a job spec"));
-    return;
-  }
-  fb::JobSpecT spec;
-  body->spec()->UnPackTo(&spec);
-  // A user submits as themselves (as sbatch takes the uid, not a claim),
-  // and only to accounts that list them.
-  auto who = caller(r);
-  if (who.enforced() && who.user()) spec.user = std::string(who.name());
-  // A job that names no account goes to the user's default account.
-  if (spec.account.empty()) spec.account = directory_->current().default_account(spec.user);
-  if (who.enforced() && !who.member_of(spec.account)) {
-    r.error(who.refuse("account membership", "submit to account " + spec.account));
-    return;
-  }
-  auto res = core_.submit(spec, clock_.now_ns(), body->hold());
-  if (!res) {
-    r.error(res.status());
-    return;
-  }
-  // The reply leaves after this iteration's commit: an ack means durable.
-  auto& b = r.builder();
-  auto ids = b.CreateVector(res->job_ids);
-  r.ok(fb::ReplyBody::Submitted, fb::CreateSubmitted(b, ids, res->array_job_id).Union());
-}
-
-Status SchedulerShell::may_manage(rpc::Responder& r, JobId id, std::string_view what) const {
-  auto c = caller(r);
-  if (!c.enforced()) return Status::success();
-  std::vector<JobId> ids{id};
-  if (auto* tasks = core_.array_tasks(id)) ids = *tasks;
-  std::string others;  // jobs of other users the caller acts on (as admin or coordinator)
-  for (JobId t : ids) {
-    const Job* j = core_.job(t);
-    if (!j || !j->spec || (c.user() && c.name() == j->spec->user)) continue;
-    if (!c.may_manage_job(j->spec->user, j->spec->account)) {
-      return c.refuse("job owner", std::string(what) + " job " + std::to_string(t) + " of user:" + j->spec->user);
-    }
-    if (c.user() && others.empty()) others = "job " + std::to_string(t) + " of user:" + j->spec->user;
-  }
-  if (!others.empty()) r.audit(std::string(what) + " " + others + (ids.size() > 1 ? " (array " + std::to_string(id) + ")" : ""));
-  return Status::success();
-}
-
-void SchedulerShell::on_cancel(const fb::Request& req, rpc::Responder& r) {
-  auto* body = req.body_as_CancelJob();
-  if (auto s = may_manage(r, body->job_id(), "cancel"); !s) return r.error(s);
-  auto s = core_.cancel(body->job_id(), str(body->reason()), clock_.now_ns());
-  s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
-}
-
-void SchedulerShell::on_hold(const fb::Request& req, rpc::Responder& r) {
-  if (auto s = may_manage(r, req.body_as_HoldJob()->job_id(), "hold"); !s) return r.error(s);
-  auto s = core_.hold(req.body_as_HoldJob()->job_id(), clock_.now_ns());
-  s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
-}
-
-void SchedulerShell::on_release(const fb::Request& req, rpc::Responder& r) {
-  if (auto s = may_manage(r, req.body_as_ReleaseJob()->job_id(), "release"); !s) return r.error(s);
-  auto s = core_.release(req.body_as_ReleaseJob()->job_id(), clock_.now_ns());
-  s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
-}
-
-void SchedulerShell::on_requeue(const fb::Request& req, rpc::Responder& r) {
-  JobId id = req.body_as_RequeueJob()->job_id();
-  if (auto s = may_manage(r, id, "requeue"); !s) return r.error(s);
-  auto s = core_.requeue(id, "requeued by " + std::string(caller(r).name().empty() ? "user" : caller(r).name()));
-  s ? r.ok(fb::ReplyBody::Empty, fb::CreateEmpty(r.builder()).Union()) : r.error(s);
-}
-
-PriorityFactors SchedulerShell::factors_of(const Job& j) const {
-  // Factors mean something while a job waits; after that only its tier.
-  if (j.state == JobState::Pending || j.state == JobState::Held) return core_.factors(j);
-  PriorityFactors f;
-  f.tier = j.tier;
-  f.priority = core_.score(j);
-  return f;
-}
-
-void SchedulerShell::on_ping(const fb::Request&, rpc::Responder& r) {
-  auto& b = r.builder();
-  r.ok(fb::ReplyBody::Pong, fb::CreatePongDirect(b, "scheduler", options_.instance.c_str(), "0.1.0").Union());
-}
-
-// --- events ------------------------------------------------------------------
-
-// A job's history records when a change happened where it happened (the
-// agent's clock for a run's start and end, the broker's for a lease), not
-// when this scheduler heard of it: after a restart it may hear seconds late,
-// and the history must still agree with what billing charged. Never later
-// than now (a node's clock running ahead does not date the future).
-static int64_t happened_at(int64_t event_ns, int64_t now_ns) {
-  return event_ns > 0 ? std::min(event_ns, now_ns) : now_ns;
-}
-
-void SchedulerShell::on_event(const bus::Event& e, storage::Batch& batch) {
-  int64_t now = clock_.now_ns();
-  int64_t at = happened_at(e.time_ns(), now);
-  if (directory_->apply(e, batch)) return;
-  switch (e.type()) {
-    case fb::Payload::NodeUp:
-    case fb::Payload::NodeDown:
-    case fb::Payload::NodeDrained:
-      on_node_event(e, batch);
-      return;
-    case fb::Payload::CloudLease:
-      on_cloud_lease(e);
-      return;
-    case fb::Payload::LeaseGranted: {
-      Grant g = grant_of(*e.as<fb::LeaseGranted>());
-      core_.lease_granted(g, at);
-      batch.put(leases_cf_, Key().u64(g.lease_id), lease_value(g));
-      return;
-    }
-    case fb::Payload::LeaseReleased: {
-      auto* l = e.as<fb::LeaseReleased>();
-      core_.lease_released(l->lease_id(), l->job_id(), at);
-      batch.del(leases_cf_, Key().u64(l->lease_id()));
-      return;
-    }
-    case fb::Payload::LeaseLost: {
-      auto* l = e.as<fb::LeaseLost>();
-      core_.lease_lost(l->lease_id(), l->job_id(), l->attempt(), str(l->reason()), at);
-      batch.del(leases_cf_, Key().u64(l->lease_id()));
-      return;
-    }
-    case fb::Payload::RunStarted: {
-      auto* s = e.as<fb::RunStarted>();
-      int64_t started = happened_at(s->start_time_ns(), at);
-      core_.run_started(s->job_id(), s->attempt(), s->lease_id(), started, started);
-      return;
-    }
-    case fb::Payload::RunFinished: {
-      auto* f = e.as<fb::RunFinished>();
-      core_.run_finished(RunEnd{f->job_id(), f->attempt(), f->lease_id(), f->outcome(), f->exit_code(), f->signal(),
-                                str(f->reason())},
-                         happened_at(f->end_time_ns(), at));
-      return;
-    }
-    case fb::Payload::AccountBlocked: {
-      // Billing's alone: any publisher may name a topic account.blocked on
-      // its own stream (an agent unblocking an account, say).
-      if (e.stream() != bus::stream_name("account.", options_.trust.directory_owner)) return;
-      auto* a = e.as<fb::AccountBlocked>();
-      std::string account = str(a->account());
-      core_.account_blocked(account, a->blocked(), a->stop_running(), now);
-      if (a->blocked()) {
-        batch.put(accounts_cf_, account, "1");
-      } else {
-        batch.del(accounts_cf_, account);
-      }
-      return;
-    }
-    default:
-      return;  // lease.revoked, account.warning...: nothing for the scheduler
-  }
-}
-
-void SchedulerShell::on_node_event(const bus::Event& e, storage::Batch& batch) {
-  switch (e.type()) {
-    case fb::Payload::NodeUp: {
-      auto* n = e.as<fb::NodeUp>()->node();
-      if (!n || !n->name()) return;
-      fb::NodeInfoT info;
-      n->UnPackTo(&info);
-      core_.node_up(info);
-      auto existing = store_.get(nodes_cf_, info.name);
-      bool drained = existing && existing->size() > 1 && (*existing)[1] != 0;
-      batch.put(nodes_cf_, info.name, node_value(info, true, drained));
-      if (drained) core_.node_drained(info.name, true);
-      return;
-    }
-    case fb::Payload::NodeDown:
-    case fb::Payload::NodeDrained: {
-      std::string name;
-      bool down = e.type() == fb::Payload::NodeDown;
-      bool drained = false;
-      if (down) {
-        name = str(e.as<fb::NodeDown>()->name());
-        core_.node_down(name);
-      } else {
-        auto* d = e.as<fb::NodeDrained>();
-        name = str(d->name());
-        drained = d->drained();
-        core_.node_drained(name, drained);
-      }
-      // Keep the stored node's flags in step (the node's own record comes
-      // with node.up).
-      auto v = store_.get(nodes_cf_, name);
-      if (v && v->size() > 2) {
-        (*v)[down ? 0 : 1] = down ? 0 : (drained ? 1 : 0);
-        batch.put(nodes_cf_, name, *v);
-      }
-      return;
-    }
-    default:
-      return;
-  }
 }
 
 // --- settle: store, publish, then talk to the broker ---------------------------

@@ -89,8 +89,13 @@ class SchedulerShell {
   // Array specs and jobs; returns the jobs restored.
   size_t restore_jobs(size_t* bad);
   void register_handlers();
+  // Hooks the sockets, the commit steps and the timers (metrics, the cycle)
+  // into the runtime.
+  void attach();
+  // ops.metrics.scheduler: the audit trail's, the notifier's and the bus's gauges.
+  void publish_metrics(storage::Batch& batch);
 
-  // Requests.
+  // Requests (shell_requests.cc).
   // Who asks, for the rules (security/authz.h).
   security::Caller caller(const rpc::Responder& r) const {
     return security::Caller::of(r.principal(), directory_->current());
@@ -107,10 +112,12 @@ class SchedulerShell {
   void on_query(const fb::Request& req, rpc::Responder& r);  // query.cc
   void on_ping(const fb::Request& req, rpc::Responder& r);
   PriorityFactors factors_of(const Job& j) const;
-  // Events.
+  // Events (shell_events.cc).
   void on_event(const bus::Event& e, storage::Batch& batch);
   // node.up / node.down / node.drained, and the stored node's flags.
   void on_node_event(const bus::Event& e, storage::Batch& batch);
+  // account.blocked (billing's only): the core's block and the stored accounts row.
+  void on_account_blocked(const bus::Event& e, int64_t now, storage::Batch& batch);
   // cloud.<pool>.<state>: which waiting jobs a booting cloud node is meant for (cloud_waits.cc).
   void on_cloud_lease(const bus::Event& e);
   // Why `j` waits (or ended): the core's reason, or the cloud node it waits for.
