@@ -4,6 +4,8 @@
 #include "core/scheduler.h"
 
 #include <algorithm>
+#include <string>
+#include <utility>
 
 namespace trainyard::scheduler {
 
@@ -131,6 +133,42 @@ void Scheduler::requeue_or_end(Job& j, JobState final_state, std::string reason,
 
 // --- run events ------------------------------------------------------------
 
+namespace {
+
+// What a run's outcome does to its job when nothing else was asked of it
+// (no cancel, preemption or requeue under way): the state it ends in, or
+// the state it fails towards when no retry is left, and why.
+struct RunVerdict {
+  enum Step { kNone, kEnd, kRetryOrEnd, kRequeuePreempted } step = kNone;
+  JobState state = JobState::Pending;
+  std::string reason;
+};
+
+RunVerdict verdict_of(const Job& j, const RunEnd& e) {
+  std::string sig = e.signal ? " (signal " + std::to_string(e.signal) + ")" : std::string();
+  std::string detail = e.reason.empty() ? std::string() : ": " + e.reason;
+  switch (e.outcome) {
+    case fb::RunOutcome::Succeeded:
+      return {RunVerdict::kEnd, JobState::Succeeded, "exit code 0"};
+    case fb::RunOutcome::Failed:
+      return {RunVerdict::kRetryOrEnd, JobState::Failed,
+              "attempt " + std::to_string(j.attempt) + " failed with exit code " + std::to_string(e.exit_code) + sig +
+                  detail};
+    case fb::RunOutcome::Cancelled:
+      return {RunVerdict::kEnd, JobState::Cancelled, "cancelled on its node" + detail};
+    case fb::RunOutcome::TimedOut:
+      return {RunVerdict::kEnd, JobState::TimedOut,
+              "time limit of " + std::to_string(j.spec->time_limit_s) + " s reached" + detail};
+    case fb::RunOutcome::Lost:
+      return {RunVerdict::kRetryOrEnd, JobState::NodeFailure, "run lost on its node" + detail};
+    case fb::RunOutcome::Preempted:
+      return {RunVerdict::kRequeuePreempted, JobState::Preempted, ""};
+  }
+  return {};
+}
+
+}  // namespace
+
 void Scheduler::run_started(JobId job_id, uint32_t attempt, uint64_t lease_id, int64_t start_ns, int64_t now_ns) {
   Job* j = find(job_id);
   if (!j || j->terminal() || attempt != j->attempt) return;
@@ -173,8 +211,6 @@ void Scheduler::run_finished(const RunEnd& e, int64_t now_ns) {
   if (j->allocating) set_allocating(*j, false);
   dequeue(*j);
   j->exit_code = e.exit_code;
-  std::string sig = e.signal ? " (signal " + std::to_string(e.signal) + ")" : std::string();
-  std::string detail = e.reason.empty() ? std::string() : ": " + e.reason;
   if (j->cancel_requested) {
     transition(*j, JobState::Cancelled, j->reason, now_ns, e.exit_code);
     return;
@@ -187,29 +223,18 @@ void Scheduler::run_finished(const RunEnd& e, int64_t now_ns) {
     requeue_by_user(*j, now_ns);
     return;
   }
-  switch (e.outcome) {
-    case fb::RunOutcome::Succeeded:
-      transition(*j, JobState::Succeeded, "exit code 0", now_ns, e.exit_code);
+  RunVerdict v = verdict_of(*j, e);
+  switch (v.step) {
+    case RunVerdict::kEnd:
+      transition(*j, v.state, std::move(v.reason), now_ns, e.exit_code);
       return;
-    case fb::RunOutcome::Failed:
-      requeue_or_end(*j, JobState::Failed,
-                     "attempt " + std::to_string(j->attempt) + " failed with exit code " + std::to_string(e.exit_code) +
-                         sig + detail,
-                     now_ns);
+    case RunVerdict::kRetryOrEnd:
+      requeue_or_end(*j, v.state, std::move(v.reason), now_ns);
       return;
-    case fb::RunOutcome::Cancelled:
-      transition(*j, JobState::Cancelled, "cancelled on its node" + detail, now_ns, e.exit_code);
-      return;
-    case fb::RunOutcome::TimedOut:
-      transition(*j, JobState::TimedOut,
-                 "time limit of " + std::to_string(j->spec->time_limit_s) + " s reached" + detail, now_ns,
-                 e.exit_code);
-      return;
-    case fb::RunOutcome::Lost:
-      requeue_or_end(*j, JobState::NodeFailure, "run lost on its node" + detail, now_ns);
-      return;
-    case fb::RunOutcome::Preempted:
+    case RunVerdict::kRequeuePreempted:
       requeue_preempted(*j, now_ns);
+      return;
+    case RunVerdict::kNone:
       return;
   }
 }
