@@ -1,7 +1,7 @@
 // SpecBuilder::finish: what several options combine into (GPUs over nodes
 // and tasks, CPUs, memory), the defaults of a submission (directories, log
 // paths, name, whom notifications go to) and the environment --export
-// passes on. The options themselves are spec_options.cc's table.
+// passes on. The options themselves are spec_option_table.cc's table.
 #include <algorithm>
 #include <cctype>
 #include <limits>

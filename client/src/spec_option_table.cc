@@ -5,22 +5,16 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "decimal.h"
 #include "paths.h"
 #include "spec_option_table.h"
 
 namespace trainyard::client {
 
 using detail::absolute;
+using detail::to_u64;
 
 namespace {
-
-std::optional<uint64_t> to_u64(std::string_view s) {
-  if (s.empty()) return std::nullopt;
-  uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
 
 std::optional<int64_t> to_i64(std::string_view s) {
   if (s.empty()) return std::nullopt;

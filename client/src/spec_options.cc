@@ -63,7 +63,7 @@ std::string spec_options_help() {
     out += flag.size() < 34 ? std::string(34 - flag.size(), ' ') : std::string("\n") + std::string(36, ' ');
     out += help + "\n";
   }
-  out += "  (other sbatch options such as --mail-user, --qos or --exclusive are accepted and ignored, with a warning)\n";
+  out += "  (other sbatch options such as --reservation, --licenses or --hint are accepted and ignored, with a warning)\n";
   return out;
 }
 

@@ -8,22 +8,18 @@
 
 #include "trainyard/job_spec.h"
 
+#include "decimal.h"
+
 namespace trainyard::client {
+
+using detail::to_u64;
+
 namespace {
 
 std::string lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
-}
-
-// A non-negative decimal integer, all of `s`.
-std::optional<uint64_t> to_u64(std::string_view s) {
-  if (s.empty()) return std::nullopt;
-  uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
 }
 
 std::vector<std::string_view> split(std::string_view s, char sep) {
