@@ -12,6 +12,27 @@ constexpr int64_t kHandshakeEveryNs = 60'000'000'000;
 
 }  // namespace
 
+fb::AuditRecordT keyring_record(const KeyringChange& k, const std::string& service) {
+  fb::AuditRecordT r;
+  r.service = service;
+  r.action = "Keyring";
+  r.target = k.principal;
+  r.allowed = true;
+  r.message = k.change + (k.key.empty() ? "" : " (key " + k.key + ")") + " in " + service + "'s authorized keys";
+  return r;
+}
+
+fb::AuditRecordT handshake_record(const Refusal& h, const std::string& service) {
+  fb::AuditRecordT r;
+  r.service = service;
+  r.action = "Handshake";
+  r.target = (h.key.empty() ? std::string("a plaintext peer") : "key " + h.key) + " from " + h.address;
+  r.code = fb::ErrorCode::PermissionDenied;
+  r.message = h.why;
+  r.suppressed = static_cast<uint32_t>(h.count - 1);
+  return r;
+}
+
 AuditTrail::AuditTrail(bus::Publisher& publisher, Runtime& runtime, const Clock& clock, std::string service,
                        double refusals_per_s)
     : publisher_(publisher),
@@ -46,7 +67,7 @@ void AuditTrail::observe(const fb::Request& req, const rpc::Responder& r) {
   if (refused) ++denied_;
   if (!refused && !r.audited()) return;
   if (refused && !take_token()) return;
-  Entry e;
+  fb::AuditRecordT e;
   e.principal = r.principal();
   if (r.peer() != r.principal()) e.peer = r.peer();
   e.action = fb::EnumNameRequestBody(req.body_type());
@@ -54,7 +75,7 @@ void AuditTrail::observe(const fb::Request& req, const rpc::Responder& r) {
   e.allowed = r.code() == fb::ErrorCode::Ok;
   e.code = r.code();
   e.message = r.message();
-  publish(e);
+  publish(std::move(e));
 }
 
 void AuditTrail::drain_site() {
@@ -62,15 +83,7 @@ void AuditTrail::drain_site() {
   if (!site) return;
   int64_t now = clock_.now_ns();
   if (handshake_logged_ns_.size() > 4096) handshake_logged_ns_.clear();
-  for (auto& k : site->take_keyring_changes()) {
-    Entry e;
-    e.action = "Keyring";
-    e.target = k.principal;
-    e.allowed = true;
-    e.message = k.change + (k.key.empty() ? "" : " (key " + k.key + ")") + " in " + service_ +
-                "'s authorized keys";
-    publish(e);
-  }
+  for (auto& k : site->take_keyring_changes()) publish(keyring_record(k, service_));
   for (auto& h : site->take_refusals()) {
     auto& last = handshake_logged_ns_[h.key + "@" + h.address];
     if (last != 0 && now - last < kHandshakeEveryNs) {
@@ -79,13 +92,7 @@ void AuditTrail::drain_site() {
       continue;
     }
     last = now;
-    suppressed_ += static_cast<uint32_t>(h.count - 1);
-    Entry e;
-    e.action = "Handshake";
-    e.target = (h.key.empty() ? std::string("a plaintext peer") : "key " + h.key) + " from " + h.address;
-    e.code = fb::ErrorCode::PermissionDenied;
-    e.message = h.why;
-    publish(e);
+    publish(handshake_record(h, service_));
   }
 }
 
@@ -106,23 +113,22 @@ std::vector<std::pair<std::string, double>> AuditTrail::gauges() const {
   return g;
 }
 
-void AuditTrail::relay(const fb::AuditRecordT& rec) {
+void AuditTrail::relay(const fb::AuditRecordT& rec) { append(rec); }
+
+void AuditTrail::publish(fb::AuditRecordT rec) {
+  rec.service = service_;
+  rec.suppressed += suppressed_;
+  suppressed_ = 0;
+  append(rec);
+}
+
+void AuditTrail::append(const fb::AuditRecordT& rec) {
   auto& b = publisher_.builder();
   auto r = fb::CreateAuditRecordDirect(b, rec.principal.c_str(), rec.peer.c_str(), rec.service.c_str(),
                                        rec.action.c_str(), rec.target.c_str(), rec.allowed, rec.code,
                                        rec.message.c_str(), rec.suppressed);
   publisher_.append(runtime_.batch(), std::string(kAuditPrefix) + (rec.allowed ? "action" : "refused"),
                     fb::Payload::AuditRecord, r.Union());
-  ++stats_.recorded;
-}
-
-void AuditTrail::publish(const Entry& e) {
-  auto& b = publisher_.builder();
-  auto rec = fb::CreateAuditRecordDirect(b, e.principal.c_str(), e.peer.c_str(), service_.c_str(), e.action.c_str(),
-                                         e.target.c_str(), e.allowed, e.code, e.message.c_str(), suppressed_);
-  publisher_.append(runtime_.batch(), std::string(kAuditPrefix) + (e.allowed ? "action" : "refused"),
-                    fb::Payload::AuditRecord, rec.Union());
-  suppressed_ = 0;
   ++stats_.recorded;
 }
 

@@ -26,6 +26,7 @@
 
 #include "bus/publisher.h"
 #include "rpc/server.h"
+#include "security/site.h"
 #include "util/clock.h"
 
 namespace trainyard {
@@ -35,6 +36,13 @@ class Runtime;
 namespace trainyard::security {
 
 inline constexpr std::string_view kAuditPrefix = "audit.";
+
+// The records of what a Site saw, as every keeper of them writes them (a
+// service's AuditTrail, the bus forwarder's relay to billing): `service`
+// names the process whose Site it was.
+fb::AuditRecordT keyring_record(const KeyringChange& change, const std::string& service);
+// `suppressed` counts the refusal's repeats (count - 1).
+fb::AuditRecordT handshake_record(const Refusal& refusal, const std::string& service);
 
 struct AuditStats {
   uint64_t recorded = 0;
@@ -60,13 +68,10 @@ class AuditTrail {
   std::vector<std::pair<std::string, double>> gauges() const;
 
  private:
-  struct Entry {
-    std::string principal, peer, action, target, message;
-    bool allowed = false;
-    fb::ErrorCode code = fb::ErrorCode::Ok;
-  };
   bool take_token();
-  void publish(const Entry& e);
+  // `record` from this service, with the refusals counted since the last.
+  void publish(fb::AuditRecordT record);
+  void append(const fb::AuditRecordT& record);
   void drain_site();
 
   bus::Publisher& publisher_;

@@ -13,6 +13,7 @@
 
 #include "bus/event.h"
 #include "rpc/client.h"
+#include "security/audit.h"
 #include "security/site.h"
 #include "trainyard/fb/rpc_generated.h"
 
@@ -71,25 +72,8 @@ struct AuditRelay::Impl {
     }
     auto* site = security::Site::current();
     if (!site) return;
-    for (auto& h : site->take_refusals()) {
-      fb::AuditRecordT r;
-      r.service = "bus";
-      r.action = "Handshake";
-      r.target = (h.key.empty() ? std::string("a plaintext peer") : "key " + h.key) + " from " + h.address;
-      r.code = fb::ErrorCode::PermissionDenied;
-      r.message = h.why;
-      r.suppressed = static_cast<uint32_t>(h.count - 1);
-      add(std::move(r));
-    }
-    for (auto& k : site->take_keyring_changes()) {
-      fb::AuditRecordT r;
-      r.service = "bus";
-      r.action = "Keyring";
-      r.target = k.principal;
-      r.allowed = true;
-      r.message = k.change + (k.key.empty() ? "" : " (key " + k.key + ")") + " in bus's authorized keys";
-      add(std::move(r));
-    }
+    for (auto& h : site->take_refusals()) add(security::handshake_record(h, "bus"));
+    for (auto& k : site->take_keyring_changes()) add(security::keyring_record(k, "bus"));
   }
 
   void send() {
