@@ -149,10 +149,20 @@ bool CloudPools::can_launch(const PoolConfig& p, uint32_t n, int64_t now_ns) con
 
 int64_t CloudPools::estimated_cost_micros(const PoolConfig& p, const WaitingJob& j, int64_t now_ns) const {
   int64_t node_s = boot_estimate_ns(p.name) / kSecond + std::max<int64_t>(0, j.time_limit_s) + p.idle_release_s;
-  bool spot = p.rents_spot(now_ns) && !falls_back(j.id);
-  int64_t price = spot ? p.spot_at(now_ns) : p.on_demand_at(now_ns);
+  int64_t price = offer(p, &j, now_ns).price_micros_per_hour;
   auto micros = static_cast<__int128>(node_s) * std::max<uint32_t>(1, j.nodes) * price / 3600;
   return static_cast<int64_t>(std::min<__int128>(micros, INT64_MAX));
+}
+
+CloudPools::Offer CloudPools::offer(const PoolConfig& p, const WaitingJob* j, int64_t now_ns) const {
+  Offer o;
+  o.spot = p.rents_spot(now_ns);
+  // Spot-to-on-demand fallback: a job its spot nodes were reclaimed from
+  // spot_fallback_after times rents on-demand from then on.
+  o.fallback = o.spot && j && falls_back(j->id);
+  if (o.fallback) o.spot = false;
+  o.price_micros_per_hour = o.spot ? p.spot_at(now_ns) : p.on_demand_at(now_ns);
+  return o;
 }
 
 bool CloudPools::falls_back(uint64_t job) const {
@@ -271,15 +281,11 @@ void CloudPools::launch(const PoolConfig& p, const WaitingJob* j, int64_t now_ns
   l.node = free_slots(p).at(0);  // can_launch said there is one
   l.gpu_type = p.gpu_type;
   l.gpus = p.gpus_per_node;
-  l.spot = p.rents_spot(now_ns);
-  // Spot-to-on-demand fallback: a job its spot nodes were reclaimed from
-  // spot_fallback_after times rents on-demand from then on.
-  uint32_t reclaimed = j ? spot_interruptions(j->id) : 0;
-  bool fallback = l.spot && j && falls_back(j->id);
-  if (fallback) l.spot = false;
+  Offer o = offer(p, j, now_ns);
+  l.spot = o.spot;
   // The price in effect now, kept in the lease: billing charges it for the
   // node's whole life, so replaying the lease's events bills the same.
-  l.price_micros_per_hour = l.spot ? p.spot_at(now_ns) : p.on_demand_at(now_ns);
+  l.price_micros_per_hour = o.price_micros_per_hour;
   l.requested_ns = now_ns;
   l.state_ns = now_ns;
   l.state = CloudState::kRequested;
@@ -289,7 +295,9 @@ void CloudPools::launch(const PoolConfig& p, const WaitingJob* j, int64_t now_ns
     l.account = j->account;
     l.reason = fmt::format("rented for job {} ({} node(s) of {}x{}){}", j->id, std::max<uint32_t>(1, j->nodes),
                            p.gpus_per_node, p.gpu_type,
-                           fallback ? fmt::format(", on-demand after {} spot interruptions", reclaimed) : "");
+                           o.fallback ? fmt::format(", on-demand after {} spot interruptions",
+                                                    spot_interruptions(j->id))
+                                      : "");
   } else {
     l.reason = fmt::format("kept up to min_nodes={}", p.min_nodes);
   }

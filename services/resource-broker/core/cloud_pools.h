@@ -174,6 +174,15 @@ class CloudPools {
   void retry_calls(int64_t now_ns, CloudEffects& out);
   void ask_list(const std::string& pool, CloudEffects& out);
   void launch(const PoolConfig& p, const WaitingJob* j, int64_t now_ns, CloudEffects& out);
+  // What renting from `p` now for `j` (null: for min_nodes) would be: spot
+  // when the pool rents spot now unless the job falls back to on-demand,
+  // and the price in effect for that. The launch and the estimate both ask.
+  struct Offer {
+    bool spot = false;
+    bool fallback = false;  // on-demand because of the job's spot interruptions
+    int64_t price_micros_per_hour = 0;
+  };
+  Offer offer(const PoolConfig& p, const WaitingJob* j, int64_t now_ns) const;
   void move(CloudLease& l, CloudState to, std::string_view reason, int64_t now_ns, CloudEffects& out);
   void start_release(CloudLease& l, std::string_view failure, std::string_view reason, int64_t now_ns,
                      CloudEffects& out);
