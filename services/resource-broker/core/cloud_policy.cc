@@ -235,6 +235,24 @@ void CloudPools::rent_for(const WaitingJob& j, Cluster& cluster, int64_t now_ns,
   for (uint32_t i = 0; i < std::max<uint32_t>(1, j.nodes); ++i) launch(*best, &j, now_ns, out);
 }
 
+namespace {
+
+// Gives `j` as many of `free` as it has nodes (a gang all or none): false,
+// and nothing given, when there are too few. `free` keeps those given.
+bool claim(const WaitingJob& j, std::vector<CloudLease*>& free, CloudEffects& out) {
+  size_t need = std::max<uint32_t>(1, j.nodes);
+  if (free.size() < need) return false;
+  free.resize(need);
+  for (auto* l : free) {
+    l->for_job = j.id;
+    l->account = j.account;
+    out.leases.insert(l->id);
+  }
+  return true;
+}
+
+}  // namespace
+
 // rented_for_eligible_only: idle ready nodes (closed, no job meant for them)
 // that fit this one are its, opened to it, before anything new is rented.
 bool CloudPools::reuse_idle(const WaitingJob& j, Cluster& cluster, CloudEffects& out) {
@@ -244,14 +262,8 @@ bool CloudPools::reuse_idle(const WaitingJob& j, Cluster& cluster, CloudEffects&
     const Node* n = p && fits(*p, j) ? cluster.node(l.node) : nullptr;
     if (n && n->leases.empty()) free.push_back(&l);
   }
-  if (free.size() < std::max<uint32_t>(1, j.nodes)) return false;
-  free.resize(std::max<uint32_t>(1, j.nodes));
-  for (auto* l : free) {
-    l->for_job = j.id;
-    l->account = j.account;
-    out.leases.insert(l->id);
-    (void)cluster.drain(l->node, false, "cloud: a burst-eligible job waits", out.cluster);
-  }
+  if (!claim(j, free, out)) return false;
+  for (auto* l : free) (void)cluster.drain(l->node, false, "cloud: a burst-eligible job waits", out.cluster);
   return true;
 }
 
@@ -264,14 +276,7 @@ bool CloudPools::reuse_booting(const WaitingJob& j, CloudEffects& out) {
     const PoolConfig* p = pool(l.pool);
     if (booting && l.for_job == 0 && p && fits(*p, j)) free.push_back(&l);
   }
-  if (free.size() < std::max<uint32_t>(1, j.nodes)) return false;
-  free.resize(std::max<uint32_t>(1, j.nodes));
-  for (auto* l : free) {
-    l->for_job = j.id;
-    l->account = j.account;
-    out.leases.insert(l->id);
-  }
-  return true;
+  return claim(j, free, out);
 }
 
 void CloudPools::launch(const PoolConfig& p, const WaitingJob* j, int64_t now_ns, CloudEffects& out) {
