@@ -46,11 +46,11 @@ bool read_job_event(zmq::socket_t& sock, JobEvent* out) {
     zmq::message_t extra;
     (void)sock.recv(extra);
   }
-  bus::Event e;
-  std::string why;
   std::string_view t(static_cast<const char*>(topic.data()), topic.size());
   std::span<const uint8_t> bytes(static_cast<const uint8_t*>(body.data()), body.size());
-  if (!bus::verify_event(t, bytes, &e, &why)) return true;
+  auto checked = bus::verify_event(t, bytes);
+  if (!checked) return true;
+  const bus::Event& e = *checked;
   JobEvent je;
   je.topic = std::string(t);
   je.stream = std::string(e.stream());

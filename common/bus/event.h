@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "trainyard/fb/bus_generated.h"
+#include "util/status.h"
 
 namespace trainyard::bus {
 
@@ -55,8 +56,8 @@ inline constexpr const char* kBusPrincipal = "service:bus";
 // Checks a received envelope: identifier, Verifier, the schema's rules
 // (wire::envelope_check: union members present, enums in range, required
 // fields set), a non-empty stream, a positive seq, and that the topic
-// belongs to the stream. On failure returns
-// false and sets `why` to a sentence for the log.
-bool verify_event(std::string_view topic, std::span<const uint8_t> bytes, Event* out, std::string* why);
+// belongs to the stream. The event (a view of `bytes`), or InvalidArgument
+// with a sentence for the log.
+Result<Event> verify_event(std::string_view topic, std::span<const uint8_t> bytes);
 
 }  // namespace trainyard::bus

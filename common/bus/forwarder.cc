@@ -95,22 +95,22 @@ bool Forwarder::forward_one() {
 bool Forwarder::allowed(const std::vector<zmq::message_t>& frames) {
   std::string principal = security::authenticated_principal(frames[0]);
   std::string why;
-  Event ev;
   std::string target(frames[0].to_string_view().substr(0, 128));
   if (frames.size() != 2) {
     ++stats_.malformed;
     why = std::to_string(frames.size()) + " frames, not a topic and an envelope";
-  } else if (!verify_event(frames[0].to_string_view(),
-                           {static_cast<const uint8_t*>(frames[1].data()), frames[1].size()}, &ev, &why)) {
+  } else if (auto ev = verify_event(frames[0].to_string_view(),
+                                    {static_cast<const uint8_t*>(frames[1].data()), frames[1].size()});
+             !ev) {
     ++stats_.malformed;
-    why = "malformed: " + why;
+    why = "malformed: " + ev.status().message();
   } else {
-    auto stream = ev.stream();
+    auto stream = ev->stream();
     auto at = stream.rfind('@');
     auto instance = at == std::string_view::npos ? std::string_view{} : stream.substr(at + 1);
     auto kind = security::principal_kind(principal);
     if ((kind == "service" || kind == "agent") && security::principal_name(principal) == instance) {
-      if (ev.type() == fb::Payload::StreamHeartbeat && instance == audit_instance_) note_heartbeat(ev, principal);
+      if (ev->type() == fb::Payload::StreamHeartbeat && instance == audit_instance_) note_heartbeat(*ev, principal);
       return true;
     }
     ++stats_.forged;

@@ -159,9 +159,9 @@ void Subscriber::reject(std::string_view topic, size_t bytes, std::string_view w
 }
 
 void Subscriber::handle(std::string_view topic, std::span<const uint8_t> bytes, storage::Batch& batch) {
-  Event e;
-  std::string why;
-  if (!verify_event(topic, bytes, &e, &why)) return reject(topic, bytes.size(), why);
+  auto checked = verify_event(topic, bytes);
+  if (!checked) return reject(topic, bytes.size(), checked.status().message());
+  const Event& e = *checked;
   StreamState* cached = (last_state_ && e.stream() == last_stream_) ? last_state_ : nullptr;
   if (!cached) {
     if (!tracks(e.stream())) return;
@@ -336,18 +336,20 @@ void Subscriber::on_replay(const std::string& stream, Result<rpc::Reply> reply) 
 bool Subscriber::apply_replayed(const std::string& stream, StreamState& st, const fb::RawEvent& raw,
                                 const fb::ReplayBatch& rb, storage::Batch& batch) {
   if (!raw.topic() || !raw.envelope()) return false;
-  Event e;
-  std::string why;
   std::span<const uint8_t> bytes(raw.envelope()->data(), raw.envelope()->size());
-  if (!verify_event(raw.topic()->string_view(), bytes, &e, &why) || e.stream() != stream ||
-      (!rb.snapshot() && e.seq() > rb.last_seq())) {
-    // A publisher replays only events it has shown (seq <= its last):
-    // a cursor never moves past what the publisher itself reports.
-    if (why.empty()) why = e.stream() != stream ? "event of another stream" : "seq past the publisher's last";
+  auto checked = verify_event(raw.topic()->string_view(), bytes);
+  // A publisher replays only events it has shown (seq <= its last): a
+  // cursor never moves past what the publisher itself reports.
+  std::string why = !checked                      ? checked.status().message()
+                    : checked->stream() != stream ? "event of another stream"
+                    : !rb.snapshot() && checked->seq() > rb.last_seq() ? "seq past the publisher's last"
+                                                                       : "";
+  if (!why.empty()) {
     ++stats_.rejected;
     spdlog::warn("{}: rejected a replayed event of {}: {}", options_.name, stream, why);
     return false;
   }
+  const Event& e = *checked;
   if (!same_incarnation(e, st)) return false;  // the previous incarnation's events
   if (rb.snapshot()) {
     try {

@@ -129,9 +129,9 @@ void BusFeed::heartbeat(const bus::Event& e) {
 void BusFeed::handle(const zmq::message_t& topic_msg, const zmq::message_t& body) {
   std::string_view topic(static_cast<const char*>(topic_msg.data()), topic_msg.size());
   std::span<const uint8_t> bytes(static_cast<const uint8_t*>(body.data()), body.size());
-  bus::Event e;
-  std::string why;
-  if (!bus::verify_event(topic, bytes, &e, &why)) return log_rejected(topic, why);
+  auto checked = bus::verify_event(topic, bytes);
+  if (!checked) return log_rejected(topic, checked.status().message());
+  const bus::Event& e = *checked;
   if (topic.substr(0, kJobHeartbeats.size()) == kJobHeartbeats) {
     if (e.type() == fb::Payload::StreamHeartbeat) heartbeat(e);
     return;

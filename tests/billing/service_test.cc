@@ -381,10 +381,10 @@ BOOST_AUTO_TEST_CASE(an_account_over_its_hard_budget_is_blocked_until_the_budget
     zmq::message_t topic, body;
     while (sub.recv(topic, zmq::recv_flags::dontwait)) {
       (void)sub.recv(body);
-      bus::Event e;
-      std::string why;
-      BOOST_REQUIRE(bus::verify_event(topic.to_string_view(), {static_cast<const uint8_t*>(body.data()), body.size()},
-                                      &e, &why));
+      auto checked =
+          bus::verify_event(topic.to_string_view(), {static_cast<const uint8_t*>(body.data()), body.size()});
+      BOOST_REQUIRE_MESSAGE(checked.ok(), checked.status().message());
+      const bus::Event& e = *checked;
       if (auto* w = e.as<fb::AccountWarning>()) {
         seen.push_back({topic.to_string(), w->account()->str(), w->month()->str(), w->spent_micros(),
                         w->limit_micros(), false});

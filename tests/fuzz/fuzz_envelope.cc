@@ -14,13 +14,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
   std::string topic = in.ConsumeRandomLengthString(40);
   std::vector<uint8_t> bytes = in.ConsumeBool() ? gen.build(in) : in.ConsumeRemainingBytes<uint8_t>();
-  bus::Event e;
-  std::string why;
-  if (bus::verify_event(topic, bytes, &e, &why)) {
-    if (e.stream().empty() || (e.type() != fb::Payload::NONE && !e.envelope->payload() &&
-                               static_cast<size_t>(e.type()) <= static_cast<size_t>(fb::Payload::MAX)))
+  if (auto e = bus::verify_event(topic, bytes)) {
+    if (e->stream().empty() || (e->type() != fb::Payload::NONE && !e->envelope->payload() &&
+                                static_cast<size_t>(e->type()) <= static_cast<size_t>(fb::Payload::MAX)))
       std::abort();
-  } else if (why.empty()) {
+  } else if (e.status().message().empty()) {
     std::abort();  // a refusal always says why
   }
   return 0;

@@ -333,11 +333,9 @@ BOOST_AUTO_TEST_CASE(ops_metrics_report_ingest_and_a_report_sent_again_is_stored
         zmq::message_t topic, body;
         if (!sub.recv(topic)) return false;
         (void)sub.recv(body);
-        bus::Event e;
-        std::string why;
-        if (!bus::verify_event(topic.to_string_view(), {static_cast<const uint8_t*>(body.data()), body.size()}, &e, &why))
-          return false;
-        auto* ops = e.as<fb::OpsMetrics>();
+        auto e = bus::verify_event(topic.to_string_view(), {static_cast<const uint8_t*>(body.data()), body.size()});
+        if (!e) return false;
+        auto* ops = e->as<fb::OpsMetrics>();
         if (!ops || !ops->gauges()) return false;
         for (auto* g : *ops->gauges()) gauges[g->name()->str()] = g->value();
         return gauges["points_duplicate_total"] == 1000;

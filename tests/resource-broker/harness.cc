@@ -79,12 +79,9 @@ bool wait_trimmed(Stack& stack, const std::string& stream, uint64_t first_seq, i
     (void)sub.recv(topic);
     if (!topic.more()) continue;
     (void)sub.recv(body);
-    bus::Event e;
-    std::string why;
-    if (!bus::verify_event(topic.to_string_view(), {static_cast<const uint8_t*>(body.data()), body.size()}, &e, &why)) {
-      continue;
-    }
-    if (auto* hb = e.as<fb::StreamHeartbeat>(); hb && hb->first_seq() >= first_seq) return true;
+    auto e = bus::verify_event(topic.to_string_view(), {static_cast<const uint8_t*>(body.data()), body.size()});
+    if (!e) continue;
+    if (auto* hb = e->as<fb::StreamHeartbeat>(); hb && hb->first_seq() >= first_seq) return true;
   }
   return false;
 }

@@ -239,6 +239,11 @@ class Scheduler {
     std::vector<JobId> tasks;
   };
   enum class DepStatus { kWaiting, kSatisfied, kNever };
+  // A dependency's verdict; `why` says what made it kNever.
+  struct DepVerdict {
+    DepStatus status = DepStatus::kSatisfied;
+    std::string why;
+  };
 
   // The cycle under way: what is left to try once no GPU is free
   // (scheduler_cycle.cc).
@@ -261,8 +266,8 @@ class Scheduler {
   void left_queue(Job& j);  // bookkeeping of a job whose entry is gone
   // A job that is (again) Pending: queue it, or wait for its dependencies.
   void make_ready(Job& j, int64_t now_ns);
-  DepStatus dependency_status(const fb::DependencyT& d, std::string* why) const;
-  DepStatus dependencies_of(const Job& j, std::string* why) const;
+  DepVerdict dependency_status(const fb::DependencyT& d) const;
+  DepVerdict dependencies_of(const Job& j) const;
   void on_terminal(Job& j, int64_t now_ns);
   void release_leases(Job& j, uint64_t except, std::string_view reason);
   void requeue_or_end(Job& j, JobState final_state, std::string reason, int64_t now_ns);

@@ -93,24 +93,23 @@ Status Scheduler::check_submission(fb::JobSpecT& spec, ArraySpec* array) const {
   return check_user_limit(spec, spec.array.empty() ? 1 : array->indices.size());
 }
 
-Scheduler::DepStatus Scheduler::dependency_status(const fb::DependencyT& d, std::string* why) const {
-  auto judge = [&](const Job& t) -> DepStatus {
-    if (!t.terminal()) return DepStatus::kWaiting;
+Scheduler::DepVerdict Scheduler::dependency_status(const fb::DependencyT& d) const {
+  auto never = [](std::string why) { return DepVerdict{DepStatus::kNever, std::move(why)}; };
+  auto judge = [&](const Job& t) -> DepVerdict {
+    if (!t.terminal()) return {DepStatus::kWaiting, {}};
     bool ok = t.state == JobState::Succeeded;
     switch (d.kind) {
       case fb::DependencyKind::AfterOk:
-        if (ok) return DepStatus::kSatisfied;
-        *why = "afterok:" + std::to_string(d.job_id) + " (job " + std::to_string(t.id) + " ended " +
-               state_name(t.state) + ")";
-        return DepStatus::kNever;
+        if (ok) return {};
+        return never("afterok:" + std::to_string(d.job_id) + " (job " + std::to_string(t.id) + " ended " +
+                     state_name(t.state) + ")");
       case fb::DependencyKind::AfterNotOk:
-        if (!ok) return DepStatus::kSatisfied;
-        *why = "afternotok:" + std::to_string(d.job_id) + " (job " + std::to_string(t.id) + " succeeded)";
-        return DepStatus::kNever;
+        if (!ok) return {};
+        return never("afternotok:" + std::to_string(d.job_id) + " (job " + std::to_string(t.id) + " succeeded)");
       case fb::DependencyKind::AfterAny:
-        return DepStatus::kSatisfied;
+        return {};
     }
-    return DepStatus::kSatisfied;
+    return {};
   };
   if (auto a = arrays_.find(d.job_id); a != arrays_.end()) {
     // An array: afterok needs every task ok; afternotok any task not ok.
@@ -129,30 +128,25 @@ Scheduler::DepStatus Scheduler::dependency_status(const fb::DependencyT& d, std:
       }
     }
     if (d.kind == fb::DependencyKind::AfterOk && any_not_ok) {
-      *why = "afterok:" + std::to_string(d.job_id) + " (" + not_ok_why + ")";
-      return DepStatus::kNever;
+      return never("afterok:" + std::to_string(d.job_id) + " (" + not_ok_why + ")");
     }
-    if (waiting) return DepStatus::kWaiting;
+    if (waiting) return {DepStatus::kWaiting, {}};
     if (d.kind == fb::DependencyKind::AfterNotOk && !any_not_ok) {
-      *why = "afternotok:" + std::to_string(d.job_id) + " (every task succeeded)";
-      return DepStatus::kNever;
+      return never("afternotok:" + std::to_string(d.job_id) + " (every task succeeded)");
     }
-    return DepStatus::kSatisfied;
+    return {};
   }
   const Job* t = job(d.job_id);
-  if (!t) {
-    *why = "job " + std::to_string(d.job_id) + " is unknown";
-    return DepStatus::kNever;
-  }
+  if (!t) return never("job " + std::to_string(d.job_id) + " is unknown");
   return judge(*t);
 }
 
-Scheduler::DepStatus Scheduler::dependencies_of(const Job& j, std::string* why) const {
-  DepStatus all = DepStatus::kSatisfied;
+Scheduler::DepVerdict Scheduler::dependencies_of(const Job& j) const {
+  DepVerdict all;
   for (auto& d : j.spec->dependencies) {
-    auto s = dependency_status(*d, why);
-    if (s == DepStatus::kNever) return s;
-    if (s == DepStatus::kWaiting) all = DepStatus::kWaiting;
+    auto v = dependency_status(*d);
+    if (v.status == DepStatus::kNever) return v;
+    if (v.status == DepStatus::kWaiting) all.status = DepStatus::kWaiting;
   }
   return all;
 }
@@ -160,14 +154,13 @@ Scheduler::DepStatus Scheduler::dependencies_of(const Job& j, std::string* why) 
 void Scheduler::make_ready(Job& j, int64_t now_ns) {
   if (j.state != JobState::Pending) return;
   if (!j.spec->dependencies.empty()) {
-    std::string why;
-    auto s = dependencies_of(j, &why);
-    if (s == DepStatus::kNever) {
+    auto deps = dependencies_of(j);
+    if (deps.status == DepStatus::kNever) {
       dequeue(j);
-      transition(j, JobState::Cancelled, "DependencyNeverSatisfied: " + why, now_ns);
+      transition(j, JobState::Cancelled, "DependencyNeverSatisfied: " + deps.why, now_ns);
       return;
     }
-    if (s == DepStatus::kWaiting) {
+    if (deps.status == DepStatus::kWaiting) {
       dequeue(j);
       j.wait = WaitReason::kDependency;
       return;
