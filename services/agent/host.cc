@@ -18,16 +18,25 @@
 namespace trainyard::agent {
 namespace {
 
-bool write_file(const std::string& path, const std::string& value, std::string* why = nullptr) {
+// Writes `value` to a cgroup (or /proc) file. The Status's code keeps the one
+// errno a caller decides by: EBUSY (a cgroup with processes refusing to hand
+// controllers to children) is FailedPrecondition; any other failure Internal.
+Status write_file(const std::string& path, const std::string& value) {
+  auto failed = [](int e, std::string message) {
+    return e == EBUSY ? Status::failed_precondition(std::move(message)) : Status::internal(std::move(message));
+  };
   int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (why) *why = path + ": " + std::strerror(errno);
-    return false;
+    int e = errno;
+    return failed(e, path + ": " + std::strerror(e));
   }
-  bool ok = ::write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size());
-  if (!ok && why) *why = "writing '" + value + "' to " + path + ": " + std::strerror(errno);
+  Status s = Status::success();
+  if (::write(fd, value.data(), value.size()) != static_cast<ssize_t>(value.size())) {
+    int e = errno;
+    s = failed(e, "writing '" + value + "' to " + path + ": " + std::strerror(e));
+  }
   ::close(fd);
-  return ok;
+  return s;
 }
 
 std::string read_small(const std::string& path) {
@@ -169,21 +178,37 @@ std::vector<std::string> offered(const std::string& dir) {
   return out;
 }
 
+// Hands `controllers` of `dir` to its children (cgroup.subtree_control).
+Status enable_controllers(const std::string& dir, const std::vector<std::string>& controllers) {
+  std::string enable;
+  for (auto& name : controllers) enable += (enable.empty() ? "+" : " +") + name;
+  auto refused = [&](const Status& s) {
+    return Status(s.code(), "cannot enable the " + enable + " controllers of " + dir + ": " + s.message());
+  };
+  // A cgroup with processes cannot hand controllers to children ("no
+  // internal processes", EBUSY): move the agent into a leaf of its own
+  // first, as a systemd service with Delegate=yes is expected to.
+  auto s = write_file(dir + "/cgroup.subtree_control", enable);
+  if (s.ok()) return s;
+  if (s.code() != ErrorCode::FailedPrecondition) return refused(s);
+  ::mkdir((dir + "/agent").c_str(), 0755);
+  s = write_file(dir + "/agent/cgroup.procs", std::to_string(getpid()));
+  if (s.ok()) s = write_file(dir + "/cgroup.subtree_control", enable);
+  return s.ok() ? s : refused(s);
+}
+
 }  // namespace
 
-std::unique_ptr<Cgroups> Cgroups::open(const std::string& root, std::string* why) {
-  if (root == "off") {
-    *why = "agent.cgroup_root is \"off\"";
-    return nullptr;
-  }
+Result<std::unique_ptr<Cgroups>> Cgroups::open(const std::string& root) {
+  if (root == "off") return Status::failed_precondition("agent.cgroup_root is \"off\"");
   std::string dir = root;
   if (root.empty() || root == "auto") {
     // Below the agent's own cgroup ("0::/system.slice/trainyard-agent.service")
     // of a host whose only hierarchy is cgroup v2.
     if (!on_cgroup2("/sys/fs/cgroup")) {
-      *why = "the host has no cgroup v2 hierarchy at /sys/fs/cgroup (a hybrid host: name a delegated directory of "
-             "its cgroup2 mount in agent.cgroup_root)";
-      return nullptr;
+      return Status::failed_precondition(
+          "the host has no cgroup v2 hierarchy at /sys/fs/cgroup (a hybrid host: name a delegated directory of "
+          "its cgroup2 mount in agent.cgroup_root)");
     }
     std::string own;
     std::istringstream is(read_small("/proc/self/cgroup"));
@@ -192,8 +217,7 @@ std::unique_ptr<Cgroups> Cgroups::open(const std::string& root, std::string* why
     }
     dir = "/sys/fs/cgroup" + (own == "/" ? std::string() : own);
   } else if (!on_cgroup2(dir)) {
-    *why = "agent.cgroup_root " + dir + " is not a directory of a cgroup v2 hierarchy";
-    return nullptr;
+    return Status::failed_precondition("agent.cgroup_root " + dir + " is not a directory of a cgroup v2 hierarchy");
   }
   std::unique_ptr<Cgroups> c(new Cgroups());
   c->root_ = dir;
@@ -201,24 +225,7 @@ std::unique_ptr<Cgroups> Cgroups::open(const std::string& root, std::string* why
   // (a hybrid host's cgroup2 mount) still contains and kills a run.
   auto controllers = offered(dir);
   if (controllers.empty()) return c;
-  std::string enable;
-  for (auto& name : controllers) enable += (enable.empty() ? "+" : " +") + name;
-  std::string error;
-  // A cgroup with processes cannot hand controllers to children ("no
-  // internal processes"): move the agent into a leaf of its own first, as a
-  // systemd service with Delegate=yes is expected to.
-  if (!write_file(dir + "/cgroup.subtree_control", enable, &error)) {
-    if (errno != EBUSY) {
-      *why = "cannot enable the " + enable + " controllers of " + dir + ": " + error;
-      return nullptr;
-    }
-    ::mkdir((dir + "/agent").c_str(), 0755);
-    if (!write_file(dir + "/agent/cgroup.procs", std::to_string(getpid()), &error) ||
-        !write_file(dir + "/cgroup.subtree_control", enable, &error)) {
-      *why = "cannot enable the " + enable + " controllers of " + dir + ": " + error;
-      return nullptr;
-    }
-  }
+  if (auto s = enable_controllers(dir, controllers); !s) return s;
   for (auto& name : controllers) {
     if (name == "cpu") c->cpu_ = true;
     if (name == "memory") c->memory_ = true;
@@ -232,16 +239,17 @@ std::string Cgroups::limits() const {
   return "no limits (the hierarchy offers no cpu or memory controller): containment and kill only";
 }
 
-std::string Cgroups::create(const std::string& name, uint32_t cpus, uint64_t memory_mb, std::string* why) {
+Result<std::string> Cgroups::create(const std::string& name, uint32_t cpus, uint64_t memory_mb) {
   std::string path = root_ + "/" + name;
   if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
-    *why = "mkdir " + path + ": " + std::strerror(errno);
-    return "";
+    return Status::internal("mkdir " + path + ": " + std::strerror(errno));
   }
-  if (cpu_ && cpus > 0 && !write_file(path + "/cpu.max", std::to_string(cpus * 100000ull) + " 100000", why)) {
-    return "";
+  if (cpu_ && cpus > 0) {
+    if (auto s = write_file(path + "/cpu.max", std::to_string(cpus * 100000ull) + " 100000"); !s) return s;
   }
-  if (memory_ && memory_mb > 0 && !write_file(path + "/memory.max", cgroup_memory_max(memory_mb), why)) return "";
+  if (memory_ && memory_mb > 0) {
+    if (auto s = write_file(path + "/memory.max", cgroup_memory_max(memory_mb)); !s) return s;
+  }
   // Only the agent may change the limits or move processes: where it runs as
   // root the files are root's, and none is writable by group or others.
   for (const char* f : {"cpu.max", "memory.max", "cgroup.procs", "cgroup.subtree_control", "cgroup.kill",
@@ -254,7 +262,7 @@ std::string Cgroups::create(const std::string& name, uint32_t cpus, uint64_t mem
 
 void Cgroups::remove(const std::string& path) {
   if (path.empty()) return;
-  write_file(path + "/cgroup.kill", "1");
+  (void)write_file(path + "/cgroup.kill", "1");  // best effort: the rmdir below says whether it is gone
   for (int i = 0; i < 20; ++i) {
     if (::rmdir(path.c_str()) == 0 || errno == ENOENT) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

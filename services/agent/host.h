@@ -45,11 +45,11 @@ class Cgroups {
   // hierarchy is cgroup v2), "off", or a directory of a cgroup v2 hierarchy
   // delegated to the agent (a hybrid host's /sys/fs/cgroup/unified/... too:
   // without cpu and memory controllers a run is contained and killed, not
-  // limited). Null (with `why`) when the host does not allow it.
-  static std::unique_ptr<Cgroups> open(const std::string& root, std::string* why);
-  // A cgroup for a run with its limits (0: none). Empty string on failure,
-  // with `why`.
-  std::string create(const std::string& name, uint32_t cpus, uint64_t memory_mb, std::string* why);
+  // limited). A Status saying why not when the host does not allow it.
+  static Result<std::unique_ptr<Cgroups>> open(const std::string& root);
+  // The path of a new cgroup for a run with its limits (0: none), or a
+  // Status saying why there is none.
+  Result<std::string> create(const std::string& name, uint32_t cpus, uint64_t memory_mb);
   // Kills what is left in it and removes it (best effort).
   static void remove(const std::string& path);
   const std::string& root() const { return root_; }

@@ -9,52 +9,63 @@
 
 namespace trainyard::agent {
 
-int open_job_file(const std::string& path, int flags, std::string* why, int* err) {
+namespace {
+
+// The code open_job_file() gives a failed open(2), by its errno (job_files.h).
+ErrorCode open_error_code(int e) {
+  switch (e) {
+    case ENOENT: return ErrorCode::NotFound;
+    case EEXIST: return ErrorCode::AlreadyExists;
+    case ELOOP:
+    case ENXIO: return ErrorCode::FailedPrecondition;
+    case EACCES:
+    case EPERM: return ErrorCode::PermissionDenied;
+    default: return ErrorCode::Internal;
+  }
+}
+
+}  // namespace
+
+Result<int> open_job_file(const std::string& path, int flags) {
   int fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
   if (fd < 0) {
     int e = errno;
-    if (err) *err = e;
-    if (why) {
-      // ELOOP: a symlink in the last component; ENXIO: a FIFO with no reader.
-      *why = path + (e == ELOOP   ? " is a symbolic link"
-                     : e == ENXIO ? " is a FIFO or device, not a regular file"
-                                  : std::string(": ") + std::strerror(e));
-    }
-    return -1;
+    // ELOOP: a symlink in the last component; ENXIO: a FIFO with no reader.
+    return Status(open_error_code(e), path + (e == ELOOP   ? " is a symbolic link"
+                                              : e == ENXIO ? " is a FIFO or device, not a regular file"
+                                                           : std::string(": ") + std::strerror(e)));
   }
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    if (err) *err = EINVAL;
-    if (why) *why = path + " is not a regular file (a FIFO, socket or device was put in its place)";
-    return -1;
+    return Status::failed_precondition(path +
+                                       " is not a regular file (a FIFO, socket or device was put in its place)");
   }
   int fl = ::fcntl(fd, F_GETFL);
   if (fl >= 0) ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   return fd;
 }
 
-int open_transcript(const std::string& path, bool give, uid_t uid, gid_t gid, std::string* why) {
-  int err = 0;
-  int fd = open_job_file(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND, why, &err);
-  if (fd >= 0) {
-    if (give && ::fchown(fd, uid, gid) != 0) {
-      *why = path + ": cannot give it to uid " + std::to_string(uid) + ": " + std::strerror(errno);
-      ::close(fd);
-      return -1;
+Result<int> open_transcript(const std::string& path, bool give, uid_t uid, gid_t gid) {
+  auto created = open_job_file(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND);
+  if (created) {
+    if (give && ::fchown(*created, uid, gid) != 0) {
+      Status refused = Status::internal(path + ": cannot give it to uid " + std::to_string(uid) + ": " +
+                                        std::strerror(errno));
+      ::close(*created);
+      return refused;
     }
-    return fd;
+    return created;
   }
-  if (err != EEXIST) return -1;
-  fd = open_job_file(path, O_WRONLY | O_APPEND, why);
-  if (fd < 0) return -1;
+  if (created.status().code() != ErrorCode::AlreadyExists) return created;
+  auto existing = open_job_file(path, O_WRONLY | O_APPEND);
+  if (!existing) return existing;
   struct stat st;
-  if (::fstat(fd, &st) != 0 || st.st_nlink != 1 || (give && st.st_uid != uid)) {
-    ::close(fd);
-    *why = path + " exists and is not the job user's own file with one link";
-    return -1;
+  if (::fstat(*existing, &st) != 0 || st.st_nlink != 1 || (give && st.st_uid != uid)) {
+    ::close(*existing);
+    return Status::failed_precondition(path + " exists and is not the job user's own file with one link");
   }
-  return fd;
+  return existing;
 }
 
 Status create_fresh_dir(const std::string& path, mode_t mode) {

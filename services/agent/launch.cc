@@ -285,11 +285,11 @@ LaunchSpec AgentShell::launch_spec_for(Run& run, const fb::LeaseGranted& grant, 
     ls.warn_batch_only = spec.signal_batch_only();
   }
   if (cgroups_) {
-    std::string why;
-    r.cgroup = cgroups_->create("run-" + std::to_string(r.lease_id), r.cpus, r.memory_mb, &why);
-    if (r.cgroup.empty() && !warned_cgroup_) {
+    auto cgroup = cgroups_->create("run-" + std::to_string(r.lease_id), r.cpus, r.memory_mb);
+    r.cgroup = cgroup ? *cgroup : "";
+    if (!cgroup && !warned_cgroup_) {
       warned_cgroup_ = true;
-      spdlog::warn("runs start without cgroup limits: {}", why);
+      spdlog::warn("runs start without cgroup limits: {}", cgroup.status().message());
     }
   }
   ls.cgroup = r.cgroup;
@@ -354,9 +354,9 @@ void AgentShell::launch(Run& run) {
     }
   }
   // Opened once and kept: a file the job swaps in later is never read.
-  std::string why;
-  run.metrics_fd = open_job_file(r.metrics_path, O_RDONLY | O_CREAT, &why);
-  if (run.metrics_fd < 0) refused_job_file(run, why);
+  auto metrics = open_job_file(r.metrics_path, O_RDONLY | O_CREAT);
+  run.metrics_fd = metrics ? *metrics : -1;
+  if (!metrics) refused_job_file(run, metrics.status().message());
   if (auto s = give_run_dir(paths.dir, *user); !s) {
     run.launch_error = s.message();
     return;

@@ -42,11 +42,12 @@ bool AgentShell::follow_metrics() {
 
 bool AgentShell::open_metrics(Run& run, bool finished) {
   auto& r = run.rec;
-  std::string why;
-  int err = 0;
-  run.metrics_fd = open_job_file(r.metrics_path, O_RDONLY, &why, &err);
-  if (run.metrics_fd < 0 && err != ENOENT) refused_job_file(run, why);
-  if (run.metrics_fd >= 0) return true;
+  auto fd = open_job_file(r.metrics_path, O_RDONLY);
+  if (fd) {
+    run.metrics_fd = *fd;
+    return true;
+  }
+  if (fd.status().code() != ErrorCode::NotFound) refused_job_file(run, fd.status().message());
   if (finished) {
     r.metrics_done = true;
     save(run);
@@ -158,14 +159,13 @@ void AgentShell::warn_job_once(Run& run, uint32_t bit, const std::string& msg) {
   auto& r = run.rec;
   if (r.warned_kinds & bit) return;
   r.warned_kinds |= bit;
-  std::string why;
-  int fd = open_job_file(r.stderr_path, O_WRONLY | O_APPEND | O_CREAT, &why);
-  if (fd < 0) {
-    refused_job_file(run, why);
+  auto fd = open_job_file(r.stderr_path, O_WRONLY | O_APPEND | O_CREAT);
+  if (!fd) {
+    refused_job_file(run, fd.status().message());
     return;
   }
-  (void)!::write(fd, msg.data(), msg.size());
-  ::close(fd);
+  (void)!::write(*fd, msg.data(), msg.size());
+  ::close(*fd);
 }
 
 }  // namespace trainyard::agent

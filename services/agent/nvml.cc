@@ -38,12 +38,9 @@ struct Nvml::Api {
   UtilFn util = nullptr;
 };
 
-std::unique_ptr<Nvml> Nvml::load(std::string* why) {
+Result<std::unique_ptr<Nvml>> Nvml::load() {
   void* lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    *why = "libnvidia-ml.so.1 not found";
-    return nullptr;
-  }
+  if (!lib) return Status::unavailable("libnvidia-ml.so.1 not found");
   auto api = std::make_unique<Api>();
   auto sym = [&](const char* n) { return dlsym(lib, n); };
   api->init = reinterpret_cast<InitFn>(sym("nvmlInit_v2"));
@@ -56,14 +53,12 @@ std::unique_ptr<Nvml> Nvml::load(std::string* why) {
   api->util = reinterpret_cast<UtilFn>(sym("nvmlDeviceGetUtilizationRates"));
   if (!api->init || !api->shutdown || !api->count || !api->handle || !api->name || !api->uuid || !api->memory ||
       !api->util) {
-    *why = "libnvidia-ml.so.1 lacks a function the agent needs (driver too old?)";
     dlclose(lib);
-    return nullptr;
+    return Status::unavailable("libnvidia-ml.so.1 lacks a function the agent needs (driver too old?)");
   }
   if (int rc = api->init(); rc != 0) {
-    *why = "nvmlInit_v2 failed with code " + std::to_string(rc);
     dlclose(lib);
-    return nullptr;
+    return Status::unavailable("nvmlInit_v2 failed with code " + std::to_string(rc));
   }
   std::unique_ptr<Nvml> n(new Nvml());
   n->lib_ = lib;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "util/status.h"
+
 namespace trainyard::agent {
 
 class Nvml {
@@ -23,8 +25,9 @@ class Nvml {
     double memory_used_mb = 0;
   };
 
-  // Null when libnvidia-ml.so.1 is absent or nvmlInit fails (`why` says which).
-  static std::unique_ptr<Nvml> load(std::string* why);
+  // The loaded library, or Unavailable when libnvidia-ml.so.1 is absent or
+  // nvmlInit fails (the message says which). Never null on success.
+  static Result<std::unique_ptr<Nvml>> load();
   ~Nvml();
   Nvml(const Nvml&) = delete;
   Nvml& operator=(const Nvml&) = delete;

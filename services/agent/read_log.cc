@@ -71,18 +71,17 @@ void AgentShell::on_read_log(const fb::Request& req, rpc::Responder& reply) {
   uint64_t size = 0;
   uint64_t offset = q->offset();
   if (!path.empty()) {
-    std::string why;
-    int err = 0;
-    int fd = open_job_file(path, O_RDONLY, &why, &err);
-    if (fd < 0 && err != ENOENT) {
+    auto fd = open_job_file(path, O_RDONLY);
+    if (!fd && fd.status().code() != ErrorCode::NotFound) {
+      const std::string& why = fd.status().message();
       refused_job_file(*best, why);
       reply.error(Status::failed_precondition("cannot read the " + std::string(q->stderr() ? "stderr" : "stdout") +
                                               " log of job " + std::to_string(r.job_id) + ": " + why));
       return;
     }
-    if (fd >= 0) {
-      data = read_chunk(fd, offset, q->max_bytes(), &size);
-      ::close(fd);
+    if (fd) {
+      data = read_chunk(*fd, offset, q->max_bytes(), &size);
+      ::close(*fd);
     }
   }
   auto& b = reply.builder();

@@ -69,7 +69,14 @@ storage::Options AgentShell::store_options(const Options& o) {
 std::unique_ptr<Nvml> AgentShell::find_gpus(AgentOptions& o) {
   std::unique_ptr<Nvml> nvml;
   std::string why;
-  if (o.simulate == 0) nvml = Nvml::load(&why);
+  if (o.simulate == 0) {
+    auto loaded = Nvml::load();
+    if (loaded) {
+      nvml = std::move(*loaded);
+    } else {
+      why = loaded.status().message();
+    }
+  }
   if (!o.gpus.empty()) {
     spdlog::info("{} GPUs declared in the config", o.gpus.size());
   } else if (nvml) {
@@ -136,12 +143,12 @@ AgentShell::AgentShell(const ServiceEnv& env, AgentOptions options)
   base_env_ = inherited_env();
   if (options_.simulate == 0) {
     srun_dir_ = prepare_srun_dir(options_.data, options_.self_exe);
-    std::string why;
-    cgroups_ = Cgroups::open(options_.cgroup_root, &why);
-    if (cgroups_) {
+    auto cgroups = Cgroups::open(options_.cgroup_root);
+    if (cgroups) {
+      cgroups_ = std::move(*cgroups);
       spdlog::info("runs get a cgroup v2 each under {}: {}", cgroups_->root(), cgroups_->limits());
     } else {
-      spdlog::info("runs get no cgroup limits: {}", why);
+      spdlog::info("runs get no cgroup limits: {}", cgroups.status().message());
     }
   }
   read_buf_.resize(std::max<size_t>(options_.metrics_read_bytes, 4096));

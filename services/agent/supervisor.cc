@@ -50,8 +50,9 @@ bool write_atomic(const std::string& path, const std::string& text) {
 // Opened as a job-writable file would be: a FIFO or symlink put in the state
 // directory (a job with the agent's uid can reach it) reads as absent.
 std::optional<json> read_json_file(const std::string& path) {
-  int fd = open_job_file(path, O_RDONLY, nullptr);
-  if (fd < 0) return std::nullopt;
+  auto opened = open_job_file(path, O_RDONLY);
+  if (!opened) return std::nullopt;
+  int fd = *opened;
   std::string text;
   char buf[4096];
   for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0 && text.size() < (16u << 20);) {
@@ -279,14 +280,18 @@ bool drop_to_user(const Launch& l, int err) {
 // The job's log: its path opened safely (no symlink, no FIFO), else the run
 // directory's own file, else /dev/null; never a file of the state directory.
 int open_log(const std::string& path, const Launch& l, const char* fallback) {
-  std::string why;
   // Appending either way, so stdout and stderr sharing a file interleave.
-  int fd = path.empty() ? -1 : open_job_file(path, O_WRONLY | O_CREAT | O_APPEND | (l.truncate ? O_TRUNC : 0), &why);
-  if (fd >= 0) return fd;
-  if (!path.empty()) std::fprintf(stderr, "cannot open the log %s; using the run directory\n", why.c_str());
-  if (!l.run_dir.empty()) fd = open_job_file(l.run_dir + "/" + fallback, O_WRONLY | O_CREAT | O_APPEND, &why);
-  if (fd >= 0) return fd;
-  std::fprintf(stderr, "cannot open the log %s; the job's %s goes to /dev/null\n", why.c_str(), fallback);
+  // No path: nothing was tried, so there is nothing to say why.
+  Result<int> fd = path.empty() ? Status::not_found("")
+                                : open_job_file(path, O_WRONLY | O_CREAT | O_APPEND | (l.truncate ? O_TRUNC : 0));
+  if (fd) return *fd;
+  if (!path.empty()) {
+    std::fprintf(stderr, "cannot open the log %s; using the run directory\n", fd.status().message().c_str());
+  }
+  if (!l.run_dir.empty()) fd = open_job_file(l.run_dir + "/" + fallback, O_WRONLY | O_CREAT | O_APPEND);
+  if (fd) return *fd;
+  std::fprintf(stderr, "cannot open the log %s; the job's %s goes to /dev/null\n", fd.status().message().c_str(),
+               fallback);
   return ::open("/dev/null", O_WRONLY | O_CLOEXEC);
 }
 

@@ -22,12 +22,10 @@ Status AgentShell::open_terminal(Run& run, const JobUser& user, int* slave_fd) {
   run.terminal = std::move(t->terminal);
   // The session's transcript in its stdout file, so `ty logs` reads a
   // session as it reads a batch job.
-  std::string why;
-  int fd = open_transcript(run.rec.stdout_path, user.as_user, user.uid, user.gid, &why);
-  if (fd >= 0) {
-    run.terminal->record_to(fd);
+  if (auto fd = open_transcript(run.rec.stdout_path, user.as_user, user.uid, user.gid); fd) {
+    run.terminal->record_to(*fd);
   } else {
-    spdlog::warn("run {}: the session's output is not recorded: {}", run.rec.lease_id, why);
+    spdlog::warn("run {}: the session's output is not recorded: {}", run.rec.lease_id, fd.status().message());
   }
   *slave_fd = t->slave_fd;
   return Status::success();
