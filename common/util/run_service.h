@@ -11,6 +11,7 @@
 // What a Shell provides:
 //   static constexpr ServiceInfo kInfo;            name, --help text (and footer)
 //   static constexpr ConfigFlag kFlags[];          optional: flags that set a config key
+//   static constexpr bool kPrivateData = true;     optional: its data directory owner-only
 //   using Options = ...;                           with
 //     static Result<Options> from_config(const Config&);   every key read and checked
 //     std::string data; storage::Durability durability;    where its store lives
@@ -161,8 +162,12 @@ int start(const Config& config, typename Shell::Options options, const std::stri
     data = options.data;
     std::error_code ec;
     std::filesystem::create_directories(data, ec);
-    // Its state (jobs, usage, API token hashes) is its owner's alone.
-    std::filesystem::permissions(data, std::filesystem::perms::owner_all, ec);
+    // A shell whose store holds secrets (the gateway's token hashes) keeps
+    // it owner-only. Not every service's: the agent's runs may live below
+    // its data directory, written by the jobs' own users.
+    if constexpr (requires { Shell::kPrivateData; }) {
+      if (Shell::kPrivateData) std::filesystem::permissions(data, std::filesystem::perms::owner_all, ec);
+    }
     auto opened = storage::Store::open(data, Shell::store_options(options));
     if (!opened) {
       spdlog::error("cannot open the store {}: {}", data, opened.status().message());

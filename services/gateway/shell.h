@@ -39,6 +39,7 @@ class GatewayShell {
       {"--web-root", "gateway.web_root", "Directory of the built dashboard"},
   };
   using Options = GatewayOptions;
+  static constexpr bool kPrivateData = true;  // API token hashes: owner-only
   static storage::Options store_options(const Options& o) {
     return storage::Options{{TokenStore::kFamily}, {}, o.durability};
   }
