@@ -33,6 +33,19 @@ def run(ty_sim, trace, nodes, pool, extra):
              r["queueing_delay"]["p95_s"]) for r in runs]
 
 
+def without(flags, option):
+    """`flags` less `option` and its value (ty-sim refuses an option given twice)."""
+    out, skip = [], False
+    for f in flags:
+        if skip:
+            skip = False
+        elif f == option:
+            skip = True
+        elif not f.startswith(option + "="):
+            out.append(f)
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ty-sim", default="build/bin/ty-sim")
@@ -50,7 +63,7 @@ def main():
                 ("never-burst", ["--burst-after", "never"]),
                 ("our policy", a.policy.split())]
     for t in filter(None, a.sweep.split(",")):
-        variants.append(("ours, after " + t, a.policy.split() + ["--burst-after", t]))
+        variants.append(("ours, after " + t, without(a.policy.split(), "--burst-after") + ["--burst-after", t]))
     totals = {name: [0.0, 0, 0.0, 0.0, 0.0] for name, _ in variants}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in a.seeds.split(","):
