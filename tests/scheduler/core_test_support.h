@@ -11,6 +11,7 @@
 #include "core/array_spec.h"
 #include "core/notify.h"
 #include "core/scheduler.h"
+#include "test_nodes.h"
 
 namespace trainyard::fb {
 inline std::ostream& operator<<(std::ostream& os, JobState s) { return os << EnumNameJobState(s); }
@@ -18,28 +19,6 @@ inline std::ostream& operator<<(std::ostream& os, ErrorCode c) { return os << En
 }  // namespace trainyard::fb
 
 namespace trainyard::scheduler::testing {
-
-inline fb::NodeInfoT make_node(const std::string& name, uint32_t gpus, const std::string& type = "A100", uint32_t cpus = 64,
-                               uint64_t memory_mb = 512'000, std::map<std::string, std::string> labels = {}) {
-  fb::NodeInfoT n;
-  n.name = name;
-  for (uint32_t i = 0; i < gpus; ++i) {
-    auto g = std::make_unique<fb::GpuInfoT>();
-    g->index = i;
-    g->type = type;
-    g->memory_mb = 80'000;
-    n.gpus.push_back(std::move(g));
-  }
-  n.cpus = cpus;
-  n.memory_mb = memory_mb;
-  for (auto& [k, v] : labels) {
-    auto kv = std::make_unique<fb::KeyValueT>();
-    kv->key = k;
-    kv->value = v;
-    n.labels.push_back(std::move(kv));
-  }
-  return n;
-}
 
 inline fb::JobSpecT make_spec(uint32_t gpus = 1, const std::string& type = "", int32_t priority = 0) {
   fb::JobSpecT s;

@@ -243,8 +243,8 @@ BOOST_AUTO_TEST_CASE(a_gang_reservation_holds_every_node_it_needs) {
 
 BOOST_AUTO_TEST_CASE(multi_gpu_jobs_take_gpus_of_one_numa_domain_and_fragmentation_is_measured) {
   Sim sim;
-  sim.s.node_up(make_node("n1", 8, "A100", {0, 0, 0, 0, 1, 1, 1, 1}));
-  sim.s.node_up(make_node("n2", 8, "A100", {0, 0, 0, 0, 1, 1, 1, 1}));
+  sim.s.node_up(with_numa(make_node("n1", 8), {0, 0, 0, 0, 1, 1, 1, 1}));
+  sim.s.node_up(with_numa(make_node("n2", 8), {0, 0, 0, 0, 1, 1, 1, 1}));
   JobId three = sim.submit(make_spec(3));
   sim.cycle();
   JobId two = sim.submit(make_spec(2));

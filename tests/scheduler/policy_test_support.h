@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/scheduler.h"
+#include "test_nodes.h"
 
 namespace trainyard::fb {
 inline std::ostream& operator<<(std::ostream& os, JobState s) { return os << EnumNameJobState(s); }
@@ -20,22 +21,8 @@ namespace trainyard::scheduler::policy_testing {
 
 inline constexpr int64_t kS = 1'000'000'000;
 
-inline fb::NodeInfoT make_node(const std::string& name, uint32_t gpus, const std::string& type = "A100",
-                               std::vector<int> numa = {}) {
-  fb::NodeInfoT n;
-  n.name = name;
-  for (uint32_t i = 0; i < gpus; ++i) {
-    auto g = std::make_unique<fb::GpuInfoT>();
-    g->index = i;
-    g->type = type;
-    g->memory_mb = 80'000;
-    if (i < numa.size()) g->numa_node = numa[i];
-    n.gpus.push_back(std::move(g));
-  }
-  n.cpus = 64;
-  n.memory_mb = 512'000;
-  return n;
-}
+using scheduler::testing::make_node;  // test_nodes.h
+using scheduler::testing::with_numa;
 
 inline fb::JobSpecT make_spec(uint32_t gpus, const std::string& account = "vision", uint64_t limit_s = 3600,
                               int32_t priority = 0, const std::string& type = "") {
