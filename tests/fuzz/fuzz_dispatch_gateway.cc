@@ -103,12 +103,12 @@ class Gateway {
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port_));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      die(std::string("cannot connect: ") + std::strerror(errno));
-    }
+    if (fd < 0) die(std::string("cannot open a socket: ") + std::strerror(errno));
+    connect_to(fd, a);
     size_t sent = 0;
     while (sent < bytes.size()) {
       ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;  // the gateway may refuse and close early (413, 431)
       sent += static_cast<size_t>(n);
     }
@@ -120,6 +120,7 @@ class Gateway {
       pollfd p{fd, POLLIN, 0};
       if (::poll(&p, 1, 100) <= 0) continue;
       ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       out.append(buf, static_cast<size_t>(n));
       if (out.size() > (8u << 20)) break;
@@ -134,6 +135,22 @@ class Gateway {
   }
 
  private:
+  // libFuzzer's -timeout runs on SIGALRM, which interrupts a blocking
+  // connect (EINTR, seen in CI): the connection then completes on its own,
+  // so wait for it instead of failing.
+  static void connect_to(int fd, const sockaddr_in& a) {
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) return;
+    if (errno != EINTR && errno != EINPROGRESS) die(std::string("cannot connect: ") + std::strerror(errno));
+    pollfd p{fd, POLLOUT, 0};
+    while (::poll(&p, 1, 3000) < 0 && errno == EINTR) {
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+      die(std::string("cannot connect: ") + std::strerror(err != 0 ? err : errno));
+    }
+  }
+
   std::string dir_;
   GatewayOptions options_;
   std::unique_ptr<storage::Store> store_;
