@@ -1,5 +1,6 @@
 #include "rpc/client.h"
 
+#include <cerrno>
 #include <random>
 
 #include "rpc/message.h"
@@ -48,7 +49,12 @@ Result<Reply> Client::call(fb::RequestBody type, const BuildBody& build) {
       int64_t left = deadline - monotonic_ms();
       if (left <= 0) break;
       zmq::pollitem_t item{static_cast<void*>(*socket_), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, std::chrono::milliseconds(left));
+      try {
+        zmq::poll(&item, 1, std::chrono::milliseconds(left));
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;
+        continue;  // a signal (ty's SIGWINCH, a profiler's alarm): wait the rest
+      }
       if (!(item.revents & ZMQ_POLLIN)) continue;
       zmq::message_t in;
       if (!socket_->recv(in, zmq::recv_flags::dontwait)) continue;
