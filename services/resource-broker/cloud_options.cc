@@ -170,6 +170,7 @@ Result<CloudSettings> CloudSettings::from_config(const Config& config) try {
   s.core.rented_for_eligible_only = config.get_bool("cloud.rented_for_eligible_only", s.core.rented_for_eligible_only);
   s.core.burst_large_gpu_hours = config.get_double("cloud.burst_large_gpu_hours", s.core.burst_large_gpu_hours, 0, 1e9);
   s.core.burst_large_wait_s = config.get_int("cloud.burst_large_wait_s", s.core.burst_large_wait_s, 0, 30 * kDay);
+  s.core.estimate_owned_start = config.get_bool("cloud.estimate_owned_start", s.core.estimate_owned_start);
   s.core.orphan_grace_s = config.get_int("cloud.orphan_grace_s", s.core.orphan_grace_s, 0, kDay);
   s.core.backoff_s = config.get_int("cloud.backoff_s", s.core.backoff_s, 1, kDay);
   s.core.backoff_max_s = config.get_int("cloud.backoff_max_s", s.core.backoff_max_s, s.core.backoff_s, 7 * kDay);

@@ -75,6 +75,47 @@ BOOST_FIXTURE_TEST_CASE(a_large_job_waits_burst_large_wait_s_for_owned_nodes_a_s
   BOOST_TEST(launches(fx) == 1u);
 }
 
+// estimate_owned_start: owned-1's two GPUs are busy until kT0 + 2 h (the
+// running lease's time limit); the waiting jobs are placed after it in
+// queue order, and one that rents by its estimate delays nobody behind it.
+BOOST_FIXTURE_TEST_CASE(estimate_owned_start_rents_at_once_a_job_whose_estimated_owned_wait_is_past_its_threshold,
+                        Fixture) {
+  AllocateRequest run;
+  run.job_id = 100;
+  run.attempt = 1;
+  auto spec = std::make_shared<fb::JobSpecT>();
+  spec->time_limit_s = 2 * 3600;
+  run.spec = spec;
+  run.placements.push_back(PlacementRequest{"owned-1", {0, 1}, 1, 0});
+  Effects e;
+  BOOST_REQUIRE(cluster.allocate(run, {kT0, kT0}, e));
+  auto first = job(1, 2, kT0);  // 2 GPU-hours: large, waits up to 4 h
+  first.time_limit_s = 3600;
+  auto small = job(2, 1, kT0);  // a quarter GPU-hour: rents past 120 s
+  small.time_limit_s = 900;
+  auto last = job(3, 2, kT0);   // large too
+  last.time_limit_s = 3600;
+  CloudOptions o;
+  o.burst_large_gpu_hours = 1;
+  o.burst_large_wait_s = 4 * 3600;
+  int64_t now = kT0 + 10 * kS;
+  CloudEffects fx;
+  CloudPools off(o, {pool("burst", 30)});
+  off.plan({first, small, last}, cluster, now, fx);
+  BOOST_TEST(launches(fx) == 0u);  // no reservation: each waits its threshold first
+  BOOST_TEST(off.owned_start_estimate(2) == 0);
+
+  o.estimate_owned_start = true;
+  CloudPools on(o, {pool("burst", 30)});
+  fx = {};
+  on.plan({first, small, last}, cluster, now, fx);
+  BOOST_TEST(on.owned_start_estimate(1) == kT0 + 2 * 3600 * kS);  // when the running lease's limit frees owned-1
+  BOOST_TEST(on.owned_start_estimate(2) == kT0 + 3 * 3600 * kS);  // behind job 1: 3 h away, past 120 s
+  BOOST_TEST(on.owned_start_estimate(3) == kT0 + 3 * 3600 * kS);  // job 2 rents: it does not delay job 3
+  BOOST_REQUIRE_EQUAL(launches(fx), 1u);                           // only job 2 rents; 1 and 3 wait under 4 h
+  BOOST_TEST(on.lease(1)->for_job == 2u);
+}
+
 BOOST_FIXTURE_TEST_CASE(rented_for_eligible_only_keeps_an_idle_node_closed_until_an_eligible_job_claims_it, Fixture) {
   CloudOptions o;
   o.rented_for_eligible_only = true;
@@ -251,7 +292,7 @@ BOOST_AUTO_TEST_CASE(pool_config_is_checked_key_by_key) {
 BOOST_AUTO_TEST_CASE(every_pool_key_is_known_to_the_config_schema_and_a_typo_is_refused) {
   auto c = Config::parse(
       "[cloud]\nmax_wait_before_burst_s = 60\npoll_ms = 500\nreconcile_s = 30\norphan_grace_s = 60\n"
-      "backoff_s = 30\nbackoff_max_s = 900\ndriver_timeout_s = 120\n"
+      "backoff_s = 30\nbackoff_max_s = 900\ndriver_timeout_s = 120\nestimate_owned_start = true\n"
       "[pools.aws-a100]\ndriver = [\"x\"]\ngpu_type = \"A100\"\ngpus_per_node = 8\ncpus = 1\nmemory_mb = 1\n"
       "partition = \"gpu\"\nlabels = [\"a=b\"]\nmin_nodes = 0\nmax_nodes = 2\nprice_per_node_hour = \"1\"\n"
       "spot_price_per_node_hour = \"1\"\nspot = false\nboot_timeout_s = 1\nidle_release_s = 0\n"
@@ -260,7 +301,9 @@ BOOST_AUTO_TEST_CASE(every_pool_key_is_known_to_the_config_schema_and_a_typo_is_
   BOOST_REQUIRE(c);
   auto s = ConfigSchema::trainyard().check(*c);
   BOOST_TEST(s.ok(), s.message());
-  BOOST_TEST(CloudSettings::from_config(*c).ok());
+  auto read = CloudSettings::from_config(*c);
+  BOOST_REQUIRE(read.ok());
+  BOOST_TEST(read->core.estimate_owned_start);
   auto typo = Config::parse("[pools.x]\nidle_release = 5\n", "t.toml");
   BOOST_REQUIRE(typo);
   auto t = ConfigSchema::trainyard().check(*typo);

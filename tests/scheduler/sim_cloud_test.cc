@@ -146,6 +146,24 @@ BOOST_AUTO_TEST_CASE(a_job_without_a_reservation_rents_once_it_has_waited_the_th
   BOOST_TEST(outcome(r, "j2").start_s == 10.0 + 300 + 180);
 }
 
+BOOST_AUTO_TEST_CASE(estimate_owned_start_rents_a_job_without_a_reservation_at_once) {
+  // No backfill, so no reservation: the broker places the queue on the owned
+  // GPUs itself (j1 holds them to its limit, 3600) and j2's estimated wait,
+  // 3590 s, is past the threshold now, not only after it has waited 300 s.
+  Run cfg;
+  cfg.policy = "fairshare";
+  cfg.burst.estimate_owned = true;
+  auto r = run(parse(kBusy), cfg);
+  BOOST_TEST(r.cloud_stats.launches == 1u);
+  BOOST_TEST(outcome(r, "j2").start_s == 10.0 + 180);
+  // Large over 1 GPU-hour with 4000 s to wait: the estimate (3590 s) says it gets the owned node in time.
+  cfg.burst.large_gpu_hours = 1;
+  cfg.burst.large_wait_s = 4000;
+  r = run(parse(kBusy), cfg);
+  BOOST_TEST(r.cloud_stats.launches == 0u);
+  BOOST_TEST(outcome(r, "j2").start_s == 3600.0);
+}
+
 BOOST_AUTO_TEST_CASE(a_compute_weighted_budget_lets_big_long_jobs_wait_for_owned_nodes) {
   // j2 asks 8 GPUs x 600 s = 1.33 GPU-hours; its expected wait is 3590 s.
   Run cfg;

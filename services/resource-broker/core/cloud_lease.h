@@ -77,6 +77,15 @@ struct CloudOptions {
   // (its running jobs carry on). So jobs that would soon start on owned
   // nodes, and large ones, do not keep rented nodes busy (and paid).
   bool rented_for_eligible_only = false;
+  // Every waiting job's expected wait on owned nodes, estimated by the
+  // broker: the waiting jobs that will not rent, in queue order, placed at
+  // the earliest time enough owned GPUs are free for their time limits
+  // (running leases end at theirs). It replaces the scheduler's backfill
+  // reservation (only the first waiting job has one, and it may be on a
+  // rented node) and the wait so far: a job rents at once when its
+  // estimated wait is past its threshold, instead of waiting that long
+  // first (and often renting then), and waits when owned nodes will do.
+  bool estimate_owned_start = false;
   int64_t orphan_grace_s = 60;            // a listed instance with no live lease: terminated after this
   int64_t backoff_s = 30;                 // first backoff after a capacity error or boot timeout (doubles)
   int64_t backoff_max_s = 900;

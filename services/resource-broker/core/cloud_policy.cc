@@ -4,6 +4,7 @@
 // unused for long while the jobs that fit it are placed elsewhere), and the
 // boot timeout.
 #include <algorithm>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -32,6 +33,53 @@ uint32_t gpus_of_type(const Node& n, std::string_view type) {
   return count;
 }
 
+// estimate_owned_start: the owned GPUs of one type over time. From each
+// step's time until the next step's, that many GPUs are free; the last
+// step lasts for ever. Running leases free theirs at their time limits, a
+// job placed in the estimate holds its own for its time limit.
+class FreeGpus {
+ public:
+  explicit FreeGpus(int64_t now_ns) : steps_{{now_ns, 0}} {}
+  // `n` more GPUs free from `from_ns` on.
+  void add(int64_t from_ns, int64_t n) { change(from_ns, kForever, n); }
+  // The earliest start from which `n` GPUs stay free for `d_ns` (kForever: never).
+  int64_t earliest(int64_t n, int64_t d_ns) const {
+    for (size_t k = 0; k < steps_.size();) {
+      int64_t start = steps_[k].first;
+      size_t m = k;
+      while (m < steps_.size() && steps_[m].first < start + d_ns && steps_[m].second >= n) ++m;
+      if (m == steps_.size() || steps_[m].first >= start + d_ns) return start;
+      k = m + 1;
+    }
+    return kForever;
+  }
+  void take(int64_t start_ns, int64_t d_ns, int64_t n) { change(start_ns, start_ns + d_ns, -n); }
+
+  static constexpr int64_t kForever = INT64_MAX / 2;
+
+ private:
+  void change(int64_t from_ns, int64_t to_ns, int64_t n) {
+    split(from_ns);
+    split(to_ns);
+    for (auto& [at, free] : steps_) {
+      if (at >= from_ns && at < to_ns) free += n;
+    }
+  }
+  void split(int64_t at_ns) {
+    auto it = std::lower_bound(steps_.begin(), steps_.end(), std::pair<int64_t, int64_t>{at_ns, INT64_MIN});
+    if (at_ns >= kForever || (it != steps_.end() && it->first == at_ns) || it == steps_.begin()) return;
+    steps_.insert(it, {at_ns, std::prev(it)->second});
+  }
+  std::vector<std::pair<int64_t, int64_t>> steps_;  // (from, free GPUs), by time
+};
+
+// A job or lease with no time limit is expected to hold its GPUs this long.
+constexpr int64_t kUnknownLimitNs = 3600 * kSecond;
+
+int64_t limit_ns(int64_t limit_s) {
+  return limit_s > 0 ? std::min<int64_t>(limit_s, 365LL * 86400) * kSecond : kUnknownLimitNs;
+}
+
 }  // namespace
 
 void CloudPools::plan(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out) {
@@ -42,6 +90,7 @@ void CloudPools::plan(const std::vector<WaitingJob>& waiting, Cluster& cluster, 
   for (auto& [id, l] : leases_) {
     if (l.for_job != 0 && !ids.count(l.for_job)) l.for_job = 0;  // started elsewhere, or gone
   }
+  estimate_owned_starts(waiting, cluster, now_ns);
   if (options_.rented_for_eligible_only) gate(waiting, cluster, now_ns, out);
   if (!global_.paused) {
     for (auto& j : waiting) rent_for(j, cluster, now_ns, out);
@@ -95,11 +144,60 @@ int64_t CloudPools::burst_threshold_ns(const PoolConfig& p, const WaitingJob& j)
 bool CloudPools::burst_eligible(const PoolConfig& p, const WaitingJob& j, bool owned, int64_t now_ns) const {
   if (!j.waits_for_resources || !fits(p, j)) return false;
   if (!owned) return true;
-  // Expected wait on owned nodes: the backfill reservation's start when it
-  // has one, else how long it has waited already.
   int64_t threshold = burst_threshold_ns(p, j);
-  if (j.expected_start_ns > 0) return j.expected_start_ns - now_ns > threshold;
+  // Expected wait on owned nodes: the estimate (estimate_owned_start), else
+  // the backfill reservation's start (which may be on a rented node), else
+  // how long it has waited already.
+  int64_t start = owned_start_estimate(j.id);
+  if (start == 0) start = j.expected_start_ns;
+  if (start > 0) return start - now_ns > threshold;
   return now_ns - j.submit_ns >= threshold;
+}
+
+int64_t CloudPools::owned_start_estimate(uint64_t job) const {
+  auto it = owned_start_.find(job);
+  return it == owned_start_.end() ? 0 : it->second;
+}
+
+void CloudPools::estimate_owned_starts(const std::vector<WaitingJob>& waiting, const Cluster& cluster,
+                                       int64_t now_ns) {
+  owned_start_.clear();
+  if (!options_.estimate_owned_start) return;
+  std::vector<std::pair<std::string, FreeGpus>> free;  // per GPU type of the owned nodes
+  for (auto& [name, n] : cluster.nodes()) {
+    if (!n.up || n.drained || is_cloud_node(name)) continue;
+    for (auto& g : n.info->gpus) {
+      if (!g) continue;
+      auto f = std::find_if(free.begin(), free.end(),
+                            [&](auto& t) { return text::same_gpu_type(t.first, g->type); });
+      if (f == free.end()) f = free.insert(free.end(), {g->type, FreeGpus(now_ns)});
+      auto held = n.gpu_holder.find(g->index);
+      const Lease* l = held == n.gpu_holder.end() ? nullptr : cluster.lease(held->second);
+      int64_t end = l ? l->granted_ns + limit_ns(l->spec ? static_cast<int64_t>(l->spec->time_limit_s) : 0) : now_ns;
+      f->second.add(std::max(end, now_ns), 1);
+    }
+  }
+  std::set<uint64_t> renting;
+  for (auto& [id, l] : leases_) {
+    if (l.for_job != 0 && !l.ended()) renting.insert(l.for_job);
+  }
+  for (auto& j : waiting) {
+    if (!j.waits_for_resources || renting.count(j.id)) continue;
+    int64_t gpus = std::max<uint32_t>(1, j.gpus_per_node) * std::max<uint32_t>(1, j.nodes);
+    int64_t d_ns = limit_ns(j.time_limit_s);
+    FreeGpus* best = nullptr;
+    int64_t start = FreeGpus::kForever;
+    for (auto& [type, f] : free) {
+      int64_t s = j.gpu_type.empty() || text::same_gpu_type(type, j.gpu_type) ? f.earliest(gpus, d_ns) : start;
+      if (s < start) best = &f, start = s;
+    }
+    if (!best) continue;  // no owned GPUs could hold it
+    owned_start_[j.id] = start;
+    bool owned = owned_could_take(j, cluster);
+    bool rents =
+        std::any_of(pools_.begin(), pools_.end(), [&](auto& p) { return burst_eligible(p, j, owned, now_ns); });
+    if (!rents) best->take(start, d_ns, gpus);  // it waits: the jobs behind it wait for it too
+  }
 }
 
 void CloudPools::gate(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out) {

@@ -144,6 +144,10 @@ class CloudPools {
   // Whether `j` may rent from `p` now (its expected wait on owned nodes is
   // past the threshold, or no owned node could ever take it).
   bool burst_eligible(const PoolConfig& p, const WaitingJob& j, bool owned_could_take, int64_t now_ns) const;
+  // estimate_owned_start: when the last plan expected `job` to start on
+  // owned nodes, or 0: none (the option is off, the job is not waiting for
+  // resources or already has a rented node, or no owned GPUs could hold it).
+  int64_t owned_start_estimate(uint64_t job) const;
   // The node names of `p` free to rent now, lowest first: "<pool>-<slot>"
   // for slot in [0, max_nodes) that no live lease holds and no instance
   // still listed by the driver (an orphan) was booted as. A rented node is
@@ -168,6 +172,11 @@ class CloudPools {
   // closes (drains) the others; the jobs each pool's nodes are open to.
   void gate(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out);
   bool ready_room(const WaitingJob& j, const Cluster& cluster) const;
+  // estimate_owned_start: fills owned_start_ for the waiting jobs in queue
+  // order; a job eligible to rent by that estimate is not placed, so it
+  // does not delay the jobs behind it.
+  void estimate_owned_starts(const std::vector<WaitingJob>& waiting, const Cluster& cluster, int64_t now_ns);
+  std::map<uint64_t, int64_t> owned_start_;  // this plan: job -> estimated start on owned nodes
   std::map<std::string, std::vector<const WaitingJob*>> eligible_;  // this plan: pool -> eligible waiting jobs
   void release_idle(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out);
   void check_boot_timeouts(int64_t now_ns, CloudEffects& out);

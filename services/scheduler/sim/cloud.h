@@ -49,6 +49,7 @@ struct BurstPolicy {
   bool eligible_only = false;      // rented_for_eligible_only
   double large_gpu_hours = 0;      // burst_large_gpu_hours (0: no job is large)
   int64_t large_wait_s = 0;        // burst_large_wait_s
+  bool estimate_owned = false;     // estimate_owned_start (every waiting job's owned start, estimated)
 };
 // The broker's defaults (cloud.max_wait_before_burst_s, ...).
 BurstPolicy default_burst_policy();
@@ -131,8 +132,10 @@ class CloudModel {
   // A run of `job` was ended by a reclaim (after cloud.spot_fallback_after
   // of them it rents on-demand).
   void spot_interrupted(uint64_t job, uint64_t runs);
-  // A run holds GPUs of a cloud node / frees them (key: the simulation's lease id).
-  void run_started(uint64_t key, const std::string& node, const std::vector<uint32_t>& gpus, int64_t now_ns);
+  // A run holds GPUs of a node, owned or rented, until its time limit at
+  // most / frees them (key: the simulation's lease id).
+  void run_started(uint64_t key, const std::string& node, const std::vector<uint32_t>& gpus, int64_t time_limit_s,
+                   int64_t now_ns);
   void run_ended(uint64_t key, int64_t now_ns);
   // Time passes from the last call to `now_ns`: idle and busy node time.
   void account(int64_t now_ns);

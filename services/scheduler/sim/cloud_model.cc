@@ -79,6 +79,7 @@ broker::CloudOptions options(const BurstPolicy& policy) {
   o.rented_for_eligible_only = policy.eligible_only;
   o.burst_large_gpu_hours = policy.large_gpu_hours;
   o.burst_large_wait_s = policy.large_wait_s;
+  o.estimate_owned_start = policy.estimate_owned;
   return o;
 }
 
@@ -232,10 +233,13 @@ void CloudModel::spot_interrupted(uint64_t job, uint64_t runs) {
 bool CloudModel::is_cloud(std::string_view node) const { return impl_->pools.is_cloud_node(node); }
 
 void CloudModel::run_started(uint64_t key, const std::string& node, const std::vector<uint32_t>& gpus,
-                             int64_t now_ns) {
+                             int64_t time_limit_s, int64_t now_ns) {
   broker::AllocateRequest req;
   req.job_id = key;
   req.attempt = 1;
+  auto spec = std::make_shared<fb::JobSpecT>();
+  spec->time_limit_s = static_cast<uint64_t>(std::max<int64_t>(0, time_limit_s));
+  req.spec = std::move(spec);
   req.placements.push_back(broker::PlacementRequest{node, gpus, 1, 0});
   broker::Effects e;
   auto ids = impl_->cluster.allocate(req, broker::Now{now_ns, now_ns}, e);

@@ -102,7 +102,7 @@ Status parse_key(const std::string& text, const std::string& key, const std::str
 BurstPolicy default_burst_policy() {
   broker::CloudOptions o;
   return BurstPolicy{o.max_wait_before_burst_s, o.burst_wait_per_gpu_hour_s, o.rented_for_eligible_only,
-                     o.burst_large_gpu_hours, o.burst_large_wait_s};
+                     o.burst_large_gpu_hours, o.burst_large_wait_s, o.estimate_owned_start};
 }
 
 Result<CloudPoolSpec> parse_pool(const std::string& text) {

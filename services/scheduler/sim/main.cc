@@ -24,7 +24,7 @@ struct Args {
   std::vector<std::string> sets, pools;
   std::string burst_after, burst_sweep;
   double limit_factor = 1, sample_s = 3600, burst_per_gpu_hour = -1;
-  std::string eligible_only, large_wait;
+  std::string eligible_only, large_wait, estimate_owned;
   double large_gpu_hours = -1;
   bool limit_random = false;
   uint64_t seed = 1;
@@ -70,6 +70,11 @@ void add_options(CLI::App& app, Args& a) {
                  "only once its expected wait on owned nodes passes --burst-large-wait (0: off, the broker's default)");
   app.add_option("--burst-large-wait", a.large_wait,
                  "burst_large_wait_s: how long a large job may wait for owned nodes (0s to 30d; default the broker's)");
+  app.add_option("--estimate-owned-start", a.estimate_owned,
+                 "estimate_owned_start: on: every waiting job's start on owned nodes is estimated (the queue placed "
+                 "on the owned GPUs by time limits), so a job rents at once when that wait passes its threshold; off: "
+                 "only the backfill reservation's, else the wait so far. Default: the broker's")
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--burst-sweep", a.burst_sweep,
                  "Run once per threshold (e.g. always,0,5m,15m,30m,1h,never) with the first --policy and print the "
                  "cost/JCT curve: avg JCT, p50/p95 wait, cloud GPU-hours, cost, idle and boot node-hours. 'always': "
@@ -144,6 +149,7 @@ Result<std::vector<sim::SimResult>> simulate_all(const Args& a, const CloudArgs&
     if (!a.eligible_only.empty()) o.burst.eligible_only = a.eligible_only == "on";
     if (a.large_gpu_hours >= 0) o.burst.large_gpu_hours = a.large_gpu_hours;
     if (cloud.large_wait_s >= 0) o.burst.large_wait_s = cloud.large_wait_s;
+    if (!a.estimate_owned.empty()) o.burst.estimate_owned = a.estimate_owned == "on";
     if (cloud.sweep) {
       for (int64_t t : cloud.thresholds) {
         sim::SimOptions run = o;
@@ -233,9 +239,10 @@ int main(int argc, char** argv) {
       const sim::SimResult& r = runs->back();  // a sweep's last row is not "always" unless all are
       const sim::BurstPolicy& b = r.burst;
       std::printf("%s (policy %s, burst_wait_per_gpu_hour_s %g, rented_for_eligible_only %s, burst_large_gpu_hours "
-                  "%g, burst_large_wait_s %lld): times in s, cost at the pools' prices\n",
+                  "%g, burst_large_wait_s %lld, estimate_owned_start %s): times in s, cost at the pools' prices\n",
                   cloud->sweep ? "burst threshold sweep" : "cloud", r.policy.c_str(), b.per_gpu_hour_s,
-                  b.eligible_only ? "on" : "off", b.large_gpu_hours, static_cast<long long>(b.large_wait_s));
+                  b.eligible_only ? "on" : "off", b.large_gpu_hours, static_cast<long long>(b.large_wait_s),
+                  b.estimate_owned ? "on" : "off");
     }
     std::printf("%s", sim::format_cloud_table(*runs).c_str());
   }

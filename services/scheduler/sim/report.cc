@@ -88,6 +88,7 @@ nlohmann::json cloud_json(const SimResult& r) {
           {"rented_for_eligible_only", r.burst.eligible_only},
           {"burst_large_gpu_hours", r.burst.large_gpu_hours},
           {"burst_large_wait_s", r.burst.large_wait_s},
+          {"estimate_owned_start", r.burst.estimate_owned},
           {"launches", c.launches},
           {"released", c.released},
           {"peak_nodes", c.peak_nodes},

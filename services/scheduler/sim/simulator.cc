@@ -97,8 +97,10 @@ void Simulation::grant(const AllocateRequest& a, int64_t t) {
   res_.outcomes[i].cloud = false;
   for (size_t r = 0; r < a.nodes.size(); ++r) {
     lease_node_[ls[r]] = {i, a.nodes[r].node};
+    // The broker sees every run, owned or rented (estimate_owned_start reads the owned ones).
+    int64_t limit_s = static_cast<int64_t>(j->spec->time_limit_s);
+    if (cloud_) cloud_->run_started(ls[r], a.nodes[r].node, a.nodes[r].gpus, limit_s, t);
     if (cloud_ && cloud_->is_cloud(a.nodes[r].node)) {
-      cloud_->run_started(ls[r], a.nodes[r].node, a.nodes[r].gpus, t);
       res_.outcomes[i].cloud = true;
     } else {
       owned_gpus_[i] += static_cast<uint32_t>(a.nodes[r].gpus.size());
