@@ -87,7 +87,7 @@ void Publisher::restore_streams() {
   // It is written at once: an epoch that changed at every start would make
   // subscribers start over (and apply the outbox again).
   std::vector<std::string> epochless;
-  store_.scan(streams_, "", "", [&](std::string_view k, std::string_view v) {
+  value_or_throw(store_.scan(streams_, "", "", [&](std::string_view k, std::string_view v) {
     StreamState st;
     KeyReader r(v);
     st.last = r.u64();
@@ -101,10 +101,11 @@ void Publisher::restore_streams() {
     Key lo;
     lo.str(k).u64(0);
     std::string first_key;
-    store_.scan(outbox_, lo, storage::prefix_end(Key().str(k).bytes()), [&](std::string_view ok, std::string_view) {
-      first_key = std::string(ok);
-      return false;
-    });
+    value_or_throw(
+        store_.scan(outbox_, lo, storage::prefix_end(Key().str(k).bytes()), [&](std::string_view ok, std::string_view) {
+          first_key = std::string(ok);
+          return false;
+        }));
     st.first = st.last + 1;
     if (!first_key.empty()) {
       KeyReader fr(first_key);
@@ -113,7 +114,7 @@ void Publisher::restore_streams() {
     }
     streams_state_.emplace(std::string(k), st);
     return true;
-  });
+  }));
   if (!epochless.empty()) {
     storage::Batch batch;
     for (auto& name : epochless) write_stream_row(batch, name, streams_state_.at(name));
@@ -131,15 +132,16 @@ void Publisher::queue_unpublished() {
     // (std::map nodes are stable: Pending may point at st.)
     Key lo;
     lo.str(name).u64(st.published + 1);
-    store_.scan(outbox_, lo, storage::prefix_end(Key().str(name).bytes()), [&](std::string_view k, std::string_view v) {
-      std::string_view topic, env;
-      if (!decode_outbox_value(v, &topic, &env)) return true;
-      KeyReader kr(k);
-      kr.str();
-      pending_.push_back(Pending{std::string(v), &st, kr.u64()});
-      ++stats_.republished;
-      return true;
-    });
+    value_or_throw(store_.scan(outbox_, lo, storage::prefix_end(Key().str(name).bytes()),
+                               [&](std::string_view k, std::string_view v) {
+                                 std::string_view topic, env;
+                                 if (!decode_outbox_value(v, &topic, &env)) return true;
+                                 KeyReader kr(k);
+                                 kr.str();
+                                 pending_.push_back(Pending{std::string(v), &st, kr.u64()});
+                                 ++stats_.republished;
+                                 return true;
+                               }));
   }
   if (!pending_.empty()) {
     spdlog::info("publisher {}: republishing {} events committed before the last stop", options_.instance,
@@ -273,16 +275,19 @@ void Publisher::trim(storage::Batch& batch) {
     Key lo;
     lo.str(name).u64(keep_from);
     size_t looked = 0;
-    store_.scan(outbox_, lo, storage::prefix_end(Key().str(name).bytes()), [&](std::string_view k, std::string_view v) {
-      std::string_view topic, env;
-      if (++looked > 10000 || !decode_outbox_value(v, &topic, &env)) return false;
-      auto* e = flatbuffers::GetRoot<fb::Envelope>(env.data());
-      if (e->time_ns() >= cutoff) return false;
-      KeyReader kr(k);
-      kr.str();
-      keep_from = kr.u64() + 1;
-      return true;
-    });
+    auto read = store_.scan(outbox_, lo, storage::prefix_end(Key().str(name).bytes()),
+                            [&](std::string_view k, std::string_view v) {
+                              std::string_view topic, env;
+                              if (++looked > 10000 || !decode_outbox_value(v, &topic, &env)) return false;
+                              auto* e = flatbuffers::GetRoot<fb::Envelope>(env.data());
+                              if (e->time_ns() >= cutoff) return false;
+                              KeyReader kr(k);
+                              kr.str();
+                              keep_from = kr.u64() + 1;
+                              return true;
+                            });
+    // A failed read only trims less (keep_from stops where the read did).
+    if (!read) spdlog::warn("publisher {}: trimming stream {}: {}", options_.instance, name, read.message());
     // Never trim what is not yet published.
     keep_from = std::min(keep_from, st.published + 1);
     if (keep_from > st.first) {
@@ -322,7 +327,8 @@ void Publisher::on_replay(const fb::Request& req, rpc::Responder& r) {
   if (snapshot) {
     snapshot_seq = replay_snapshot(stream, st, b, events);
   } else {
-    replay_outbox(stream, from, std::clamp<uint32_t>(q->max_events(), 1, 16384), b, events);
+    auto read = replay_outbox(stream, from, std::clamp<uint32_t>(q->max_events(), 1, 16384), b, events);
+    if (!read) return r.error(read);
   }
   auto s = b.CreateString(stream);
   auto ev = b.CreateVector(events);
@@ -354,21 +360,24 @@ uint64_t Publisher::replay_snapshot(const std::string& stream, const StreamState
   return snapshot_seq;
 }
 
-void Publisher::replay_outbox(const std::string& stream, uint64_t from, uint32_t max, flatbuffers::FlatBufferBuilder& b,
-                              RawEvents& events) {
+Status Publisher::replay_outbox(const std::string& stream, uint64_t from, uint32_t max,
+                                flatbuffers::FlatBufferBuilder& b, RawEvents& events) {
   size_t bytes = 0;
   Key lo;
   lo.str(stream).u64(from);
-  store_.scan(outbox_, lo, storage::prefix_end(Key().str(stream).bytes()), [&](std::string_view, std::string_view v) {
-    std::string_view topic, env;
-    if (!decode_outbox_value(v, &topic, &env)) return true;
-    auto t = b.CreateString(topic);
-    auto e = b.CreateVector(reinterpret_cast<const uint8_t*>(env.data()), env.size());
-    events.push_back(fb::CreateRawEvent(b, t, e));
-    bytes += env.size();
-    return events.size() < max && bytes < (8u << 20);
-  });
+  auto read = store_.scan(outbox_, lo, storage::prefix_end(Key().str(stream).bytes()),
+                          [&](std::string_view, std::string_view v) {
+                            std::string_view topic, env;
+                            if (!decode_outbox_value(v, &topic, &env)) return true;
+                            auto t = b.CreateString(topic);
+                            auto e = b.CreateVector(reinterpret_cast<const uint8_t*>(env.data()), env.size());
+                            events.push_back(fb::CreateRawEvent(b, t, e));
+                            bytes += env.size();
+                            return events.size() < max && bytes < (8u << 20);
+                          });
+  if (!read) return read;
   stats_.replayed += events.size();
+  return Status::success();
 }
 
 void publish_ops_metrics(Publisher& publisher, storage::Batch& batch, const std::string& service,

@@ -126,9 +126,10 @@ class Publisher {
   // The state as of the newest published seq, as events (the seq they carry).
   uint64_t replay_snapshot(const std::string& stream, const StreamState& st, flatbuffers::FlatBufferBuilder& b,
                            RawEvents& events);
-  // Outbox events from `from` on, at most `max` (and 8 MiB).
-  void replay_outbox(const std::string& stream, uint64_t from, uint32_t max, flatbuffers::FlatBufferBuilder& b,
-                     RawEvents& events);
+  // Outbox events from `from` on, at most `max` (and 8 MiB); a failed read
+  // is returned (the replay request gets it).
+  Status replay_outbox(const std::string& stream, uint64_t from, uint32_t max, flatbuffers::FlatBufferBuilder& b,
+                       RawEvents& events);
 
   storage::Store& store_;
   storage::Cf outbox_;

@@ -44,7 +44,7 @@ Subscriber::Subscriber(zmq::context_t& ctx, storage::Store& store, SubscriberOpt
   // cursor row: key stream -> seq(8) kEpochMark epoch(8) endpoint; rows
   // from before epochs hold seq(8) endpoint (an endpoint never starts with
   // the mark) and adopt the first epoch they see.
-  store_.scan(cursors_cf_, "", "", [&](std::string_view k, std::string_view v) {
+  value_or_throw(store_.scan(cursors_cf_, "", "", [&](std::string_view k, std::string_view v) {
     if (v.size() < 8) return true;
     StreamState st;
     st.cursor = KeyReader(v).u64();
@@ -62,7 +62,7 @@ Subscriber::Subscriber(zmq::context_t& ctx, storage::Store& store, SubscriberOpt
     }
     if (tracks(k)) streams_.emplace(std::string(k), std::move(st));
     return true;
-  });
+  }));
 }
 
 Subscriber::~Subscriber() = default;

@@ -24,7 +24,7 @@ DirectoryFeed::DirectoryFeed(storage::Store& store, Directory config, std::strin
       cf_(store.cf(kColumnFamily)),
       config_(std::move(config)),
       stream_(bus::stream_name(kDirectoryPrefix, owner)) {
-  if (auto bytes = store_.get(cf_, kViewKey)) {
+  if (auto bytes = value_or_throw(store_.get(cf_, kViewKey))) {
     flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size());
     if (!v.VerifyBuffer<fb::DirectoryView>(nullptr)) {
       throw std::runtime_error("the stored directory (column family directory, key view) is unreadable");

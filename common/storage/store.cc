@@ -118,22 +118,23 @@ Status Store::commit(Batch& batch) {
   return Status::success();
 }
 
-std::optional<std::string> Store::get(Cf cf, std::string_view key) const {
+Result<std::optional<std::string>> Store::get(Cf cf, std::string_view key) const {
   std::string v;
   auto s = db_->Get(rocksdb::ReadOptions(), cf.h, key, &v);
-  if (s.IsNotFound()) return std::nullopt;
-  if (!s.ok()) throw std::runtime_error("read from " + path_ + " failed: " + s.ToString());
-  return v;
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return Status::internal("read from " + path_ + " failed: " + s.ToString());
+  return std::optional<std::string>(std::move(v));
 }
 
-int64_t Store::get_counter(Cf cf, std::string_view key) const {
+Result<int64_t> Store::get_counter(Cf cf, std::string_view key) const {
   auto v = get(cf, key);
-  if (!v || v->size() != 8) return 0;
-  return static_cast<int64_t>(decode_u64(*v));
+  if (!v) return v.status();
+  if (!*v || (*v)->size() != 8) return int64_t{0};
+  return static_cast<int64_t>(decode_u64(**v));
 }
 
-void Store::scan(Cf cf, std::string_view begin, std::string_view end,
-                 const std::function<bool(std::string_view, std::string_view)>& fn) const {
+Status Store::scan(Cf cf, std::string_view begin, std::string_view end,
+                   const std::function<bool(std::string_view, std::string_view)>& fn) const {
   rocksdb::ReadOptions ro;
   rocksdb::Slice upper(end.data(), end.size());
   if (!end.empty()) ro.iterate_upper_bound = &upper;
@@ -143,17 +144,19 @@ void Store::scan(Cf cf, std::string_view begin, std::string_view end,
     auto v = it->value();
     if (!fn({k.data(), k.size()}, {v.data(), v.size()})) break;
   }
-  if (!it->status().ok()) throw std::runtime_error("scan of " + path_ + " failed: " + it->status().ToString());
+  if (!it->status().ok()) return Status::internal("scan of " + path_ + " failed: " + it->status().ToString());
+  return Status::success();
 }
 
-void Store::scan_prefix(Cf cf, std::string_view prefix,
-                        const std::function<bool(std::string_view, std::string_view)>& fn) const {
+Status Store::scan_prefix(Cf cf, std::string_view prefix,
+                          const std::function<bool(std::string_view, std::string_view)>& fn) const {
   auto end = prefix_end(std::string(prefix));
-  scan(cf, prefix, end, fn);
+  return scan(cf, prefix, end, fn);
 }
 
-std::optional<std::pair<std::string, std::string>> Store::last_in(Cf cf, std::string_view begin,
-                                                                  std::string_view end) const {
+Result<std::optional<std::pair<std::string, std::string>>> Store::last_in(Cf cf, std::string_view begin,
+                                                                          std::string_view end) const {
+  using Found = std::optional<std::pair<std::string, std::string>>;
   rocksdb::ReadOptions ro;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf.h));
   if (end.empty()) {
@@ -162,9 +165,10 @@ std::optional<std::pair<std::string, std::string>> Store::last_in(Cf cf, std::st
     it->SeekForPrev(rocksdb::Slice(end.data(), end.size()));
     if (it->Valid() && it->key().compare(rocksdb::Slice(end.data(), end.size())) >= 0) it->Prev();
   }
-  if (!it->Valid()) return std::nullopt;
-  if (it->key().compare(rocksdb::Slice(begin.data(), begin.size())) < 0) return std::nullopt;
-  return std::make_pair(it->key().ToString(), it->value().ToString());
+  if (!it->status().ok()) return Status::internal("read from " + path_ + " failed: " + it->status().ToString());
+  if (!it->Valid()) return Found();
+  if (it->key().compare(rocksdb::Slice(begin.data(), begin.size())) < 0) return Found();
+  return Found(std::make_pair(it->key().ToString(), it->value().ToString()));
 }
 
 std::unique_ptr<rocksdb::Iterator> Store::iterator(Cf cf) const {

@@ -76,19 +76,28 @@ class Store {
   // Commits the batch with this store's durability, then clears it.
   Status commit(Batch& batch);
 
-  std::optional<std::string> get(Cf cf, std::string_view key) const;
+  // Reads return what failed (an I/O error, a corrupt block) as an Internal
+  // Status naming this store's path, never by throwing. What a caller does
+  // with it (docs/conventions.md): a request handler answers it; a
+  // constructor restoring state throws it (`value_or_throw`: the service
+  // does not start, exit 3); code applying a bus event or ingesting rows
+  // stops the service (`Runtime::read_or_abort`), as a failed commit does,
+  // so that nothing is derived from a read that failed.
+
+  // The value at `key`; nullopt when there is none.
+  Result<std::optional<std::string>> get(Cf cf, std::string_view key) const;
   // Reads a counter written by Batch::add (0 when absent).
-  int64_t get_counter(Cf cf, std::string_view key) const;
+  Result<int64_t> get_counter(Cf cf, std::string_view key) const;
 
   // Calls fn(key, value) for keys in [begin, end) in order (end empty: to the
   // last key) until fn returns false.
-  void scan(Cf cf, std::string_view begin, std::string_view end,
-            const std::function<bool(std::string_view, std::string_view)>& fn) const;
-  void scan_prefix(Cf cf, std::string_view prefix,
-                   const std::function<bool(std::string_view, std::string_view)>& fn) const;
+  Status scan(Cf cf, std::string_view begin, std::string_view end,
+              const std::function<bool(std::string_view, std::string_view)>& fn) const;
+  Status scan_prefix(Cf cf, std::string_view prefix,
+                     const std::function<bool(std::string_view, std::string_view)>& fn) const;
   // The last key in [begin, end) and its value, if any.
-  std::optional<std::pair<std::string, std::string>> last_in(Cf cf, std::string_view begin,
-                                                             std::string_view end) const;
+  Result<std::optional<std::pair<std::string, std::string>>> last_in(Cf cf, std::string_view begin,
+                                                                     std::string_view end) const;
 
   std::unique_ptr<rocksdb::Iterator> iterator(Cf cf) const;
   rocksdb::DB* raw() { return db_.get(); }

@@ -97,6 +97,11 @@ void Runtime::after_commit(std::function<void()> fn) { after_commit_.push_back(s
 
 void Runtime::each_iteration(std::function<bool()> fn) { work_.push_back(std::move(fn)); }
 
+void abort_on_failed_read(const Status& why) {
+  spdlog::critical("a store read failed, stopping: {}", why.to_string());
+  std::abort();
+}
+
 void Runtime::commit_now() {
   for (auto& f : before_commit_) f();
   if (store_ && !batch_.empty()) {

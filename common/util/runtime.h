@@ -22,6 +22,21 @@ namespace trainyard {
 void block_termination_signals();
 void unblock_signals();
 
+// A store read failed where no one can be answered (applying a bus event,
+// ingesting rows): stops the process as a failed commit does, since state
+// derived from that read would be wrong, and the unacknowledged event is
+// applied again after the restart.
+[[noreturn]] void abort_on_failed_read(const Status& why);
+
+template <typename T>
+T read_or_abort(Result<T> r) {
+  if (!r) abort_on_failed_read(r.status());
+  return std::move(r).value();
+}
+inline void read_or_abort(const Status& s) {
+  if (!s) abort_on_failed_read(s);
+}
+
 class Runtime {
  public:
   // `store` may be null for a process without state.

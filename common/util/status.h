@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <variant>
@@ -68,6 +69,18 @@ class [[nodiscard]] Result {
  private:
   std::variant<T, Status> v_;
 };
+
+// For start-up code only, where a constructor cannot return a Result (a
+// shell restoring its state): the value, or a std::runtime_error with the
+// Status's message, which run_service reports as "cannot start" (exit 3).
+template <typename T>
+T value_or_throw(Result<T> r) {
+  if (!r) throw std::runtime_error(r.status().message());
+  return std::move(r).value();
+}
+inline void value_or_throw(const Status& s) {
+  if (!s) throw std::runtime_error(s.message());
+}
 
 inline std::string Status::to_string() const {
   if (ok()) return "Ok";

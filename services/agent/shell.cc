@@ -194,7 +194,7 @@ void AgentShell::start() {
 
 void AgentShell::recover() {
   size_t total = 0, live = 0;
-  store_.scan(runs_cf_, "", "", [&](std::string_view k, std::string_view v) {
+  value_or_throw(store_.scan(runs_cf_, "", "", [&](std::string_view k, std::string_view v) {
     auto rec = decode_run(v);
     if (!rec) {
       spdlog::warn("skipping an unreadable run record ({} bytes) in {}", v.size(), store_.path());
@@ -202,7 +202,7 @@ void AgentShell::recover() {
     }
     auto run = std::make_unique<Run>();
     run->rec = std::move(*rec);
-    if (auto g = store_.get(grants_cf_, k)) run->grant = std::move(*g);
+    if (auto g = value_or_throw(store_.get(grants_cf_, k))) run->grant = std::move(*g);
     ++total;
     if (!run->rec.finished()) {
       ++live;
@@ -214,7 +214,7 @@ void AgentShell::recover() {
     }
     runs_.emplace(run->rec.lease_id, std::move(run));
     return true;
-  });
+  }));
   if (total > 0) spdlog::info("recovered {} runs from {}, {} not finished", total, store_.path(), live);
 }
 

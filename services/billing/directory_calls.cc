@@ -137,6 +137,9 @@ void BillingShell::on_query_audit(const fb::Request& req, rpc::Responder& r) {
     entry->record.reset(rec->UnPack());
     list.entries.push_back(std::move(entry));
   }
+  if (!it->status().ok()) {
+    return r.error(Status::internal("read from " + store_.path() + " failed: " + it->status().ToString()));
+  }
   list.next_before = next;
   r.ok(fb::ReplyBody::AuditList, fb::AuditList::Pack(r.builder(), &list).Union());
 }

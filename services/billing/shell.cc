@@ -90,8 +90,10 @@ BillingShell::BillingShell(const ServiceEnv& env, BillingOptions options)
       cloud_cf_(store_.cf("cloud")),
       audit_cf_(store_.cf("audit")),
       runtime_(env.runtime),
-      ledger_([this](std::string_view k) { return store_.get(lines_cf_, k); },
-              [this](std::string_view k) { return store_.get(spends_cf_, k); }),
+      // The ledger reads while it charges usage events: a failed read stops
+      // the service (the event is applied again after the restart).
+      ledger_([this](std::string_view k) { return read_or_abort(store_.get(lines_cf_, k)); },
+              [this](std::string_view k) { return read_or_abort(store_.get(spends_cf_, k)); }),
       meter_(options_.cloud_overhead, options_.cloud_platform_account) {
   restore_state();
   open_sockets(env.ctx);
@@ -105,14 +107,14 @@ BillingShell::BillingShell(const ServiceEnv& env, BillingOptions options)
 }
 
 void BillingShell::restore_state() {
-  store_.scan(cloud_cf_, "", "", [&](std::string_view, std::string_view v) {
+  value_or_throw(store_.scan(cloud_cf_, "", "", [&](std::string_view, std::string_view v) {
     if (auto n = CloudNode::decode(v)) meter_.restore(std::move(*n));
     return true;
-  });
-  store_.scan(accounts_cf_, "", "", [&](std::string_view k, std::string_view v) {
+  }));
+  value_or_throw(store_.scan(accounts_cf_, "", "", [&](std::string_view k, std::string_view v) {
     if (auto st = AccountState::decode(v)) accounts_.emplace(std::string(k), *st);
     return true;
-  });
+  }));
 }
 
 void BillingShell::open_sockets(zmq::context_t& ctx) {

@@ -128,7 +128,8 @@ class BillingShell {
   void on_set_budget(const fb::Request& req, rpc::Responder& r);
   void on_reload(const fb::Request& req, rpc::Responder& r);
   // Calls fn for every stored line matching `f`.
-  void scan_lines(const UsageFilter& f, const std::function<void(const LineKey&, const Line&)>& fn) const;
+  // Calls fn for each stored line the filter matches; a failed read is returned.
+  Status scan_lines(const UsageFilter& f, const std::function<void(const LineKey&, const Line&)>& fn) const;
   // The directory and the audit trail (directory_calls.cc).
   void on_edit_directory(const fb::Request& req, rpc::Responder& r);
   void on_get_directory(const fb::Request& req, rpc::Responder& r);

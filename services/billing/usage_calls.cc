@@ -37,8 +37,8 @@ Status limit_to_reader(const security::Caller& c, const std::string& account, Us
 
 }  // namespace
 
-void BillingShell::scan_lines(const UsageFilter& f,
-                              const std::function<void(const LineKey&, const Line&)>& fn) const {
+Status BillingShell::scan_lines(const UsageFilter& f,
+                                const std::function<void(const LineKey&, const Line&)>& fn) const {
   auto visit = [&](std::string_view k, std::string_view v) {
     auto key = LineKey::decode(k);
     auto line = Line::decode(v);
@@ -49,22 +49,22 @@ void BillingShell::scan_lines(const UsageFilter& f,
     std::string lo = Key().str(account).u32(f.first_day).bytes();
     std::string hi = f.end_day == std::numeric_limits<uint32_t>::max() ? storage::prefix_end(Key().str(account).bytes())
                                                                        : Key().str(account).u32(f.end_day).bytes();
-    store_.scan(lines_cf_, lo, hi, visit);
+    return store_.scan(lines_cf_, lo, hi, visit);
   };
-  if (!f.account.empty()) {
-    scan_account(f.account);
-  } else if (f.job != 0) {
-    std::vector<std::string> accounts;
-    store_.scan_prefix(jobs_cf_, Key().u64(f.job).bytes(), [&](std::string_view k, std::string_view) {
-      KeyReader r(k);
-      r.u64();
-      accounts.emplace_back(r.str());
-      return true;
-    });
-    for (auto& a : accounts) scan_account(a);
-  } else {
-    store_.scan(lines_cf_, "", "", visit);
+  if (!f.account.empty()) return scan_account(f.account);
+  if (f.job == 0) return store_.scan(lines_cf_, "", "", visit);
+  std::vector<std::string> accounts;
+  auto found = store_.scan_prefix(jobs_cf_, Key().u64(f.job).bytes(), [&](std::string_view k, std::string_view) {
+    KeyReader r(k);
+    r.u64();
+    accounts.emplace_back(r.str());
+    return true;
+  });
+  if (!found) return found;
+  for (auto& a : accounts) {
+    if (auto s = scan_account(a); !s) return s;
   }
+  return Status::success();
 }
 
 void BillingShell::on_query_usage(const fb::Request& req, rpc::Responder& r) {
@@ -80,7 +80,7 @@ void BillingShell::on_query_usage(const fb::Request& req, rpc::Responder& r) {
   f.job = q->job_id();
   if (auto s = limit_to_reader(caller(r), f.account, f); !s) return r.error(s);
   UsageReport report(*by);
-  scan_lines(f, [&](const LineKey& k, const Line& l) { report.add(k, l); });
+  if (auto s = scan_lines(f, [&](const LineKey& k, const Line& l) { report.add(k, l); }); !s) return r.error(s);
   auto all = report.rows_after(str(q->after()));
   if (!all) return r.error(all.status());
   auto& b = r.builder();
@@ -112,7 +112,7 @@ void BillingShell::on_invoice(const fb::Request& req, rpc::Responder& r) {
   f.first_day = month_first_day(*month);
   f.end_day = month_end_day(*month);
   InvoiceBuilder inv;
-  scan_lines(f, [&](const LineKey& k, const Line& l) { inv.add(k, l); });
+  if (auto s = scan_lines(f, [&](const LineKey& k, const Line& l) { inv.add(k, l); }); !s) return r.error(s);
   auto& b = r.builder();
   std::vector<flatbuffers::Offset<fb::InvoiceLine>> lines;
   for (auto& l : inv.lines()) {

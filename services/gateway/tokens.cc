@@ -53,7 +53,7 @@ std::string sha256_hex(const std::string& text) {
 }
 
 TokenStore::TokenStore(storage::Store& store) : store_(store), cf_(store.cf(kFamily)) {
-  store_.scan(cf_, "", "", [&](std::string_view key, std::string_view value) {
+  value_or_throw(store_.scan(cf_, "", "", [&](std::string_view key, std::string_view value) {
     TokenInfo t;
     t.id = storage::KeyReader(key).u64();
     auto j = nlohmann::json::parse(value, nullptr, false);
@@ -69,7 +69,7 @@ TokenStore::TokenStore(storage::Store& store) : store_(store), cf_(store.cf(kFam
     next_id_ = std::max(next_id_, t.id + 1);
     by_id_[t.id] = std::move(t);
     return true;
-  });
+  }));
 }
 
 std::pair<TokenInfo, std::string> TokenStore::create(storage::Batch& batch, const std::string& user,

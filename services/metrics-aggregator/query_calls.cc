@@ -35,7 +35,7 @@ void AggregatorShell::on_list_metrics(const fb::Request& req, rpc::Responder& r)
   std::string after = q->after_name() ? q->after_name()->str() : std::string();
   PageBudget page(q->page_bytes());
   std::string last;
-  store_.scan_prefix(series_, prefix, [&](std::string_view k, std::string_view v) {
+  auto scanned = store_.scan_prefix(series_, prefix, [&](std::string_view k, std::string_view v) {
     uint64_t job = 0;
     std::string_view name;
     auto s = decode_summary(v);
@@ -48,6 +48,7 @@ void AggregatorShell::on_list_metrics(const fb::Request& req, rpc::Responder& r)
     last = name;
     return true;
   });
+  if (!scanned) return r.error(scanned);
   r.ok(fb::ReplyBody::MetricSummaries,
        fb::CreateMetricSummariesDirect(b, q->job_id(), &out, page.truncated() ? last.c_str() : nullptr,
                                        page.truncated())
@@ -74,7 +75,8 @@ void AggregatorShell::on_query_series(const fb::Request& req, rpc::Responder& r)
   if (auto s = may_read(r, q->job_id()); !s) return r.error(s);
   std::string key = series_key(q->job_id(), q->name()->string_view());
   auto v = store_.get(series_, key);
-  std::optional<Summary> sum = v ? decode_summary(*v) : std::nullopt;
+  if (!v) return r.error(v.status());
+  std::optional<Summary> sum = *v ? decode_summary(**v) : std::nullopt;
   if (!sum) {
     r.error(Status::not_found("job " + std::to_string(q->job_id()) + " has no metric '" + q->name()->str() +
                               "' (ListMetrics shows the metrics it reported)"));
@@ -82,6 +84,7 @@ void AggregatorShell::on_query_series(const fb::Request& req, rpc::Responder& r)
   }
   StoreSeriesRows rows(store_, points_, rollups_, key);
   auto ans = query_series(*sum, rows, SeriesQuery{q->from_step(), q->to_step(), q->max_points()});
+  if (auto s = rows.status(); !s) return r.error(s);
   auto& b = r.builder();
   std::vector<int64_t> steps;
   std::vector<double> values;
@@ -108,7 +111,11 @@ void AggregatorShell::on_compare_runs(const fb::Request& req, rpc::Responder& r)
   // Each run's name, labels and owner, read once: for the rule and the rows.
   std::vector<std::optional<RunInfo>> infos;
   infos.reserve(jobs.size());
-  for (uint64_t j : jobs) infos.push_back(run_info(j));
+  for (uint64_t j : jobs) {
+    auto info = run_info(j);
+    if (!info) return r.error(info.status());
+    infos.push_back(std::move(*info));
+  }
   if (q->job_ids() && q->job_ids()->size() > 0) {
     // Named runs: each one must be the caller's to read.
     for (size_t i = 0; i < jobs.size(); ++i) {
@@ -122,10 +129,11 @@ void AggregatorShell::on_compare_runs(const fb::Request& req, rpc::Responder& r)
     return;
   }
   std::string metric = q->metric()->str();
-  std::vector<RunResult> rows = compare_runs(jobs, infos, metric, q->maximize());
+  auto rows = compare_runs(jobs, infos, metric, q->maximize());
+  if (!rows) return r.error(rows.status());
   auto& b = r.builder();
   std::vector<flatbuffers::Offset<fb::ComparisonRow>> out;
-  for (auto& row : rows) {
+  for (auto& row : *rows) {
     std::vector<flatbuffers::Offset<fb::KeyValue>> labels;
     for (auto& [k, v] : row.labels) labels.push_back(fb::CreateKeyValueDirect(b, k.c_str(), v.c_str()));
     out.push_back(fb::CreateComparisonRowDirect(b, row.job_id, row.name.c_str(), row.final_value, row.final_step,
@@ -141,12 +149,14 @@ Result<std::vector<uint64_t>> AggregatorShell::runs_to_compare(const fb::Compare
     std::sort(jobs.begin(), jobs.end());
     jobs.erase(std::unique(jobs.begin(), jobs.end()), jobs.end());
   } else if (q.experiment() && q.experiment()->size() > 0 && !has_nul(q.experiment()->string_view())) {
-    store_.scan_prefix(experiments_, Key().str(q.experiment()->string_view()), [&](std::string_view k, std::string_view) {
-      KeyReader kr(k);
-      kr.str();
-      jobs.push_back(kr.u64());
-      return true;
-    });
+    auto scanned = store_.scan_prefix(experiments_, Key().str(q.experiment()->string_view()),
+                                      [&](std::string_view k, std::string_view) {
+                                        KeyReader kr(k);
+                                        kr.str();
+                                        jobs.push_back(kr.u64());
+                                        return true;
+                                      });
+    if (!scanned) return scanned;
   } else {
     return Status::invalid("CompareRuns: give an experiment or job_ids to compare");
   }
@@ -158,14 +168,19 @@ Result<std::vector<uint64_t>> AggregatorShell::runs_to_compare(const fb::Compare
   return jobs;
 }
 
-std::vector<RunResult> AggregatorShell::compare_runs(const std::vector<uint64_t>& jobs,
-                                                     const std::vector<std::optional<RunInfo>>& infos,
-                                                     const std::string& metric, bool maximize) const {
+Result<std::vector<RunResult>> AggregatorShell::compare_runs(const std::vector<uint64_t>& jobs,
+                                                             const std::vector<std::optional<RunInfo>>& infos,
+                                                             const std::string& metric, bool maximize) const {
   std::vector<std::optional<RunResult>> found(jobs.size());
+  std::vector<Status> failed(jobs.size());  // one slot per run: the tasks write apart
   auto one = [&](size_t i) {
     auto v = store_.get(series_, series_key(jobs[i], metric));
-    if (!v) return;
-    auto s = decode_summary(*v);
+    if (!v) {
+      failed[i] = v.status();
+      return;
+    }
+    if (!*v) return;
+    auto s = decode_summary(**v);
     if (!s || s->all.count == 0) return;
     found[i] = run_result(jobs[i], *s, maximize, infos[i] ? &*infos[i] : nullptr);
   };
@@ -173,6 +188,9 @@ std::vector<RunResult> AggregatorShell::compare_runs(const std::vector<uint64_t>
     tbb::parallel_for(size_t{0}, jobs.size(), one);
   } else {
     for (size_t i = 0; i < jobs.size(); ++i) one(i);
+  }
+  for (auto& s : failed) {
+    if (!s) return s;
   }
   std::vector<RunResult> rows;
   for (auto& f : found) {

@@ -8,13 +8,16 @@
 
 namespace trainyard::metrics {
 
-std::optional<RunInfo> AggregatorShell::run_info(uint64_t job) const {
+Result<std::optional<RunInfo>> AggregatorShell::run_info(uint64_t job) const {
   auto v = store_.get(jobs_, storage::Key().u64(job));
-  return v ? decode_run_info(*v) : std::nullopt;
+  if (!v) return v.status();
+  return *v ? decode_run_info(**v) : std::nullopt;
 }
 
 Status AggregatorShell::may_read(const rpc::Responder& r, uint64_t job) const {
-  return may_read(r, job, run_info(job));
+  auto info = run_info(job);
+  if (!info) return info.status();
+  return may_read(r, job, *info);
 }
 
 Status AggregatorShell::may_read(const rpc::Responder& r, uint64_t job, const std::optional<RunInfo>& info) const {

@@ -16,7 +16,7 @@ void AggregatorShell::retention_pass() {
   size_t visited = 0;
   bool finished = true;
   std::vector<std::string> keys;
-  store_.scan(series_, retention_resume_, "", [&](std::string_view k, std::string_view) {
+  read_or_abort(store_.scan(series_, retention_resume_, "", [&](std::string_view k, std::string_view) {
     if (visited++ >= options_.retention_series_per_pass) {
       retention_resume_ = std::string(k);
       finished = false;
@@ -24,7 +24,7 @@ void AggregatorShell::retention_pass() {
     }
     keys.emplace_back(k);
     return true;
-  });
+  }));
   if (finished) retention_resume_.clear();
   uint64_t dropped = 0;
   for (auto& key : keys) {
@@ -47,6 +47,7 @@ void AggregatorShell::retention_pass() {
       new_from_block = block_of(a.first.step, 1) + 1;
       n += a.count;
     });
+    read_or_abort(rows.status());  // dropping points past a block that failed to read would lose them
     if (new_from_block <= from_block) continue;
     int64_t new_raw_from = block_first_step(new_from_block, 1);
     int64_t old_lo = sum.raw_from == INT64_MIN ? INT64_MIN : sum.raw_from;

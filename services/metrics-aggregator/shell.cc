@@ -18,23 +18,24 @@ constexpr const char* kVersion = "0.1.0";
 
 }  // namespace
 
-// Ingest's view of what is committed.
+// Ingest's view of what is committed. Ingest writes what it derives from
+// these reads (summaries, rollups), so a failed read stops the service.
 class AggregatorShell::Committed final : public CommittedRows {
  public:
   Committed(storage::Store& store, storage::Cf points, storage::Cf rollups, storage::Cf series)
       : store_(store), points_(points), rollups_(rollups), series_(series) {}
   std::optional<Summary> summary(std::string_view series) override {
-    auto v = store_.get(series_, series);
+    auto v = read_or_abort(store_.get(series_, series));
     if (!v) return std::nullopt;
     return decode_summary(*v);
   }
   std::optional<Aggregate> block(std::string_view series, int level, int64_t b) override {
-    auto v = store_.get(rollups_, rollup_key(series, level, b));
+    auto v = read_or_abort(store_.get(rollups_, rollup_key(series, level, b)));
     if (!v) return std::nullopt;
     return decode_aggregate(*v);
   }
   std::optional<double> point(std::string_view series, int64_t step) override {
-    auto v = store_.get(points_, point_key(series, step));
+    auto v = read_or_abort(store_.get(points_, point_key(series, step)));
     if (!v) return std::nullopt;
     auto p = decode_point(*v);
     if (!p) return std::nullopt;
@@ -118,8 +119,8 @@ AggregatorShell::AggregatorShell(const ServiceEnv& env, AggregatorOptions option
   ops_stream_ = publisher_.stream_for("ops.");
   // Points arrive in large batches: bigger memtables mean fewer flushes.
   store_.raw()->SetOptions(points_.h, {{"write_buffer_size", std::to_string(128 << 20)}});
-  points_total_ = static_cast<uint64_t>(store_.get_counter(meta_, "points"));
-  series_total_ = static_cast<uint64_t>(store_.get_counter(meta_, "series"));
+  points_total_ = static_cast<uint64_t>(value_or_throw(store_.get_counter(meta_, "points")));
+  series_total_ = static_cast<uint64_t>(value_or_throw(store_.get_counter(meta_, "series")));
 
   serve_requests();
   subscribe(env.ctx);

@@ -110,9 +110,9 @@ class AggregatorShell {
   Result<std::vector<uint64_t>> runs_to_compare(const fb::CompareRuns& q) const;
   // The comparison rows of `jobs` (infos read alongside) by `metric`,
   // ranked; runs that never reported it are left out.
-  std::vector<RunResult> compare_runs(const std::vector<uint64_t>& jobs,
-                                      const std::vector<std::optional<RunInfo>>& infos, const std::string& metric,
-                                      bool maximize) const;
+  Result<std::vector<RunResult>> compare_runs(const std::vector<uint64_t>& jobs,
+                                              const std::vector<std::optional<RunInfo>>& infos,
+                                              const std::string& metric, bool maximize) const;
   // Who may read a run's metrics (read_rule.cc): its owner, its account's
   // coordinators, admins; runs whose owner is unknown (stored before owners
   // were kept) are open. PermissionDenied names the rule.
@@ -123,7 +123,8 @@ class AggregatorShell {
   size_t keep_readable(const rpc::Responder& r, std::vector<uint64_t>& jobs,
                        std::vector<std::optional<RunInfo>>& infos) const;
   // What job.submitted said of a run (none when it never arrived).
-  std::optional<RunInfo> run_info(uint64_t job) const;
+  // The run's name, labels and owner (from job.submitted); nullopt when unknown.
+  Result<std::optional<RunInfo>> run_info(uint64_t job) const;
 
   storage::Store& store_;
   Runtime& runtime_;

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -18,7 +19,9 @@ namespace trainyard::metrics {
 inline bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
 // Reads a single series' rows for a query, straight from RocksDB. Each call
-// opens its own iterator, so oneTBB tasks may call it concurrently.
+// opens its own iterator, so oneTBB tasks may call it concurrently. The
+// core's SeriesRows cannot fail; a failed read stops the rows there and is
+// kept for the caller to ask after the query (status()).
 class StoreSeriesRows final : public SeriesRows {
  public:
   StoreSeriesRows(storage::Store& store, storage::Cf points, storage::Cf rollups, std::string series)
@@ -37,6 +40,7 @@ class StoreSeriesRows final : public SeriesRows {
       auto v = decode_point(std::string_view(it->value().data(), it->value().size()));
       if (v) fn(Point{step, v->first});
     }
+    note(*it);
   }
 
   void blocks(int level, int64_t b_lo, int64_t b_hi, const std::function<void(const Aggregate&)>& fn) const override {
@@ -50,9 +54,24 @@ class StoreSeriesRows final : public SeriesRows {
       auto a = decode_aggregate(std::string_view(it->value().data(), it->value().size()));
       if (a) fn(*a);
     }
+    note(*it);
+  }
+
+  // The first read that failed, if any (then the rows given were partial).
+  Status status() const {
+    std::lock_guard lock(mu_);
+    return failed_;
   }
 
  private:
+  void note(const rocksdb::Iterator& it) const {
+    if (it.status().ok()) return;
+    std::lock_guard lock(mu_);
+    if (failed_.ok()) failed_ = Status::internal("read of series rows failed: " + it.status().ToString());
+  }
+
+  mutable std::mutex mu_;
+  mutable Status failed_;
   rocksdb::DB* db_;
   storage::Cf points_;
   storage::Cf rollups_;

@@ -58,7 +58,7 @@ void CloudShell::restore() {
     }
   }
   std::string error;
-  store_.scan(cloud_cf_, "", "", [&](std::string_view k, std::string_view v) {
+  value_or_throw(store_.scan(cloud_cf_, "", "", [&](std::string_view k, std::string_view v) {
     auto l = decode_cloud_lease(v);
     if (!l) {
       error = fmt::format("cloud lease {}: {}", storage::KeyReader(k).u64(), l.status().message());
@@ -66,29 +66,34 @@ void CloudShell::restore() {
     }
     core_.restore(std::move(l).value());
     return true;
-  });
+  }));
   if (!error.empty()) {
     throw std::runtime_error("the broker's store " + store_.path() + " holds an unreadable record (" + error + ")");
   }
-  if (auto v = store_.get(meta_cf_, kNextKey); v && v->size() == 8) core_.restore_next_id(storage::decode_u64(*v));
-  store_.scan(meta_cf_, kPausePrefix, std::string(kPausePrefix) + "\xff", [&](std::string_view k, std::string_view v) {
-    if (!v.empty()) core_.restore_pause(k.substr(kPausePrefix.size()), v[0] == '1', std::string(v.substr(1)));
-    return true;
-  });
-  store_.scan(meta_cf_, kSpotPrefix, std::string(kSpotPrefix) + "\xff", [&](std::string_view k, std::string_view v) {
-    storage::KeyReader r(k);
-    (void)r.str();
-    if (v.size() == 8 && k.size() == kSpotPrefix.size() + 1 + 8) {
-      core_.restore_spot_interruptions(r.u64(), static_cast<uint32_t>(storage::decode_u64(v)));
-    }
-    return true;
-  });
-  store_.scan(meta_cf_, kBudgetPrefix, std::string(kBudgetPrefix) + "\xff", [&](std::string_view k, std::string_view v) {
-    if (v.size() == 8) {
-      core_.set_budget_left(k.substr(kBudgetPrefix.size()), static_cast<int64_t>(storage::decode_u64(v)));
-    }
-    return true;
-  });
+  if (auto v = value_or_throw(store_.get(meta_cf_, kNextKey)); v && v->size() == 8) {
+    core_.restore_next_id(storage::decode_u64(*v));
+  }
+  value_or_throw(store_.scan(
+      meta_cf_, kPausePrefix, std::string(kPausePrefix) + "\xff", [&](std::string_view k, std::string_view v) {
+        if (!v.empty()) core_.restore_pause(k.substr(kPausePrefix.size()), v[0] == '1', std::string(v.substr(1)));
+        return true;
+      }));
+  value_or_throw(store_.scan(
+      meta_cf_, kSpotPrefix, std::string(kSpotPrefix) + "\xff", [&](std::string_view k, std::string_view v) {
+        storage::KeyReader r(k);
+        (void)r.str();
+        if (v.size() == 8 && k.size() == kSpotPrefix.size() + 1 + 8) {
+          core_.restore_spot_interruptions(r.u64(), static_cast<uint32_t>(storage::decode_u64(v)));
+        }
+        return true;
+      }));
+  value_or_throw(store_.scan(
+      meta_cf_, kBudgetPrefix, std::string(kBudgetPrefix) + "\xff", [&](std::string_view k, std::string_view v) {
+        if (v.size() == 8) {
+          core_.set_budget_left(k.substr(kBudgetPrefix.size()), static_cast<int64_t>(storage::decode_u64(v)));
+        }
+        return true;
+      }));
 }
 
 void CloudShell::budget_changed(std::string_view account, int64_t spent_micros, int64_t limit_micros,

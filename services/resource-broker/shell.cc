@@ -130,7 +130,7 @@ BrokerShell::~BrokerShell() = default;
 void BrokerShell::restore() {
   // Nodes first: live leases take their GPUs on their node again.
   std::string error;
-  store_.scan(nodes_cf_, "", "", [&](std::string_view k, std::string_view v) {
+  value_or_throw(store_.scan(nodes_cf_, "", "", [&](std::string_view k, std::string_view v) {
     auto n = decode_node(v);
     if (!n) {
       error = fmt::format("node {}: {}", k, n.status().message());
@@ -138,9 +138,9 @@ void BrokerShell::restore() {
     }
     cluster_.restore_node(std::move(n).value());
     return true;
-  });
+  }));
   if (error.empty()) {
-    store_.scan(leases_cf_, "", "", [&](std::string_view k, std::string_view v) {
+    value_or_throw(store_.scan(leases_cf_, "", "", [&](std::string_view k, std::string_view v) {
       auto l = decode_lease(v);
       Status s = l ? cluster_.restore_lease(std::move(l).value()) : l.status();
       if (!s) {
@@ -148,13 +148,13 @@ void BrokerShell::restore() {
         return false;
       }
       return true;
-    });
+    }));
   }
   if (!error.empty()) {
     throw std::runtime_error("the broker's store " + store_.path() + " holds an unreadable record (" + error +
                              "); restore it from a backup or move it away to start empty");
   }
-  if (auto v = store_.get(meta_cf_, kNextLeaseKey); v && v->size() == 8) {
+  if (auto v = value_or_throw(store_.get(meta_cf_, kNextLeaseKey)); v && v->size() == 8) {
     cluster_.restore_next_lease_id(storage::decode_u64(*v));
   }
   cluster_.resume(now());

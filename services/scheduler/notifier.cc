@@ -89,7 +89,7 @@ Notifier::Notifier(NotifyOptions options, storage::Store& store, storage::Cf out
     : options_(std::move(options)), outbox_(outbox) {
   std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   // What a killed scheduler had not delivered goes out again.
-  store.scan(outbox_, "", "", [&](std::string_view k, std::string_view v) {
+  value_or_throw(store.scan(outbox_, "", "", [&](std::string_view k, std::string_view v) {
     Message m;
     m.key = storage::decode_u64(k);
     auto j = json::parse(v, nullptr, false);
@@ -102,7 +102,7 @@ Notifier::Notifier(NotifyOptions options, storage::Store& store, storage::Cf out
     }
     next_key_ = std::max(next_key_, m.key + 1);
     return true;
-  });
+  }));
   counts_.pending = queue_.size();
   if (!queue_.empty()) spdlog::info("{} job notifications not yet delivered: sending them again", queue_.size());
   thread_ = std::thread([this] { run(); });

@@ -102,7 +102,7 @@ void SchedulerShell::publish_metrics(storage::Batch& batch) {
 }
 
 void SchedulerShell::restore() {
-  if (auto v = store_.get(meta_cf_, kNextJobId)) {
+  if (auto v = value_or_throw(store_.get(meta_cf_, kNextJobId))) {
     stored_next_id_ = storage::decode_u64(*v);
     core_.set_next_job_id(stored_next_id_);
   }
@@ -116,7 +116,7 @@ void SchedulerShell::restore() {
 }
 
 void SchedulerShell::restore_cluster(size_t* nodes, size_t* leases, size_t* bad) {
-  store_.scan(nodes_cf_, "", "", [&](std::string_view, std::string_view v) {
+  value_or_throw(store_.scan(nodes_cf_, "", "", [&](std::string_view, std::string_view v) {
     const fb::NodeInfo* n = v.size() > 2 ? verified_root<fb::NodeInfo>(v.substr(2)) : nullptr;
     if (!n) {
       ++*bad;
@@ -127,8 +127,8 @@ void SchedulerShell::restore_cluster(size_t* nodes, size_t* leases, size_t* bad)
     core_.restore_node(info, v[0] != 0, v[1] != 0);
     ++*nodes;
     return true;
-  });
-  store_.scan(leases_cf_, "", "", [&](std::string_view, std::string_view v) {
+  }));
+  value_or_throw(store_.scan(leases_cf_, "", "", [&](std::string_view, std::string_view v) {
     const auto* g = verified_root<fb::LeaseGranted>(v);
     if (!g) {
       ++*bad;
@@ -137,18 +137,18 @@ void SchedulerShell::restore_cluster(size_t* nodes, size_t* leases, size_t* bad)
     core_.restore_lease(grant_of(*g));
     ++*leases;
     return true;
-  });
-  store_.scan(accounts_cf_, "", "", [&](std::string_view k, std::string_view) {
+  }));
+  value_or_throw(store_.scan(accounts_cf_, "", "", [&](std::string_view k, std::string_view) {
     core_.restore_blocked(k);
     return true;
-  });
+  }));
 }
 
 size_t SchedulerShell::restore_jobs(size_t* bad) {
   size_t jobs = 0;
   // Array specs first: their tasks store none of their own.
   std::unordered_map<JobId, std::shared_ptr<const fb::JobSpecT>> specs;
-  store_.scan(specs_cf_, "", "", [&](std::string_view k, std::string_view v) {
+  value_or_throw(store_.scan(specs_cf_, "", "", [&](std::string_view k, std::string_view v) {
     auto spec = decode_spec(v);
     if (spec && k.size() == 8) {
       specs[KeyReader(k).u64()] = std::move(spec);
@@ -156,11 +156,11 @@ size_t SchedulerShell::restore_jobs(size_t* bad) {
       ++*bad;
     }
     return true;
-  });
+  }));
   // Tasks stored before arrays had a spec row carry their own copy: the
   // first one becomes the array's row, and all of them share it.
   storage::Batch upgrade;
-  store_.scan(jobs_cf_, "", "", [&](std::string_view, std::string_view v) {
+  value_or_throw(store_.scan(jobs_cf_, "", "", [&](std::string_view, std::string_view v) {
     auto j = decode_job(v);
     if (j && j->array_job_id) {
       auto it = specs.find(j->array_job_id);
@@ -178,7 +178,7 @@ size_t SchedulerShell::restore_jobs(size_t* bad) {
     core_.restore_job(std::move(*j));
     ++jobs;
     return true;
-  });
+  }));
   if (!upgrade.empty()) {
     auto st = store_.commit(upgrade);
     if (!st) spdlog::error("storing the specs of {} arrays failed: {}", upgrade.count(), st.to_string());

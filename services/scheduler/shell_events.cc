@@ -99,7 +99,7 @@ void SchedulerShell::on_node_event(const bus::Event& e, storage::Batch& batch) {
       fb::NodeInfoT info;
       n->UnPackTo(&info);
       core_.node_up(info);
-      auto existing = store_.get(nodes_cf_, info.name);
+      auto existing = read_or_abort(store_.get(nodes_cf_, info.name));
       bool drained = existing && existing->size() > 1 && (*existing)[1] != 0;
       batch.put(nodes_cf_, info.name, node_value(info, true, drained));
       if (drained) core_.node_drained(info.name, true);
@@ -121,7 +121,7 @@ void SchedulerShell::on_node_event(const bus::Event& e, storage::Batch& batch) {
       }
       // Keep the stored node's flags in step (the node's own record comes
       // with node.up).
-      auto v = store_.get(nodes_cf_, name);
+      auto v = read_or_abort(store_.get(nodes_cf_, name));
       if (v && v->size() > 2) {
         (*v)[down ? 0 : 1] = down ? 0 : (drained ? 1 : 0);
         batch.put(nodes_cf_, name, *v);

@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
   auto& store = **opened;
   auto state_cf = store.cf("state");
   uint64_t sent = 0;
-  if (auto v = store.get(state_cf, "sent")) sent = storage::decode_u64(*v);
+  if (auto v = value_or_throw(store.get(state_cf, "sent"))) sent = storage::decode_u64(*v);
 
   zmq::context_t ctx(1);
   SystemClock clock;

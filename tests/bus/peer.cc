@@ -35,7 +35,7 @@ struct State {
 
 State load(storage::Store& s, storage::Cf cf) {
   State st;
-  if (auto v = s.get(cf, "state")) {
+  if (auto v = value_or_throw(s.get(cf, "state"))) {
     storage::KeyReader r(*v);
     st.count = r.u64();
     st.checksum = r.u64();

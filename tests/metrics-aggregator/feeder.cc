@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
 
   // Progress is committed with the events, so a restarted feeder goes on.
   uint64_t jobs_done = 0, batches_done = 0;
-  if (auto v = store.get(state_cf, "progress")) {
+  if (auto v = value_or_throw(store.get(state_cf, "progress"))) {
     storage::KeyReader r(*v);
     jobs_done = r.u64();
     batches_done = r.u64();
