@@ -191,8 +191,7 @@ void CloudShell::on_status(const fb::Request& req, rpc::Responder& r) {
     if ((!only.empty() && l.pool != only) || (l.ended() && !q->ended())) continue;
     leases.push_back(build_cloud_lease(b, l));
   }
-  std::vector<flatbuffers::Offset<fb::CloudRefusal>> refused;
-  for (auto& [job, why] : core_.refused()) refused.push_back(fb::CreateCloudRefusalDirect(b, job, why.c_str()));
+  std::vector<flatbuffers::Offset<fb::CloudRefusal>> refused = refusal_rows(b, core_.refused());
   auto pv = b.CreateVector(pools);
   auto lv = b.CreateVector(leases);
   auto rv = b.CreateVector(refused);
@@ -252,6 +251,9 @@ void CloudShell::snapshot(flatbuffers::FlatBufferBuilder& b, const bus::EmitFn& 
   for (auto& [id, l] : core_.leases()) {
     if (l.ended()) continue;
     emit(cloud_topic(l), fb::Payload::CloudLease, build_cloud_lease(b, l).Union());
+  }
+  if (!published_refused_.empty()) {
+    emit(kRefusedTopic, fb::Payload::CloudRefusals, build_refusals(b, published_refused_).Union());
   }
 }
 

@@ -56,6 +56,20 @@ Result<CloudLease> decode_cloud_lease(std::string_view bytes) {
   return read_cloud_lease(*r);
 }
 
+std::vector<flatbuffers::Offset<fb::CloudRefusal>> refusal_rows(flatbuffers::FlatBufferBuilder& b,
+                                                                const std::map<uint64_t, std::string>& refused) {
+  std::vector<flatbuffers::Offset<fb::CloudRefusal>> rows;
+  rows.reserve(refused.size());
+  for (auto& [job, why] : refused) rows.push_back(fb::CreateCloudRefusalDirect(b, job, why.c_str()));
+  return rows;
+}
+
+flatbuffers::Offset<fb::CloudRefusals> build_refusals(flatbuffers::FlatBufferBuilder& b,
+                                                      const std::map<uint64_t, std::string>& refused) {
+  auto rows = refusal_rows(b, refused);
+  return fb::CreateCloudRefusalsDirect(b, &rows);
+}
+
 std::string cloud_topic(const CloudLease& l) { return fmt::format("cloud.{}.{}", l.pool, to_string(l.state)); }
 
 }  // namespace trainyard::broker

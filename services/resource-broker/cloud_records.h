@@ -3,8 +3,11 @@
 // the record of the broker's "cloud" column family (key: lease id).
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <flatbuffers/flatbuffers.h>
 
@@ -15,6 +18,12 @@
 namespace trainyard::broker {
 
 flatbuffers::Offset<fb::CloudLease> build_cloud_lease(flatbuffers::FlatBufferBuilder& b, const CloudLease& l);
+// The jobs a budget kept from renting (job -> why), as rows and as the
+// cloud.refused event.
+std::vector<flatbuffers::Offset<fb::CloudRefusal>> refusal_rows(flatbuffers::FlatBufferBuilder& b,
+                                                                const std::map<uint64_t, std::string>& refused);
+flatbuffers::Offset<fb::CloudRefusals> build_refusals(flatbuffers::FlatBufferBuilder& b,
+                                                      const std::map<uint64_t, std::string>& refused);
 CloudLease read_cloud_lease(const fb::CloudLease& r);
 
 std::string encode_cloud_lease(const CloudLease& l);
@@ -24,5 +33,7 @@ Result<CloudLease> decode_cloud_lease(std::string_view bytes);
 // "cloud.<pool>.<state>"
 std::string cloud_topic(const CloudLease& l);
 inline constexpr std::string_view kCloudPrefix = "cloud.";
+// The topic of the jobs a budget keeps from renting (fb::CloudRefusals).
+inline constexpr std::string_view kRefusedTopic = "cloud.refused";
 
 }  // namespace trainyard::broker

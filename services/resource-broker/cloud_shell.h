@@ -115,6 +115,10 @@ class CloudShell {
   uint64_t next_tag_ = 1;
   std::map<uint64_t, PendingCall> calls_;
   CloudStats stats_;
+  // The refusals last published on cloud.refused, republished when they
+  // change and after each start (what a subscriber holds may be stale).
+  std::map<uint64_t, std::string> published_refused_;
+  bool refusals_published_ = false;
 };
 
 }  // namespace trainyard::broker

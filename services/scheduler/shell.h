@@ -120,6 +120,7 @@ class SchedulerShell {
   void on_account_blocked(const bus::Event& e, int64_t now, storage::Batch& batch);
   // cloud.<pool>.<state>: which waiting jobs a booting cloud node is meant for (cloud_waits.cc).
   void on_cloud_lease(const bus::Event& e);
+  void on_cloud_refusals(const bus::Event& e);
   // Why `j` waits (or ended): the core's reason, or the cloud node it waits for.
   std::string reason_for(const Job& j) const;
 
@@ -157,6 +158,7 @@ class SchedulerShell {
     int64_t expected_ready_ns = 0;
   };
   std::map<JobId, CloudWait> cloud_waits_;  // shown, not persisted: the broker republishes on change
+  std::map<JobId, std::string> cloud_refused_;  // likewise: why no cloud node is rented for the job
 };
 
 }  // namespace trainyard::scheduler

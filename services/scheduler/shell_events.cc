@@ -38,6 +38,9 @@ void SchedulerShell::on_event(const bus::Event& e, storage::Batch& batch) {
     case fb::Payload::CloudLease:
       on_cloud_lease(e);
       return;
+    case fb::Payload::CloudRefusals:
+      on_cloud_refusals(e);
+      return;
     case fb::Payload::LeaseGranted: {
       Grant g = grant_of(*e.as<fb::LeaseGranted>());
       core_.lease_granted(g, at);

@@ -513,6 +513,17 @@ BOOST_AUTO_TEST_CASE(a_budget_stops_a_launch_until_it_covers_the_estimate_and_ty
       10s);
   BOOST_TEST_REQUIRE(held_back, refused << "\n" << cc.logs());
   BOOST_TEST(refused.find("account vision has 0.50 of its budget left") != std::string::npos, refused);
+  // The job says so itself (ty status, squeue's reason), from the broker's cloud.refused.
+  std::string reason;
+  bool says = wait_until(
+      [&] {
+        auto r = cl.status(id);
+        if (r) reason = r->reason;
+        return r && r->reason.find("cloud node not rented: ") != std::string::npos &&
+               r->reason.find("account vision has 0.50 of its budget left") != std::string::npos;
+      },
+      5s);
+  BOOST_TEST(says, "the waiting job's reason: " << reason);
   BOOST_TEST(cc.leases().size() == 0u);
   // Enough budget: it rents and runs.
   budget.monthly_micros = 5'000'000;
