@@ -25,12 +25,20 @@ using nlohmann::json;
 
 namespace {
 
-uint64_t stored(rpc::Client& c, uint64_t jobs, uint64_t first_job) {
+// The points stored for the jobs, or a refusal (which waiting never changes).
+Result<uint64_t> stored(rpc::Client& c, uint64_t jobs, uint64_t first_job) {
   uint64_t total = 0;
   for (uint64_t j = first_job; j < first_job + jobs; ++j) {
     auto r = c.call(fb::RequestBody::ListMetrics,
                     [&](flatbuffers::FlatBufferBuilder& b) { return fb::CreateListMetrics(b, j).Union(); });
-    if (!r) continue;
+    if (!r) {
+      // Not there yet is Unavailable or NotFound; anything else (a refusal)
+      // would never change: say it instead of waiting out the timeout.
+      if (r.status().code() == ErrorCode::PermissionDenied || r.status().code() == ErrorCode::InvalidArgument) {
+        return r.status();
+      }
+      continue;
+    }
     auto* ms = r->body<fb::MetricSummaries>();
     if (!ms || !ms->metrics()) continue;
     for (auto* m : *ms->metrics()) total += m->count();
@@ -101,7 +109,9 @@ int main(int argc, char** argv) {
   std::ofstream(dir / "plan.json") << plan.dump();
 
   zmq::context_t ctx(1);
-  rpc::Client client(ctx, "metrics-aggregator", endpoint, {5000, 2, "bench", "", nullptr});
+  // As the runs' owner (the feeder submits them as user "feeder"): the
+  // aggregator lets only the owner, its coordinators and admins read them.
+  rpc::Client client(ctx, "metrics-aggregator", endpoint, {5000, 2, "user:feeder", "", nullptr});
   int64_t t0 = monotonic_ms();
   Process feeder({bin("trainyard-metrics-feeder"), "--data", dir / "feeder-db", "--bus", frontend, "--plan",
                   dir / "plan.json", "--points-per-batch", std::to_string(points_per_batch), "--batches-per-commit",
@@ -109,14 +119,24 @@ int main(int argc, char** argv) {
                  dir / "feeder.log");
   uint64_t got = 0;
   int64_t first_ms = 0;
+  Status refused;
   bool ok = wait_until(
       [&] {
-        got = stored(client, jobs, 1000);
+        auto now = stored(client, jobs, 1000);
+        if (!now) {
+          refused = now.status();
+          return true;
+        }
+        got = *now;
         if (got > 0 && first_ms == 0) first_ms = monotonic_ms();
         return got >= total;
       },
       300s);
   int64_t t1 = monotonic_ms();
+  if (!refused) {
+    std::cerr << "ListMetrics refused: " << refused.to_string() << "\n";
+    return 1;
+  }
   if (!ok) {
     std::cerr << "only " << got << " of " << total << " points arrived; see " << dir.path() << "\n";
     return 1;

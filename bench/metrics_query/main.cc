@@ -24,10 +24,17 @@ using nlohmann::json;
 
 namespace {
 
-uint64_t count(rpc::Client& c, uint64_t job) {
+// The points stored for the job, or a refusal (which waiting never changes).
+Result<uint64_t> count(rpc::Client& c, uint64_t job) {
   auto r = c.call(fb::RequestBody::ListMetrics,
                   [&](flatbuffers::FlatBufferBuilder& b) { return fb::CreateListMetrics(b, job).Union(); });
-  if (!r) return 0;
+  if (!r) {
+    // Not there yet is Unavailable or NotFound; a refusal would never change.
+    if (r.status().code() == ErrorCode::PermissionDenied || r.status().code() == ErrorCode::InvalidArgument) {
+      return r.status();
+    }
+    return uint64_t{0};
+  }
   uint64_t n = 0;
   if (auto* ms = r->body<fb::MetricSummaries>(); ms && ms->metrics()) {
     for (auto* m : *ms->metrics()) n += m->count();
@@ -90,8 +97,21 @@ int main(int argc, char** argv) {
                   dir / "plan.json", "--info", dir / "feeder.json"},
                  dir / "feeder.log");
   zmq::context_t ctx(1);
-  rpc::Client client(ctx, "metrics-aggregator", endpoint, {10000, 2, "bench", "", nullptr});
-  bool ok = wait_until([&] { return count(client, 1) >= points && count(client, 100 + runs - 1) >= 2 * run_steps; }, 300s);
+  // As the runs' owner (the feeder submits them as user "feeder"): the
+  // aggregator lets only the owner, its coordinators and admins read them.
+  rpc::Client client(ctx, "metrics-aggregator", endpoint, {10000, 2, "user:feeder", "", nullptr});
+  Status refused;
+  auto at_least = [&](uint64_t job, uint64_t n) {
+    auto got = count(client, job);
+    if (!got) refused = got.status();
+    return got && *got >= n;
+  };
+  bool ok = wait_until(
+      [&] { return (at_least(1, points) && at_least(100 + runs - 1, 2 * run_steps)) || !refused; }, 300s);
+  if (!refused) {
+    std::cerr << "ListMetrics refused: " << refused.to_string() << "\n";
+    return 1;
+  }
   if (!ok) {
     std::cerr << "the data did not arrive; see " << dir.path() << "\n";
     return 1;
