@@ -81,7 +81,7 @@ class Store {
   // with it (docs/conventions.md): a request handler answers it; a
   // constructor restoring state throws it (`value_or_throw`: the service
   // does not start, exit 3); code applying a bus event or ingesting rows
-  // stops the service (`Runtime::read_or_abort`), as a failed commit does,
+  // stops the service (`read_or_abort`, util/runtime.h), as a failed commit does,
   // so that nothing is derived from a read that failed.
 
   // The value at `key`; nullopt when there is none.

@@ -252,8 +252,8 @@ void CloudShell::snapshot(flatbuffers::FlatBufferBuilder& b, const bus::EmitFn& 
     if (l.ended()) continue;
     emit(cloud_topic(l), fb::Payload::CloudLease, build_cloud_lease(b, l).Union());
   }
-  if (!published_refused_.empty()) {
-    emit(kRefusedTopic, fb::Payload::CloudRefusals, build_refusals(b, published_refused_).Union());
+  if (published_refused_ && !published_refused_->empty()) {
+    emit(kRefusedTopic, fb::Payload::CloudRefusals, build_refusals(b, *published_refused_).Union());
   }
 }
 

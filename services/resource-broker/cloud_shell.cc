@@ -187,12 +187,11 @@ void CloudShell::plan(storage::Batch& batch) {
                               [](const DriverCall& c) { return c.kind == DriverCall::kLaunch; });
   apply(fx, batch);
   if (launches && waiting_read_mono_us_ > 0) stats_.last_burst_latency_us = mono_us() - waiting_read_mono_us_;
-  if (!refusals_published_ || core_.refused() != published_refused_) {
-    refusals_published_ = true;
+  if (published_refused_ != core_.refused()) {
     published_refused_ = core_.refused();
     auto& b = publisher_.builder();
     publisher_.append_to(batch, kCloudPrefix, kRefusedTopic, fb::Payload::CloudRefusals,
-                         build_refusals(b, published_refused_).Union());
+                         build_refusals(b, *published_refused_).Union());
   }
 }
 

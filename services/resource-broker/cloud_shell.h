@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -115,10 +116,10 @@ class CloudShell {
   uint64_t next_tag_ = 1;
   std::map<uint64_t, PendingCall> calls_;
   CloudStats stats_;
-  // The refusals last published on cloud.refused, republished when they
-  // change and after each start (what a subscriber holds may be stale).
-  std::map<uint64_t, std::string> published_refused_;
-  bool refusals_published_ = false;
+  // The refusals last published on cloud.refused (none yet since this start:
+  // the first plan publishes, as what a subscriber holds may be stale), then
+  // republished when they change.
+  std::optional<std::map<uint64_t, std::string>> published_refused_;
 };
 
 }  // namespace trainyard::broker
