@@ -187,9 +187,12 @@ BOOST_AUTO_TEST_CASE(a_spot_notice_sends_sigterm_with_its_deadline_requeues_the_
   CloudCluster cc(p);
   auto cl = testing::connect(*cc.c);
   // The job saves its work on SIGTERM to shared storage, as a checkpointing
-  // trainer would (the reclaimed machine's disk goes with it).
+  // trainer would (the reclaimed machine's disk goes with it). Saving takes
+  // it 2 s, as a real checkpoint takes time: the node drains meanwhile (with
+  // an instant exit and idle_release_s=0 the lease would pass through
+  // Draining quicker than this test polls).
   std::string ckpt = cc.state / "checkpoint";
-  auto spec = job("if [ \"$SLURM_RESTART_COUNT\" = 0 ]; then trap 'echo \"checkpoint at SIGTERM on $SLURMD_NODENAME\" >> " +
+  auto spec = job("if [ \"$SLURM_RESTART_COUNT\" = 0 ]; then trap 'sleep 2; echo \"checkpoint at SIGTERM on $SLURMD_NODENAME\" >> " +
                       ckpt + "; exit 143' TERM; sleep 60 & wait; else echo \"resumed on $SLURMD_NODENAME\" >> " + ckpt +
                       "; fi",
                   4, 600, "H100");
