@@ -122,7 +122,7 @@ Result<std::optional<std::string>> Store::get(Cf cf, std::string_view key) const
   std::string v;
   auto s = db_->Get(rocksdb::ReadOptions(), cf.h, key, &v);
   if (s.IsNotFound()) return std::optional<std::string>();
-  if (!s.ok()) return Status::internal("read from " + path_ + " failed: " + s.ToString());
+  if (!s.ok()) return read_failed(s);
   return std::optional<std::string>(std::move(v));
 }
 
@@ -144,7 +144,7 @@ Status Store::scan(Cf cf, std::string_view begin, std::string_view end,
     auto v = it->value();
     if (!fn({k.data(), k.size()}, {v.data(), v.size()})) break;
   }
-  if (!it->status().ok()) return Status::internal("scan of " + path_ + " failed: " + it->status().ToString());
+  if (!it->status().ok()) return read_failed(it->status());
   return Status::success();
 }
 
@@ -165,10 +165,14 @@ Result<std::optional<std::pair<std::string, std::string>>> Store::last_in(Cf cf,
     it->SeekForPrev(rocksdb::Slice(end.data(), end.size()));
     if (it->Valid() && it->key().compare(rocksdb::Slice(end.data(), end.size())) >= 0) it->Prev();
   }
-  if (!it->status().ok()) return Status::internal("read from " + path_ + " failed: " + it->status().ToString());
+  if (!it->status().ok()) return read_failed(it->status());
   if (!it->Valid()) return Found();
   if (it->key().compare(rocksdb::Slice(begin.data(), begin.size())) < 0) return Found();
   return Found(std::make_pair(it->key().ToString(), it->value().ToString()));
+}
+
+Status Store::read_failed(const rocksdb::Status& s) const {
+  return Status::internal("read from " + path_ + " failed: " + s.ToString());
 }
 
 std::unique_ptr<rocksdb::Iterator> Store::iterator(Cf cf) const {

@@ -100,6 +100,9 @@ class Store {
                                                                      std::string_view end) const;
 
   std::unique_ptr<rocksdb::Iterator> iterator(Cf cf) const;
+  // The error a failed read answers, naming this store: "read from <path>
+  // failed: <RocksDB's status>" (for a caller reading with iterator()).
+  Status read_failed(const rocksdb::Status& s) const;
   rocksdb::DB* raw() { return db_.get(); }
   const std::string& path() const { return path_; }
   Durability durability() const { return durability_; }

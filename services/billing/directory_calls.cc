@@ -138,7 +138,7 @@ void BillingShell::on_query_audit(const fb::Request& req, rpc::Responder& r) {
     list.entries.push_back(std::move(entry));
   }
   if (!it->status().ok()) {
-    return r.error(Status::internal("read from " + store_.path() + " failed: " + it->status().ToString()));
+    return r.error(store_.read_failed(it->status()));
   }
   list.next_before = next;
   r.ok(fb::ReplyBody::AuditList, fb::AuditList::Pack(r.builder(), &list).Union());
