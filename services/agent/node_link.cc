@@ -1,10 +1,13 @@
 // The agent's link to the resource broker: registering its node(s) and
 // heartbeating the leases each one still runs.
+#include <random>
+#include <stdexcept>
 #include <unordered_map>
 
 #include <spdlog/spdlog.h>
 
 #include "shell.h"
+#include "storage/keys.h"
 
 namespace trainyard::agent {
 
@@ -27,7 +30,23 @@ flatbuffers::Offset<fb::NodeInfo> AgentShell::node_info(flatbuffers::FlatBufferB
   for (auto& [k, v] : options_.labels) labels.push_back(fb::CreateKeyValueDirect(b, k.c_str(), v.c_str()));
   std::string ep = options_.advertise_endpoint.empty() ? server_.endpoint() : options_.advertise_endpoint;
   return fb::CreateNodeInfoDirect(b, name.c_str(), &gpus, options_.cpus, options_.memory_mb, &labels,
-                                  options_.partition.c_str(), options_.simulate > 0, ep.c_str());
+                                  options_.partition.c_str(), options_.simulate > 0, ep.c_str(), incarnation_);
+}
+
+uint64_t AgentShell::load_incarnation() {
+  static constexpr std::string_view kKey = "incarnation";
+  if (auto stored = value_or_throw(store_.get(meta_cf_, kKey)); stored && stored->size() == 8) {
+    return storage::decode_u64(*stored);
+  }
+  std::random_device rd;
+  uint64_t made = 0;
+  while (made == 0) made = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  storage::Batch batch;
+  batch.put(meta_cf_, kKey, storage::encode_u64(made));
+  if (auto c = store_.commit(batch); !c) {
+    throw std::runtime_error("cannot record the data directory's incarnation: " + c.message());
+  }
+  return made;
 }
 
 void AgentShell::register_node(size_t i) {

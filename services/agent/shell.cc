@@ -63,7 +63,7 @@ std::vector<std::pair<std::string, std::string>> inherited_env() {
 }  // namespace
 
 storage::Options AgentShell::store_options(const Options& o) {
-  return service_store({"runs", "grants", security::DirectoryFeed::kColumnFamily}, o.durability);
+  return service_store({"runs", "grants", "meta", security::DirectoryFeed::kColumnFamily}, o.durability);
 }
 
 std::unique_ptr<Nvml> AgentShell::find_gpus(AgentOptions& o) {
@@ -111,8 +111,10 @@ AgentShell::AgentShell(const ServiceEnv& env, AgentOptions options)
       nvml_(find_gpus(options_)),
       runs_cf_(store_.cf("runs")),
       grants_cf_(store_.cf("grants")),
+      meta_cf_(store_.cf("meta")),
       server_(ctx_, options_.endpoint, "agent") {
   prepare_host();
+  incarnation_ = load_incarnation();
   if (options_.simulate > 0) {
     for (uint32_t i = 0; i < options_.simulate; ++i) nodes_.push_back(options_.node + "-" + std::to_string(i));
   } else {

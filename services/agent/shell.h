@@ -204,6 +204,9 @@ class AgentShell {
   void pump_terminals();
   std::vector<uint64_t> running_leases(const std::string& node) const;
   flatbuffers::Offset<fb::NodeInfo> node_info(flatbuffers::FlatBufferBuilder& b, const std::string& name) const;
+  // This data directory's incarnation (NodeInfo.incarnation): read from the
+  // store, or made and stored when the directory is new.
+  uint64_t load_incarnation();
 
   zmq::context_t& ctx_;
   storage::Store& store_;
@@ -214,6 +217,8 @@ class AgentShell {
   std::unique_ptr<Cgroups> cgroups_;
   storage::Cf runs_cf_;
   storage::Cf grants_cf_;
+  storage::Cf meta_cf_;
+  uint64_t incarnation_ = 0;
   rpc::Server server_;
   std::unique_ptr<bus::Publisher> publisher_;
   std::unique_ptr<bus::Subscriber> subscriber_;

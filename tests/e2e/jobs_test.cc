@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -53,6 +54,14 @@ fb::JobRecordT wait_job(client::Client& cl, Cluster& c, uint64_t id, std::chrono
 bool pid_alive(pid_t pid) { return ::kill(pid, 0) == 0; }
 
 std::string state_name(fb::JobState s) { return fb::EnumNameJobState(s); }
+
+std::string history(const fb::JobRecordT& r) {
+  std::string out;
+  for (auto& t : r.history) {
+    if (t) out += "  -> " + state_name(t->to) + " at " + std::to_string(t->time_ns) + ": " + t->reason + "\n";
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -243,6 +252,44 @@ BOOST_AUTO_TEST_CASE(killing_an_agent_requeues_its_jobs_onto_the_other_node) {
                             60s),
                         c.logs());
   BOOST_CHECK_NE(second_node, first_node);
+  BOOST_REQUIRE(cl.cancel(id).ok());
+}
+
+BOOST_AUTO_TEST_CASE(a_node_whose_agent_comes_back_with_a_wiped_directory_requeues_what_it_ran) {
+  // A disk swap or a reimage: the agent's directory is gone and it comes
+  // back under the same name before the broker's node timeout. The runs it
+  // held are gone with it; their jobs must run again, not stay "Running".
+  ClusterOptions o;
+  o.agents = {{"node-a"}};
+  Cluster c(o);
+  auto cl = connect(c);
+  auto spec = job("sleep 300");
+  spec.max_retries = 2;
+  auto id = submit(cl, spec);
+  BOOST_REQUIRE(wait_until(
+      [&] {
+        auto s = cl.status(id);
+        return s.ok() && s->state == fb::JobState::Running;
+      },
+      30s));
+  c.kill9("node-a");
+  trainyard::testing::kill_processes_mentioning(c.dir() + "/node-a.runs");
+  std::filesystem::remove_all(c.dir() + "/node-a.db");
+  std::filesystem::remove_all(c.dir() + "/node-a.runs");
+  c.start("node-a");
+  fb::JobRecordT last;
+  std::string error;
+  BOOST_REQUIRE_MESSAGE(wait_until(
+                            [&] {
+                              auto s = cl.status(id);
+                              if (s.ok()) last = *s;
+                              if (!s.ok()) error = s.status().to_string();
+                              return s.ok() && s->state == fb::JobState::Running && s->attempt >= 2;
+                            },
+                            30s),
+                        "job " << id << " is " << state_name(last.state) << " attempt " << last.attempt << ": "
+                               << last.reason << " " << error << "\n"
+                               << history(last) << c.logs());
   BOOST_REQUIRE(cl.cancel(id).ok());
 }
 

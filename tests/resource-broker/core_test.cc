@@ -323,6 +323,31 @@ BOOST_FIXTURE_TEST_CASE(silent_node_goes_down_and_its_leases_are_lost, Fixture) 
   BOOST_TEST(late.empty());
 }
 
+BOOST_FIXTURE_TEST_CASE(a_node_back_with_a_new_data_directory_loses_its_leases_one_restarted_keeps_them, Fixture) {
+  auto with = [](uint64_t incarnation) {
+    auto n = std::make_shared<fb::NodeInfoT>(*node_info("a", 2));
+    n->incarnation = incarnation;
+    return std::shared_ptr<const fb::NodeInfoT>(n);
+  };
+  Effects fx;
+  BOOST_REQUIRE(cluster.register_node(with(7), {}, now, fx));
+  uint64_t l = grant(1, "a", {0});
+  // Restarted on the same directory (or an agent that sends none): kept.
+  for (uint64_t again : {0ull, 7ull}) {
+    Effects same;
+    BOOST_REQUIRE(cluster.register_node(with(again), {l}, now, same));
+    BOOST_TEST(count(same, EventKind::kLeaseLost) == 0u);
+  }
+  // A new directory: its agent will never report the lease; it is lost.
+  Effects wiped;
+  BOOST_REQUIRE(cluster.register_node(with(8), {}, now, wiped));
+  BOOST_REQUIRE(count(wiped, EventKind::kLeaseLost) == 1u);
+  BOOST_TEST(cluster.lease(l)->state == LeaseState::kLost);
+  BOOST_TEST(cluster.lease(l)->end_reason.find("new data directory") != std::string::npos);
+  BOOST_TEST(cluster.node("a")->up);
+  BOOST_TEST(cluster.free_gpus() == 2u);
+}
+
 BOOST_FIXTURE_TEST_CASE(revoke_keeps_gpus_until_run_finished, Fixture) {
   add_node("a", 2);
   uint64_t l = grant(1, "a", {0, 1});

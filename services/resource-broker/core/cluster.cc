@@ -120,6 +120,13 @@ Status Cluster::register_node(std::shared_ptr<const fb::NodeInfoT> info, const s
     it = nodes_.emplace(info->name, std::move(n)).first;
   }
   Node& n = it->second;
+  if (n.info && n.info->incarnation && info->incarnation && n.info->incarnation != info->incarnation) {
+    // A new data directory under this name: its runs are gone with the old
+    // one, and the agent will never report them. End them now, or their
+    // jobs would stay running for ever.
+    lose_leases(n, fmt::format("node {}'s agent came back with a new data directory: what it ran is gone", n.name()),
+                now, out);
+  }
   n.info = std::move(info);
   n.up = true;
   n.down_reason.clear();
@@ -286,8 +293,12 @@ void Cluster::mark_down(Node& n, std::string_view reason, Now now, Effects& out)
   Event e{EventKind::kNodeDown, n.name()};
   e.reason = std::string(reason);
   out.events.push_back(std::move(e));
+  lose_leases(n, fmt::format("node {} down: {}", n.name(), reason), now, out);
+}
+
+void Cluster::lose_leases(Node& n, const std::string& reason, Now now, Effects& out) {
   std::vector<uint64_t> held(n.leases.begin(), n.leases.end());
-  for (auto id : held) end(leases_.at(id), LeaseState::kLost, fmt::format("node {} down: {}", n.name(), reason), now, out);
+  for (auto id : held) end(leases_.at(id), LeaseState::kLost, reason, now, out);
 }
 
 void Cluster::forget_ended_before(int64_t wall_ns, size_t max, Effects& out) {

@@ -149,6 +149,8 @@ class Cluster {
   void end(Lease& l, LeaseState state, std::string_view reason, Now now, Effects& out);
   void revoke_zombie(Node& n, uint64_t lease_id, std::string_view why, Effects& out);
   void mark_down(Node& n, std::string_view reason, Now now, Effects& out);
+  // Ends every lease the node holds as lost (their jobs are requeued).
+  void lose_leases(Node& n, const std::string& reason, Now now, Effects& out);
 
   ClusterOptions options_;
   std::map<std::string, Node, std::less<>> nodes_;
