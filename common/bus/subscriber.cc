@@ -254,7 +254,8 @@ void Subscriber::persist(storage::Batch& batch) {
 bool Subscriber::work() {
   if (!runtime_) return false;
   int64_t now = monotonic_ms();
-  for (auto& [endpoint, client] : replay_clients_) client->expire();
+  for (auto& [endpoint, rc] : replay_clients_) rc.client->expire();
+  close_unused_replay_clients(now);
   for (auto& [name, st] : streams_) {
     if (st.wanted > st.cursor && !st.in_flight && !st.endpoint.empty() && now >= st.retry_at_ms) {
       request_replay(name, st);
@@ -269,9 +270,12 @@ void Subscriber::request_replay(const std::string& stream, StreamState& st) {
     // sockets: a real publisher past the limit waits and is asked later.
     ++stats_.replay_failures;
     st.retry_at_ms = monotonic_ms() + options_.retry_ms;
+    endpoint_waits_ = true;
     return;
   }
-  auto& client = replay_clients_[st.endpoint];
+  auto& rc = replay_clients_[st.endpoint];
+  rc.last_used_ms = monotonic_ms();
+  auto& client = rc.client;
   if (!client) {
     // Under CURVE the publisher must prove it holds the key of the stream's
     // instance (the forwarder let only that principal advertise it).
@@ -281,6 +285,7 @@ void Subscriber::request_replay(const std::string& stream, StreamState& st) {
                                                 server);
     auto* c = client.get();
     runtime_->watch(c->socket(), [c] { c->poll_in(); });
+    stats_.replay_sockets = replay_clients_.size();
   }
   uint64_t from = st.cursor + 1;
   st.in_flight = true;
@@ -288,6 +293,24 @@ void Subscriber::request_replay(const std::string& stream, StreamState& st) {
       fb::RequestBody::ReplayRequest,
       [&](flatbuffers::FlatBufferBuilder& b) { return fb::CreateReplayRequestDirect(b, stream.c_str(), from, 4096).Union(); },
       [this, stream](Result<rpc::Reply> reply) { on_replay(stream, std::move(reply)); });
+}
+
+void Subscriber::close_unused_replay_clients(int64_t now_ms) {
+  // Only from work(): never inside a replay client's own handler.
+  bool full = endpoint_waits_ && replay_clients_.size() >= options_.max_replay_endpoints;
+  endpoint_waits_ = false;
+  for (auto it = replay_clients_.begin(); it != replay_clients_.end();) {
+    auto& rc = it->second;
+    bool unused = rc.client->in_flight() == 0 && (full || now_ms - rc.last_used_ms >= options_.replay_idle_close_ms);
+    if (!unused) {
+      ++it;
+      continue;
+    }
+    runtime_->unwatch(rc.client->socket());
+    it = replay_clients_.erase(it);
+    ++stats_.replay_sockets_closed;
+  }
+  stats_.replay_sockets = replay_clients_.size();
 }
 
 void Subscriber::on_replay(const std::string& stream, Result<rpc::Reply> reply) {

@@ -39,6 +39,10 @@ struct SubscriberOptions {
   // Publishers' endpoints asked for replays (one socket each; ZeroMQ's
   // default context holds 1023 sockets): past it, new endpoints wait.
   size_t max_replay_endpoints = 768;
+  // A replay socket unused this long is closed (each rented machine has an
+  // endpoint of its own: sockets to past ones must not pile up). At
+  // max_replay_endpoints, unused ones are closed at once for a new endpoint.
+  int64_t replay_idle_close_ms = 60'000;
 };
 
 struct SubscriberStats {
@@ -52,6 +56,8 @@ struct SubscriberStats {
   uint64_t new_epochs = 0;   // publishers seen starting over (their cursors reset)
   uint64_t replay_failures = 0;
   uint64_t handler_failures = 0;  // events whose handler threw: logged, skipped
+  uint64_t replay_sockets = 0;    // replay sockets open now
+  uint64_t replay_sockets_closed = 0;  // closed unused so far
 };
 
 class Subscriber {
@@ -124,7 +130,16 @@ class Subscriber {
   SnapshotBegin snapshot_begin_;
   zmq::socket_t socket_;
   std::map<std::string, StreamState, std::less<>> streams_;
-  std::map<std::string, std::unique_ptr<rpc::AsyncClient>> replay_clients_;
+  struct ReplayClient {
+    std::unique_ptr<rpc::AsyncClient> client;
+    int64_t last_used_ms = 0;
+  };
+  // Closes the replay sockets with nothing in flight that have been unused
+  // for replay_idle_close_ms, or for any time when a new endpoint waits for
+  // a socket at max_replay_endpoints.
+  void close_unused_replay_clients(int64_t now_ms);
+  std::map<std::string, ReplayClient> replay_clients_;
+  bool endpoint_waits_ = false;  // a new endpoint found max_replay_endpoints sockets open
   Runtime* runtime_ = nullptr;
   // The stream of the previous live event: most events follow one another
   // on the same stream, so this skips the map lookup and prefix check.

@@ -82,6 +82,30 @@ void Runtime::watch(zmq::socket_t& socket, std::function<void()> on_readable) {
   handlers_.push_back(std::make_shared<std::function<void()>>(std::move(on_readable)));
 }
 
+void Runtime::unwatch(zmq::socket_t& socket) {
+  // Marked here, removed before the next poll: the handler loop may be
+  // walking these vectors by index.
+  for (size_t i = 0; i < items_.size(); ++i) {
+    if (items_[i].socket != static_cast<void*>(socket)) continue;
+    items_[i] = zmq::pollitem_t{nullptr, -1, 0, 0};
+    handlers_[i] = nullptr;
+    unwatched_ = true;
+  }
+}
+
+void Runtime::drop_unwatched() {
+  size_t kept = 0;
+  for (size_t i = 0; i < items_.size(); ++i) {
+    if (!handlers_[i]) continue;
+    items_[kept] = items_[i];
+    handlers_[kept] = std::move(handlers_[i]);
+    ++kept;
+  }
+  items_.resize(kept);
+  handlers_.resize(kept);
+  unwatched_ = false;
+}
+
 void Runtime::watch_fd(int fd, std::function<void()> on_readable) {
   items_.push_back(zmq::pollitem_t{nullptr, fd, ZMQ_POLLIN, 0});
   handlers_.push_back(std::make_shared<std::function<void()>>(std::move(on_readable)));
@@ -127,11 +151,12 @@ void Runtime::run_once(int64_t max_wait_ms) {
   int64_t wait = std::max<int64_t>(0, max_wait_ms);
   for (auto& t : timers_) wait = std::min(wait, std::max<int64_t>(0, t->next_ms - now));
   if (more_work_) wait = 0;
+  if (unwatched_) drop_unwatched();
   for (auto& item : items_) item.revents = 0;
   zmq::poll(items_.data(), items_.size(), std::chrono::milliseconds(wait));
   size_t n = items_.size();  // watches added by handlers wait for the next poll
   for (size_t i = 0; i < n && !stopping_; ++i) {
-    if (items_[i].revents & ZMQ_POLLIN) {
+    if ((items_[i].revents & ZMQ_POLLIN) && handlers_[i]) {
       auto handler = handlers_[i];
       guarded("a socket handler", [&] { (*handler)(); });
     }

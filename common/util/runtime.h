@@ -48,6 +48,9 @@ class Runtime {
   // Calls on_readable when the socket has input. Safe to call from inside
   // a handler (the new watch takes effect from the next poll).
   void watch(zmq::socket_t& socket, std::function<void()> on_readable);
+  // Stops watching the socket (before it is closed). Safe from inside a
+  // handler: the socket is not polled again and its handler not called.
+  void unwatch(zmq::socket_t& socket);
   void watch_fd(int fd, std::function<void()> on_readable);
   // Runs fn every period_ms (first run after one period). Safe from inside
   // a handler too.
@@ -87,6 +90,8 @@ class Runtime {
   // Handlers are shared_ptrs so one can add watches while it runs.
   std::vector<zmq::pollitem_t> items_;
   std::vector<std::shared_ptr<std::function<void()>>> handlers_;
+  bool unwatched_ = false;  // some items were unwatched: drop them before the next poll
+  void drop_unwatched();
   std::vector<std::shared_ptr<Timer>> timers_;
   std::vector<std::function<void()>> before_commit_;
   std::vector<std::function<void()>> after_commit_;

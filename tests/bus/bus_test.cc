@@ -127,6 +127,42 @@ BOOST_AUTO_TEST_CASE(a_subscriber_started_late_catches_up_from_the_beginning) {
   BOOST_CHECK_GE(info["replayed"].get<uint64_t>(), 9000u);
 }
 
+BOOST_AUTO_TEST_CASE(replay_sockets_are_closed_when_unused_so_new_publishers_past_the_limit_are_replayed) {
+  // Every rented machine's agent has a replay endpoint of its own: over
+  // months a subscriber meets far more than it may hold sockets for. Here
+  // it may hold one: two publishers it missed are replayed one after the
+  // other, the first socket closed for the second.
+  TempDir dir;
+  Forwarder f(dir, "fwd");
+  auto a = publisher(dir, "pub-a", f.front, 3000, {"--instance", "a", "--batch", "500"});
+  auto b = publisher(dir, "pub-b", f.front, 3000, {"--instance", "b", "--batch", "500"});
+  for (auto name : {"pub-a", "pub-b"}) {
+    wait_json(dir / (std::string(name) + ".json"), 30s,
+              [](const json& j) { return j["published"].get<uint64_t>() >= 3000; });
+  }
+  auto sub = subscriber(dir, "sub", f.back, 6000, {"--max-replay-endpoints", "1"});
+  auto rc = sub->wait(60s);
+  auto info = read_json(dir / "sub.json").value_or(json::object());
+  BOOST_REQUIRE_MESSAGE(rc.has_value(), "the subscriber did not get both streams: " << info.dump() << "\n"
+                                                                                    << sub->log());
+  BOOST_CHECK_EQUAL(info["count"].get<uint64_t>(), 6000u);
+  BOOST_CHECK_GE(info["replayed"].get<uint64_t>(), 5000u);
+  BOOST_CHECK_GE(info["replay_sockets_closed"].get<uint64_t>(), 1u);
+  BOOST_CHECK_LE(info["replay_sockets"].get<uint64_t>(), 1u);
+
+  // Unused for the idle time, a socket is closed even below the limit.
+  auto c = publisher(dir, "pub-c", f.front, 1000, {"--instance", "c", "--batch", "500"});
+  wait_json(dir / "pub-c.json", 30s, [](const json& j) { return j["published"].get<uint64_t>() >= 1000; });
+  auto idle = subscriber(dir, "idle", f.back, 0, {"--replay-idle-close-ms", "300"});
+  BOOST_CHECK(wait_until(
+      [&] {
+        auto j = read_json(dir / "idle.json");
+        return j && (*j)["count"].get<uint64_t>() == 7000u && (*j)["replay_sockets"].get<uint64_t>() == 0u &&
+               (*j)["replay_sockets_closed"].get<uint64_t>() >= 3u;
+      },
+      30s));
+}
+
 BOOST_AUTO_TEST_CASE(a_subscriber_too_far_behind_starts_from_a_snapshot) {
   TempDir dir;
   Forwarder f(dir, "fwd");

@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
   double rate = 0;
   int rcvhwm = 0;
   uint64_t apply_delay_us = 0;
+  size_t max_replay_endpoints = 0;
+  int64_t replay_idle_close_ms = 0;
   size_t max_message_bytes = bus::kDefaultMaxMessageBytes;
 
   auto* pub = app.add_subcommand("publish", "publish --count TestEvents on topic test.event, then serve replay until SIGTERM");
@@ -93,6 +95,9 @@ int main(int argc, char** argv) {
   sub->add_option("--prefix", prefix);
   sub->add_option("--rcvhwm", rcvhwm, "receive high-water mark (small values make ZeroMQ drop: gaps)");
   sub->add_option("--apply-delay-us", apply_delay_us, "sleep this long per applied event (a slow subscriber)");
+  sub->add_option("--max-replay-endpoints", max_replay_endpoints, "replay sockets open at once (0: the default)");
+  sub->add_option("--replay-idle-close-ms", replay_idle_close_ms,
+                  "close a replay socket unused this long (0: the default)");
   sub->add_option("--max-message-bytes", max_message_bytes, "reject bigger messages");
   sub->add_option("--info", info_file, "write {count, checksum, stats} JSON here when done and every second");
 
@@ -186,6 +191,8 @@ int main(int argc, char** argv) {
   o.bus_endpoints = split_endpoints(bus);
   o.max_message_bytes = max_message_bytes;
   if (rcvhwm > 0) o.rcvhwm = rcvhwm;
+  if (max_replay_endpoints > 0) o.max_replay_endpoints = max_replay_endpoints;
+  if (replay_idle_close_ms > 0) o.replay_idle_close_ms = replay_idle_close_ms;
   bus::Subscriber subscriber(ctx, store, o, [&](const bus::Event& e, storage::Batch& batch) {
     auto* t = e.as<fb::TestEvent>();
     if (!t) return;
@@ -205,15 +212,17 @@ int main(int argc, char** argv) {
     if (info_file.empty()) return;
     auto& s = subscriber.stats();
     write_json_atomic(info_file, {{"count", st.count},
-                           {"checksum", st.checksum},
-                           {"received", s.received},
-                           {"duplicates", s.duplicates},
-                           {"gaps", s.gaps},
-                           {"replayed", s.replayed},
-                           {"rejected", s.rejected},
-                           {"snapshots", s.snapshots},
-                           {"new_epochs", s.new_epochs},
-                           {"applied", s.applied}});
+                                  {"checksum", st.checksum},
+                                  {"received", s.received},
+                                  {"duplicates", s.duplicates},
+                                  {"gaps", s.gaps},
+                                  {"replayed", s.replayed},
+                                  {"rejected", s.rejected},
+                                  {"snapshots", s.snapshots},
+                                  {"new_epochs", s.new_epochs},
+                                  {"replay_sockets", s.replay_sockets},
+                                  {"replay_sockets_closed", s.replay_sockets_closed},
+                                  {"applied", s.applied}});
   };
   runtime.every(100, dump);
   runtime.after_commit([&] {
