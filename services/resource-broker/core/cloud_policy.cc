@@ -212,7 +212,8 @@ void CloudPools::gate(const std::vector<WaitingJob>& waiting, Cluster& cluster, 
     const Node* n = l.state == CloudState::kReady ? cluster.node(l.node) : nullptr;
     if (!n) continue;
     // Open: to the job it was rented for (or handed), or, while it runs
-    // something, to any eligible job that fits beside. An idle node opens
+    // something and an eligible job waits for its pool, to any job (the
+    // scheduler cannot tell eligible jobs from others). An idle node opens
     // only when an eligible job claims it (reuse_idle), so a waiting job
     // that may not rent (a large one, or one about to start on owned
     // nodes) does not take a whole idle node, or make one a gang's last.
