@@ -285,7 +285,6 @@ void Subscriber::request_replay(const std::string& stream, StreamState& st) {
                                                 server);
     auto* c = client.get();
     runtime_->watch(c->socket(), [c] { c->poll_in(); });
-    stats_.replay_sockets = replay_clients_.size();
   }
   uint64_t from = st.cursor + 1;
   st.in_flight = true;
@@ -310,7 +309,6 @@ void Subscriber::close_unused_replay_clients(int64_t now_ms) {
     it = replay_clients_.erase(it);
     ++stats_.replay_sockets_closed;
   }
-  stats_.replay_sockets = replay_clients_.size();
 }
 
 void Subscriber::on_replay(const std::string& stream, Result<rpc::Reply> reply) {

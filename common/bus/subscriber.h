@@ -56,8 +56,7 @@ struct SubscriberStats {
   uint64_t new_epochs = 0;   // publishers seen starting over (their cursors reset)
   uint64_t replay_failures = 0;
   uint64_t handler_failures = 0;  // events whose handler threw: logged, skipped
-  uint64_t replay_sockets = 0;    // replay sockets open now
-  uint64_t replay_sockets_closed = 0;  // closed unused so far
+  uint64_t replay_sockets_closed = 0;  // replay sockets closed unused so far
 };
 
 class Subscriber {
@@ -91,6 +90,8 @@ class Subscriber {
   uint64_t cursor(std::string_view stream) const;
   std::map<std::string, uint64_t> cursors() const;
   const SubscriberStats& stats() const { return stats_; }
+  // Replay sockets open now.
+  size_t replay_sockets() const { return replay_clients_.size(); }
   // True when no gap is known to be waiting for a replay.
   bool caught_up() const;
 

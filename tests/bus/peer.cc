@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
                                   {"rejected", s.rejected},
                                   {"snapshots", s.snapshots},
                                   {"new_epochs", s.new_epochs},
-                                  {"replay_sockets", s.replay_sockets},
+                                  {"replay_sockets", subscriber.replay_sockets()},
                                   {"replay_sockets_closed", s.replay_sockets_closed},
                                   {"applied", s.applied}});
   };
