@@ -273,7 +273,10 @@ BOOST_AUTO_TEST_CASE(a_node_whose_agent_comes_back_with_a_wiped_directory_requeu
       },
       30s));
   c.kill9("node-a");
-  trainyard::testing::kill_processes_mentioning(c.dir() + "/node-a.runs");
+  // Everything of the node goes: its jobs (cwd in node-a.runs) and their
+  // supervisors (whose command lines name node-a.db/run-state), which would
+  // otherwise write an exit file into the directory being wiped.
+  BOOST_REQUIRE(trainyard::testing::kill_processes_mentioning_until_gone(c.dir() + "/node-a."));
   std::filesystem::remove_all(c.dir() + "/node-a.db");
   std::filesystem::remove_all(c.dir() + "/node-a.runs");
   c.start("node-a");

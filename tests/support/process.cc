@@ -166,6 +166,15 @@ int kill_processes_mentioning(const std::string& needle) {
   return killed;
 }
 
+bool kill_processes_mentioning_until_gone(const std::string& needle, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (kill_processes_mentioning(needle) > 0) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
 std::optional<nlohmann::json> read_json(const std::string& path) {
   std::ifstream f(path);
   if (!f) return std::nullopt;

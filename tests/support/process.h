@@ -93,6 +93,12 @@ BusProcess start_bus(const std::string& dir, const BusOptions& options = {});
 // working directory mentions `needle` — e.g. a test's temporary directory,
 // to reap job processes that agents run in sessions of their own.
 int kill_processes_mentioning(const std::string& needle);
+// The same, repeated until no such process is left (a SIGKILLed process
+// still finishes the system call it is in, a rename say): for a test that
+// then deletes the files those processes wrote. False if some outlived
+// `timeout`.
+bool kill_processes_mentioning_until_gone(const std::string& needle,
+                                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
 // Runs a command to completion, returning {exit status, stdout+stderr}.
 std::pair<int, std::string> run(std::vector<std::string> argv, std::chrono::milliseconds timeout = std::chrono::seconds(30),
                                 std::map<std::string, std::string> env = {});
