@@ -306,7 +306,8 @@ class Scheduler {
   PreemptionPlanner planner() const { return PreemptionPlanner(cluster_, usage_, config_.preemption); }
   bool preemption_possible(const QueueEntry& e) const;
   bool preempt_for(const QueueEntry& e);
-  void requeue_preempted(Job& j, int64_t now_ns);
+  // on_node: why its node ended the run, when the scheduler did not ask.
+  void requeue_preempted(Job& j, int64_t now_ns, std::string on_node = {});
   void requeue_by_user(Job& j, int64_t now_ns);
   // The next attempt: its number, and nothing of the last one's placement.
   void begin_new_attempt(Job& j);

@@ -162,7 +162,8 @@ RunVerdict verdict_of(const Job& j, const RunEnd& e) {
     case fb::RunOutcome::Lost:
       return {RunVerdict::kRetryOrEnd, JobState::NodeFailure, "run lost on its node" + detail};
     case fb::RunOutcome::Preempted:
-      return {RunVerdict::kRequeuePreempted, JobState::Preempted, ""};
+      // Why, as its node was told (a spot notice, a move to owned nodes).
+      return {RunVerdict::kRequeuePreempted, JobState::Preempted, "preempted on its node" + detail};
   }
   return {};
 }
@@ -232,14 +233,14 @@ void Scheduler::run_finished(const RunEnd& e, int64_t now_ns) {
       requeue_or_end(*j, v.state, std::move(v.reason), now_ns);
       return;
     case RunVerdict::kRequeuePreempted:
-      requeue_preempted(*j, now_ns);
+      requeue_preempted(*j, now_ns, std::move(v.reason));
       return;
     case RunVerdict::kNone:
       return;
   }
 }
 
-void Scheduler::requeue_preempted(Job& j, int64_t now_ns) {
+void Scheduler::requeue_preempted(Job& j, int64_t now_ns, std::string on_node) {
   // Preemption is not the job's fault: it does not spend a retry.
   ++stats_.requeued;
   ++stats_.preemptions;
@@ -247,7 +248,7 @@ void Scheduler::requeue_preempted(Job& j, int64_t now_ns) {
   usage_.preempted(j.account);
   cluster_.remove_tentatives(j.id);
   if (j.allocating) set_allocating(j, false);
-  std::string why = j.preempt_requested ? j.reason : std::string("preempted on its node");
+  std::string why = j.preempt_requested ? j.reason : on_node.empty() ? "preempted on its node" : std::move(on_node);
   j.preempt_requested = false;
   transition(j, JobState::Preempted, why, now_ns);
   begin_new_attempt(j);
