@@ -329,7 +329,7 @@ void add_plain_fields(const FieldReader& r, fb::JobSpecT& spec, FieldSetters& fi
 }
 
 // The fields checked for a range or read through the spec's own parsers
-// (the same as sbatch's options): "gpus", "priority", "preemptible",
+// (the same as sbatch's options): "gpus", "priority", "preemptible", "resumable",
 // "sim_duration_s", "array", "time_limit", "memory" and "dependencies".
 void add_checked_fields(const FieldReader& r, const json& root, fb::JobSpecT& spec, FieldSetters& fields) {
   fields.insert({
@@ -351,6 +351,12 @@ void add_checked_fields(const FieldReader& r, const json& root, fb::JobSpecT& sp
        [&r, &spec](const std::string& f, const json& v) -> Status {
          if (!v.is_boolean()) return r.error(f, "must be true or false");
          spec.preemptible = v.get<bool>();
+         return Status::success();
+       }},
+      {"resumable",
+       [&r, &spec](const std::string& f, const json& v) -> Status {
+         if (!v.is_boolean()) return r.error(f, "must be true or false");
+         spec.resumable = v.get<bool>();
          return Status::success();
        }},
       {"sim_duration_s",

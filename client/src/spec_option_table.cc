@@ -274,6 +274,13 @@ constinit const OptionDef OptionTable::kOptions[] = {
          return Status::success();
        }),
   // --- Trainyard's own ---
+  spec("resumable", 0, A::kNone,
+       "the job checkpoints and resumes from its latest checkpoint after a requeue (it may be moved from a rented "
+       "node to owned GPUs)",
+       [](SpecBuilder& b, const std::string&) -> Status {
+         b.request_.spec.resumable = true;
+         return Status::success();
+       }),
   spec("priority", 0, A::kRequired, "N  priority tier (higher runs first)",
        [](SpecBuilder& b, const std::string& v) -> Status {
          auto n = to_i64(v);

@@ -86,6 +86,7 @@ Json spec_json(const fb::JobSpec* s) {
               {"stdout_path", str(s->stdout_path())},
               {"stderr_path", str(s->stderr_path())},
               {"preemptible", s->preemptible()},
+              {"resumable", s->resumable()},
               {"grace_s", s->grace_s()}};
 }
 

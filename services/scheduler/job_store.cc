@@ -110,6 +110,7 @@ fb::JobSpecT task_summary(const fb::JobSpecT& spec) {
   s.max_retries = spec.max_retries;
   s.array = spec.array;
   s.preemptible = spec.preemptible;
+  s.resumable = spec.resumable;
   s.grace_s = spec.grace_s;
   s.sim_duration_s = spec.sim_duration_s;
   return s;

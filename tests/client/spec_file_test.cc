@@ -58,6 +58,7 @@ experiment = "sweep-1"
 array = "0-4%2"
 dependencies = ["afterok:5", {kind = "afterany", job_id = 6}]
 preemptible = false
+resumable = true
 
 [env]
 OMP_NUM_THREADS = "4"
@@ -78,6 +79,7 @@ opt = "adam"
   BOOST_TEST(r->array == "0-4%2");
   BOOST_TEST(r->dependencies.size() == 2u);
   BOOST_TEST(!r->preemptible);
+  BOOST_TEST(r->resumable);
   BOOST_TEST(env_of(*r, "OMP_NUM_THREADS") == "4");
   BOOST_TEST(label_of(*r, "lr") == "0.001");
   BOOST_TEST(label_of(*r, "opt") == "adam");
@@ -108,6 +110,7 @@ BOOST_AUTO_TEST_CASE(a_broken_spec_file_names_file_line_and_field) {
            {"a.toml", "name = \"x\"\nname = \n", "a.toml line 2: not valid TOML"},
            {"b.json", "{\n  \"name\": \"x\",\n  \"nodes\": \"two\"\n}", "b.json line 3: field 'nodes'"},
            {"b.json", "{\n  \"name\": \"x\",\n  \"memory\": true\n}", "b.json line 3: field 'memory'"},
+           {"b.json", "{\n  \"name\": \"x\",\n  \"resumable\": \"yes\"\n}", "b.json line 3: field 'resumable'"},
            {"b.json", "{\n  \"name\": \"x\",\n  \"dependencies\": [\"afterok:x\"]\n}", "b.json line 3: field 'dependencies'"},
            {"b.json", "{\n  \"name\": \"x\",\n  oops\n}", "b.json line 3: not valid JSON"},
        }) {
@@ -122,8 +125,9 @@ BOOST_AUTO_TEST_CASE(spec_file_with_flags_over_it) {
   write(dir / "job.toml", "name = \"base\"\ncommand = [\"sleep\", \"1\"]\ntime_limit_s = 60\ngpus_per_node = 1\n");
   auto c = ctx();
   c.cwd = dir.path();
-  auto r = build_job_request({"--file", "job.toml", "--gpus-per-node", "2"}, c);
+  auto r = build_job_request({"--file", "job.toml", "--gpus-per-node", "2", "--resumable"}, c);
   BOOST_REQUIRE_MESSAGE(r.ok(), r.status().message());
+  BOOST_TEST(r->request.spec.resumable);
   BOOST_TEST(r->request.spec.name == "base");
   BOOST_TEST(r->request.spec.gpus_per_node == 2u);
   BOOST_TEST(r->request.spec.time_limit_s == 60u);
