@@ -171,6 +171,8 @@ Result<CloudSettings> CloudSettings::from_config(const Config& config) try {
   s.core.burst_large_gpu_hours = config.get_double("cloud.burst_large_gpu_hours", s.core.burst_large_gpu_hours, 0, 1e9);
   s.core.burst_large_wait_s = config.get_int("cloud.burst_large_wait_s", s.core.burst_large_wait_s, 0, 30 * kDay);
   s.core.estimate_owned_start = config.get_bool("cloud.estimate_owned_start", s.core.estimate_owned_start);
+  s.core.move_to_owned_min_left_s =
+      config.get_int("cloud.move_to_owned_min_left_s", s.core.move_to_owned_min_left_s, 0, 365 * kDay);
   s.core.orphan_grace_s = config.get_int("cloud.orphan_grace_s", s.core.orphan_grace_s, 0, kDay);
   s.core.backoff_s = config.get_int("cloud.backoff_s", s.core.backoff_s, 1, kDay);
   s.core.backoff_max_s = config.get_int("cloud.backoff_max_s", s.core.backoff_max_s, s.core.backoff_s, 7 * kDay);

@@ -20,6 +20,7 @@ namespace {
 constexpr std::string_view kNextKey = "cloud_next_lease";
 constexpr std::string_view kPausePrefix = "cloud_pause/";  // + pool ("" : global) -> "0"/"1" + reason
 constexpr std::string_view kSpotPrefix = "cloud_spot/";  // + job (u64) -> u64: runs ended by spot notices
+constexpr std::string_view kMovedPrefix = "cloud_moved/";  // + job (u64) -> "": moved from a rented node to owned ones
 constexpr std::string_view kBudgetPrefix = "cloud_budget/";  // + account -> i64: micro-units left this month
 
 int64_t mono_us() {
@@ -87,6 +88,13 @@ void CloudShell::restore() {
         }
         return true;
       }));
+  value_or_throw(store_.scan(meta_cf_, kMovedPrefix, std::string(kMovedPrefix) + "\xff",
+                             [&](std::string_view k, std::string_view) {
+                               storage::KeyReader r(k);
+                               (void)r.str();
+                               if (k.size() == kMovedPrefix.size() + 1 + 8) core_.restore_moved(r.u64());
+                               return true;
+                             }));
   value_or_throw(store_.scan(
       meta_cf_, kBudgetPrefix, std::string(kBudgetPrefix) + "\xff", [&](std::string_view k, std::string_view v) {
         if (v.size() == 8) {
@@ -207,6 +215,16 @@ void CloudShell::apply(CloudEffects& fx, storage::Batch& batch) {
                                std::chrono::steady_clock::now().time_since_epoch())
                                .count()};
   for (auto& n : fx.interruptions) {
+    if (n.move_to_owned) {
+      // Each run gets SIGTERM and its own grace, and its job is requeued
+      // (a preemption: no retry spent) to start again on owned GPUs.
+      for (const Lease* l : cluster_.live_leases(n.node)) {
+        batch.put(meta_cf_, storage::Key().str(kMovedPrefix).u64(l->job_id).bytes(), "");
+      }
+      spdlog::info("cloud: node {}: {}", n.node, n.reason);
+      cluster_.interrupt(n.node, 0, "cloud: " + n.reason, now, fx.cluster, fb::RevokeCause::Preemption);
+      continue;
+    }
     // Each run on the node gets SIGTERM now and the notice's time to end;
     // its job is requeued (a preemption: no retry spent) and counted.
     const CloudLease* cl = core_.lease_of_node(n.node);

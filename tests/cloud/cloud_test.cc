@@ -188,3 +188,46 @@ BOOST_AUTO_TEST_CASE(a_config_error_pauses_the_pool_until_ty_cloud_resume) {
   auto cancelled = cl.cancel(held);
   BOOST_TEST(cancelled.ok(), cancelled.to_string());
 }
+
+BOOST_AUTO_TEST_CASE(a_resumable_job_moves_from_its_rented_node_to_the_owned_one_once_that_frees_up) {
+  PoolSettings p;
+  p.idle_release_s = 600;  // the node goes because it was emptied, not for idleness
+  p.extra = {"cloud.move_to_owned_min_left_s=60"};
+  CloudCluster cc(p);
+  auto cl = testing::connect(*cc.c);
+  auto blocker = submit(cl, job("sleep 300", 2, 600));
+  wait_state(cl, cc, blocker, fb::JobState::Running);
+  auto spec = job("sleep 300", 2, 600);
+  spec.resumable = true;
+  auto mover = submit(cl, spec);
+  auto rented = wait_state(cl, cc, mover, fb::JobState::Running, 25s);
+  BOOST_REQUIRE(rented.nodes == std::vector<std::string>{"burst-0"});
+  // The owned node frees up and nobody waits for it: the job is stopped
+  // (SIGTERM, its grace), requeued and starts again there.
+  BOOST_REQUIRE(cl.cancel(blocker).ok());
+  fb::JobRecordT moved;
+  BOOST_REQUIRE_MESSAGE(wait_until(
+                            [&] {
+                              auto r = cl.status(mover);
+                              if (r) moved = *r;
+                              return r && r->state == fb::JobState::Running && r->attempt >= 2;
+                            },
+                            30s),
+                        "job " << mover << " is " << fb::EnumNameJobState(moved.state) << " attempt " << moved.attempt
+                               << ": " << moved.reason << "\n"
+                               << cc.logs());
+  BOOST_TEST(moved.nodes == std::vector<std::string>{"owned-a"});
+  BOOST_TEST(moved.preemptions == 1u);  // a preemption: no retry spent
+  bool said = false;
+  std::string history;
+  for (auto& t : moved.history) {
+    if (!t) continue;
+    said = said || t->reason.find("move there") != std::string::npos;
+    history += fb::EnumNameJobState(t->to) + std::string(": ") + t->reason + "\n";
+  }
+  BOOST_TEST(said, "the job's history says why it was requeued:\n" << history);
+  // The emptied node is given back at once, long before its idle time.
+  wait_lease(cc, 0, "Released", 20s);
+  BOOST_TEST(cc.leases().size() == 1u, "nothing else was rented: " << cc.leases().dump());
+  BOOST_REQUIRE(cl.cancel(mover).ok());
+}

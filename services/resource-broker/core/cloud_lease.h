@@ -86,6 +86,16 @@ struct CloudOptions {
   // estimated wait is past its threshold, instead of waiting that long
   // first (and often renting then), and waits when owned nodes will do.
   bool estimate_owned_start = false;
+  // Moving back: a rented node whose every job is resumable (the job spec's
+  // `resumable`: it checkpoints and resumes after a requeue) and has at least
+  // this long left of its time limit (no limit: any) is emptied once owned
+  // nodes have room for all of them and no waiting job wants that room: its
+  // jobs get SIGTERM and their grace, are requeued (a preemption: no retry
+  // spent, queue position kept) and start again on the owned GPUs; the node
+  // is released. A job is moved once. A rule that decides only when to rent
+  // cannot take back the long runs a burst put on rented nodes after the
+  // owned nodes have emptied; this does. 0: off.
+  int64_t move_to_owned_min_left_s = 0;
   int64_t orphan_grace_s = 60;            // a listed instance with no live lease: terminated after this
   int64_t backoff_s = 30;                 // first backoff after a capacity error or boot timeout (doubles)
   int64_t backoff_max_s = 900;

@@ -92,6 +92,7 @@ void CloudPools::plan(const std::vector<WaitingJob>& waiting, Cluster& cluster, 
   }
   estimate_owned_starts(waiting, cluster, now_ns);
   if (options_.rented_for_eligible_only) gate(waiting, cluster, now_ns, out);
+  move_to_owned(waiting, cluster, now_ns, out);
   if (!global_.paused) {
     for (auto& j : waiting) rent_for(j, cluster, now_ns, out);
     for (auto& p : pools_) {
@@ -203,6 +204,7 @@ void CloudPools::estimate_owned_starts(const std::vector<WaitingJob>& waiting, c
 void CloudPools::gate(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out) {
   eligible_.clear();
   for (auto& j : waiting) {
+    if (moving_.count(j.id)) continue;  // it starts on owned GPUs (move_to_owned)
     bool owned = owned_could_take(j, cluster);
     for (auto& p : pools_) {
       if (burst_eligible(p, j, owned, now_ns)) eligible_[p.name].push_back(&j);
@@ -218,6 +220,7 @@ void CloudPools::gate(const std::vector<WaitingJob>& waiting, Cluster& cluster, 
     // that may not rent (a large one, or one about to start on owned
     // nodes) does not take a whole idle node, or make one a gang's last.
     bool open = l.for_job != 0 || (eligible_.count(l.pool) > 0 && !n->leases.empty());
+    if (!moving_.empty()) open = open && l.for_job != 0;  // moved jobs start on owned GPUs (move_to_owned)
     if (n->drained != open) continue;
     (void)cluster.drain(l.node, !open, open ? "cloud: a burst-eligible job waits" : "cloud: kept for burst-eligible jobs",
                         out.cluster);
@@ -300,7 +303,8 @@ std::vector<std::string> CloudPools::free_slots(const PoolConfig& p) const {
 }
 
 void CloudPools::rent_for(const WaitingJob& j, Cluster& cluster, int64_t now_ns, CloudEffects& out) {
-  if (!j.waits_for_resources) return;
+  // A job moved to owned nodes waits for the owned GPUs it was moved for.
+  if (!j.waits_for_resources || moving_.count(j.id)) return;
   for (auto& [id, l] : leases_) {
     if (l.for_job == j.id && !l.ended()) return;  // already booting (or ready) for it
   }

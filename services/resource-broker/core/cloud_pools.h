@@ -32,11 +32,13 @@ struct CloudEffects {
   std::vector<std::pair<std::string, std::string>> nodes_gone;  // (node, why): down at once (Cluster::node_gone)
   struct Interruption {
     std::string node;
-    int64_t deadline_ns = 0;
+    int64_t deadline_ns = 0;  // 0: each run's own grace
     std::string reason;
+    bool move_to_owned = false;  // not a spot notice: the node's jobs move to owned GPUs
   };
   // Spot notices: the shell revokes the node's leases (Cluster::interrupt)
-  // and counts them per job (CloudPools::spot_interrupted).
+  // and counts them per job (CloudPools::spot_interrupted). Moves to owned
+  // nodes: revoked as preemptions, not counted.
   std::vector<Interruption> interruptions;
 };
 
@@ -121,6 +123,11 @@ class CloudPools {
   // pool "" : the global switch. NotFound for an unknown pool.
   Status pause(std::string_view pool, bool pause, std::string_view reason, CloudEffects& out);
 
+  // --- moving back to owned nodes (move_to_owned_min_left_s) ---
+  // The jobs moved from rented nodes (each is moved once).
+  const std::set<uint64_t>& moved() const { return moved_; }
+  void restore_moved(uint64_t job) { moved_.insert(job); }
+
   // --- views ---
   const std::vector<PoolConfig>& pools() const { return pools_; }
   const PoolConfig* pool(std::string_view name) const;
@@ -178,6 +185,34 @@ class CloudPools {
   void estimate_owned_starts(const std::vector<WaitingJob>& waiting, const Cluster& cluster, int64_t now_ns);
   std::map<uint64_t, int64_t> owned_start_;  // this plan: job -> estimated start on owned nodes
   std::map<std::string, std::vector<const WaitingJob*>> eligible_;  // this plan: pool -> eligible waiting jobs
+  // move_to_owned_min_left_s: empties the rented nodes whose jobs owned
+  // nodes can take now (see CloudOptions), and keeps ready rented nodes
+  // closed while a moved job waits to start again, so it starts on the
+  // owned GPUs it was moved for.
+  void move_to_owned(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out);
+
+ public:
+  using JobParts = std::map<uint64_t, std::vector<const Lease*>>;  // job -> its live leases
+  // An owned node's room as move_to_owned counts it down.
+  struct Room {
+    const Node* node = nullptr;
+    uint32_t gpus = 0;  // free, of the node's GPU type(s)
+    int64_t cpus = 0;
+    int64_t memory_mb = 0;
+  };
+
+ private:
+  // Forgets the moved jobs that have started again (or ended) and keeps the
+  // ready rented nodes closed while any waits.
+  void track_moving(const std::vector<WaitingJob>& waiting, const JobParts& parts, Cluster& cluster, int64_t now_ns,
+                    CloudEffects& out);
+  // Whether every job on rented node `n` may move and owned `room` holds
+  // them (then taken from it); `jobs` gets them.
+  bool movable(const Node& n, std::string_view gpu_type, const JobParts& parts, const Cluster& cluster, int64_t now_ns,
+               std::vector<Room>& room, std::set<uint64_t>& jobs) const;
+  std::set<uint64_t> moved_;                            // jobs moved (never again)
+  std::map<uint64_t, int64_t> moving_;                  // moved jobs not yet started again -> when moved
+  std::set<std::string, std::less<>> closed_for_move_;  // rented nodes drained while those wait
   void release_idle(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out);
   void check_boot_timeouts(int64_t now_ns, CloudEffects& out);
   void retry_calls(int64_t now_ns, CloudEffects& out);

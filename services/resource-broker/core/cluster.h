@@ -91,7 +91,10 @@ class Cluster {
   // A spot interruption notice for `name`: drained, and every live lease
   // revoked (cause SpotInterruption) with the time left until `deadline_ns`
   // as its grace, so each run gets SIGTERM now and is requeued.
-  void interrupt(std::string_view name, int64_t deadline_ns, std::string_view reason, Now now, Effects& out);
+  // deadline_ns 0: each lease's own grace (its job's grace_s). `cause`:
+  // SpotInterruption, or Preemption for a move to owned nodes.
+  void interrupt(std::string_view name, int64_t deadline_ns, std::string_view reason, Now now, Effects& out,
+                 fb::RevokeCause cause = fb::RevokeCause::SpotInterruption);
   // Drained nodes take no new leases; running ones carry on.
   Status drain(std::string_view name, bool drain, std::string_view reason, Effects& out);
 
