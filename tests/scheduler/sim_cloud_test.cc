@@ -218,6 +218,38 @@ BOOST_AUTO_TEST_CASE(idle_nodes_are_released_and_idle_time_is_bounded_by_launche
   BOOST_TEST(q.cloud_stats.cost < c.cost);
 }
 
+BOOST_AUTO_TEST_CASE(moving_back_takes_a_long_run_off_its_rented_node_once_the_owned_one_frees_up) {
+  // j2 (10 h) rents at 10 behind j1 (1 h) and starts at 190 on cloud-0.
+  auto trace = parse(
+      "job_id,submit_time_s,num_gpus,duration_s,user,gpu_type\n"
+      "j1,0,8,3600,alice,\n"
+      "j2,10,8,36000,bob,\n");
+  Run cfg;
+  auto stay = run(trace, cfg);
+  BOOST_TEST(outcome(stay, "j2").cloud);
+  BOOST_TEST(outcome(stay, "j2").end_s == 190.0 + 36000);
+  BOOST_TEST(std::abs(stay.cloud_stats.node_hours - (190.0 + 36000 + 300 - 10) / 3600) < 1e-9);
+  BOOST_TEST(stay.cloud_stats.moves == 0u);
+
+  cfg.burst.move_min_left_s = 3600;
+  cfg.burst.move_loss_s = 600;
+  auto moved = run(trace, cfg);
+  // At 3600 the owned node frees: j2 gets its 30 s grace, is requeued and
+  // starts there at 3630 with what it had left (36000 - 3440 s) plus the
+  // 600 s a move loses; cloud-0 is released when its run ends, at 3630.
+  const JobOutcome& j2 = outcome(moved, "j2");
+  BOOST_TEST(!j2.cloud);
+  BOOST_TEST(j2.preemptions == 1u);
+  BOOST_TEST(j2.state == "Succeeded");
+  BOOST_TEST(j2.end_s == 3630.0 + (36000 - 3440) + 600);
+  BOOST_TEST(outcome(moved, "j1").end_s == 3600.0);
+  const CloudStats& c = moved.cloud_stats;
+  BOOST_TEST(c.moves == 1u);
+  BOOST_TEST(c.launches == 1u);
+  BOOST_TEST(std::abs(c.node_hours - (3630.0 - 10) / 3600) < 1e-9);
+  BOOST_TEST(std::abs(c.cost - 10 * (3630.0 - 10) / 3600) < 1e-9);
+}
+
 BOOST_AUTO_TEST_CASE(cost_is_node_hours_times_the_price) {
   auto trace = parse(kQueue);
   Run cfg;

@@ -50,6 +50,12 @@ struct BurstPolicy {
   double large_gpu_hours = 0;      // burst_large_gpu_hours (0: no job is large)
   int64_t large_wait_s = 0;        // burst_large_wait_s
   bool estimate_owned = false;     // estimate_owned_start (every waiting job's owned start, estimated)
+  // move_to_owned_min_left_s (0: off). With it on, every trace job is
+  // resumable: a move stops its run (its grace) and the next run does what
+  // was left plus move_loss_s (the work since its last checkpoint and the
+  // restart).
+  int64_t move_min_left_s = 0;
+  int64_t move_loss_s = 600;
 };
 // The broker's defaults (cloud.max_wait_before_burst_s, ...).
 BurstPolicy default_burst_policy();
@@ -88,6 +94,7 @@ struct CloudChanges {
     int64_t at_ns = 0;   // when the cloud takes the spot node back
   };
   std::vector<Reclaim> reclaims;
+  std::vector<std::string> moves;  // rented nodes whose runs move to owned nodes (stopped, requeued)
 };
 
 struct CloudNodeShape {
@@ -109,6 +116,7 @@ struct CloudStats {
   uint64_t boot_failures = 0;     // nodes that never registered (terminated at the boot timeout)
   uint64_t interruptions = 0;     // spot nodes reclaimed while rented
   uint64_t runs_interrupted = 0;  // runs those reclaims ended (requeued, started over)
+  uint64_t moves = 0;             // rented nodes emptied to move their jobs to owned ones
 };
 
 class CloudModel {

@@ -80,6 +80,7 @@ broker::CloudOptions options(const BurstPolicy& policy) {
   o.burst_large_gpu_hours = policy.large_gpu_hours;
   o.burst_large_wait_s = policy.large_wait_s;
   o.estimate_owned_start = policy.estimate_owned;
+  o.move_to_owned_min_left_s = policy.move_min_left_s;
   return o;
 }
 
@@ -92,7 +93,9 @@ bool booting(broker::CloudState s) {
 
 struct CloudModel::Impl {
   Impl(const std::vector<CloudPoolSpec>& specs, const BurstPolicy& policy, uint64_t seed)
-      : pools(options(policy), to_configs(specs, policy.after_s)), rng(seed ^ 0x636c6f7564ULL) {
+      : pools(options(policy), to_configs(specs, policy.after_s)),
+        resumable(policy.move_min_left_s > 0),
+        rng(seed ^ 0x636c6f7564ULL) {
     for (auto& s : specs) spec[s.name] = s;
   }
   int64_t draw_boot_ns(const CloudPoolSpec& s) {
@@ -107,6 +110,8 @@ struct CloudModel::Impl {
 
   broker::CloudPools pools;
   broker::Cluster cluster;
+  bool resumable = false;  // every run's spec says resumable (moves are on)
+  uint64_t moves = 0;
   std::map<std::string, CloudPoolSpec> spec;
   std::mt19937_64 rng;
   uint64_t boot_failures = 0, interruptions = 0, runs_interrupted = 0;
@@ -120,6 +125,12 @@ struct CloudModel::Impl {
 void CloudModel::Impl::drive(broker::CloudEffects fx, int64_t now, CloudChanges& out) {
   broker::Now n{now, now};
   for (int round = 0; round < 64; ++round) {
+    for (auto& i : fx.interruptions) {
+      if (!i.move_to_owned) continue;  // spot reclaims are the simulation's own events (reclaim)
+      cluster.interrupt(i.node, 0, i.reason, n, fx.cluster, fb::RevokeCause::Preemption);
+      out.moves.push_back(i.node);
+      ++moves;
+    }
     for (auto& [node, why] : fx.nodes_gone) {
       cluster.node_gone(node, why, n, fx.cluster);
       out.gone.push_back(node);
@@ -129,7 +140,9 @@ void CloudModel::Impl::drive(broker::CloudEffects fx, int64_t now, CloudChanges&
     }
     broker::CloudEffects next;
     for (auto& c : fx.calls) call(c, now, next, out);
-    if (next.calls.empty() && next.nodes_gone.empty() && next.cluster.events.empty()) break;
+    if (next.calls.empty() && next.nodes_gone.empty() && next.cluster.events.empty() && next.interruptions.empty()) {
+      break;
+    }
     fx = std::move(next);
   }
   uint32_t live = 0;
@@ -239,6 +252,7 @@ void CloudModel::run_started(uint64_t key, const std::string& node, const std::v
   req.attempt = 1;
   auto spec = std::make_shared<fb::JobSpecT>();
   spec->time_limit_s = static_cast<uint64_t>(std::max<int64_t>(0, time_limit_s));
+  spec->resumable = impl_->resumable;
   req.spec = std::move(spec);
   req.placements.push_back(broker::PlacementRequest{node, gpus, 1, 0});
   broker::Effects e;
@@ -313,6 +327,7 @@ CloudStats CloudModel::stats(int64_t now_ns) const {
   s.boot_failures = impl_->boot_failures;
   s.interruptions = impl_->interruptions;
   s.runs_interrupted = impl_->runs_interrupted;
+  s.moves = impl_->moves;
   return s;
 }
 

@@ -101,8 +101,10 @@ Status parse_key(const std::string& text, const std::string& key, const std::str
 
 BurstPolicy default_burst_policy() {
   broker::CloudOptions o;
-  return BurstPolicy{o.max_wait_before_burst_s, o.burst_wait_per_gpu_hour_s, o.rented_for_eligible_only,
-                     o.burst_large_gpu_hours, o.burst_large_wait_s, o.estimate_owned_start};
+  BurstPolicy b{o.max_wait_before_burst_s, o.burst_wait_per_gpu_hour_s, o.rented_for_eligible_only,
+                o.burst_large_gpu_hours, o.burst_large_wait_s, o.estimate_owned_start};
+  b.move_min_left_s = o.move_to_owned_min_left_s;
+  return b;
 }
 
 Result<CloudPoolSpec> parse_pool(const std::string& text) {

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
 
@@ -24,7 +25,7 @@ struct Args {
   std::vector<std::string> sets, pools;
   std::string burst_after, burst_sweep;
   double limit_factor = 1, sample_s = 3600, burst_per_gpu_hour = -1;
-  std::string eligible_only, large_wait, estimate_owned;
+  std::string eligible_only, large_wait, estimate_owned, move_min_left, move_loss;
   double large_gpu_hours = -1;
   bool limit_random = false;
   uint64_t seed = 1;
@@ -75,6 +76,14 @@ void add_options(CLI::App& app, Args& a) {
                  "on the owned GPUs by time limits), so a job rents at once when that wait passes its threshold; off: "
                  "only the backfill reservation's, else the wait so far. Default: the broker's")
       ->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--move-to-owned", a.move_min_left,
+                 "move_to_owned_min_left_s: a rented node whose jobs all have at least this long left of their time "
+                 "limits is emptied once owned nodes have room for them and no waiting job wants it; its jobs are "
+                 "requeued onto the owned GPUs (0: off, the broker's default; 30m, 2h...). Every trace job counts as "
+                 "resumable (it checkpoints)");
+  app.add_option("--move-loss", a.move_loss,
+                 "With --move-to-owned: what a move costs the job, added to what it had left (the work since its "
+                 "last checkpoint and the restart; default 10m)");
   app.add_option("--burst-sweep", a.burst_sweep,
                  "Run once per threshold (e.g. always,0,5m,15m,30m,1h,never) with the first --policy and print the "
                  "cost/JCT curve: avg JCT, p50/p95 wait, cloud GPU-hours, cost, idle and boot node-hours. 'always': "
@@ -86,6 +95,8 @@ struct CloudArgs {
   std::vector<int64_t> thresholds;  // one run each (sweep), or the one --burst-after
   bool sweep = false;
   int64_t large_wait_s = -1;  // --burst-large-wait (-1: the broker's default)
+  int64_t move_min_left_s = -1;  // --move-to-owned (-1: the broker's default)
+  int64_t move_loss_s = -1;      // --move-loss (-1: 10 min)
 };
 
 Result<CloudArgs> cloud_args(const Args& a) {
@@ -115,6 +126,15 @@ Result<CloudArgs> cloud_args(const Args& a) {
     auto w = sim::parse_burst_large_wait(a.large_wait);
     if (!w) return w.status();
     c.large_wait_s = *w;
+  }
+  for (auto [flag, text, out] : {std::tuple{"--move-to-owned", &a.move_min_left, &c.move_min_left_s},
+                                 std::tuple{"--move-loss", &a.move_loss, &c.move_loss_s}}) {
+    if (text->empty()) continue;
+    auto d = sim::parse_burst_after(*text);
+    if (!d || *d < 0 || *d > 365LL * 86400) {
+      return Status::invalid(std::string(flag) + " '" + *text + "': must be a duration from 0 to 365d (90s, 30m, 2h)");
+    }
+    *out = *d;
   }
   return c;
 }
@@ -150,11 +170,13 @@ Result<std::vector<sim::SimResult>> simulate_all(const Args& a, const CloudArgs&
     if (a.large_gpu_hours >= 0) o.burst.large_gpu_hours = a.large_gpu_hours;
     if (cloud.large_wait_s >= 0) o.burst.large_wait_s = cloud.large_wait_s;
     if (!a.estimate_owned.empty()) o.burst.estimate_owned = a.estimate_owned == "on";
+    if (cloud.move_min_left_s >= 0) o.burst.move_min_left_s = cloud.move_min_left_s;
+    if (cloud.move_loss_s >= 0) o.burst.move_loss_s = cloud.move_loss_s;
     if (cloud.sweep) {
       for (int64_t t : cloud.thresholds) {
         sim::SimOptions run = o;
         // always: the baseline, every option off.
-        run.burst = t == sim::kBurstAlways ? sim::BurstPolicy{t, 0, false, 0, 0} : o.burst;
+        run.burst = t == sim::kBurstAlways ? sim::BurstPolicy{t, 0, false, 0, 0, false} : o.burst;
         run.burst.after_s = t;
         todo.push_back(run);
       }
@@ -238,11 +260,13 @@ int main(int argc, char** argv) {
     if (!runs->empty()) {
       const sim::SimResult& r = runs->back();  // a sweep's last row is not "always" unless all are
       const sim::BurstPolicy& b = r.burst;
-      std::printf("%s (policy %s, burst_wait_per_gpu_hour_s %g, rented_for_eligible_only %s, burst_large_gpu_hours "
-                  "%g, burst_large_wait_s %lld, estimate_owned_start %s): times in s, cost at the pools' prices\n",
-                  cloud->sweep ? "burst threshold sweep" : "cloud", r.policy.c_str(), b.per_gpu_hour_s,
-                  b.eligible_only ? "on" : "off", b.large_gpu_hours, static_cast<long long>(b.large_wait_s),
-                  b.estimate_owned ? "on" : "off");
+      std::printf(
+          "%s (policy %s, burst_wait_per_gpu_hour_s %g, rented_for_eligible_only %s, burst_large_gpu_hours "
+          "%g, burst_large_wait_s %lld, estimate_owned_start %s, move_to_owned_min_left_s %lld): times in s, cost "
+          "at the pools' prices\n",
+          cloud->sweep ? "burst threshold sweep" : "cloud", r.policy.c_str(), b.per_gpu_hour_s,
+          b.eligible_only ? "on" : "off", b.large_gpu_hours, static_cast<long long>(b.large_wait_s),
+          b.estimate_owned ? "on" : "off", static_cast<long long>(b.move_min_left_s));
     }
     std::printf("%s", sim::format_cloud_table(*runs).c_str());
   }

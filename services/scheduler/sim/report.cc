@@ -57,17 +57,18 @@ std::string format_cloud_table(const std::vector<SimResult>& runs) {
   }
   std::string out;
   char line[512];
-  std::snprintf(line, sizeof line, "%-12s %9s %9s %9s %11s %11s %10s %10s %8s %5s %8s %8s%s\n", "burst after",
+  std::snprintf(line, sizeof line, "%-12s %9s %9s %9s %11s %11s %10s %10s %8s %5s %8s %8s %6s%s\n", "burst after",
                 "avg JCT", "p50 wait", "p95 wait", "cloud GPU-h", "cloud cost", "idle nd-h", "boot nd-h", "launches",
-                "peak", "reclaims", "bootfail", always ? "  JCT/always cost/always" : "");
+                "peak", "reclaims", "bootfail", "moves", always ? "  JCT/always cost/always" : "");
   out += line;
   for (auto& r : runs) {
     if (!r.cloud) continue;
     const CloudStats& c = r.cloud_stats;
-    std::snprintf(line, sizeof line, "%-12s %9.0f %9.0f %9.0f %11.1f %11.2f %10.1f %10.1f %8llu %5u %8llu %8llu",
+    std::snprintf(line, sizeof line, "%-12s %9.0f %9.0f %9.0f %11.1f %11.2f %10.1f %10.1f %8llu %5u %8llu %8llu %6llu",
                   format_burst_after(r.burst.after_s).c_str(), r.jct.avg, r.wait.p50, r.wait.p95, c.gpu_hours, c.cost,
                   c.idle_node_hours, c.boot_node_hours, static_cast<unsigned long long>(c.launches), c.peak_nodes,
-                  static_cast<unsigned long long>(c.interruptions), static_cast<unsigned long long>(c.boot_failures));
+                  static_cast<unsigned long long>(c.interruptions), static_cast<unsigned long long>(c.boot_failures),
+                  static_cast<unsigned long long>(c.moves));
     out += line;
     if (always && always->jct.avg > 0 && always->cloud_stats.cost > 0) {
       std::snprintf(line, sizeof line, "  %10.3f %11.3f", r.jct.avg / always->jct.avg, c.cost / always->cloud_stats.cost);
@@ -89,6 +90,9 @@ nlohmann::json cloud_json(const SimResult& r) {
           {"burst_large_gpu_hours", r.burst.large_gpu_hours},
           {"burst_large_wait_s", r.burst.large_wait_s},
           {"estimate_owned_start", r.burst.estimate_owned},
+          {"move_to_owned_min_left_s", r.burst.move_min_left_s},
+          {"move_loss_s", r.burst.move_loss_s},
+          {"moves", c.moves},
           {"launches", c.launches},
           {"released", c.released},
           {"peak_nodes", c.peak_nodes},

@@ -69,7 +69,11 @@ class Simulation {
   // The broker's cloud decision after the events at `t`; true when it opened
   // a rented node to waiting jobs (the scheduler may place them).
   bool cloud_plan(int64_t t);
-  void cloud_apply(const CloudChanges& ch);
+  void cloud_apply(const CloudChanges& ch, int64_t t);
+  // The broker empties rented `node` to move its jobs to owned nodes: each
+  // run is stopped after its grace and its job requeued, keeping its
+  // progress (resumable) less the policy's move_loss_s.
+  void cloud_move(const std::string& node, int64_t t);
   void cloud_ready(size_t k, int64_t t);
   // The cloud takes spot node cloud_reclaims_[k] back: its runs are
   // preempted (requeued, started over), then the node is gone.
@@ -86,6 +90,8 @@ class Simulation {
   std::vector<JobId> ids_;
   std::map<JobId, size_t> index_of_;
   std::vector<int64_t> run_start_;
+  std::vector<int64_t> left_ns_;  // per job: what its next run must do (less after a move)
+  std::vector<bool> moving_;      // per job: its run stops for a move (progress kept)
   std::vector<std::vector<uint64_t>> leases_;
   std::vector<bool> started_;
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;

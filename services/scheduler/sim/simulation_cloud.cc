@@ -15,7 +15,7 @@ bool Simulation::cloud_plan(int64_t t) {
   auto waiting = waiting_for_cloud(core_, &first_live_);
   CloudChanges ch;
   cloud_->plan(waiting, t, ch);
-  cloud_apply(ch);
+  cloud_apply(ch, t);
   if (!ch.undrained.empty()) return true;
   int64_t wake = cloud_->next_wake_ns(waiting, t);
   if (wake > 0 && (cloud_wake_ <= t || wake < cloud_wake_)) {
@@ -25,7 +25,7 @@ bool Simulation::cloud_plan(int64_t t) {
   return false;
 }
 
-void Simulation::cloud_apply(const CloudChanges& ch) {
+void Simulation::cloud_apply(const CloudChanges& ch, int64_t t) {
   for (auto& [node, ready] : ch.booting) {
     events_.push(Event{ready, seq_++, Kind::kCloudReady, cloud_booting_.size(), 0});
     cloud_booting_.push_back(node);
@@ -36,6 +36,21 @@ void Simulation::cloud_apply(const CloudChanges& ch) {
   for (auto& r : ch.reclaims) {
     events_.push(Event{r.at_ns, seq_++, Kind::kCloudReclaim, cloud_reclaims_.size(), 0});
     cloud_reclaims_.push_back(r);
+  }
+  for (auto& node : ch.moves) cloud_move(node, t);
+}
+
+void Simulation::cloud_move(const std::string& node, int64_t t) {
+  std::set<size_t> jobs;
+  for (auto& [lease, at] : lease_node_) {
+    if (at.second == node) jobs.insert(at.first);
+  }
+  for (size_t i : jobs) {
+    const Job* j = core_.job(ids_[i]);
+    if (!j || leases_[i].empty() || moving_[i]) continue;
+    moving_[i] = true;
+    int64_t stop = t + static_cast<int64_t>(j->spec->grace_s) * kSecond;
+    events_.push(Event{stop, seq_++, Kind::kRunEnd, i, j->attempt + 1000000});
   }
 }
 
@@ -56,14 +71,14 @@ void Simulation::cloud_reclaim(size_t k, int64_t t) {
     cloud_->spot_interrupted(ids_[i], 1);
     end_run(i, fb::RunOutcome::Preempted, t);
   }
-  cloud_apply(ch);
+  cloud_apply(ch, t);
 }
 
 void Simulation::cloud_ready(size_t k, int64_t t) {
   CloudNodeShape shape;
   CloudChanges ch;
   if (cloud_->node_ready(cloud_booting_[k], t, &shape, ch)) core_.node_up(cloud_node_info(shape));
-  cloud_apply(ch);
+  cloud_apply(ch, t);
 }
 
 }  // namespace trainyard::scheduler::sim::detail

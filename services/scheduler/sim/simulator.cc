@@ -112,9 +112,11 @@ void Simulation::grant(const AllocateRequest& a, int64_t t) {
     res_.outcomes[i].start_s = to_s(t);
   }
   run_start_[i] = t;
-  // A preempted job starts over (no checkpoint); a run longer than its
-  // limit is stopped at the limit.
-  int64_t dur = to_ns(trace_[i].duration_s);
+  // A preempted job starts over (no checkpoint), one moved to owned nodes
+  // goes on from where it was (left_ns_); a run longer than its limit is
+  // stopped at the limit.
+  moving_[i] = false;
+  int64_t dur = left_ns_[i];
   int64_t limit = static_cast<int64_t>(j->spec->time_limit_s) * kSecond;
   events_.push(Event{t + std::min(dur, limit), seq_++, Kind::kRunEnd, i, a.attempt});
 }
@@ -172,9 +174,13 @@ void Simulation::run_ended(const Event& ev, int64_t t) {
   uint32_t attempt = preempt_stop ? ev.attempt - 1000000 : ev.attempt;
   if (attempt != j->attempt || leases_[i].empty()) return;
   if (preempt_stop) {
+    if (moving_[i]) {
+      int64_t done = t - run_start_[i];
+      left_ns_[i] = std::max<int64_t>(0, left_ns_[i] - done) + options_.burst.move_loss_s * kSecond;
+    }
     end_run(i, fb::RunOutcome::Preempted, t);
   } else {
-    bool timed_out = to_ns(trace_[i].duration_s) > static_cast<int64_t>(j->spec->time_limit_s) * kSecond;
+    bool timed_out = left_ns_[i] > static_cast<int64_t>(j->spec->time_limit_s) * kSecond;
     end_run(i, timed_out ? fb::RunOutcome::TimedOut : fb::RunOutcome::Succeeded, t);
   }
 }
@@ -193,6 +199,9 @@ Status Simulation::run() {
   leases_.resize(trace_.size());
   started_.assign(trace_.size(), false);
   owned_gpus_.assign(trace_.size(), 0);
+  moving_.assign(trace_.size(), false);
+  left_ns_.resize(trace_.size());
+  for (size_t i = 0; i < trace_.size(); ++i) left_ns_[i] = to_ns(trace_[i].duration_s);
   for (size_t i = 0; i < trace_.size(); ++i) events_.push(Event{to_ns(trace_[i].submit_s), seq_++, Kind::kArrival, i, 0});
   first_submit_ = trace_.empty() ? 0 : to_ns(trace_.front().submit_s);
   last_t_ = last_end_ = first_submit_;
