@@ -178,6 +178,11 @@ void Subscriber::handle(std::string_view topic, std::span<const uint8_t> bytes, 
   }
   if (e.type() == fb::Payload::StreamHeartbeat) {
     auto* hb = e.as<fb::StreamHeartbeat>();
+    if (st.failures > 0) {
+      // It is alive: whatever failed, ask again at the normal pace.
+      st.failures = 0;
+      st.retry_at_ms = std::min(st.retry_at_ms, monotonic_ms() + options_.retry_ms);
+    }
     if (hb->replay_endpoint() && hb->replay_endpoint()->string_view() != st.endpoint) {
       auto valid = rpc::check_connect_endpoint(hb->replay_endpoint()->string_view());
       if (!valid.ok()) return reject(topic, bytes.size(), "heartbeat's replay endpoint: " + valid.message());
@@ -294,6 +299,25 @@ void Subscriber::request_replay(const std::string& stream, StreamState& st) {
       [this, stream](Result<rpc::Reply> reply) { on_replay(stream, std::move(reply)); });
 }
 
+void Subscriber::replay_failed(const std::string& stream, StreamState& st, std::string_view why) {
+  ++stats_.replay_failures;
+  int64_t wait = options_.retry_ms;
+  for (uint32_t i = 0; i < st.failures && wait < options_.retry_max_ms; ++i) wait *= 2;
+  wait = std::min(wait, std::max(options_.retry_max_ms, options_.retry_ms));
+  ++st.failures;
+  st.retry_at_ms = monotonic_ms() + wait;
+  // Once per run of failures (then quietly: a gone publisher is not news every minute).
+  if (st.failures == 1) {
+    spdlog::warn(
+        "{}: replay of {} from seq {} failed: {} (asking again in {} ms, then less often while it sends no "
+        "heartbeat)",
+        options_.name, stream, st.cursor + 1, why, wait);
+  } else {
+    spdlog::debug("{}: replay of {} failed again ({} in a row): {}; next in {} ms", options_.name, stream, st.failures,
+                  why, wait);
+  }
+}
+
 void Subscriber::close_unused_replay_clients(int64_t now_ms) {
   // Only from work(): never inside a replay client's own handler.
   bool full = endpoint_waits_ && replay_clients_.size() >= options_.max_replay_endpoints;
@@ -315,18 +339,12 @@ void Subscriber::on_replay(const std::string& stream, Result<rpc::Reply> reply) 
   auto& st = state(stream);
   st.in_flight = false;
   auto& batch = runtime_->batch();
-  if (!reply) {
-    ++stats_.replay_failures;
-    st.retry_at_ms = monotonic_ms() + options_.retry_ms;
-    spdlog::warn("{}: replay of {} from seq {} failed: {}", options_.name, stream, st.cursor + 1,
-                 reply.status().message());
-    return;
-  }
+  if (!reply) return replay_failed(stream, st, reply.status().message());
   auto* rb = reply->body<fb::ReplayBatch>();
-  if (!rb) {
-    ++stats_.replay_failures;
-    st.retry_at_ms = monotonic_ms() + options_.retry_ms;
-    return;
+  if (!rb) return replay_failed(stream, st, "the reply is not a ReplayBatch");
+  if (st.failures > 0) {
+    spdlog::info("{}: replay of {} works again after {} failures", options_.name, stream, st.failures);
+    st.failures = 0;
   }
   long applied = 0;
   if (rb->snapshot()) {

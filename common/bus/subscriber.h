@@ -32,7 +32,13 @@ struct SubscriberOptions {
   std::vector<std::string> prefixes;       // topic prefixes, each ending in '.' ("job.", "lease.node-3.")
   size_t max_batch = 8192;                 // events applied per loop iteration
   int replay_timeout_ms = 2000;
-  int64_t retry_ms = 1000;                 // wait before asking an unreachable publisher again
+  // The wait before asking an unreachable publisher again, doubled after
+  // each failure in a row up to retry_max_ms while its stream sends no
+  // heartbeat (a released cloud machine's stream is asked at each start and
+  // never answers; a live publisher heartbeats every second, which brings
+  // the wait back to retry_ms).
+  int64_t retry_ms = 1000;
+  int64_t retry_max_ms = 60'000;
   size_t max_message_bytes = kDefaultMaxMessageBytes;
   int rcvhwm = 1'000'000;                  // messages queued before ZeroMQ drops (gaps are replayed)
   size_t max_streams = 100'000;            // streams tracked; events of further new streams are refused
@@ -102,6 +108,7 @@ class Subscriber {
     std::string endpoint;      // replay endpoint (from heartbeats)
     uint64_t wanted = 0;       // a replay up to at least this seq is due
     int64_t retry_at_ms = 0;
+    uint32_t failures = 0;     // replay requests failed in a row (backoff)
     bool in_flight = false;    // a ReplayRequest is out
     bool dirty = false;        // cursor/endpoint to persist in the batch
   };
@@ -139,6 +146,9 @@ class Subscriber {
   // for replay_idle_close_ms, or for any time when a new endpoint waits for
   // a socket at max_replay_endpoints.
   void close_unused_replay_clients(int64_t now_ms);
+  // A replay of `stream` failed: wait retry_ms doubled per failure in a
+  // row (up to retry_max_ms) before asking again.
+  void replay_failed(const std::string& stream, StreamState& st, std::string_view why);
   std::map<std::string, ReplayClient> replay_clients_;
   bool endpoint_waits_ = false;  // a new endpoint found max_replay_endpoints sockets open
   Runtime* runtime_ = nullptr;

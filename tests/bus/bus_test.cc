@@ -163,6 +163,32 @@ BOOST_AUTO_TEST_CASE(replay_sockets_are_closed_when_unused_so_new_publishers_pas
       30s));
 }
 
+BOOST_AUTO_TEST_CASE(a_gone_publisher_is_asked_less_and_less_often_and_warned_about_once) {
+  // At each start a subscriber asks every stream's last endpoint for what
+  // came after its cursor. A released cloud machine's agent never answers:
+  // it is asked again after retry_ms, then twice as long each time.
+  TempDir dir;
+  Forwarder f(dir, "fwd");
+  {
+    auto pub = publisher(dir, "pub", f.front, 500, {"--batch", "100"});
+    auto sub = subscriber(dir, "sub", f.back, 0);
+    wait_json(dir / "sub.json", 30s, [](const json& j) { return j.value("count", uint64_t{0}) >= 500; });
+    std::this_thread::sleep_for(1500ms);  // a heartbeat: the subscriber stores where the stream replays from
+  }  // both stop (the publisher for good)
+  auto sub = subscriber(dir, "sub", f.back, 0, {"--retry-ms", "100", "--replay-timeout-ms", "50"});
+  std::this_thread::sleep_for(3s);
+  auto info = read_json(dir / "sub.json").value_or(json::object());
+  // Asked at 0, 0.15, 0.4, 0.85, 1.75 s and 3.4 s: 5 failures in 3 s, where
+  // a fixed 100 ms wait would have made about 20.
+  uint64_t failures = info.value("replay_failures", uint64_t{0});
+  BOOST_CHECK_MESSAGE(failures >= 3u, info.dump() << "\n" << sub->log());
+  BOOST_CHECK_LE(failures, 7u);
+  auto log = sub->log();
+  size_t warnings = 0;
+  for (size_t at = log.find("failed: "); at != std::string::npos; at = log.find("failed: ", at + 1)) ++warnings;
+  BOOST_CHECK_MESSAGE(warnings == 1, "one warning per run of failures, not " << warnings << ":\n" << log);
+}
+
 BOOST_AUTO_TEST_CASE(a_subscriber_too_far_behind_starts_from_a_snapshot) {
   TempDir dir;
   Forwarder f(dir, "fwd");

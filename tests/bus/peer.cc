@@ -72,6 +72,8 @@ int main(int argc, char** argv) {
   uint64_t apply_delay_us = 0;
   size_t max_replay_endpoints = 0;
   int64_t replay_idle_close_ms = 0;
+  int64_t retry_ms = 0;
+  int replay_timeout_ms = 0;
   size_t max_message_bytes = bus::kDefaultMaxMessageBytes;
 
   auto* pub = app.add_subcommand("publish", "publish --count TestEvents on topic test.event, then serve replay until SIGTERM");
@@ -99,6 +101,9 @@ int main(int argc, char** argv) {
   sub->add_option("--replay-idle-close-ms", replay_idle_close_ms,
                   "close a replay socket unused this long (0: the default)");
   sub->add_option("--max-message-bytes", max_message_bytes, "reject bigger messages");
+  sub->add_option("--retry-ms", retry_ms, "first wait before asking a failed publisher again (0: the default)");
+  sub->add_option("--replay-timeout-ms", replay_timeout_ms,
+                  "a replay request unanswered this long fails (0: the default)");
   sub->add_option("--info", info_file, "write {count, checksum, stats} JSON here when done and every second");
 
   auto* status = app.add_subcommand("status", "print the stored state of a stopped peer as JSON");
@@ -193,6 +198,8 @@ int main(int argc, char** argv) {
   if (rcvhwm > 0) o.rcvhwm = rcvhwm;
   if (max_replay_endpoints > 0) o.max_replay_endpoints = max_replay_endpoints;
   if (replay_idle_close_ms > 0) o.replay_idle_close_ms = replay_idle_close_ms;
+  if (retry_ms > 0) o.retry_ms = retry_ms;
+  if (replay_timeout_ms > 0) o.replay_timeout_ms = replay_timeout_ms;
   bus::Subscriber subscriber(ctx, store, o, [&](const bus::Event& e, storage::Batch& batch) {
     auto* t = e.as<fb::TestEvent>();
     if (!t) return;
@@ -222,6 +229,7 @@ int main(int argc, char** argv) {
                                   {"new_epochs", s.new_epochs},
                                   {"replay_sockets", subscriber.replay_sockets()},
                                   {"replay_sockets_closed", s.replay_sockets_closed},
+                                  {"replay_failures", s.replay_failures},
                                   {"applied", s.applied}});
   };
   runtime.every(100, dump);
