@@ -88,7 +88,8 @@ void CloudPools::move_to_owned(const std::vector<WaitingJob>& waiting, Cluster& 
     room.push_back({&n, free, static_cast<int64_t>(n.info->cpus) - n.cpus_used,
                     static_cast<int64_t>(n.info->memory_mb) - static_cast<int64_t>(n.memory_used_mb)});
   }
-  for (auto& [id, l] : leases_) {
+  for (auto& entry : leases_) {
+    CloudLease& l = entry.second;  // a plain reference: lambdas may not capture a structured binding (clang)
     const Node* n = l.state == CloudState::kReady ? cluster.node(l.node) : nullptr;
     if (room.empty() || !n || n->leases.empty() || l.for_job != 0) continue;
     // Owned room goes to a waiting job first: none that owned nodes could take may want this type.
