@@ -202,4 +202,14 @@ BOOST_FIXTURE_TEST_CASE(a_job_is_moved_once_and_rented_nodes_stay_closed_until_i
   BOOST_TEST(fx.interruptions.empty());
   BOOST_TEST(to_string(c.lease(2)->state) == "ready");
   end(again, kT0 + 130 * kS);
+
+  // A broker restarted while a node was closed for a move opens it again
+  // (the node's drain reason says why it was closed).
+  Effects e;
+  BOOST_REQUIRE(cluster.drain("burst-1", true, "cloud: closed while jobs moved to owned nodes start there", e));
+  CloudPools restarted(options(), {p});
+  for (auto& [id, l] : c.leases()) restarted.restore(l);
+  fx = {};
+  restarted.plan({}, cluster, kT0 + 140 * kS, fx);
+  BOOST_TEST(!cluster.node("burst-1")->drained);
 }

@@ -62,6 +62,9 @@ constexpr int64_t kMovingForNs = 600 * kSecond;
 // ended or was cancelled (shorter: it may be between its run's end and its
 // requeue, which the scheduler's waiting list shows a poll later).
 constexpr int64_t kMovedGoneNs = 60 * kSecond;
+// Why a ready rented node is drained while moved jobs wait: the node's own
+// record (kept across a broker restart) says which to open again after.
+constexpr std::string_view kClosedForMove = "cloud: closed while jobs moved to owned nodes start there";
 
 CloudPools::JobParts live_parts(const Cluster& cluster) {
   CloudPools::JobParts parts;
@@ -77,7 +80,7 @@ CloudPools::JobParts live_parts(const Cluster& cluster) {
 
 void CloudPools::move_to_owned(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns,
                                CloudEffects& out) {
-  if (options_.move_to_owned_min_left_s <= 0 && moving_.empty() && closed_for_move_.empty()) return;
+  if (options_.move_to_owned_min_left_s <= 0 && moving_.empty()) return;
   JobParts parts = live_parts(cluster);
   track_moving(waiting, parts, cluster, now_ns, out);
   if (options_.move_to_owned_min_left_s <= 0) return;
@@ -133,13 +136,12 @@ void CloudPools::track_moving(const std::vector<WaitingJob>& waiting, const JobP
     const Node* n = l.state == CloudState::kReady ? cluster.node(l.node) : nullptr;
     if (!n || l.for_job != 0) continue;
     if (!moving_.empty() && !n->drained) {
-      (void)cluster.drain(l.node, true, "cloud: closed while jobs moved to owned nodes start there", out.cluster);
-      closed_for_move_.insert(l.node);
-    } else if (moving_.empty() && closed_for_move_.count(l.node) && n->drained && !options_.rented_for_eligible_only) {
+      (void)cluster.drain(l.node, true, kClosedForMove, out.cluster);
+    } else if (moving_.empty() && n->drained && n->drain_reason == kClosedForMove &&
+               !options_.rented_for_eligible_only) {
       (void)cluster.drain(l.node, false, "cloud: moved jobs have started", out.cluster);
     }
   }
-  if (moving_.empty()) closed_for_move_.clear();
 }
 
 bool CloudPools::movable(const Node& n, std::string_view gpu_type, const JobParts& parts, const Cluster& cluster,

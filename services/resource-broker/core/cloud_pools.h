@@ -212,7 +212,6 @@ class CloudPools {
                std::vector<Room>& room, std::set<uint64_t>& jobs) const;
   std::set<uint64_t> moved_;                            // jobs moved (never again)
   std::map<uint64_t, int64_t> moving_;                  // moved jobs not yet started again -> when moved
-  std::set<std::string, std::less<>> closed_for_move_;  // rented nodes drained while those wait
   void release_idle(const std::vector<WaitingJob>& waiting, Cluster& cluster, int64_t now_ns, CloudEffects& out);
   void check_boot_timeouts(int64_t now_ns, CloudEffects& out);
   void retry_calls(int64_t now_ns, CloudEffects& out);
