@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -22,6 +23,18 @@ constexpr std::string_view kPausePrefix = "cloud_pause/";  // + pool ("" : globa
 constexpr std::string_view kSpotPrefix = "cloud_spot/";  // + job (u64) -> u64: runs ended by spot notices
 constexpr std::string_view kMovedPrefix = "cloud_moved/";  // + job (u64) -> "": moved from a rented node to owned ones
 constexpr std::string_view kBudgetPrefix = "cloud_budget/";  // + account -> i64: micro-units left this month
+
+// Reads the meta records "<prefix><job>" (job: a u64 key part), calling
+// fn(job, value) for each well-formed one.
+void scan_per_job(storage::Store& store, storage::Cf cf, std::string_view prefix,
+                  const std::function<void(uint64_t, std::string_view)>& fn) {
+  value_or_throw(store.scan(cf, prefix, std::string(prefix) + "\xff", [&](std::string_view k, std::string_view v) {
+    storage::KeyReader r(k);
+    (void)r.str();
+    if (k.size() == prefix.size() + 1 + 8) fn(r.u64(), v);
+    return true;
+  }));
+}
 
 int64_t mono_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -79,22 +92,10 @@ void CloudShell::restore() {
         if (!v.empty()) core_.restore_pause(k.substr(kPausePrefix.size()), v[0] == '1', std::string(v.substr(1)));
         return true;
       }));
-  value_or_throw(store_.scan(
-      meta_cf_, kSpotPrefix, std::string(kSpotPrefix) + "\xff", [&](std::string_view k, std::string_view v) {
-        storage::KeyReader r(k);
-        (void)r.str();
-        if (v.size() == 8 && k.size() == kSpotPrefix.size() + 1 + 8) {
-          core_.restore_spot_interruptions(r.u64(), static_cast<uint32_t>(storage::decode_u64(v)));
-        }
-        return true;
-      }));
-  value_or_throw(store_.scan(meta_cf_, kMovedPrefix, std::string(kMovedPrefix) + "\xff",
-                             [&](std::string_view k, std::string_view) {
-                               storage::KeyReader r(k);
-                               (void)r.str();
-                               if (k.size() == kMovedPrefix.size() + 1 + 8) core_.restore_moved(r.u64());
-                               return true;
-                             }));
+  scan_per_job(store_, meta_cf_, kSpotPrefix, [&](uint64_t job, std::string_view v) {
+    if (v.size() == 8) core_.restore_spot_interruptions(job, static_cast<uint32_t>(storage::decode_u64(v)));
+  });
+  scan_per_job(store_, meta_cf_, kMovedPrefix, [&](uint64_t job, std::string_view) { core_.restore_moved(job); });
   value_or_throw(store_.scan(
       meta_cf_, kBudgetPrefix, std::string(kBudgetPrefix) + "\xff", [&](std::string_view k, std::string_view v) {
         if (v.size() == 8) {
@@ -215,12 +216,10 @@ void CloudShell::apply(CloudEffects& fx, storage::Batch& batch) {
                                std::chrono::steady_clock::now().time_since_epoch())
                                .count()};
   for (auto& n : fx.interruptions) {
-    if (n.move_to_owned) {
+    if (n.move_to_owned()) {
       // Each run gets SIGTERM and its own grace, and its job is requeued
       // (a preemption: no retry spent) to start again on owned GPUs.
-      for (const Lease* l : cluster_.live_leases(n.node)) {
-        batch.put(meta_cf_, storage::Key().str(kMovedPrefix).u64(l->job_id).bytes(), "");
-      }
+      for (uint64_t job : n.moved_jobs) batch.put(meta_cf_, storage::Key().str(kMovedPrefix).u64(job).bytes(), "");
       spdlog::info("cloud: node {}: {}", n.node, n.reason);
       cluster_.interrupt(n.node, 0, "cloud: " + n.reason, now, fx.cluster, fb::RevokeCause::Preemption);
       continue;

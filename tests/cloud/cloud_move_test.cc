@@ -86,7 +86,8 @@ BOOST_FIXTURE_TEST_CASE(a_resumable_job_on_a_rented_node_moves_to_owned_gpus_onc
   c.plan({}, cluster, t + 101 * kS, fx);
   BOOST_REQUIRE_EQUAL(fx.interruptions.size(), 1u);
   BOOST_TEST(fx.interruptions[0].node == "burst-0");
-  BOOST_TEST(fx.interruptions[0].move_to_owned);
+  BOOST_TEST(fx.interruptions[0].move_to_owned());
+  BOOST_TEST(fx.interruptions[0].moved_jobs == std::vector<uint64_t>{1}, boost::test_tools::per_element());
   BOOST_TEST(fx.interruptions[0].deadline_ns == 0);  // each run's own grace
   BOOST_TEST(to_string(c.lease(1)->state) == "draining");
   BOOST_TEST(c.moved().count(1) == 1u);

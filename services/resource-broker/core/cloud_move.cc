@@ -107,7 +107,7 @@ void CloudPools::move_to_owned(const std::vector<WaitingJob>& waiting, Cluster& 
       moving_[job] = now_ns;
     }
     std::string why = fmt::format("owned GPUs are free: its {} resumable job(s) move there (requeued)", jobs.size());
-    out.interruptions.push_back({l.node, 0, why, true});
+    out.interruptions.push_back({l.node, 0, why, {jobs.begin(), jobs.end()}});
     move(l, CloudState::kDraining, why, now_ns, out);
   }
 }

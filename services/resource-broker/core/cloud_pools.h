@@ -34,7 +34,10 @@ struct CloudEffects {
     std::string node;
     int64_t deadline_ns = 0;  // 0: each run's own grace
     std::string reason;
-    bool move_to_owned = false;  // not a spot notice: the node's jobs move to owned GPUs
+    // Not a spot notice but a move to owned nodes: the node's jobs, moved
+    // (CloudPools::moved() has them; the shell persists them).
+    std::vector<uint64_t> moved_jobs = {};
+    bool move_to_owned() const { return !moved_jobs.empty(); }
   };
   // Spot notices: the shell revokes the node's leases (Cluster::interrupt)
   // and counts them per job (CloudPools::spot_interrupted). Moves to owned

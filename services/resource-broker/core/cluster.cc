@@ -229,12 +229,13 @@ Status Cluster::release(uint64_t lease_id, bool kill, std::string_view reason, u
 void Cluster::interrupt(std::string_view name, int64_t deadline_ns, std::string_view reason, Now now, Effects& out,
                         fb::RevokeCause cause) {
   (void)drain(name, true, reason, out);
-  auto grace = static_cast<uint32_t>(std::clamp<int64_t>((deadline_ns - now.wall_ns) / 1'000'000'000, 1, 3600));
-  std::vector<std::pair<uint64_t, uint32_t>> ids;
-  for (const Lease* l : live_leases(name)) {
-    ids.emplace_back(l->id, deadline_ns != 0 ? grace : l->spec ? l->spec->grace_s : 30);
-  }
-  for (auto [id, g] : ids) (void)release(id, true, reason, g, now, out, cause);
+  // 0: release keeps each lease's own grace (its job's grace_s).
+  auto grace = deadline_ns == 0
+                   ? 0u
+                   : static_cast<uint32_t>(std::clamp<int64_t>((deadline_ns - now.wall_ns) / 1'000'000'000, 1, 3600));
+  std::vector<uint64_t> ids;
+  for (const Lease* l : live_leases(name)) ids.push_back(l->id);
+  for (uint64_t id : ids) (void)release(id, true, reason, grace, now, out, cause);
 }
 
 Status Cluster::drain(std::string_view name, bool drain, std::string_view reason, Effects& out) {

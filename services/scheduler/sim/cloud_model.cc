@@ -126,7 +126,7 @@ void CloudModel::Impl::drive(broker::CloudEffects fx, int64_t now, CloudChanges&
   broker::Now n{now, now};
   for (int round = 0; round < 64; ++round) {
     for (auto& i : fx.interruptions) {
-      if (!i.move_to_owned) continue;  // spot reclaims are the simulation's own events (reclaim)
+      if (!i.move_to_owned()) continue;  // spot reclaims are the simulation's own events (reclaim)
       cluster.interrupt(i.node, 0, i.reason, n, fx.cluster, fb::RevokeCause::Preemption);
       out.moves.push_back(i.node);
       ++moves;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <queue>
 #include <random>
+#include <set>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -74,6 +75,8 @@ class Simulation {
   // run is stopped after its grace and its job requeued, keeping its
   // progress (resumable) less the policy's move_loss_s.
   void cloud_move(const std::string& node, int64_t t);
+  // The jobs (trace indexes) with a run on `node` now.
+  std::set<size_t> jobs_on(const std::string& node) const;
   void cloud_ready(size_t k, int64_t t);
   // The cloud takes spot node cloud_reclaims_[k] back: its runs are
   // preempted (requeued, started over), then the node is gone.

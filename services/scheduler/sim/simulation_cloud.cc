@@ -40,12 +40,16 @@ void Simulation::cloud_apply(const CloudChanges& ch, int64_t t) {
   for (auto& node : ch.moves) cloud_move(node, t);
 }
 
-void Simulation::cloud_move(const std::string& node, int64_t t) {
+std::set<size_t> Simulation::jobs_on(const std::string& node) const {
   std::set<size_t> jobs;
   for (auto& [lease, at] : lease_node_) {
     if (at.second == node) jobs.insert(at.first);
   }
-  for (size_t i : jobs) {
+  return jobs;
+}
+
+void Simulation::cloud_move(const std::string& node, int64_t t) {
+  for (size_t i : jobs_on(node)) {
     const Job* j = core_.job(ids_[i]);
     if (!j || leases_[i].empty() || moving_[i]) continue;
     moving_[i] = true;
@@ -59,10 +63,7 @@ void Simulation::cloud_reclaim(size_t k, int64_t t) {
   // node would otherwise be reclaimed and rented again forever).
   if (arrived_ == trace_.size() && lease_node_.empty() && core_.queued() == 0) return;
   const auto r = cloud_reclaims_[k];
-  std::set<size_t> victims;
-  for (auto& [lease, at] : lease_node_) {
-    if (at.second == r.node) victims.insert(at.first);
-  }
+  std::set<size_t> victims = jobs_on(r.node);
   CloudChanges ch;
   if (!cloud_->reclaim(r.node, r.lease, t, ch)) return;
   // As the broker's spot notice does: each run is preempted (no retry
