@@ -69,11 +69,19 @@ struct Fixture {
     return static_cast<size_t>(std::count_if(fx.calls.begin(), fx.calls.end(),
                                              [](const DriverCall& c) { return c.kind == DriverCall::kLaunch; }));
   }
-  // Launch answered, listed running, its agent registered: ready.
+  // Launch answered, listed running, its agent registered: ready. The
+  // inventory lists every live instance of the pool (one missing from it
+  // would end its lease).
   void make_ready(CloudPools& c, uint64_t id, int64_t now) {
     CloudEffects fx;
     c.launched(id, LaunchOutcome{true, "i-" + std::to_string(id), "", ""}, now, fx);
-    c.listed(c.lease(id)->pool, {{"i-" + std::to_string(id), c.lease(id)->pool, id, "running"}}, now + 1, now + 1, fx);
+    std::vector<ListedInstance> listed;
+    for (auto& [lid, l] : c.leases()) {
+      if (!l.ended() && l.pool == c.lease(id)->pool && !l.instance_id.empty()) {
+        listed.push_back({l.instance_id, l.pool, lid, "running"});
+      }
+    }
+    c.listed(c.lease(id)->pool, listed, now + 1, now + 1, fx);
     BOOST_REQUIRE_EQUAL(to_string(c.lease(id)->state), "registering");
     Effects e;
     BOOST_REQUIRE(cluster.register_node(node_info(c.lease(id)->node, 8), {}, {now + 2, now + 2}, e));

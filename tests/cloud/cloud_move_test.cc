@@ -49,20 +49,7 @@ struct MoveFixture : Fixture {
     CloudEffects fx;
     c.plan({job(for_job, gpus, at - 200 * kS)}, cluster, at, fx);
     BOOST_REQUIRE_EQUAL(launches(fx), 1u);
-    uint64_t id = c.next_id() - 1;
-    // As make_ready, but the inventory lists every live instance (one
-    // missing from it would end its lease).
-    fx = {};
-    c.launched(id, LaunchOutcome{true, "i-" + std::to_string(id), "", ""}, at + kS, fx);
-    std::vector<ListedInstance> listed;
-    for (auto& [lid, l] : c.leases()) {
-      if (!l.ended()) listed.push_back({l.instance_id, "burst", lid, "running"});
-    }
-    c.listed("burst", listed, at + 2 * kS, at + 2 * kS, fx);
-    Effects e;
-    BOOST_REQUIRE(cluster.register_node(node_info(c.lease(id)->node, 8), {}, {at + 3 * kS, at + 3 * kS}, e));
-    c.node_registered(c.lease(id)->node, cluster, at + 3 * kS, fx);
-    BOOST_REQUIRE_EQUAL(to_string(c.lease(id)->state), "ready");
+    make_ready(c, c.next_id() - 1, at + kS);
   }
 };
 
