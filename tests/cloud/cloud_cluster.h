@@ -25,6 +25,7 @@ using namespace std::chrono_literals;
 using namespace trainyard;
 using trainyard::testing::Cluster;
 using trainyard::testing::ClusterOptions;
+using trainyard::testing::submit;
 using trainyard::testing::TempDir;
 using trainyard::testing::wait_until;
 
@@ -124,23 +125,12 @@ struct CloudCluster {
   }
 };
 
+// testing::job on a GPU type, with a grace of 1 s.
 inline fb::JobSpecT job(const std::string& shell, uint32_t gpus, uint64_t time_limit_s = 600, const std::string& type = "") {
-  fb::JobSpecT s;
-  s.name = "cloud-test";
-  s.user = "alice";
-  s.account = "vision";
-  s.command = {"sh", "-c", shell};
-  s.gpus_per_node = gpus;
+  auto s = testing::job(shell, gpus, time_limit_s);
   s.gpu_type = type;
-  s.time_limit_s = time_limit_s;
   s.grace_s = 1;
   return s;
-}
-
-inline uint64_t submit(client::Client& cl, const fb::JobSpecT& spec) {
-  auto r = cl.submit(spec);
-  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().to_string());
-  return r->job_ids.at(0);
 }
 
 inline fb::JobRecordT wait_state(client::Client& cl, CloudCluster& cc, uint64_t id, fb::JobState want,

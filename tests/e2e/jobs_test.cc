@@ -22,28 +22,12 @@ using namespace trainyard;
 using trainyard::testing::Cluster;
 using trainyard::testing::ClusterOptions;
 using trainyard::testing::connect;
+using trainyard::testing::job;
 using trainyard::testing::read_file;
+using trainyard::testing::submit;
 using trainyard::testing::wait_until;
 
 namespace {
-
-fb::JobSpecT job(const std::string& shell, uint32_t gpus = 1, uint64_t time_limit_s = 600) {
-  fb::JobSpecT s;
-  s.name = "test";
-  s.user = "alice";
-  s.account = "vision";
-  s.command = {"sh", "-c", shell};
-  s.gpus_per_node = gpus;
-  s.time_limit_s = time_limit_s;
-  s.grace_s = 2;
-  return s;
-}
-
-uint64_t submit(client::Client& cl, const fb::JobSpecT& spec) {
-  auto r = cl.submit(spec);
-  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().to_string());
-  return r->job_ids.at(0);
-}
 
 fb::JobRecordT wait_job(client::Client& cl, Cluster& c, uint64_t id, std::chrono::seconds timeout = 60s) {
   auto r = cl.wait({id}, timeout);
