@@ -61,6 +61,9 @@ void print_status(const fb::CloudReport& r, bool ended) {
     std::cout << "\nNot rented for (budget):\n";
     for (const auto* x : *r.refused()) std::cout << "  job " << x->job_id() << ": " << str(x->reason()) << "\n";
   }
+  if (ended && r.jobs_remembered() > 0) {
+    std::cout << "\nJobs with a spot-interruption count or a move kept until they end: " << r.jobs_remembered() << "\n";
+  }
 }
 
 CLI::App* add_pause(CLI::App& cloud, Context& ctx, Action& action, bool pause) {

@@ -216,7 +216,8 @@ nlohmann::json cloud_report_json(const fb::CloudReport* report) {
                         {"pause_reason", report ? str(report->pause_reason()) : std::string()},
                         {"pools", nlohmann::json::array()},
                         {"leases", nlohmann::json::array()},
-                        {"refused", nlohmann::json::array()}};
+                        {"refused", nlohmann::json::array()},
+                        {"jobs_remembered", report ? report->jobs_remembered() : 0u}};
   if (report && report->refused()) {
     for (const auto* r : *report->refused()) out["refused"].push_back({{"job_id", r->job_id()}, {"reason", str(r->reason())}});
   }

@@ -199,7 +199,9 @@ void CloudShell::on_status(const fb::Request& req, rpc::Responder& r) {
   auto e = estimate(q->estimate_for(), r.principal());
   auto ep = b.CreateString(e.pool);
   r.ok(fb::ReplyBody::CloudReport,
-       fb::CreateCloudReport(b, core_.paused(), why, pv, lv, rv, ep, e.cost_micros, e.budget_left_micros).Union());
+       fb::CreateCloudReport(b, core_.paused(), why, pv, lv, rv, ep, e.cost_micros, e.budget_left_micros,
+                             static_cast<uint32_t>(core_.jobs_remembered()))
+           .Union());
 }
 
 CloudShell::Estimate CloudShell::estimate(const fb::JobSpec* spec, std::string_view principal) const {
@@ -271,6 +273,7 @@ std::vector<std::pair<std::string, double>> CloudShell::gauges() const {
   g.emplace_back("cloud_launch_errors", static_cast<double>(stats_.launch_errors));
   g.emplace_back("cloud_orphans_terminated", static_cast<double>(stats_.orphans_terminated));
   g.emplace_back("cloud_driver_failures", static_cast<double>(stats_.driver_failures));
+  g.emplace_back("cloud_jobs_remembered", static_cast<double>(core_.jobs_remembered()));
   return g;
 }
 

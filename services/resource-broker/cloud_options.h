@@ -29,6 +29,7 @@ struct CloudSettings {
     static const security::Directory kNone;
     return kNone;
   };
+  std::string scheduler_instance = "scheduler";  // scheduler.instance: whose job.state events end a job's records
   std::string scheduler_principal = "service:scheduler";  // whose key the scheduler must hold
   // Where each pool's rented nodes' keys are (pools.<name>.keys_dir, default
   // security.keys_dir): agent-<pool>-<slot>.key for every slot (cloud_keys.h).

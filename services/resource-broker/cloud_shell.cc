@@ -105,6 +105,12 @@ void CloudShell::restore() {
       }));
 }
 
+void CloudShell::job_ended(uint64_t job, storage::Batch& batch) {
+  if (!core_.forget_job(job)) return;
+  batch.del(meta_cf_, storage::Key().str(kSpotPrefix).u64(job).bytes());
+  batch.del(meta_cf_, storage::Key().str(kMovedPrefix).u64(job).bytes());
+}
+
 void CloudShell::budget_changed(std::string_view account, int64_t spent_micros, int64_t limit_micros,
                                 storage::Batch& batch) {
   std::string key = std::string(kBudgetPrefix) + std::string(account);

@@ -64,6 +64,8 @@ class CloudShell {
 
   void node_registered(std::string_view node, storage::Batch& batch);
   // Billing's account.budget: what `account` has left to rent with.
+  // `job` reached an end state: its spot count and move records go.
+  void job_ended(uint64_t job, storage::Batch& batch);
   void budget_changed(std::string_view account, int64_t spent_micros, int64_t limit_micros, storage::Batch& batch);
   void on_status(const fb::Request& req, rpc::Responder& r);
   void on_pause(const fb::Request& req, rpc::Responder& r);

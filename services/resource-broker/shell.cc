@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cloud_records.h"
+#include "job/job_state.h"
 #include "records.h"
 #include "security/keys.h"
 #include "security/site.h"
@@ -66,7 +67,8 @@ Result<BrokerOptions> BrokerOptions::from_config(const Config& config) try {
   auto cloud = CloudSettings::from_config(config);
   if (!cloud) return cloud.status();
   o.cloud = std::move(cloud).value();
-  o.cloud.scheduler_principal = "service:" + config.get_string("scheduler.instance", "scheduler");
+  o.cloud.scheduler_instance = config.get_string("scheduler.instance", o.cloud.scheduler_instance);
+  o.cloud.scheduler_principal = "service:" + o.cloud.scheduler_instance;
   return o;
 } catch (const std::exception& e) {
   return Status::invalid(e.what());
@@ -111,6 +113,8 @@ BrokerShell::BrokerShell(const ServiceEnv& env, BrokerOptions options)
   so.name = "resource-broker";
   so.bus_endpoints = options_.bus_backend;
   so.prefixes = {"run.", "account.", std::string(security::kDirectoryPrefix)};
+  // With pools, a job's end drops what the cloud part remembers of it.
+  if (!options_.cloud.pools.empty()) so.prefixes.push_back("job.");
   // A replay from an agent that died blocks the loop: keep it well under
   // node_timeout so live nodes are never judged silent meanwhile.
   so.replay_timeout_ms = static_cast<int>(std::clamp<int64_t>(options_.node_timeout_ms / 5, 100, 2000));
@@ -393,6 +397,14 @@ void BrokerShell::on_run_event(const bus::Event& e, storage::Batch& batch) {
     return;
   }
   if (e.stream().rfind("account.", 0) == 0) return;
+  if (auto* j = e.as<fb::JobStateChanged>()) {
+    // Believed only from the scheduler's own stream, as budgets from billing's.
+    if (e.stream() == bus::stream_name("job.", options_.cloud.scheduler_instance) && is_terminal(j->to())) {
+      cloud_->job_ended(j->job_id(), batch);
+    }
+    return;
+  }
+  if (e.stream().rfind("job.", 0) == 0) return;
   Effects fx;
   if (auto* f = e.as<fb::RunFinished>()) {
     std::string node = f->node() ? f->node()->str() : std::string();

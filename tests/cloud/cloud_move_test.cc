@@ -201,3 +201,29 @@ BOOST_FIXTURE_TEST_CASE(a_job_is_moved_once_and_rented_nodes_stay_closed_until_i
   restarted.plan({}, cluster, kT0 + 140 * kS, fx);
   BOOST_TEST(!cluster.node("burst-1")->drained);
 }
+
+BOOST_FIXTURE_TEST_CASE(a_job_that_ended_is_forgotten_its_move_and_its_spot_count_with_it, MoveFixture) {
+  auto o = options();
+  o.spot_fallback_after = 2;
+  CloudPools c(o, {pool("burst", 30)});
+  // Job 1 was moved back; job 2's spot nodes were reclaimed twice (it now
+  // rents on-demand); job 3 was both.
+  c.restore_moved(1);
+  c.spot_interrupted(2);
+  c.spot_interrupted(2);
+  c.restore_moved(3);
+  c.restore_spot_interruptions(3, 1);
+  BOOST_TEST(c.jobs_remembered() == 3u);
+  BOOST_TEST(c.falls_back(2));
+
+  BOOST_TEST(c.forget_job(1));
+  BOOST_TEST(c.forget_job(2));
+  BOOST_TEST(!c.moved().count(1));
+  BOOST_TEST(c.spot_interruptions(2) == 0u);
+  BOOST_TEST(!c.falls_back(2));
+  BOOST_TEST(c.jobs_remembered() == 1u);
+  BOOST_TEST(!c.forget_job(2));  // nothing left of it
+  BOOST_TEST(!c.forget_job(4));  // never remembered
+  BOOST_TEST(c.forget_job(3));
+  BOOST_TEST(c.jobs_remembered() == 0u);
+}

@@ -229,5 +229,10 @@ BOOST_AUTO_TEST_CASE(a_resumable_job_moves_from_its_rented_node_to_the_owned_one
   // The emptied node is given back at once, long before its idle time.
   wait_lease(cc, 0, "Released", 20s);
   BOOST_TEST(cc.leases().size() == 1u, "nothing else was rented: " << cc.leases().dump());
+  // The broker remembers the move (a job is moved once) until the job ends,
+  // then forgets it: what it keeps does not grow with every job ever run.
+  BOOST_TEST(cc.status()["jobs_remembered"] == 1);
   BOOST_REQUIRE(cl.cancel(mover).ok());
+  wait_state(cl, cc, mover, fb::JobState::Cancelled);
+  BOOST_TEST(wait_until([&] { return cc.status()["jobs_remembered"] == 0; }, 10s), cc.status().dump());
 }

@@ -337,6 +337,18 @@ int64_t CloudPools::boot_estimate_ns(std::string_view name) const {
   return p ? p->boot_timeout_s * 1'000'000'000 / 2 : 0;
 }
 
+bool CloudPools::forget_job(uint64_t job) {
+  size_t n = spot_interruptions_.erase(job) + moved_.erase(job);
+  moving_.erase(job);  // a moved job cancelled before it started again: the rented nodes open at the next plan
+  return n > 0;
+}
+
+size_t CloudPools::jobs_remembered() const {
+  size_t n = spot_interruptions_.size();
+  for (uint64_t job : moved_) n += spot_interruptions_.count(job) ? 0 : 1;
+  return n;
+}
+
 std::string CloudPools::waiting_reason(uint64_t job, int64_t now_ns) const {
   for (auto& [id, l] : leases_) {
     if (l.for_job != job || l.ended() || l.state == CloudState::kReady) continue;

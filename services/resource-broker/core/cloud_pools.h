@@ -105,6 +105,14 @@ class CloudPools {
     return it == spot_interruptions_.end() ? 0 : it->second;
   }
 
+  // --- a job's end ---
+  // `job` reached an end state (the scheduler's job.state): what is
+  // remembered of it (spot interruptions, a move) is dropped, so that
+  // memory does not grow with every job ever run. True when there was some.
+  bool forget_job(uint64_t job);
+  // How many jobs something is remembered of (spot interruptions, a move).
+  size_t jobs_remembered() const;
+
   // --- budgets (billing's account.budget) ---
   // What `account` may still spend this month (its limit minus what it
   // spent; may be negative), or nullopt: no budget. Before renting for a
