@@ -1,7 +1,7 @@
 // ty and the client library against the real trainyard-scheduler and a real
 // trainyard-bus (no broker: jobs stay pending, which is all that submit,
 // queue, status, hold, release, cancel and wait need).
-#define BOOST_TEST_MODULE client_scheduler
+#define BOOST_TEST_MODULE client_against_scheduler
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
