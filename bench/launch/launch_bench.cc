@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cluster.h"
+#include "cluster_client.h"
 #include "trainyard/client.h"
 
 using namespace trainyard;
@@ -25,11 +26,8 @@ int main(int argc, char** argv) {
   testing::ClusterOptions o;
   o.agents = {{"node-a", 8}};
   testing::Cluster c(o);
-  client::Endpoints e;
-  e.scheduler = c.scheduler;
-  e.broker = c.broker;
-  e.bus = {c.bus_backend};
-  client::Client cl(e, "user:bench");
+  // As a user does: with their own key (the cluster runs under CURVE).
+  client::Client cl = testing::connect(c, "user:alice");
   std::string dir = c.dir() + "/starts";
   std::filesystem::create_directories(dir);
 
@@ -37,8 +35,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < n; ++i) {
     fb::JobSpecT s;
     s.name = "launch";
-    s.user = "bench";
-    s.account = "bench";
+    s.user = "alice";
+    s.account = "vision";
     s.gpus_per_node = 1;
     s.time_limit_s = 60;
     // `date` runs first thing: its time is when the job's process began.

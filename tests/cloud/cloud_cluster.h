@@ -19,6 +19,7 @@
 
 #include "cluster.h"
 #include "cluster_client.h"
+#include "cluster_jobs.h"
 #include "trainyard/client.h"
 
 using namespace std::chrono_literals;

@@ -2,9 +2,6 @@
 // runs, as one principal. For tests that link trainyard_client.
 #pragma once
 
-#include <boost/test/unit_test.hpp>
-
-#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -32,27 +29,6 @@ inline client::Client connect(const Cluster& c, const std::string& principal = "
     e.security.mode = security::Mode::kNone;
   }
   return client::Client(e, principal);
-}
-
-// The job most integration tests submit: `sh -c SHELL` as alice on account
-// vision, with a grace of 2 s. A case sets on the spec what it is about.
-inline fb::JobSpecT job(const std::string& shell, uint32_t gpus = 1, uint64_t time_limit_s = 600) {
-  fb::JobSpecT s;
-  s.name = "test";
-  s.user = "alice";
-  s.account = "vision";
-  s.command = {"sh", "-c", shell};
-  s.gpus_per_node = gpus;
-  s.time_limit_s = time_limit_s;
-  s.grace_s = 2;
-  return s;
-}
-
-// Submits one job and returns its id; the case stops if the submit fails.
-inline uint64_t submit(client::Client& cl, const fb::JobSpecT& spec) {
-  auto r = cl.submit(spec);
-  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().to_string());
-  return r->job_ids.at(0);
 }
 
 // A user's key in a secure Cluster, for a raw rpc::Client
