@@ -1,6 +1,11 @@
 #include "job_store.h"
 
+#include <bit>
+#include <cmath>
+#include <stdexcept>
+
 #include "core/spec_limits.h"
+#include "storage/keys.h"
 #include "wire/check.h"
 
 namespace trainyard::scheduler {
@@ -152,6 +157,33 @@ std::string lease_value(const Grant& g) {
   b.Finish(fb::CreateLeaseGrantedDirect(b, g.lease_id, g.job, g.attempt, g.node.c_str(), &g.gpus, g.cpus, g.memory_mb,
                                         0, -1, nullptr, g.node_rank));
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+}
+
+std::string carried_usage_key(const std::string& account, const std::string& gpu_type) {
+  return storage::Key().str(kCarriedUsagePrefix).str(account).str(gpu_type).bytes();
+}
+
+std::string carried_usage_value(const CarriedUsage& u) {
+  return storage::Key().i64(u.as_of_ns).u64(std::bit_cast<uint64_t>(u.gpu_s)).bytes();
+}
+
+std::optional<CarriedUsageRow> decode_carried_usage(std::string_view key, std::string_view value) {
+  if (value.size() != 16) return std::nullopt;
+  try {
+    storage::KeyReader k(key);
+    if (k.str() != kCarriedUsagePrefix) return std::nullopt;
+    CarriedUsageRow row;
+    row.account = std::string(k.str());
+    row.gpu_type = std::string(k.str());
+    if (!k.done()) return std::nullopt;
+    storage::KeyReader v(value);
+    row.usage.as_of_ns = v.i64();
+    row.usage.gpu_s = std::bit_cast<double>(v.u64());
+    if (!(row.usage.gpu_s >= 0) || std::isinf(row.usage.gpu_s)) return std::nullopt;
+    return row;
+  } catch (const std::out_of_range&) {
+    return std::nullopt;
+  }
 }
 
 }  // namespace trainyard::scheduler

@@ -55,6 +55,19 @@ std::string node_value(const fb::NodeInfoT& info, bool up, bool drained);
 std::string lease_value(const Grant& g);
 Grant grant_of(const fb::LeaseGranted& g);
 
+// Purged jobs' fair-share usage (Scheduler::carried_usage) in the meta
+// column family: key "carried_usage/" + account + NUL + GPU type + NUL,
+// value as_of_ns (8 bytes) and the GPU-seconds (an IEEE double's 8 bytes).
+inline constexpr std::string_view kCarriedUsagePrefix = "carried_usage/";
+std::string carried_usage_key(const std::string& account, const std::string& gpu_type);
+std::string carried_usage_value(const CarriedUsage& u);
+// The account, type and usage of a stored row; nullopt when unreadable.
+struct CarriedUsageRow {
+  std::string account, gpu_type;
+  CarriedUsage usage;
+};
+std::optional<CarriedUsageRow> decode_carried_usage(std::string_view key, std::string_view value);
+
 // A verified FlatBuffer root of `bytes`, or nullptr.
 template <typename T>
 const T* verified_root(std::string_view bytes) {

@@ -109,10 +109,24 @@ void SchedulerShell::restore() {
   size_t nodes = 0, leases = 0, bad = 0;
   restore_cluster(&nodes, &leases, &bad);
   size_t jobs = restore_jobs(&bad);
+  restore_carried_usage(&bad);
   if (bad) spdlog::error("{} stored records in {} could not be read and were skipped", bad, store_.path());
   core_.finish_restore(clock_.now_ns());
   stored_next_id_ = std::max(stored_next_id_, core_.next_job_id());
   spdlog::info("restored {} jobs, {} nodes, {} leases from {}", jobs, nodes, leases, store_.path());
+}
+
+void SchedulerShell::restore_carried_usage(size_t* bad) {
+  std::string prefix = storage::Key().str(kCarriedUsagePrefix).bytes();
+  value_or_throw(
+      store_.scan(meta_cf_, prefix, storage::prefix_end(prefix), [&](std::string_view k, std::string_view v) {
+        if (auto row = decode_carried_usage(k, v)) {
+          core_.restore_carried_usage(std::move(row->account), std::move(row->gpu_type), row->usage);
+        } else {
+          ++*bad;
+        }
+        return true;
+      }));
 }
 
 void SchedulerShell::restore_cluster(size_t* nodes, size_t* leases, size_t* bad) {
@@ -223,6 +237,11 @@ void SchedulerShell::settle() {
   publish_submitted(o.submitted, batch);
   for (JobId id : o.purged) batch.del(jobs_cf_, Key().u64(id));
   for (JobId id : o.purged_arrays) batch.del(specs_cf_, Key().u64(id));
+  if (o.carried_usage_changed) {
+    for (auto& [key, u] : core_.carried_usage()) {
+      batch.put(meta_cf_, carried_usage_key(key.first, key.second), carried_usage_value(u));
+    }
+  }
   for (auto& c : o.changes) {
     const Job* j = core_.job(c.job);
     if (!j) continue;

@@ -88,6 +88,7 @@ class SchedulerShell {
   void restore_cluster(size_t* nodes, size_t* leases, size_t* bad);
   // Array specs and jobs; returns the jobs restored.
   size_t restore_jobs(size_t* bad);
+  void restore_carried_usage(size_t* bad);  // purged jobs' fair-share usage
   void register_handlers();
   // Hooks the sockets, the commit steps and the timers (metrics, the cycle)
   // into the runtime.

@@ -237,3 +237,57 @@ BOOST_AUTO_TEST_CASE(restore_rebuilds_fair_share_usage_and_preemption_state_from
   BOOST_TEST(out.releases[0].job == victim);
   BOOST_TEST(out.releases[0].reason.find("preempted by job") == 0u);
 }
+
+BOOST_AUTO_TEST_CASE(a_purged_job_keeps_its_fair_share_usage_across_a_restart) {
+  // Usage that decays (a week's half-life) and usage that never does (0:
+  // Slurm's PriorityDecayHalfLife=0).
+  for (double half_life_s : {7 * 24 * 3600.0, 0.0}) {
+    BOOST_TEST_CONTEXT("half_life_s " << half_life_s) {
+      SchedulerConfig c;
+      c.fairshare.half_life_s = half_life_s;
+      c.job_retention_s = 3600;
+      Sim sim(c, "fairshare");
+      sim.s.node_up(make_node("n1", 4));
+      JobId ran = sim.submit(make_spec(4, "vision"));
+      sim.cycle();
+      sim.advance(1800);  // 4 GPUs for half an hour
+      sim.finish(ran);
+      sim.advance(3600);  // its record is purged an hour after it ended
+      BOOST_REQUIRE_EQUAL(sim.s.purge_ended(sim.now), 1u);
+      BOOST_TEST(sim.s.take_output().carried_usage_changed);
+      BOOST_REQUIRE(!sim.s.job(ran));
+      JobId nlp = sim.submit(make_spec(1, "nlp"));
+      JobId vision = sim.submit(make_spec(1, "vision"));
+      sim.advance(1);  // factors are taken at a tick
+      sim.s.tick(sim.now);
+      double before_nlp = sim.s.factors(*sim.s.job(nlp)).fairshare;
+      double before_vision = sim.s.factors(*sim.s.job(vision)).fairshare;
+      BOOST_TEST(before_vision < before_nlp);  // vision used 2 GPU-hours, nlp none
+
+      // A restart: the records left, and the purged job's usage.
+      auto restart = [&](bool with_carried) {
+        auto r = std::make_unique<Scheduler>(c, make_policy("fairshare", c.fairshare));
+        r->restore_node(make_node("n1", 4), true, false);
+        sim.s.for_each_job(0, [&](const Job& j) {
+          fb::JobRecordT rec;
+          to_record(j, j.reason, 0, &rec);
+          r->restore_job(from_record(rec));
+          return true;
+        });
+        if (with_carried) {
+          for (auto& [key, u] : sim.s.carried_usage()) r->restore_carried_usage(key.first, key.second, u);
+        }
+        r->finish_restore(sim.now - kS);
+        r->tick(sim.now);  // at the same time as the live core's
+        return r;
+      };
+      auto restored = restart(true);
+      BOOST_TEST(restored->factors(*restored->job(vision)).fairshare == before_vision,
+                 boost::test_tools::tolerance(1e-9));
+      BOOST_TEST(restored->factors(*restored->job(nlp)).fairshare == before_nlp, boost::test_tools::tolerance(1e-9));
+      // Without it (as before) vision's usage was gone with the record.
+      auto forgot = restart(false);
+      BOOST_TEST(forgot->factors(*forgot->job(vision)).fairshare == forgot->factors(*forgot->job(nlp)).fairshare);
+    }
+  }
+}

@@ -491,3 +491,43 @@ BOOST_AUTO_TEST_CASE(a_bad_policy_key_stops_the_scheduler_with_the_key_named) {
   BOOST_TEST(rc != 0);
   BOOST_TEST(out.find("scheduler.backfill") != std::string::npos);
 }
+
+BOOST_AUTO_TEST_CASE(a_purged_jobs_fair_share_usage_survives_a_sigkill_of_the_scheduler) {
+  // No decay (half_life_s = 0), so the factor is the same at any time.
+  Stack s({"n1:4"}, {"scheduler.policy=fairshare", "scheduler.fairshare.half_life_s=0", "scheduler.job_retention_s=1"});
+  auto c = s.client();
+  wait_for_nodes(*c, 4);
+  uint64_t ran = submit_ok(*c, make_spec(4, 0.5));  // vision's only run
+  BOOST_REQUIRE(wait_state(*c, ran, fb::JobState::Succeeded, 15s));
+  // Its record is purged a second after it ended.
+  BOOST_REQUIRE(wait_until([&] { return !get_job(*c, ran); }, 15s));
+  auto held = [&](const std::string& account) {
+    auto spec = make_spec(1, 0.5);
+    spec.account = account;
+    auto r = c->call(fb::RequestBody::SubmitJob, [&](flatbuffers::FlatBufferBuilder& b) {
+      return fb::CreateSubmitJob(b, fb::CreateJobSpec(b, &spec), /*hold=*/true).Union();
+    });
+    BOOST_REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    return r->body<fb::Submitted>()->job_ids()->Get(0);
+  };
+  uint64_t vision = held("vision");
+  uint64_t nlp = held("nlp");
+  double before = 0;
+  BOOST_REQUIRE(wait_until(
+      [&] {
+        auto v = get_job(*c, vision);
+        before = v ? v->fairshare_factor : 0;
+        return before > 0 && before < 1;  // vision's usage counts against it
+      },
+      10s));
+  s.sched->kill9();
+  s.sched->wait(5s);
+  s.start_scheduler();
+  c = s.client(3000);
+  std::optional<fb::JobRecordT> v;
+  BOOST_REQUIRE(wait_until([&] { return (v = get_job(*c, vision)).has_value(); }, 15s));
+  // The purged job's usage was restored with the rest (before, it was lost
+  // with its record and vision's factor came back as 1).
+  BOOST_TEST(v->fairshare_factor == before, boost::test_tools::tolerance(1e-9));
+  BOOST_TEST(get_job(*c, nlp)->fairshare_factor == 1.0);
+}

@@ -138,6 +138,15 @@ void FairSharePolicy::on_ended(const Job& job, int64_t now_ns) {
   if (t < acc.rate.size()) acc.rate[t] = std::max(0.0, acc.rate[t] - job.held_gpus);
 }
 
+void FairSharePolicy::add_usage(uint32_t a, uint16_t type, double gpu_s, int64_t at_ns) {
+  accrue(at_ns);
+  auto& acc = account(a);
+  if (acc.usage.size() <= type) acc.usage.resize(type + 1, 0);
+  // Accrual may already be past at_ns: decay what is added by the difference.
+  double since_s = accrued_ns_ > at_ns ? static_cast<double>(accrued_ns_ - at_ns) / 1e9 : 0;
+  acc.usage[type] += lambda_ > 0 ? gpu_s * std::exp(-lambda_ * since_s) : gpu_s;
+}
+
 void FairSharePolicy::recompute() {
   // Dominant share: the largest fraction of any one GPU type's capacity
   // the account's decayed usage amounts to (usage of unknown type counts

@@ -90,6 +90,9 @@ class QueuePolicy {
   // True when the order may have changed (the next cycle then tries every
   // waiting job, not only the new ones).
   virtual bool refresh(int64_t /*now_ns*/) { return false; }
+  // Restore: usage of runs no job record holds any more (purged jobs),
+  // `gpu_s` as it stood at `at_ns`.
+  virtual void add_usage(uint32_t /*account*/, uint16_t /*type*/, double /*gpu_s*/, int64_t /*at_ns*/) {}
 };
 
 // Submission order only (lower job id first); tiers are ignored.
@@ -153,6 +156,7 @@ class FairSharePolicy final : public QueuePolicy {
   void on_started(const Job& job, int64_t now_ns) override;
   void on_ended(const Job& job, int64_t now_ns) override;
   bool refresh(int64_t now_ns) override;
+  void add_usage(uint32_t account, uint16_t type, double gpu_s, int64_t at_ns) override;
 
   // The account's fair-share factor as of the last refresh (1 when unknown).
   double fairshare_factor(uint32_t account) const;

@@ -1,6 +1,7 @@
 // Retention of ended jobs and the per-user limit on unfinished jobs: the
 // parts of the core that keep its state bounded (issue 13).
 #include <algorithm>
+#include <cmath>
 
 #include "core/scheduler.h"
 
@@ -75,6 +76,29 @@ void Scheduler::forget(Job& j, std::unordered_map<JobId, std::vector<JobId>>& go
   jobs_.erase(j.id);
 }
 
+void Scheduler::carry_usage(const Job& j, int64_t now_ns) {
+  // Each run counted as replay_fair_share counts it after a restart (the
+  // job's GPUs on all its nodes, of its shape's type, from Running to the
+  // next transition), decayed to now as the policy decays usage: a run of
+  // g GPUs over [s, e] adds g (e^-λ(now-e) - e^-λ(now-s)) / λ, or g (e - s)
+  // without decay.
+  double lambda = config_.fairshare.half_life_s > 0 ? std::log(2.0) / config_.fairshare.half_life_s : 0;
+  double gpus = static_cast<double>(j.shape.gpus) * j.shape.nodes;
+  auto ago_s = [&](int64_t t) { return static_cast<double>(std::max<int64_t>(0, now_ns - t)) / 1e9; };
+  double add = 0;
+  for (size_t h = 0; h + 1 < j.history.size(); ++h) {
+    if (j.history[h].to != JobState::Running) continue;
+    double from = ago_s(j.history[h].time_ns), to = ago_s(j.history[h + 1].time_ns);
+    add += lambda > 0 ? gpus * (std::exp(-lambda * to) - std::exp(-lambda * from)) / lambda : gpus * (from - to);
+  }
+  if (!(add > 0)) return;
+  auto& c = carried_usage_[{usage_.names()[j.account], cluster_.gpu_type_name(j.shape.gpu_type)}];
+  if (lambda > 0 && now_ns > c.as_of_ns) c.gpu_s *= std::exp(-lambda * static_cast<double>(now_ns - c.as_of_ns) / 1e9);
+  c.gpu_s += add;
+  c.as_of_ns = std::max(c.as_of_ns, now_ns);
+  out_.carried_usage_changed = true;
+}
+
 size_t Scheduler::purge_ended(int64_t now_ns) {
   if (config_.job_retention_s == 0 || ended_.empty()) return 0;
   constexpr int64_t kMaxS = INT64_MAX / 1'000'000'000;
@@ -87,6 +111,7 @@ size_t Scheduler::purge_ended(int64_t now_ns) {
     ended_.erase(ended_.begin());
     Job* j = find(id);
     if (!j || !j->terminal()) continue;
+    carry_usage(*j, now_ns);
     forget(*j, gone_from_arrays);
     ++purged;
   }

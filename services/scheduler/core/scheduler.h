@@ -76,11 +76,21 @@ struct Output {
   std::vector<JobId> dirty;               // jobs whose stored record is stale
   std::vector<JobId> purged;              // ended jobs past retention: delete their records
   std::vector<JobId> purged_arrays;       // arrays whose last task was purged: delete their spec
+  bool carried_usage_changed = false;     // Scheduler::carried_usage(): store it again
   bool empty() const {
     return submitted.empty() && changes.empty() && allocations.empty() && releases.empty() && dirty.empty() &&
-           purged.empty() && purged_arrays.empty();
+           purged.empty() && purged_arrays.empty() && !carried_usage_changed;
   }
 };
+
+// The fair-share usage of jobs purged after retention: their records go,
+// their usage must not (Slurm, too, keeps usage apart from job records).
+// GPU-seconds as the fair-share policy counts them, decayed to as_of_ns.
+struct CarriedUsage {
+  double gpu_s = 0;
+  int64_t as_of_ns = 0;
+};
+using CarriedUsageMap = std::map<std::pair<std::string, std::string>, CarriedUsage>;  // (account, GPU type)
 
 struct SubmitResult {
   std::vector<JobId> job_ids;
@@ -218,6 +228,10 @@ class Scheduler {
   }
   void restore_blocked(std::string_view account) { usage_.set_blocked(usage_.index(account), true); }
   void restore_job(Job job);
+  void restore_carried_usage(std::string account, std::string gpu_type, CarriedUsage u) {
+    carried_usage_[{std::move(account), std::move(gpu_type)}] = u;
+  }
+  const CarriedUsageMap& carried_usage() const { return carried_usage_; }
   // Rebuilds what is derived (queue, arrays, dependencies, tokens) and asks
   // again for the releases of cancels under way.
   void finish_restore(int64_t now_ns);
@@ -317,6 +331,8 @@ class Scheduler {
   void count_unfinished(const fb::JobSpecT& spec, int64_t delta);
   void job_ended(const Job& j);    // a job reached a terminal state
   void forget(Job& j, std::unordered_map<JobId, std::vector<JobId>>& gone_from_arrays);
+  // Adds the runs of `j`, about to be purged, to carried_usage_.
+  void carry_usage(const Job& j, int64_t now_ns);
 
   SchedulerConfig config_;
   std::unique_ptr<QueuePolicy> policy_;
@@ -357,6 +373,7 @@ class Scheduler {
   std::vector<FailedPreempt> failed_preempt_;
   // Retention.
   std::set<std::pair<int64_t, JobId>> ended_;               // (end time, job) of ended jobs
+  CarriedUsageMap carried_usage_;                           // usage of purged jobs
   std::unordered_map<std::string, uint32_t> unfinished_by_user_;  // by user, and by user '\0' QOS
   Output out_;
   SchedulerStats stats_;

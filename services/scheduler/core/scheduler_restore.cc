@@ -41,6 +41,10 @@ void Scheduler::finish_restore(int64_t now_ns) {
     }
   }
   replay_fair_share(now_ns);
+  for (auto& [key, c] : carried_usage_) {
+    policy_->add_usage(usage_.index(key.first), cluster_.intern_gpu_type(key.second), c.gpu_s,
+                       std::min(c.as_of_ns, now_ns));
+  }
   for (auto& [id, j] : jobs_) j.usage_open = j.state == JobState::Running;
   policy_->refresh(now_ns);
   for (auto& [id, j] : jobs_) {
