@@ -1,12 +1,17 @@
 #include "cluster.h"
 
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <random>
 #include <stdexcept>
+#include <thread>
 
 namespace trainyard::testing {
 
@@ -20,6 +25,27 @@ ClusterOptions& ClusterOptions::with_test_billing(const std::string& dir) {
   return *this;
 }
 namespace {
+
+// A free loopback port in [20000, 32000): below Linux's default ephemeral
+// range (32768-60999), which outgoing connections take their local ports
+// from. A service restarted on a port from that range can find it taken by
+// some connection made while it was down (bind: address in use).
+int free_low_port() {
+  static std::mt19937 rng(std::random_device{}());
+  for (int tries = 0; tries < 200; ++tries) {
+    int port = 20000 + static_cast<int>(rng() % 12000);
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) break;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    ::close(fd);
+    if (ok) return port;
+  }
+  throw std::runtime_error("no free loopback port in 20000-32000");
+}
 
 std::string login_name() {
   if (const char* u = std::getenv("USER"); u && *u) return u;
@@ -106,7 +132,12 @@ void Cluster::start(const std::string& name) {
     for (auto& s : sets) add({"--set", s});
   };
   // A restarted service binds its old port again so peers find it.
-  auto endpoint_of = [&](const std::string& current) { return current.empty() ? std::string("tcp://127.0.0.1:*") : current; };
+  bool first = false;
+  auto endpoint_of = [&](const std::string& current) {
+    if (!current.empty()) return current;
+    first = true;
+    return "tcp://127.0.0.1:" + std::to_string(free_low_port());
+  };
   if (name == "broker") {
     argv = {bin("trainyard-resource-broker")};
     add({"--set", "broker.endpoint=" + endpoint_of(broker), "--set", "broker.data=" + (dir_ / "broker.db"), "--set",
@@ -145,13 +176,42 @@ void Cluster::start(const std::string& name) {
   auto sets = common_sets();
   argv.insert(argv.end(), sets.begin(), sets.end());
   add({"--ready-file", ready});
-  procs_[name] = std::make_unique<Process>(argv, dir_ / (name + ".log"));
-  auto j = wait_json(ready, std::chrono::seconds(15));
+  nlohmann::json j;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      j = launch(name, argv, ready);
+      break;
+    } catch (const std::exception&) {
+      // At a first start another test may have taken the port since it was
+      // found free: try another one. A restart keeps its port.
+      if (!first || attempt == 3) throw;
+      std::string own = name + ".endpoint=";  // its own key, not the peers it connects to
+      auto at = std::find_if(argv.begin(), argv.end(), [&](const std::string& a) { return a.rfind(own, 0) == 0; });
+      if (at == argv.end()) throw;
+      *at = at->substr(0, at->rfind(':') + 1) + std::to_string(free_low_port());
+    }
+  }
   std::string ep = j.value("endpoint", "");
   if (name == "broker") broker = ep;
   if (name == "scheduler") scheduler = ep;
   if (name == "metrics") metrics = ep;
   if (name == "billing") billing = ep;
+}
+
+nlohmann::json Cluster::launch(const std::string& name, const std::vector<std::string>& argv,
+                               const std::string& ready) {
+  std::remove(ready.c_str());
+  auto& p = procs_[name];
+  p = std::make_unique<Process>(argv, dir_ / (name + ".log"));
+  std::optional<nlohmann::json> j;
+  bool settled =
+      wait_until([&] { return (j = read_json(ready)).has_value() || !p->running(); }, std::chrono::seconds(15));
+  if (j) return *j;
+  auto log = p->log();
+  if (log.size() > 3000) log = "..." + log.substr(log.size() - 3000);
+  throw std::runtime_error(name +
+                           (settled ? " exited before it was ready" : " was not ready within 15 s (" + ready + ")") +
+                           "; its log:\n" + log);
 }
 
 void Cluster::kill9(const std::string& name) {

@@ -63,6 +63,9 @@ class Cluster {
 
   // Starts (or restarts) a service by name: "scheduler", "broker",
   // "metrics", "billing", or an agent's node name. Waits for its ready file.
+  // The four services listen on a port below the kernel's ephemeral range
+  // (chosen at their first start, kept at restarts), so that no outgoing
+  // connection can hold it while a killed service is down.
   void start(const std::string& name);
   Process& process(const std::string& name) { return *procs_.at(name); }
   void kill9(const std::string& name);
@@ -83,6 +86,9 @@ class Cluster {
   std::vector<std::string> security_sets() const;  // --set security.* for every process
   std::string ty_security() const;                 // the [security] and [client] of ty.toml
   void make_keys();
+  // Starts `argv` as service `name` and waits for its ready file; throws
+  // with the service's log when it exits first or is not ready in time.
+  nlohmann::json launch(const std::string& name, const std::vector<std::string>& argv, const std::string& ready);
   TempDir dir_;
   ClusterOptions options_;
   std::map<std::string, std::unique_ptr<Process>> procs_;
