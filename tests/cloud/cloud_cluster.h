@@ -5,8 +5,6 @@
 
 #include <boost/test/unit_test.hpp>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -32,24 +30,6 @@ using trainyard::testing::wait_until;
 
 namespace {
 
-// A free loopback port, for the scheduler: the broker starts first and must
-// know where to read the waiting jobs.
-inline int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("no free port");
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 struct PoolSettings {
   int max_wait_s = 2;
   int idle_release_s = 2;
@@ -70,7 +50,8 @@ struct CloudCluster {
 
   explicit CloudCluster(const PoolSettings& p = {}, const std::string& inject = "{}") {
     std::ofstream(state / "inject.json") << inject;
-    std::string sched = "scheduler.endpoint=tcp://127.0.0.1:" + std::to_string(free_port());
+    // The broker starts first and must know where to read the waiting jobs.
+    std::string sched = "scheduler.endpoint=tcp://127.0.0.1:" + std::to_string(testing::free_loopback_port());
     ClusterOptions o;
     // CURVE, as every install: the pool's slots have keys like any node
     // (burst-0 .. burst-<max_nodes - 1>), which the broker hands to the

@@ -1,17 +1,12 @@
 #include "cluster.h"
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <random>
 #include <stdexcept>
-#include <thread>
 
 namespace trainyard::testing {
 
@@ -25,27 +20,6 @@ ClusterOptions& ClusterOptions::with_test_billing(const std::string& dir) {
   return *this;
 }
 namespace {
-
-// A free loopback port in [20000, 32000): below Linux's default ephemeral
-// range (32768-60999), which outgoing connections take their local ports
-// from. A service restarted on a port from that range can find it taken by
-// some connection made while it was down (bind: address in use).
-int free_low_port() {
-  static std::mt19937 rng(std::random_device{}());
-  for (int tries = 0; tries < 200; ++tries) {
-    int port = 20000 + static_cast<int>(rng() % 12000);
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) break;
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-    ::close(fd);
-    if (ok) return port;
-  }
-  throw std::runtime_error("no free loopback port in 20000-32000");
-}
 
 std::string login_name() {
   if (const char* u = std::getenv("USER"); u && *u) return u;
@@ -136,7 +110,7 @@ void Cluster::start(const std::string& name) {
   auto endpoint_of = [&](const std::string& current) {
     if (!current.empty()) return current;
     first = true;
-    return "tcp://127.0.0.1:" + std::to_string(free_low_port());
+    return "tcp://127.0.0.1:" + std::to_string(free_loopback_port());
   };
   if (name == "broker") {
     argv = {bin("trainyard-resource-broker")};
@@ -188,7 +162,7 @@ void Cluster::start(const std::string& name) {
       std::string own = name + ".endpoint=";  // its own key, not the peers it connects to
       auto at = std::find_if(argv.begin(), argv.end(), [&](const std::string& a) { return a.rfind(own, 0) == 0; });
       if (at == argv.end()) throw;
-      *at = at->substr(0, at->rfind(':') + 1) + std::to_string(free_low_port());
+      *at = at->substr(0, at->rfind(':') + 1) + std::to_string(free_loopback_port());
     }
   }
   std::string ep = j.value("endpoint", "");

@@ -3,13 +3,16 @@
 #include <algorithm>
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -173,6 +176,27 @@ bool kill_processes_mentioning_until_gone(const std::string& needle, std::chrono
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return true;
+}
+
+// A free loopback port in [20000, 32000): below Linux's default ephemeral
+// range (32768-60999), which outgoing connections take their local ports
+// from. A service restarted on a port from that range can find it taken by
+// some connection made while it was down (bind: address in use).
+int free_loopback_port() {
+  static std::mt19937 rng(std::random_device{}());
+  for (int tries = 0; tries < 200; ++tries) {
+    int port = 20000 + static_cast<int>(rng() % 12000);
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) break;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    ::close(fd);
+    if (ok) return port;
+  }
+  throw std::runtime_error("no free loopback port in 20000-32000");
 }
 
 std::optional<nlohmann::json> read_json(const std::string& path) {

@@ -67,6 +67,11 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
 
 // Reads a JSON file written atomically by a service (--ready-file, --info);
 // nullopt while it does not exist or does not parse.
+// A free loopback port in [20000, 32000), below Linux's default ephemeral
+// range: a service given one keeps it across restarts without an outgoing
+// connection taking it meanwhile (Cluster's services, the cloud tests'
+// scheduler, which the broker must know before it starts).
+int free_loopback_port();
 std::optional<nlohmann::json> read_json(const std::string& path);
 // Waits for read_json(path) to succeed (and `pred` to hold on it).
 nlohmann::json wait_json(const std::string& path, std::chrono::milliseconds timeout,
