@@ -20,6 +20,7 @@
 using namespace std::chrono_literals;
 using trainyard::testing::Cluster;
 using trainyard::testing::ClusterOptions;
+using trainyard::testing::free_loopback_port;
 using trainyard::testing::Process;
 using trainyard::testing::read_file;
 using trainyard::testing::TempDir;
@@ -29,18 +30,6 @@ namespace {
 
 // Debian's python3, which has aiosmtpd (scripts/deps), whatever python3 is first on PATH.
 const char* kPython = "/usr/bin/python3";
-
-int free_port() {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
 
 // A real HTTP server that appends each POST body to a file, one a line.
 // With "hang": accepts connections and never answers.
@@ -61,8 +50,8 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
 
 struct Receivers {
   TempDir dir;
-  int smtp_port = free_port();
-  int http_port = free_port();
+  int smtp_port = free_loopback_port();  // below the ephemeral range: no connection takes it meanwhile
+  int http_port = free_loopback_port();
   std::string mail_log = dir / "smtp.log";
   std::string posts = dir / "posts.jsonl";
   std::unique_ptr<Process> smtp, http;
