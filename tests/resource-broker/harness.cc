@@ -13,6 +13,7 @@ namespace trainyard::broker_test {
 
 using namespace std::chrono_literals;
 using testing::bin;
+using testing::free_loopback_port;
 using testing::start_bus;
 using testing::wait_json;
 using testing::wait_until;
@@ -25,7 +26,9 @@ Stack::Stack(int64_t timeout_ms, std::vector<std::string> extra_sets)
   bus = std::move(started.process);
   frontend = started.frontend;
   backend = started.backend;
-  endpoint = "tcp://127.0.0.1:*";
+  // Below the ephemeral range: restarts bind it again, and no connection
+  // made while the broker is down can take it (free_loopback_port).
+  endpoint = "tcp://127.0.0.1:" + std::to_string(free_loopback_port());
   start_broker();
 }
 
