@@ -263,7 +263,10 @@ BOOST_AUTO_TEST_CASE(a_subscriber_killed_mid_stream_of_100k_applies_every_event_
 
 BOOST_AUTO_TEST_CASE(the_forwarder_killed_and_restarted_mid_stream_loses_nothing) {
   TempDir dir;
-  auto f = std::make_unique<Forwarder>(dir, "fwd");
+  // Ports below the ephemeral range: the restart binds them again, and no
+  // connection made meanwhile can take them.
+  auto port = [] { return "tcp://127.0.0.1:" + std::to_string(trainyard::testing::free_loopback_port()); };
+  auto f = std::make_unique<Forwarder>(dir, "fwd", port(), port());
   std::string front = f->front, back = f->back;
   auto sub = subscriber(dir, "sub", back, 40000);
   auto pub = publisher(dir, "pub", front, 40000, {"--batch", "200", "--rate", "20000"});
