@@ -277,8 +277,7 @@ BOOST_AUTO_TEST_CASE(a_purged_job_keeps_its_fair_share_usage_across_a_restart) {
         if (with_carried) {
           for (auto& [key, u] : sim.s.carried_usage()) r->restore_carried_usage(key.first, key.second, u);
         }
-        r->finish_restore(sim.now - kS);
-        r->tick(sim.now);  // at the same time as the live core's
+        r->finish_restore(sim.now);  // at the live core's last tick: the same factors at once
         return r;
       };
       auto restored = restart(true);

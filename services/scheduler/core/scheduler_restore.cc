@@ -46,10 +46,13 @@ void Scheduler::finish_restore(int64_t now_ns) {
                        std::min(c.as_of_ns, now_ns));
   }
   for (auto& [id, j] : jobs_) j.usage_open = j.state == JobState::Running;
-  policy_->refresh(now_ns);
   for (auto& [id, j] : jobs_) {
     if (j.state == JobState::Pending) make_ready(j, now_ns);
   }
+  // Factors once the waiting jobs are queued again: an account whose only
+  // work is waiting counts among those sharing (before, it did not until
+  // the next tick).
+  policy_->refresh(now_ns);
   resend_releases();
   full_ = true;
 }
