@@ -178,25 +178,27 @@ bool kill_processes_mentioning_until_gone(const std::string& needle, std::chrono
   return true;
 }
 
-// A free loopback port in [20000, 32000): below Linux's default ephemeral
-// range (32768-60999), which outgoing connections take their local ports
-// from. A service restarted on a port from that range can find it taken by
-// some connection made while it was down (bind: address in use).
+bool loopback_port_free(int port) {
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (s < 0) return false;
+  int one = 1;
+  ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // as ZeroMQ's listeners bind
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  ::close(s);
+  return ok;
+}
+
 int free_loopback_port() {
   static std::mt19937 rng(std::random_device{}());
   for (int tries = 0; tries < 200; ++tries) {
-    int port = 20000 + static_cast<int>(rng() % 12000);
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) break;
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-    ::close(fd);
-    if (ok) return port;
+    int port = 12000 + static_cast<int>(rng() % 8000);
+    if (loopback_port_free(port)) return port;
   }
-  throw std::runtime_error("no free loopback port in 20000-32000");
+  throw std::runtime_error("no free loopback port in 12000-19999");
 }
 
 std::optional<nlohmann::json> read_json(const std::string& path) {

@@ -67,10 +67,16 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
 
 // Reads a JSON file written atomically by a service (--ready-file, --info);
 // nullopt while it does not exist or does not parse.
-// A free loopback port in [20000, 32000), below Linux's default ephemeral
-// range: a service given one keeps it across restarts without an outgoing
-// connection taking it meanwhile (Cluster's services, the cloud tests'
-// scheduler, which the broker must know before it starts).
+// Whether `port` can be bound on 127.0.0.1 now (with SO_REUSEADDR, as
+// ZeroMQ's listeners bind).
+bool loopback_port_free(int port);
+// A free loopback port in [12000, 20000): below Linux's default ephemeral
+// range (32768-60999), where outgoing connections take their local ports,
+// so a service given one keeps it across restarts without a connection
+// taking it meanwhile (Cluster's services, the cloud tests' scheduler,
+// which the broker must know before it starts); and below the port bases
+// of the `ty local` tests (20000-32480, local_ports.h), so the two never
+// pick the same port (nor the default `ty local` gateway port, 10080).
 int free_loopback_port();
 std::optional<nlohmann::json> read_json(const std::string& path);
 // Waits for read_json(path) to succeed (and `pred` to hold on it).
